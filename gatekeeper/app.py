@@ -1,0 +1,158 @@
+"""Composition root: create_app(settings) → an ASGI app whose lifespan owns every long-lived thing
+(the upstream pool, the control-plane HTTP client, the JWKS caches, the admin listener)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import socket
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+import httpx
+import uvicorn
+
+from gatekeeper.admin import UpstreamProbe, create_admin_app
+from gatekeeper.authn.bearer import BearerAuthenticator
+from gatekeeper.authn.jwks import IssuerKeys
+from gatekeeper.authz import AuthenticatedOnly, PublicPaths
+from gatekeeper.gate import Gate
+from gatekeeper.logs import AccessLog
+from gatekeeper.metrics import Metrics
+from gatekeeper.mutate import HeaderPolicy
+from gatekeeper.pipeline import Pipeline
+from gatekeeper.proxy import Proxy
+from gatekeeper.settings import Settings, split_host_port
+from gatekeeper.upstream import Http1Pool
+from gatekeeper.websocket import WebSocketProxy
+
+log = logging.getLogger("gatekeeper")
+
+Scope = dict[str, Any]
+Receive = Any
+Send = Any
+
+
+class _QuietServer(uvicorn.Server):
+    """A uvicorn server that leaves signal handling to the main listener."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Any:
+        yield
+
+
+def bind_socket(address: str) -> socket.socket:
+    host, port = split_host_port(address)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    sock.set_inheritable(True)
+    return sock
+
+
+@contextlib.asynccontextmanager
+async def admin_listener(app: Any, address: str) -> AsyncIterator[None]:
+    sock = bind_socket(address)
+    config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None,
+                            log_level="warning")
+    server = _QuietServer(config)
+    task = asyncio.create_task(server.serve(sockets=[sock]), name="admin-listener")
+    try:
+        yield
+    finally:
+        server.should_exit = True
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await asyncio.wait_for(task, 5)
+        sock.close()
+
+
+class GatekeeperApp:
+    """The public listener's ASGI app. Requests before startup completes get 503."""
+
+    def __init__(self, settings: Settings, *, serve_admin: bool = True) -> None:
+        self.settings = settings
+        self.metrics = Metrics()
+        self._serve_admin = serve_admin
+        self._gate: Gate | None = None
+        self.issuer_keys: dict[str, IssuerKeys] = {}
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._lifespan(receive, send)
+            return
+        gate = self._gate
+        if gate is None:
+            if scope["type"] == "http":
+                await send({"type": "http.response.start", "status": 503, "headers": []})
+                await send({"type": "http.response.body", "body": b""})
+            return
+        await gate(scope, receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        await receive()  # lifespan.startup
+        async with contextlib.AsyncExitStack() as stack:
+            try:
+                await self._start(stack)
+            except Exception as exc:
+                log.error("startup failed", extra={"error": f"{type(exc).__name__}: {exc}"})
+                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                return
+            await send({"type": "lifespan.startup.complete"})
+            await receive()  # lifespan.shutdown
+            self._gate = None
+        await send({"type": "lifespan.shutdown.complete"})
+
+    async def _start(self, stack: contextlib.AsyncExitStack) -> None:
+        settings = self.settings
+        # Control plane only (discovery, JWKS). No cookies kept: a shared client must not
+        # carry one answer's Set-Cookie into the next request.
+        http = httpx.AsyncClient(cookies=_NoCookies(), follow_redirects=False, trust_env=False)
+        stack.push_async_callback(http.aclose)
+        for issuer in settings.auth.issuers:
+            keys = IssuerKeys(issuer, settings.auth, http, self.metrics)
+            self.issuer_keys[issuer.issuer] = keys
+            stack.push_async_callback(keys.aclose)
+        # Start every issuer together: an issuer that is down must not delay the others.
+        await asyncio.gather(*(keys.start() for keys in self.issuer_keys.values()))
+
+        upstream = urlsplit(settings.upstream)
+        host, port = upstream.hostname or "127.0.0.1", upstream.port or 80
+        pool = Http1Pool(host, port, max_connections=settings.upstream_max_connections,
+                         connect_timeout=settings.upstream_connect_timeout_seconds,
+                         read_timeout=settings.upstream_timeout_seconds)
+        stack.push_async_callback(pool.aclose)
+        headers = HeaderPolicy(settings)
+        pipeline = Pipeline(
+            [BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics)],
+            AuthenticatedOnly(PublicPaths(settings.public_paths)),
+            headers,
+        )
+        self._gate = Gate(
+            pipeline,
+            Proxy(settings.upstream, pool, headers, self.metrics),
+            WebSocketProxy(settings.upstream, headers, self.metrics,
+                           settings.upstream_connect_timeout_seconds),
+            self.metrics,
+            AccessLog(settings.access_log),
+        )
+        if self._serve_admin:
+            admin = create_admin_app(self.metrics, self.issuer_keys, UpstreamProbe(host, port))
+            await stack.enter_async_context(admin_listener(admin, settings.admin_listen))
+        log.info("gatekeeper ready", extra={"listen": settings.listen, "upstream": settings.upstream,
+                                            "admin_listen": settings.admin_listen})
+
+
+class _NoCookies(httpx.Cookies):
+    def extract_cookies(self, response: httpx.Response) -> None:
+        return None
+
+
+def create_app(settings: Settings, *, serve_admin: bool = True) -> GatekeeperApp:
+    return GatekeeperApp(settings, serve_admin=serve_admin)

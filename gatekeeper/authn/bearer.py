@@ -1,0 +1,223 @@
+"""JWT bearer authentication (PyJWT): find the token, verify it against its issuer's keys.
+
+Contract (as every authenticator): ``None`` = no token here, not mine; raise = a token was
+presented and is bad; a Principal = success.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import jwt
+
+from gatekeeper.authn.jwks import IssuerKeys
+from gatekeeper.errors import BadRequest, InvalidToken
+from gatekeeper.metrics import Metrics
+from gatekeeper.principal import Principal
+from gatekeeper.request import RequestView
+from gatekeeper.settings import AuthSettings
+
+_TOKEN68 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+
+
+def find_token(request: RequestView, sources: Sequence[str]) -> str | None:
+    """The bearer token from the configured sources; never from the query string (RFC 6750 §2.3)."""
+    for source in sources:
+        if source == "header":
+            values = request.header_values(b"authorization")
+            if len(values) > 1:
+                raise BadRequest("more than one Authorization header", code="duplicate_authorization")
+            if values:
+                token = _from_authorization(values[0])
+                if token is not None:
+                    return token
+        else:
+            token = request.cookie(source.partition(":")[2])
+            if token:
+                return token
+    return None
+
+
+def _from_authorization(value: bytes) -> str | None:
+    scheme, _, rest = value.strip().partition(b" ")
+    if scheme.lower() != b"bearer":
+        return None  # another scheme (Basic, …) is not ours to judge
+    token = rest.strip()
+    if not token or not all(c in _TOKEN68 for c in token):
+        raise InvalidToken("malformed bearer credentials", code="malformed_token")
+    return token.decode("ascii")
+
+
+class TokenCache:
+    """Verified tokens → principal, bounded (LRU), each entry valid until the token's exp."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+
+    def get(self, token: str, now: float) -> Principal | None:
+        entry = self._entries.get(token)
+        if entry is None:
+            return None
+        if now >= entry[1]:
+            del self._entries[token]
+            return None
+        self._entries.move_to_end(token)
+        return entry[0]
+
+    def put(self, token: str, principal: Principal, valid_until: float) -> None:
+        if self._size == 0:
+            return
+        self._entries[token] = (principal, valid_until)
+        self._entries.move_to_end(token)
+        while len(self._entries) > self._size:
+            self._entries.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+
+_JWT_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
+    (jwt.ExpiredSignatureError, "expired", "token expired"),
+    (jwt.ImmatureSignatureError, "not_yet_valid", "token not yet valid (nbf/iat)"),
+    (jwt.InvalidAudienceError, "bad_audience", "audience not accepted"),
+    (jwt.InvalidIssuerError, "bad_issuer", "issuer not accepted"),
+    (jwt.InvalidSignatureError, "bad_signature", "signature verification failed"),
+    (jwt.InvalidAlgorithmError, "bad_algorithm", "algorithm not allowed"),
+    (jwt.InvalidIssuedAtError, "bad_iat", "iat is not a number"),
+)
+
+
+class BearerAuthenticator:
+    def __init__(
+        self, auth: AuthSettings, keys: Mapping[str, IssuerKeys], metrics: Metrics
+    ) -> None:
+        self._auth = auth
+        self._keys = keys
+        self._metrics = metrics
+        self.cache = TokenCache(auth.token_cache_size)
+        self._jwt = jwt.PyJWT()
+
+    async def authenticate(self, request: RequestView) -> Principal | None:
+        token = find_token(request, self._auth.token_sources)
+        if token is None:
+            return None
+        if len(token) > self._auth.max_token_bytes:
+            raise InvalidToken("token too large", code="token_too_large")
+        now = time.time()
+        principal = self.cache.get(token, now)
+        if principal is not None:
+            self._metrics.token_cache_hits.inc()
+            return principal
+        self._metrics.token_cache_misses.inc()
+        principal, valid_until = await self._verify(token, now)
+        self.cache.put(token, principal, valid_until)
+        return principal
+
+    async def _verify(self, token: str, now: float) -> tuple[Principal, float]:
+        header, payload = _peek(token)
+        alg = header.get("alg")
+        if not isinstance(alg, str) or alg.lower() == "none":
+            raise InvalidToken("unsigned tokens are not accepted", code="alg_none")
+        if "crit" in header:
+            # RFC 7515 §4.1.11: we understand no critical extension, so any is a reject.
+            raise InvalidToken("unsupported critical header", code="unsupported_crit")
+        issuer = payload.get("iss")
+        keys = self._keys.get(issuer) if isinstance(issuer, str) else None
+        if keys is None:
+            raise InvalidToken("issuer not accepted", code="bad_issuer")
+        if alg not in keys.issuer.algorithms:
+            raise InvalidToken("algorithm not allowed", code="bad_algorithm")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise InvalidToken("malformed kid", code="malformed_token")
+        key = await keys.key_for(kid, alg)
+        try:
+            claims = self._jwt.decode(
+                token,
+                key.key,
+                algorithms=[alg],
+                audience=keys.issuer.audience,
+                issuer=keys.issuer.issuer,
+                leeway=self._auth.leeway_seconds,
+                options={"require": ["exp", "iss", "aud", "sub"], "strict_aud": False},
+            )
+        except jwt.MissingRequiredClaimError as exc:
+            raise InvalidToken(f"missing claim {exc.claim}", code="missing_claim") from exc
+        except jwt.InvalidTokenError as exc:
+            for kind, code, description in _JWT_ERRORS:
+                if isinstance(exc, kind):
+                    raise InvalidToken(description, code=code) from exc
+            raise InvalidToken("malformed token", code="malformed_token") from exc
+        except (ValueError, TypeError, KeyError, binascii.Error) as exc:
+            raise InvalidToken("malformed token", code="malformed_token") from exc
+        return self._principal(token, claims, keys.issuer.issuer, now)
+
+    def _principal(
+        self, token: str, claims: dict[str, Any], issuer: str, now: float
+    ) -> tuple[Principal, float]:
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            raise InvalidToken("missing claim sub", code="missing_claim")
+        iat = claims.get("iat")
+        if isinstance(iat, int | float) and iat > now + self._auth.leeway_seconds:
+            raise InvalidToken("token not yet valid (nbf/iat)", code="not_yet_valid")
+        expires_at = float(claims["exp"])
+        principal = Principal(
+            subject=subject,
+            roles=roles_from_claims(claims, self._auth.roles_claims),
+            claims=claims,
+            via="bearer",
+            issuer=issuer,
+            expires_at=expires_at,
+            token=token,
+        )
+        return principal, expires_at
+
+
+def claim_at(claims: Mapping[str, Any], dotted: str) -> Any:
+    """``realm_access.roles`` → claims["realm_access"]["roles"]; a literal dotted key wins."""
+    if dotted in claims:
+        return claims[dotted]
+    node: Any = claims
+    for part in dotted.split("."):
+        if not isinstance(node, Mapping) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def roles_from_claims(claims: Mapping[str, Any], paths: Sequence[str]) -> tuple[str, ...]:
+    roles: dict[str, None] = {}  # ordered set: first seen first
+    for path in paths:
+        value = claim_at(claims, path)
+        if isinstance(value, str):
+            value = [value]
+        if isinstance(value, list):
+            for role in value:
+                if isinstance(role, str) and role:
+                    roles[role] = None
+    return tuple(roles)
+
+
+def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Header and payload before verification: only to pick the issuer, alg and key."""
+    try:
+        header_b64, payload_b64, _signature = token.split(".")
+        header = json.loads(_b64decode(header_b64))
+        payload = json.loads(_b64decode(payload_b64))
+    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
+        raise InvalidToken("malformed token", code="malformed_token") from exc
+    if not isinstance(header, dict) or not isinstance(payload, dict):
+        raise InvalidToken("malformed token", code="malformed_token")
+    return header, payload
+
+
+def _b64decode(segment: str) -> bytes:
+    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))

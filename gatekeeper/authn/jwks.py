@@ -1,0 +1,236 @@
+"""Signing keys of one issuer: discovery, JWKS fetch, background refresh, stale-on-failure.
+
+Keys come only from the configured issuer's JWKS (explicit ``jwks_uri`` or discovery). A token's
+own ``jku``, ``x5u`` or ``jwk`` header never causes a fetch and is never trusted (RFC 8725 §3.10).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+
+from gatekeeper.errors import InvalidToken, KeysUnavailable
+from gatekeeper.metrics import Metrics
+from gatekeeper.settings import AuthSettings, IssuerSettings
+
+log = logging.getLogger("gatekeeper.jwks")
+
+# Which JWK shapes may verify which algorithm: the key type must match the alg (RFC 7518 §3).
+_KEY_SHAPE: dict[str, tuple[str, str | None]] = {
+    "RS256": ("RSA", None), "RS384": ("RSA", None), "RS512": ("RSA", None),
+    "PS256": ("RSA", None), "PS384": ("RSA", None), "PS512": ("RSA", None),
+    "ES256": ("EC", "P-256"), "ES384": ("EC", "P-384"), "ES512": ("EC", "P-521"),
+    "EdDSA": ("OKP", None),
+}
+_MAX_AGE = re.compile(r"(?:^|[,\s])max-age=(\d+)", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class SigningKey:
+    kid: str | None
+    kty: str
+    crv: str | None
+    alg: str | None  # the JWK's own "alg", when it names one
+    key: Any  # a cryptography public key object
+
+    def fits(self, alg: str) -> bool:
+        kty, crv = _KEY_SHAPE[alg]
+        if self.kty != kty or (self.alg is not None and self.alg != alg):
+            return False
+        if kty == "OKP":
+            return self.crv in ("Ed25519", "Ed448")
+        return crv is None or self.crv == crv
+
+
+def parse_jwks(document: Any) -> list[SigningKey]:
+    """Public signature keys from a JWKS document; symmetric and unusable keys are skipped."""
+    if not isinstance(document, dict) or not isinstance(document.get("keys"), list):
+        raise ValueError("not a JWKS document")
+    keys: list[SigningKey] = []
+    for entry in document["keys"]:
+        if not isinstance(entry, dict) or entry.get("kty") not in ("RSA", "EC", "OKP"):
+            continue  # "oct" keys never verify anything here: no HMAC from a JWKS
+        if entry.get("use", "sig") != "sig" or "d" in entry:
+            continue
+        try:
+            parsed = jwt.PyJWK(entry)
+        except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
+            continue
+        kid = entry.get("kid")
+        keys.append(SigningKey(
+            kid=kid if isinstance(kid, str) else None,
+            kty=entry["kty"],
+            crv=entry.get("crv"),
+            alg=entry.get("alg") if isinstance(entry.get("alg"), str) else None,
+            key=parsed.key,
+        ))
+    return keys
+
+
+def cache_ttl(cache_control: str | None, auth: AuthSettings) -> float:
+    match = _MAX_AGE.search(cache_control or "")
+    ttl = int(match.group(1)) if match else auth.jwks_default_ttl_seconds
+    return float(min(max(ttl, auth.jwks_min_ttl_seconds), auth.jwks_max_ttl_seconds))
+
+
+class IssuerKeys:
+    """The key cache of one issuer. One fetch at a time; the last good keys survive failures."""
+
+    def __init__(
+        self,
+        issuer: IssuerSettings,
+        auth: AuthSettings,
+        http: httpx.AsyncClient,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.issuer = issuer
+        self._auth = auth
+        self._http = http
+        self._metrics = metrics
+        self._clock = clock
+        self._keys: list[SigningKey] = []
+        self._by_kid: dict[str, SigningKey] = {}
+        self._jwks_uri = issuer.jwks_uri
+        self._inflight: asyncio.Task[bool] | None = None
+        self._last_attempt = float("-inf")
+        self._expires_at = 0.0
+        self._failures = 0
+        self.loaded_at: float | None = None  # wall clock of the last good fetch
+        self.last_error: str | None = "not fetched yet"
+        self._refresher: asyncio.Task[None] | None = None
+
+    @property
+    def ready(self) -> bool:
+        return bool(self._keys)
+
+    # -- lifecycle ------------------------------------------------------------------------
+    async def start(self) -> None:
+        await self.refresh()
+        self._refresher = asyncio.create_task(self._refresh_loop(), name=f"jwks:{self.issuer.issuer}")
+
+    async def aclose(self) -> None:
+        for task in (self._refresher, self._inflight):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _refresh_loop(self) -> None:
+        while True:
+            if self._keys:
+                # Refresh before the TTL runs out so requests never wait on a fetch.
+                delay = max(1.0, (self._expires_at - self._clock()) * 0.9)
+            else:
+                delay = min(60.0, 2.0 ** min(self._failures, 6))  # backoff while the issuer is down
+            await asyncio.sleep(delay)
+            await self.refresh()
+
+    # -- lookups --------------------------------------------------------------------------
+    async def key_for(self, kid: str | None, alg: str) -> SigningKey:
+        key = self._select(kid, alg)
+        if key is not None:
+            return key
+        if kid is not None and kid not in self._by_kid:
+            # An unknown kid may mean the issuer rotated: refetch, but at most once per interval.
+            if self._clock() - self._last_attempt >= self._auth.jwks_min_refresh_seconds:
+                await self.refresh()
+            elif self._inflight is not None:
+                await asyncio.shield(self._inflight)
+            key = self._select(kid, alg)
+            if key is not None:
+                return key
+        if not self._keys:
+            raise KeysUnavailable("signing keys for this issuer are not available yet")
+        if kid is None:
+            raise InvalidToken("token has no kid and not exactly one key fits", code="no_kid")
+        if kid in self._by_kid:
+            raise InvalidToken("key type does not match the token's alg", code="key_mismatch")
+        raise InvalidToken("unknown signing key", code="unknown_kid")
+
+    def _select(self, kid: str | None, alg: str) -> SigningKey | None:
+        if kid is not None:
+            key = self._by_kid.get(kid)
+            return key if key is not None and key.fits(alg) else None
+        candidates = [k for k in self._keys if k.fits(alg)]
+        return candidates[0] if len(candidates) == 1 else None
+
+    # -- fetching -------------------------------------------------------------------------
+    async def refresh(self) -> bool:
+        """Fetch now, sharing one in-flight fetch among all callers (single-flight)."""
+        if self._inflight is None:
+            self._last_attempt = self._clock()
+            self._inflight = asyncio.create_task(self._fetch())
+            self._inflight.add_done_callback(self._clear_inflight)
+        return await asyncio.shield(self._inflight)
+
+    def _clear_inflight(self, _: asyncio.Task[bool]) -> None:
+        self._inflight = None
+
+    async def _fetch(self) -> bool:
+        name = self.issuer.issuer
+        try:
+            if self._jwks_uri is None:
+                self._jwks_uri = await self._discover()
+            response = await self._get(self._jwks_uri)
+            keys = parse_jwks(response.json())
+            if not keys:
+                raise ValueError("the JWKS holds no usable signature key")
+        except (httpx.HTTPError, ValueError) as exc:
+            self._failures += 1
+            self.last_error = _describe(exc)
+            self._metrics.jwks_fetches.labels(issuer=name, result="failure").inc()
+            log.warning("jwks fetch failed", extra={"issuer": name, "error": self.last_error,
+                                                    "keeping_keys": len(self._keys)})
+            return False
+        self._keys = keys
+        self._by_kid = {k.kid: k for k in keys if k.kid is not None}
+        self._expires_at = self._clock() + cache_ttl(response.headers.get("cache-control"), self._auth)
+        self._failures = 0
+        self.last_error = None
+        self.loaded_at = time.time()
+        self._metrics.jwks_fetches.labels(issuer=name, result="success").inc()
+        log.info("jwks loaded", extra={"issuer": name, "keys": len(keys)})
+        return True
+
+    async def _discover(self) -> str:
+        url = self.issuer.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        document = (await self._get(url)).json()
+        if not isinstance(document, dict) or document.get("issuer") != self.issuer.issuer:
+            # OIDC Discovery §4.3: the document must name exactly the issuer we asked about.
+            raise ValueError("discovery document's issuer does not match")
+        jwks_uri = document.get("jwks_uri")
+        if not isinstance(jwks_uri, str) or not jwks_uri.startswith(("https://", "http://")):
+            raise ValueError("discovery document has no jwks_uri")
+        return jwks_uri
+
+    async def _get(self, url: str) -> httpx.Response:
+        response = await self._http.get(url, timeout=self._auth.jwks_fetch_timeout_seconds)
+        response.raise_for_status()
+        return response
+
+
+def _describe(exc: Exception) -> str:
+    if isinstance(exc, httpx.HTTPStatusError):
+        return f"HTTP {exc.response.status_code} from {exc.request.url}"
+    if isinstance(exc, httpx.HTTPError):
+        return f"{type(exc).__name__} fetching {exc.request.url}" if _has_request(exc) else type(
+            exc).__name__
+    return str(exc)
+
+
+def _has_request(exc: httpx.HTTPError) -> bool:
+    try:
+        exc.request  # noqa: B018 - raises RuntimeError when unset
+    except RuntimeError:
+        return False
+    return True

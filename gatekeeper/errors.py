@@ -1,0 +1,77 @@
+"""Gatekeeper's error tree. Each error carries a machine ``code`` and the HTTP ``status`` it maps to.
+
+    GatekeeperError
+    ├── ConfigError                 bad configuration; refused at start (never at request time)
+    ├── BadRequest            400   malformed request: target, framing, duplicate Authorization
+    ├── Unauthenticated       401   no usable credentials (RFC 6750 WWW-Authenticate)
+    │   └── InvalidToken      401   a token was presented and failed a named check
+    ├── Forbidden             403   authenticated, but the policy says no
+    ├── KeysUnavailable       503   no signing keys for the token's issuer yet (issuer unreachable)
+    └── UpstreamError               the app could not be reached or answered badly
+        ├── UpstreamUnavailable 502 connection refused / reset / protocol violation
+        └── UpstreamTimeout     504 slower than ``upstream_timeout_seconds``
+
+Library exceptions (PyJWT, httptools, OS errors) are translated where the library is used, with
+``raise … from exc``. ``description`` is safe to show a client: it never contains the token, a
+cookie or a secret; ``str(exc)`` of a library exception never reaches a client.
+"""
+
+from __future__ import annotations
+
+
+class GatekeeperError(Exception):
+    code = "error"
+    status = 500
+
+    def __init__(self, description: str = "", *, code: str | None = None) -> None:
+        super().__init__(description or self.code)
+        self.description = description
+        if code is not None:
+            self.code = code
+
+
+class ConfigError(GatekeeperError):
+    code = "invalid_config"
+
+    def __init__(self, problems: list[str]) -> None:
+        super().__init__("; ".join(problems))
+        self.problems = problems
+
+
+class BadRequest(GatekeeperError):
+    code = "bad_request"
+    status = 400
+
+
+class Unauthenticated(GatekeeperError):
+    code = "unauthenticated"
+    status = 401
+
+
+class InvalidToken(Unauthenticated):
+    code = "invalid_token"
+
+
+class Forbidden(GatekeeperError):
+    code = "forbidden"
+    status = 403
+
+
+class KeysUnavailable(GatekeeperError):
+    code = "keys_unavailable"
+    status = 503
+
+
+class UpstreamError(GatekeeperError):
+    code = "upstream_error"
+    status = 502
+
+
+class UpstreamUnavailable(UpstreamError):
+    code = "upstream_unavailable"
+    status = 502
+
+
+class UpstreamTimeout(UpstreamError):
+    code = "upstream_timeout"
+    status = 504

@@ -1,0 +1,130 @@
+"""The ASGI edge: request → Decision (pipeline) → 401 / 403 / 400 / proxy, plus the access log.
+
+Pure ASGI on the request path (no BaseHTTPMiddleware): this is the hottest code in gatekeeper.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import secrets
+import time
+from typing import Any
+
+from gatekeeper.errors import BadRequest, GatekeeperError, UpstreamError
+from gatekeeper.logs import AccessLog
+from gatekeeper.metrics import Metrics
+from gatekeeper.paths import canonical_path
+from gatekeeper.pipeline import Pipeline
+from gatekeeper.principal import ANONYMOUS, Decision, Outcome
+from gatekeeper.proxy import ClientDisconnected, Proxy, body_framing
+from gatekeeper.request import RequestView
+from gatekeeper.responses import send_decision, send_error
+from gatekeeper.websocket import WebSocketProxy
+
+log = logging.getLogger("gatekeeper.gate")
+
+Scope = dict[str, Any]
+Receive = Any
+Send = Any
+
+_REQUEST_ID = re.compile(rb"[A-Za-z0-9._\-]{8,128}")
+
+
+def request_id_of(scope: Scope) -> str:
+    """Keep a well-formed X-Request-Id from the client (tracing); otherwise make one."""
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
+            if _REQUEST_ID.fullmatch(value):
+                return str(value, "ascii")
+            break
+    return secrets.token_hex(12)
+
+
+class Gate:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        proxy: Proxy,
+        websockets: WebSocketProxy,
+        metrics: Metrics,
+        access_log: AccessLog,
+    ) -> None:
+        self._pipeline = pipeline
+        self._proxy = proxy
+        self._websockets = websockets
+        self._metrics = metrics
+        self._access_log = access_log
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            await self._http(scope, receive, send)
+        elif scope["type"] == "websocket":
+            await self._websocket(scope, receive, send)
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request_id = request_id_of(scope)
+        upstream_seconds: float | None = None
+        decision: Decision | None = None
+        try:
+            request = RequestView(scope, canonical_path(scope.get("raw_path") or b"/"))
+            body_framing(request)
+            decision = await self._pipeline.decide(request)
+            if decision.allowed:
+                status, upstream_seconds = await self._proxy.forward(
+                    scope, receive, send, request, decision, request_id)
+            else:
+                status = await send_decision(send, decision, request_id, request.header(b"accept"))
+        except ClientDisconnected:
+            status = 499  # nginx's convention: the client closed the request
+        except (BadRequest, UpstreamError) as exc:
+            principal = decision.principal if decision else ANONYMOUS
+            decision = Decision(Outcome.ERROR, exc.code, principal, error=exc,
+                                path=decision.path if decision else scope.get("path", ""))
+            status = await send_error(send, exc, request_id)
+        self._record(scope, decision, status, started, upstream_seconds, request_id)
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        started = time.perf_counter()
+        request_id = request_id_of(scope)
+        try:
+            request = RequestView(scope, canonical_path(scope.get("raw_path") or b"/"))
+            decision = await self._pipeline.decide(request)
+        except GatekeeperError as exc:
+            decision = Decision(Outcome.ERROR, exc.code, error=exc)
+        if not decision.allowed:
+            await receive()  # websocket.connect
+            await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
+            self._record(scope, decision, 403, started, None, request_id)
+            return
+        status = await self._websockets.forward(scope, receive, send, request, decision, request_id)
+        self._record(scope, decision, status, started, None, request_id)
+
+    def _record(
+        self,
+        scope: Scope,
+        decision: Decision | None,
+        status: int,
+        started: float,
+        upstream_seconds: float | None,
+        request_id: str,
+    ) -> None:
+        total = time.perf_counter() - started
+        outcome = decision.outcome.value if decision else "error"
+        reason = decision.reason if decision else "error"
+        self._metrics.requests.labels(outcome=outcome, reason=reason, status=str(status)).inc()
+        self._metrics.request_seconds.observe(total)
+        client = scope.get("client")
+        self._access_log.write({
+            "request_id": request_id,
+            "method": scope.get("method", "GET"),
+            "path": decision.path if decision else scope.get("path", ""),
+            "status": status,
+            "subject": decision.principal.subject if decision else "anonymous",
+            "decision": outcome,
+            "reason": reason,
+            "total_ms": round(total * 1000, 3),
+            "upstream_ms": round(upstream_seconds * 1000, 3) if upstream_seconds is not None else None,
+            "client": client[0] if client else None,
+        })

@@ -1,0 +1,58 @@
+"""Structured logs: one JSON object per line. Never a token, cookie, query string or secret."""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+import time
+from typing import Any
+
+_STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message", "asctime", "taskName", "color_message"}
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": _iso(record.created),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        entry.update((k, v) for k, v in vars(record).items() if k not in _STANDARD)
+        if record.exc_info and record.exc_info[0] is not None:
+            entry["exception"] = record.exc_info[0].__name__  # the type only: no values
+        return json.dumps(entry, default=str)
+
+
+def _iso(created: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(created)) + f".{int(created % 1 * 1000):03d}Z"
+
+
+def configure(level: str) -> None:
+    handler = logging.StreamHandler(sys.stdout)
+    handler.setFormatter(JsonFormatter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+    # uvicorn's own access log would duplicate ours and print query strings (tokens may hide there).
+    logging.getLogger("uvicorn.access").disabled = True
+    for name in ("uvicorn", "uvicorn.error"):
+        logging.getLogger(name).handlers[:] = []
+        logging.getLogger(name).propagate = True
+
+
+class AccessLog:
+    """One line per request, written straight to stdout (the hot path skips logging's machinery)."""
+
+    def __init__(self, enabled: bool = True, stream: Any = None) -> None:
+        self._enabled = enabled
+        self._stream = stream if stream is not None else sys.stdout
+
+    def write(self, entry: dict[str, Any]) -> None:
+        if not self._enabled:
+            return
+        entry["time"] = _iso(time.time())
+        self._stream.write(json.dumps(entry) + "\n")
+        self._stream.flush()

@@ -1,0 +1,33 @@
+"""Prometheus metrics, in a registry owned by one app instance (no module-level collectors)."""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+_LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.requests = Counter(
+            "gatekeeper_requests", "Requests by outcome and reason code.",
+            ["outcome", "reason", "status"], registry=r)
+        self.request_seconds = Histogram(
+            "gatekeeper_request_duration_seconds", "Total time from request to last byte sent.",
+            buckets=_LATENCY_BUCKETS, registry=r)
+        self.upstream_seconds = Histogram(
+            "gatekeeper_upstream_duration_seconds", "Time until the app's response headers.",
+            buckets=_LATENCY_BUCKETS, registry=r)
+        self.jwks_fetches = Counter(
+            "gatekeeper_jwks_fetches", "JWKS fetches by issuer and result.",
+            ["issuer", "result"], registry=r)
+        self.token_cache = Counter(
+            "gatekeeper_token_cache", "Verified-token cache lookups.", ["result"], registry=r)
+        self.token_cache_hits = self.token_cache.labels(result="hit")
+        self.token_cache_misses = self.token_cache.labels(result="miss")
+        self.upstream_connections = Gauge(
+            "gatekeeper_upstream_connections", "Open connections to the app.", registry=r)
+        self.websockets = Gauge(
+            "gatekeeper_websockets_open", "Proxied WebSocket sessions open.", registry=r)

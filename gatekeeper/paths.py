@@ -1,0 +1,102 @@
+"""Request-target canonicalization: the path the policy sees is the path the app acts on.
+
+Security-critical. A target is either brought to one canonical form or refused with 400:
+- percent-encoded unreserved characters (RFC 3986 §2.3) are decoded once (``/%61dmin`` → ``/admin``);
+- dot segments are removed (RFC 3986 §5.2.4) and repeated slashes merged;
+- refused: an encoded ``/``, ``\\``, ``?``, ``#``, NUL or control character; an encoded dot
+  segment (``%2e%2e``); a raw backslash, control character or ``;`` parameter; dot segments that
+  climb above the root; invalid or overlong UTF-8 in what the app would decode; a target that is
+  not origin-form.
+The query string never takes part.
+"""
+
+from __future__ import annotations
+
+import re
+
+from gatekeeper.errors import BadRequest
+
+_UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
+# Characters a canonical path may hold literally (RFC 3986 pchar minus ';', plus '/').
+_SAFE = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,=:@/]*")
+_FORBIDDEN_ENCODED = frozenset(b"/\\?#") | frozenset(range(0x20)) | {0x7F}
+_HEX = frozenset(b"0123456789abcdefABCDEF")
+
+
+def _bad(reason: str) -> BadRequest:
+    return BadRequest(f"malformed request target: {reason}", code="malformed_target")
+
+
+def canonical_path(raw_path: bytes) -> str:
+    """The canonical form of ``raw_path`` (no query), or raise BadRequest."""
+    if not raw_path.startswith(b"/"):
+        raise _bad("not origin-form")
+    if _SAFE.fullmatch(raw_path) and b"//" not in raw_path and b"/." not in raw_path:
+        return raw_path.decode("ascii")  # the common case: already canonical
+    return _canonicalize(raw_path)
+
+
+def _canonicalize(raw: bytes) -> str:
+    segments = raw.split(b"/")[1:]
+    out: list[bytes] = []
+    decoded_all = bytearray()
+    for position, segment in enumerate(segments):
+        text, was_encoded_dot = _decode_segment(segment, decoded_all)
+        last = position == len(segments) - 1
+        if text in (b".", b".."):
+            if was_encoded_dot:
+                raise _bad("encoded dot segment")
+            if text == b"..":
+                if not out:
+                    raise _bad("dot segments climb above the root")
+                out.pop()
+            if last:
+                out.append(b"")  # "/a/." and "/a/b/.." name a directory: keep the slash
+            continue
+        if text == b"" and not last:
+            continue  # merge repeated slashes
+        out.append(text)
+    try:
+        bytes(decoded_all).decode("utf-8", errors="strict")  # rejects overlong forms too
+    except UnicodeDecodeError:
+        raise _bad("invalid UTF-8") from None
+    return "/" + b"/".join(out).decode("ascii")
+
+
+def _decode_segment(segment: bytes, decoded_all: bytearray) -> tuple[bytes, bool]:
+    """Decode unreserved escapes; keep others (upper-cased); refuse dangerous bytes."""
+    out = bytearray()
+    encoded_dot = False
+    i = 0
+    while i < len(segment):
+        byte = segment[i]
+        if byte == 0x25:  # '%'
+            pair = segment[i + 1:i + 3]
+            if len(pair) != 2 or pair[0] not in _HEX or pair[1] not in _HEX:
+                raise _bad("bad percent-encoding")
+            value = int(pair, 16)
+            if value in _FORBIDDEN_ENCODED:
+                raise _bad(f"encoded %{value:02X}")
+            decoded_all.append(value)
+            if value in _UNRESERVED:
+                encoded_dot |= value == 0x2E
+                out.append(value)
+            else:
+                out += b"%%%02X" % value
+            i += 3
+            continue
+        if byte < 0x21 or byte >= 0x7F or byte in b"\\\"<>^`{|}":
+            raise _bad("forbidden character")
+        if byte == 0x3B:  # ';'
+            raise _bad("path parameters (';')")
+        decoded_all.append(byte)
+        out.append(byte)
+        i += 1
+    return bytes(out), encoded_dot
+
+
+def matches_prefix_pattern(path: str, pattern: str) -> bool:
+    """``/public/*`` matches ``/public/`` and below; a pattern without ``*`` matches exactly."""
+    if pattern.endswith("*"):
+        return path.startswith(pattern[:-1])
+    return path == pattern

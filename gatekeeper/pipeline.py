@@ -1,0 +1,57 @@
+"""decide(request) -> Decision: authenticate → authorize → identity. No responses, no upstream I/O.
+
+The whole request pipeline is visible here; gate.py turns the Decision into a response and
+proxy.py forwards what was allowed.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+from gatekeeper.authz import Authorizer
+from gatekeeper.errors import GatekeeperError, Unauthenticated
+from gatekeeper.mutate import HeaderPolicy
+from gatekeeper.principal import ANONYMOUS, Decision, Outcome, Principal
+from gatekeeper.request import RequestView
+
+
+class Authenticator(Protocol):
+    """``None`` = not mine; raise = bad credentials; a Principal = success (first one wins)."""
+
+    async def authenticate(self, request: RequestView) -> Principal | None: ...
+
+
+class Pipeline:
+    def __init__(
+        self,
+        authenticators: Sequence[Authenticator],
+        authorizer: Authorizer,
+        headers: HeaderPolicy,
+    ) -> None:
+        self._authenticators = tuple(authenticators)
+        self._authorizer = authorizer
+        self._headers = headers
+
+    async def decide(self, request: RequestView) -> Decision:
+        try:
+            principal = await self._authenticate(request)
+            verdict = self._authorizer.authorize(principal, request.method, request.path)
+            if not verdict.allowed:
+                outcome = (Outcome.UNAUTHENTICATED if principal.via == "anonymous"
+                           else Outcome.UNAUTHORIZED)
+                return Decision(outcome, verdict.reason, principal, path=request.path)
+            identity = self._headers.identity_headers(principal, principal.token)
+        except Unauthenticated as exc:
+            return Decision(Outcome.UNAUTHENTICATED, exc.code, error=exc, path=request.path)
+        except GatekeeperError as exc:
+            return Decision(Outcome.ERROR, exc.code, error=exc, path=request.path)
+        return Decision(Outcome.ALLOW, verdict.reason, principal, identity_headers=identity,
+                        path=request.path)
+
+    async def _authenticate(self, request: RequestView) -> Principal:
+        for authenticator in self._authenticators:
+            principal = await authenticator.authenticate(request)
+            if principal is not None:
+                return principal
+        return ANONYMOUS

@@ -1,0 +1,124 @@
+"""Forward an allowed request to the app and stream the answer back. Bodies are never buffered.
+
+This module owns the edge between ASGI and the upstream transport (``upstream.py``): request
+framing checks, the outgoing target and headers, and streaming in both directions.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+from urllib.parse import urlsplit
+
+from gatekeeper.errors import BadRequest, UpstreamUnavailable
+from gatekeeper.metrics import Metrics
+from gatekeeper.mutate import HeaderPolicy, strip_response_headers
+from gatekeeper.principal import Decision
+from gatekeeper.request import RequestView
+from gatekeeper.upstream import UpstreamTransport
+
+log = logging.getLogger("gatekeeper.proxy")
+
+Scope = dict[str, Any]
+Receive = Any
+Send = Any
+
+
+class ClientDisconnected(Exception):
+    """The client went away while its request body was being forwarded."""
+
+
+def body_framing(request: RequestView) -> tuple[bool, int | None]:
+    """(has a body, its Content-Length or None for chunked); refuse ambiguous framing (400).
+
+    Both Content-Length and Transfer-Encoding, or two Content-Length values, are how request
+    smuggling starts (RFC 9112 §6.3): never guess, refuse.
+    """
+    lengths = request.header_values(b"content-length")
+    encodings = request.header_values(b"transfer-encoding")
+    if lengths and encodings:
+        raise BadRequest("both Content-Length and Transfer-Encoding", code="ambiguous_framing")
+    if len(lengths) > 1 or (lengths and b"," in lengths[0]):
+        raise BadRequest("more than one Content-Length", code="ambiguous_framing")
+    if encodings:
+        if len(encodings) > 1 or encodings[0].strip().lower() != b"chunked":
+            raise BadRequest("unsupported Transfer-Encoding", code="ambiguous_framing")
+        return True, None
+    if lengths:
+        value = lengths[0].strip()
+        if not value.isdigit() or len(value) > 18:
+            raise BadRequest("invalid Content-Length", code="ambiguous_framing")
+        length = int(value)
+        return length > 0, length
+    return False, None
+
+
+def upstream_target(request: RequestView) -> bytes:
+    """The raw target byte-for-byte when it was already canonical; else the canonical path."""
+    path = request.raw_path if request.raw_path == request.path.encode() else request.path.encode()
+    return path + b"?" + request.query if request.query else path
+
+
+async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ClientDisconnected
+        chunk = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+class Proxy:
+    def __init__(
+        self, upstream: str, transport: UpstreamTransport, headers: HeaderPolicy, metrics: Metrics
+    ) -> None:
+        self._transport = transport
+        self._headers = headers
+        self._metrics = metrics
+        self._default_host = (urlsplit(upstream).netloc or "localhost").encode("ascii")
+
+    async def forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request: RequestView,
+        decision: Decision,
+        request_id: str,
+    ) -> tuple[int, float]:
+        """Stream the exchange; return (status sent, seconds until the app's headers)."""
+        has_body, length = body_framing(request)
+        host = request.header(b"host") or self._default_host
+        headers = self._headers.upstream_headers(request, decision.identity_headers, request_id, host)
+        started = time.perf_counter()
+        response = await self._transport.send(
+            request.method,
+            upstream_target(request),
+            headers,
+            _request_body(receive) if has_body else None,
+            length if has_body else None,
+        )
+        upstream_seconds = time.perf_counter() - started
+        self._metrics.upstream_seconds.observe(upstream_seconds)
+        try:
+            out_headers = strip_response_headers(response.headers)
+            out_headers.append((b"x-request-id", request_id.encode("ascii")))
+            await send({"type": "http.response.start", "status": response.status,
+                        "headers": out_headers})
+            try:
+                async for chunk in response.body():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            except UpstreamUnavailable as exc:
+                # Headers are gone already: all we can do is cut the response short.
+                log.warning("upstream response truncated",
+                            extra={"request_id": request_id, "reason": exc.code})
+                return response.status, upstream_seconds
+            await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            await response.aclose()
+        return response.status, upstream_seconds

@@ -1,0 +1,50 @@
+"""A read-only view of the incoming request that every pipeline stage shares."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from http.cookies import CookieError, SimpleCookie
+from typing import Any
+
+
+class RequestView:
+    __slots__ = ("_cookies", "client", "headers", "method", "path", "query", "raw_path", "scheme")
+
+    def __init__(self, scope: dict[str, Any], path: str) -> None:
+        self.method: str = scope.get("method", "GET")
+        self.raw_path: bytes = scope.get("raw_path") or scope["path"].encode("latin-1")
+        self.query: bytes = scope.get("query_string", b"")
+        self.headers: list[tuple[bytes, bytes]] = list(scope["headers"])
+        client = scope.get("client")
+        self.client: str = client[0] if client else ""
+        self.scheme: str = scope.get("scheme", "http")
+        self.path = path  # canonical path: what the policy sees and the app receives
+        self._cookies: dict[str, str] | None = None
+
+    def header_values(self, name: bytes) -> list[bytes]:
+        """All values of a header; ``name`` in lower case (ASGI servers lower-case names)."""
+        return [v for k, v in self.headers if k == name]
+
+    def header(self, name: bytes) -> bytes | None:
+        for k, v in self.headers:
+            if k == name:
+                return v
+        return None
+
+    def cookie(self, name: str) -> str | None:
+        if self._cookies is None:
+            self._cookies = parse_cookies(self.header_values(b"cookie"))
+        return self._cookies.get(name)
+
+
+def parse_cookies(values: Iterable[bytes]) -> dict[str, str]:
+    cookies: dict[str, str] = {}
+    for value in values:
+        jar: SimpleCookie = SimpleCookie()
+        try:
+            jar.load(value.decode("latin-1"))
+        except CookieError:
+            continue
+        for key, morsel in jar.items():
+            cookies.setdefault(key, morsel.value)
+    return cookies

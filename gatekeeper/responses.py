@@ -1,0 +1,99 @@
+"""Every answer gatekeeper writes itself (not proxied): one function from Decision to response.
+
+Client-facing text comes from the error's ``description`` (written for clients), never from
+``str(exc)`` of a library exception, and never echoes a token.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+from typing import Any
+
+from gatekeeper.errors import GatekeeperError, InvalidToken
+from gatekeeper.principal import Decision, Outcome
+
+Send = Any
+
+_REALM = 'realm="gatekeeper"'
+
+
+def wants_html(accept: bytes | None) -> bool:
+    return accept is not None and b"text/html" in accept
+
+
+def _quoted(text: str) -> str:
+    # RFC 6750 §3: error_description is restricted to %x20-21 / %x23-5B / %x5D-7E.
+    return "".join(c for c in text if 0x20 <= ord(c) <= 0x7E and c not in '"\\')
+
+
+def status_of(decision: Decision) -> int:
+    if decision.outcome is Outcome.UNAUTHENTICATED:
+        return 401
+    if decision.outcome is Outcome.UNAUTHORIZED:
+        return 403
+    return decision.error.status if decision.error is not None else 500
+
+
+def error_body(decision: Decision) -> tuple[str, str]:
+    error = decision.error
+    if decision.outcome is Outcome.UNAUTHORIZED:
+        return "forbidden", "the policy does not allow this request"
+    if decision.outcome is Outcome.UNAUTHENTICATED and error is None:
+        return "unauthenticated", "a bearer token is required"
+    if error is not None:
+        return error.code, error.description or error.code
+    return "error", "internal error"
+
+
+async def send_decision(
+    send: Send, decision: Decision, request_id: str, accept: bytes | None
+) -> int:
+    status = status_of(decision)
+    code, description = error_body(decision)
+    headers: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode("ascii")),
+                                          (b"cache-control", b"no-store")]
+    if status == 401:
+        challenge = f"Bearer {_REALM}"
+        if isinstance(decision.error, InvalidToken):
+            # RFC 6750 §3.1: error codes only when a token was presented and failed.
+            challenge += f', error="invalid_token", error_description="{_quoted(description)}"'
+        headers.append((b"www-authenticate", challenge.encode("ascii")))
+    if status == 503:
+        headers.append((b"retry-after", b"5"))
+    if status == 403 and wants_html(accept):
+        body = _html_page(status, "Access denied",
+                          "You are signed in, but not allowed to open this page.", request_id)
+        content_type = b"text/html; charset=utf-8"
+    else:
+        body = json.dumps({"error": code, "error_description": description,
+                           "request_id": request_id}).encode()
+        content_type = b"application/json"
+    await send_raw(send, status, headers, content_type, body)
+    return status
+
+
+async def send_error(send: Send, error: GatekeeperError, request_id: str) -> int:
+    body = json.dumps({"error": error.code, "error_description": error.description or error.code,
+                       "request_id": request_id}).encode()
+    headers = [(b"x-request-id", request_id.encode("ascii")), (b"cache-control", b"no-store")]
+    await send_raw(send, error.status, headers, b"application/json", body)
+    return error.status
+
+
+async def send_raw(
+    send: Send, status: int, headers: list[tuple[bytes, bytes]], content_type: bytes, body: bytes
+) -> None:
+    headers = [*headers, (b"content-type", content_type),
+               (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+def _html_page(status: int, title: str, text: str, request_id: str) -> bytes:
+    return (
+        "<!doctype html><html><head><meta charset=utf-8>"
+        f"<title>{status} {html.escape(title)}</title></head><body>"
+        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>"
+        f"<p><small>Request id {html.escape(request_id)}</small></p></body></html>"
+    ).encode()

@@ -1,0 +1,306 @@
+"""The one configuration model: YAML file → ${ENV} expansion → GATEKEEPER_* overrides → validation.
+
+Everything a component needs is validated here, once, at start; components receive their own
+frozen sub-model and never read ``os.environ`` themselves. Every problem is reported together,
+each with its dotted key path and reason, and no secret value is ever echoed back.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import os
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from gatekeeper.errors import ConfigError
+
+ENV_PREFIX = "GATEKEEPER_"
+
+# Asymmetric algorithms only: an HMAC secret cannot come from a JWKS, and "none" is never valid.
+AsymmetricAlgorithm = Literal[
+    "RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"
+]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+def _host_port(value: str) -> str:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError("must be HOST:PORT, e.g. 0.0.0.0:4180")
+    return value
+
+
+def split_host_port(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    return host.strip("[]"), int(port)
+
+
+class IssuerSettings(_Frozen):
+    issuer: str = Field(description="Exact `iss` value of accepted tokens.")
+    audience: list[str] = Field(min_length=1, description="Token `aud` must contain one of these.")
+    jwks_uri: str | None = Field(default=None, description="Default: from discovery.")
+    algorithms: list[AsymmetricAlgorithm] = Field(default=["RS256", "ES256"], min_length=1)
+
+    @field_validator("issuer", "jwks_uri")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+            raise ValueError("must be an http(s) URL")
+        return value
+
+
+class AuthSettings(_Frozen):
+    issuers: list[IssuerSettings] = Field(default_factory=list)
+    leeway_seconds: int = Field(default=30, ge=0, le=300)
+    roles_claims: list[str] = Field(default=["roles", "groups", "realm_access.roles"])
+    token_sources: list[str] = Field(default=["header"], min_length=1)
+    max_token_bytes: int = Field(default=16384, ge=512, le=65536)
+    token_cache_size: int = Field(default=10000, ge=0, le=1_000_000)
+    jwks_min_refresh_seconds: float = Field(
+        default=10.0, ge=0.0, le=3600.0,
+        description="At most one JWKS fetch per issuer per this many seconds on unknown kids.",
+    )
+    jwks_default_ttl_seconds: int = Field(default=300, ge=30, le=86400)
+    jwks_max_ttl_seconds: int = Field(default=3600, ge=30, le=86400)
+    jwks_min_ttl_seconds: int = Field(default=60, ge=5, le=86400)
+    jwks_fetch_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+
+    @field_validator("token_sources")
+    @classmethod
+    def _sources(cls, value: list[str]) -> list[str]:
+        for source in value:
+            if source == "header":
+                continue
+            kind, _, name = source.partition(":")
+            if kind != "cookie" or not re.fullmatch(r"[A-Za-z0-9_\-.]+", name):
+                raise ValueError(f"{source!r}: each source is 'header' or 'cookie:NAME'")
+        return value
+
+    @field_validator("issuers")
+    @classmethod
+    def _unique_issuers(cls, value: list[IssuerSettings]) -> list[IssuerSettings]:
+        seen = [i.issuer for i in value]
+        if len(seen) != len(set(seen)):
+            raise ValueError("each issuer may appear once")
+        return value
+
+
+class OidcSettings(_Frozen):
+    """Browser login (authorization code + PKCE). Validated now; served by the OIDC release."""
+
+    issuer: str
+    client_id: str
+    client_secret: SecretStr | None = None
+    scopes: list[str] = Field(default=["openid", "profile", "email"])
+    redirect_url: str
+
+
+class SessionSettings(_Frozen):
+    store: Literal["cookie", "redis"] = "cookie"
+    redis_url: str = "redis://127.0.0.1:6379/0"
+    secret: SecretStr | None = None
+    cookie_name: str = "_gatekeeper"
+    cookie_secure: bool = True
+
+
+class PolicySettings(_Frozen):
+    model: Path = Path("policies/model.conf")
+    policy: Path = Path("policies/policy.csv")
+
+
+DEFAULT_HEADERS = {
+    "X-Auth-Request-User": "sub",
+    "X-Auth-Request-Email": "email",
+    "X-Auth-Request-Groups": "roles",
+}
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
+
+
+class Settings(_Frozen):
+    """The whole configuration. Field names are the public config keys (see README)."""
+
+    listen: str = "0.0.0.0:4180"
+    admin_listen: str = "0.0.0.0:9901"
+    upstream: str = "http://127.0.0.1:8080"
+    upstream_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
+    upstream_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    upstream_max_connections: int = Field(default=256, ge=1, le=65536)
+    public_paths: list[str] = Field(default_factory=list)
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Peers (IPs or CIDRs) whose X-Forwarded-* values are kept.",
+    )
+    drain_seconds: float = Field(default=15.0, ge=0, le=600)
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    access_log: bool = Field(default=True, description="One JSON line per request on stdout.")
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    oidc: OidcSettings | None = None
+    session: SessionSettings = Field(default_factory=SessionSettings)
+    policy: PolicySettings | None = None
+    headers: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_HEADERS))
+    pass_access_token: bool = False
+    pass_authorization_header: bool = True
+
+    @field_validator("listen", "admin_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return _host_port(value)
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError("must be http://HOST:PORT (the app on localhost)")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("must not carry a path, query or fragment")
+        return value
+
+    @field_validator("public_paths")
+    @classmethod
+    def _public_paths(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            if not pattern.startswith("/"):
+                raise ValueError(f"{pattern!r}: patterns start with '/'")
+            if "*" in pattern[:-1]:
+                raise ValueError(f"{pattern!r}: '*' is allowed only at the end")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR") from None
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        folded = [fold_header_name(name) for name in value]
+        for name in value:
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+        if len(folded) != len(set(folded)):
+            raise ValueError("two header names fold to the same name ('_', '.', '-' are alike)")
+        return value
+
+    @model_validator(mode="after")
+    def _listeners_differ(self) -> Settings:
+        if split_host_port(self.listen)[1] == split_host_port(self.admin_listen)[1]:
+            raise ValueError("listen and admin_listen must use different ports")
+        return self
+
+
+def fold_header_name(name: str) -> str:
+    """Python, PHP and CGI apps fold '_', '.' and '-' together (CVE-2025-64484)."""
+    return name.lower().replace("_", "-").replace(".", "-")
+
+
+# ---------------------------------------------------------------- loading
+
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(node: Any, path: str, environ: Mapping[str, str], problems: list[str]) -> Any:
+    if isinstance(node, dict):
+        return {k: _expand(v, f"{path}.{k}" if path else str(k), environ, problems)
+                for k, v in node.items()}
+    if isinstance(node, list):
+        return [_expand(v, f"{path}.{i}", environ, problems) for i, v in enumerate(node)]
+    if isinstance(node, str):
+        def substitute(match: re.Match[str]) -> str:
+            name, default = match.group(1), match.group(2)
+            if name in environ:
+                return environ[name]
+            if default is not None:
+                return default
+            problems.append(f"{path}: environment variable {name} is not set")
+            return ""
+        return _ENV_REF.sub(substitute, node)
+    return node
+
+
+def _format_error(error: Any) -> str:
+    loc = ".".join(str(part) for part in error["loc"]) or "(top level)"
+    message = str(error["msg"])
+    if error["type"] == "extra_forbidden":
+        message = "unknown key"
+    # pydantic prefixes custom messages; the key path already says where.
+    message = message.removeprefix("Value error, ")
+    return f"{loc}: {message}"
+
+
+def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
+    """Load, expand and validate; raise ConfigError listing every problem at once."""
+    env = os.environ if environ is None else environ
+    raw: Any = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text(encoding="utf-8")
+        except OSError as exc:
+            raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
+        try:
+            raw = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f" line {mark.line + 1}" if mark is not None else ""
+            raise ConfigError([f"{path}:{where} invalid YAML"]) from exc
+        if not isinstance(raw, dict):
+            raise ConfigError([f"{path}: the top level must be a mapping of keys"])
+    problems: list[str] = []
+    expanded = _expand(raw, "", env, problems)
+    try:
+        settings = _build(expanded, env)
+    except ValidationError as exc:
+        problems.extend(_format_error(e) for e in exc.errors(include_input=False))
+        raise ConfigError(problems) from None
+    if problems:
+        raise ConfigError(problems)
+    return settings
+
+
+def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
+    """GATEKEEPER_AUTH__LEEWAY_SECONDS=10 sets auth.leeway_seconds; JSON values for lists/maps."""
+    merged = dict(data)
+    for name, value in sorted(environ.items()):
+        if not name.startswith(ENV_PREFIX) or name == "GATEKEEPER_CONFIG":
+            continue
+        keys = name[len(ENV_PREFIX):].lower().split("__")
+        parsed: Any = value
+        if value[:1] in ("[", "{"):
+            try:
+                parsed = json.loads(value)
+            except ValueError:
+                parsed = value  # let validation name the key and the reason
+        node = merged
+        for key in keys[:-1]:
+            child = node.get(key)
+            node[key] = dict(child) if isinstance(child, dict) else {}
+            node = node[key]
+        node[keys[-1]] = parsed
+    return merged
+
+
+def _build(data: dict[str, Any], environ: Mapping[str, str]) -> Settings:
+    return Settings.model_validate(_apply_env_overrides(data, environ))

@@ -1,0 +1,122 @@
+"""Proxy an authenticated WebSocket to the app: the upstream handshake carries the same identity
+headers as an HTTP request; then frames are relayed both ways until either side closes."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from typing import Any
+
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.typing import Subprotocol
+
+from gatekeeper.metrics import Metrics
+from gatekeeper.mutate import HeaderPolicy
+from gatekeeper.principal import Decision
+from gatekeeper.request import RequestView
+
+log = logging.getLogger("gatekeeper.websocket")
+
+Scope = dict[str, Any]
+Receive = Any
+Send = Any
+
+# The websockets client writes its own handshake headers; never copy the client's.
+_HANDSHAKE = frozenset({b"host", b"sec-websocket-key", b"sec-websocket-version",
+                        b"sec-websocket-extensions", b"sec-websocket-protocol", b"origin",
+                        b"user-agent"})
+
+
+class WebSocketProxy:
+    def __init__(
+        self, upstream: str, headers: HeaderPolicy, metrics: Metrics, open_timeout: float
+    ) -> None:
+        self._base = "ws://" + upstream.split("://", 1)[1].rstrip("/")
+        self._headers = headers
+        self._metrics = metrics
+        self._open_timeout = open_timeout
+
+    async def forward(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        request: RequestView,
+        decision: Decision,
+        request_id: str,
+    ) -> int:
+        """Relay one WebSocket session; return the HTTP status of the handshake we answered."""
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return 400
+        host = request.header(b"host") or b"localhost"
+        headers = [
+            (k.decode("latin-1"), v.decode("latin-1"))
+            for k, v in self._headers.upstream_headers(
+                request, decision.identity_headers, request_id, host)
+            if k not in _HANDSHAKE
+        ]
+        origin = request.header(b"origin")
+        target = request.path + ("?" + request.query.decode("latin-1") if request.query else "")
+        try:
+            upstream = await connect(
+                self._base + target,
+                additional_headers=headers,
+                subprotocols=[Subprotocol(p) for p in scope.get("subprotocols", [])] or None,
+                origin=origin.decode("latin-1") if origin else None,  # type: ignore[arg-type]
+                user_agent_header=None,
+                proxy=None,  # never route the app hop through an environment proxy
+                open_timeout=self._open_timeout,
+                compression=None,
+                max_size=None,
+            )
+        except InvalidStatus as exc:
+            await send({"type": "websocket.close", "code": 1011})
+            return exc.response.status_code
+        except (OSError, InvalidHandshake, TimeoutError):
+            await send({"type": "websocket.close", "code": 1011})
+            return 502
+        await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
+        self._metrics.websockets.inc()
+        try:
+            await _relay(upstream, receive, send)
+        finally:
+            self._metrics.websockets.dec()
+            await upstream.close()
+        return 101
+
+
+async def _relay(upstream: ClientConnection, receive: Receive, send: Send) -> None:
+    async def client_to_app() -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "websocket.disconnect":
+                await upstream.close(code=message.get("code", 1000))
+                return
+            if message.get("text") is not None:
+                await upstream.send(message["text"])
+            elif message.get("bytes") is not None:
+                await upstream.send(message["bytes"])
+
+    async def app_to_client() -> None:
+        try:
+            async for data in upstream:
+                if isinstance(data, str):
+                    await send({"type": "websocket.send", "text": data})
+                else:
+                    await send({"type": "websocket.send", "bytes": data})
+        except ConnectionClosed:
+            pass
+        code = upstream.close_code or 1000
+        with contextlib.suppress(Exception):
+            await send({"type": "websocket.close", "code": code})
+
+    tasks = [asyncio.create_task(client_to_app()), asyncio.create_task(app_to_client())]
+    _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    for task in pending:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, ConnectionClosed, OSError):
+            await task
