@@ -1,0 +1,31 @@
+# Two commands do all the set-up on a fresh machine:
+#   make demo   — dev issuer + echo app + gatekeeper, with ready-made tokens
+#   make test   — lint, type-check and the whole test suite (real servers on loopback)
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+
+.PHONY: demo test lint bench clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test]'
+	touch $@
+
+demo: $(VENV)/.installed
+	$(VENV)/bin/gatekeeper demo
+
+lint: $(VENV)/.installed
+	$(PY) -m ruff check gatekeeper tests bench
+	$(PY) -m mypy
+
+test: lint
+	$(PY) -m pytest
+
+bench: $(VENV)/.installed
+	$(PY) -m pip install --quiet -e '.[bench]'
+	$(PY) bench/run_gatekeeper.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

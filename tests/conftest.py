@@ -1,0 +1,119 @@
+"""Shared fixtures: a real dev issuer, a real recording upstream, and gatekeeper as a real process.
+
+    def test_x(gatekeeper_factory, issuer, upstream):
+        gk = gatekeeper_factory()                       # defaults: one issuer, audience "api"
+        token = issuer.mint("alice", audience="api")
+        r = httpx.get(gk.url + "/echo", headers={"Authorization": f"Bearer {token}"})
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import yaml
+
+from gatekeeper.devissuer import DevIssuer, create_issuer_app
+from tests.support.servers import ProcessHandle, free_port, run_process, serve_asgi
+from tests.support.upstream import Recorder, create_upstream_app
+
+AUDIENCE = "api"
+
+
+@dataclass
+class Upstream:
+    url: str
+    recorder: Recorder
+    port: int
+
+
+@dataclass
+class Gatekeeper:
+    url: str
+    admin_url: str
+    process: ProcessHandle
+    config: dict[str, Any]
+    config_path: Path
+
+    def client(self, **kwargs: Any) -> httpx.Client:
+        kwargs.setdefault("base_url", self.url)
+        return httpx.Client(trust_env=False, timeout=30, **kwargs)
+
+    def admin(self) -> httpx.Client:
+        return self.client(base_url=self.admin_url)
+
+    def access_log(self) -> list[str]:
+        return [line for line in self.process.output().splitlines() if '"request_id"' in line]
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[DevIssuer]:
+    dev = DevIssuer()
+    port = free_port()
+    dev.issuer = f"http://127.0.0.1:{port}"
+    with serve_asgi(create_issuer_app(dev), port=port):
+        yield dev
+
+
+@pytest.fixture(scope="module")
+def upstream() -> Iterator[Upstream]:
+    recorder = Recorder()
+    port = free_port()
+    with serve_asgi(create_upstream_app(recorder), port=port) as url:
+        yield Upstream(url=url, recorder=recorder, port=port)
+
+
+def gatekeeper_config(issuer: DevIssuer | None, upstream_url: str, **overrides: Any) -> dict[str, Any]:
+    config: dict[str, Any] = {
+        "listen": f"127.0.0.1:{free_port()}",
+        "admin_listen": f"127.0.0.1:{free_port()}",
+        "upstream": upstream_url,
+        "upstream_timeout_seconds": 5,
+        "public_paths": ["/public/*"],
+        "drain_seconds": 5,
+        "auth": {
+            "issuers": [{"issuer": issuer.issuer, "audience": [AUDIENCE],
+                         "algorithms": ["RS256", "PS256", "ES256", "EdDSA"]}] if issuer else [],
+            "jwks_min_refresh_seconds": 1,
+        },
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(config.get(key), dict):
+            config[key] = {**config[key], **value}
+        else:
+            config[key] = value
+    return config
+
+
+@pytest.fixture(scope="module")
+def gatekeeper_factory(
+    tmp_path_factory: pytest.TempPathFactory, issuer: DevIssuer, upstream: Upstream
+) -> Iterator[Callable[..., Gatekeeper]]:
+    """Start gatekeeper processes (stopped at module end). Keyword args override config keys."""
+    with ExitStack() as stack:
+        def start(*, env: dict[str, str] | None = None, wait_ready: bool = True,
+                  **overrides: Any) -> Gatekeeper:
+            config = gatekeeper_config(issuer, upstream.url, **overrides)
+            path = tmp_path_factory.mktemp("gk") / "gatekeeper.yaml"
+            path.write_text(yaml.safe_dump(config))
+            admin_url = f"http://{config['admin_listen']}"
+            handle = stack.enter_context(run_process(
+                [sys.executable, "-m", "gatekeeper", "run", "--config", str(path)],
+                env=env, ready_url=f"{admin_url}/healthz" if wait_ready else None,
+                ready_port=None if wait_ready else int(config["listen"].rsplit(":", 1)[1]),
+            ))
+            return Gatekeeper(url=f"http://{config['listen']}", admin_url=admin_url,
+                              process=handle, config=config, config_path=path)
+        yield start
+
+
+@pytest.fixture(scope="module")
+def gatekeeper(gatekeeper_factory: Callable[..., Gatekeeper]) -> Gatekeeper:
+    """One gatekeeper with the default config, shared by a test module."""
+    return gatekeeper_factory()

@@ -1,0 +1,159 @@
+"""Config: every problem at once, with its key path; env expansion and overrides; no secret echoed."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from gatekeeper.errors import ConfigError
+from gatekeeper.settings import Settings, load_settings
+
+GOOD = """
+listen: 127.0.0.1:4180
+admin_listen: 127.0.0.1:9901
+upstream: http://127.0.0.1:8080
+public_paths: ["/public/*", "/favicon.ico"]
+auth:
+  issuers:
+    - issuer: https://idp.example.com/realms/demo
+      audience: [my-api]
+      algorithms: [RS256, ES256]
+session:
+  secret: ${SESSION_SECRET}
+"""
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "gatekeeper.yaml"
+    path.write_text(text)
+    return path
+
+
+def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text), environ=env or {})
+    return caught.value.problems
+
+
+def test_a_good_file_loads_and_expands_env(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, GOOD), environ={"SESSION_SECRET": "s3cret-value"})
+    assert settings.auth.issuers[0].audience == ["my-api"]
+    assert settings.session.secret is not None
+    assert settings.session.secret.get_secret_value() == "s3cret-value"
+    assert "s3cret-value" not in repr(settings)
+
+
+def test_every_problem_is_reported_at_once_with_its_key(tmp_path: Path) -> None:
+    found = problems(tmp_path, """
+listen: nowhere
+upstream: ftp://app
+auth:
+  leeway_seconds: -5
+  issuers:
+    - issuer: https://idp.example.com
+      algorithms: [HS256]
+  token_sources: [query]
+  typo_key: 1
+session:
+  secret: ${MISSING_SECRET}
+""")
+    joined = "\n".join(found)
+    for fragment in ("listen:", "upstream:", "auth.leeway_seconds:", "auth.issuers.0.audience:",
+                     "auth.issuers.0.algorithms.0:", "auth.token_sources:", "auth.typo_key: unknown key",
+                     "session.secret: environment variable MISSING_SECRET is not set"):
+        assert fragment in joined, f"{fragment!r} missing from:\n{joined}"
+    assert len(found) >= 8
+
+
+def test_values_are_never_echoed_in_errors(tmp_path: Path) -> None:
+    found = problems(tmp_path, "upstream: http://user:hunter2-secret@example.com/path?x=1\n")
+    assert found and all("hunter2-secret" not in p for p in found)
+
+
+def test_env_overrides_win_over_the_file(tmp_path: Path) -> None:
+    settings = load_settings(write(tmp_path, GOOD), environ={
+        "SESSION_SECRET": "x",
+        "GATEKEEPER_UPSTREAM": "http://127.0.0.1:9999",
+        "GATEKEEPER_AUTH__LEEWAY_SECONDS": "5",
+        "GATEKEEPER_PUBLIC_PATHS": '["/health"]',
+    })
+    assert settings.upstream == "http://127.0.0.1:9999"
+    assert settings.auth.leeway_seconds == 5
+    assert settings.auth.issuers[0].issuer == "https://idp.example.com/realms/demo"
+    assert settings.public_paths == ["/health"]
+
+
+def test_a_bad_env_override_names_its_key(tmp_path: Path) -> None:
+    found = problems(tmp_path, "upstream: http://127.0.0.1:1\n",
+                     env={"GATEKEEPER_AUTH__LEEWAY_SECONDS": "lots"})
+    assert any(p.startswith("auth.leeway_seconds:") for p in found)
+
+
+@pytest.mark.parametrize(("text", "key"), [
+    ("auth:\n  issuers:\n    - {issuer: https://a, audience: [x], algorithms: [none]}\n",
+     "auth.issuers.0.algorithms.0"),
+    ("headers:\n  X-User: sub\n  x_user: email\n", "headers"),
+    ("listen: 127.0.0.1:9000\nadmin_listen: 127.0.0.1:9000\n", "(top level)"),
+    ("public_paths: [public]\n", "public_paths"),
+    ("trusted_proxies: [not-an-ip]\n", "trusted_proxies"),
+    ("upstream: http://127.0.0.1:8080/app\n", "upstream"),
+], ids=["alg none is refused", "header names that fold together are refused",
+        "listeners must differ", "public paths start with a slash", "trusted proxies are IPs",
+        "upstream has no path"])
+def test_invalid_values_are_refused(tmp_path: Path, text: str, key: str) -> None:
+    assert any(p.startswith(key + ":") for p in problems(tmp_path, text))
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path) -> None:
+    found = problems(tmp_path, "listen: 1\nauth: [\n")
+    assert "line" in found[0]
+
+
+def test_defaults_match_the_documented_interface() -> None:
+    settings = Settings()
+    assert settings.listen == "0.0.0.0:4180"
+    assert settings.admin_listen == "0.0.0.0:9901"
+    assert settings.headers == {"X-Auth-Request-User": "sub", "X-Auth-Request-Email": "email",
+                                "X-Auth-Request-Groups": "roles"}
+    assert settings.auth.roles_claims == ["roles", "groups", "realm_access.roles"]
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "gatekeeper", *args], capture_output=True,
+                          text=True, timeout=30, env=env)
+
+
+def test_check_exits_zero_on_a_good_file(tmp_path: Path) -> None:
+    result = run_cli("check", "--config", str(write(tmp_path, GOOD)),
+                     env={"SESSION_SECRET": "x", "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert "ok" in result.stdout
+
+
+def test_check_lists_every_problem_and_exits_non_zero(tmp_path: Path) -> None:
+    result = run_cli("check", "--config", str(write(tmp_path, "listen: x\nupstream: y\nbogus: 1\n")))
+    assert result.returncode == 2
+    lines = [line.strip() for line in result.stderr.splitlines()[1:]]
+    assert {line.split(":")[0] for line in lines} == {"listen", "upstream", "bogus"}
+
+
+def test_run_with_a_bad_config_refuses_before_serving_with_the_same_messages(tmp_path: Path) -> None:
+    path = write(tmp_path, "listen: x\nupstream: y\n")
+    result = run_cli("run", "--config", str(path))
+    assert result.returncode == 2
+    assert result.stderr == run_cli("check", "--config", str(path)).stderr
+    assert "Uvicorn running" not in result.stdout + result.stderr
+
+
+def test_run_refuses_before_importing_the_server() -> None:
+    # Refusal "within a second" comes from validating before the heavy imports happen.
+    probe = (
+        "import sys; from gatekeeper.__main__ import main\n"
+        "rc = main(['run', '--config', '/nonexistent.yaml'])\n"
+        "print(rc, 'uvicorn' in sys.modules, 'jwt' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
+    assert result.stdout.split() == ["2", "False", "False"]

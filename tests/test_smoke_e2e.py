@@ -1,0 +1,38 @@
+"""The whole path once, with real servers: issuer → gatekeeper process → recording upstream."""
+
+from __future__ import annotations
+
+from gatekeeper.devissuer import DevIssuer
+from tests.conftest import AUDIENCE, Gatekeeper, Upstream
+
+
+def test_valid_token_reaches_the_app_with_identity(gatekeeper: Gatekeeper, issuer: DevIssuer,
+                                                   upstream: Upstream) -> None:
+    token = issuer.mint("alice", audience=AUDIENCE, claims={"email": "a@example.com",
+                                                             "roles": ["admin"]})
+    with gatekeeper.client() as client:
+        response = client.get("/echo/x?q=1", headers={"Authorization": f"Bearer {token}"})
+    assert response.status_code == 200
+    seen = upstream.recorder.last
+    assert seen.raw_path == b"/echo/x" and seen.query_string == b"q=1"
+    assert seen.header_values("x-auth-request-user") == ["alice"]
+    assert seen.header_values("x-auth-request-email") == ["a@example.com"]
+    assert seen.header_values("x-auth-request-groups") == ["admin"]
+
+
+def test_no_token_is_401_and_nothing_reaches_the_app(gatekeeper: Gatekeeper, upstream: Upstream) -> None:
+    before = len(upstream.recorder)
+    with gatekeeper.client() as client:
+        response = client.get("/private")
+    assert response.status_code == 401
+    assert response.headers["www-authenticate"].startswith("Bearer")
+    assert response.json()["error"] == "unauthenticated"
+    assert len(upstream.recorder) == before
+
+
+def test_admin_endpoints(gatekeeper: Gatekeeper) -> None:
+    with gatekeeper.admin() as admin:
+        assert admin.get("/healthz").status_code == 200
+        ready = admin.get("/readyz")
+        assert ready.status_code == 200, ready.text
+        assert "gatekeeper_requests_total" in admin.get("/metrics").text
