@@ -9,7 +9,9 @@ import argparse
 import math
 import os
 import sys
+import tempfile
 from collections.abc import Sequence
+from typing import Any
 
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings, load_settings, split_host_port
@@ -44,11 +46,11 @@ def cmd_run(args: argparse.Namespace) -> int:
     settings = _load_or_report(args)
     if settings is None:
         return 2
-    serve(settings)
+    serve(settings, _config_path(args))
     return 0
 
 
-def serve(settings: Settings) -> None:
+def serve(settings: Settings, config_path: str | None) -> None:
     import uvicorn
 
     from gatekeeper import logs
@@ -56,8 +58,19 @@ def serve(settings: Settings) -> None:
 
     logs.configure(settings.log_level)
     host, port = split_host_port(settings.listen)
+    app: Any = create_app(settings)
+    if settings.workers > 1:
+        # Each worker process rebuilds the same settings from the same file and environment;
+        # their metrics are summed through prometheus-client's multiprocess directory.
+        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
+                              tempfile.mkdtemp(prefix="gatekeeper-metrics-"))
+        if config_path is not None:
+            os.environ["GATEKEEPER_CONFIG"] = os.path.abspath(config_path)
+        app = "gatekeeper.app:create_app_from_environment"
     config = uvicorn.Config(
-        create_app(settings),
+        app,
+        factory=settings.workers > 1,
+        workers=settings.workers,
         host=host,
         port=port,
         loop="uvloop",
@@ -71,6 +84,11 @@ def serve(settings: Settings) -> None:
         timeout_graceful_shutdown=math.ceil(settings.drain_seconds),
         timeout_keep_alive=75,
     )
+    if settings.workers > 1:
+        from uvicorn.supervisors import Multiprocess
+
+        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        return
     server = uvicorn.Server(config)
     server.run()
     if not server.started:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -14,6 +15,7 @@ from urllib.parse import urlsplit
 import httpx
 import uvicorn
 
+from gatekeeper import logs
 from gatekeeper.admin import UpstreamProbe, create_admin_app
 from gatekeeper.authn.bearer import BearerAuthenticator
 from gatekeeper.authn.jwks import IssuerKeys
@@ -24,7 +26,7 @@ from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.pipeline import Pipeline
 from gatekeeper.proxy import Proxy
-from gatekeeper.settings import Settings, split_host_port
+from gatekeeper.settings import Settings, load_settings, split_host_port
 from gatekeeper.upstream import Http1Pool
 from gatekeeper.websocket import WebSocketProxy
 
@@ -43,11 +45,13 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-def bind_socket(address: str) -> socket.socket:
+def bind_socket(address: str, *, reuse_port: bool = False) -> socket.socket:
     host, port = split_host_port(address)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    if reuse_port:  # several workers each serve the admin port; the kernel spreads probes
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
     except OSError:
@@ -58,8 +62,8 @@ def bind_socket(address: str) -> socket.socket:
 
 
 @contextlib.asynccontextmanager
-async def admin_listener(app: Any, address: str) -> AsyncIterator[None]:
-    sock = bind_socket(address)
+async def admin_listener(app: Any, address: str, *, shared: bool) -> AsyncIterator[None]:
+    sock = bind_socket(address, reuse_port=shared)
     config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None,
                             log_level="warning")
     server = _QuietServer(config)
@@ -76,9 +80,11 @@ async def admin_listener(app: Any, address: str) -> AsyncIterator[None]:
 class GatekeeperApp:
     """The public listener's ASGI app. Requests before startup completes get 503."""
 
-    def __init__(self, settings: Settings, *, serve_admin: bool = True) -> None:
+    def __init__(
+        self, settings: Settings, *, serve_admin: bool = True, metrics_dir: str | None = None
+    ) -> None:
         self.settings = settings
-        self.metrics = Metrics()
+        self.metrics = Metrics(multiprocess_dir=metrics_dir)
         self._serve_admin = serve_admin
         self._gate: Gate | None = None
         self.issuer_keys: dict[str, IssuerKeys] = {}
@@ -144,7 +150,8 @@ class GatekeeperApp:
         )
         if self._serve_admin:
             admin = create_admin_app(self.metrics, self.issuer_keys, UpstreamProbe(host, port))
-            await stack.enter_async_context(admin_listener(admin, settings.admin_listen))
+            await stack.enter_async_context(
+                admin_listener(admin, settings.admin_listen, shared=settings.workers > 1))
         log.info("gatekeeper ready", extra={"listen": settings.listen, "upstream": settings.upstream,
                                             "admin_listen": settings.admin_listen})
 
@@ -156,3 +163,10 @@ class _NoCookies(httpx.Cookies):
 
 def create_app(settings: Settings, *, serve_admin: bool = True) -> GatekeeperApp:
     return GatekeeperApp(settings, serve_admin=serve_admin)
+
+
+def create_app_from_environment() -> GatekeeperApp:
+    """The factory each worker process calls (``workers > 1``); the CLI validated the same input."""
+    settings = load_settings(os.environ.get("GATEKEEPER_CONFIG"))
+    logs.configure(settings.log_level)
+    return GatekeeperApp(settings, metrics_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))

@@ -33,13 +33,15 @@ def create_echo_app() -> Starlette:
 
     async def echo(request: Request) -> JSONResponse:
         identity = {k: v for k, v in request.headers.items() if k.startswith("x-auth-request-")}
-        return JSONResponse({
-            "app": "echo",
-            "method": request.method,
-            "path": request.url.path,
-            "identity_headers": identity,
-            "x_forwarded_for": request.headers.get("x-forwarded-for"),
-        })
+        return JSONResponse(
+            {
+                "app": "echo",
+                "method": request.method,
+                "path": request.url.path,
+                "identity_headers": identity,
+                "x_forwarded_for": request.headers.get("x-forwarded-for"),
+            }
+        )
 
     return Starlette(routes=[Route("/{path:path}", echo, methods=["GET", "POST", "PUT", "DELETE"])])
 
@@ -52,8 +54,9 @@ def _free_port() -> int:
 
 
 def _server(app: Any, port: int, quiet: bool = True, **kwargs: Any) -> uvicorn.Server:
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, access_log=False, log_config=None,
-                            log_level="warning", **kwargs)
+    config = uvicorn.Config(
+        app, host="127.0.0.1", port=port, access_log=False, log_config=None, log_level="warning", **kwargs
+    )
     return _QuietServer(config) if quiet else uvicorn.Server(config)
 
 
@@ -63,8 +66,7 @@ async def _self_check(base: str, tokens: dict[str, str]) -> list[str]:
         cases = [
             ("alice, valid token", "/hello", {"Authorization": f"Bearer {tokens['alice']}"}),
             ("no token", "/hello", {}),
-            ("bob, token for another audience", "/hello",
-             {"Authorization": f"Bearer {tokens['bob']}"}),
+            ("bob, token for another audience", "/hello", {"Authorization": f"Bearer {tokens['bob']}"}),
             ("spoofed identity header, no token", "/hello", {"X-Auth-Request-User": "admin"}),
             ("anonymous on a public path", "/public/info", {}),
         ]
@@ -78,37 +80,55 @@ async def _self_check(base: str, tokens: dict[str, str]) -> list[str]:
 async def _demo(port: int, admin_port: int, exit_after_check: bool) -> int:
     issuer_port, echo_port = _free_port(), _free_port()
     issuer = DevIssuer(f"http://127.0.0.1:{issuer_port}")
-    settings = Settings.model_validate({
-        "listen": f"127.0.0.1:{port}",
-        "admin_listen": f"127.0.0.1:{admin_port}",
-        "upstream": f"http://127.0.0.1:{echo_port}",
-        "public_paths": ["/public/*"],
-        "drain_seconds": 1,
-        "access_log": False,  # keep the demo's output readable
-        "auth": {"issuers": [{"issuer": issuer.issuer, "audience": [AUDIENCE]}]},
-    })
+    settings = Settings.model_validate(
+        {
+            "listen": f"127.0.0.1:{port}",
+            "admin_listen": f"127.0.0.1:{admin_port}",
+            "upstream": f"http://127.0.0.1:{echo_port}",
+            "public_paths": ["/public/*"],
+            "drain_seconds": 1,
+            "access_log": False,  # keep the demo's output readable
+            "auth": {"issuers": [{"issuer": issuer.issuer, "audience": [AUDIENCE]}]},
+        }
+    )
     issuer_server = _server(create_issuer_app(issuer), issuer_port)
     echo_server = _server(create_echo_app(), echo_port)
     background = [asyncio.create_task(s.serve()) for s in (issuer_server, echo_server)]
-    while not (issuer_server.started and echo_server.started):
+    while not (issuer_server.started and echo_server.started):  # noqa: ASYNC110 - no event to await
         await asyncio.sleep(0.05)
-    gatekeeper = _server(create_app(settings), port, quiet=False, lifespan="on",
-                         proxy_headers=False, timeout_graceful_shutdown=1)
+    gatekeeper = _server(
+        create_app(settings),
+        port,
+        quiet=False,
+        lifespan="on",
+        proxy_headers=False,
+        timeout_graceful_shutdown=1,
+    )
     serving = asyncio.create_task(gatekeeper.serve())
-    while not gatekeeper.started and not serving.done():
+    while not gatekeeper.started and not serving.done():  # noqa: ASYNC110 - uvicorn has no event
         await asyncio.sleep(0.05)
     try:
         if serving.done():
             return 1
         tokens = {
-            "alice": issuer.mint("alice", audience=AUDIENCE, ttl_seconds=TOKEN_TTL_SECONDS,
-                                 claims={"email": "alice@example.com", "roles": ["admin", "user"]}),
-            "bob": issuer.mint("bob", audience="some-other-api", ttl_seconds=TOKEN_TTL_SECONDS,
-                               claims={"email": "bob@example.com"}),
+            "alice": issuer.mint(
+                "alice",
+                audience=AUDIENCE,
+                ttl_seconds=TOKEN_TTL_SECONDS,
+                claims={"email": "alice@example.com", "roles": ["admin", "user"]},
+            ),
+            "bob": issuer.mint(
+                "bob",
+                audience="some-other-api",
+                ttl_seconds=TOKEN_TTL_SECONDS,
+                claims={"email": "bob@example.com"},
+            ),
         }
         base = f"http://127.0.0.1:{port}"
-        print(f"\ngatekeeper demo: proxy {base} → echo app :{echo_port}; "
-              f"dev issuer {issuer.issuer}; admin http://127.0.0.1:{admin_port}/readyz\n")
+        print(
+            f"\ngatekeeper demo: proxy {base} → echo app :{echo_port}; "
+            f"dev issuer {issuer.issuer}; admin http://127.0.0.1:{admin_port}/readyz\n"
+        )
         print("Self-check through the proxy:")
         print("\n".join(await _self_check(base, tokens)))
         print("\nTry it yourself:")

@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, multiprocess
 
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
 
 
 class Metrics:
-    def __init__(self) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        r = self.registry
+    """``multiprocess_dir``: with several workers, /metrics sums every worker's values."""
+
+    def __init__(self, multiprocess_dir: str | None = None) -> None:
+        r = CollectorRegistry(auto_describe=True)
+        self.registry = r
+        if multiprocess_dir is not None:
+            self.registry = CollectorRegistry()
+            multiprocess.MultiProcessCollector(self.registry, path=multiprocess_dir)  # type: ignore[no-untyped-call]
         self.requests = Counter(
             "gatekeeper_requests", "Requests by outcome and reason code.",
             ["outcome", "reason", "status"], registry=r)
@@ -27,7 +32,6 @@ class Metrics:
             "gatekeeper_token_cache", "Verified-token cache lookups.", ["result"], registry=r)
         self.token_cache_hits = self.token_cache.labels(result="hit")
         self.token_cache_misses = self.token_cache.labels(result="miss")
-        self.upstream_connections = Gauge(
-            "gatekeeper_upstream_connections", "Open connections to the app.", registry=r)
         self.websockets = Gauge(
-            "gatekeeper_websockets_open", "Proxied WebSocket sessions open.", registry=r)
+            "gatekeeper_websockets_open", "Proxied WebSocket sessions open.", registry=r,
+            multiprocess_mode="livesum")

@@ -57,7 +57,11 @@ class IssuerSettings(_Frozen):
     issuer: str = Field(description="Exact `iss` value of accepted tokens.")
     audience: list[str] = Field(min_length=1, description="Token `aud` must contain one of these.")
     jwks_uri: str | None = Field(default=None, description="Default: from discovery.")
-    algorithms: list[AsymmetricAlgorithm] = Field(default=["RS256", "ES256"], min_length=1)
+    algorithms: list[AsymmetricAlgorithm] = Field(
+        default=["RS256", "ES256"],
+        min_length=1,
+        description="Allow-list; asymmetric only (never `none` or HMAC).",
+    )
 
     @field_validator("issuer", "jwks_uri")
     @classmethod
@@ -69,19 +73,37 @@ class IssuerSettings(_Frozen):
 
 class AuthSettings(_Frozen):
     issuers: list[IssuerSettings] = Field(default_factory=list)
-    leeway_seconds: int = Field(default=30, ge=0, le=300)
-    roles_claims: list[str] = Field(default=["roles", "groups", "realm_access.roles"])
-    token_sources: list[str] = Field(default=["header"], min_length=1)
-    max_token_bytes: int = Field(default=16384, ge=512, le=65536)
-    token_cache_size: int = Field(default=10000, ge=0, le=1_000_000)
+    leeway_seconds: int = Field(default=30, ge=0, le=300, description="Clock skew allowed for exp/nbf/iat.")
+    roles_claims: list[str] = Field(
+        default=["roles", "groups", "realm_access.roles"],
+        description="Dotted claim paths; roles are the union of what is found.",
+    )
+    token_sources: list[str] = Field(
+        default=["header"],
+        min_length=1,
+        description="`header` (Authorization: Bearer) and/or `cookie:NAME`; never the query.",
+    )
+    max_token_bytes: int = Field(default=16384, ge=512, le=65536, description="Longer tokens: 401.")
+    token_cache_size: int = Field(
+        default=10000,
+        ge=0,
+        le=1_000_000,
+        description="Verified tokens kept (LRU) until their exp; 0 disables.",
+    )
     jwks_min_refresh_seconds: float = Field(
-        default=10.0, ge=0.0, le=3600.0,
+        default=10.0,
+        ge=0.0,
+        le=3600.0,
         description="At most one JWKS fetch per issuer per this many seconds on unknown kids.",
     )
-    jwks_default_ttl_seconds: int = Field(default=300, ge=30, le=86400)
-    jwks_max_ttl_seconds: int = Field(default=3600, ge=30, le=86400)
-    jwks_min_ttl_seconds: int = Field(default=60, ge=5, le=86400)
-    jwks_fetch_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    jwks_default_ttl_seconds: int = Field(
+        default=300, ge=30, le=86400, description="Key refresh period when no Cache-Control max-age."
+    )
+    jwks_max_ttl_seconds: int = Field(default=3600, ge=30, le=86400, description="Upper bound on max-age.")
+    jwks_min_ttl_seconds: int = Field(default=60, ge=5, le=86400, description="Lower bound on max-age.")
+    jwks_fetch_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Per discovery/JWKS fetch."
+    )
 
     @field_validator("token_sources")
     @classmethod
@@ -106,23 +128,25 @@ class AuthSettings(_Frozen):
 class OidcSettings(_Frozen):
     """Browser login (authorization code + PKCE). Validated now; served by the OIDC release."""
 
-    issuer: str
+    issuer: str = Field(description="OpenID Provider (browser login: not served yet).")
     client_id: str
-    client_secret: SecretStr | None = None
+    client_secret: SecretStr | None = Field(default=None, description="Never logged or echoed.")
     scopes: list[str] = Field(default=["openid", "profile", "email"])
     redirect_url: str
 
 
 class SessionSettings(_Frozen):
-    store: Literal["cookie", "redis"] = "cookie"
+    store: Literal["cookie", "redis"] = Field(
+        default="cookie", description="Browser sessions (not served yet)."
+    )
     redis_url: str = "redis://127.0.0.1:6379/0"
-    secret: SecretStr | None = None
+    secret: SecretStr | None = Field(default=None, description="Never logged or echoed.")
     cookie_name: str = "_gatekeeper"
     cookie_secure: bool = True
 
 
 class PolicySettings(_Frozen):
-    model: Path = Path("policies/model.conf")
+    model: Path = Field(default=Path("policies/model.conf"), description="Casbin model (next release).")
     policy: Path = Path("policies/policy.csv")
 
 
@@ -137,27 +161,38 @@ _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
 class Settings(_Frozen):
     """The whole configuration. Field names are the public config keys (see README)."""
 
-    listen: str = "0.0.0.0:4180"
-    admin_listen: str = "0.0.0.0:9901"
-    upstream: str = "http://127.0.0.1:8080"
-    upstream_timeout_seconds: float = Field(default=30.0, gt=0, le=3600)
-    upstream_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
-    upstream_max_connections: int = Field(default=256, ge=1, le=65536)
-    public_paths: list[str] = Field(default_factory=list)
+    listen: str = Field(default="0.0.0.0:4180", description="Public listener, HOST:PORT.")
+    admin_listen: str = Field(default="0.0.0.0:9901", description="/healthz /readyz /metrics.")
+    upstream: str = Field(default="http://127.0.0.1:8080", description="The app, http://HOST:PORT.")
+    upstream_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="Wait for the app's headers (and each body read): 504."
+    )
+    upstream_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="Connect: 504.")
+    upstream_max_connections: int = Field(default=256, ge=1, le=65536, description="Pool cap per worker.")
+    public_paths: list[str] = Field(
+        default_factory=list,
+        description="No login needed (`/public/*` prefix or exact); subject `anonymous`.",
+    )
     trusted_proxies: list[str] = Field(
         default_factory=list,
         description="Peers (IPs or CIDRs) whose X-Forwarded-* values are kept.",
     )
-    drain_seconds: float = Field(default=15.0, ge=0, le=600)
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    drain_seconds: float = Field(
+        default=15.0, ge=0, le=600, description="On SIGTERM, finish in-flight requests."
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="Processes sharing the listeners.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="JSON logs.")
     access_log: bool = Field(default=True, description="One JSON line per request on stdout.")
     auth: AuthSettings = Field(default_factory=AuthSettings)
     oidc: OidcSettings | None = None
     session: SessionSettings = Field(default_factory=SessionSettings)
     policy: PolicySettings | None = None
-    headers: dict[str, str] = Field(default_factory=lambda: dict(DEFAULT_HEADERS))
-    pass_access_token: bool = False
-    pass_authorization_header: bool = True
+    headers: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_HEADERS),
+        description="Identity header → claim path (`roles` = the roles, comma-joined).",
+    )
+    pass_access_token: bool = Field(default=False, description="Send X-Auth-Request-Access-Token.")
+    pass_authorization_header: bool = Field(default=True, description="Forward Authorization as received.")
 
     @field_validator("listen", "admin_listen")
     @classmethod
@@ -205,6 +240,14 @@ class Settings(_Frozen):
             raise ValueError("two header names fold to the same name ('_', '.', '-' are alike)")
         return value
 
+    @field_validator("policy")
+    @classmethod
+    def _policy_not_served_yet(cls, value: PolicySettings | None) -> PolicySettings | None:
+        # Fail closed: a policy that would be silently ignored lets every token through.
+        if value is not None:
+            raise ValueError("Casbin policies are not served by this version yet; remove the key")
+        return value
+
     @model_validator(mode="after")
     def _listeners_differ(self) -> Settings:
         if split_host_port(self.listen)[1] == split_host_port(self.admin_listen)[1]:
@@ -224,11 +267,11 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 def _expand(node: Any, path: str, environ: Mapping[str, str], problems: list[str]) -> Any:
     if isinstance(node, dict):
-        return {k: _expand(v, f"{path}.{k}" if path else str(k), environ, problems)
-                for k, v in node.items()}
+        return {k: _expand(v, f"{path}.{k}" if path else str(k), environ, problems) for k, v in node.items()}
     if isinstance(node, list):
         return [_expand(v, f"{path}.{i}", environ, problems) for i, v in enumerate(node)]
     if isinstance(node, str):
+
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
             if name in environ:
@@ -237,6 +280,7 @@ def _expand(node: Any, path: str, environ: Mapping[str, str], problems: list[str
                 return default
             problems.append(f"{path}: environment variable {name} is not set")
             return ""
+
         return _ENV_REF.sub(substitute, node)
     return node
 
@@ -286,7 +330,7 @@ def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> di
     for name, value in sorted(environ.items()):
         if not name.startswith(ENV_PREFIX) or name == "GATEKEEPER_CONFIG":
             continue
-        keys = name[len(ENV_PREFIX):].lower().split("__")
+        keys = name[len(ENV_PREFIX) :].lower().split("__")
         parsed: Any = value
         if value[:1] in ("[", "{"):
             try:
