@@ -11,6 +11,7 @@ import secrets
 import time
 from typing import Any
 
+from gatekeeper import forward_auth
 from gatekeeper.errors import BadRequest, GatekeeperError, UpstreamError
 from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
@@ -19,7 +20,7 @@ from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome
 from gatekeeper.proxy import ClientDisconnected, Proxy, body_framing
 from gatekeeper.request import RequestView
-from gatekeeper.responses import send_decision, send_error
+from gatekeeper.responses import send_decision, send_error, send_raw
 from gatekeeper.websocket import WebSocketProxy
 
 log = logging.getLogger("gatekeeper.gate")
@@ -55,6 +56,7 @@ class Gate:
         self._websockets = websockets
         self._metrics = metrics
         self._access_log = access_log
+        self._counters: dict[tuple[str, str, int], Any] = {}  # labelled children, looked up once
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -68,6 +70,10 @@ class Gate:
         upstream_seconds: float | None = None
         decision: Decision | None = None
         try:
+            if scope["path"] == forward_auth.PATH:
+                decision, status = await self._forward_auth(scope, send, request_id)
+                self._record(scope, decision, status, started, None, request_id)
+                return
             request = RequestView(scope, canonical_path(scope.get("raw_path") or b"/"))
             body_framing(request)
             decision = await self._pipeline.decide(request)
@@ -84,6 +90,19 @@ class Gate:
                                 path=decision.path if decision else scope.get("path", ""))
             status = await send_error(send, exc, request_id)
         self._record(scope, decision, status, started, upstream_seconds, request_id)
+
+    async def _forward_auth(
+        self, scope: Scope, send: Send, request_id: str
+    ) -> tuple[Decision, int]:
+        """The pipeline's answer about another request, for an ingress: 202 / 401 / 403."""
+        original = forward_auth.original_request(scope)
+        decision = await self._pipeline.decide(original)
+        if not decision.allowed:
+            accept = original.header(b"accept")
+            return decision, await send_decision(send, decision, request_id, accept)
+        headers = [*decision.identity_headers, (b"x-request-id", request_id.encode("ascii"))]
+        await send_raw(send, 202, headers, b"text/plain", b"")
+        return decision, 202
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
@@ -113,7 +132,11 @@ class Gate:
         total = time.perf_counter() - started
         outcome = decision.outcome.value if decision else "error"
         reason = decision.reason if decision else "error"
-        self._metrics.requests.labels(outcome=outcome, reason=reason, status=str(status)).inc()
+        counter = self._counters.get((outcome, reason, status))
+        if counter is None:
+            counter = self._metrics.requests.labels(outcome=outcome, reason=reason, status=str(status))
+            self._counters[(outcome, reason, status)] = counter
+        counter.inc()
         self._metrics.request_seconds.observe(total)
         client = scope.get("client")
         self._access_log.write({

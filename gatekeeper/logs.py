@@ -49,10 +49,16 @@ class AccessLog:
     def __init__(self, enabled: bool = True, stream: Any = None) -> None:
         self._enabled = enabled
         self._stream = stream if stream is not None else sys.stdout
+        self._second = -1
+        self._second_text = ""  # strftime is slow: format each wall-clock second once
 
     def write(self, entry: dict[str, Any]) -> None:
         if not self._enabled:
             return
-        entry["time"] = _iso(time.time())
+        now = time.time()
+        if int(now) != self._second:
+            self._second = int(now)
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(self._second))
+        entry["time"] = f"{self._second_text}.{int(now % 1 * 1000):03d}Z"
         self._stream.write(json.dumps(entry) + "\n")
         self._stream.flush()

@@ -29,6 +29,7 @@ FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-h
 # Framing is decided by gatekeeper for the upstream hop, never copied.
 FRAMING = frozenset({b"content-length", b"transfer-encoding", b"host"})
 ACCESS_TOKEN_HEADER = "X-Auth-Request-Access-Token"
+_IDENTITY_CACHE_SIZE = 10000
 _UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f]")
 
 
@@ -48,12 +49,17 @@ class HeaderPolicy:
         self._pass_access_token = settings.pass_access_token
         self._trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
         self._trusted_cache: dict[str, bool] = {}
+        # Principals are cached per token, so a hot token's headers are built once.
+        self._identity_cache: dict[Principal, list[tuple[bytes, bytes]]] = {}
 
     # -- identity ------------------------------------------------------------------------
     def identity_headers(self, principal: Principal, token: str | None) -> list[tuple[bytes, bytes]]:
         """The identity headers for an authenticated principal; refuse unsafe claim values."""
         if principal.via == "anonymous":
             return []
+        cached = self._identity_cache.get(principal)
+        if cached is not None:
+            return cached
         headers: list[tuple[bytes, bytes]] = []
         for name, claim in self._identity:
             value = _claim_text(principal, claim)
@@ -64,6 +70,9 @@ class HeaderPolicy:
             headers.append((name, value.encode("utf-8")))
         if self._pass_access_token and token is not None:
             headers.append((ACCESS_TOKEN_HEADER.encode(), token.encode("ascii")))
+        if len(self._identity_cache) >= _IDENTITY_CACHE_SIZE:
+            self._identity_cache.clear()
+        self._identity_cache[principal] = headers
         return headers
 
     # -- the outgoing request ------------------------------------------------------------

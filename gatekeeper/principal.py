@@ -12,7 +12,7 @@ from gatekeeper.errors import GatekeeperError
 Via = Literal["bearer", "anonymous"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, eq=False)  # identity hash: usable as a cache key
 class Principal:
     subject: str
     roles: tuple[str, ...]

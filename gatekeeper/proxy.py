@@ -12,7 +12,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-from gatekeeper.errors import BadRequest, UpstreamUnavailable
+from gatekeeper.errors import BadRequest, UpstreamError
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy, strip_response_headers
 from gatekeeper.principal import Decision
@@ -113,8 +113,9 @@ class Proxy:
             try:
                 async for chunk in response.body():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
-            except UpstreamUnavailable as exc:
-                # Headers are gone already: all we can do is cut the response short.
+            except UpstreamError as exc:
+                # Headers are gone already: all we can do is cut the response short. A body
+                # stall (UpstreamTimeout) too: re-raised, the gate would start a second response.
                 log.warning("upstream response truncated",
                             extra={"request_id": request_id, "reason": exc.code})
                 return response.status, upstream_seconds

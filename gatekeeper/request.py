@@ -14,7 +14,7 @@ class RequestView:
         self.method: str = scope.get("method", "GET")
         self.raw_path: bytes = scope.get("raw_path") or scope["path"].encode("latin-1")
         self.query: bytes = scope.get("query_string", b"")
-        self.headers: list[tuple[bytes, bytes]] = list(scope["headers"])
+        self.headers: list[tuple[bytes, bytes]] = scope["headers"]
         client = scope.get("client")
         self.client: str = client[0] if client else ""
         self.scheme: str = scope.get("scheme", "http")

@@ -9,6 +9,8 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import math
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Mapping, Sequence
@@ -23,7 +25,7 @@ from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
 from gatekeeper.settings import AuthSettings
 
-_TOKEN68 = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~+/=")
+_B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token
 
 
 def find_token(request: RequestView, sources: Sequence[str]) -> str | None:
@@ -49,7 +51,7 @@ def _from_authorization(value: bytes) -> str | None:
     if scheme.lower() != b"bearer":
         return None  # another scheme (Basic, …) is not ours to judge
     token = rest.strip()
-    if not token or not all(c in _TOKEN68 for c in token):
+    if not _B64TOKEN.fullmatch(token):
         raise InvalidToken("malformed bearer credentials", code="malformed_token")
     return token.decode("ascii")
 
@@ -91,7 +93,22 @@ _JWT_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
     (jwt.InvalidSignatureError, "bad_signature", "signature verification failed"),
     (jwt.InvalidAlgorithmError, "bad_algorithm", "algorithm not allowed"),
     (jwt.InvalidIssuedAtError, "bad_iat", "iat is not a number"),
+    (jwt.InvalidSubjectError, "invalid_claim", "claim sub must be a string"),
+    (jwt.InvalidJTIError, "invalid_claim", "claim jti must be a string"),
 )
+_NUMERIC_DATES = ("exp", "nbf", "iat")
+
+
+def _check_numeric_dates(payload: Mapping[str, Any]) -> None:
+    """RFC 7519 §2: exp/nbf/iat are JSON numbers. PyJWT runs ``int()`` on them, which takes
+    ``"9999999999"`` (a string exp that passed) and ``true`` (== 1), and Python's JSON reader
+    takes ``Infinity``/``NaN``: check the type here, before any key work."""
+    for name in _NUMERIC_DATES:
+        value = payload.get(name)
+        if value is None:
+            continue  # absent: the required-claims check names it
+        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+            raise InvalidToken(f"claim {name} is not a number", code="invalid_claim")
 
 
 class BearerAuthenticator:
@@ -122,6 +139,7 @@ class BearerAuthenticator:
 
     async def _verify(self, token: str, now: float) -> tuple[Principal, float]:
         header, payload = _peek(token)
+        _check_numeric_dates(payload)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg.lower() == "none":
             raise InvalidToken("unsigned tokens are not accepted", code="alg_none")

@@ -1,0 +1,56 @@
+"""/oauth2/auth: the same pipeline answers an ingress (nginx auth_request, Traefik ForwardAuth)."""
+
+from __future__ import annotations
+
+import pytest
+
+from gatekeeper.devissuer import DevIssuer
+from tests.conftest import AUDIENCE, Gatekeeper, Upstream
+
+
+@pytest.fixture(scope="module")
+def token(issuer: DevIssuer) -> str:
+    return issuer.mint("carol", audience=AUDIENCE, claims={"email": "c@example.com", "groups": ["ops"]})
+
+
+def ask(gk: Gatekeeper, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
+    with gk.client() as client:
+        response = client.get("/oauth2/auth", headers=headers)
+    return response.status_code, dict(response.headers)
+
+
+def test_a_valid_token_gets_202_with_identity_headers(gatekeeper: Gatekeeper, token: str,
+                                                      upstream: Upstream) -> None:
+    before = len(upstream.recorder)
+    status, headers = ask(gatekeeper, {"Authorization": f"Bearer {token}",
+                                       "X-Forwarded-Uri": "/api/items?x=1",
+                                       "X-Forwarded-Method": "POST"})
+    assert status == 202
+    assert headers["x-auth-request-user"] == "carol"
+    assert headers["x-auth-request-email"] == "c@example.com"
+    assert headers["x-auth-request-groups"] == "ops"
+    assert len(upstream.recorder) == before  # an answer, never a proxied request
+
+
+@pytest.mark.parametrize(("headers", "status"), [
+    ({"X-Forwarded-Uri": "/api/items"}, 401),
+    ({"X-Original-URI": "/api/items"}, 401),
+    ({"X-Forwarded-Uri": "/public/page"}, 202),
+    ({"X-Forwarded-Uri": "/public/../api/items"}, 401),
+    ({"X-Forwarded-Uri": "/public/%2e%2e/api"}, 400),
+    ({}, 400),
+    ({"X-Forwarded-Uri": "/api", "Authorization": "Bearer not.a.token"}, 401),
+], ids=["no token is 401", "nginx's X-Original-URI is read too", "a public path is 202 anonymously",
+        "dot segments cannot reach a public path", "an encoded dot segment is refused",
+        "no original URI is 400", "a bad token is 401"])
+def test_forward_auth_answers(gatekeeper: Gatekeeper, headers: dict[str, str], status: int) -> None:
+    got, response_headers = ask(gatekeeper, headers)
+    assert got == status
+    if status == 202:
+        assert "x-auth-request-user" not in response_headers
+
+
+def test_identity_headers_from_the_client_do_not_come_back(gatekeeper: Gatekeeper) -> None:
+    status, headers = ask(gatekeeper, {"X-Forwarded-Uri": "/public/x", "X-Auth-Request-User": "root"})
+    assert status == 202
+    assert "x-auth-request-user" not in headers
