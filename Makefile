@@ -23,8 +23,7 @@ lint: $(VENV)/.installed
 test: lint
 	$(PY) -m pytest
 
-bench: $(VENV)/.installed
-	$(PY) -m pip install --quiet -e '.[bench]'
+bench: $(VENV)/.installed   # needs wrk and nginx (apt-get install wrk nginx-light)
 	$(PY) bench/run_gatekeeper.py
 
 clean:

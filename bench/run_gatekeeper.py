@@ -1,0 +1,130 @@
+"""Gatekeeper end to end under wrk, against the tiny nginx upstream of harness.py.
+
+Scenarios (each with -c32 and -c4, interleaved rounds, medians):
+  (a) nginx-direct         wrk → nginx
+  (b) gk-token-{1,2}w      wrk → gatekeeper (valid RS256 bearer token, the full check) → nginx
+  (c) gk-public-{1,2}w     wrk → gatekeeper (public path, anonymous) → nginx
+
+A dev issuer (gatekeeper.devissuer) serves discovery and JWKS from this process; gatekeeper
+fetches the keys once at start, so the issuer is idle during the measured runs.
+
+    .venv/bin/python bench/run_gatekeeper.py                 # ~7 min, writes bench/out/gatekeeper.*
+    .venv/bin/python bench/run_gatekeeper.py --rounds 1 --duration 3 --warmup 1   # smoke
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import socket
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import uvicorn
+import yaml
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import harness  # noqa: E402  (bench/ is not a package)
+
+from gatekeeper.devissuer import DevIssuer, create_issuer_app  # noqa: E402
+
+AUDIENCE = "bench-api"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def serve_issuer() -> tuple[DevIssuer, uvicorn.Server]:
+    port = _free_port()
+    issuer = DevIssuer(f"http://127.0.0.1:{port}", algorithms=("RS256",), jwks_max_age_seconds=3600)
+    config = uvicorn.Config(create_issuer_app(issuer), host="127.0.0.1", port=port,
+                            log_level="warning", access_log=False)
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    threading.Thread(target=server.run, daemon=True).start()
+    while not server.started:
+        time.sleep(0.05)
+    return issuer, server
+
+
+def write_config(directory: Path, issuer: DevIssuer, workers: int) -> Path:
+    config = {
+        # listen, admin_listen and upstream are set per run through GATEKEEPER_* variables (see main).
+        "listen": "127.0.0.1:4180",
+        "admin_listen": "127.0.0.1:9901",
+        "upstream": "http://127.0.0.1:8080",
+        "public_paths": ["/public/*"],
+        "workers": workers,
+        "access_log": True,
+        "log_level": "warning",
+        "auth": {"issuers": [{"issuer": issuer.issuer, "audience": [AUDIENCE],
+                              "algorithms": ["RS256"]}]},
+    }
+    path = directory / f"gatekeeper-{workers}w.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return path
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--connections", default="32,4")
+    parser.add_argument("--duration", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "gatekeeper")
+    args = parser.parse_args()
+
+    issuer, issuer_server = serve_issuer()
+    token = issuer.mint("alice", audience=AUDIENCE, ttl_seconds=6 * 3600,
+                        claims={"email": "alice@example.com", "roles": ["admin", "user"]})
+    bearer = f"Authorization: Bearer {token}"
+    directory = Path(tempfile.mkdtemp(prefix="gk-bench-"))
+    (directory / "logs").mkdir()
+    scenarios = [harness.Scenario("nginx-direct", "@upstream", headers=())]
+    for workers in (int(w) for w in args.workers.split(",")):
+        config = write_config(directory, issuer, workers)
+        # The harness fills {port} and {upstream_port} in these environment values.
+        command = "{python} -m gatekeeper run --config " + str(config)
+        for kind, path, headers in (("token", "/", (bearer,)), ("public", "/public/x", ())):
+            env = {"GATEKEEPER_LISTEN": "127.0.0.1:{port}",
+                   "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}",
+                   "GATEKEEPER_UPSTREAM": "http://127.0.0.1:{upstream_port}"}
+            scenarios.append(harness.Scenario(f"gk-{kind}-{workers}w", command, env, path=path,
+                                              headers=headers))
+    connections = [int(c) for c in args.connections.split(",")]
+    started = time.time()
+    runs, problems = harness.run_benchmark(
+        scenarios, connections, args.duration, args.warmup, args.rounds,
+        check_headers=(bearer,), log_dir=directory / "logs",
+    )
+    summaries = harness.summarize(runs)
+    table = harness.markdown_table(summaries)
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".md").write_text(table + "\n")
+    args.out.with_suffix(".json").write_text(json.dumps({
+        "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "settings": {"connections": connections, "duration_s": args.duration,
+                     "warmup_s": args.warmup, "rounds": args.rounds},
+        "problems": problems,
+        "medians": [harness.asdict(s) for s in summaries],
+        "runs": [harness.asdict(r) for r in runs],
+    }, indent=2) + "\n")
+    issuer_server.should_exit = True
+    for name, issues in problems.items():
+        for issue in issues:
+            print(f"PROBLEM {name}: {issue}")
+    return 1 if any(problems.values()) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
