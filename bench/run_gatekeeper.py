@@ -27,9 +27,9 @@ import uvicorn
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import harness  # noqa: E402  (bench/ is not a package)
+import harness
 
-from gatekeeper.devissuer import DevIssuer, create_issuer_app  # noqa: E402
+from gatekeeper.devissuer import DevIssuer, create_issuer_app
 
 AUDIENCE = "bench-api"
 

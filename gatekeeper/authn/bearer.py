@@ -93,8 +93,8 @@ _JWT_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
     (jwt.InvalidSignatureError, "bad_signature", "signature verification failed"),
     (jwt.InvalidAlgorithmError, "bad_algorithm", "algorithm not allowed"),
     (jwt.InvalidIssuedAtError, "bad_iat", "iat is not a number"),
-    (jwt.InvalidSubjectError, "invalid_claim", "claim sub must be a string"),
-    (jwt.InvalidJTIError, "invalid_claim", "claim jti must be a string"),
+    (jwt.exceptions.InvalidSubjectError, "invalid_claim", "claim sub must be a string"),
+    (jwt.exceptions.InvalidJTIError, "invalid_claim", "claim jti must be a string"),
 )
 _NUMERIC_DATES = ("exp", "nbf", "iat")
 
