@@ -1,0 +1,24 @@
+"""`gatekeeper demo` — the newcomer's first minute: it must show an allowed and a denied request."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from tests.support.servers import free_port
+
+
+def test_demo_self_check_shows_allowed_and_denied_requests() -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "gatekeeper", "demo", "--check",
+         "--port", str(free_port()), "--admin-port", str(free_port())],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    allowed = [line for line in lines if line.strip().startswith("200  GET /hello")]
+    denied = [line for line in lines if line.strip().startswith("401  GET /hello")]
+    assert len(allowed) == 1 and '"x-auth-request-user": "alice"' in allowed[0]
+    assert len(denied) == 3  # no token, wrong audience, spoofed header
+    assert any("spoofed" in line for line in denied)
+    assert 'curl -s -H "Authorization: Bearer $ALICE"' in result.stdout
