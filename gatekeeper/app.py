@@ -139,6 +139,8 @@ class GatekeeperApp:
                          read_timeout=settings.upstream_timeout_seconds)
         stack.push_async_callback(pool.aclose)
         headers = HeaderPolicy(settings)
+        access_log = AccessLog(settings.access_log)
+        stack.callback(access_log.flush)
         pipeline = Pipeline(
             [BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics)],
             AuthenticatedOnly(PublicPaths(settings.public_paths)),
@@ -150,7 +152,7 @@ class GatekeeperApp:
             WebSocketProxy(settings.upstream, headers, self.metrics,
                            settings.upstream_connect_timeout_seconds),
             self.metrics,
-            AccessLog(settings.access_log),
+            access_log,
         )
         if self._serve_admin:
             admin = create_admin_app(self.metrics, self.issuer_keys, UpstreamProbe(host, port))
