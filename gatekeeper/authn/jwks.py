@@ -43,7 +43,10 @@ class SigningKey:
     key: Any  # a cryptography public key object
 
     def fits(self, alg: str) -> bool:
-        kty, crv = _KEY_SHAPE[alg]
+        shape = _KEY_SHAPE.get(alg)
+        if shape is None:
+            return False  # HS*, "none", anything unknown: no JWKS key verifies it
+        kty, crv = shape
         if self.kty != kty or (self.alg is not None and self.alg != alg):
             return False
         if kty == "OKP":
@@ -127,13 +130,17 @@ class IssuerKeys:
 
     async def _refresh_loop(self) -> None:
         while True:
-            if self._keys:
-                # Refresh before the TTL runs out so requests never wait on a fetch.
-                delay = max(1.0, (self._expires_at - self._clock()) * 0.9)
-            else:
-                delay = min(60.0, 2.0 ** min(self._failures, 6))  # backoff while the issuer is down
-            await asyncio.sleep(delay)
+            await asyncio.sleep(self.next_refresh_delay())
             await self.refresh()
+
+    def next_refresh_delay(self) -> float:
+        """Seconds until the background loop fetches again."""
+        if self._failures:
+            # Back off while the issuer fails, with or without stale keys: once the TTL had run
+            # out, stale keys used to mean a retry every second from every replica.
+            return min(60.0, 2.0 ** min(self._failures, 6))
+        # Refresh before the TTL runs out so requests never wait on a fetch.
+        return max(1.0, (self._expires_at - self._clock()) * 0.9)
 
     # -- lookups --------------------------------------------------------------------------
     async def key_for(self, kid: str | None, alg: str) -> SigningKey:
@@ -185,7 +192,12 @@ class IssuerKeys:
             keys = parse_jwks(response.json())
             if not keys:
                 raise ValueError("the JWKS holds no usable signature key")
-        except (httpx.HTTPError, ValueError) as exc:
+        except Exception as exc:
+            # Any failure (not only httpx.HTTPError: InvalidURL, or an ExceptionGroup holding an
+            # OverflowError for a port > 65535) keeps the old keys; escaping here would fail the
+            # start, end the refresh loop, or turn a request into a 500.
+            if self.issuer.jwks_uri is None:
+                self._jwks_uri = None  # came from discovery: read it again next time
             self._failures += 1
             self.last_error = _describe(exc)
             self._metrics.jwks_fetches.labels(issuer=name, result="failure").inc()
@@ -225,7 +237,12 @@ def _describe(exc: Exception) -> str:
     if isinstance(exc, httpx.HTTPError):
         return f"{type(exc).__name__} fetching {exc.request.url}" if _has_request(exc) else type(
             exc).__name__
-    return str(exc)
+    if isinstance(exc, ValueError):
+        return str(exc)  # ours (discovery/JWKS shape) or a JSON decode error
+    if isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
+        inner: BaseException = exc.exceptions[0]  # anyio wraps a lone connect() error
+        return f"{type(inner).__name__}: {inner}"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _has_request(exc: httpx.HTTPError) -> bool:
