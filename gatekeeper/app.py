@@ -153,6 +153,7 @@ class GatekeeperApp:
                            settings.upstream_connect_timeout_seconds),
             self.metrics,
             access_log,
+            settings.max_header_bytes,
         )
         if self._serve_admin:
             admin = create_admin_app(self.metrics, self.issuer_keys, UpstreamProbe(host, port))

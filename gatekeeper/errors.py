@@ -3,6 +3,7 @@
     GatekeeperError
     ├── ConfigError                 bad configuration; refused at start (never at request time)
     ├── BadRequest            400   malformed request: target, framing, duplicate Authorization
+    │   └── HeadersTooLarge   431   request headers larger than ``max_header_bytes``
     ├── Unauthenticated       401   no usable credentials (RFC 6750 WWW-Authenticate)
     │   └── InvalidToken      401   a token was presented and failed a named check
     ├── Forbidden             403   authenticated, but the policy says no
@@ -41,6 +42,11 @@ class ConfigError(GatekeeperError):
 class BadRequest(GatekeeperError):
     code = "bad_request"
     status = 400
+
+
+class HeadersTooLarge(BadRequest):
+    code = "headers_too_large"
+    status = 431
 
 
 class Unauthenticated(GatekeeperError):

@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from gatekeeper import forward_auth
-from gatekeeper.errors import BadRequest, GatekeeperError, UpstreamError
+from gatekeeper.errors import BadRequest, GatekeeperError, HeadersTooLarge, UpstreamError
 from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
 from gatekeeper.paths import canonical_path
@@ -50,7 +50,9 @@ class Gate:
         websockets: WebSocketProxy,
         metrics: Metrics,
         access_log: AccessLog,
+        max_header_bytes: int,
     ) -> None:
+        self._max_header_bytes = max_header_bytes
         self._pipeline = pipeline
         self._proxy = proxy
         self._websockets = websockets
@@ -70,6 +72,7 @@ class Gate:
         upstream_seconds: float | None = None
         decision: Decision | None = None
         try:
+            self._check_header_size(scope)
             if scope["path"] == forward_auth.PATH:
                 decision, status = await self._forward_auth(scope, send, request_id)
                 self._record(scope, decision, status, started, None, request_id)
@@ -91,6 +94,12 @@ class Gate:
             status = await send_error(send, exc, request_id)
         self._record(scope, decision, status, started, upstream_seconds, request_id)
 
+    def _check_header_size(self, scope: Scope) -> None:
+        # The HTTP parser has no limit of its own: bound what the pipeline will look at.
+        size = sum(len(name) + len(value) for name, value in scope["headers"])
+        if size > self._max_header_bytes:
+            raise HeadersTooLarge("request headers too large")
+
     async def _forward_auth(
         self, scope: Scope, send: Send, request_id: str
     ) -> tuple[Decision, int]:
@@ -108,6 +117,7 @@ class Gate:
         started = time.perf_counter()
         request_id = request_id_of(scope)
         try:
+            self._check_header_size(scope)
             request = RequestView(scope, canonical_path(scope.get("raw_path") or b"/"))
             decision = await self._pipeline.decide(request)
         except GatekeeperError as exc:

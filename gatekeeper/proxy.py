@@ -6,9 +6,9 @@ framing checks, the outgoing target and headers, and streaming in both direction
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,7 +17,7 @@ from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy, strip_response_headers
 from gatekeeper.principal import Decision
 from gatekeeper.request import RequestView
-from gatekeeper.upstream import UpstreamTransport
+from gatekeeper.upstream import UpstreamResponse, UpstreamTransport
 
 log = logging.getLogger("gatekeeper.proxy")
 
@@ -61,16 +61,34 @@ def upstream_target(request: RequestView) -> bytes:
     return path + b"?" + request.query if request.query else path
 
 
-async def _request_body(receive: Receive) -> AsyncIterator[bytes]:
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ClientDisconnected
-        chunk = message.get("body", b"")
-        if chunk:
-            yield chunk
-        if not message.get("more_body", False):
-            return
+async def _watch_disconnect(receive: Receive, response: UpstreamResponse) -> None:
+    while (await receive())["type"] != "http.disconnect":
+        pass
+    response.abort()
+
+
+class _RequestBody:
+    """The client's request body as async chunks; ``done`` once read to its end."""
+
+    __slots__ = ("_receive", "done")
+
+    def __init__(self, receive: Receive) -> None:
+        self._receive = receive
+        self.done = False
+
+    def __aiter__(self) -> _RequestBody:
+        return self
+
+    async def __anext__(self) -> bytes:
+        while not self.done:
+            message = await self._receive()
+            if message["type"] == "http.disconnect":
+                raise ClientDisconnected
+            self.done = not message.get("more_body", False)
+            chunk: bytes = message.get("body", b"")
+            if chunk:
+                return chunk
+        raise StopAsyncIteration
 
 
 class Proxy:
@@ -95,25 +113,33 @@ class Proxy:
         has_body, length = body_framing(request)
         host = request.header(b"host") or self._default_host
         headers = self._headers.upstream_headers(request, decision.identity_headers, request_id, host)
+        body = _RequestBody(receive) if has_body else None
         started = time.perf_counter()
         response = await self._transport.send(
-            request.method,
-            upstream_target(request),
-            headers,
-            _request_body(receive) if has_body else None,
-            length if has_body else None,
-        )
+            request.method, upstream_target(request), headers, body, length if has_body else None)
         upstream_seconds = time.perf_counter() - started
         self._metrics.upstream_seconds.observe(upstream_seconds)
+        watcher: asyncio.Task[None] | None = None
         try:
             out_headers = strip_response_headers(response.headers)
             out_headers.append((b"x-request-id", request_id.encode("ascii")))
             await send({"type": "http.response.start", "status": response.status,
                         "headers": out_headers})
+            first = True
             try:
                 async for chunk in response.body():
                     await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    if first:
+                        first = False
+                    elif watcher is None and (body is None or body.done):
+                        # A streamed answer: the server's send() ignores a departed client, so
+                        # watch for it, or the app's stream (SSE, downloads) would run on to its
+                        # end. One-chunk answers never pay for this task. Only once the request
+                        # body is done: receive() must not have two readers.
+                        watcher = asyncio.create_task(_watch_disconnect(receive, response))
             except UpstreamError as exc:
+                if watcher is not None and watcher.done():
+                    raise ClientDisconnected from exc
                 # Headers are gone already: all we can do is cut the response short. A body
                 # stall (UpstreamTimeout) too: re-raised, the gate would start a second response.
                 log.warning("upstream response truncated",
@@ -121,5 +147,7 @@ class Proxy:
                 return response.status, upstream_seconds
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
+            if watcher is not None:
+                watcher.cancel()
             await response.aclose()
         return response.status, upstream_seconds

@@ -66,7 +66,14 @@ class IssuerSettings(_Frozen):
     @field_validator("issuer", "jwks_uri")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
-        if value is not None and urlsplit(value).scheme not in ("http", "https"):
+        if value is None:
+            return value
+        parts = urlsplit(value)
+        try:
+            parts.port  # noqa: B018 - raises ValueError for a port that is not a port
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        if parts.scheme not in ("http", "https") or not parts.hostname:
             raise ValueError("must be an http(s) URL")
         return value
 
@@ -168,6 +175,8 @@ class Settings(_Frozen):
         default=30.0, gt=0, le=3600, description="Wait for the app's headers (and each body read): 504."
     )
     upstream_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="Connect: 504.")
+    max_header_bytes: int = Field(
+        default=32768, ge=4096, le=1_048_576, description="Larger request headers in total: 431.")
     upstream_max_connections: int = Field(default=256, ge=1, le=65536, description="Pool cap per worker.")
     public_paths: list[str] = Field(
         default_factory=list,

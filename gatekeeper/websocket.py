@@ -10,6 +10,7 @@ from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.frames import EXTERNAL_CLOSE_CODES
 from websockets.typing import Subprotocol
 
 from gatekeeper.metrics import Metrics
@@ -88,12 +89,18 @@ class WebSocketProxy:
         return 101
 
 
+def _sendable(code: int) -> int:
+    """1005/1006/1015 only report a close locally and are never sent (RFC 6455 §7.4.1): a client
+    that vanished or closed without a code is "going away" to the app."""
+    return code if code in EXTERNAL_CLOSE_CODES or 3000 <= code < 5000 else 1001
+
+
 async def _relay(upstream: ClientConnection, receive: Receive, send: Send) -> None:
     async def client_to_app() -> None:
         while True:
             message = await receive()
             if message["type"] == "websocket.disconnect":
-                await upstream.close(code=message.get("code", 1000))
+                await upstream.close(code=_sendable(message.get("code", 1000)))
                 return
             if message.get("text") is not None:
                 await upstream.send(message["text"])

@@ -157,3 +157,9 @@ def test_run_refuses_before_importing_the_server() -> None:
     )
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
     assert result.stdout.split() == ["2", "False", "False"]
+
+
+def test_an_issuer_url_with_an_impossible_port_is_refused(tmp_path: Path) -> None:
+    found = problems(tmp_path, "auth:\n  issuers:\n    - {issuer: https://a, audience: [x], "
+                                "jwks_uri: 'http://idp:99999/jwks'}\n")
+    assert any(p.startswith("auth.issuers.0.jwks_uri:") for p in found)

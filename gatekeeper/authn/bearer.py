@@ -219,7 +219,9 @@ def roles_from_claims(claims: Mapping[str, Any], paths: Sequence[str]) -> tuple[
             value = [value]
         if isinstance(value, list):
             for role in value:
-                if isinstance(role, str) and role:
+                # Roles travel comma-joined in one header: a role holding a comma would read
+                # as two roles to the app, so it is not granted at all (fail closed).
+                if isinstance(role, str) and role and "," not in role:
                     roles[role] = None
     return tuple(roles)
 
