@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
 import os
 import socket
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -17,15 +19,17 @@ import httpx
 import uvicorn
 
 from gatekeeper import logs
-from gatekeeper.admin import UpstreamProbe, create_admin_app
+from gatekeeper.admin import Check, UpstreamProbe, create_admin_app
 from gatekeeper.authn.bearer import BearerAuthenticator
 from gatekeeper.authn.jwks import IssuerKeys
-from gatekeeper.authz import AuthenticatedOnly, PublicPaths
+from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
 from gatekeeper.gate import Gate
 from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.pipeline import Pipeline
+from gatekeeper.policy.loader import load_policy
+from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.proxy import Proxy
 from gatekeeper.settings import Settings, load_settings, split_host_port
 from gatekeeper.upstream import Http1Pool
@@ -141,9 +145,21 @@ class GatekeeperApp:
         headers = HeaderPolicy(settings)
         access_log = AccessLog(settings.access_log)
         stack.callback(access_log.flush)
+        public_paths = PublicPaths(settings.public_paths)
+        authorizer: Authorizer = AuthenticatedOnly(public_paths)
+        extra_checks: dict[str, Callable[[], Awaitable[Check]]] = {}
+        if settings.policy is not None:
+            holder = PolicyHolder(
+                settings.policy.model, settings.policy.policy, self.metrics,
+                loader=functools.partial(load_policy,
+                                         cache_size=settings.policy.decision_cache_size))
+            await holder.start(watch=settings.policy.watch)
+            stack.push_async_callback(holder.aclose)
+            authorizer = PolicyAuthorizer(holder, public_paths)
+            extra_checks["policy"] = _policy_check(holder)
         pipeline = Pipeline(
             [BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics)],
-            AuthenticatedOnly(PublicPaths(settings.public_paths)),
+            authorizer,
             headers,
         )
         self._gate = Gate(
@@ -156,11 +172,25 @@ class GatekeeperApp:
             settings.max_header_bytes,
         )
         if self._serve_admin:
-            admin = create_admin_app(self.metrics, self.issuer_keys, UpstreamProbe(host, port))
+            admin = create_admin_app(self.metrics, self.issuer_keys, UpstreamProbe(host, port),
+                                     extra_checks)
             await stack.enter_async_context(
                 admin_listener(admin, settings.admin_listen, shared=settings.workers > 1))
         log.info("gatekeeper ready", extra={"listen": settings.listen, "upstream": settings.upstream,
                                             "admin_listen": settings.admin_listen})
+
+
+def _policy_check(holder: PolicyHolder) -> Callable[[], Awaitable[Check]]:
+    async def check() -> Check:
+        active = holder.active
+        if active is None:
+            return Check(False, f"no policy: {holder.last_error}")
+        loaded = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(holder.loaded_at or 0))
+        detail = f"digest {active.digest}, {len(active.rules)} rules, loaded {loaded}"
+        if holder.last_error:
+            detail += f"; last reload refused: {holder.last_error}"
+        return Check(True, detail)
+    return check
 
 
 class _NoCookies(httpx.Cookies):

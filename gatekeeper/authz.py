@@ -1,7 +1,10 @@
-"""Authorization: a small typed interface; the Casbin engine plugs in behind it.
+"""Authorization: a small typed interface with two implementations.
 
-Until policies are configured, the rule is the one every peer starts from: ``public_paths`` are
-open to anonymous callers, everything else needs an authenticated principal.
+- ``AuthenticatedOnly`` (no ``policy`` configured): ``public_paths`` are open to anonymous
+  callers, everything else needs an authenticated principal.
+- ``PolicyAuthorizer`` (``policy`` configured): Casbin rules decide; anonymous callers are
+  considered only on ``public_paths`` (as subject ``anonymous``), authenticated ones also hold the
+  role ``authenticated``. No active policy means deny (fail closed).
 """
 
 from __future__ import annotations
@@ -11,13 +14,15 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gatekeeper.paths import matches_prefix_pattern
+from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.principal import Principal
 
 
 @dataclass(frozen=True, slots=True)
 class Verdict:
     allowed: bool
-    reason: str  # machine code: which rule decided
+    reason: str  # machine code: why
+    rule: str | None = None  # "policy.csv:12" when a policy rule decided
 
 
 class Authorizer(Protocol):
@@ -45,3 +50,23 @@ class AuthenticatedOnly:
         if path in self._public:
             return Verdict(True, "public_path")
         return Verdict(False, "no_credentials")
+
+
+class PolicyAuthorizer:
+    def __init__(self, holder: PolicyHolder, public_paths: PublicPaths) -> None:
+        self._holder = holder
+        self._public = public_paths
+
+    def authorize(self, principal: Principal, method: str, path: str) -> Verdict:
+        anonymous = principal.via == "anonymous"
+        if anonymous and path not in self._public:
+            return Verdict(False, "no_credentials")
+        policy = self._holder.active
+        if policy is None:
+            return Verdict(False, "no_policy")
+        verdict = policy.decide(
+            principal.subject, principal.roles, method, path,
+            authenticated=not anonymous, claims=principal.claims, cache_key=principal,
+        )
+        return Verdict(verdict.allowed, verdict.reason,
+                       verdict.rule.source if verdict.rule is not None else None)

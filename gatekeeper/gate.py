@@ -157,6 +157,7 @@ class Gate:
             "subject": decision.principal.subject if decision else "anonymous",
             "decision": outcome,
             "reason": reason,
+            "rule": decision.rule if decision else None,
             "total_ms": round(total * 1000, 3),
             "upstream_ms": round(upstream_seconds * 1000, 3) if upstream_seconds is not None else None,
             "client": client[0] if client else None,

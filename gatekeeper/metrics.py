@@ -32,6 +32,17 @@ class Metrics:
             "gatekeeper_token_cache", "Verified-token cache lookups.", ["result"], registry=r)
         self.token_cache_hits = self.token_cache.labels(result="hit")
         self.token_cache_misses = self.token_cache.labels(result="miss")
+        self.policy_reloads = Counter(
+            "gatekeeper_policy_reloads", "Policy loads by result.", ["result"], registry=r)
+        self.policy_loaded_at = Gauge(
+            "gatekeeper_policy_loaded_timestamp_seconds", "When the active policy was loaded.",
+            registry=r, multiprocess_mode="max")
+        self.policy_active = Gauge(
+            "gatekeeper_policy_active", "1 for the active policy's digest, 0 for replaced ones.",
+            ["digest"], registry=r, multiprocess_mode="max")
+        self.policy_rules = Gauge(
+            "gatekeeper_policy_rules", "Rules in the active policy.", registry=r,
+            multiprocess_mode="max")
         self.websockets = Gauge(
             "gatekeeper_websockets_open", "Proxied WebSocket sessions open.", registry=r,
             multiprocess_mode="livesum")

@@ -40,14 +40,15 @@ class Pipeline:
             if not verdict.allowed:
                 outcome = (Outcome.UNAUTHENTICATED if principal.via == "anonymous"
                            else Outcome.UNAUTHORIZED)
-                return Decision(outcome, verdict.reason, principal, path=request.path)
+                return Decision(outcome, verdict.reason, principal, path=request.path,
+                                rule=verdict.rule)
             identity = self._headers.identity_headers(principal, principal.token)
         except Unauthenticated as exc:
             return Decision(Outcome.UNAUTHENTICATED, exc.code, error=exc, path=request.path)
         except GatekeeperError as exc:
             return Decision(Outcome.ERROR, exc.code, error=exc, path=request.path)
         return Decision(Outcome.ALLOW, verdict.reason, principal, identity_headers=identity,
-                        path=request.path)
+                        path=request.path, rule=verdict.rule)
 
     async def _authenticate(self, request: RequestView) -> Principal:
         for authenticator in self._authenticators:

@@ -43,6 +43,7 @@ class Decision:
     error: GatekeeperError | None = None
     identity_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     path: str = "/"
+    rule: str | None = None  # the policy rule that decided, for the log line
 
     @property
     def allowed(self) -> bool:

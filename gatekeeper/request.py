@@ -11,7 +11,10 @@ class RequestView:
     __slots__ = ("_cookies", "client", "headers", "method", "path", "query", "raw_path", "scheme")
 
     def __init__(self, scope: dict[str, Any], path: str) -> None:
-        self.method: str = scope.get("method", "GET")
+        # Matched and forwarded upper-case: a lowercase "get" must not slip past rules written
+        # for GET (keycloak-gatekeeper CVE-2020-14359), and the app sees what was decided.
+        method: str = scope.get("method", "GET")
+        self.method = method if method.isupper() else method.upper()
         self.raw_path: bytes = scope.get("raw_path") or scope["path"].encode("latin-1")
         self.query: bytes = scope.get("query_string", b"")
         self.headers: list[tuple[bytes, bytes]] = scope["headers"]

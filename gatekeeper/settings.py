@@ -153,8 +153,14 @@ class SessionSettings(_Frozen):
 
 
 class PolicySettings(_Frozen):
-    model: Path = Field(default=Path("policies/model.conf"), description="Casbin model (next release).")
-    policy: Path = Path("policies/policy.csv")
+    model: Path = Field(
+        default=Path("policies/model.conf"),
+        description="Casbin model; a relative path is read from the config file's directory.",
+    )
+    policy: Path = Field(default=Path("policies/policy.csv"), description="Casbin policy lines.")
+    watch: bool = Field(default=True, description="Reload when the files change (and on SIGHUP).")
+    decision_cache_size: int = Field(
+        default=65536, ge=0, le=10_000_000, description="Decisions kept per policy (LRU).")
 
 
 DEFAULT_HEADERS = {
@@ -249,14 +255,6 @@ class Settings(_Frozen):
             raise ValueError("two header names fold to the same name ('_', '.', '-' are alike)")
         return value
 
-    @field_validator("policy")
-    @classmethod
-    def _policy_not_served_yet(cls, value: PolicySettings | None) -> PolicySettings | None:
-        # Fail closed: a policy that would be silently ignored lets every token through.
-        if value is not None:
-            raise ValueError("Casbin policies are not served by this version yet; remove the key")
-        return value
-
     @model_validator(mode="after")
     def _listeners_differ(self) -> Settings:
         if split_host_port(self.listen)[1] == split_host_port(self.admin_listen)[1]:
@@ -330,6 +328,11 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
         raise ConfigError(problems) from None
     if problems:
         raise ConfigError(problems)
+    if settings.policy is not None and path is not None:
+        base = Path(path).resolve().parent
+        policy = settings.policy.model_copy(update={
+            "model": base / settings.policy.model, "policy": base / settings.policy.policy})
+        settings = settings.model_copy(update={"policy": policy})
     return settings
 
 

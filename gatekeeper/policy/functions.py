@@ -1,0 +1,70 @@
+"""Matcher functions: Casbin's path matchers with their patterns compiled once, plus methodMatch.
+
+pycasbin's keyMatch2/regexMatch rebuild a regular expression on every call and lean on ``re``'s
+512-entry cache; with thousands of distinct patterns that cache thrashes. Same semantics here,
+with a bounded cache of compiled patterns per policy.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Callable
+from typing import Any
+
+from casbin.util import builtin_operators as casbin_ops
+
+_KEY_MATCH2 = re.compile(r"(.*?):[^\/]+(.*?)")
+_KEY_MATCH2_PARAM = re.compile(r":[^/]+")
+
+
+@functools.lru_cache(maxsize=65536)
+def _regex(pattern: str) -> re.Pattern[str]:
+    return re.compile(pattern)
+
+
+@functools.lru_cache(maxsize=65536)
+def _key_match2_regex(pattern: str) -> re.Pattern[str]:
+    # As casbin's key_match2: '/*' is any suffix, ':name' one segment; anchored both ends.
+    translated = pattern.replace("/*", "/.*")
+    translated = _KEY_MATCH2.sub(r"\g<1>[^\/]+\g<2>", translated, 0)
+    if translated == "*":
+        translated = "(.*)"
+    return re.compile("^" + translated + "$")
+
+
+def key_match2(key1: str, key2: str) -> bool:
+    return _key_match2_regex(key2).match(key1) is not None
+
+
+def regex_match(key1: str, key2: str) -> bool:
+    return _regex(key2).match(key1) is not None
+
+
+@functools.lru_cache(maxsize=4096)
+def _methods(spec: str) -> frozenset[str]:
+    return frozenset(m.strip().upper() for m in spec.split("|") if m.strip())
+
+
+def method_match(method: str, spec: str) -> bool:
+    """``*`` or an exact, upper-case list ``GET|HEAD``: no prefix tricks, no case tricks."""
+    if spec.strip() == "*":
+        return True
+    return method.upper() in _methods(spec)
+
+
+def matcher_functions() -> dict[str, Callable[..., Any]]:
+    """Every function a model's matcher may call (unknown names are refused at load)."""
+    return {
+        "keyMatch": casbin_ops.key_match_func,
+        "keyMatch2": key_match2,
+        "keyMatch3": casbin_ops.key_match3_func,
+        "keyMatch4": casbin_ops.key_match4_func,
+        "keyMatch5": casbin_ops.key_match5_func,
+        "keyGet": casbin_ops.key_get,
+        "keyGet2": casbin_ops.key_get2,
+        "regexMatch": regex_match,
+        "globMatch": casbin_ops.glob_match_func,
+        "ipMatch": casbin_ops.ip_match_func,
+        "methodMatch": method_match,
+    }

@@ -1,0 +1,101 @@
+"""The active policy, swapped atomically on change: watch the files, SIGHUP, keep the old on error.
+
+Kubernetes ConfigMap volumes update by swapping a ``..data`` symlink in the mounted directory,
+so the watcher listens to the directories holding the files and reloads when the *content*
+changes (compared by digest), whatever the filesystem event looked like.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import watchfiles
+
+from gatekeeper.metrics import Metrics
+from gatekeeper.policy.engine import CompiledPolicy
+from gatekeeper.policy.loader import LoadReport, PolicyError, load_policy
+
+log = logging.getLogger("gatekeeper.policy")
+
+
+class PolicyHolder:
+    """Holds the one active CompiledPolicy; readers take ``holder.active`` once per decision."""
+
+    def __init__(
+        self,
+        model_path: Path,
+        policy_path: Path,
+        metrics: Metrics,
+        loader: Callable[[Path, Path], LoadReport] = load_policy,
+    ) -> None:
+        self.model_path = model_path
+        self.policy_path = policy_path
+        self._metrics = metrics
+        self._loader = loader
+        self.active: CompiledPolicy | None = None
+        self.loaded_at: float | None = None
+        self.last_error: str | None = None
+        self._lock = asyncio.Lock()
+        self._watcher: asyncio.Task[None] | None = None
+
+    async def reload(self, reason: str) -> bool:
+        """Load off the event loop; swap only a fully valid policy. True when swapped."""
+        async with self._lock:
+            try:
+                report = await asyncio.to_thread(self._loader, self.model_path, self.policy_path)
+            except PolicyError as exc:
+                self.last_error = exc.problems[0]
+                self._metrics.policy_reloads.labels(result="failure").inc()
+                log.error("policy refused; the previous policy keeps serving",
+                          extra={"reason": reason, "problems": exc.problems,
+                                 "active_digest": self.active.digest if self.active else None})
+                return False
+            if self.active is not None and report.policy.digest == self.active.digest:
+                return False  # same content: keep the warm decision cache
+            if self.active is not None:
+                self._metrics.policy_active.labels(digest=self.active.digest).set(0)
+            self.active = report.policy  # the swap: one assignment, seen whole by readers
+            self.loaded_at = time.time()
+            self.last_error = None
+            self._metrics.policy_reloads.labels(result="success").inc()
+            self._metrics.policy_active.labels(digest=report.policy.digest).set(1)
+            self._metrics.policy_rules.set(len(report.policy.rules))
+            self._metrics.policy_loaded_at.set(self.loaded_at)
+            log.info("policy loaded", extra={"reason": reason, "digest": report.policy.digest,
+                                             "rules": len(report.policy.rules),
+                                             "warnings": report.warnings})
+            return True
+
+    async def start(self, *, watch: bool) -> None:
+        await self.reload("startup")
+        if self.active is None:
+            raise PolicyError([self.last_error or "policy could not be loaded"])
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            loop.add_signal_handler(signal.SIGHUP, self._on_sighup)
+        if watch:
+            self._watcher = asyncio.create_task(self._watch(), name="policy-watch")
+
+    def _on_sighup(self) -> None:
+        asyncio.get_running_loop().create_task(self.reload("SIGHUP"))
+
+    async def _watch(self) -> None:
+        directories = {self.model_path.resolve().parent, self.policy_path.resolve().parent,
+                       self.model_path.absolute().parent, self.policy_path.absolute().parent}
+        async for _changes in watchfiles.awatch(*directories, debounce=200, recursive=False,
+                                                 force_polling=False):
+            await self.reload("file change")
+
+    async def aclose(self) -> None:
+        with contextlib.suppress(NotImplementedError, RuntimeError, ValueError):
+            asyncio.get_running_loop().remove_signal_handler(signal.SIGHUP)
+        if self._watcher is not None:
+            self._watcher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._watcher
