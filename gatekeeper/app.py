@@ -170,6 +170,7 @@ class GatekeeperApp:
             self.metrics,
             access_log,
             settings.max_header_bytes,
+            headers,
         )
         if self._serve_admin:
             admin = create_admin_app(self.metrics, self.issuer_keys, UpstreamProbe(host, port),

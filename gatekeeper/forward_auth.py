@@ -2,8 +2,10 @@
 ForwardAuth. 202 with the identity headers (for ``auth_request_set``), 401 or 403.
 
 The original method and URI come from the ingress: ``X-Forwarded-Method``/``X-Forwarded-Uri``
-(Traefik) or ``X-Original-Method``/``X-Original-URI`` (nginx). Only here are those headers read;
-on the proxy path they never take part in a decision (oauth2-proxy CVE-2025-54576).
+(Traefik) or ``X-Original-Method``/``X-Original-URI`` (nginx). They are believed only from
+peers on ``trusted_proxies`` (oauth2-proxy CVE-2026-40575: ``GET /admin`` with
+``X-Forwarded-Uri: /public``); from anyone else the request is refused. Only here are those
+headers read; on the proxy path they never take part in a decision (CVE-2025-54576).
 """
 
 from __future__ import annotations
@@ -18,8 +20,11 @@ PATH = "/oauth2/auth"
 _METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
 
 
-def original_request(scope: dict[str, Any]) -> RequestView:
+def original_request(scope: dict[str, Any], peer_trusted: bool) -> RequestView:
     """A view of the request the ingress is asking about; 400 when it did not say."""
+    if not peer_trusted:
+        raise BadRequest("forward-auth answers only peers on trusted_proxies",
+                         code="untrusted_forward_auth")
     headers = scope["headers"]
     uri = _first(headers, (b"x-forwarded-uri", b"x-original-uri", b"x-original-url"))
     if uri is None:

@@ -15,6 +15,7 @@ from gatekeeper import forward_auth
 from gatekeeper.errors import BadRequest, GatekeeperError, HeadersTooLarge, UpstreamError
 from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
+from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.paths import canonical_path
 from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome
@@ -51,7 +52,9 @@ class Gate:
         metrics: Metrics,
         access_log: AccessLog,
         max_header_bytes: int,
+        headers: HeaderPolicy,
     ) -> None:
+        self._headers = headers
         self._max_header_bytes = max_header_bytes
         self._pipeline = pipeline
         self._proxy = proxy
@@ -104,7 +107,9 @@ class Gate:
         self, scope: Scope, send: Send, request_id: str
     ) -> tuple[Decision, int]:
         """The pipeline's answer about another request, for an ingress: 202 / 401 / 403."""
-        original = forward_auth.original_request(scope)
+        client = scope.get("client")
+        trusted = self._headers.is_trusted(client[0] if client else "")
+        original = forward_auth.original_request(scope, trusted)
         decision = await self._pipeline.decide(original)
         if not decision.allowed:
             accept = original.header(b"accept")

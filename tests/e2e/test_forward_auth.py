@@ -2,10 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 
 from gatekeeper.devissuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
+
+
+@pytest.fixture(scope="module")
+def gatekeeper(gatekeeper_factory: Callable[..., Gatekeeper]) -> Gatekeeper:
+    """The ingress (here: the test, from 127.0.0.1) is a trusted proxy."""
+    return gatekeeper_factory(trusted_proxies=["127.0.0.1/32"])
 
 
 @pytest.fixture(scope="module")
@@ -53,4 +61,15 @@ def test_forward_auth_answers(gatekeeper: Gatekeeper, headers: dict[str, str], s
 def test_identity_headers_from_the_client_do_not_come_back(gatekeeper: Gatekeeper) -> None:
     status, headers = ask(gatekeeper, {"X-Forwarded-Uri": "/public/x", "X-Auth-Request-User": "root"})
     assert status == 202
+    assert "x-auth-request-user" not in headers
+
+
+def test_an_untrusted_peer_gets_no_answer_about_another_uri(
+    gatekeeper_factory: Callable[..., Gatekeeper], token: str
+) -> None:
+    """oauth2-proxy CVE-2026-40575: X-Forwarded-Uri from anyone would let /admin pass as /public."""
+    untrusted = gatekeeper_factory()
+    status, headers = ask(untrusted, {"Authorization": f"Bearer {token}",
+                                      "X-Forwarded-Uri": "/public/x"})
+    assert status == 400
     assert "x-auth-request-user" not in headers
