@@ -91,7 +91,7 @@ class HeaderPolicy:
                     token = token.strip().lower()
                     if token and _fold(token) not in self._protected:
                         named_in_connection.add(token)
-        trusted_peer = self._is_trusted(request.client)
+        trusted_peer = self.is_trusted(request.client)
         out: list[tuple[bytes, bytes]] = [(b"host", host)]
         forwarded_for = b""
         for name, value in request.headers:
@@ -118,7 +118,7 @@ class HeaderPolicy:
         out.extend(identity)
         return out
 
-    def _is_trusted(self, client: str) -> bool:
+    def is_trusted(self, client: str) -> bool:
         if not self._trusted:
             return False
         known = self._trusted_cache.get(client)
