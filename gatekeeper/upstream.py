@@ -4,9 +4,13 @@ asyncio protocols, responses parsed by httptools (llhttp).
 Why not httpx or aiohttp: measured on this machine (bench/RESULTS.md), their per-request CPU cost
 dominates a proxied request. Being thin, this client must be strict itself:
 - framing only by Content-Length, chunked, or (responses) read-until-close — llhttp refuses
-  a response with both, duplicate lengths, or malformed chunks, and we then drop the connection;
+  a response with both, duplicate lengths, or malformed chunks; we refuse any other
+  Transfer-Encoding and a second response to one request (response splitting), then drop the
+  connection;
 - the request head is checked for stray CR/LF before it is written (no request splitting);
-- a connect timeout, a per-read timeout, a cap on open connections;
+- a connect timeout, a per-read timeout (while a request body still flows, each write
+  restarts the clock for the answer), a cap on open connections; a request waiting for the cap
+  is handed the next connection that is released or closed;
 - a connection is reused only after a complete, keep-alive response to a fully sent request;
   on any doubt it is closed.
 """
@@ -28,11 +32,18 @@ _LOW_WATER = 64 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
 
 
+class _ProtocolViolation(Exception):
+    """Raised in a parser callback: llhttp stops, feed_data raises HttpParserCallbackError."""
+
+
 class UpstreamResponse(Protocol):
     status: int
     headers: list[tuple[bytes, bytes]]
 
     def body(self) -> AsyncIterator[bytes]: ...
+
+    def abort(self) -> None:
+        """The client went away: make body() stop and drop the connection to the app."""
 
     async def aclose(self) -> None: ...
 
@@ -60,6 +71,7 @@ class _Connection(asyncio.Protocol):
         self.response: _Response | None = None
         self.closed = False
         self.used = False
+        self.written = 0  # bytes handed to the transport: progress while a body is sent
         self._can_write = asyncio.Event()
         self._can_write.set()
 
@@ -95,9 +107,19 @@ class _Connection(asyncio.Protocol):
         self._can_write.set()
 
     # -- httptools callbacks --------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        response = self.response
+        if response is None or response.status:
+            # A second final response to one request (response splitting/desync): what follows
+            # belongs to nobody. Raising makes feed_data fail, so nothing more is parsed.
+            raise _ProtocolViolation("unsolicited response")
+
     def on_header(self, name: bytes, value: bytes) -> None:
-        if self.response is not None:
-            self.response.headers.append((name, value))
+        response = self.response
+        # Once the final status is known, llhttp reports chunked trailers here: they must not
+        # become headers (RFC 9110 §6.5.1), nor race in when they share a read with the head.
+        if response is not None and not response.status:
+            response.headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         if self.response is not None:
@@ -120,6 +142,7 @@ class _Connection(asyncio.Protocol):
         if self.closed or self.transport is None:
             raise UpstreamUnavailable("connection to the app closed", code="upstream_closed")
         self.transport.write(data)
+        self.written += len(data)
         if not self._can_write.is_set():
             await self._can_write.wait()
 
@@ -165,12 +188,19 @@ class _Response:
         if 100 <= status < 200:
             self.headers = []  # interim 1xx: not forwarded; the final response follows
             return
+        has_length = chunked = False
+        for name, value in self.headers:
+            lower = name.lower()
+            if lower == b"content-length":
+                has_length = True
+            elif lower == b"transfer-encoding":
+                # llhttp reads any other coding until close (RFC 9112 §6.3); we forward no
+                # coding but chunked, and two TE lines are a framing disagreement: refuse.
+                if chunked or value.strip().lower() != b"chunked":
+                    raise _ProtocolViolation("unsupported Transfer-Encoding")
+                chunked = True
         self.status = status
-        names = {name.lower() for name, _ in self.headers}
-        self._until_close = (
-            b"content-length" not in names and b"transfer-encoding" not in names
-            and status not in (204, 304)
-        )
+        self._until_close = not has_length and not chunked and status not in (204, 304)
         if not self._headers_ready.done():
             self._headers_ready.set_result(None)
         if self._method == "HEAD":
@@ -180,6 +210,8 @@ class _Response:
             self._wake()
 
     def feed(self, data: bytes) -> None:
+        if self._complete:
+            return  # a body after the head of a HEAD response: not ours to forward
         self._chunks.append(data)
         self._buffered += len(data)
         if self._buffered > _HIGH_WATER and not self._paused:
@@ -221,6 +253,24 @@ class _Response:
             await asyncio.wait_for(asyncio.shield(self._headers_ready), self._pool.read_timeout)
         except TimeoutError:
             raise UpstreamTimeout("the app did not answer in time") from None
+        if self._error is not None:
+            raise self._error  # already known (same read as the head): a clean 502, no truncation
+
+    async def wait_headers_while_sending(self, sender: asyncio.Task[None]) -> None:
+        """Like wait_headers, but while the request body still flows each write restarts the
+        clock: an upload longer than read_timeout is not a timeout, a stalled one is."""
+        conn = self._conn
+        while not sender.done():
+            written = conn.written
+            await asyncio.wait((self._headers_ready, sender), timeout=self._pool.read_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+            if self._headers_ready.done():
+                break  # the app answered, possibly before reading the whole body
+            if not sender.done() and conn.written == written:
+                raise UpstreamTimeout("the request body stopped flowing")
+        else:
+            sender.result()  # the body failed (client gone, app closed): raise that
+        await self.wait_headers()
 
     async def body(self) -> AsyncIterator[bytes]:
         timeout = self._pool.read_timeout
@@ -244,6 +294,12 @@ class _Response:
                 self.fail(UpstreamTimeout("the app stopped sending"))
             finally:
                 self._waiter = None
+
+    def abort(self) -> None:
+        if self._complete or self._released:
+            return  # done already; the connection may be back in the pool
+        self.fail(UpstreamUnavailable("the client went away", code="client_gone"))
+        self._conn.close()  # the app sees the disconnect and can stop its stream
 
     async def aclose(self) -> None:
         if self._released:
@@ -274,9 +330,13 @@ class Http1Pool:
         self._port = port
         self.read_timeout = read_timeout
         self._connect_timeout = connect_timeout
+        self._max = max_connections
+        self._reserved = 0  # connections open or being opened; never above _max
         self._idle: list[_Connection] = []
-        self._slots = asyncio.Semaphore(max_connections)
         self._open: set[_Connection] = set()
+        # Requests waiting at the cap, first come first served. Each is handed a released
+        # connection, or None: the slot of a closed one, to open a new connection with.
+        self._waiters: collections.deque[asyncio.Future[_Connection | None]] = collections.deque()
 
     @property
     def open_connections(self) -> int:
@@ -328,7 +388,7 @@ class Http1Pool:
             return
         sender = asyncio.create_task(_send_body(conn, response, body, content_length))
         try:
-            await response.wait_headers()
+            await response.wait_headers_while_sending(sender)
         except BaseException:
             sender.cancel()
             with contextlib.suppress(BaseException):
@@ -338,20 +398,45 @@ class Http1Pool:
             # The app answered before reading the whole body (e.g. 413): stream the answer,
             # and never reuse this connection (request_sent stays False unless it finishes).
             sender.add_done_callback(_consume_result)
-        elif sender.exception() is not None:
-            raise sender.exception()  # type: ignore[misc]
+        else:
+            _consume_result(sender)  # a body that failed after the answer: still forward it
 
     async def _acquire(self) -> _Connection:
-        while self._idle:
-            conn = self._idle.pop()
-            if conn.reusable:
-                return conn
-            self._open.discard(conn)
-            self._slots.release()
+        while True:
+            while self._idle:
+                conn = self._idle.pop()
+                if conn.reusable:
+                    return conn
+                self.forget(conn)
+            if self._reserved < self._max:
+                self._reserved += 1
+                return await self._connect()
+            handed = await self._wait_turn()
+            if handed is None:
+                return await self._connect()  # the slot of a closed connection is ours now
+            if handed.reusable:
+                return handed
+            # Closed on its way to us: forget() has passed its slot on; wait again.
+
+    async def _wait_turn(self) -> _Connection | None:
+        waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
         try:
-            await asyncio.wait_for(self._slots.acquire(), self.read_timeout)
-        except TimeoutError:
-            raise UpstreamTimeout("too many requests waiting for a connection to the app") from None
+            return await asyncio.wait_for(waiter, self.read_timeout)
+        except BaseException as exc:
+            if waiter.done() and not waiter.cancelled():
+                self._hand_back(waiter.result())  # handed over just as we gave up: pass it on
+            else:
+                waiter.cancel()
+                with contextlib.suppress(ValueError):
+                    self._waiters.remove(waiter)
+            if isinstance(exc, TimeoutError):
+                raise UpstreamTimeout(
+                    "too many requests waiting for a connection to the app") from None
+            raise
+
+    async def _connect(self) -> _Connection:
+        """Open a connection in a slot already reserved for it; free the slot on failure."""
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
@@ -359,17 +444,35 @@ class Http1Pool:
                 self._connect_timeout,
             )
         except TimeoutError:
-            self._slots.release()
+            self._hand_back(None)
             raise UpstreamTimeout("connecting to the app timed out") from None
         except OSError as exc:
-            self._slots.release()
+            self._hand_back(None)
             raise UpstreamUnavailable("the app refused the connection",
                                       code="upstream_refused") from exc
+        except BaseException:
+            self._hand_back(None)
+            raise
         self._open.add(conn)
+        if conn.closed:  # lost before we could count it open: forget() skipped it
+            self.forget(conn)
+            raise UpstreamUnavailable("the app closed the connection", code="upstream_closed")
         return conn
 
     def release(self, conn: _Connection) -> None:
-        self._idle.append(conn)
+        self._hand_back(conn)
+
+    def _hand_back(self, conn: _Connection | None) -> None:
+        """A connection (or, None, the slot of a closed one) goes to the first waiter, if any."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(conn)
+                return
+        if conn is not None:
+            self._idle.append(conn)
+        else:
+            self._reserved -= 1
 
     def forget(self, conn: _Connection) -> None:
         """Called when a connection closes, in use or idle: free its slot once."""
@@ -377,7 +480,7 @@ class Http1Pool:
             self._open.discard(conn)
             with contextlib.suppress(ValueError):
                 self._idle.remove(conn)
-            self._slots.release()
+            self._hand_back(None)
 
     async def aclose(self) -> None:
         for conn in list(self._open):
