@@ -20,7 +20,9 @@ from typing import Any
 
 from casbin.effect import Effector, effect_to_bool, get_effector
 from casbin.model import Model
-from casbin.util import SimpleEval, generate_g_function
+from casbin.util import generate_g_function
+
+from gatekeeper.policy.matcher import compile_matcher
 
 AUTHENTICATED_ROLE = "authenticated"
 ANONYMOUS_SUBJECT = "anonymous"
@@ -50,11 +52,8 @@ class PolicyVerdict:
         return "policy_allow" if self.allowed else "policy_deny"
 
 
-def casbin_expression(matcher: str, functions: Mapping[str, Callable[..., Any]]) -> SimpleEval:
-    """Casbin's own translation of a matcher (``&&``, ``||``, ``!``), parsed once."""
-    text = matcher.replace("&&", "and").replace("||", "or")
-    text = re.sub(r"!(?!=)", "not ", text)
-    return SimpleEval(text, dict(functions))
+def _always(*_: Any) -> bool:
+    return True
 
 
 class CompiledPolicy:
@@ -64,6 +63,7 @@ class CompiledPolicy:
         self,
         model: Model,
         role_managers: Mapping[str, Any],
+        role_links: Mapping[str, Sequence[str]],
         rules: Sequence[Rule],
         functions: Mapping[str, Callable[..., Any]],
         *,
@@ -76,12 +76,16 @@ class CompiledPolicy:
         self._p_tokens = tuple(model["p"]["p"].tokens)
         self._effector = get_effector(model["e"]["e"].value)
         self._eft_index = self._p_tokens.index("p_eft") if "p_eft" in self._p_tokens else None
-        self._rm = role_managers.get("g")
+        # name → its direct roles from the policy's `g` lines; read per request without
+        # touching casbin's role manager (which would grow a node for every new subject).
+        self._role_links = {name: tuple(roles) for name, roles in role_links.items()}
         self._functions: dict[str, Callable[..., Any]] = dict(functions)
         for key, rm in role_managers.items():
             self._functions[key] = generate_g_function(rm)
+        self._role_keys = tuple(role_managers)
         matcher = model["m"]["m"].value
-        self._expression = casbin_expression(matcher, self._functions)
+        self._fields = tuple(f"r_{t}" for t in self._r_tokens) + self._p_tokens
+        self._match, self._namespace = compile_matcher(matcher, self._fields, self._functions)
         self.indexed = "p_sub" in self._p_tokens and "p_sub" not in _SUBJECT_LINK.sub("", matcher)
         self.uses_claims = "claims" in self._r_tokens
         self._by_subject: dict[str, list[int]] = {}
@@ -112,8 +116,8 @@ class CompiledPolicy:
         known = self._implied.get(name)
         if known is None:
             seen, queue = {name}, [name]
-            while queue and self._rm is not None:
-                for role in self._rm.get_roles(queue.pop()):
+            while queue:
+                for role in self._role_links.get(queue.pop(), ()):
                     if role not in seen:
                         seen.add(role)
                         queue.append(role)
@@ -155,8 +159,8 @@ class CompiledPolicy:
         claims: Mapping[str, Any],
     ) -> PolicyVerdict:
         subjects = self.subjects(subject, roles, authenticated)
-        request = {"sub": subject, "obj": path, "act": method, "claims": dict(claims)}
-        parameters: dict[str, Any] = {f"r_{t}": request[t] for t in self._r_tokens}
+        request = {"sub": subject, "obj": path, "act": method, "claims": claims}
+        request_values = tuple(request[t] for t in self._r_tokens)
         # Per request, g(subject, X) holds for X among the request's subjects: the token's
         # roles are links for this request only, never written into the shared role manager.
         stock_g = self._functions.get("g")
@@ -166,13 +170,16 @@ class CompiledPolicy:
                 return name2 in subjects
             return bool(stock_g(name1, name2, *domain)) if stock_g else name1 == name2
 
-        self._expression.functions["g"] = g
+        self._namespace["g"] = g
+        match = self._match
         effects: set[Effector] = set()
         decided_by: int | None = None
         for position in self._candidates(subjects):
             rule = self.rules[position]
-            parameters.update(zip(self._p_tokens, rule.values, strict=True))
-            result = self._expression.eval(parameters)
+            try:
+                result = match(*request_values, *rule.values)
+            except Exception:  # a matcher function failing on odd input: this rule does not apply
+                result = False
             if not result:
                 effects.add(Effector.INDETERMINATE)
                 continue
@@ -190,13 +197,16 @@ class CompiledPolicy:
 
     def try_rule(self, rule: Rule | None, subject: str, method: str, path: str) -> bool:
         """Evaluate the matcher on one rule for a made-up request (load-time validation)."""
-        parameters: dict[str, Any] = {f"r_{t}": v for t, v in (
-            ("sub", subject), ("obj", path), ("act", method), ("claims", {}))
-            if t in self._r_tokens}
+        request = {"sub": subject, "obj": path, "act": method, "claims": {}}
         values = rule.values if rule is not None else ("",) * len(self._p_tokens)
-        parameters.update(zip(self._p_tokens, values, strict=True))
-        self._expression.functions["g"] = self._functions.get("g", lambda a, b, *d: a == b)
-        return bool(self._expression.eval(parameters))
+        # Role checks pass here so that every other function in the matcher runs (validating
+        # it, and compiling each rule's path pattern now rather than on a first request).
+        saved = {key: self._namespace[key] for key in self._role_keys}
+        self._namespace.update({key: _always for key in self._role_keys})
+        try:
+            return bool(self._match(*(request[t] for t in self._r_tokens), *values))
+        finally:
+            self._namespace.update(saved)
 
     def _candidates(self, subjects: frozenset[str]) -> list[int]:
         if not self.indexed:

@@ -15,10 +15,10 @@ from typing import Any
 from casbin.model import Model
 from casbin.persist.adapter import _extract_tokens
 from casbin.rbac import default_role_manager
-from simpleeval import FunctionNotDefined, NameNotDefined
 
 from gatekeeper.policy.engine import ANONYMOUS_SUBJECT, REQUEST_FIELDS, CompiledPolicy, Rule
 from gatekeeper.policy.functions import matcher_functions
+from gatekeeper.policy.matcher import MatcherError
 
 
 class PolicyError(Exception):
@@ -48,8 +48,16 @@ def load_policy(
     model = _parse_model(model_path, model_text)
     rules, g_lines, warnings = _parse_policy(policy_path, policy_text, model)
     role_managers = _role_managers(model, g_lines)
-    compiled = CompiledPolicy(model, role_managers, rules, functions or matcher_functions(),
-                              digest=digest, cache_size=cache_size)
+    role_links: dict[str, list[str]] = {}
+    for key, values, _ in g_lines:
+        if key == "g" and len(values) == 2:
+            role_links.setdefault(values[0], []).append(values[1])
+    try:
+        compiled = CompiledPolicy(model, role_managers, role_links, rules,
+                                  functions or matcher_functions(),
+                                  digest=digest, cache_size=cache_size)
+    except MatcherError as exc:
+        raise PolicyError([f"{model_path}: {exc}"]) from exc
     _dry_run(compiled, model_path)
     if not compiled.indexed:
         warnings.append(f"{model_path}: the matcher does not tie r.sub to p.sub "
@@ -173,8 +181,6 @@ def _dry_run(policy: CompiledPolicy, model_path: Path) -> None:
     for rule in policy.rules or (None,):
         try:
             policy.try_rule(rule, ANONYMOUS_SUBJECT, "GET", "/")
-        except (FunctionNotDefined, NameNotDefined) as exc:
-            raise PolicyError([f"{model_path}: the matcher uses an unknown {exc}"]) from exc
         except Exception as exc:  # simpleeval and matcher functions raise anything
             where = rule.source if rule is not None else str(model_path)
             raise PolicyError([f"{where}: the matcher fails on this rule "

@@ -1,0 +1,162 @@
+"""Policy decision cost at 100 … 100,000 rules: gatekeeper's indexed engine vs the stock Enforcer.
+
+In-process, one decision at a time, timed with perf_counter_ns:
+- uncached: every request is a new (subjects, method, path), so the decision cache cannot help —
+  this is the engine's own cost;
+- cached: the same request again (the steady state of a hot route);
+- stock: pycasbin's Enforcer.enforce on the same model and policy (fewer samples: at 100,000
+  rules a deny takes about a second).
+Also the time to load and validate each policy.
+
+The generated policy has ROLES_PER_10 roles per 10 rules; every role owns 10 rules on its own
+paths, so a user's decision concerns a fixed number of rules whatever the file's size.
+
+    .venv/bin/python bench/bench_policy.py               # writes bench/out/policy.json + .md
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import random
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import casbin
+
+from gatekeeper.policy.functions import method_match
+from gatekeeper.policy.loader import load_policy
+
+ROOT = Path(__file__).resolve().parent.parent
+MODEL = ROOT / "policies" / "model.conf"
+RULES_PER_ROLE = 10
+
+
+def write_policy(directory: Path, rules: int) -> Path:
+    roles = max(1, rules // RULES_PER_ROLE)
+    lines = ["g, admin, editor"]
+    for role in range(roles):
+        for n in range(RULES_PER_ROLE):
+            effect = "deny" if n == RULES_PER_ROLE - 1 else "allow"
+            lines.append(f"p, role{role}, /r{role}/p{n}/:id/items, GET|POST, {effect}")
+    path = directory / f"policy-{rules}.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def percentile(samples: list[float], q: float) -> float:
+    ordered = sorted(samples)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def time_calls(calls: list[tuple[str, tuple[str, ...], str, str]], decide: object) -> list[float]:
+    out: list[float] = []
+    gc.disable()
+    try:
+        for subject, roles, method, path in calls:
+            start = time.perf_counter_ns()
+            decide(subject, roles, method, path)  # type: ignore[operator]
+            out.append((time.perf_counter_ns() - start) / 1000)
+    finally:
+        gc.enable()
+    return out
+
+
+def requests(rules: int, count: int, allow: bool, rng: random.Random) -> list[tuple[str, tuple[str, ...], str, str]]:
+    roles = max(1, rules // RULES_PER_ROLE)
+    calls = []
+    for i in range(count):
+        role = rng.randrange(roles)
+        rule = rng.randrange(RULES_PER_ROLE - 1)  # an allow rule of that role
+        # allow: the role's own path; deny: the same user on another role's path (no rule).
+        target_role = role if allow else (role + 1) % max(roles, 2)
+        path = f"/r{target_role}/p{rule}/{i}/items"
+        calls.append((f"user{i}", (f"role{role}",), "GET", path))
+    return calls
+
+
+def bench_size(rules: int, samples: int, stock_samples: int, rng: random.Random) -> dict[str, object]:
+    directory = Path(tempfile.mkdtemp(prefix="gk-policy-bench-"))
+    policy_path = write_policy(directory, rules)
+    started = time.perf_counter()
+    report = load_policy(MODEL, policy_path, cache_size=65536)
+    load_seconds = time.perf_counter() - started
+    policy = report.policy
+
+    def decide(subject: str, roles: tuple[str, ...], method: str, path: str) -> bool:
+        return policy.decide(subject, roles, method, path, authenticated=True).allowed
+
+    result: dict[str, object] = {"rules": rules, "load_seconds": round(load_seconds, 3)}
+    for kind, allow in (("allow", True), ("deny", False)):
+        calls = requests(rules, samples, allow, rng)
+        uncached = time_calls(calls, decide)
+        cached = time_calls(calls, decide)  # the same requests again: cache hits
+        assert all(decide(*c) is allow for c in calls[:50]), f"{kind} requests decided wrongly"
+        result[f"{kind}_uncached_p50_us"] = round(statistics.median(uncached), 1)
+        result[f"{kind}_uncached_p99_us"] = round(percentile(uncached, 0.99), 1)
+        result[f"{kind}_cached_p50_us"] = round(statistics.median(cached), 2)
+        result[f"{kind}_cached_p99_us"] = round(percentile(cached, 0.99), 2)
+
+    stock = casbin.Enforcer(str(MODEL), str(policy_path))
+    stock.add_function("methodMatch", method_match)
+
+    def stock_decide(subject: str, roles: tuple[str, ...], method: str, path: str) -> bool:
+        for role in roles:  # token roles become links for this request, as gatekeeper does
+            stock.add_role_for_user(subject, role)
+        allowed: bool = stock.enforce(subject, path, method)
+        for role in roles:
+            stock.delete_role_for_user(subject, role)
+        return allowed
+
+    for kind, allow in (("allow", True), ("deny", False)):
+        calls = requests(rules, stock_samples, allow, rng)
+        timings = time_calls(calls, stock_decide)
+        result[f"stock_{kind}_p50_us"] = round(statistics.median(timings), 1)
+    return result
+
+
+def markdown(rows: list[dict[str, object]]) -> str:
+    lines = [
+        "| rules | load s | allow p50 / p99 µs (uncached) | deny p50 / p99 µs (uncached) "
+        "| cached p50 / p99 µs | stock allow p50 µs | stock deny p50 µs |",
+        "|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['rules']:,} | {r['load_seconds']} | {r['allow_uncached_p50_us']} / "
+            f"{r['allow_uncached_p99_us']} | {r['deny_uncached_p50_us']} / {r['deny_uncached_p99_us']} "
+            f"| {r['deny_cached_p50_us']} / {r['deny_cached_p99_us']} | {r['stock_allow_p50_us']:,} "
+            f"| {r['stock_deny_p50_us']:,} |"
+        )
+    return "\n".join(lines)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", default="100,1000,10000,100000")
+    parser.add_argument("--samples", type=int, default=5000)
+    parser.add_argument("--stock-samples", type=int, default=0,
+                        help="default: 200 at 100 rules, fewer for bigger files (about 1 s each at 100k)")
+    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "policy")
+    args = parser.parse_args()
+    rng = random.Random(1)
+    rows = []
+    for size in (int(s) for s in args.sizes.split(",")):
+        stock_samples = args.stock_samples or max(3, min(200, 200_000 // (size * 10)))
+        row = bench_size(size, args.samples, stock_samples, rng)
+        print(json.dumps(row), flush=True)
+        rows.append(row)
+    table = markdown(rows)
+    print(table)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.with_suffix(".json").write_text(json.dumps(rows, indent=2) + "\n")
+    args.out.with_suffix(".md").write_text(table + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
