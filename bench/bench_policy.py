@@ -65,7 +65,10 @@ def time_calls(calls: list[tuple[str, tuple[str, ...], str, str]], decide: objec
     return out
 
 
-def requests(rules: int, count: int, allow: bool, rng: random.Random) -> list[tuple[str, tuple[str, ...], str, str]]:
+Call = tuple[str, tuple[str, ...], str, str]
+
+
+def requests(rules: int, count: int, allow: bool, rng: random.Random) -> list[Call]:
     roles = max(1, rules // RULES_PER_ROLE)
     calls = []
     for i in range(count):

@@ -1,4 +1,4 @@
-"""Command line: gatekeeper run | check | demo.
+"""Command line: gatekeeper run | check | policy test | policy check | demo.
 
 Config is validated before the server machinery is imported, so a bad file is refused at once.
 """
@@ -22,14 +22,18 @@ def _config_path(args: argparse.Namespace) -> str | None:
     return path
 
 
+def _report(problems: Sequence[str]) -> None:
+    print(f"gatekeeper: invalid configuration ({len(problems)} problem"
+          f"{'s' if len(problems) != 1 else ''}):", file=sys.stderr)
+    for problem in problems:
+        print(f"  {problem}", file=sys.stderr)
+
+
 def _load_or_report(args: argparse.Namespace) -> Settings | None:
     try:
         return load_settings(_config_path(args))
     except ConfigError as exc:
-        print(f"gatekeeper: invalid configuration ({len(exc.problems)} problem"
-              f"{'s' if len(exc.problems) != 1 else ''}):", file=sys.stderr)
-        for problem in exc.problems:
-            print(f"  {problem}", file=sys.stderr)
+        _report(exc.problems)
         return None
 
 
@@ -37,9 +41,34 @@ def cmd_check(args: argparse.Namespace) -> int:
     settings = _load_or_report(args)
     if settings is None:
         return 2
+    policy = ""
+    if settings.policy is not None:
+        from gatekeeper.policy.cli import check_policy_files
+
+        result = check_policy_files(settings.policy)
+        if result.problems:
+            _report(result.problems)
+            return 2
+        for warning in result.warnings:
+            print(f"warning: {warning}", file=sys.stderr)
+        policy = f", policy {result.summary}"
     print(f"ok: {_config_path(args) or '(defaults)'} is valid "
-          f"({len(settings.auth.issuers)} issuer(s), upstream {settings.upstream})")
+          f"({len(settings.auth.issuers)} issuer(s), upstream {settings.upstream}{policy})")
     return 0
+
+
+def cmd_policy_test(args: argparse.Namespace) -> int:
+    from gatekeeper.policy.cli import policy_test
+
+    return policy_test(_config_path(args), sub=args.sub, roles=args.role, claims=args.claim,
+                       anonymous=args.anonymous, method=args.method, path=args.path,
+                       cases=args.cases)
+
+
+def cmd_policy_check(args: argparse.Namespace) -> int:
+    from gatekeeper.policy.cli import policy_check
+
+    return policy_check(_config_path(args))
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -54,7 +83,7 @@ def serve(settings: Settings, config_path: str | None) -> None:
     import uvicorn
 
     from gatekeeper import logs
-    from gatekeeper.app import create_app
+    from gatekeeper.app import DrainingServer, create_app
 
     logs.configure(settings.log_level)
     host, port = split_host_port(settings.listen)
@@ -89,7 +118,7 @@ def serve(settings: Settings, config_path: str | None) -> None:
 
         Multiprocess(config, sockets=[config.bind_socket()]).run()
         return
-    server = uvicorn.Server(config)
+    server = DrainingServer(config)
     server.run()
     if not server.started:
         sys.exit(3)
@@ -107,17 +136,41 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func, text in (
         ("run", cmd_run, "serve (config from --config or GATEKEEPER_CONFIG)"),
-        ("check", cmd_check, "validate the config; exit 0, or 2 with one line per problem"),
+        ("check", cmd_check, "validate the config and policy files; exit 0, or 2 with one line "
+                             "per problem"),
     ):
         command = sub.add_parser(name, help=text)
         command.add_argument("--config", "-c", help="YAML config file")
         command.set_defaults(func=func)
+    _add_policy_commands(sub)
     demo = sub.add_parser("demo", help="dev issuer + echo app + proxy, with ready-made tokens")
     demo.add_argument("--port", type=int, default=4180)
     demo.add_argument("--admin-port", type=int, default=9901)
     demo.add_argument("--check", action="store_true", help="run the self-check, then exit")
     demo.set_defaults(func=cmd_demo)
     return parser
+
+
+def _add_policy_commands(sub: Any) -> None:
+    policy = sub.add_parser("policy", help="test and lint the Casbin policy files")
+    commands = policy.add_subparsers(dest="policy_command", required=True)
+    test = commands.add_parser(
+        "test", help="decide one request (exit 0 allow, 1 deny, 2 error), or run --cases FILE",
+        description="Decide METHOD PATH as the proxy would; or run a YAML file of cases.")
+    test.add_argument("--config", "-c", help="YAML config file (default: GATEKEEPER_CONFIG)")
+    test.add_argument("--sub", help="the token's subject (an authenticated user)")
+    test.add_argument("--role", action="append", default=[], help="a role from the token (repeat)")
+    test.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE",
+                      help="a token claim (repeat); a value starting with [ or { is JSON")
+    test.add_argument("--anonymous", action="store_true", help="no credentials")
+    test.add_argument("--cases", metavar="FILE", help="YAML list of request → expected decision")
+    test.add_argument("method", nargs="?", metavar="METHOD")
+    test.add_argument("path", nargs="?", metavar="PATH")
+    test.set_defaults(func=cmd_policy_test)
+    check = commands.add_parser(
+        "check", help="load and lint the policy files: exit 0, or 1 with one line per problem")
+    check.add_argument("--config", "-c", help="YAML config file (default: GATEKEEPER_CONFIG)")
+    check.set_defaults(func=cmd_policy_check)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import signal
 import logging
 import os
 import socket
@@ -48,6 +49,17 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Any:
         yield
+
+
+class DrainingServer(uvicorn.Server):
+    """SIGTERM means "stop accepting, finish in-flight requests, exit 0" for a sidecar. uvicorn
+    drains, then re-raises the signal so the process dies by it; a clean exit is what
+    Kubernetes and supervisors expect after a graceful stop."""
+
+    def handle_exit(self, sig: int, frame: Any) -> None:
+        super().handle_exit(sig, frame)
+        if sig == signal.SIGTERM and sig in self._captured_signals:
+            self._captured_signals.remove(sig)
 
 
 def bind_socket(address: str, *, reuse_port: bool = False) -> socket.socket:

@@ -29,6 +29,7 @@ FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-h
 # Framing is decided by gatekeeper for the upstream hop, never copied.
 FRAMING = frozenset({b"content-length", b"transfer-encoding", b"host"})
 ACCESS_TOKEN_HEADER = "X-Auth-Request-Access-Token"
+_SET_BY_GATEKEEPER = frozenset({b"date", b"x-request-id"})
 _IDENTITY_CACHE_SIZE = 10000
 _UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -154,7 +155,8 @@ def _as_text(value: Any) -> str | None:
 def strip_response_headers(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
     """The app's response headers minus hop-by-hop ones and those its Connection names.
 
-    ``Date`` goes too: the server adds its own to every response, and two would be a duplicate.
+    ``Date`` and ``X-Request-Id`` go too: gatekeeper (or its server) sets its own, and two
+    would be a duplicate.
     """
     named: set[bytes] = set()
     for name, value in headers:
@@ -162,6 +164,7 @@ def strip_response_headers(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple
             named.update(t.strip().lower() for t in value.split(b",") if t.strip())
     return [
         (name, value) for name, value in headers
-        if (lower := name.lower()) not in HOP_BY_HOP and lower not in named and lower != b"date"
+        if (lower := name.lower()) not in HOP_BY_HOP and lower not in named
+        and lower not in _SET_BY_GATEKEEPER
     ]
 

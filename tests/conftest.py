@@ -43,7 +43,8 @@ class Gatekeeper:
 
     def client(self, **kwargs: Any) -> httpx.Client:
         kwargs.setdefault("base_url", self.url)
-        return httpx.Client(trust_env=False, timeout=30, **kwargs)
+        kwargs.setdefault("timeout", 30)
+        return httpx.Client(trust_env=False, **kwargs)
 
     def admin(self) -> httpx.Client:
         return self.client(base_url=self.admin_url)

@@ -89,9 +89,6 @@ def test_sigterm_lets_the_in_flight_request_finish_and_refuses_new_ones(
     assert [(e["path"], e["status"]) for e in drained] == [("/slow", 200)]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gatekeeper/__main__.py serve(): uvicorn.Server.capture_signals re-raises the captured "
-    "SIGTERM after a clean shutdown, so the process dies by the signal (exit -15), not with 0"))
 def test_sigterm_exits_with_code_zero(
     gatekeeper_factory: Callable[..., Gatekeeper], upstream: Upstream, token: str
 ) -> None:
