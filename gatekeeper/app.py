@@ -7,9 +7,9 @@ import asyncio
 import contextlib
 import functools
 import gc
-import signal
 import logging
 import os
+import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
