@@ -288,9 +288,12 @@ def parse_wrk(output: str) -> WrkResult:
 
 
 def run_wrk(
-    url: str, connections: int, seconds: int, headers: Sequence[str] = (), threads: int = 1
+    url: str, connections: int, seconds: int, headers: Sequence[str] = (), threads: int = 1,
+    script: str | None = None,
 ) -> WrkResult:
     command = [WRK, f"-t{threads}", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    if script is not None:
+        command += ["-s", script]
     for header in headers:
         command += ["-H", header]
     done = subprocess.run([*command, url], capture_output=True, text=True, timeout=seconds + 30)
@@ -309,6 +312,7 @@ class Scenario:
     env: dict[str, str] = field(default_factory=dict)
     path: str | None = None  # overrides run_benchmark's path for this scenario
     headers: tuple[str, ...] | None = None  # overrides run_benchmark's wrk headers
+    script: str | None = None  # a wrk Lua script (e.g. varying paths)
 
     @property
     def is_upstream(self) -> bool:
@@ -362,16 +366,17 @@ def measure(
     seconds: int,
     warmup: int,
     headers: Sequence[str],
+    script: str | None = None,
 ) -> Measurement:
     """Warm up, then one measured wrk run: wrk's figures and CPU µs/req of server and nginx."""
     assert upstream.proc is not None
     upstream_pid = upstream.proc.pid
     if warmup > 0:
-        run_wrk(url, connections, warmup, headers)
+        run_wrk(url, connections, warmup, headers, script=script)
     accepted_before = upstream.accepted_connections()
     server_before = process_tree_cpu_seconds(server_pid)
     upstream_before = process_tree_cpu_seconds(upstream_pid)
-    result = run_wrk(url, connections, seconds, headers)
+    result = run_wrk(url, connections, seconds, headers, script=script)
     server_cpu = process_tree_cpu_seconds(server_pid) - server_before
     upstream_cpu = process_tree_cpu_seconds(upstream_pid) - upstream_before
     accepted = upstream.accepted_connections() - accepted_before - 1  # minus the query itself
@@ -455,7 +460,8 @@ def run_benchmark(
                 for conns in connections:
                     m = measure(
                         base_url + (scenario.path or path), pid, upstream, conns, seconds, warmup,
-                        headers if scenario.headers is None else scenario.headers)
+                        headers if scenario.headers is None else scenario.headers,
+                        script=scenario.script)
                     wrk = m.wrk
                     run = RunResult(
                         scenario=scenario.name,

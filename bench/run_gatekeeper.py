@@ -27,11 +27,13 @@ import uvicorn
 import yaml
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_policy
 import harness
 
 from gatekeeper.devissuer import DevIssuer, create_issuer_app
 
 AUDIENCE = "bench-api"
+ROOT = Path(__file__).resolve().parent.parent
 
 
 def _free_port() -> int:
@@ -54,7 +56,17 @@ def serve_issuer() -> tuple[DevIssuer, uvicorn.Server]:
     return issuer, server
 
 
-def write_config(directory: Path, issuer: DevIssuer, workers: int) -> Path:
+RANDOM_PATHS_LUA = """
+-- Every request a new path under role0's rules, so the decision cache cannot answer.
+request = function()
+  return wrk.format(nil, "/r0/p" .. math.random(0, 8) .. "/" .. math.random(1, 100000000) .. "/items")
+end
+"""
+
+
+def write_config(
+    directory: Path, issuer: DevIssuer, workers: int, policy: Path | None = None
+) -> Path:
     config = {
         # listen, admin_listen and upstream are set per run through GATEKEEPER_* variables (see main).
         "listen": "127.0.0.1:4180",
@@ -67,7 +79,11 @@ def write_config(directory: Path, issuer: DevIssuer, workers: int) -> Path:
         "auth": {"issuers": [{"issuer": issuer.issuer, "audience": [AUDIENCE],
                               "algorithms": ["RS256"]}]},
     }
-    path = directory / f"gatekeeper-{workers}w.yaml"
+    if policy is not None:
+        config["policy"] = {"model": str(ROOT / "policies" / "model.conf"), "policy": str(policy),
+                            "watch": False}
+    name = f"gatekeeper-{workers}w" + (f"-{policy.stem}" if policy else "")
+    path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
 
@@ -80,6 +96,8 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", default="1,2")
+    parser.add_argument("--policy-sizes", default="",
+                        help="also gatekeeper with generated policies of these sizes, e.g. 100,100000")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "gatekeeper")
     args = parser.parse_args()
 
@@ -100,6 +118,24 @@ def main() -> int:
                    "GATEKEEPER_UPSTREAM": "http://127.0.0.1:{upstream_port}"}
             scenarios.append(harness.Scenario(f"gk-{kind}-{workers}w", command, env, path=path,
                                               headers=headers))
+    if args.policy_sizes:
+        role_token = issuer.mint("bob", audience=AUDIENCE, ttl_seconds=6 * 3600,
+                                 claims={"roles": ["role0"]})
+        script = directory / "random_paths.lua"
+        script.write_text(RANDOM_PATHS_LUA)
+        for size in (int(n) for n in args.policy_sizes.split(",")):
+            policy = bench_policy.write_policy(directory, size)
+            with policy.open("a") as lines:  # lets the harness's pre-flight checks through
+                lines.write("p, admin, /*, *, allow\n")
+            config = write_config(directory, issuer, 1, policy)
+            command = "{python} -m gatekeeper run --config " + str(config)
+            for kind, lua in (("cached", None), ("uncached", str(script))):
+                env = {"GATEKEEPER_LISTEN": "127.0.0.1:{port}",
+                       "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}",
+                       "GATEKEEPER_UPSTREAM": "http://127.0.0.1:{upstream_port}"}
+                scenarios.append(harness.Scenario(
+                    f"gk-policy{size}-{kind}", command, env, path="/r0/p0/1/items",
+                    headers=(f"Authorization: Bearer {role_token}",), script=lua))
     connections = [int(c) for c in args.connections.split(",")]
     started = time.time()
     runs, problems = harness.run_benchmark(
