@@ -47,6 +47,7 @@ from gatekeeper.settings import PolicySettings, Settings, load_settings
 ALLOW, DENY, USAGE = 0, 1, 2
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.6.2: a method is a token
 _RULE_REF = re.compile(r"[^:\s]+:[0-9]+")
+_LOCATION = re.compile(r"(.*?):([0-9]+):")
 
 
 class UsageError(Exception):
@@ -95,7 +96,7 @@ class CaseRequest(_Strict):
         if self.anonymous and (self.sub is not None or self.roles or self.claims):
             raise ValueError("an anonymous request has no sub, roles or claims")
         if not self.anonymous and self.sub is None:
-            raise ValueError("give sub (an authenticated user) or anonymous: true")
+            raise ValueError("give sub (a user) or anonymous: true (--sub or --anonymous)")
         return self
 
 
@@ -147,7 +148,7 @@ class Decider:
     def principal(self, request: CaseRequest) -> Principal:
         if request.anonymous or request.sub is None:
             return ANONYMOUS
-        claims = {"sub": request.sub, **request.claims}
+        claims = {**request.claims, "sub": request.sub}  # a token's sub claim is its subject
         roles = dict.fromkeys([*request.roles, *roles_from_claims(claims, self._roles_claims)])
         return Principal(subject=request.sub, roles=tuple(roles), claims=claims, via="bearer")
 
@@ -309,7 +310,7 @@ def check_case(decider: Decider, case: Case) -> str | None:
     try:
         outcome = decider.decide(case.request)
     except BadRequest as exc:
-        got, reason, rule, decided = "deny", exc.code, None, f"refused with 400 ({exc.description})"
+        got, reason, rule, decided = "deny", exc.code, None, f"refused with 400: {exc.description}"
     else:
         got, reason, rule = ("allow" if outcome.allowed else "deny"), outcome.reason, outcome.rule
         decided = f"{outcome.method} {outcome.path}: {_describe_rule(outcome)}"
@@ -338,10 +339,17 @@ def check_policy_files(policy: PolicySettings) -> CheckResult:
     try:
         report = load_policy(policy.model, policy.policy, cache_size=0)
     except PolicyError as exc:
-        return CheckResult(exc.problems, [], f"{policy.policy.name}: not loadable")
+        return CheckResult(sorted(exc.problems, key=_location), [],
+                           f"{policy.policy.name}: not loadable")
     rules = len(report.policy.rules)
-    return CheckResult([], report.warnings,
+    return CheckResult([], sorted(report.warnings, key=_location),
                        f"{policy.policy.name}: {rules} rule{'s' if rules != 1 else ''}")
+
+
+def _location(message: str) -> tuple[str, int]:
+    """Sort key: 'policy.csv:12: ...' by file, then line number."""
+    match = _LOCATION.match(message)
+    return (match.group(1), int(match.group(2))) if match else (message, 0)
 
 
 def policy_check(config_path: str | None) -> int:

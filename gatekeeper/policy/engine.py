@@ -12,7 +12,7 @@ so a reload (a new object) can never serve an old decision.
 
 from __future__ import annotations
 
-import re
+import ast
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -22,12 +22,40 @@ from casbin.effect import Effector, effect_to_bool, get_effector
 from casbin.model import Model
 from casbin.util import generate_g_function
 
-from gatekeeper.policy.matcher import compile_matcher
+from gatekeeper.policy.matcher import casbin_to_python, compile_matcher
 
 AUTHENTICATED_ROLE = "authenticated"
 ANONYMOUS_SUBJECT = "anonymous"
 REQUEST_FIELDS = ("sub", "obj", "act", "claims")
-_SUBJECT_LINK = re.compile(r"g\(\s*r_sub\s*,\s*p_sub\s*\)|r_sub\s*==\s*p_sub|p_sub\s*==\s*r_sub")
+_SUBJECT_LINKS = frozenset({"g(r_sub, p_sub)", "r_sub == p_sub", "p_sub == r_sub"})
+
+
+class ModelError(ValueError):
+    """The model asks for something this engine cannot do as Casbin does; ``where`` when known."""
+
+    def __init__(self, message: str, where: str | None = None) -> None:
+        super().__init__(message)
+        self.where = where
+
+
+def subject_link_required(matcher: str) -> bool:
+    """True when no rule can match unless ``g(r.sub, p.sub)`` (or ``r.sub == p.sub``) holds.
+
+    That is what makes indexing by subject exact: the link must be the whole matcher or one
+    top-level operand of ``&&``. Under ``||`` or ``!`` (``g(…) && … || r.sub == "root"``) a rule
+    of any subject can still match, so every rule must be evaluated.
+    """
+    try:
+        tree = ast.parse(casbin_to_python(matcher).strip(), mode="eval").body
+    except SyntaxError:
+        return False
+    return any(ast.unparse(part) in _SUBJECT_LINKS for part in _conjuncts(tree))
+
+
+def _conjuncts(node: ast.expr) -> list[ast.expr]:
+    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
+        return [part for value in node.values for part in _conjuncts(value)]
+    return [node]
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +99,16 @@ class CompiledPolicy:
         cache_size: int = 65536,
     ) -> None:
         self.digest = digest
-        self.rules = tuple(rules)
         self._r_tokens = tuple(t.removeprefix("r_") for t in model["r"]["r"].tokens)
         self._p_tokens = tuple(model["p"]["p"].tokens)
-        self._effector = get_effector(model["e"]["e"].value)
+        self.rules = _casbin_order(rules, self._p_tokens)
+        effect = model["e"]["e"].value
+        if effect == "subjectPriority(p_eft) || deny":
+            raise ModelError("policy_effect subjectPriority is not supported")
+        try:
+            self._effector = get_effector(effect)
+        except RuntimeError:  # casbin's "unsupported effect", raised bare
+            raise ModelError(f"policy_effect {effect!r} is not one Casbin supports") from None
         self._eft_index = self._p_tokens.index("p_eft") if "p_eft" in self._p_tokens else None
         # name → its direct roles from the policy's `g` lines; read per request without
         # touching casbin's role manager (which would grow a node for every new subject).
@@ -83,17 +117,20 @@ class CompiledPolicy:
         for key, rm in role_managers.items():
             self._functions[key] = generate_g_function(rm)
         self._role_keys = tuple(role_managers)
+        # Casbin's role manager follows at most max_hierarchy_level - 1 links from a subject.
+        level = getattr(role_managers.get("g"), "max_hierarchy_level", 10)
+        self._max_hops = max(int(level) - 1, 0)
         matcher = model["m"]["m"].value
         self._fields = tuple(f"r_{t}" for t in self._r_tokens) + self._p_tokens
         self._match, self._namespace = compile_matcher(matcher, self._fields, self._functions)
-        self.indexed = "p_sub" in self._p_tokens and "p_sub" not in _SUBJECT_LINK.sub("", matcher)
+        self.indexed = "p_sub" in self._p_tokens and subject_link_required(matcher)
         self.uses_claims = "claims" in self._r_tokens
         self._by_subject: dict[str, list[int]] = {}
         for position, rule in enumerate(self.rules):
             subject = rule.values[self._p_tokens.index("p_sub")] if self.indexed else ""
             self._by_subject.setdefault(subject, []).append(position)
         self._all = list(range(len(self.rules)))
-        self._implied: dict[str, frozenset[str]] = {}
+        self._implied: dict[str, dict[str, int]] = {}
         self._cache: OrderedDict[Any, PolicyVerdict] = OrderedDict()
         self._cache_size = cache_size
 
@@ -104,24 +141,32 @@ class CompiledPolicy:
         An authenticated caller may also do what an anonymous one may (``anonymous`` rules are
         "everyone" rules): logging in never takes access away.
         """
-        direct = [subject, *roles]
+        found = set(self._reach(subject))
+        direct = list(roles)
         if authenticated:
             direct += (AUTHENTICATED_ROLE, ANONYMOUS_SUBJECT)
-        found: set[str] = set()
+        # A stock enforcer holds these as links subject → role: one hop spent before the
+        # role's own inheritance, within the same depth limit.
         for name in direct:
-            found |= self._inherited(name)
+            found.update(role for role, hops in self._reach(name).items() if hops < self._max_hops)
         return frozenset(found)
 
-    def _inherited(self, name: str) -> frozenset[str]:
+    def _reach(self, name: str) -> dict[str, int]:
+        """Every role ``name`` holds through ``g`` lines, with the links it takes (at most the
+        role manager's depth: deeper chains are not followed by Casbin either)."""
         known = self._implied.get(name)
         if known is None:
-            seen, queue = {name}, [name]
-            while queue:
-                for role in self._role_links.get(queue.pop(), ()):
-                    if role not in seen:
-                        seen.add(role)
-                        queue.append(role)
-            known = frozenset(seen)
+            known, frontier = {name: 0}, [name]
+            for hops in range(1, self._max_hops + 1):
+                reached: list[str] = []
+                for current in frontier:
+                    for role in self._role_links.get(current, ()):
+                        if role not in known:
+                            known[role] = hops
+                            reached.append(role)
+                if not reached:
+                    break
+                frontier = reached
             if len(self._implied) < 100_000:
                 self._implied[name] = known
         return known
@@ -138,6 +183,9 @@ class CompiledPolicy:
         claims: Mapping[str, Any] | None = None,
         cache_key: Any = None,
     ) -> PolicyVerdict:
+        if self.uses_claims and cache_key is None:
+            # Claims decide too, and the caller gave no key standing for them: never share.
+            return self._evaluate(subject, roles, method, path, authenticated, claims or {})
         key = (cache_key if self.uses_claims else (subject, tuple(roles), authenticated), method, path)
         cached = self._cache.get(key)
         if cached is not None:
@@ -178,8 +226,10 @@ class CompiledPolicy:
             rule = self.rules[position]
             try:
                 result = match(*request_values, *rule.values)
-            except Exception:  # a matcher function failing on odd input: this rule does not apply
-                result = False
+            except Exception:
+                # A matcher function failing on odd input (a claim of another type, say): an
+                # allow rule does not apply, a deny rule does — failing never switches a deny off.
+                result = self._eft_index is not None and rule.values[self._eft_index] == "deny"
             if not result:
                 effects.add(Effector.INDETERMINATE)
                 continue
@@ -192,6 +242,14 @@ class CompiledPolicy:
             decided_by = position
             if self._effector.intermediate_effect(effects) != Effector.INDETERMINATE:
                 break
+        if not self.rules:
+            # Casbin, given no rules at all, evaluates the matcher once with empty rule fields
+            # (a matcher such as `… || r.sub == "root"` may still allow).
+            try:
+                empty = bool(match(*request_values, *("",) * len(self._p_tokens)))
+            except Exception:
+                empty = False
+            effects.add(Effector.ALLOW if empty else Effector.INDETERMINATE)
         allowed = effect_to_bool(self._effector.final_effect(effects))
         return PolicyVerdict(allowed, self.rules[decided_by] if decided_by is not None else None)
 
@@ -216,3 +274,18 @@ class CompiledPolicy:
             positions.extend(self._by_subject.get(name, ()))
         positions.sort()  # Casbin's order: the file's order
         return positions
+
+
+def _casbin_order(rules: Sequence[Rule], p_tokens: Sequence[str]) -> tuple[Rule, ...]:
+    """File order, or Casbin's stable sort by a ``priority`` field (numbers as numbers), so
+    that the first matching rule is the one Casbin would find first."""
+    if "p_priority" not in p_tokens:
+        return tuple(rules)
+    index = p_tokens.index("p_priority")
+    numeric = [rule.values[index].isdigit() for rule in rules]
+    if all(numeric):
+        return tuple(sorted(rules, key=lambda rule: int(rule.values[index])))
+    if any(numeric):  # Casbin itself fails comparing a number with a word
+        where = rules[numeric.index(False)].source
+        raise ModelError("priority must be a whole number on every rule", where)
+    return tuple(sorted(rules, key=lambda rule: rule.values[index]))

@@ -6,7 +6,9 @@ a file with any problem produces no policy at all, so the caller keeps the one i
 
 from __future__ import annotations
 
+import ast
 import hashlib
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,9 +18,16 @@ from casbin.model import Model
 from casbin.persist.adapter import _extract_tokens
 from casbin.rbac import default_role_manager
 
-from gatekeeper.policy.engine import ANONYMOUS_SUBJECT, REQUEST_FIELDS, CompiledPolicy, Rule
+from gatekeeper.policy.engine import (
+    ANONYMOUS_SUBJECT,
+    AUTHENTICATED_ROLE,
+    REQUEST_FIELDS,
+    CompiledPolicy,
+    ModelError,
+    Rule,
+)
 from gatekeeper.policy.functions import matcher_functions
-from gatekeeper.policy.matcher import MatcherError
+from gatekeeper.policy.matcher import MatcherError, casbin_to_python
 
 
 class PolicyError(Exception):
@@ -57,7 +66,10 @@ def load_policy(
                                   functions or matcher_functions(),
                                   digest=digest, cache_size=cache_size)
     except MatcherError as exc:
-        raise PolicyError([f"{model_path}: {exc}"]) from exc
+        raise PolicyError([f"{_line_of(model_path, model_text, 'matchers', 'm')}: {exc}"]) from exc
+    except ModelError as exc:  # the effect, or the rules' priorities
+        where = exc.where or _line_of(model_path, model_text, "policy_effect", "e")
+        raise PolicyError([f"{where}: {exc}"]) from exc
     _dry_run(compiled, model_path)
     if not compiled.indexed:
         warnings.append(f"{model_path}: the matcher does not tie r.sub to p.sub "
@@ -86,10 +98,12 @@ def _parse_model(path: Path, text: str) -> Model:
         raise PolicyError(problems)
     unknown = [t for t in model["r"]["r"].tokens if t.removeprefix("r_") not in REQUEST_FIELDS]
     if unknown:
-        raise PolicyError([f"{path}: request_definition may use {', '.join(REQUEST_FIELDS)}; "
+        raise PolicyError([f"{_line_of(path, text, 'request_definition', 'r')}: "
+                           f"request_definition may use {', '.join(REQUEST_FIELDS)}; "
                            f"unknown: {', '.join(t.removeprefix('r_') for t in unknown)}"])
     if "p_sub" not in model["p"]["p"].tokens:
-        raise PolicyError([f"{path}: policy_definition needs a 'sub' field"])
+        raise PolicyError([f"{_line_of(path, text, 'policy_definition', 'p')}: "
+                           "policy_definition needs a 'sub' field"])
     return model
 
 
@@ -138,6 +152,7 @@ def _parse_policy(
     if problems:
         raise PolicyError(problems)
     warnings.extend(_lint_rules(rules, model))
+    warnings.extend(_lint_roles_and_denies(rules, g_lines, model))
     return rules, g_lines, warnings
 
 
@@ -163,6 +178,117 @@ def _lint_rules(rules: list[Rule], model: Model) -> list[str]:
                      "(it can never match a request path)" for r in rules
                      if not r.values[index].startswith(("/", "*", "^"))]
     return warnings
+
+
+def _lint_roles_and_denies(
+    rules: list[Rule], g_lines: list[tuple[str, list[str], str]], model: Model
+) -> list[str]:
+    """Certain findings only: role cycles, grants of roles that have no rules, and allow rules
+    that a deny always overrides (under deny-override, for every request the allow matches)."""
+    graph: dict[str, set[str]] = {}
+    for key, values, _ in g_lines:
+        if key == "g" and len(values) == 2:
+            graph.setdefault(values[0], set()).add(values[1])
+    closure = _closures(graph)
+    tokens = model["p"]["p"].tokens
+    matcher = model["m"]["m"].value
+    by_role = _sole_conjunct(matcher, "p_sub", "g(r_sub, p_sub)")
+    by_method = _sole_conjunct(matcher, "p_act", "methodMatch(r_act, p_act)")
+    subjects = {rule.values[tokens.index("p_sub")] for rule in rules}
+    warnings = []
+    for key, values, where in g_lines:
+        if key != "g" or len(values) != 2:
+            continue
+        member, role = values
+        if member in closure(role):
+            warnings.append(f"{where}: role cycle: {role!r} already holds {member!r}")
+        elif by_role and not closure(role) & subjects and f'"{role}"' not in matcher:
+            warnings.append(f"{where}: role {role!r} has no rules and inherits none "
+                            "(this grant changes nothing)")
+    effect = "".join(model["e"]["e"].value.split())
+    if "p_eft" not in tokens or re.search(r"\bp_eft\b", matcher):
+        return warnings
+    eft = tokens.index("p_eft")
+    if effect == "some(where(p_eft==allow))":
+        return warnings + [f"{r.source}: a deny rule never decides under policy_effect "
+                           "some(where (p.eft == allow))" for r in rules if r.values[eft] == "deny"]
+    if effect != "some(where(p_eft==allow))&&!some(where(p_eft==deny))":
+        return warnings
+    sub, act = tokens.index("p_sub"), tokens.index("p_act") if "p_act" in tokens else -1
+    loose = {i for i, flag in ((sub, by_role), (act, by_method)) if flag}
+    same = [i for i in range(len(tokens)) if i != eft and i not in loose]
+    denies: dict[tuple[str, ...], list[Rule]] = {}
+    for rule in rules:
+        if rule.values[eft] == "deny":
+            denies.setdefault(tuple(rule.values[i] for i in same), []).append(rule)
+    everyone = closure(ANONYMOUS_SUBJECT)  # every caller holds "anonymous" (engine.subjects)
+    logged_in = closure(AUTHENTICATED_ROLE)
+
+    def overrides(deny: Rule, allow: Rule) -> bool:
+        held, role = allow.values[sub], deny.values[sub]
+        if sub in loose and not (role in closure(held) or role in everyone
+                                 or (role in logged_in and held not in everyone)):
+            return False
+        return act not in loose or _methods_cover(deny.values[act], allow.values[act])
+
+    for rule in rules:
+        if rule.values[eft] != "allow":
+            continue
+        deny = next((d for d in denies.get(tuple(rule.values[i] for i in same), ())
+                     if overrides(d, rule)), None)
+        if deny is not None:
+            warnings.append(f"{rule.source}: this allow never decides: {deny.source} denies "
+                            "every request it matches (a deny wins over any allow)")
+    return warnings
+
+
+def _closures(graph: Mapping[str, set[str]]) -> Callable[[str], frozenset[str]]:
+    memo: dict[str, frozenset[str]] = {}
+
+    def closure(name: str) -> frozenset[str]:
+        if name not in memo:
+            seen, queue = {name}, [name]
+            while queue:
+                for parent in graph.get(queue.pop(), ()):
+                    if parent not in seen:
+                        seen.add(parent)
+                        queue.append(parent)
+            memo[name] = frozenset(seen)
+        return memo[name]
+
+    return closure
+
+
+def _sole_conjunct(matcher: str, name: str, conjunct: str) -> bool:
+    """True when ``name`` occurs in the matcher only as the top-level conjunct ``conjunct``."""
+    try:
+        tree = ast.parse(casbin_to_python(matcher).strip(), mode="eval").body
+    except SyntaxError:
+        return False
+    parts = tree.values if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.And) else [tree]
+    texts = [ast.unparse(part) for part in parts]
+    return conjunct in texts and not any(
+        re.search(rf"\b{name}\b", text) for text in texts if text != conjunct)
+
+
+def _methods_cover(deny: str, allow: str) -> bool:
+    """methodMatch semantics: every method ``allow`` lists is also in ``deny``."""
+    if deny.strip() == "*":
+        return True
+    listed = {m.strip().upper() for m in allow.split("|") if m.strip()}
+    return allow.strip() != "*" and listed <= {m.strip().upper() for m in deny.split("|")}
+
+
+def _line_of(path: Path, text: str, section: str, key: str) -> str:
+    """``model.conf:31`` for the line defining ``key`` in ``[section]`` (the path alone if absent)."""
+    current = ""
+    for number, raw in enumerate(text.splitlines(), start=1):
+        line = raw.strip()
+        if line.startswith("[") and line.endswith("]"):
+            current = line[1:-1].strip()
+        elif current == section and line.partition("=")[0].strip() == key:
+            return f"{path}:{number}"
+    return str(path)
 
 
 def _role_managers(model: Model, g_lines: list[tuple[str, list[str], str]]) -> dict[str, Any]:

@@ -66,7 +66,8 @@ def compile_matcher(
             not isinstance(node.func, ast.Name) or node.func.id not in {*functions, "_field"}
             or node.keywords
         ):
-            raise MatcherError("matcher calls something that is not a matcher function")
+            called = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
+            raise MatcherError(f"matcher calls {called!r}, which is not a matcher function")
     lambda_node = ast.Expression(body=ast.Lambda(
         args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=f) for f in fields], vararg=None,
                            kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]),

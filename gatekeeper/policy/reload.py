@@ -49,15 +49,22 @@ class PolicyHolder:
         async with self._lock:
             try:
                 report = await asyncio.to_thread(self._loader, self.model_path, self.policy_path)
-            except PolicyError as exc:
-                self.last_error = exc.problems[0]
+            except Exception as exc:
+                # Anything else is a loader bug; it must not end the watch task (no reload
+                # would ever run again) nor escape SIGHUP's task: refuse like a bad file.
+                problems = exc.problems if isinstance(exc, PolicyError) else [
+                    f"{self.policy_path}: cannot be loaded ({type(exc).__name__}: {exc})"]
+                self.last_error = problems[0]
                 self._metrics.policy_reloads.labels(result="failure").inc()
                 log.error("policy refused; the previous policy keeps serving",
-                          extra={"reason": reason, "problems": exc.problems,
+                          extra={"reason": reason, "problems": problems,
                                  "active_digest": self.active.digest if self.active else None})
                 return False
             if self.active is not None and report.policy.digest == self.active.digest:
-                return False  # same content: keep the warm decision cache
+                # Same content: keep the warm decision cache. A refusal reported earlier is
+                # over, though: the files on disk are the serving policy again.
+                self.last_error = None
+                return False
             if self.active is not None:
                 self._metrics.policy_active.labels(digest=self.active.digest).set(0)
             self.active = report.policy  # the swap: one assignment, seen whole by readers

@@ -1,0 +1,302 @@
+"""`gatekeeper policy test`, `policy check` and `check`, run as real processes on real files.
+
+Configs point at the shipped ``policies/`` files by absolute path, or at broken copies in a
+temporary directory. Rule lines are looked up in the files, never hard-coded, so editing a
+comment in ``policy.csv`` does not break these tests.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parent.parent
+POLICIES = ROOT / "policies"
+MODEL, POLICY = POLICIES / "model.conf", POLICIES / "policy.csv"
+TENANTS_MODEL, TENANTS_POLICY = POLICIES / "tenants.model.conf", POLICIES / "tenants.policy.csv"
+CASES = POLICIES / "policy_test.yaml"
+
+
+def run(*args: str, config: Path | None = None, env: dict[str, str] | None = None
+        ) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("GATEKEEPER_")}
+    command = [sys.executable, "-m", "gatekeeper", *args]
+    if config is not None:
+        command += ["--config", str(config)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=120, cwd=ROOT,
+                          env={**clean, **(env or {})})
+
+
+def write_config(directory: Path, model: Path = MODEL, policy: Path = POLICY,
+                 public_paths: tuple[str, ...] = ("/public/*",)) -> Path:
+    path = directory / "gatekeeper.yaml"
+    path.write_text(yaml.safe_dump({"public_paths": list(public_paths),
+                                    "policy": {"model": str(model), "policy": str(policy)}}))
+    return path
+
+
+def line_of(path: Path, rule: str) -> str:
+    """``policy.csv:20`` for the line holding exactly ``rule``."""
+    for number, line in enumerate(path.read_text().splitlines(), start=1):
+        if line.strip() == rule:
+            return f"{path.name}:{number}"
+    raise AssertionError(f"{rule!r} not in {path}")
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Path:
+    return write_config(tmp_path)
+
+
+def field(output: str, name: str) -> str:
+    for line in output.splitlines():
+        if line.strip().startswith(f"{name}:"):
+            return line.split(":", 1)[1].strip()
+    raise AssertionError(f"no {name!r} line in:\n{output}")
+
+
+# ---------------------------------------------------------------- policy test: one request
+
+
+VIEWER_READS = "p, viewer, /api/:project/items, GET|HEAD, allow"
+AUDIT_DENY = "p, authenticated, /api/:project/items/audit, DELETE, deny"
+
+
+def test_an_allowed_request_exits_0_and_names_the_rule(config: Path) -> None:
+    result = run("policy", "test", "--sub", "bob", "--role", "viewer", "GET", "/api/p1/items",
+                 config=config)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "allow"
+    assert field(result.stdout, "rule") == f"{line_of(POLICY, VIEWER_READS)}: {VIEWER_READS}"
+    assert field(result.stdout, "request") == "GET /api/p1/items"
+
+
+def test_a_deny_rule_exits_1_and_names_the_rule_and_the_inherited_subjects(config: Path) -> None:
+    result = run("policy", "test", "--sub", "carol", "--role", "admin", "DELETE",
+                 "/api/p1/items/audit", config=config)
+    assert result.returncode == 1, result.stderr
+    assert result.stdout.splitlines()[0] == "deny"
+    assert field(result.stdout, "rule").startswith(f"{line_of(POLICY, AUDIT_DENY)}: p, ")
+    assert field(result.stdout, "reason") == "policy_deny"
+    assert field(result.stdout, "subjects") == "admin, anonymous, authenticated, carol, editor, viewer"
+
+
+def test_no_matching_rule_is_a_default_deny(config: Path) -> None:
+    result = run("policy", "test", "--sub", "erin", "GET", "/api/p1/items", config=config)
+    assert result.returncode == 1
+    assert field(result.stdout, "rule") == "no rule matched: default deny"
+    assert field(result.stdout, "subjects") == "anonymous, authenticated, erin"
+
+
+@pytest.mark.parametrize(("method", "code", "decided"), [
+    ("get", 0, "GET"),
+    ("delete", 1, "DELETE"),
+], ids=["a lowercase get is allowed as GET", "a lowercase delete still meets the deny"])
+def test_the_method_is_decided_upper_case(config: Path, method: str, code: int, decided: str) -> None:
+    path = "/api/p1/items" if decided == "GET" else "/api/p1/items/audit"
+    result = run("policy", "test", "--sub", "carol", "--role", "admin", method, path, config=config)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert field(result.stdout, "request") == f"{decided} {path}"
+
+
+def test_anonymous_callers_are_considered_only_on_public_paths(config: Path) -> None:
+    public = run("policy", "test", "--anonymous", "GET", "/public/logo.png", config=config)
+    assert public.returncode == 0
+    assert field(public.stdout, "rule").startswith(
+        line_of(POLICY, "p, anonymous, /public/*, GET|HEAD, allow"))
+    private = run("policy", "test", "--anonymous", "GET", "/admin/", config=config)
+    assert private.returncode == 1
+    assert field(private.stdout, "reason") == "no_credentials"
+
+
+def test_the_canonical_path_is_the_one_decided(config: Path) -> None:
+    result = run("policy", "test", "--anonymous", "GET", "/public/../admin/x?next=/public/",
+                 config=config)
+    assert result.returncode == 1
+    assert field(result.stdout, "request") == (
+        "GET /admin/x  (canonical form of /public/../admin/x?next=/public/)")
+    assert field(result.stdout, "reason") == "no_credentials"
+
+
+def test_a_malformed_target_prints_the_400_reason_and_exits_2(config: Path) -> None:
+    result = run("policy", "test", "--sub", "bob", "GET", "/public/%2e%2e/admin", config=config)
+    assert result.returncode == 2
+    assert result.stdout.startswith("400 malformed request target: encoded dot segment")
+
+
+def test_roles_come_from_the_roles_claims_too(config: Path) -> None:
+    result = run("policy", "test", "--sub", "bob", "--claim", 'groups=["viewer"]', "GET",
+                 "/api/p1/items", config=config)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "viewer" in field(result.stdout, "subjects").split(", ")
+
+
+@pytest.mark.skipif(not TENANTS_MODEL.exists(), reason="no claims-using example in policies/")
+@pytest.mark.parametrize(("tenant", "code"), [("acme", 0), ("globex", 1)],
+                         ids=["the own tenant is allowed", "another tenant is denied"])
+def test_claims_reach_an_abac_model(tmp_path: Path, tenant: str, code: int) -> None:
+    config = write_config(tmp_path, TENANTS_MODEL, TENANTS_POLICY)
+    result = run("policy", "test", "--sub", "ann", "--role", "member", "--claim", f"tenant={tenant}",
+                 "GET", "/tenants/acme/projects", config=config)
+    assert result.returncode == code, result.stdout + result.stderr
+
+
+def test_the_config_may_come_from_gatekeeper_config(config: Path) -> None:
+    result = run("policy", "test", "--sub", "carol", "--role", "admin", "GET", "/admin/x",
+                 env={"GATEKEEPER_CONFIG": str(config)})
+    assert result.returncode == 0, result.stderr
+
+
+def test_a_config_without_policy_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "gatekeeper.yaml"
+    path.write_text("public_paths: ['/public/*']\n")
+    result = run("policy", "test", "--sub", "bob", "GET", "/", config=path)
+    assert result.returncode == 2
+    assert "has no 'policy:' section" in result.stderr
+
+
+@pytest.mark.parametrize("arguments", [
+    ["--sub", "bob", "--anonymous", "GET", "/"],
+    ["GET", "/"],
+    ["--sub", "bob", "GET"],
+    ["--sub", "bob", "--claim", "tenant", "GET", "/"],
+    ["--sub", "bob", "--cases", str(CASES), "GET", "/"],
+], ids=["a user cannot also be anonymous", "a request needs a sub or --anonymous",
+        "a request needs a path", "a claim is KEY=VALUE", "cases and a request do not mix"])
+def test_usage_errors_exit_2(config: Path, arguments: list[str]) -> None:
+    result = run("policy", "test", *arguments, config=config)
+    assert result.returncode == 2
+    assert result.stderr.startswith("gatekeeper: ")
+    assert result.stdout == ""
+
+
+# ---------------------------------------------------------------- policy test --cases
+
+
+def test_the_shipped_cases_pass(config: Path) -> None:
+    result = run("policy", "test", "--cases", str(CASES), config=config)
+    count = len(yaml.safe_load(CASES.read_text()))
+    assert count >= 12
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.splitlines()[-1] == f"{count} passed, 0 failed"
+
+
+def test_failing_cases_are_named_and_exit_1(config: Path, tmp_path: Path) -> None:
+    cases = tmp_path / "cases.yaml"
+    cases.write_text(yaml.safe_dump([
+        {"name": "viewers read", "expect": "allow",
+         "request": {"sub": "bob", "roles": ["viewer"], "method": "GET", "path": "/api/p1/items"}},
+        {"name": "wrong expectation", "expect": "deny",
+         "request": {"sub": "bob", "roles": ["viewer"], "method": "GET", "path": "/api/p1/items"}},
+        {"name": "wrong rule", "expect": "deny", "rule": line_of(POLICY, VIEWER_READS),
+         "request": {"sub": "carol", "roles": ["admin"], "method": "DELETE",
+                     "path": "/api/p1/items/audit"}},
+    ]))
+    result = run("policy", "test", "--cases", str(cases), config=config)
+    assert result.returncode == 1
+    lines = result.stdout.splitlines()
+    assert lines[0] == "PASS  viewers read"
+    assert lines[1].startswith("FAIL  wrong expectation: expected deny, got allow")
+    assert lines[2].startswith(f"FAIL  wrong rule: expected rule {line_of(POLICY, VIEWER_READS)}, "
+                               f"decided by {line_of(POLICY, AUDIT_DENY)}")
+    assert lines[-1] == "1 passed, 2 failed"
+
+
+def test_an_invalid_cases_file_exits_2_with_key_paths(config: Path, tmp_path: Path) -> None:
+    cases = tmp_path / "cases.yaml"
+    cases.write_text(yaml.safe_dump([
+        {"expect": "allow", "request": {"sub": "bob", "method": "GET", "path": "/"}},
+        {"expect": "maybe", "request": {"sub": "bob", "path": "/"}},
+        {"expect": "deny", "request": {"anonymous": True, "sub": "x", "method": "GET", "path": "/"}},
+    ]))
+    result = run("policy", "test", "--cases", str(cases), config=config)
+    assert result.returncode == 2
+    assert result.stdout == ""
+    assert f"gatekeeper: {cases}: case 2: expect: Input should be 'allow' or 'deny'" in result.stderr
+    assert f"{cases}: case 2: request.method: Field required" in result.stderr
+    assert f"{cases}: case 3: request: an anonymous request has no sub" in result.stderr
+
+
+# ---------------------------------------------------------------- policy check and check
+
+
+def broken_copy(tmp_path: Path, extra_policy_line: str = "", matcher_function: str = "") -> Path:
+    policy = tmp_path / "policy.csv"
+    policy.write_text(POLICY.read_text() + extra_policy_line + "\n")
+    model = tmp_path / "model.conf"
+    text = MODEL.read_text()
+    model.write_text(text.replace("keyMatch2(", matcher_function + "(") if matcher_function else text)
+    return write_config(tmp_path, model, policy)
+
+
+def last_line(path: Path) -> int:
+    return len(path.read_text().splitlines())
+
+
+def matcher_line(path: Path) -> int:
+    lines = path.read_text().splitlines()
+    return next(n for n, line in enumerate(lines, start=1) if line.startswith("m ="))
+
+
+@pytest.mark.parametrize(("line", "function", "expected"), [
+    ("p, viewer, /api/x, GET", "", "policy.csv:{policy}: p takes 4 fields, found 3"),
+    ("x, viewer, /api/x, GET, allow", "", "policy.csv:{policy}: unknown rule type 'x'"),
+    ("g, alice, admin, extra", "", "policy.csv:{policy}: g takes 2 fields, found 3"),
+    ("", "fooMatch", "model.conf:{model}: "),
+], ids=["a wrong field count", "an unknown rule type", "a g line with too many fields",
+        "an unknown matcher function"])
+def test_policy_check_reports_each_problem_with_file_and_line(
+    tmp_path: Path, line: str, function: str, expected: str
+) -> None:
+    config = broken_copy(tmp_path, line, function)
+    where = expected.format(policy=last_line(tmp_path / "policy.csv"),
+                            model=matcher_line(tmp_path / "model.conf"))
+    result = run("policy", "check", config=config)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert any(problem.startswith(where) or problem.startswith(f"{tmp_path}/{where}")
+               for problem in result.stdout.splitlines()), result.stdout
+    assert result.stdout.splitlines()[-1].endswith("1 problem, 0 warnings")
+
+
+def test_policy_check_passes_with_warnings(tmp_path: Path) -> None:
+    config = broken_copy(tmp_path, "p, viewer, /api/:project/items, GET|HEAD, allow\n"
+                                   "p, editor, /reports/*, GET, allow\np, editor, /reports/*, *, deny")
+    lines = (tmp_path / "policy.csv").read_text().splitlines()
+    result = run("policy", "check", config=config)
+    assert result.returncode == 0, result.stdout
+    assert f"warning: policy.csv:{len(lines) - 2}: duplicate of {line_of(POLICY, VIEWER_READS)}" \
+        in result.stdout
+    assert f"warning: policy.csv:{len(lines) - 1}: this allow never decides: " \
+           f"policy.csv:{len(lines)} denies every request it matches" in result.stdout
+    assert result.stdout.splitlines()[-1].endswith("0 problems, 2 warnings")
+
+
+@pytest.mark.parametrize("model", sorted(POLICIES.glob("*model.conf")), ids=lambda p: p.name)
+def test_every_shipped_example_passes_policy_check_without_warnings(
+    tmp_path: Path, model: Path
+) -> None:
+    policy = model.with_name(model.name.replace("model.conf", "policy.csv"))
+    result = run("policy", "check", config=write_config(tmp_path, model, policy))
+    assert result.returncode == 0, result.stdout
+    assert result.stdout.splitlines()[-1].endswith("0 problems, 0 warnings"), result.stdout
+
+
+def test_check_loads_the_policy_and_reports_its_problems(tmp_path: Path) -> None:
+    config = broken_copy(tmp_path, "p, viewer, /api/x, GET")
+    result = run("check", "--config", str(config))
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[0] == "gatekeeper: invalid configuration (1 problem):"
+    assert result.stderr.splitlines()[1].strip() == (
+        f"policy.csv:{last_line(tmp_path / 'policy.csv')}: p takes 4 fields, found 3")
+
+
+def test_check_names_the_policy_when_it_is_good(config: Path) -> None:
+    result = run("check", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    rules = sum(1 for line in POLICY.read_text().splitlines() if line.startswith("p,"))
+    assert f"policy policy.csv: {rules} rules" in result.stdout
