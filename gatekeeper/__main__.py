@@ -83,7 +83,7 @@ def serve(settings: Settings, config_path: str | None) -> None:
     import uvicorn
 
     from gatekeeper import logs
-    from gatekeeper.app import DrainingServer, create_app
+    from gatekeeper.app import DrainingServer, OriginFormProtocol, create_app
 
     logs.configure(settings.log_level)
     host, port = split_host_port(settings.listen)
@@ -103,7 +103,7 @@ def serve(settings: Settings, config_path: str | None) -> None:
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=OriginFormProtocol,
         ws="websockets-sansio",
         lifespan="on",
         access_log=False,

@@ -16,8 +16,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import httptools
 import httpx
 import uvicorn
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gatekeeper import logs
 from gatekeeper.admin import Check, UpstreamProbe, create_admin_app
@@ -60,6 +62,32 @@ class DrainingServer(uvicorn.Server):
         super().handle_exit(sig, frame)
         if sig == signal.SIGTERM and sig in self._captured_signals:
             self._captured_signals.remove(sig)
+
+
+class OriginFormProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol, refusing request targets gatekeeper cannot vouch for.
+
+    uvicorn keeps only the path of an absolute-form target (``GET http://elsewhere/x``), so the
+    pipeline would never see the authority. RFC 9112 §3.2.2 has servers accept absolute-form;
+    it is accepted when its authority is the Host header's, refused (400) otherwise, and so is
+    any other non-origin form (``*``, authority-form).
+    """
+
+    def on_headers_complete(self) -> None:
+        target = self.url
+        if not target.startswith(b"/"):
+            try:
+                authority = httptools.parse_url(target).host or b""
+                port = httptools.parse_url(target).port
+            except httptools.HttpParserInvalidURLError:
+                raise httptools.HttpParserError("unsupported request target") from None
+            if port is not None:
+                authority += b":%d" % port
+            hosts = [v for k, v in self.headers if k == b"host"]
+            if not authority or (hosts != [authority] and [h.lower() for h in hosts] != [
+                    authority.lower()]):
+                raise httptools.HttpParserError("request target names another host")
+        super().on_headers_complete()
 
 
 def bind_socket(address: str, *, reuse_port: bool = False) -> socket.socket:

@@ -26,6 +26,12 @@ HOP_BY_HOP = frozenset({
 })
 FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
                        b"x-forwarded-port", b"forwarded", b"x-real-ip"})
+# Headers some apps route by instead of the request line (Symfony, IIS URL Rewrite, ingress
+# conventions): the policy decided on the path, so the app must not be told another one.
+URL_OVERRIDES = frozenset({b"x-original-url", b"x-rewrite-url", b"x-original-uri",
+                           b"x-forwarded-uri", b"x-forwarded-path", b"x-forwarded-prefix",
+                           b"x-forwarded-method", b"x-original-method",
+                           b"x-http-method-override", b"x-http-method", b"x-method-override"})
 # Framing is decided by gatekeeper for the upstream hop, never copied.
 FRAMING = frozenset({b"content-length", b"transfer-encoding", b"host"})
 ACCESS_TOKEN_HEADER = "X-Auth-Request-Access-Token"
@@ -96,7 +102,8 @@ class HeaderPolicy:
         out: list[tuple[bytes, bytes]] = [(b"host", host)]
         forwarded_for = b""
         for name, value in request.headers:
-            if name in HOP_BY_HOP or name in FRAMING or name in named_in_connection:
+            if (name in HOP_BY_HOP or name in FRAMING or name in named_in_connection
+                    or name in URL_OVERRIDES):
                 continue
             if _fold(name) in self._protected:
                 continue

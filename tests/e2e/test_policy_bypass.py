@@ -196,12 +196,6 @@ def test_a_path_trick_never_reaches_admin(gatekeeper: Gatekeeper, upstream: Upst
         assert [r.path.startswith("/public/") for r in exchange.forwarded] == [True]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "absolute-form naming another host is accepted (200, forwarded with the Host header's "
-    "authority): uvicorn's httptools protocol keeps only the path of the target in the ASGI "
-    "scope, so gatekeeper/paths.py canonical_path never sees it, although DESIGN.md and issue "
-    "3 ask for 400. Fix: a uvicorn HttpToolsProtocol subclass (uvicorn.Config(http=...)) that "
-    "refuses a target not starting with '/' unless its authority equals Host."))
 def test_an_absolute_form_target_naming_another_host_is_refused(
     gatekeeper: Gatekeeper, upstream: Upstream, viewer_token: str
 ) -> None:
@@ -235,11 +229,6 @@ def test_a_rewrite_header_does_not_change_the_path_decided(
 REWRITE_HEADERS = ["X-Original-URL", "X-Rewrite-URL", "X-Original-URI", "X-Forwarded-Uri"]
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "gatekeeper/mutate.py HeaderPolicy.upstream_headers forwards X-Original-URL, X-Rewrite-URL, "
-    "X-Original-URI and X-Forwarded-Uri from the client to the app; an app that routes by them "
-    "(Symfony, IIS URL Rewrite) acts on a path the policy never saw. Fix: drop them on the "
-    "proxy path, like the untrusted X-Forwarded-* headers."))
 def test_a_rewrite_header_does_not_reach_the_app_on_an_allowed_request(
     gatekeeper: Gatekeeper, upstream: Upstream, viewer_token: str
 ) -> None:
@@ -398,3 +387,26 @@ def test_nothing_under_admin_reached_the_app_for_the_viewer(upstream: Upstream) 
             continue
         assert authorization, record.path
         assert not is_admin(record.path), record.path
+
+
+def test_an_absolute_form_target_naming_this_host_is_accepted(
+    gatekeeper: Gatekeeper, upstream: Upstream, viewer_token: str
+) -> None:
+    """RFC 9112 §3.2.2: servers accept absolute-form; ours when it names the Host itself."""
+    host = gatekeeper.config["listen"].encode()
+    exchange = send_raw(gatekeeper, upstream, b"GET http://" + host + b"/public/x HTTP/1.1",
+                        viewer_token)
+    assert exchange.status == 200
+    assert [r.raw_path for r in exchange.forwarded] == [b"/public/x"]
+
+
+@pytest.mark.parametrize("header", [b"X-HTTP-Method-Override", b"X-Method-Override"])
+def test_a_method_override_header_never_reaches_the_app(
+    gatekeeper: Gatekeeper, upstream: Upstream, viewer_token: str, header: bytes
+) -> None:
+    """The policy decided GET; an app honouring X-HTTP-Method-Override would run DELETE."""
+    exchange = send_raw(gatekeeper, upstream, b"GET /public/x HTTP/1.1", viewer_token,
+                        header + b": DELETE\r\n")
+    assert exchange.status == 200
+    (record,) = exchange.forwarded
+    assert record.header_values(header.decode().lower()) == []
