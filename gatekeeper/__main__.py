@@ -37,21 +37,28 @@ def _load_or_report(args: argparse.Namespace) -> Settings | None:
         return None
 
 
+def _check_policy_or_report(settings: Settings) -> str | None:
+    """The policy summary, or None after reporting its problems (the same lines for check/run)."""
+    if settings.policy is None:
+        return ""
+    from gatekeeper.policy.cli import check_policy_files
+
+    result = check_policy_files(settings.policy)
+    if result.problems:
+        _report(result.problems)
+        return None
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    return f", policy {result.summary}"
+
+
 def cmd_check(args: argparse.Namespace) -> int:
     settings = _load_or_report(args)
     if settings is None:
         return 2
-    policy = ""
-    if settings.policy is not None:
-        from gatekeeper.policy.cli import check_policy_files
-
-        result = check_policy_files(settings.policy)
-        if result.problems:
-            _report(result.problems)
-            return 2
-        for warning in result.warnings:
-            print(f"warning: {warning}", file=sys.stderr)
-        policy = f", policy {result.summary}"
+    policy = _check_policy_or_report(settings)
+    if policy is None:
+        return 2
     print(f"ok: {_config_path(args) or '(defaults)'} is valid "
           f"({len(settings.auth.issuers)} issuer(s), upstream {settings.upstream}{policy})")
     return 0
@@ -73,7 +80,7 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _load_or_report(args)
-    if settings is None:
+    if settings is None or _check_policy_or_report(settings) is None:
         return 2
     serve(settings, _config_path(args))
     return 0

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gatekeeper.paths import matches_prefix_pattern
-from gatekeeper.policy.reload import PolicyHolder
+from gatekeeper.policy.engine import CompiledPolicy
 from gatekeeper.principal import Principal
 
 
@@ -52,8 +52,20 @@ class AuthenticatedOnly:
         return Verdict(False, "no_credentials")
 
 
+class ActivePolicy(Protocol):
+    """Where the authorizer finds the policy in force (a PolicyHolder, or a fixed one)."""
+
+    @property
+    def active(self) -> CompiledPolicy | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class FixedPolicy:
+    active: CompiledPolicy | None
+
+
 class PolicyAuthorizer:
-    def __init__(self, holder: PolicyHolder, public_paths: PublicPaths) -> None:
+    def __init__(self, holder: ActivePolicy, public_paths: PublicPaths) -> None:
         self._holder = holder
         self._public = public_paths
 

@@ -34,13 +34,11 @@ from pydantic import (
 )
 
 from gatekeeper.authn.bearer import roles_from_claims
-from gatekeeper.authz import PolicyAuthorizer, PublicPaths
+from gatekeeper.authz import FixedPolicy, PolicyAuthorizer, PublicPaths
 from gatekeeper.errors import BadRequest, ConfigError
-from gatekeeper.metrics import Metrics
 from gatekeeper.paths import canonical_path
 from gatekeeper.policy.engine import CompiledPolicy, Rule
 from gatekeeper.policy.loader import PolicyError, load_policy
-from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.principal import ANONYMOUS, Principal
 from gatekeeper.settings import PolicySettings, Settings, load_settings
 
@@ -137,10 +135,8 @@ class Outcome:
 class Decider:
     """The proxy's authorizer over one loaded policy, plus what the CLI prints about it."""
 
-    def __init__(self, settings: Settings, policy_settings: PolicySettings, policy: CompiledPolicy) -> None:
-        holder = PolicyHolder(policy_settings.model, policy_settings.policy, Metrics())
-        holder.active = policy
-        self._authorizer = PolicyAuthorizer(holder, PublicPaths(settings.public_paths))
+    def __init__(self, settings: Settings, policy: CompiledPolicy) -> None:
+        self._authorizer = PolicyAuthorizer(FixedPolicy(policy), PublicPaths(settings.public_paths))
         self._policy = policy
         self._roles_claims = settings.auth.roles_claims
         self.rules = {rule.source: rule for rule in policy.rules}
@@ -185,7 +181,7 @@ def _decider(config_path: str | None) -> Decider:
         raise UsageError(["the policy cannot be loaded (details: gatekeeper policy check):",
                           *exc.problems]) from exc
     _print_warnings(report.warnings)
-    return Decider(settings, policy, report.policy)
+    return Decider(settings, report.policy)
 
 
 def parse_claims(pairs: Sequence[str]) -> dict[str, Any]:

@@ -168,7 +168,7 @@ def _lint_rules(rules: list[Rule], model: Model) -> list[str]:
         index = tokens.index("p_act")
         methods = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "*"}
         for rule in rules:
-            listed = {m.strip() for m in rule.values[index].split("|")}
+            listed = {m.strip().upper() for m in rule.values[index].split("|")}
             if not listed <= methods:
                 warnings.append(f"{rule.source}: unknown method(s) {sorted(listed - methods)} "
                                 "(methods are matched upper-case and exactly)")
