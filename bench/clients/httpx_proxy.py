@@ -1,4 +1,5 @@
 """Benchmark proxy: pure ASGI, httpx 0.28 AsyncClient upstream, response streamed back.
+``make_app`` takes the module, so httpx2_proxy.py runs the very same proxy on httpx2.
 
     uvicorn --app-dir bench/clients httpx_proxy:app --loop uvloop --http httptools --no-access-log
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 import http.cookiejar
 import importlib.util
 import sys
+from types import ModuleType
 from typing import Any
 
 import httpx
@@ -41,51 +43,60 @@ def no_cookie_jar() -> http.cookiejar.CookieJar:
     return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
-async def startup() -> httpx.AsyncClient:
-    has_sniffio = importlib.util.find_spec("sniffio") is not None
-    print(
-        f"httpx {httpx.__version__}, sniffio {'present' if has_sniffio else 'absent'}",
-        file=sys.stderr,
-        flush=True,
-    )
-    return httpx.AsyncClient(
-        base_url=upstream_base(),
-        cookies=no_cookie_jar(),
-        trust_env=False,  # no proxy / netrc lookups from the environment
-        follow_redirects=False,
-        limits=httpx.Limits(max_connections=POOL_SIZE, max_keepalive_connections=POOL_SIZE),
-        timeout=httpx.Timeout(10.0, connect=2.0),
-    )
+def make_app(httpx_module: ModuleType) -> Any:
+    """The proxy on ``httpx_module`` (httpx or its API-compatible fork httpx2)."""
 
-
-async def shutdown(client: httpx.AsyncClient) -> None:
-    await client.aclose()
-
-
-async def app(scope: Scope, receive: Receive, send: Send) -> None:
-    if scope["type"] == "lifespan":
-        return await lifespan(scope, receive, send, startup, shutdown)
-    if scope["type"] != "http":
-        raise RuntimeError(f"unsupported scope {scope['type']!r}")
-    client: httpx.AsyncClient = scope["state"]["client"]
-    content: Any = body_chunks(receive) if has_body(scope) else None
-    request = client.build_request(
-        scope["method"], upstream_url("", scope), headers=request_headers(scope), content=content
-    )
-    try:
-        response = await client.send(request, stream=True)
-    except httpx.HTTPError:
-        return await send_error(send, 502, b"bad gateway\n")
-    try:
-        await send(
-            {
-                "type": "http.response.start",
-                "status": response.status_code,
-                "headers": response_headers(response.headers.raw),
-            }
+    async def startup() -> Any:
+        has_sniffio = importlib.util.find_spec("sniffio") is not None
+        print(
+            f"{httpx_module.__name__} {httpx_module.__version__}, "
+            f"sniffio {'present' if has_sniffio else 'absent'}",
+            file=sys.stderr,
+            flush=True,
         )
-        async for chunk in response.aiter_raw():
-            await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await send({"type": "http.response.body", "body": b""})
-    finally:
-        await response.aclose()
+        return httpx_module.AsyncClient(
+            base_url=upstream_base(),
+            cookies=no_cookie_jar(),
+            trust_env=False,  # no proxy / netrc lookups from the environment
+            follow_redirects=False,
+            limits=httpx_module.Limits(max_connections=POOL_SIZE,
+                                       max_keepalive_connections=POOL_SIZE),
+            timeout=httpx_module.Timeout(10.0, connect=2.0),
+        )
+
+    async def shutdown(client: Any) -> None:
+        await client.aclose()
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            return await lifespan(scope, receive, send, startup, shutdown)
+        if scope["type"] != "http":
+            raise RuntimeError(f"unsupported scope {scope['type']!r}")
+        client = scope["state"]["client"]
+        content: Any = body_chunks(receive) if has_body(scope) else None
+        request = client.build_request(
+            scope["method"], upstream_url("", scope), headers=request_headers(scope),
+            content=content,
+        )
+        try:
+            response = await client.send(request, stream=True)
+        except httpx_module.HTTPError:
+            return await send_error(send, 502, b"bad gateway\n")
+        try:
+            await send(
+                {
+                    "type": "http.response.start",
+                    "status": response.status_code,
+                    "headers": response_headers(response.headers.raw),
+                }
+            )
+            async for chunk in response.aiter_raw():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            await response.aclose()
+
+    return app
+
+
+app = make_app(httpx)
