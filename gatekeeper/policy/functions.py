@@ -18,7 +18,12 @@ from casbin.util import builtin_operators as casbin_ops
 _KEY_MATCH2 = re.compile(r"(.*?):[^\/]+(.*?)")
 
 
-@functools.lru_cache(maxsize=65536)
+# Bounded caches of compiled patterns, sized for policies of ~100,000 distinct path patterns
+# (a smaller cache thrashes there and a decision pays for re-planning its rules).
+_PATTERN_CACHE = 1 << 18
+
+
+@functools.lru_cache(maxsize=_PATTERN_CACHE)
 def _regex(pattern: str) -> re.Pattern[str]:
     return re.compile(pattern)
 
@@ -55,7 +60,7 @@ class _Segments:
         return True
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=_PATTERN_CACHE)
 def _key_match2_plan(pattern: str) -> _Segments | re.Pattern[str]:
     body, any_suffix = (pattern[:-2], True) if pattern.endswith("/*") else (pattern, False)
     if _PLAIN.fullmatch(body):
