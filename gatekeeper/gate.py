@@ -5,6 +5,7 @@ Pure ASGI on the request path (no BaseHTTPMiddleware): this is the hottest code 
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 import secrets
@@ -95,6 +96,17 @@ class Gate:
             decision = Decision(Outcome.ERROR, exc.code, principal, error=exc,
                                 path=decision.path if decision else scope.get("path", ""))
             status = await send_error(send, exc, request_id)
+        except Exception as exc:
+            # A bug, not a client's fault. Fail closed with a plain 500 (nothing was proxied
+            # unless the answer had started), and log the type only: values may hold secrets.
+            log.error("internal error", extra={"request_id": request_id,
+                                               "error": type(exc).__name__})
+            internal = GatekeeperError("internal error", code="internal_error")
+            decision = Decision(Outcome.ERROR, internal.code, error=internal,
+                                path=scope.get("path", ""))
+            status = 500
+            with contextlib.suppress(Exception):  # the response may have started already
+                await send_error(send, internal, request_id)
         self._record(scope, decision, status, started, upstream_seconds, request_id)
 
     def _check_header_size(self, scope: Scope) -> None:

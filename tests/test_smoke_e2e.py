@@ -36,3 +36,40 @@ def test_admin_endpoints(gatekeeper: Gatekeeper) -> None:
         ready = admin.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert "gatekeeper_requests_total" in admin.get("/metrics").text
+
+
+def test_an_unexpected_error_fails_closed_with_a_json_500() -> None:
+    """A bug in a pipeline stage must answer 500 and proxy nothing — not crash the connection."""
+    import asyncio
+
+    from gatekeeper.gate import Gate
+    from gatekeeper.logs import AccessLog
+    from gatekeeper.metrics import Metrics
+    from gatekeeper.mutate import HeaderPolicy
+    from gatekeeper.settings import Settings
+
+    class Broken:
+        async def decide(self, request: object) -> object:
+            raise KeyError("a bug")
+
+    class NoProxy:
+        async def forward(self, *args: object) -> tuple[int, float]:
+            raise AssertionError("must not proxy")
+
+    settings = Settings()
+    gate = Gate(Broken(), NoProxy(), None, Metrics(), AccessLog(enabled=False),  # type: ignore[arg-type]
+                settings.max_header_bytes, HeaderPolicy(settings))
+    sent: list[dict[str, object]] = []
+
+    async def receive() -> dict[str, object]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, object]) -> None:
+        sent.append(message)
+
+    scope = {"type": "http", "method": "GET", "path": "/x", "raw_path": b"/x", "query_string": b"",
+             "headers": [], "client": ("127.0.0.1", 1), "scheme": "http"}
+    asyncio.run(gate(scope, receive, send))
+    assert sent[0]["status"] == 500
+    assert b"internal_error" in sent[1]["body"]  # type: ignore[operator]
+    assert b"a bug" not in sent[1]["body"]  # type: ignore[operator]
