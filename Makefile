@@ -20,7 +20,9 @@ lint: $(VENV)/.installed
 	$(PY) -m ruff check gatekeeper tests bench
 	$(PY) -m mypy
 
-test: lint
+test: lint   # the test OpenID provider's node packages too, when missing or older than the lock file
+	[ tests/oidc/node_modules/.package-lock.json -nt tests/oidc/package-lock.json ] || \
+	  npm ci --prefix tests/oidc --no-audit --no-fund
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed   # needs wrk and nginx (apt-get install wrk nginx-light)

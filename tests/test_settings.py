@@ -11,6 +11,8 @@ import pytest
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings, load_settings
 
+SECRET = "s3cret-value-of-at-least-32-bytes!"  # session.secret needs 32 bytes
+
 GOOD = """
 listen: 127.0.0.1:4180
 admin_listen: 127.0.0.1:9901
@@ -39,11 +41,10 @@ def problems(tmp_path: Path, text: str, env: dict[str, str] | None = None) -> li
 
 
 def test_a_good_file_loads_and_expands_env(tmp_path: Path) -> None:
-    settings = load_settings(write(tmp_path, GOOD), environ={"SESSION_SECRET": "s3cret-value"})
+    settings = load_settings(write(tmp_path, GOOD), environ={"SESSION_SECRET": SECRET})
     assert settings.auth.issuers[0].audience == ["my-api"]
-    assert settings.session.secret is not None
-    assert settings.session.secret.get_secret_value() == "s3cret-value"
-    assert "s3cret-value" not in repr(settings)
+    assert [s.get_secret_value() for s in settings.session.secret] == [SECRET]
+    assert SECRET not in repr(settings)
 
 
 def test_every_problem_is_reported_at_once_with_its_key(tmp_path: Path) -> None:
@@ -75,7 +76,7 @@ def test_values_are_never_echoed_in_errors(tmp_path: Path) -> None:
 
 def test_env_overrides_win_over_the_file(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, GOOD), environ={
-        "SESSION_SECRET": "x",
+        "SESSION_SECRET": SECRET,
         "GATEKEEPER_UPSTREAM": "http://127.0.0.1:9999",
         "GATEKEEPER_AUTH__LEEWAY_SECONDS": "5",
         "GATEKEEPER_PUBLIC_PATHS": '["/health"]',
@@ -128,7 +129,7 @@ def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.Complet
 
 def test_check_exits_zero_on_a_good_file(tmp_path: Path) -> None:
     result = run_cli("check", "--config", str(write(tmp_path, GOOD)),
-                     env={"SESSION_SECRET": "x", "PATH": "/usr/bin:/bin"})
+                     env={"SESSION_SECRET": SECRET, "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
     assert "ok" in result.stdout
 

@@ -1,0 +1,178 @@
+"""The cookie session store: the whole session, sealed (crypto.py), kept by the browser.
+
+Layout, NAME being ``session.cookie_name``::
+
+    NAME=<count>.<piece 0>      count = cookies holding this session, 1..max_chunks
+    NAME_1=<piece 1>            … through NAME_<count-1>
+
+The pieces joined are one sealed value whose associated data names NAME, so a piece cannot be
+moved, dropped or swapped without failing authentication. Each ``name=value`` stays under
+``CHUNK_BYTES``: browsers keep at least 4096 bytes per cookie (RFC 6265 §6.1) and some count the
+attributes too. Loading reads the count from the first cookie, refuses a count above
+``max_chunks`` before looking at any other cookie, and refuses a missing piece — never "read
+chunks until one is absent" (mod_auth_openidc CVE-2024-24814: ``_chunks=99999999``).
+
+Gatekeeper owns NAME and NAME_<digits>: those are removed from the request before it reaches the
+app (``strip_session_cookies``); anything else — ``NAME_x``, ``NAMEx``, another case — is the
+app's and passes byte for byte.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Iterable
+
+from gatekeeper.request import RequestView
+from gatekeeper.sessions.base import Clock, CookieJar, SetCookie
+from gatekeeper.sessions.crypto import SessionCipher
+from gatekeeper.sessions.errors import SessionInvalid, SessionTooLarge
+from gatekeeper.sessions.lifetime import Lifetime
+from gatekeeper.sessions.model import Session
+from gatekeeper.settings import SessionSettings
+
+CHUNK_BYTES = 3800  # per cookie, name=value
+CLEAR_BOUND = 32  # at most this many of our cookies expired per response, whatever was sent
+_COUNT = re.compile(r"([1-9][0-9]{0,2})\.")  # canonical: "01." or "+1." would alter nothing
+_OWS = b" \t"
+
+
+class CookieSessionStore:
+    """``SessionStore`` keeping the sealed session in the browser's cookies."""
+
+    def __init__(
+        self, settings: SessionSettings, *, clock: Clock = time.time, touch_seconds: int = 60
+    ) -> None:
+        self._name = settings.cookie_name
+        self._cipher = SessionCipher.from_settings(settings)
+        self._lifetime = Lifetime.from_settings(settings, touch_seconds=touch_seconds)
+        self._max_chunks = settings.max_chunks
+        self._secure = settings.cookie_secure
+        self._domain = settings.cookie_domain
+        self._clock = clock
+        # Room for "_NN" or "NN." and "=" next to the name in every chunk.
+        self._piece_chars = CHUNK_BYTES - len(self._name.encode("utf-8")) - 4
+
+    async def save(self, request: RequestView, cookies: CookieJar, session: Session) -> None:
+        token = self._cipher.seal(session.to_json(), name=self._name)
+        pieces = [token[i : i + self._piece_chars] for i in range(0, len(token), self._piece_chars)]
+        if len(pieces) > self._max_chunks:
+            raise SessionTooLarge(
+                f"the session needs {len(pieces)} cookies and session.max_chunks is "
+                f"{self._max_chunks}: keep fewer claims or use the redis store")
+        names = chunk_names(self._name, len(pieces))
+        # A shorter session than the last one: the leftover chunks must go.
+        self._expire(request, cookies, keep=frozenset(names))
+        max_age = self._lifetime.remaining(session, self._clock())
+        pieces[0] = f"{len(pieces)}.{pieces[0]}"
+        for name, piece in zip(names, pieces, strict=True):
+            cookies.set(self._cookie(name, piece, max_age))
+
+    async def load(self, request: RequestView, cookies: CookieJar) -> Session | None:
+        jar = request_cookies(request.header_values(b"cookie"))
+        first = jar.get(self._name)
+        if first is None:
+            return None
+        now = self._clock()
+        try:
+            session = self._open(first, jar)
+            self._lifetime.check(session, now)
+        except SessionInvalid:
+            self._expire(request, cookies)  # so the browser stops sending it
+            raise
+        touched = self._lifetime.touched(session, now)
+        if touched is None:
+            return session
+        await self.save(request, cookies, touched)
+        return touched
+
+    async def clear(self, request: RequestView, cookies: CookieJar) -> None:
+        self._expire(request, cookies)
+
+    async def verify_connection(self) -> None:
+        return None  # nothing behind the browser's cookies to reach
+
+    def _open(self, first: str, jar: dict[str, str]) -> Session:
+        match = _COUNT.match(first)
+        if match is None:
+            raise SessionInvalid("malformed session cookie")
+        count = int(match.group(1))
+        if count > self._max_chunks:
+            raise SessionInvalid(f"session cookie claims {count} chunks; at most "
+                                 f"{self._max_chunks} are read")
+        pieces = [first[match.end() :]]
+        for name in chunk_names(self._name, count)[1:]:
+            piece = jar.get(name)
+            if piece is None:
+                raise SessionInvalid(f"session chunk {name} is missing")
+            pieces.append(piece)
+        return Session.from_json(self._cipher.open("".join(pieces), name=self._name))
+
+    def _expire(self, request: RequestView, cookies: CookieJar, keep: frozenset[str] = frozenset()) -> None:
+        ours = self._name.encode("latin-1")
+        owned = {self._name: None}  # the base name always: a sign-out with no cookie is harmless
+        for value in request.header_values(b"cookie"):
+            for segment in value.split(b";"):
+                found = _segment_name(segment)
+                if owns(found, ours) and len(owned) < CLEAR_BOUND:
+                    owned[found.decode("latin-1")] = None
+        for name in owned:
+            if name not in keep:
+                cookies.set(self._cookie(name, "", 0))
+
+    def _cookie(self, name: str, value: str, max_age: int) -> SetCookie:
+        return SetCookie(name=name, value=value, max_age=max_age, secure=self._secure,
+                         domain=self._domain)
+
+
+def chunk_names(name: str, count: int) -> list[str]:
+    return [name, *(f"{name}_{i}" for i in range(1, count))]
+
+
+def owns(cookie: bytes, name: bytes) -> bool:
+    """Is ``cookie`` one of gatekeeper's session cookies: NAME or NAME_<ASCII digits>?"""
+    if cookie == name:
+        return True
+    prefix = name + b"_"
+    return cookie.startswith(prefix) and cookie[len(prefix) :].isdigit()  # bytes: ASCII digits only
+
+
+def request_cookies(values: Iterable[bytes]) -> dict[str, str]:
+    """Cookie name → value; the first of a repeated name wins (the most specific path comes
+    first, RFC 6265 §5.4). Parsed like ``strip_session_cookies`` splits, so what gatekeeper reads
+    is exactly what it removes."""
+    cookies: dict[str, str] = {}
+    for value in values:
+        for segment in value.split(b";"):
+            name, _, rest = segment.partition(b"=")
+            key = name.strip(_OWS).decode("latin-1")
+            if key:
+                cookies.setdefault(key, rest.strip(_OWS).decode("latin-1"))
+    return cookies
+
+
+def strip_session_cookies(
+    headers: Iterable[tuple[bytes, bytes]], cookie_name: str
+) -> list[tuple[bytes, bytes]]:
+    """The request headers without gatekeeper's session cookies (every chunk, every Cookie
+    header), the app's cookies unchanged; a Cookie header left empty is dropped. Names are
+    compared after trimming spaces and tabs, as the app's parser will trim them."""
+    name = cookie_name.encode("latin-1")
+    out: list[tuple[bytes, bytes]] = []
+    for key, value in headers:
+        if key.lower() != b"cookie":
+            out.append((key, value))
+            continue
+        segments = value.split(b";")
+        kept = [segment for segment in segments if not owns(_segment_name(segment), name)]
+        if len(kept) == len(segments):
+            out.append((key, value))
+            continue
+        remaining = b";".join(kept).strip(_OWS)  # a field value has no outer whitespace
+        if remaining.strip(_OWS + b";"):
+            out.append((key, remaining))
+    return out
+
+
+def _segment_name(segment: bytes) -> bytes:
+    return segment.partition(b"=")[0].strip(_OWS)
