@@ -5,7 +5,10 @@
     ├── BadRequest            400   malformed request: target, framing, duplicate Authorization
     │   └── HeadersTooLarge   431   request headers larger than ``max_header_bytes``
     ├── Unauthenticated       401   no usable credentials (RFC 6750 WWW-Authenticate)
-    │   └── InvalidToken      401   a token was presented and failed a named check
+    │   ├── InvalidToken      401   a token was presented and failed a named check
+    │   └── SessionInvalid    401   a session cookie was sent and cannot be used (tampered,
+    │                               unknown key, bad chunks, expired, idle)
+    ├── SessionTooLarge       500   a new session does not fit in ``session.max_chunks`` cookies
     ├── Forbidden             403   authenticated, but the policy says no
     ├── KeysUnavailable       503   no signing keys for the token's issuer yet (issuer unreachable)
     └── UpstreamError               the app could not be reached or answered badly
@@ -56,6 +59,15 @@ class Unauthenticated(GatekeeperError):
 
 class InvalidToken(Unauthenticated):
     code = "invalid_token"
+
+
+class SessionInvalid(Unauthenticated):
+    code = "session_invalid"
+
+
+class SessionTooLarge(GatekeeperError):
+    code = "session_too_large"
+    status = 500
 
 
 class Forbidden(GatekeeperError):

@@ -8,10 +8,10 @@
     errors.py    SessionInvalid (401), SessionTooLarge (500)
 """
 
+from gatekeeper.errors import SessionInvalid, SessionTooLarge
 from gatekeeper.sessions.base import Clock, CookieJar, SessionStore, SetCookie
 from gatekeeper.sessions.cookie import CookieSessionStore, strip_session_cookies
 from gatekeeper.sessions.crypto import SessionCipher
-from gatekeeper.sessions.errors import SessionInvalid, SessionTooLarge
 from gatekeeper.sessions.lifetime import Lifetime
 from gatekeeper.sessions.model import Session
 

@@ -23,10 +23,10 @@ import re
 import time
 from collections.abc import Iterable
 
+from gatekeeper.errors import SessionInvalid, SessionTooLarge
 from gatekeeper.request import RequestView
 from gatekeeper.sessions.base import Clock, CookieJar, SetCookie
 from gatekeeper.sessions.crypto import SessionCipher
-from gatekeeper.sessions.errors import SessionInvalid, SessionTooLarge
 from gatekeeper.sessions.lifetime import Lifetime
 from gatekeeper.sessions.model import Session
 from gatekeeper.settings import SessionSettings

@@ -28,8 +28,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from gatekeeper.errors import ConfigError
-from gatekeeper.sessions.errors import SessionInvalid
+from gatekeeper.errors import ConfigError, SessionInvalid
 from gatekeeper.settings import MIN_SESSION_SECRET_BYTES, SessionSettings
 
 VERSION = 1

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 from dataclasses import dataclass
 
-from gatekeeper.sessions.errors import SessionInvalid
+from gatekeeper.errors import SessionInvalid
 from gatekeeper.sessions.model import Session
 from gatekeeper.settings import SessionSettings
 

@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from gatekeeper.sessions.errors import SessionInvalid
+from gatekeeper.errors import SessionInvalid
 
 SESSION_ID_BYTES = 16  # 128 bits from the OS CSPRNG (OWASP: at least 64 bits of entropy)
 _SESSION_ID = re.compile(r"[A-Za-z0-9_\-]{22,86}")
