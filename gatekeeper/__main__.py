@@ -13,8 +13,9 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from gatekeeper.config_file import load_settings
 from gatekeeper.errors import ConfigError
-from gatekeeper.settings import Settings, load_settings, split_host_port
+from gatekeeper.settings import Settings, split_host_port
 
 
 def _config_path(args: argparse.Namespace) -> str | None:

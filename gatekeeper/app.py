@@ -26,6 +26,7 @@ from gatekeeper.admin import Check, UpstreamProbe, create_admin_app
 from gatekeeper.authn.bearer import BearerAuthenticator
 from gatekeeper.authn.jwks import IssuerKeys
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
+from gatekeeper.config_file import load_settings
 from gatekeeper.gate import Gate
 from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
@@ -34,7 +35,7 @@ from gatekeeper.pipeline import Pipeline
 from gatekeeper.policy.loader import load_policy
 from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.proxy import Proxy
-from gatekeeper.settings import Settings, load_settings, split_host_port
+from gatekeeper.settings import Settings, split_host_port
 from gatekeeper.upstream import Http1Pool
 from gatekeeper.websocket import WebSocketProxy
 

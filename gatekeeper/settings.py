@@ -1,4 +1,4 @@
-"""The one configuration model: YAML file → ${ENV} expansion → GATEKEEPER_* overrides → validation.
+"""The one configuration model and all its validation (config_file.py reads it from YAML).
 
 Everything a component needs is validated here, once, at start; components receive their own
 frozen sub-model and never read ``os.environ`` themselves. Every problem is reported together,
@@ -8,26 +8,19 @@ each with its dotted key path and reason, and no secret value is ever echoed bac
 from __future__ import annotations
 
 import ipaddress
-import json
-import os
 import re
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
     SecretStr,
-    ValidationError,
     field_validator,
     model_validator,
 )
-
-from gatekeeper.errors import ConfigError
 
 ENV_PREFIX = "GATEKEEPER_"
 
@@ -333,98 +326,3 @@ class Settings(_Frozen):
 def fold_header_name(name: str) -> str:
     """Python, PHP and CGI apps fold '_', '.' and '-' together (CVE-2025-64484)."""
     return name.lower().replace("_", "-").replace(".", "-")
-
-
-# ---------------------------------------------------------------- loading
-
-_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
-
-
-def _expand(node: Any, path: str, environ: Mapping[str, str], problems: list[str]) -> Any:
-    if isinstance(node, dict):
-        return {k: _expand(v, f"{path}.{k}" if path else str(k), environ, problems) for k, v in node.items()}
-    if isinstance(node, list):
-        return [_expand(v, f"{path}.{i}", environ, problems) for i, v in enumerate(node)]
-    if isinstance(node, str):
-
-        def substitute(match: re.Match[str]) -> str:
-            name, default = match.group(1), match.group(2)
-            if name in environ:
-                return environ[name]
-            if default is not None:
-                return default
-            problems.append(f"{path}: environment variable {name} is not set")
-            return ""
-
-        return _ENV_REF.sub(substitute, node)
-    return node
-
-
-def _format_error(error: Any) -> str:
-    loc = ".".join(str(part) for part in error["loc"]) or "(top level)"
-    message = str(error["msg"])
-    if error["type"] == "extra_forbidden":
-        message = "unknown key"
-    # pydantic prefixes custom messages; the key path already says where.
-    message = message.removeprefix("Value error, ")
-    return f"{loc}: {message}"
-
-
-def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
-    """Load, expand and validate; raise ConfigError listing every problem at once."""
-    env = os.environ if environ is None else environ
-    raw: Any = {}
-    if path is not None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError([f"{path}:{where} invalid YAML"]) from exc
-        if not isinstance(raw, dict):
-            raise ConfigError([f"{path}: the top level must be a mapping of keys"])
-    problems: list[str] = []
-    expanded = _expand(raw, "", env, problems)
-    try:
-        settings = _build(expanded, env)
-    except ValidationError as exc:
-        problems.extend(_format_error(e) for e in exc.errors(include_input=False))
-        raise ConfigError(problems) from None
-    if problems:
-        raise ConfigError(problems)
-    if settings.policy is not None and path is not None:
-        base = Path(path).resolve().parent
-        policy = settings.policy.model_copy(update={
-            "model": base / settings.policy.model, "policy": base / settings.policy.policy})
-        settings = settings.model_copy(update={"policy": policy})
-    return settings
-
-
-def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """GATEKEEPER_AUTH__LEEWAY_SECONDS=10 sets auth.leeway_seconds; JSON values for lists/maps."""
-    merged = dict(data)
-    for name, value in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or name == "GATEKEEPER_CONFIG":
-            continue
-        keys = name[len(ENV_PREFIX) :].lower().split("__")
-        parsed: Any = value
-        if value[:1] in ("[", "{"):
-            try:
-                parsed = json.loads(value)
-            except ValueError:
-                parsed = value  # let validation name the key and the reason
-        node = merged
-        for key in keys[:-1]:
-            child = node.get(key)
-            node[key] = dict(child) if isinstance(child, dict) else {}
-            node = node[key]
-        node[keys[-1]] = parsed
-    return merged
-
-
-def _build(data: dict[str, Any], environ: Mapping[str, str]) -> Settings:
-    return Settings.model_validate(_apply_env_overrides(data, environ))

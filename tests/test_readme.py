@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
+from gatekeeper.config_file import load_settings
 from gatekeeper.reference import BEGIN, END, render
-from gatekeeper.settings import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

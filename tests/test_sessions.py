@@ -22,6 +22,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
+from gatekeeper.config_file import load_settings
 from gatekeeper.errors import ConfigError, Unauthenticated
 from gatekeeper.request import RequestView
 from gatekeeper.sessions import (
@@ -37,7 +38,7 @@ from gatekeeper.sessions import (
 )
 from gatekeeper.sessions.cookie import CHUNK_BYTES, CLEAR_BOUND
 from gatekeeper.sessions.crypto import NONCE_BYTES, VERSION
-from gatekeeper.settings import SessionSettings, load_settings
+from gatekeeper.settings import SessionSettings
 
 SECRET_A = "a" * 16 + secrets.token_hex(16)
 SECRET_B = "b" * 16 + secrets.token_hex(16)

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from gatekeeper.config_file import load_settings
 from gatekeeper.errors import ConfigError
-from gatekeeper.settings import Settings, load_settings
+from gatekeeper.settings import Settings
 
 SECRET = "s3cret-value-of-at-least-32-bytes!"  # session.secret needs 32 bytes
 

@@ -35,12 +35,13 @@ from pydantic import (
 
 from gatekeeper.authn.bearer import roles_from_claims
 from gatekeeper.authz import FixedPolicy, PolicyAuthorizer, PublicPaths
+from gatekeeper.config_file import load_settings
 from gatekeeper.errors import BadRequest, ConfigError
 from gatekeeper.paths import canonical_path
 from gatekeeper.policy.engine import CompiledPolicy, Rule
 from gatekeeper.policy.loader import PolicyError, load_policy
 from gatekeeper.principal import ANONYMOUS, Principal
-from gatekeeper.settings import PolicySettings, Settings, load_settings
+from gatekeeper.settings import PolicySettings, Settings
 
 ALLOW, DENY, USAGE = 0, 1, 2
 _TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.6.2: a method is a token
