@@ -51,8 +51,7 @@ async def send_decision(
 ) -> int:
     status = status_of(decision)
     code, description = error_body(decision)
-    headers: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode("ascii")),
-                                          (b"cache-control", b"no-store")]
+    headers = _own_headers(request_id)
     if status == 401:
         challenge = f"Bearer {_REALM}"
         if isinstance(decision.error, InvalidToken):
@@ -66,19 +65,25 @@ async def send_decision(
                           "You are signed in, but not allowed to open this page.", request_id)
         content_type = b"text/html; charset=utf-8"
     else:
-        body = json.dumps({"error": code, "error_description": description,
-                           "request_id": request_id}).encode()
+        body = _json_body(code, description, request_id)
         content_type = b"application/json"
     await send_raw(send, status, headers, content_type, body)
     return status
 
 
 async def send_error(send: Send, error: GatekeeperError, request_id: str) -> int:
-    body = json.dumps({"error": error.code, "error_description": error.description or error.code,
-                       "request_id": request_id}).encode()
-    headers = [(b"x-request-id", request_id.encode("ascii")), (b"cache-control", b"no-store")]
-    await send_raw(send, error.status, headers, b"application/json", body)
+    body = _json_body(error.code, error.description or error.code, request_id)
+    await send_raw(send, error.status, _own_headers(request_id), b"application/json", body)
     return error.status
+
+
+def _own_headers(request_id: str) -> list[tuple[bytes, bytes]]:
+    return [(b"x-request-id", request_id.encode("ascii")), (b"cache-control", b"no-store")]
+
+
+def _json_body(code: str, description: str, request_id: str) -> bytes:
+    return json.dumps({"error": code, "error_description": description,
+                       "request_id": request_id}).encode()
 
 
 async def send_raw(
