@@ -10,6 +10,8 @@ import asyncio
 import contextlib
 import json
 import socket
+import tempfile
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -25,6 +27,29 @@ from gatekeeper.devissuer import DevIssuer, create_issuer_app
 from gatekeeper.settings import Settings
 
 AUDIENCE = "demo-api"
+
+# The default model of policies/model.conf, with a small policy for the demo's users.
+DEMO_MODEL = """[request_definition]
+r = sub, obj, act
+
+[policy_definition]
+p = sub, obj, act, eft
+
+[role_definition]
+g = _, _
+
+[policy_effect]
+e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
+
+[matchers]
+m = g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act)
+"""
+DEMO_POLICY = """# Roles come from the token's "roles" claim; admins are users too.
+g, admin, user
+p, anonymous, /public/*, GET|HEAD, allow
+p, user, /hello, GET, allow
+p, admin, /admin/*, *, allow
+"""
 TOKEN_TTL_SECONDS = 12 * 3600
 
 
@@ -65,6 +90,9 @@ async def _self_check(base: str, tokens: dict[str, str]) -> list[str]:
     async with httpx.AsyncClient(trust_env=False) as client:
         cases = [
             ("alice, valid token", "/hello", {"Authorization": f"Bearer {tokens['alice']}"}),
+            ("alice (role admin)", "/admin/users", {"Authorization": f"Bearer {tokens['alice']}"}),
+            ("carol (role user): policy says no", "/admin/users",
+             {"Authorization": f"Bearer {tokens['carol']}"}),
             ("no token", "/hello", {}),
             ("bob, token for another audience", "/hello", {"Authorization": f"Bearer {tokens['bob']}"}),
             ("spoofed identity header, no token", "/hello", {"X-Auth-Request-User": "admin"}),
@@ -73,13 +101,15 @@ async def _self_check(base: str, tokens: dict[str, str]) -> list[str]:
         for label, path, headers in cases:
             response = await client.get(base + path, headers=headers)
             shown = response.json().get("identity_headers", response.json().get("error"))
-            lines.append(f"  {response.status_code}  GET {path:<13} {label:<36} → {json.dumps(shown)}")
+            lines.append(f"  {response.status_code}  GET {path:<13} {label:<39} → {json.dumps(shown)}")
     return lines
 
 
-async def _demo(port: int, admin_port: int, exit_after_check: bool) -> int:
+async def _demo(port: int, admin_port: int, exit_after_check: bool, policy_dir: Path) -> int:
     issuer_port, echo_port = _free_port(), _free_port()
     issuer = DevIssuer(f"http://127.0.0.1:{issuer_port}")
+    (policy_dir / "model.conf").write_text(DEMO_MODEL)
+    (policy_dir / "policy.csv").write_text(DEMO_POLICY)
     settings = Settings.model_validate(
         {
             "listen": f"127.0.0.1:{port}",
@@ -89,6 +119,8 @@ async def _demo(port: int, admin_port: int, exit_after_check: bool) -> int:
             "drain_seconds": 1,
             "access_log": False,  # keep the demo's output readable
             "auth": {"issuers": [{"issuer": issuer.issuer, "audience": [AUDIENCE]}]},
+            "policy": {"model": str(policy_dir / "model.conf"),
+                       "policy": str(policy_dir / "policy.csv")},
         }
     )
     issuer_server = _server(create_issuer_app(issuer), issuer_port)
@@ -117,6 +149,8 @@ async def _demo(port: int, admin_port: int, exit_after_check: bool) -> int:
                 ttl_seconds=TOKEN_TTL_SECONDS,
                 claims={"email": "alice@example.com", "roles": ["admin", "user"]},
             ),
+            "carol": issuer.mint("carol", audience=AUDIENCE, ttl_seconds=TOKEN_TTL_SECONDS,
+                                 claims={"email": "carol@example.com", "roles": ["user"]}),
             "bob": issuer.mint(
                 "bob",
                 audience="some-other-api",
@@ -133,7 +167,9 @@ async def _demo(port: int, admin_port: int, exit_after_check: bool) -> int:
         print("\n".join(await _self_check(base, tokens)))
         print("\nTry it yourself:")
         print(f'  ALICE="{tokens["alice"]}"')
+        print(f'  CAROL="{tokens["carol"]}"')
         print(f'  curl -s -H "Authorization: Bearer $ALICE" {base}/hello      # 200, identity headers')
+        print(f'  curl -si -H "Authorization: Bearer $CAROL" {base}/admin/users  # 403, by the policy')
         print(f"  curl -si {base}/hello                                        # 401, no token")
         print(f'  curl -s -H "X-Auth-Request-User: admin" {base}/public/x   # spoofed header is stripped')
         print(f"  curl -s http://127.0.0.1:{admin_port}/metrics | grep gatekeeper_requests")
@@ -153,6 +189,7 @@ async def _demo(port: int, admin_port: int, exit_after_check: bool) -> int:
 def run_demo(port: int = 4180, admin_port: int = 9901, exit_after_check: bool = False) -> int:
     logs.configure("warning")
     try:
-        return asyncio.run(_demo(port, admin_port, exit_after_check))
+        with tempfile.TemporaryDirectory(prefix="gatekeeper-demo-") as policy_dir:
+            return asyncio.run(_demo(port, admin_port, exit_after_check, Path(policy_dir)))
     except KeyboardInterrupt:
         return 0

@@ -21,4 +21,6 @@ def test_demo_self_check_shows_allowed_and_denied_requests() -> None:
     assert len(allowed) == 1 and '"x-auth-request-user": "alice"' in allowed[0]
     assert len(denied) == 3  # no token, wrong audience, spoofed header
     assert any("spoofed" in line for line in denied)
+    admin = [line.strip()[:4] for line in lines if "GET /admin/users" in line]
+    assert admin == ["200 ", "403 "]  # alice (admin) allowed, carol (user) refused by the policy
     assert 'curl -s -H "Authorization: Bearer $ALICE"' in result.stdout
