@@ -126,7 +126,7 @@ def serve(settings: Settings, config_path: str | None) -> None:
 
         Multiprocess(config, sockets=[config.bind_socket()]).run()
         return
-    server = DrainingServer(config)
+    server = DrainingServer(config, on_exit=app.start_draining)
     server.run()
     if not server.started:
         sys.exit(3)

@@ -59,8 +59,14 @@ class DrainingServer(uvicorn.Server):
     drains, then re-raises the signal so the process dies by it; a clean exit is what
     Kubernetes and supervisors expect after a graceful stop."""
 
+    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None] | None = None) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+
     def handle_exit(self, sig: int, frame: Any) -> None:
         super().handle_exit(sig, frame)
+        if self._on_exit is not None:
+            self._on_exit()  # e.g. /readyz turns 503 at once, while in-flight requests finish
         if sig == signal.SIGTERM and sig in self._captured_signals:
             self._captured_signals.remove(sig)
 
@@ -134,6 +140,11 @@ class GatekeeperApp:
         self._serve_admin = serve_admin
         self._gate: Gate | None = None
         self.issuer_keys: dict[str, IssuerKeys] = {}
+        self.draining = False
+
+    def start_draining(self) -> None:
+        """Called on SIGTERM: readiness fails so the load balancer stops sending traffic."""
+        self.draining = True
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -164,6 +175,11 @@ class GatekeeperApp:
             self._gate = None
         await send({"type": "lifespan.shutdown.complete"})
 
+    async def _draining_check(self) -> Check:
+        if self.draining:
+            return Check(False, "draining: stopping, in-flight requests are finishing")
+        return Check(True, "serving")
+
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         settings = self.settings
         # Control plane only (discovery, JWKS). No cookies kept: a shared client must not
@@ -188,7 +204,7 @@ class GatekeeperApp:
         stack.callback(access_log.flush)
         public_paths = PublicPaths(settings.public_paths)
         authorizer: Authorizer = AuthenticatedOnly(public_paths)
-        extra_checks: dict[str, Callable[[], Awaitable[Check]]] = {}
+        extra_checks: dict[str, Callable[[], Awaitable[Check]]] = {"draining": self._draining_check}
         if settings.policy is not None:
             holder = PolicyHolder(
                 settings.policy.model, settings.policy.policy, self.metrics,

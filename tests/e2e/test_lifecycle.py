@@ -101,6 +101,35 @@ def test_sigterm_exits_with_code_zero(
     assert code == 0, gk.process.output()
 
 
+def test_sigterm_turns_readiness_off_at_once_while_requests_drain(
+    gatekeeper_factory: Callable[..., Gatekeeper], upstream: Upstream, token: str
+) -> None:
+    """Kubernetes stops routing to a pod whose readiness fails: say so before the drain ends."""
+    gk = gatekeeper_factory(drain_seconds=10)
+    with gk.admin() as admin:
+        assert admin.get("/readyz").json()["checks"]["draining"]["ok"] is True
+    done = threading.Event()
+
+    def in_flight() -> None:
+        with gk.client() as client:
+            client.get("/slow", params={"seconds": "3"}, headers={"Authorization": f"Bearer {token}"})
+        done.set()
+
+    before = len(upstream.recorder.by_path("/slow"))
+    thread = threading.Thread(target=in_flight)
+    thread.start()
+    try:
+        _poll(lambda: len(upstream.recorder.by_path("/slow")) > before, 10, "the app to get /slow")
+        gk.process.send_signal(signal.SIGTERM)
+        with gk.admin() as admin:
+            ready = admin.get("/readyz")
+        assert not done.is_set()  # still draining: the admin listener answered meanwhile
+        assert ready.status_code == 503
+        assert "draining" in ready.json()["failing"]
+    finally:
+        thread.join(30)
+
+
 # -- readiness ----------------------------------------------------------------------------------------
 
 
