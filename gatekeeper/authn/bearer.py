@@ -12,7 +12,6 @@ import json
 import math
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -20,6 +19,7 @@ import jwt
 
 from gatekeeper.authn.jwks import IssuerKeys
 from gatekeeper.errors import BadRequest, InvalidToken
+from gatekeeper.lru import LRU
 from gatekeeper.metrics import Metrics
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
@@ -60,26 +60,19 @@ class TokenCache:
     """Verified tokens → principal, bounded (LRU), each entry valid until the token's exp."""
 
     def __init__(self, size: int) -> None:
-        self._size = size
-        self._entries: OrderedDict[str, tuple[Principal, float]] = OrderedDict()
+        self._entries: LRU[str, tuple[Principal, float]] = LRU(size)
 
     def get(self, token: str, now: float) -> Principal | None:
         entry = self._entries.get(token)
         if entry is None:
             return None
         if now >= entry[1]:
-            del self._entries[token]
+            self._entries.discard(token)
             return None
-        self._entries.move_to_end(token)
         return entry[0]
 
     def put(self, token: str, principal: Principal, valid_until: float) -> None:
-        if self._size == 0:
-            return
-        self._entries[token] = (principal, valid_until)
-        self._entries.move_to_end(token)
-        while len(self._entries) > self._size:
-            self._entries.popitem(last=False)
+        self._entries.put(token, (principal, valid_until))
 
     def __len__(self) -> int:
         return len(self._entries)

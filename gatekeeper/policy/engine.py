@@ -13,7 +13,6 @@ so a reload (a new object) can never serve an old decision.
 from __future__ import annotations
 
 import ast
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -22,6 +21,7 @@ from casbin.effect import Effector, effect_to_bool, get_effector
 from casbin.model import Model
 from casbin.util import generate_g_function
 
+from gatekeeper.lru import LRU
 from gatekeeper.policy.matcher import casbin_to_python, compile_matcher
 
 AUTHENTICATED_ROLE = "authenticated"
@@ -131,8 +131,7 @@ class CompiledPolicy:
             self._by_subject.setdefault(subject, []).append(position)
         self._all = list(range(len(self.rules)))
         self._implied: dict[str, dict[str, int]] = {}
-        self._cache: OrderedDict[Any, PolicyVerdict] = OrderedDict()
-        self._cache_size = cache_size
+        self._cache: LRU[Any, PolicyVerdict] = LRU(cache_size)
 
     # -- the request's subjects -------------------------------------------------------
     def subjects(self, subject: str, roles: Sequence[str], authenticated: bool) -> frozenset[str]:
@@ -189,12 +188,9 @@ class CompiledPolicy:
         key = (cache_key if self.uses_claims else (subject, tuple(roles), authenticated), method, path)
         cached = self._cache.get(key)
         if cached is not None:
-            self._cache.move_to_end(key)
             return cached
         verdict = self._evaluate(subject, roles, method, path, authenticated, claims or {})
-        self._cache[key] = verdict
-        if len(self._cache) > self._cache_size:
-            self._cache.popitem(last=False)
+        self._cache.put(key, verdict)
         return verdict
 
     def _evaluate(
