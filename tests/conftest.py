@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,12 +53,19 @@ class Gatekeeper:
         return [line for line in self.process.output().splitlines() if '"request_id"' in line]
 
 
-@pytest.fixture(scope="module")
-def issuer() -> Iterator[DevIssuer]:
-    dev = DevIssuer()
+@contextmanager
+def served_issuer(**kwargs: Any) -> Iterator[DevIssuer]:
+    """A DevIssuer of its own on a loopback port (its URL is its issuer name)."""
+    dev = DevIssuer(**kwargs)
     port = free_port()
     dev.issuer = f"http://127.0.0.1:{port}"
     with serve_asgi(create_issuer_app(dev), port=port):
+        yield dev
+
+
+@pytest.fixture(scope="module")
+def issuer() -> Iterator[DevIssuer]:
+    with served_issuer() as dev:
         yield dev
 
 

@@ -25,23 +25,14 @@ import yaml
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
 from gatekeeper.authn.jwks import IssuerKeys, SigningKey, cache_ttl, parse_jwks
-from gatekeeper.devissuer import DevIssuer, create_issuer_app
+from gatekeeper.devissuer import DevIssuer
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import AuthSettings, IssuerSettings
-from tests.conftest import AUDIENCE, Gatekeeper, Upstream, gatekeeper_config
+from tests.conftest import AUDIENCE, Gatekeeper, Upstream, gatekeeper_config, served_issuer
 from tests.support import forge
-from tests.support.servers import run_process, serve_asgi
+from tests.support.servers import run_process
 
 # -- helpers -------------------------------------------------------------------------------------
-
-
-@contextmanager
-def served_issuer(**kwargs: Any) -> Iterator[DevIssuer]:
-    """A fresh DevIssuer on a loopback port (its URL is its issuer name)."""
-    dev = DevIssuer(**kwargs)
-    with serve_asgi(create_issuer_app(dev)) as url:
-        dev.issuer = url
-        yield dev
 
 
 @contextmanager

@@ -14,7 +14,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -23,24 +23,14 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.utils import raw_to_der_signature
 
-from gatekeeper.devissuer import DevIssuer, create_issuer_app
-from tests.conftest import AUDIENCE, Gatekeeper, Upstream
+from gatekeeper.devissuer import DevIssuer
+from tests.conftest import AUDIENCE, Gatekeeper, Upstream, served_issuer
 from tests.support import forge
-from tests.support.servers import serve_asgi
 
 # RFC 6750 §3: the whole challenge, so a stray parameter or a broken quote fails the match.
 CHALLENGE = re.compile(
     r'Bearer realm="gatekeeper", error="invalid_token", error_description="(?P<description>[^"\\]*)"'
 )
-
-
-@contextmanager
-def served_issuer(**kwargs: Any) -> Iterator[DevIssuer]:
-    """A DevIssuer of its own on a loopback port (its URL is its issuer name)."""
-    dev = DevIssuer(**kwargs)
-    with serve_asgi(create_issuer_app(dev)) as url:
-        dev.issuer = url
-        yield dev
 
 
 @dataclass
