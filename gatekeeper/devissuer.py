@@ -7,6 +7,9 @@ its private keys in memory only: it is not an identity provider.
     token = issuer.mint("alice", audience="my-api", claims={"roles": ["admin"]})
     app = create_issuer_app(issuer)   # GET /.well-known/openid-configuration, GET /jwks
 
+``create_issuer_app(issuer, login=DevLogin(...))`` adds a login side (gatekeeper/devlogin.py):
+authorize, token, userinfo and logout endpoints, for relying parties under test.
+
 Every published key is bound to one algorithm through the JWK ``alg`` member (RFC 7517 §4.4), so a
 strict verifier accepts a token only with the algorithm its key names. Keys for RS256, PS256, ES256
 and EdDSA exist from the start; ``add_key``/``rotate`` create any other.
@@ -22,7 +25,7 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -33,6 +36,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
+
+if TYPE_CHECKING:
+    from gatekeeper.devlogin import DevLogin
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
@@ -228,7 +234,8 @@ class DevIssuer:
     def jwks_uri(self) -> str:
         return f"{self.issuer}/jwks"
 
-    def discovery(self) -> dict[str, Any]:
+    def discovery(self, extra: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """The discovery document; ``extra`` (a login side's endpoints) goes under the overrides."""
         with self._lock:
             algs = sorted({k.alg for k in self._keys.values()})
         document: dict[str, Any] = {
@@ -238,6 +245,7 @@ class DevIssuer:
             "response_types_supported": ["code"],
             "subject_types_supported": ["public"],
         }
+        document.update(extra or {})
         document.update(self.discovery_overrides)
         return document
 
@@ -315,8 +323,11 @@ class _Knobs:
         await self.app(scope, receive, send)
 
 
-def create_issuer_app(issuer: DevIssuer) -> ASGIApp:
-    """The issuer's HTTP face: discovery and JWKS, reading ``issuer``'s knobs on every request."""
+def create_issuer_app(issuer: DevIssuer, *, login: DevLogin | None = None) -> ASGIApp:
+    """The issuer's HTTP face: discovery and JWKS, reading ``issuer``'s knobs on every request.
+
+    With ``login``, also its routes (authorize, token, userinfo, logout), advertised in discovery.
+    """
 
     def cache_headers() -> dict[str, str]:
         return {"Cache-Control": f"public, max-age={issuer.jwks_max_age_seconds}"}
@@ -324,7 +335,8 @@ def create_issuer_app(issuer: DevIssuer) -> ASGIApp:
     async def discovery(request: Request) -> Response:
         if issuer.discovery_delay_seconds:
             await asyncio.sleep(issuer.discovery_delay_seconds)
-        return JSONResponse(issuer.discovery(), headers=cache_headers())
+        extra = login.discovery() if login is not None else None
+        return JSONResponse(issuer.discovery(extra), headers=cache_headers())
 
     async def jwks(request: Request) -> Response:
         # The delay lets single-flight tests pile many verifications onto one slow fetch.
@@ -337,4 +349,6 @@ def create_issuer_app(issuer: DevIssuer) -> ASGIApp:
         Route("/.well-known/openid-configuration", discovery, methods=["GET"]),
         Route("/jwks", jwks, methods=["GET"]),
     ]
+    if login is not None:
+        routes += login.routes()
     return _Knobs(Starlette(routes=routes), issuer)

@@ -1,0 +1,646 @@
+"""The dev issuer's login side: a minimal OpenID Provider for the authorization code flow with PKCE.
+
+    login = DevLogin(issuer, clients=[DevClient("web", "web-secret", [rp_url + "/oauth2/callback"])])
+    app = create_issuer_app(issuer, login=login)
+
+Routes, served next to discovery and JWKS:
+
+    GET  /authorize   check the request, then the login form, or a silent login from the
+                      ``devissuer_session`` cookie; the form POSTs back to /authorize
+    POST /token       authorization_code (PKCE S256 required) and refresh_token (rotated)
+    GET  /userinfo    sub, name, email, roles for a Bearer access token from here (POST too)
+    GET  /logout      RP-initiated logout 1.0 (POST too)
+
+Like ``DevIssuer`` it is for demos and tests only: users, codes, refresh tokens and login sessions
+live in memory, and the login page prints the users' passwords.
+
+Knobs and hooks are plain attributes, read on every request, so a test thread may set them:
+
+- ``clients``, ``users``: dicts by client_id and username; add to them after construction, e.g.
+  once the relying party's port is known.
+- ``access_token_audience`` (None: the client_id), ``access_token_ttl_seconds``, ``id_token_alg``,
+  ``id_token_ttl_seconds``, ``code_ttl_seconds``, ``refresh_token_ttl_seconds``.
+- ``clock``: seconds since the epoch, used for every timestamp and expiry; replace it to move time.
+- ``grant_counts``: token requests by grant_type, counted as they arrive (failed ones too).
+- ``id_token_hook(header, claims, phase)`` plays a misbehaving provider. It gets the JOSE header
+  and the claims about to be signed, and the phase, "code" or "refresh". It may edit both in
+  place: the result is signed with the key ``header["kid"]`` names, or with the current key for
+  ``header["alg"]`` when that kid is unknown or gone (so change or drop kid with alg); a member
+  deleted or set to None (``kid``, ``typ``) is left out. Or it returns a whole token, sent
+  verbatim (alg none, HS256 forgeries from tests/support/forge.py).
+- ``userinfo_overrides``: merged into every userinfo response; a None value removes that claim.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import html
+import re
+import secrets
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qs, unquote_plus, urlencode, urlsplit
+
+import jwt
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from gatekeeper.devissuer import DevIssuer, IssuerKey
+
+__all__ = ["DEMO_USERS", "SESSION_COOKIE", "DevClient", "DevLogin", "DevUser", "IdTokenHook"]
+
+SESSION_COOKIE = "devissuer_session"
+IdTokenHook = Callable[[dict[str, Any], dict[str, Any], str], str | None]
+
+
+@dataclass(frozen=True)
+class DevUser:
+    username: str
+    password: str
+    sub: str
+    name: str
+    email: str
+    roles: Sequence[str] = ()
+
+
+@dataclass(frozen=True)
+class DevClient:
+    """A registered relying party; ``client_secret=None`` makes it public (auth method "none")."""
+
+    client_id: str
+    client_secret: str | None
+    redirect_uris: Sequence[str]
+    post_logout_redirect_uris: Sequence[str] = ()
+
+
+DEMO_USERS: tuple[DevUser, ...] = (
+    DevUser("alice", "alice-password", "alice", "Alice", "alice@example.test", ("admin", "user")),
+    DevUser("bob", "bob-password", "bob", "Bob", "bob@example.test", ("user",)),
+)
+
+# The S256 challenge is an unpadded base64url SHA-256: exactly 43 characters (RFC 7636 §4.2).
+_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
+_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 §4.1
+_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+
+
+class _OAuthError(Exception):
+    """An error with its OAuth code (RFC 6749 §4.1.2.1, §5.2; RFC 6750 §3.1) and HTTP status."""
+
+    def __init__(self, error: str, description: str, status: int = 400) -> None:
+        super().__init__(description)
+        self.error = error
+        self.description = description
+        self.status = status
+
+
+@dataclass(frozen=True)
+class _AuthRequest:
+    client: DevClient
+    redirect_uri: str
+    scope: str
+    state: str | None
+    nonce: str | None
+    code_challenge: str
+
+
+@dataclass(frozen=True)
+class _Session:
+    """The provider's login session; the browser holds a separate secret naming it."""
+
+    user: DevUser
+    auth_time: int
+    sid: str = field(default_factory=lambda: secrets.token_hex(8))
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """One login's grant to one client: shared by its code and every refresh token after it."""
+
+    client_id: str
+    scope: str
+    session: _Session
+    family: str = field(default_factory=lambda: secrets.token_hex(8))
+
+
+@dataclass
+class _Code:
+    grant: _Grant
+    redirect_uri: str
+    code_challenge: str
+    nonce: str | None
+    expires_at: float
+    used: bool = False
+
+
+@dataclass
+class _RefreshToken:
+    grant: _Grant
+    expires_at: float
+    active: bool = True
+
+
+class DevLogin:
+    """Users, clients, and the codes, tokens and sessions the login routes hand out."""
+
+    def __init__(
+        self,
+        issuer: DevIssuer,
+        *,
+        users: Sequence[DevUser] = DEMO_USERS,
+        clients: Sequence[DevClient],
+        access_token_audience: str | None = None,
+        access_token_ttl_seconds: int = 300,
+        id_token_alg: str = "RS256",  # noqa: S107 (an algorithm name, not a password)
+        id_token_ttl_seconds: int = 300,
+        code_ttl_seconds: int = 60,
+        refresh_token_ttl_seconds: int = 86400,
+    ) -> None:
+        self.issuer = issuer
+        self.users = {user.username: user for user in users}
+        self.clients = {client.client_id: client for client in clients}
+        self.access_token_audience = access_token_audience
+        self.access_token_ttl_seconds = access_token_ttl_seconds
+        self.id_token_alg = id_token_alg
+        self.id_token_ttl_seconds = id_token_ttl_seconds
+        self.code_ttl_seconds = code_ttl_seconds
+        self.refresh_token_ttl_seconds = refresh_token_ttl_seconds
+        self.clock: Callable[[], float] = time.time
+        self.grant_counts: Counter[str] = Counter()
+        self.id_token_hook: IdTokenHook | None = None
+        self.userinfo_overrides: dict[str, Any] = {}
+
+        self._lock = threading.Lock()
+        self._sessions: dict[str, _Session] = {}  # cookie secret -> session
+        self._codes: dict[str, _Code] = {}
+        self._refresh_tokens: dict[str, _RefreshToken] = {}
+        self._revoked_families: set[str] = set()
+
+    def routes(self) -> list[Route]:
+        return _routes(self)
+
+    def discovery(self) -> dict[str, Any]:
+        """The members this adds to the issuer's discovery document."""
+        base = self.issuer.issuer
+        return {
+            "authorization_endpoint": f"{base}/authorize",
+            "token_endpoint": f"{base}/token",
+            "userinfo_endpoint": f"{base}/userinfo",
+            "end_session_endpoint": f"{base}/logout",
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post", "none"],
+            "scopes_supported": ["openid", "profile", "email", "roles"],
+            "claims_supported": [
+                "iss", "sub", "aud", "exp", "iat", "auth_time", "nonce", "sid", "name", "email", "roles",
+            ],
+            "authorization_response_iss_parameter_supported": True,  # RFC 9207
+        }
+
+    # -- authorization endpoint ---------------------------------------------------------------
+
+    def authorization_target(self, params: Mapping[str, str]) -> tuple[DevClient, str]:
+        """The client and its redirect_uri, checked before anything is sent there (RFC 6749 §4.1.2.1)."""
+        client = self.clients.get(params.get("client_id", ""))
+        if client is None:
+            raise _OAuthError("invalid_client", "Unknown client_id.")
+        redirect_uri = params.get("redirect_uri", "")
+        if redirect_uri not in client.redirect_uris:
+            raise _OAuthError("invalid_request", "redirect_uri is not registered for this client.")
+        return client, redirect_uri
+
+    def authorization_request(self, params: Mapping[str, str]) -> _AuthRequest:
+        """The whole request; errors from here on go back to the client's redirect_uri."""
+        client, redirect_uri = self.authorization_target(params)
+        if params.get("response_type") != "code":
+            raise _OAuthError("unsupported_response_type", "Only response_type=code is supported.")
+        scope = params.get("scope", "")
+        if "openid" not in scope.split():
+            raise _OAuthError("invalid_scope", "The scope must contain openid.")
+        challenge = params.get("code_challenge", "")
+        if params.get("code_challenge_method") != "S256" or not _CHALLENGE.fullmatch(challenge):
+            raise _OAuthError("invalid_request", "PKCE with code_challenge_method=S256 is required.")
+        return _AuthRequest(
+            client, redirect_uri, scope, params.get("state"), params.get("nonce"), challenge
+        )
+
+    def session(self, cookie: str | None) -> _Session | None:
+        with self._lock:
+            return self._sessions.get(cookie or "")
+
+    def log_in(self, username: str, password: str) -> tuple[str, _Session] | None:
+        """A new login session and the cookie secret naming it, or None for bad credentials."""
+        user = self.users.get(username)
+        if user is None or not secrets.compare_digest(user.password.encode(), password.encode()):
+            return None
+        session = _Session(user, auth_time=int(self.clock()))
+        cookie = secrets.token_urlsafe(32)
+        with self._lock:
+            self._sessions[cookie] = session
+        return cookie, session
+
+    def issue_code(self, request: _AuthRequest, session: _Session) -> str:
+        grant = _Grant(request.client.client_id, request.scope, session)
+        code = secrets.token_urlsafe(32)
+        expires_at = self.clock() + self.code_ttl_seconds
+        with self._lock:
+            self._codes[code] = _Code(
+                grant, request.redirect_uri, request.code_challenge, request.nonce, expires_at
+            )
+        return code
+
+    # -- token endpoint -----------------------------------------------------------------------
+
+    def token(self, authorization: str | None, form: Mapping[str, str]) -> dict[str, Any]:
+        grant_type = form.get("grant_type", "")
+        with self._lock:
+            self.grant_counts[grant_type] += 1
+        client = self._authenticate(authorization, form)
+        if grant_type == "authorization_code":
+            code = self._redeem_code(client, form)
+            return self._issue_tokens(code.grant, nonce=code.nonce, phase="code")
+        if grant_type == "refresh_token":
+            return self._issue_tokens(self._rotate(client, form), nonce=None, phase="refresh")
+        raise _OAuthError("unsupported_grant_type", "Use authorization_code or refresh_token.")
+
+    def _authenticate(self, authorization: str | None, form: Mapping[str, str]) -> DevClient:
+        basic = _basic_credentials(authorization)
+        if basic is None:
+            client_id, secret = form.get("client_id", ""), form.get("client_secret")
+        elif "client_secret" in form or form.get("client_id", basic[0]) != basic[0]:
+            # RFC 6749 §2.3: a client uses one authentication method per request.
+            raise _OAuthError("invalid_request", "Use one client authentication method.")
+        else:
+            client_id, secret = basic
+        client = self.clients.get(client_id)
+        if client is None or not _secret_matches(client.client_secret, secret):
+            raise _OAuthError("invalid_client", "Client authentication failed.", status=401)
+        return client
+
+    def _redeem_code(self, client: DevClient, form: Mapping[str, str]) -> _Code:
+        # Only a successful redemption uses the code up; a failed attempt leaves it to its owner.
+        with self._lock:
+            code = self._codes.get(form.get("code", ""))
+            if code is None or code.grant.client_id != client.client_id:
+                raise _OAuthError("invalid_grant", "Unknown authorization code.")
+            if code.used:
+                # OAuth 2.1 §4.1.3: a code used twice revokes what the first use obtained.
+                self._revoked_families.add(code.grant.family)
+                raise _OAuthError("invalid_grant", "The authorization code was already used.")
+            if code.expires_at <= self.clock():
+                raise _OAuthError("invalid_grant", "The authorization code expired.")
+            if form.get("redirect_uri") != code.redirect_uri:
+                raise _OAuthError("invalid_grant", "redirect_uri differs from the authorization request.")
+            if not _pkce_matches(form.get("code_verifier", ""), code.code_challenge):
+                raise _OAuthError("invalid_grant", "The code_verifier does not match the code_challenge.")
+            code.used = True
+            return code
+
+    def _rotate(self, client: DevClient, form: Mapping[str, str]) -> _Grant:
+        with self._lock:
+            token = self._refresh_tokens.get(form.get("refresh_token", ""))
+            if token is None or token.grant.client_id != client.client_id:
+                raise _OAuthError("invalid_grant", "Unknown refresh token.")
+            if token.grant.family in self._revoked_families:
+                raise _OAuthError("invalid_grant", "The refresh token was revoked.")
+            if not token.active:
+                # OAuth 2.1 §4.3.1: a rotated-out token coming back means theft; end the family.
+                self._revoked_families.add(token.grant.family)
+                raise _OAuthError("invalid_grant", "The refresh token was already used.")
+            if token.expires_at <= self.clock():
+                raise _OAuthError("invalid_grant", "The refresh token expired.")
+            token.active = False
+            return token.grant
+
+    def _issue_tokens(self, grant: _Grant, *, nonce: str | None, phase: str) -> dict[str, Any]:
+        now = int(self.clock())
+        user = grant.session.user
+        access_token = self.issuer.mint(
+            user.sub,
+            audience=self.access_token_audience or grant.client_id,
+            ttl_seconds=self.access_token_ttl_seconds,
+            claims={"client_id": grant.client_id, "scope": grant.scope, "email": user.email,
+                    "roles": list(user.roles)},
+            headers={"typ": "at+jwt"},  # RFC 9068 §2.1
+            now=now,
+        )
+        refresh_token = secrets.token_urlsafe(32)
+        with self._lock:
+            self._purge(now)
+            self._refresh_tokens[refresh_token] = _RefreshToken(grant, now + self.refresh_token_ttl_seconds)
+        return {
+            "access_token": access_token,
+            "token_type": "Bearer",
+            "expires_in": self.access_token_ttl_seconds,
+            "id_token": self._id_token(grant, nonce=nonce, phase=phase, now=now),
+            "refresh_token": refresh_token,
+            "scope": grant.scope,
+        }
+
+    def _purge(self, now: float) -> None:
+        # Used codes stay, so that a late replay still revokes its tokens.
+        self._codes = {k: c for k, c in self._codes.items() if c.used or c.expires_at > now}
+        self._refresh_tokens = {k: t for k, t in self._refresh_tokens.items() if t.expires_at > now}
+
+    def _id_token(self, grant: _Grant, *, nonce: str | None, phase: str, now: int) -> str:
+        user = grant.session.user
+        header: dict[str, Any] = {"alg": self.id_token_alg, "typ": "JWT",
+                                  "kid": self.issuer.key(alg=self.id_token_alg).kid}
+        claims: dict[str, Any] = {
+            "iss": self.issuer.issuer, "sub": user.sub, "aud": grant.client_id,
+            "exp": now + self.id_token_ttl_seconds, "iat": now, "auth_time": grant.session.auth_time,
+            "sid": grant.session.sid, "name": user.name, "email": user.email, "roles": list(user.roles),
+        }
+        if nonce is not None:  # OIDC Core §12.2: a refreshed ID token carries no nonce
+            claims["nonce"] = nonce
+        hook = self.id_token_hook
+        forged = hook(header, claims, phase) if hook is not None else None
+        return forged if forged is not None else self._sign(header, claims)
+
+    def _sign(self, header: Mapping[str, Any], claims: dict[str, Any]) -> str:
+        members = {name: value for name, value in header.items() if value is not None}
+        alg = members.pop("alg", self.id_token_alg)
+        kid = members.get("kid")
+        key = self.issuer.key(kid) if kid in self.issuer.kids else self.issuer.key(alg=alg)
+        members.setdefault("typ", None)  # or PyJWT puts back the typ a hook removed
+        return jwt.encode(claims, key.private_key, algorithm=alg, headers=members)
+
+    # -- userinfo and logout ------------------------------------------------------------------
+
+    def userinfo(self, access_token: str) -> dict[str, Any]:
+        claims = self._verify_own(access_token)
+        expiry = claims.get("exp")
+        if not isinstance(expiry, int | float) or expiry <= self.clock():
+            raise _OAuthError("invalid_token", "The access token expired.", status=401)
+        user = next((u for u in self.users.values() if u.sub == claims.get("sub")), None)
+        if claims.get("client_id") not in self.clients or user is None:
+            raise _OAuthError("invalid_token", "Not an access token from this provider.", status=401)
+        info: dict[str, Any] = {"sub": user.sub, "name": user.name, "email": user.email,
+                                "roles": list(user.roles)}
+        info.update(self.userinfo_overrides)
+        return {name: value for name, value in info.items() if value is not None}
+
+    def logout(self, params: Mapping[str, str], cookie: str | None) -> str | None:
+        """End the login session; return the post-logout redirect, or None for the signed-out page.
+
+        Nothing ends when the redirect is not registered for the client (RP-Initiated Logout §3).
+        """
+        hint = self._verify_own(params["id_token_hint"]) if "id_token_hint" in params else {}
+        client = self._logout_client(params.get("client_id"), hint.get("aud"))
+        target = params.get("post_logout_redirect_uri")
+        if target is not None and (client is None or target not in client.post_logout_redirect_uris):
+            raise _OAuthError("invalid_request", "post_logout_redirect_uri is not registered for the client.")
+        with self._lock:
+            self._sessions.pop(cookie or "", None)
+            if "sid" in hint:
+                self._sessions = {k: s for k, s in self._sessions.items() if s.sid != hint["sid"]}
+        return None if target is None else _with_query(target, {"state": params.get("state")})
+
+    def _logout_client(self, client_id: str | None, aud: Any) -> DevClient | None:
+        audiences = [aud] if isinstance(aud, str) else list(aud or ())
+        if client_id is not None and audiences and client_id not in audiences:
+            raise _OAuthError("invalid_request", "client_id does not match the id_token_hint.")
+        client_id = client_id or next(iter(audiences), None)
+        if client_id is None:
+            return None
+        client = self.clients.get(client_id)
+        if client is None:
+            raise _OAuthError("invalid_request", "Unknown client_id.")
+        return client
+
+    def _verify_own(self, token: str) -> dict[str, Any]:
+        """The claims of a token this issuer signed, expired or not."""
+        try:
+            header = jwt.get_unverified_header(token)
+            for key in self._candidate_keys(header):
+                try:
+                    claims: dict[str, Any] = jwt.decode(
+                        token, key.public_key, algorithms=[key.alg], issuer=self.issuer.issuer,
+                        options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,
+                                 "verify_aud": False, "require": ["iss", "sub", "exp"]},
+                    )
+                    return claims
+                except jwt.InvalidSignatureError:
+                    continue
+        except jwt.InvalidTokenError as exc:
+            raise _OAuthError("invalid_token", "Not a token from this provider.", status=401) from exc
+        raise _OAuthError("invalid_token", "Not a token from this provider.", status=401)
+
+    def _candidate_keys(self, header: Mapping[str, Any]) -> list[IssuerKey]:
+        # A token without kid (an id_token_hook may make one) is tried with every key for its alg.
+        keys = [self.issuer.key(kid) for kid in self.issuer.kids]
+        if "kid" in header:
+            return [key for key in keys if key.kid == header["kid"]]
+        return [key for key in keys if key.alg == header.get("alg")]
+
+
+def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
+    scheme, _, value = (authorization or "").partition(" ")
+    if scheme.lower() != "basic":
+        return None
+    try:
+        client_id, colon, secret = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+    except ValueError as exc:  # binascii.Error and UnicodeDecodeError both are
+        raise _OAuthError("invalid_client", "Malformed Basic credentials.", status=401) from exc
+    if not colon:
+        raise _OAuthError("invalid_client", "Malformed Basic credentials.", status=401)
+    # RFC 6749 §2.3.1: each half is form-urlencoded before base64.
+    return unquote_plus(client_id), unquote_plus(secret)
+
+
+def _secret_matches(expected: str | None, given: str | None) -> bool:
+    if expected is None or given is None:
+        return expected is None and given is None  # a public client sends none, the others must
+    return secrets.compare_digest(expected.encode(), given.encode())
+
+
+def _pkce_matches(verifier: str, challenge: str) -> bool:
+    if not _VERIFIER.fullmatch(verifier):
+        return False
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return secrets.compare_digest(base64.urlsafe_b64encode(digest).rstrip(b"=").decode(), challenge)
+
+
+def _params(raw: str) -> dict[str, str]:
+    """Query or form parameters: empty ones count as absent and none may repeat (RFC 6749 §3.1)."""
+    try:
+        values = parse_qs(raw, max_num_fields=64)
+    except ValueError as exc:
+        raise _OAuthError("invalid_request", "Too many parameters.") from exc
+    for name, found in values.items():
+        if len(found) > 1:
+            raise _OAuthError("invalid_request", f"Repeated parameter: {name}.")
+    return {name: found[0] for name, found in values.items()}
+
+
+async def _request_params(request: Request) -> dict[str, str]:
+    if request.method == "POST":
+        return _params((await request.body()).decode("utf-8", "replace"))
+    return _params(request.url.query)
+
+
+def _with_query(uri: str, params: Mapping[str, str | None]) -> str:
+    extra = urlencode({name: value for name, value in params.items() if value is not None})
+    parts = urlsplit(uri)
+    query = f"{parts.query}&{extra}" if parts.query and extra else parts.query or extra
+    return parts._replace(query=query).geturl()
+
+
+# -- HTTP -------------------------------------------------------------------------------------
+
+
+def _routes(login: DevLogin) -> list[Route]:
+    async def authorize(request: Request) -> Response:
+        try:
+            params = await _request_params(request)
+            _, redirect_uri = login.authorization_target(params)
+        except _OAuthError as exc:
+            return _page("Error", f'<p role="alert">{html.escape(exc.description)}</p>', status=400)
+        try:
+            auth = login.authorization_request(params)
+        except _OAuthError as exc:
+            return _redirect_error(login, redirect_uri, params.get("state"), exc)
+        if request.method == "POST":
+            return _submit_login(login, auth, params)
+        return _start_login(login, auth, params, request.cookies.get(SESSION_COOKIE))
+
+    async def token(request: Request) -> Response:
+        try:
+            if request.headers.get("content-type", "").partition(";")[0].strip().lower() != (
+                "application/x-www-form-urlencoded"
+            ):
+                raise _OAuthError("invalid_request", "Send the request form-encoded.")
+            form = await _request_params(request)
+            body = login.token(request.headers.get("authorization"), form)
+        except _OAuthError as exc:
+            headers = dict(_NO_STORE)
+            if exc.status == 401:  # RFC 6749 §5.2
+                headers["WWW-Authenticate"] = 'Basic realm="devissuer"'
+            error = {"error": exc.error, "error_description": exc.description}
+            return JSONResponse(error, status_code=exc.status, headers=headers)
+        return JSONResponse(body, headers=_NO_STORE)
+
+    async def userinfo(request: Request) -> Response:
+        scheme, _, access_token = request.headers.get("authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not access_token.strip():
+            # RFC 6750 §3.1: no error code when the request carried no token.
+            return Response(status_code=401, headers={"WWW-Authenticate": 'Bearer realm="devissuer"'})
+        try:
+            return JSONResponse(login.userinfo(access_token.strip()), headers=_NO_STORE)
+        except _OAuthError as exc:
+            challenge = f'Bearer error="{exc.error}", error_description="{exc.description}"'
+            return Response(status_code=401, headers={"WWW-Authenticate": challenge})
+
+    async def logout(request: Request) -> Response:
+        try:
+            target = login.logout(await _request_params(request), request.cookies.get(SESSION_COOKIE))
+        except _OAuthError as exc:
+            return _page("Error", f'<p role="alert">{html.escape(exc.description)}</p>', status=400)
+        response = _page("Signed out", "<p>You are signed out.</p>") if target is None else _redirect(target)
+        response.delete_cookie(SESSION_COOKIE, path="/")
+        return response
+
+    return [
+        Route("/authorize", authorize, methods=["GET", "POST"]),
+        Route("/token", token, methods=["POST"]),
+        Route("/userinfo", userinfo, methods=["GET", "POST"]),
+        Route("/logout", logout, methods=["GET", "POST"]),
+    ]
+
+
+def _start_login(
+    login: DevLogin, auth: _AuthRequest, params: Mapping[str, str], cookie: str | None
+) -> Response:
+    prompt = params.get("prompt", "").split()
+    session = login.session(cookie)
+    if session is not None and "login" not in prompt:
+        return _redirect_code(login, auth, session)
+    if "none" in prompt:  # OIDC Core §3.1.2.6: no page may be shown
+        required = _OAuthError("login_required", "Not logged in.")
+        return _redirect_error(login, auth.redirect_uri, auth.state, required)
+    return _login_page(login, params, username=params.get("login_hint", ""))
+
+
+def _submit_login(login: DevLogin, auth: _AuthRequest, params: Mapping[str, str]) -> Response:
+    if params.get("action") == "cancel":
+        denied = _OAuthError("access_denied", "The user cancelled the login.")
+        return _redirect_error(login, auth.redirect_uri, auth.state, denied)
+    username = params.get("username", "")
+    logged_in = login.log_in(username, params.get("password", ""))
+    if logged_in is None:
+        return _login_page(login, params, username=username, error="Invalid username or password.")
+    cookie, session = logged_in
+    response = _redirect_code(login, auth, session)
+    response.set_cookie(SESSION_COOKIE, cookie, path="/", httponly=True, samesite="lax")
+    return response
+
+
+def _redirect_code(login: DevLogin, auth: _AuthRequest, session: _Session) -> Response:
+    code = login.issue_code(auth, session)
+    # RFC 9207: iss tells the client which provider answered, against mix-up attacks.
+    params = {"code": code, "state": auth.state, "iss": login.issuer.issuer}
+    return _redirect(_with_query(auth.redirect_uri, params))
+
+
+def _redirect_error(login: DevLogin, redirect_uri: str, state: str | None, exc: _OAuthError) -> Response:
+    params = {"error": exc.error, "error_description": exc.description, "state": state,
+              "iss": login.issuer.issuer}
+    return _redirect(_with_query(redirect_uri, params))
+
+
+def _redirect(url: str) -> Response:
+    return RedirectResponse(url, status_code=302, headers=_NO_STORE)
+
+
+# The request rides along in hidden fields, so the POST is checked like the GET was.
+_CARRIED = ("client_id", "redirect_uri", "response_type", "scope", "state", "nonce",
+            "code_challenge", "code_challenge_method")
+_STYLE = ("body{font-family:sans-serif;max-width:24em;margin:3em auto}"
+          "label,input,button{display:block;width:100%;margin:.3em 0}[role=alert]{color:#b00}")
+_PAGE_HEADERS = {
+    "Cache-Control": "no-store",
+    "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; frame-ancestors 'none'",
+}
+
+
+def _login_page(
+    login: DevLogin, params: Mapping[str, str], *, username: str, error: str | None = None
+) -> Response:
+    e = html.escape
+    hidden = "".join(
+        f'<input type="hidden" name="{name}" value="{e(params[name])}">'
+        for name in _CARRIED
+        if name in params
+    )
+    hint = "".join(f"<li><code>{e(u.username)}</code> / <code>{e(u.password)}</code></li>"
+                   for u in login.users.values())
+    body = (
+        (f'<p role="alert">{e(error)}</p>' if error else "")
+        + f"<p>to continue to <b>{e(params['client_id'])}</b></p>"
+        # Relative action: it posts back to this same /authorize whatever prefix the issuer has.
+        + f'<form method="post" action="authorize">{hidden}'
+        + '<label>Username <input name="username" autocomplete="username" required autofocus'
+        + f' value="{e(username)}"></label><label>Password <input name="password" type="password"'
+        + ' autocomplete="current-password" required></label>'
+        # The first submit button is what Enter (and tests/support/oidc.py) presses.
+        + '<button type="submit" name="action" value="login">Sign in</button>'
+        + '<button type="submit" name="action" value="cancel" formnovalidate>Cancel</button></form>'
+        + f"<p>Demo users (username / password):</p><ul>{hint}</ul>"
+    )
+    return _page("Sign in", body)
+
+
+def _page(title: str, body: str, *, status: int = 200) -> Response:
+    document = (
+        f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title>'
+        f"<style>{_STYLE}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
+    )
+    return HTMLResponse(document, status_code=status, headers=_PAGE_HEADERS)
