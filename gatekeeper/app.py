@@ -31,11 +31,14 @@ from gatekeeper.gate import Gate
 from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
-from gatekeeper.pipeline import Pipeline
+from gatekeeper.oidc.browser import BrowserLogin
+from gatekeeper.oidc.provider import Provider
+from gatekeeper.oidc.routes import LoginRoutes
+from gatekeeper.pipeline import Authenticator, Pipeline
 from gatekeeper.policy.loader import load_policy
 from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.proxy import Proxy
-from gatekeeper.settings import Settings, split_host_port
+from gatekeeper.settings import OidcSettings, Settings, split_host_port
 from gatekeeper.upstream import Http1Pool
 from gatekeeper.websocket import WebSocketProxy
 
@@ -214,11 +217,16 @@ class GatekeeperApp:
             stack.push_async_callback(holder.aclose)
             authorizer = PolicyAuthorizer(holder, public_paths)
             extra_checks["policy"] = _policy_check(holder)
-        pipeline = Pipeline(
-            [BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics)],
-            authorizer,
-            headers,
-        )
+        authenticators: list[Authenticator] = [
+            BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics)]
+        login: LoginRoutes | None = None
+        if settings.oidc is not None:
+            browser = await self._start_browser_login(settings, settings.oidc, http, stack)
+            authenticators.append(browser.sessions)
+            extra_checks["oidc"] = browser.check
+        pipeline = Pipeline(authenticators, authorizer, headers)
+        if settings.oidc is not None:
+            login = browser.routes(pipeline)
         self._gate = Gate(
             pipeline,
             Proxy(settings.upstream, pool, headers, self.metrics),
@@ -228,6 +236,7 @@ class GatekeeperApp:
             access_log,
             settings.max_header_bytes,
             headers,
+            login,
         )
         if self._serve_admin:
             admin = create_admin_app(self.metrics, self.issuer_keys, UpstreamProbe(host, port),
@@ -236,6 +245,19 @@ class GatekeeperApp:
                 admin_listener(admin, settings.admin_listen, shared=settings.workers > 1))
         log.info("gatekeeper ready", extra={"listen": settings.listen, "upstream": settings.upstream,
                                             "admin_listen": settings.admin_listen})
+
+
+    async def _start_browser_login(
+        self, settings: Settings, oidc: OidcSettings, http: httpx.AsyncClient,
+        stack: contextlib.AsyncExitStack,
+    ) -> BrowserLogin:
+        providers = {p.id: Provider(p, oidc, settings.auth, http, self.metrics)
+                     for p in oidc.providers}
+        for provider in providers.values():
+            stack.push_async_callback(provider.aclose)
+        # A provider that is down at start is retried on demand: bearer traffic must not wait.
+        await asyncio.gather(*(p.start() for p in providers.values()))
+        return BrowserLogin(settings, oidc, providers, self.metrics)
 
 
 def _policy_check(holder: PolicyHolder) -> Callable[[], Awaitable[Check]]:

@@ -11,6 +11,10 @@
     ├── SessionTooLarge       500   a new session does not fit in ``session.max_chunks`` cookies
     ├── Forbidden             403   authenticated, but the policy says no
     ├── KeysUnavailable       503   no signing keys for the token's issuer yet (issuer unreachable)
+    ├── LoginFailed           400   a browser login cannot complete: state, provider error, a
+    │                               refused ID token (its code names the failed check)
+    │   ├── LoginDenied       403   the provider answered access_denied (the user cancelled)
+    │   └── ProviderUnavailable 502 the OpenID Provider could not be reached or answered badly
     └── UpstreamError               the app could not be reached or answered badly
         ├── UpstreamUnavailable 502 connection refused / reset / protocol violation
         └── UpstreamTimeout     504 slower than ``upstream_timeout_seconds``
@@ -78,6 +82,21 @@ class Forbidden(GatekeeperError):
 class KeysUnavailable(GatekeeperError):
     code = "keys_unavailable"
     status = 503
+
+
+class LoginFailed(GatekeeperError):
+    code = "login_failed"
+    status = 400
+
+
+class LoginDenied(LoginFailed):
+    code = "access_denied"
+    status = 403
+
+
+class ProviderUnavailable(LoginFailed):
+    code = "provider_unavailable"
+    status = 502
 
 
 class UpstreamError(GatekeeperError):

@@ -17,6 +17,7 @@ from gatekeeper.errors import BadRequest, GatekeeperError, HeadersTooLarge, Upst
 from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
+from gatekeeper.oidc.routes import LoginRoutes
 from gatekeeper.paths import canonical_path
 from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome
@@ -44,6 +45,18 @@ def request_id_of(scope: Scope) -> str:
     return secrets.token_hex(12)
 
 
+def _setting_cookies(send: Send, request: RequestView) -> Send:
+    """``send`` that adds the request's queued Set-Cookie headers to whatever answer starts."""
+
+    async def sending(message: dict[str, Any]) -> None:
+        jar = request.set_cookies
+        if jar and message["type"] == "http.response.start":
+            message = {**message, "headers": [*message["headers"], *jar.headers()]}
+        await send(message)
+
+    return sending
+
+
 class Gate:
     def __init__(
         self,
@@ -54,8 +67,10 @@ class Gate:
         access_log: AccessLog,
         max_header_bytes: int,
         headers: HeaderPolicy,
+        login: LoginRoutes | None = None,
     ) -> None:
         self._headers = headers
+        self._login = login
         self._max_header_bytes = max_header_bytes
         self._pipeline = pipeline
         self._proxy = proxy
@@ -82,11 +97,20 @@ class Gate:
                 self._record(scope, decision, status, started, None, request_id)
                 return
             request = RequestView(scope, canonical_path(scope.get("raw_path") or b"/"))
+            login = self._login
+            if login is not None:
+                send = _setting_cookies(send, request)
+                if login.handles(request.path):
+                    answered = await login.handle(request, send, request_id)
+                    self._record(scope, answered.decision, answered.status, started, None, request_id)
+                    return
             body_framing(request)
             decision = await self._pipeline.decide(request)
             if decision.allowed:
                 status, upstream_seconds = await self._proxy.forward(
                     scope, receive, send, request, decision, request_id)
+            elif login is not None and login.wants_login(request, decision):
+                status = (await login.redirect_to_login(request, send, request_id)).status
             else:
                 status = await send_decision(send, decision, request_id, request.header(b"accept"))
         except ClientDisconnected:

@@ -46,3 +46,9 @@ class Metrics:
         self.websockets = Gauge(
             "gatekeeper_websockets_open", "Proxied WebSocket sessions open.", registry=r,
             multiprocess_mode="livesum")
+        self.logins = Counter(
+            "gatekeeper_logins", "Browser logins by provider and result code.",
+            ["provider", "result"], registry=r)
+        self.session_refreshes = Counter(
+            "gatekeeper_session_refreshes", "Token refreshes of browser sessions by result.",
+            ["provider", "result"], registry=r)

@@ -18,6 +18,7 @@ from gatekeeper.authn.bearer import claim_at
 from gatekeeper.errors import InvalidToken
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
+from gatekeeper.sessions.cookie import strip_session_cookies
 from gatekeeper.settings import Settings, fold_header_name
 
 HOP_BY_HOP = frozenset({
@@ -53,6 +54,9 @@ class HeaderPolicy:
             fold_header_name(n).encode() for n in [*settings.headers, ACCESS_TOKEN_HEADER]
         ) | {b"x-request-id"}
         self._pass_authorization = settings.pass_authorization_header
+        # Gatekeeper's own cookies never reach the app: they hold tokens, and a large session
+        # makes apps answer 431 (a long-standing oauth2-proxy complaint).
+        self._session_cookie = (settings.session.cookie_name if settings.oidc is not None else None)
         self._pass_access_token = settings.pass_access_token
         self._trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
         self._trusted_cache: dict[str, bool] = {}
@@ -114,6 +118,9 @@ class HeaderPolicy:
                     out.append((name, value))
                 continue
             if name == b"authorization" and not self._pass_authorization:
+                continue
+            if name == b"cookie" and self._session_cookie is not None:
+                out.extend(strip_session_cookies([(name, value)], self._session_cookie))
                 continue
             out.append((name, value))
         client = request.client.encode("ascii", "replace")

@@ -50,6 +50,10 @@ class Pipeline:
         return Decision(Outcome.ALLOW, verdict.reason, principal, identity_headers=identity,
                         path=request.path, rule=verdict.rule)
 
+    async def authenticate(self, request: RequestView) -> Principal:
+        """Who is calling (ANONYMOUS when no credentials); raises on bad credentials."""
+        return await self._authenticate(request)
+
     async def _authenticate(self, request: RequestView) -> Principal:
         for authenticator in self._authenticators:
             principal = await authenticator.authenticate(request)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from gatekeeper.errors import GatekeeperError
 
-Via = Literal["bearer", "anonymous"]
+Via = Literal["bearer", "session", "anonymous"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # identity hash: usable as a cache key

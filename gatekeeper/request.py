@@ -6,9 +6,12 @@ from collections.abc import Iterable
 from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
+from gatekeeper.cookies import CookieJar
+
 
 class RequestView:
-    __slots__ = ("_cookies", "client", "headers", "method", "path", "query", "raw_path", "scheme")
+    __slots__ = ("_cookies", "client", "headers", "method", "path", "query", "raw_path", "scheme",
+                 "set_cookies")
 
     def __init__(self, scope: dict[str, Any], path: str) -> None:
         # Matched and forwarded upper-case: a lowercase "get" must not slip past rules written
@@ -23,6 +26,13 @@ class RequestView:
         self.scheme: str = scope.get("scheme", "http")
         self.path = path  # canonical path: what the policy sees and the app receives
         self._cookies: dict[str, str] | None = None
+        # Cookies the answer must set, whatever it is (session refreshed or ended, login state).
+        self.set_cookies: CookieJar | None = None
+
+    def cookies_out(self) -> CookieJar:
+        if self.set_cookies is None:
+            self.set_cookies = CookieJar()
+        return self.set_cookies
 
     def header_values(self, name: bytes) -> list[bytes]:
         """All values of a header; ``name`` in lower case (ASGI servers lower-case names)."""

@@ -6,10 +6,10 @@ Client-facing text comes from the error's ``description`` (written for clients),
 
 from __future__ import annotations
 
-import html
 import json
 from typing import Any
 
+from gatekeeper import pages
 from gatekeeper.errors import GatekeeperError, InvalidToken
 from gatekeeper.principal import Decision, Outcome
 
@@ -61,8 +61,8 @@ async def send_decision(
     if status == 503:
         headers.append((b"retry-after", b"5"))
     if status == 403 and wants_html(accept):
-        body = _html_page(status, "Access denied",
-                          "You are signed in, but not allowed to open this page.", request_id)
+        body = pages.render("Access denied", "You are signed in, but not allowed to open this page.",
+                            request_id=request_id)
         content_type = b"text/html; charset=utf-8"
     else:
         body = _json_body(code, description, request_id)
@@ -93,12 +93,3 @@ async def send_raw(
                (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
-
-
-def _html_page(status: int, title: str, text: str, request_id: str) -> bytes:
-    return (
-        "<!doctype html><html><head><meta charset=utf-8>"
-        f"<title>{status} {html.escape(title)}</title></head><body>"
-        f"<h1>{html.escape(title)}</h1><p>{html.escape(text)}</p>"
-        f"<p><small>Request id {html.escape(request_id)}</small></p></body></html>"
-    ).encode()

@@ -131,7 +131,7 @@ class BearerAuthenticator:
         return principal
 
     async def _verify(self, token: str, now: float) -> tuple[Principal, float]:
-        header, payload = _peek(token)
+        header, payload = peek_token(token)
         _check_numeric_dates(payload)
         alg = header.get("alg")
         if not isinstance(alg, str) or alg.lower() == "none":
@@ -219,7 +219,7 @@ def roles_from_claims(claims: Mapping[str, Any], paths: Sequence[str]) -> tuple[
     return tuple(roles)
 
 
-def _peek(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def peek_token(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """Header and payload before verification: only to pick the issuer, alg and key."""
     try:
         header_b64, payload_b64, _signature = token.split(".")

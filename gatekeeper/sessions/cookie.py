@@ -12,9 +12,10 @@ attributes too. Loading reads the count from the first cookie, refuses a count a
 ``max_chunks`` before looking at any other cookie, and refuses a missing piece — never "read
 chunks until one is absent" (mod_auth_openidc CVE-2024-24814: ``_chunks=99999999``).
 
-Gatekeeper owns NAME and NAME_<digits>: those are removed from the request before it reaches the
-app (``strip_session_cookies``); anything else — ``NAME_x``, ``NAMEx``, another case — is the
-app's and passes byte for byte.
+Gatekeeper owns NAME, NAME_<digits> and the login-state cookies NAME_login_<state>
+(oidc/login.py): those are removed from the request before it reaches the app
+(``strip_session_cookies``); anything else — ``NAME_x``, ``NAMEx``, another case — is the app's
+and passes byte for byte.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from gatekeeper.sessions.lifetime import Lifetime
 from gatekeeper.sessions.model import Session
 from gatekeeper.settings import SessionSettings
 
+LOGIN_COOKIE_INFIX = "_login_"
 CHUNK_BYTES = 3800  # per cookie, name=value
 CLEAR_BOUND = 32  # at most this many of our cookies expired per response, whatever was sent
 _COUNT = re.compile(r"([1-9][0-9]{0,2})\.")  # canonical: "01." or "+1." would alter nothing
@@ -130,10 +132,12 @@ def chunk_names(name: str, count: int) -> list[str]:
 
 
 def owns(cookie: bytes, name: bytes) -> bool:
-    """Is ``cookie`` one of gatekeeper's session cookies: NAME or NAME_<ASCII digits>?"""
+    """Is ``cookie`` one of gatekeeper's: NAME, NAME_<ASCII digits> or NAME_login_<state>?"""
     if cookie == name:
         return True
     prefix = name + b"_"
+    if cookie.startswith(prefix + LOGIN_COOKIE_INFIX[1:].encode()):
+        return True
     return cookie.startswith(prefix) and cookie[len(prefix) :].isdigit()  # bytes: ASCII digits only
 
 

@@ -1,0 +1,52 @@
+"""Browser or API? Only a browser navigation is worth a redirect to a login page.
+
+A navigation is a GET or HEAD whose Accept prefers HTML to JSON, not flagged as a script's
+request (``X-Requested-With``, or ``Sec-Fetch-Mode`` other than ``navigate``). Everything else
+— fetch/XHR, ``Accept: application/json``, a POST — gets a 401 it can act on: a redirect to an
+HTML login page is useless to a script, and following it would hide the real problem.
+"""
+
+from __future__ import annotations
+
+from gatekeeper.request import RequestView
+
+
+def accept_quality(accept: bytes, media_type: bytes) -> float:
+    """The q-value ``accept`` gives ``media_type`` (exact match, else ``type/*``, else ``*/*``)."""
+    family = media_type.split(b"/", 1)[0] + b"/*"
+    best: dict[bytes, float] = {}
+    for item in accept.split(b","):
+        name, *params = (part.strip() for part in item.split(b";"))
+        quality = 1.0
+        for param in params:
+            key, _, value = param.partition(b"=")
+            if key.strip().lower() == b"q":
+                try:
+                    quality = float(value)
+                except ValueError:
+                    quality = 0.0
+        best.setdefault(name.lower(), quality)
+    for candidate in (media_type, family, b"*/*"):
+        if candidate in best:
+            return best[candidate]
+    return 0.0
+
+
+def is_navigation(request: RequestView) -> bool:
+    if request.method not in ("GET", "HEAD"):
+        return False
+    if request.header(b"x-requested-with") is not None:
+        return False
+    mode = request.header(b"sec-fetch-mode")
+    if mode is not None and mode != b"navigate":
+        return False
+    accept = request.header(b"accept")
+    if accept is None or b"html" not in accept:
+        return False
+    html = accept_quality(accept, b"text/html")
+    json = accept_quality(accept, b"application/json")
+    if html != json:
+        return html > json
+    # A tie: the one listed first is preferred ("text/html, application/json" is a browser's).
+    position = accept.find(b"application/json")
+    return html > 0 and (position < 0 or accept.find(b"text/html") < position)

@@ -1,0 +1,250 @@
+"""One OpenID Provider: its discovered endpoints, its keys, and the protocol calls (Authlib).
+
+Authlib's protocol layer builds the authorization URL (PKCE S256), the token requests and the
+client authentication (client_secret_basic / _post / none); the shared control-plane httpx client
+sends them. Not Authlib's stateful HTTP client: it remembers the last token it fetched, so a
+shared one would carry one user's tokens into the next call. Userinfo is a plain GET with the
+user's own access token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlencode, urlsplit
+
+import httpx
+from authlib.oauth2.auth import ClientAuth
+from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
+from authlib.oauth2.rfc7636 import create_s256_code_challenge
+
+from gatekeeper.authn.jwks import IssuerKeys
+from gatekeeper.errors import LoginFailed, ProviderUnavailable
+from gatekeeper.metrics import Metrics
+from gatekeeper.oidc.idtoken import IdTokenRules
+from gatekeeper.settings import AuthSettings, IssuerSettings, OidcSettings, ProviderSettings
+
+log = logging.getLogger("gatekeeper.oidc")
+
+_ERROR_CODE = re.compile(r"[^a-z_]")  # an OAuth error code (RFC 6749 §5.2) goes into logs
+_RETRY_SECONDS = 5.0  # after a failed discovery, requests retry at most this often
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoints:
+    """What discovery told us (OpenID Connect Discovery 1.0 §3)."""
+
+    authorization: str
+    token: str
+    userinfo: str | None
+    end_session: str | None
+    iss_parameter: bool  # RFC 9207: the provider adds iss to its authorization responses
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSet:
+    access_token: str
+    refresh_token: str | None
+    id_token: str | None
+    access_expires_at: int | None
+
+
+def parse_discovery(document: Any, issuer: str) -> Endpoints:
+    if not isinstance(document, dict):
+        raise ValueError("the discovery document is not a JSON object")
+    if document.get("issuer") != issuer:
+        # Discovery §4.3: exactly the issuer we asked about, or a mix-up is possible.
+        raise ValueError("the discovery document names another issuer")
+
+    def url(name: str, *, required: bool) -> str | None:
+        value = document.get(name)
+        if value is None and not required:
+            return None
+        if not isinstance(value, str) or urlsplit(value).scheme not in ("https", "http"):
+            raise ValueError(f"the discovery document has no usable {name}")
+        return value
+
+    authorization, token = url("authorization_endpoint", required=True), url("token_endpoint",
+                                                                               required=True)
+    assert authorization is not None and token is not None
+    return Endpoints(
+        authorization=authorization, token=token,
+        userinfo=url("userinfo_endpoint", required=False),
+        end_session=url("end_session_endpoint", required=False),
+        iss_parameter=document.get("authorization_response_iss_parameter_supported") is True,
+    )
+
+
+class Provider:
+    """Endpoints are discovered at start and again on demand while the provider is down."""
+
+    def __init__(
+        self,
+        settings: ProviderSettings,
+        oidc: OidcSettings,
+        auth: AuthSettings,
+        http: httpx.AsyncClient,
+        metrics: Metrics,
+    ) -> None:
+        self.settings = settings
+        self.id = settings.id
+        self.redirect_url = oidc.redirect_url_of(settings)
+        self.display_name = settings.display_name or urlsplit(settings.issuer).hostname or self.id
+        self.keys = IssuerKeys(
+            IssuerSettings(issuer=settings.issuer, audience=[settings.client_id],
+                           algorithms=settings.algorithms),
+            auth, http, metrics)
+        self.rules = IdTokenRules(issuer=settings.issuer, client_id=settings.client_id,
+                                  algorithms=tuple(settings.algorithms),
+                                  leeway_seconds=auth.leeway_seconds)
+        self._http = http
+        secret = settings.client_secret
+        self._client_auth = ClientAuth(
+            settings.client_id, secret.get_secret_value() if secret is not None else None,
+            settings.token_auth_method)
+        self._timeout = oidc.http_timeout_seconds
+        self._endpoints: Endpoints | None = None
+        self._discovering: asyncio.Task[Endpoints | None] | None = None
+        self._last_attempt = float("-inf")
+        self.last_error: str | None = "not discovered yet"
+
+    @property
+    def ready(self) -> bool:
+        return self._endpoints is not None and self.keys.ready
+
+    async def start(self) -> None:
+        await asyncio.gather(self._discover_once(), self.keys.start())
+
+    async def aclose(self) -> None:
+        await self.keys.aclose()
+
+    async def endpoints(self) -> Endpoints:
+        if self._endpoints is not None:
+            return self._endpoints
+        if time.monotonic() - self._last_attempt >= _RETRY_SECONDS or self._discovering:
+            await self._discover_once()
+        if self._endpoints is None:
+            raise ProviderUnavailable(f"the sign-in provider {self.display_name} is not reachable",
+                                      code="provider_unavailable")
+        return self._endpoints
+
+    async def _discover_once(self) -> Endpoints | None:
+        if self._discovering is None:
+            self._last_attempt = time.monotonic()
+            self._discovering = asyncio.create_task(self._discover())
+            self._discovering.add_done_callback(lambda _: setattr(self, "_discovering", None))
+        return await asyncio.shield(self._discovering)
+
+    async def _discover(self) -> Endpoints | None:
+        url = self.settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
+        try:
+            response = await self._http.get(url, timeout=self._timeout)
+            response.raise_for_status()
+            self._endpoints = parse_discovery(response.json(), self.settings.issuer)
+        except (httpx.HTTPError, ValueError) as exc:
+            self.last_error = f"discovery: {type(exc).__name__}: {exc}"[:300]
+            log.warning("oidc discovery failed", extra={"provider": self.id, "error": self.last_error})
+            return None
+        self.last_error = None
+        log.info("oidc provider discovered", extra={"provider": self.id})
+        return self._endpoints
+
+    # -- protocol calls ------------------------------------------------------------------
+    async def authorization_url(self, *, state: str, nonce: str, code_verifier: str) -> str:
+        endpoints = await self.endpoints()
+        url: str = prepare_grant_uri(
+            endpoints.authorization, client_id=self.settings.client_id, response_type="code",
+            redirect_uri=self.redirect_url, scope=" ".join(self.settings.scopes), state=state,
+            nonce=nonce, code_challenge=create_s256_code_challenge(code_verifier),
+            code_challenge_method="S256")
+        return url
+
+    async def exchange_code(self, code: str, code_verifier: str) -> TokenSet:
+        body = prepare_token_request("authorization_code", code=code, redirect_uri=self.redirect_url,
+                                     code_verifier=code_verifier)
+        return await self._token_call("authorization_code", body)
+
+    async def refresh(self, refresh_token: str) -> TokenSet:
+        body = prepare_token_request("refresh_token", refresh_token=refresh_token)
+        return await self._token_call("refresh_token", body)
+
+    async def _token_call(self, grant: str, body: str) -> TokenSet:
+        endpoints = await self.endpoints()
+        url, headers, body = self._client_auth.prepare(
+            "POST", endpoints.token, {"content-type": "application/x-www-form-urlencoded",
+                                      "accept": "application/json"}, body)
+        try:
+            response = await self._http.post(url, headers=headers, content=body, timeout=self._timeout)
+            token = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            log.warning("token endpoint failed", extra={"provider": self.id, "grant": grant,
+                                                        "error": type(exc).__name__})
+            raise ProviderUnavailable("the provider's token endpoint could not be used",
+                                      code="token_endpoint_unavailable") from exc
+        if not isinstance(token, dict):
+            raise ProviderUnavailable("the provider's token answer is not a JSON object",
+                                      code="token_response_invalid")
+        if "error" in token or response.status_code != 200:
+            # invalid_grant and friends: the provider refused (a replayed code, a used refresh
+            # token). The code goes to the page and the log; the description nowhere.
+            error = _ERROR_CODE.sub("", str(token.get("error", response.status_code)))[:40] or "error"
+            log.warning("token endpoint refused", extra={"provider": self.id, "grant": grant,
+                                                         "error": error})
+            raise LoginFailed(f"the provider refused the {grant.replace('_', ' ')} ({error})",
+                              code=f"token_{error}")
+        access_token = token.get("access_token")
+        if not isinstance(access_token, str) or not access_token:
+            raise ProviderUnavailable("the provider returned no access token",
+                                      code="token_response_invalid")
+        expires_in = token.get("expires_in")
+        expires_at = (int(time.time()) + int(expires_in)
+                      if isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
+                      else None)
+        refresh = token.get("refresh_token")
+        id_token = token.get("id_token")
+        return TokenSet(
+            access_token=access_token,
+            refresh_token=refresh if isinstance(refresh, str) and refresh else None,
+            id_token=id_token if isinstance(id_token, str) and id_token else None,
+            access_expires_at=expires_at,
+        )
+
+    async def userinfo(self, access_token: str) -> dict[str, Any] | None:
+        """The userinfo claims, or None when the provider has no userinfo endpoint."""
+        endpoints = await self.endpoints()
+        if endpoints.userinfo is None:
+            return None
+        try:
+            response = await self._http.get(
+                endpoints.userinfo, headers={"authorization": f"Bearer {access_token}"},
+                timeout=self._timeout)
+            response.raise_for_status()
+            claims = response.json()
+        except (httpx.HTTPError, ValueError) as exc:
+            raise ProviderUnavailable("the provider's userinfo endpoint could not be used",
+                                      code="userinfo_unavailable") from exc
+        if not isinstance(claims, dict):
+            raise ProviderUnavailable("the provider's userinfo answer is not a JSON object",
+                                      code="userinfo_unavailable")
+        return claims
+
+    async def end_session_url(self, id_token: str | None, post_logout_redirect_url: str) -> str | None:
+        """RP-Initiated Logout 1.0 §2, when the provider offers it and it is enabled."""
+        if not self.settings.end_session:
+            return None
+        try:
+            endpoints = await self.endpoints()
+        except ProviderUnavailable:
+            return None  # signed out here; the provider's session is its own
+        if endpoints.end_session is None:
+            return None
+        params = {"client_id": self.settings.client_id,
+                  "post_logout_redirect_uri": post_logout_redirect_url}
+        if id_token:
+            params["id_token_hint"] = id_token
+        separator = "&" if "?" in endpoints.end_session else "?"
+        return endpoints.end_session + separator + urlencode(params)

@@ -1,0 +1,319 @@
+"""The browser-login routes under ``oidc.prefix``, and the redirect that starts a login.
+
+    GET {prefix}/start?rd=&provider=   begin a login (or show the provider chooser)
+    GET {prefix}/callback              the provider's answer: code → tokens → session → rd
+    GET|POST {prefix}/sign_out?rd=     end the session; continue at the provider's end_session
+    GET {prefix}/userinfo              the caller's identity as JSON (session or bearer)
+
+Every return address (``rd``, the page a login started from) passes ``safe_redirect``: a
+same-origin path or an allow-listed domain, else ``/``.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qs, urlencode, urlsplit
+
+from gatekeeper import pages
+from gatekeeper.authn.session import SessionAuthenticator
+from gatekeeper.errors import InvalidToken, LoginDenied, LoginFailed, SessionTooLarge, Unauthenticated
+from gatekeeper.metrics import Metrics
+from gatekeeper.oidc.claims import ClaimsFilter
+from gatekeeper.oidc.idtoken import verify_id_token
+from gatekeeper.oidc.login import LoginCookies, PendingLogin
+from gatekeeper.oidc.navigation import is_navigation
+from gatekeeper.oidc.provider import Provider
+from gatekeeper.pipeline import Pipeline
+from gatekeeper.principal import Decision, Outcome, Principal
+from gatekeeper.redirects import safe_redirect
+from gatekeeper.request import RequestView
+from gatekeeper.responses import send_raw, wants_html
+from gatekeeper.sessions.base import SessionStore
+from gatekeeper.sessions.model import Session
+from gatekeeper.settings import OidcSettings
+
+log = logging.getLogger("gatekeeper.oidc")
+
+Send = Any
+_HTML = b"text/html; charset=utf-8"
+
+
+@dataclass(frozen=True, slots=True)
+class Answered:
+    """What a route did, for the access log."""
+
+    status: int
+    decision: Decision
+
+
+class LoginRoutes:
+    def __init__(
+        self,
+        settings: OidcSettings,
+        providers: Mapping[str, Provider],
+        store: SessionStore,
+        sessions: SessionAuthenticator,
+        login_cookies: LoginCookies,
+        claims: ClaimsFilter,
+        pipeline: Pipeline,
+        metrics: Metrics,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.prefix = settings.prefix
+        self._settings = settings
+        self._providers = providers
+        self._by_host = {host.lower(): p for p in providers.values() for host in p.settings.hosts}
+        self._store = store
+        self._sessions = sessions
+        self._login_cookies = login_cookies
+        self._claims = claims
+        self._pipeline = pipeline
+        self._metrics = metrics
+        self._clock = clock
+        self._routes = {
+            f"{self.prefix}/start": self._start,
+            f"{self.prefix}/callback": self._callback,
+            f"{self.prefix}/sign_out": self._sign_out,
+            f"{self.prefix}/userinfo": self._userinfo,
+        }
+
+    def handles(self, path: str) -> bool:
+        return path in self._routes
+
+    async def handle(self, request: RequestView, send: Send, request_id: str) -> Answered:
+        route = self._routes[request.path]
+        try:
+            return await route(request, send, request_id)
+        except LoginFailed as exc:
+            return await self._failed(request, send, request_id, exc)
+
+    # -- the redirect that starts a login --------------------------------------------------
+    def wants_login(self, request: RequestView, decision: Decision) -> bool:
+        """An unauthenticated request that should be sent to log in rather than get a 401."""
+        if decision.outcome is not Outcome.UNAUTHENTICATED or isinstance(decision.error, InvalidToken):
+            return False  # a presented bearer token failed: that caller is an API client
+        mode = self._settings.browser_login
+        return mode == "always" or (mode == "auto" and is_navigation(request))
+
+    async def redirect_to_login(self, request: RequestView, send: Send, request_id: str) -> Answered:
+        target = request.raw_path.decode("latin-1")
+        if request.query:
+            target += "?" + request.query.decode("latin-1")
+        return_to = self._safe(target)
+        provider = self._choose(request, None)
+        try:
+            if provider is None:
+                start = f"{self.prefix}/start?" + urlencode({"rd": return_to})
+                return await self._redirect(send, request_id, start, "login_chooser")
+            return await self._begin(request, send, request_id, provider, return_to)
+        except LoginFailed as exc:
+            return await self._failed(request, send, request_id, exc)
+
+    # -- routes --------------------------------------------------------------------------
+    async def _start(self, request: RequestView, send: Send, request_id: str) -> Answered:
+        params = _params(request)
+        return_to = self._safe(params.get("rd"))
+        provider = self._choose(request, params.get("provider"))
+        if provider is None:
+            body = pages.render(
+                "Sign in", "Choose how to sign in.",
+                actions=[(p.display_name, f"{self.prefix}/start?"
+                          + urlencode({"provider": p.id, "rd": return_to}))
+                         for p in self._providers.values()])
+            await send_raw(send, 200, _no_store(request_id), _HTML, body)
+            return Answered(200, Decision(Outcome.UNAUTHENTICATED, "login_chooser"))
+        return await self._begin(request, send, request_id, provider, return_to)
+
+    async def _begin(self, request: RequestView, send: Send, request_id: str, provider: Provider,
+                     return_to: str) -> Answered:
+        login = PendingLogin.begin(provider=provider.id, return_to=return_to, now=self._clock(),
+                                   timeout_seconds=self._settings.login_timeout_seconds)
+        url = await provider.authorization_url(state=login.state, nonce=login.nonce,
+                                               code_verifier=login.code_verifier)
+        request.cookies_out().set(self._login_cookies.cookie(login))
+        return await self._redirect(send, request_id, url, "login_started")
+
+    async def _callback(self, request: RequestView, send: Send, request_id: str) -> Answered:
+        params = _params(request)
+        state = params.get("state")
+        try:
+            login = self._login_cookies.find(request, state, self._clock())
+        finally:
+            used = self._login_cookies.expired(state)
+            if used is not None:
+                request.cookies_out().set(used)  # a login state is good for one answer
+        provider = self._providers.get(login.provider)
+        if provider is None:
+            raise LoginFailed("the sign-in provider is no longer configured", code="unknown_provider")
+        if "error" in params:
+            raise _provider_error(params, login)
+        endpoints = await provider.endpoints()
+        issuer = params.get("iss")
+        if (issuer is not None or endpoints.iss_parameter) and issuer != provider.settings.issuer:
+            # RFC 9207: the answer names who sent it; another issuer means a mix-up attack.
+            raise LoginFailed("the sign-in response comes from another issuer", code="login_issuer_mismatch")
+        code = params.get("code")
+        if not code:
+            raise LoginFailed("the sign-in response has no code", code="login_code_missing")
+        session = await self._session_from_code(provider, login, code)
+        cookies = request.cookies_out()
+        try:
+            await self._store.save(request, cookies, session)
+        except SessionTooLarge as exc:
+            raise LoginFailed(exc.description, code=exc.code) from exc
+        self._metrics.logins.labels(provider=provider.id, result="ok").inc()
+        log.info("login", extra={"provider": provider.id, "subject": session.subject,
+                                 "request_id": request_id})
+        principal = self._sessions.principal(session)
+        answered = await self._redirect(send, request_id, login.return_to, "login_completed")
+        return Answered(answered.status, Decision(Outcome.ALLOW, "login_completed", principal))
+
+    async def _session_from_code(self, provider: Provider, login: PendingLogin, code: str) -> Session:
+        tokens = await provider.exchange_code(code, login.code_verifier)
+        if tokens.id_token is None:
+            raise LoginFailed("the provider returned no ID token (is the openid scope granted?)",
+                              code="id_token_missing")
+        claims = await verify_id_token(tokens.id_token, provider.keys, provider.rules,
+                                       nonce=login.nonce, now=self._clock())
+        userinfo = None
+        if provider.settings.userinfo:
+            userinfo = await provider.userinfo(tokens.access_token)
+            if userinfo is not None and userinfo.get("sub") != claims["sub"]:
+                # OIDC Core §5.3.2: otherwise the userinfo answer is about someone else.
+                raise LoginFailed("the provider's userinfo is about another user",
+                                  code="userinfo_sub_mismatch")
+        keep_id_token = provider.settings.end_session and (await provider.endpoints()).end_session
+        return Session.new(
+            subject=claims["sub"], provider=provider.id,
+            claims=self._claims.session_claims(claims, userinfo),
+            access_token=tokens.access_token, refresh_token=tokens.refresh_token,
+            access_expires_at=tokens.access_expires_at, now=self._clock(),
+            id_token=tokens.id_token if keep_id_token else None,  # only logout needs it
+        )
+
+    async def _sign_out(self, request: RequestView, send: Send, request_id: str) -> Answered:
+        return_to = self._safe(_params(request).get("rd"))
+        session = await self._sessions.session(request)
+        await self._store.clear(request, request.cookies_out())
+        location = return_to
+        provider = self._providers.get(session.provider) if session is not None else None
+        if session is not None and provider is not None:
+            after = self._settings.post_logout_redirect_url or _origin(provider.redirect_url) + "/"
+            location = await provider.end_session_url(session.id_token, after) or return_to
+            log.info("logout", extra={"provider": provider.id, "subject": session.subject,
+                                      "request_id": request_id})
+        return await self._redirect(send, request_id, location, "signed_out")
+
+    async def _userinfo(self, request: RequestView, send: Send, request_id: str) -> Answered:
+        try:
+            principal = await self._pipeline.authenticate(request)
+        except Unauthenticated as exc:
+            return await self._json(send, request_id, 401, {
+                "error": exc.code, "error_description": exc.description},
+                Decision(Outcome.UNAUTHENTICATED, exc.code, error=exc))
+        if principal.via == "anonymous":
+            return await self._json(send, request_id, 401, {
+                "error": "unauthenticated", "error_description": "not signed in"},
+                Decision(Outcome.UNAUTHENTICATED, "unauthenticated"))
+        return await self._json(send, request_id, 200, identity(principal),
+                                Decision(Outcome.ALLOW, "userinfo", principal))
+
+    # -- helpers -------------------------------------------------------------------------
+    def _choose(self, request: RequestView, hint: str | None) -> Provider | None:
+        if hint is not None:
+            return self._providers.get(hint)
+        host = (request.header(b"host") or b"").decode("latin-1").lower()
+        by_host = self._by_host.get(host) or self._by_host.get(host.rsplit(":", 1)[0])
+        if by_host is not None:
+            return by_host
+        if len(self._providers) == 1:
+            return next(iter(self._providers.values()))
+        return None
+
+    def _safe(self, value: str | None) -> str:
+        return safe_redirect(value, allowed_domains=self._settings.allowed_redirect_domains)
+
+    async def _redirect(self, send: Send, request_id: str, location: str, reason: str) -> Answered:
+        headers = [*_no_store(request_id), (b"location", location.encode("ascii"))]
+        await send_raw(send, 302, headers, b"text/plain", b"")
+        return Answered(302, Decision(Outcome.UNAUTHENTICATED, reason))
+
+    async def _json(self, send: Send, request_id: str, status: int, body: dict[str, Any],
+                    decision: Decision) -> Answered:
+        payload = json.dumps({**body, "request_id": request_id}).encode()
+        await send_raw(send, status, _no_store(request_id), b"application/json", payload)
+        return Answered(status, decision)
+
+    async def _failed(self, request: RequestView, send: Send, request_id: str,
+                      exc: LoginFailed) -> Answered:
+        provider = _params_or_empty(request).get("provider")
+        self._metrics.logins.labels(provider=provider if provider in self._providers else "-",
+                                    result=exc.code).inc()
+        log.warning("login failed", extra={"reason": exc.code, "request_id": request_id})
+        decision = Decision(Outcome.ERROR, exc.code, error=exc)
+        if not wants_html(request.header(b"accept")):
+            return await self._json(send, request_id, exc.status, {
+                "error": exc.code, "error_description": exc.description}, decision)
+        again = f"{self.prefix}/start"
+        title = "Sign-in cancelled" if exc.code == "access_denied" else "Sign-in failed"
+        body = pages.render(title, exc.description or "The sign-in could not be completed.",
+                            actions=[("Sign in again", again)], detail=f"Reason: {exc.code}",
+                            request_id=request_id)
+        await send_raw(send, exc.status, _no_store(request_id), _HTML, body)
+        return Answered(exc.status, decision)
+
+
+def identity(principal: Principal) -> dict[str, Any]:
+    claims = principal.claims
+    return {
+        "sub": principal.subject,
+        "email": claims.get("email"),
+        "name": claims.get("name"),
+        "preferred_username": claims.get("preferred_username"),
+        "roles": list(principal.roles),
+        "via": principal.via,
+        "issuer": principal.issuer,
+        "expires_at": int(principal.expires_at) or None,
+    }
+
+
+def _provider_error(params: Mapping[str, str], login: PendingLogin) -> LoginFailed:
+    code = "".join(c for c in params.get("error", "") if c.isalnum() or c == "_")[:40] or "error"
+    if code == "access_denied":
+        return LoginDenied("The sign-in was cancelled or refused at the provider.")
+    return LoginFailed(f"The provider could not sign you in ({code}).", code=f"provider_{code}")
+
+
+def _params(request: RequestView) -> dict[str, str]:
+    """Query parameters, each at most once: a repeated state or code is refused, not guessed."""
+    try:
+        parsed = parse_qs(request.query.decode("latin-1"), keep_blank_values=True,
+                          max_num_fields=32, errors="strict")
+    except ValueError as exc:  # not UTF-8 once decoded, or too many fields
+        raise LoginFailed("the query string is malformed", code="login_bad_request") from exc
+    repeated = [name for name, values in parsed.items() if len(values) > 1]
+    if repeated:
+        raise LoginFailed(f"parameter {repeated[0][:20]!r} is repeated", code="login_bad_request")
+    return {name: values[0] for name, values in parsed.items()}
+
+
+def _params_or_empty(request: RequestView) -> dict[str, str]:
+    try:
+        return _params(request)
+    except LoginFailed:
+        return {}
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def _no_store(request_id: str) -> list[tuple[bytes, bytes]]:
+    return [(b"x-request-id", request_id.encode("ascii")), (b"cache-control", b"no-store")]
+
