@@ -20,6 +20,7 @@ import pytest
 import yaml
 
 from gatekeeper.devissuer import DevIssuer, create_issuer_app
+from gatekeeper.devlogin import DevClient, DevLogin
 from tests.support.servers import ProcessHandle, free_port, run_process, serve_asgi
 from tests.support.upstream import Recorder, create_upstream_app
 
@@ -61,6 +62,22 @@ def served_issuer(**kwargs: Any) -> Iterator[DevIssuer]:
     dev.issuer = f"http://127.0.0.1:{port}"
     with serve_asgi(create_issuer_app(dev), port=port):
         yield dev
+
+
+@contextmanager
+def served_login_issuer(
+    redirect_uris: list[str], *, post_logout_redirect_uris: list[str] | None = None,
+    client_id: str = "gatekeeper", client_secret: str = "dev-client-secret", **login: Any,
+) -> Iterator[tuple[DevIssuer, DevLogin]]:
+    """A DevIssuer with its login side (gatekeeper/devlogin.py): a small OpenID Provider whose
+    ``id_token_hook`` / ``userinfo_overrides`` make it misbehave on purpose."""
+    dev = DevIssuer()
+    port = free_port()
+    dev.issuer = f"http://127.0.0.1:{port}"
+    client = DevClient(client_id, client_secret, redirect_uris, post_logout_redirect_uris or [])
+    provider = DevLogin(dev, clients=[client], **login)
+    with serve_asgi(create_issuer_app(dev, login=provider), port=port):
+        yield dev, provider
 
 
 @pytest.fixture(scope="module")
