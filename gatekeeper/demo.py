@@ -1,14 +1,19 @@
-"""``gatekeeper demo``: a dev token issuer, an echo app and gatekeeper in front of it, in one process.
+"""``gatekeeper demo``: a dev OpenID issuer (tokens and a login page), an echo app and gatekeeper in
+front of it, in one process.
 
-Everything binds to 127.0.0.1. The demo proves itself on start: it sends an allowed and a denied
-request through the proxy and prints what happened, then prints curl lines to try by hand.
+Everything binds to 127.0.0.1. The demo proves itself on start: it sends allowed and denied
+requests through the proxy, logs in through the browser flow with an HTTP client, and prints what
+happened; then it prints curl lines and the URL to open in a browser.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import html
 import json
+import re
+import secrets
 import socket
 import tempfile
 from pathlib import Path
@@ -24,6 +29,7 @@ from starlette.routing import Route
 from gatekeeper import logs
 from gatekeeper.app import _QuietServer, create_app
 from gatekeeper.devissuer import DevIssuer, create_issuer_app
+from gatekeeper.devlogin import DevClient, DevLogin
 from gatekeeper.settings import Settings
 
 AUDIENCE = "demo-api"
@@ -51,6 +57,8 @@ p, user, /hello, GET, allow
 p, admin, /admin/*, *, allow
 """
 TOKEN_TTL_SECONDS = 12 * 3600
+DEMO_CLIENT_ID = "gatekeeper-demo"
+_FORM_INPUT = re.compile(r'<input type="hidden" name="([a-z_]+)" value="([^"]*)">')
 
 
 def create_echo_app() -> Starlette:
@@ -102,12 +110,32 @@ async def _self_check(base: str, tokens: dict[str, str]) -> list[str]:
             response = await client.get(base + path, headers=headers)
             shown = response.json().get("identity_headers", response.json().get("error"))
             lines.append(f"  {response.status_code}  GET {path:<13} {label:<39} → {json.dumps(shown)}")
+    lines.append(await _browser_login_check(base))
     return lines
+
+
+async def _browser_login_check(base: str) -> str:
+    """What a browser does: protected page → login form → callback → the page, now signed in."""
+    async with httpx.AsyncClient(trust_env=False, headers={"accept": "text/html"}) as browser:
+        to_login = await browser.get(base + "/hello")
+        form = await browser.get(to_login.headers["location"])
+        fields = {name: html.unescape(value) for name, value in _FORM_INPUT.findall(form.text)}
+        fields.update(username="bob", password="bob-password", action="login")
+        back = await browser.post(str(form.url), data=fields)  # the form posts to /authorize
+        callback = await browser.get(back.headers["location"])
+        page = await browser.get(base + callback.headers["location"])
+        shown = page.json().get("identity_headers")
+    label = "bob, browser login at the dev issuer's form"
+    return f"  {page.status_code}  GET {'/hello':<13} {label:<39} → {json.dumps(shown)}"
 
 
 async def _demo(port: int, admin_port: int, exit_after_check: bool, policy_dir: Path) -> int:
     issuer_port, echo_port = _free_port(), _free_port()
     issuer = DevIssuer(f"http://127.0.0.1:{issuer_port}")
+    base = f"http://127.0.0.1:{port}"
+    client_secret = secrets.token_urlsafe(24)
+    login = DevLogin(issuer, clients=[DevClient(
+        DEMO_CLIENT_ID, client_secret, [f"{base}/oauth2/callback"], [f"{base}/"])])
     (policy_dir / "model.conf").write_text(DEMO_MODEL)
     (policy_dir / "policy.csv").write_text(DEMO_POLICY)
     settings = Settings.model_validate(
@@ -121,9 +149,13 @@ async def _demo(port: int, admin_port: int, exit_after_check: bool, policy_dir: 
             "auth": {"issuers": [{"issuer": issuer.issuer, "audience": [AUDIENCE]}]},
             "policy": {"model": str(policy_dir / "model.conf"),
                        "policy": str(policy_dir / "policy.csv")},
+            "oidc": {"issuer": issuer.issuer, "client_id": DEMO_CLIENT_ID,
+                     "client_secret": client_secret, "redirect_url": f"{base}/oauth2/callback"},
+            # http on loopback: a Secure cookie would not come back over plain http elsewhere.
+            "session": {"secret": secrets.token_urlsafe(32), "cookie_secure": False},
         }
     )
-    issuer_server = _server(create_issuer_app(issuer), issuer_port)
+    issuer_server = _server(create_issuer_app(issuer, login=login), issuer_port)
     echo_server = _server(create_echo_app(), echo_port)
     background = [asyncio.create_task(s.serve()) for s in (issuer_server, echo_server)]
     while not (issuer_server.started and echo_server.started):  # noqa: ASYNC110 - no event to await
@@ -158,7 +190,6 @@ async def _demo(port: int, admin_port: int, exit_after_check: bool, policy_dir: 
                 claims={"email": "bob@example.com"},
             ),
         }
-        base = f"http://127.0.0.1:{port}"
         print(
             f"\ngatekeeper demo: proxy {base} → echo app :{echo_port}; "
             f"dev issuer {issuer.issuer}; admin http://127.0.0.1:{admin_port}/readyz\n"
@@ -173,6 +204,9 @@ async def _demo(port: int, admin_port: int, exit_after_check: bool, policy_dir: 
         print(f"  curl -si {base}/hello                                        # 401, no token")
         print(f'  curl -s -H "X-Auth-Request-User: admin" {base}/public/x   # spoofed header is stripped')
         print(f"  curl -s http://127.0.0.1:{admin_port}/metrics | grep gatekeeper_requests")
+        print(f"\nIn a browser: open {base}/hello and sign in as alice / alice-password (admin)")
+        print(f"  or bob / bob-password; {base}/admin/users is for admins only (403 page for bob);")
+        print(f"  {base}/oauth2/userinfo shows who you are, {base}/oauth2/sign_out signs out.")
         print("\nCtrl-C to stop.", flush=True)
         if exit_after_check:
             gatekeeper.should_exit = True

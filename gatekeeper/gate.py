@@ -146,6 +146,10 @@ class Gate:
         client = scope.get("client")
         trusted = self._headers.is_trusted(client[0] if client else "")
         original = forward_auth.original_request(scope, trusted)
+        if self._login is not None:
+            # A refreshed or ended session: the ingress passes Set-Cookie on to the browser
+            # (nginx: auth_request_set $cookie $upstream_http_set_cookie).
+            send = _setting_cookies(send, original)
         decision = await self._pipeline.decide(original)
         if not decision.allowed:
             accept = original.header(b"accept")

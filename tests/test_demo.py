@@ -8,7 +8,7 @@ import sys
 from tests.support.servers import free_port
 
 
-def test_demo_self_check_shows_allowed_and_denied_requests() -> None:
+def test_demo_self_check_shows_allowed_and_denied_requests_and_a_browser_login() -> None:
     result = subprocess.run(
         [sys.executable, "-m", "gatekeeper", "demo", "--check",
          "--port", str(free_port()), "--admin-port", str(free_port())],
@@ -16,7 +16,9 @@ def test_demo_self_check_shows_allowed_and_denied_requests() -> None:
     )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    allowed = [line for line in lines if line.strip().startswith("200  GET /hello")]
+    allowed = [line for line in lines if line.strip().startswith("200  GET /hello")
+               and "browser login" not in line]
+    browser = [line for line in lines if "browser login" in line]
     denied = [line for line in lines if line.strip().startswith("401  GET /hello")]
     assert len(allowed) == 1 and '"x-auth-request-user": "alice"' in allowed[0]
     assert len(denied) == 3  # no token, wrong audience, spoofed header
@@ -24,3 +26,7 @@ def test_demo_self_check_shows_allowed_and_denied_requests() -> None:
     admin = [line.strip()[:4] for line in lines if "GET /admin/users" in line]
     assert admin == ["200 ", "403 "]  # alice (admin) allowed, carol (user) refused by the policy
     assert 'curl -s -H "Authorization: Bearer $ALICE"' in result.stdout
+    # The browser flow: redirect, the dev issuer's login form, callback, the page signed in.
+    assert len(browser) == 1 and browser[0].strip().startswith("200")
+    assert '"x-auth-request-user": "bob"' in browser[0]
+    assert "sign in as alice / alice-password" in result.stdout
