@@ -261,6 +261,8 @@ class OidcSettings(_Frozen):
 
 
 MIN_SESSION_SECRET_BYTES = 32
+SESSION_CHUNK_BYTES = 3800  # per session cookie, name=value (sessions/cookie.py)
+HEADER_ROOM_BYTES = 8192  # the other headers of a browser request, the app's cookies included
 _COOKIE_NAME = re.compile(r"[A-Za-z0-9!#$%&'*+\-.^_`|~]+")  # RFC 6265 §4.1.1 token
 _LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9\-]*[A-Za-z0-9])?"
 _COOKIE_DOMAIN = re.compile(rf"\.?{_LABEL}(?:\.{_LABEL})*")
@@ -291,7 +293,8 @@ class SessionSettings(_Frozen):
         description="Ends an unused session (measured to the minute); ≤ lifetime_seconds.",
     )
     max_chunks: int = Field(
-        default=8, ge=1, le=16, description="Most cookies (~3.8 KB each) one session may use.")
+        default=6, ge=1, le=16,
+        description="Most cookies (~3.8 KB each) one session may use; must fit in max_header_bytes.")
 
     @field_validator("secret", mode="before")
     @classmethod
@@ -453,6 +456,12 @@ class Settings(_Frozen):
             raise ValueError("oidc needs session.secret (generate one with: openssl rand -base64 32)")
         if self.oidc is not None and self.session.store != "cookie":
             raise ValueError("session.store: only 'cookie' is served in this release")
+        # The largest session plus the rest of a browser's headers must pass the 431 check.
+        largest = self.session.max_chunks * SESSION_CHUNK_BYTES + HEADER_ROOM_BYTES
+        if self.oidc is not None and largest > self.max_header_bytes:
+            raise ValueError(
+                f"session.max_chunks {self.session.max_chunks} × {SESSION_CHUNK_BYTES} bytes needs "
+                f"max_header_bytes ≥ {largest}: raise max_header_bytes or lower session.max_chunks")
         return self
 
 

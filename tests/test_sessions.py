@@ -265,7 +265,7 @@ def test_rotation_the_first_secret_seals_and_every_secret_opens(
 def test_a_large_session_is_stored_and_reassembled(make_store: StoreFactory, clock: Clock) -> None:
     async def scenario() -> None:
         store, browser = make_store(settings(), clock), Browser(theme="dark")
-        session = login(padding=15000)
+        session = login(padding=12000)
         jar = await saved(store, browser, session)
         assert all(len(c.header_value()) <= 4096 for c in jar)
         assert (await loaded(store, browser))[0] == session

@@ -30,10 +30,10 @@ from gatekeeper.sessions.base import Clock, CookieJar, SetCookie
 from gatekeeper.sessions.crypto import SessionCipher
 from gatekeeper.sessions.lifetime import Lifetime
 from gatekeeper.sessions.model import Session
-from gatekeeper.settings import SessionSettings
+from gatekeeper.settings import SESSION_CHUNK_BYTES, SessionSettings
 
 LOGIN_COOKIE_INFIX = "_login_"
-CHUNK_BYTES = 3800  # per cookie, name=value
+CHUNK_BYTES = SESSION_CHUNK_BYTES  # per cookie, name=value
 CLEAR_BOUND = 32  # at most this many of our cookies expired per response, whatever was sent
 _COUNT = re.compile(r"([1-9][0-9]{0,2})\.")  # canonical: "01." or "+1." would alter nothing
 _OWS = b" \t"
