@@ -112,7 +112,10 @@ class Gate:
             elif login is not None and login.wants_login(request, decision):
                 status = (await login.redirect_to_login(request, send, request_id)).status
             else:
-                status = await send_decision(send, decision, request_id, request.header(b"accept"))
+                sign_out = (login.sign_out_url if login is not None
+                            and decision.principal.via == "session" else None)
+                status = await send_decision(send, decision, request_id, request.header(b"accept"),
+                                             sign_out)
         except ClientDisconnected:
             status = 499  # nginx's convention: the client closed the request
         except (BadRequest, UpstreamError) as exc:

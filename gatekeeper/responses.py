@@ -47,8 +47,10 @@ def error_body(decision: Decision) -> tuple[str, str]:
 
 
 async def send_decision(
-    send: Send, decision: Decision, request_id: str, accept: bytes | None
+    send: Send, decision: Decision, request_id: str, accept: bytes | None,
+    sign_out: str | None = None,
 ) -> int:
+    """``sign_out``: the sign-out route, offered on the HTML 403 page to a browser session."""
     status = status_of(decision)
     code, description = error_body(decision)
     headers = _own_headers(request_id)
@@ -61,8 +63,11 @@ async def send_decision(
     if status == 503:
         headers.append((b"retry-after", b"5"))
     if status == 403 and wants_html(accept):
-        body = pages.render("Access denied", "You are signed in, but not allowed to open this page.",
-                            request_id=request_id)
+        who = str(decision.principal.claims.get("email") or decision.principal.subject)
+        offer = [("Sign in as someone else", sign_out)] if sign_out is not None else []
+        body = pages.render("Access denied",
+                            f"You are signed in as {who}, but not allowed to open this page.",
+                            actions=offer, request_id=request_id)
         content_type = b"text/html; charset=utf-8"
     else:
         body = _json_body(code, description, request_id)

@@ -460,8 +460,8 @@ class Settings(_Frozen):
         largest = self.session.max_chunks * SESSION_CHUNK_BYTES + HEADER_ROOM_BYTES
         if self.oidc is not None and largest > self.max_header_bytes:
             raise ValueError(
-                f"session.max_chunks {self.session.max_chunks} × {SESSION_CHUNK_BYTES} bytes needs "
-                f"max_header_bytes ≥ {largest}: raise max_header_bytes or lower session.max_chunks")
+                f"session.max_chunks {self.session.max_chunks} x {SESSION_CHUNK_BYTES} bytes needs "
+                f"max_header_bytes >= {largest}: raise max_header_bytes or lower session.max_chunks")
         return self
 
 

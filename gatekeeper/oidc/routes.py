@@ -65,6 +65,7 @@ class LoginRoutes:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.prefix = settings.prefix
+        self.sign_out_url = f"{settings.prefix}/sign_out"
         self._settings = settings
         self._providers = providers
         self._by_host = {host.lower(): p for p in providers.values() for host in p.settings.hosts}
