@@ -148,6 +148,14 @@ class LoginRoutes:
             used = self._login_cookies.expired(state)
             if used is not None:
                 request.cookies_out().set(used)  # a login state is good for one answer
+        try:
+            return await self._complete(request, send, request_id, login, params)
+        except LoginFailed as exc:
+            # "Sign in again" goes back to the page the user first asked for.
+            return await self._failed(request, send, request_id, exc, return_to=login.return_to)
+
+    async def _complete(self, request: RequestView, send: Send, request_id: str,
+                        login: PendingLogin, params: Mapping[str, str]) -> Answered:
         provider = self._providers.get(login.provider)
         if provider is None:
             raise LoginFailed("the sign-in provider is no longer configured", code="unknown_provider")
@@ -251,7 +259,7 @@ class LoginRoutes:
         return Answered(status, decision)
 
     async def _failed(self, request: RequestView, send: Send, request_id: str,
-                      exc: LoginFailed) -> Answered:
+                      exc: LoginFailed, return_to: str = "/") -> Answered:
         provider = _params_or_empty(request).get("provider")
         self._metrics.logins.labels(provider=provider if provider in self._providers else "-",
                                     result=exc.code).inc()
@@ -260,7 +268,7 @@ class LoginRoutes:
         if not wants_html(request.header(b"accept")):
             return await self._json(send, request_id, exc.status, {
                 "error": exc.code, "error_description": exc.description}, decision)
-        again = f"{self.prefix}/start"
+        again = f"{self.prefix}/start?" + urlencode({"rd": return_to})
         title = "Sign-in cancelled" if exc.code == "access_denied" else "Sign-in failed"
         body = pages.render(title, exc.description or "The sign-in could not be completed.",
                             actions=[("Sign in again", again)], detail=f"Reason: {exc.code}",
