@@ -41,7 +41,10 @@ def is_navigation(request: RequestView) -> bool:
     if mode is not None and mode != b"navigate":
         return False
     accept = request.header(b"accept")
-    if accept is None or b"html" not in accept:
+    if accept is None:
+        return False
+    accept = accept.lower()  # media types are case-insensitive (RFC 9110 §8.3.1)
+    if b"html" not in accept:
         return False
     html = accept_quality(accept, b"text/html")
     json = accept_quality(accept, b"application/json")

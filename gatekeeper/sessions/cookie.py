@@ -113,10 +113,13 @@ class CookieSessionStore:
     def _expire(self, request: RequestView, cookies: CookieJar, keep: frozenset[str] = frozenset()) -> None:
         ours = self._name.encode("latin-1")
         owned = {self._name: None}  # the base name always: a sign-out with no cookie is harmless
+        login_prefix = ours + LOGIN_COOKIE_INFIX.encode()
         for value in request.header_values(b"cookie"):
             for segment in value.split(b";"):
                 found = _segment_name(segment)
-                if owns(found, ours) and len(owned) < CLEAR_BOUND:
+                # Login-state cookies live on the callback path; the login code ends them.
+                if (owns(found, ours) and not found.startswith(login_prefix)
+                        and len(owned) < CLEAR_BOUND):
                     owned[found.decode("latin-1")] = None
         for name in owned:
             if name not in keep:
