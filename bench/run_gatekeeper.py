@@ -4,9 +4,13 @@ Scenarios (each with -c32 and -c4, interleaved rounds, medians):
   (a) nginx-direct         wrk → nginx
   (b) gk-token-{1,2}w      wrk → gatekeeper (valid RS256 bearer token, the full check) → nginx
   (c) gk-public-{1,2}w     wrk → gatekeeper (public path, anonymous) → nginx
+  (d) gk-session-{1,2}w    wrk → gatekeeper (browser session cookie: open, check, claims) → nginx
 
-A dev issuer (gatekeeper.devissuer) serves discovery and JWKS from this process; gatekeeper
-fetches the keys once at start, so the issuer is idle during the measured runs.
+A dev issuer (gatekeeper.devissuer, with its login side) serves discovery and JWKS from this
+process; gatekeeper fetches the keys once at start, so the issuer is idle during the measured
+runs. The session cookie is sealed here with the config's session secret, as a login through the
+dev issuer would leave it (ID token, JWT access token, refresh token, claims): a login is not on
+the hot path, a session request is.
 
     .venv/bin/python bench/run_gatekeeper.py                 # ~7 min, writes bench/out/gatekeeper.*
     .venv/bin/python bench/run_gatekeeper.py --rounds 1 --duration 3 --warmup 1   # smoke
@@ -15,6 +19,7 @@ fetches the keys once at start, so the issuer is idle during the measured runs.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import socket
 import sys
@@ -30,9 +35,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_policy
 import harness
 
+from gatekeeper.cookies import CookieJar
 from gatekeeper.devissuer import DevIssuer, create_issuer_app
+from gatekeeper.devlogin import DevClient, DevLogin
+from gatekeeper.request import RequestView
+from gatekeeper.sessions.cookie import CookieSessionStore
+from gatekeeper.sessions.model import Session
+from gatekeeper.settings import SessionSettings
 
 AUDIENCE = "bench-api"
+CLIENT_ID = "bench-web"
+SESSION_SECRET = "bench-session-secret-0123456789abcdefghij"
 ROOT = Path(__file__).resolve().parent.parent
 
 
@@ -46,7 +59,8 @@ def _free_port() -> int:
 def serve_issuer() -> tuple[DevIssuer, uvicorn.Server]:
     port = _free_port()
     issuer = DevIssuer(f"http://127.0.0.1:{port}", algorithms=("RS256",), jwks_max_age_seconds=3600)
-    config = uvicorn.Config(create_issuer_app(issuer), host="127.0.0.1", port=port,
+    login = DevLogin(issuer, clients=[DevClient(CLIENT_ID, "bench-secret", [])])
+    config = uvicorn.Config(create_issuer_app(issuer, login=login), host="127.0.0.1", port=port,
                             log_level="warning", access_log=False)
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -64,6 +78,23 @@ end
 """
 
 
+def session_cookie(issuer: DevIssuer) -> str:
+    """A ``Cookie:`` header holding the session a login at the dev issuer leaves behind."""
+    claims = {"email": "alice@example.com", "name": "Alice", "roles": ["admin", "user"],
+              "sid": "0123456789abcdef"}
+    id_token = issuer.mint("alice", audience=CLIENT_ID, ttl_seconds=6 * 3600, claims=claims)
+    session = Session.new(
+        subject="alice", provider="default",
+        claims={"iss": issuer.issuer, "sub": "alice", "aud": CLIENT_ID, **claims},
+        access_token=issuer.mint("alice", audience=CLIENT_ID, ttl_seconds=6 * 3600, claims=claims),
+        refresh_token="r" * 43, access_expires_at=int(time.time()) + 6 * 3600, now=time.time(),
+        id_token=id_token)
+    store = CookieSessionStore(SessionSettings(secret=[SESSION_SECRET], cookie_secure=False))
+    jar = CookieJar()
+    asyncio.run(store.save(RequestView({"headers": [], "path": "/"}, "/"), jar, session))
+    return "Cookie: " + "; ".join(f"{c.name}={c.value}" for c in jar)
+
+
 def write_config(
     directory: Path, issuer: DevIssuer, workers: int, policy: Path | None = None
 ) -> Path:
@@ -78,6 +109,9 @@ def write_config(
         "log_level": "warning",
         "auth": {"issuers": [{"issuer": issuer.issuer, "audience": [AUDIENCE],
                               "algorithms": ["RS256"]}]},
+        "oidc": {"issuer": issuer.issuer, "client_id": CLIENT_ID, "client_secret": "bench-secret",
+                 "redirect_url": "http://127.0.0.1:4180/oauth2/callback"},
+        "session": {"secret": SESSION_SECRET, "cookie_secure": False},
     }
     if policy is not None:
         config["policy"] = {"model": str(ROOT / "policies" / "model.conf"), "policy": str(policy),
@@ -105,6 +139,7 @@ def main() -> int:
     token = issuer.mint("alice", audience=AUDIENCE, ttl_seconds=6 * 3600,
                         claims={"email": "alice@example.com", "roles": ["admin", "user"]})
     bearer = f"Authorization: Bearer {token}"
+    cookie = session_cookie(issuer)
     directory = Path(tempfile.mkdtemp(prefix="gk-bench-"))
     (directory / "logs").mkdir()
     scenarios = [harness.Scenario("nginx-direct", "@upstream", headers=())]
@@ -112,7 +147,8 @@ def main() -> int:
         config = write_config(directory, issuer, workers)
         # The harness fills {port} and {upstream_port} in these environment values.
         command = "{python} -m gatekeeper run --config " + str(config)
-        for kind, path, headers in (("token", "/", (bearer,)), ("public", "/public/x", ())):
+        for kind, path, headers in (("token", "/", (bearer,)), ("public", "/public/x", ()),
+                                    ("session", "/", (cookie,))):
             env = {"GATEKEEPER_LISTEN": "127.0.0.1:{port}",
                    "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}",
                    "GATEKEEPER_UPSTREAM": "http://127.0.0.1:{upstream_port}"}
