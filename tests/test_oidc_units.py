@@ -19,7 +19,7 @@ from gatekeeper.oidc.claims import ClaimsFilter
 from gatekeeper.oidc.idtoken import IdTokenRules, check_refreshed
 from gatekeeper.oidc.login import LoginCookies, PendingLogin
 from gatekeeper.oidc.navigation import accept_quality, is_navigation
-from gatekeeper.oidc.provider import TokenSet
+from gatekeeper.oidc.provider import TokenSet, parse_discovery
 from gatekeeper.oidc.refresh import REMEMBER_SECONDS, SessionRefresher
 from gatekeeper.request import RequestView
 from gatekeeper.sessions.crypto import SessionCipher
@@ -539,3 +539,30 @@ def test_a_refreshed_id_token_for_another_login_is_refused(change: dict[str, Any
     with pytest.raises(LoginFailed) as caught:
         check_refreshed(ORIGINAL, refreshed)
     assert caught.value.code == code
+
+
+# --- discovery ----------------------------------------------------------------------------------
+
+DISCOVERY = {"issuer": "https://op.example", "authorization_endpoint": "https://op.example/auth",
+             "token_endpoint": "https://op.example/token"}
+
+
+@pytest.mark.parametrize("field, value", [
+    ("issuer", "https://op.example/"),                                  # not the exact issuer
+    ("authorization_endpoint", "https://op.example/a\r\nSet-Cookie: x=1"),  # header injection
+    ("authorization_endpoint", "https://op.example/ä"),                 # not ASCII: a Location
+    ("authorization_endpoint", "javascript:alert(1)"),
+    ("token_endpoint", None),
+    ("userinfo_endpoint", "ftp://op.example/userinfo"),
+])
+def test_a_discovery_document_gatekeeper_cannot_use_safely_is_refused(field: str, value: object) -> None:
+    with pytest.raises(ValueError):
+        parse_discovery({**DISCOVERY, field: value}, "https://op.example")
+
+
+def test_discovery_reads_the_optional_endpoints_and_the_rfc9207_flag() -> None:
+    endpoints = parse_discovery({**DISCOVERY, "end_session_endpoint": "https://op.example/logout",
+                                 "authorization_response_iss_parameter_supported": True},
+                                "https://op.example")
+    assert endpoints.end_session == "https://op.example/logout" and endpoints.userinfo is None
+    assert endpoints.iss_parameter is True

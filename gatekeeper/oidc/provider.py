@@ -31,6 +31,7 @@ from gatekeeper.settings import AuthSettings, IssuerSettings, OidcSettings, Prov
 log = logging.getLogger("gatekeeper.oidc")
 
 _ERROR_CODE = re.compile(r"[^a-z_]")  # an OAuth error code (RFC 6749 §5.2) goes into logs
+_UNSAFE_URL = re.compile(r"[\x00-\x20\x7f]")
 _RETRY_SECONDS = 5.0  # after a failed discovery, requests retry at most this often
 
 
@@ -64,7 +65,9 @@ def parse_discovery(document: Any, issuer: str) -> Endpoints:
         value = document.get(name)
         if value is None and not required:
             return None
-        if not isinstance(value, str) or urlsplit(value).scheme not in ("https", "http"):
+        # Printable ASCII only: it becomes a Location header.
+        if (not isinstance(value, str) or not value.isascii() or _UNSAFE_URL.search(value)
+                or urlsplit(value).scheme not in ("https", "http")):
             raise ValueError(f"the discovery document has no usable {name}")
         return value
 
