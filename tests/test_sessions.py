@@ -388,6 +388,28 @@ def cookie_store(clock: Clock | None = None, **overrides: Any) -> CookieSessionS
     return CookieSessionStore(settings(**overrides), clock=clock or Clock())
 
 
+def test_requests_still_carrying_the_old_cookie_get_the_same_new_cookie() -> None:
+    """A browser's parallel requests sent before it saw the touched cookie: sealed once."""
+    async def scenario() -> None:
+        clock = Clock()
+        store, browser = cookie_store(clock), Browser()
+        await saved(store, browser, login(clock.now))
+        clock.now += 61
+        old = dict(browser.cookies)
+        answers = [await loaded(store, Browser(**old)) for _ in range(2)]
+        sessions = [session for session, _ in answers]
+        cookies = [[(c.name, c.value) for c in jar] for _, jar in answers]
+        assert sessions[0] == sessions[1] and sessions[0] is not None
+        assert sessions[0].last_seen_at == int(T0) + 61
+        assert cookies[0] == cookies[1] and cookies[0]
+        # The touch window after that: a later request with the old cookie is touched anew.
+        clock.now += 61
+        later, _ = await loaded(store, Browser(**old))
+        assert later is not None and later.last_seen_at == int(T0) + 122
+
+    run(scenario())
+
+
 def test_large_sessions_are_split_into_numbered_chunks_under_the_size_limit() -> None:
     browser = Browser()
     jar = run(saved(cookie_store(), browser, login(padding=9000)))

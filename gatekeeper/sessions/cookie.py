@@ -58,23 +58,12 @@ class CookieSessionStore:
         # to the same session, so a browser's repeated requests skip base64, AES-GCM and JSON
         # (~60 µs). Lifetimes are still checked on every request.
         self._opened: LRU[str, Session] = LRU(OPENED_CACHE_SIZE)
+        self._touched: LRU[str, tuple[Session, list[SetCookie]]] = LRU(OPENED_CACHE_SIZE)
         # Room for "_NN" or "NN." and "=" next to the name in every chunk.
         self._piece_chars = CHUNK_BYTES - len(self._name.encode("utf-8")) - 4
 
     async def save(self, request: RequestView, cookies: CookieJar, session: Session) -> None:
-        token = self._cipher.seal(session.to_json(), name=self._name)
-        pieces = [token[i : i + self._piece_chars] for i in range(0, len(token), self._piece_chars)]
-        if len(pieces) > self._max_chunks:
-            raise SessionTooLarge(
-                f"the session needs {len(pieces)} cookies and session.max_chunks is "
-                f"{self._max_chunks}: keep fewer claims or use the redis store")
-        names = chunk_names(self._name, len(pieces))
-        # A shorter session than the last one: the leftover chunks must go.
-        self._expire(request, cookies, keep=frozenset(names))
-        max_age = self._lifetime.remaining(session, self._clock())
-        pieces[0] = f"{len(pieces)}.{pieces[0]}"
-        for name, piece in zip(names, pieces, strict=True):
-            cookies.set(self._cookie(name, piece, max_age))
+        self._write(request, cookies, self._seal(session))
 
     async def load(self, request: RequestView, cookies: CookieJar) -> Session | None:
         jar = request_cookies(request.header_values(b"cookie"))
@@ -83,7 +72,7 @@ class CookieSessionStore:
             return None
         now = self._clock()
         try:
-            session = self._open(first, jar)
+            sealed, session = self._open(first, jar)
             self._lifetime.check(session, now)
         except SessionInvalid:
             self._expire(request, cookies)  # so the browser stops sending it
@@ -91,8 +80,32 @@ class CookieSessionStore:
         touched = self._lifetime.touched(session, now)
         if touched is None:
             return session
-        await self.save(request, cookies, touched)
-        return touched
+        # Time to record the visit. Requests the browser sent before it saw the new cookie
+        # carry the old one: they get the same new cookie, sealed once, not one seal each.
+        retouched = self._touched.get(sealed)
+        if retouched is None or self._lifetime.touched(retouched[0], now) is not None:
+            retouched = (touched, self._seal(touched))
+            self._touched.put(sealed, retouched)
+        self._write(request, cookies, retouched[1])
+        return retouched[0]
+
+    def _seal(self, session: Session) -> list[SetCookie]:
+        token = self._cipher.seal(session.to_json(), name=self._name)
+        pieces = [token[i : i + self._piece_chars] for i in range(0, len(token), self._piece_chars)]
+        if len(pieces) > self._max_chunks:
+            raise SessionTooLarge(
+                f"the session needs {len(pieces)} cookies and session.max_chunks is "
+                f"{self._max_chunks}: keep fewer claims or use the redis store")
+        max_age = self._lifetime.remaining(session, self._clock())
+        pieces[0] = f"{len(pieces)}.{pieces[0]}"
+        names = chunk_names(self._name, len(pieces))
+        return [self._cookie(name, piece, max_age) for name, piece in zip(names, pieces, strict=True)]
+
+    def _write(self, request: RequestView, cookies: CookieJar, sealed: list[SetCookie]) -> None:
+        # A shorter session than the last one: the leftover chunks must go.
+        self._expire(request, cookies, keep=frozenset(c.name for c in sealed))
+        for cookie in sealed:
+            cookies.set(cookie)
 
     async def clear(self, request: RequestView, cookies: CookieJar) -> None:
         self._expire(request, cookies)
@@ -100,7 +113,7 @@ class CookieSessionStore:
     async def verify_connection(self) -> None:
         return None  # nothing behind the browser's cookies to reach
 
-    def _open(self, first: str, jar: dict[str, str]) -> Session:
+    def _open(self, first: str, jar: dict[str, str]) -> tuple[str, Session]:
         match = _COUNT.match(first)
         if match is None:
             raise SessionInvalid("malformed session cookie")
@@ -119,7 +132,7 @@ class CookieSessionStore:
         if session is None:
             session = Session.from_json(self._cipher.open(sealed, name=self._name))
             self._opened.put(sealed, session)
-        return session
+        return sealed, session
 
     def _expire(self, request: RequestView, cookies: CookieJar, keep: frozenset[str] = frozenset()) -> None:
         ours = self._name.encode("latin-1")
