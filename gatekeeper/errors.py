@@ -6,11 +6,14 @@
     │   └── HeadersTooLarge   431   request headers larger than ``max_header_bytes``
     ├── Unauthenticated       401   no usable credentials (RFC 6750 WWW-Authenticate)
     │   ├── InvalidToken      401   a token was presented and failed a named check
-    │   └── SessionInvalid    401   a session cookie was sent and cannot be used (tampered,
-    │                               unknown key, bad chunks, expired, idle)
+    │   ├── SessionInvalid    401   a session cookie was sent and cannot be used (tampered,
+    │   │                           unknown key, bad chunks, expired, idle, ended elsewhere)
+    │   └── TokenRevoked      401   the token's jti or subject is on the revocation list
     ├── SessionTooLarge       500   a new session does not fit in ``session.max_chunks`` cookies
     ├── Forbidden             403   authenticated, but the policy says no
     ├── KeysUnavailable       503   no signing keys for the token's issuer yet (issuer unreachable)
+    ├── SessionStoreUnavailable 503 Redis (sessions) did not answer in time: never a silent logout
+    ├── RevocationStale       503   the local revocation list is older than its staleness bound
     ├── LoginFailed           400   a browser login cannot complete: state, provider error, a
     │                               refused ID token (its code names the failed check)
     │   ├── LoginDenied       403   the provider answered access_denied (the user cancelled)
@@ -67,6 +70,20 @@ class InvalidToken(Unauthenticated):
 
 class SessionInvalid(Unauthenticated):
     code = "session_invalid"
+
+
+class TokenRevoked(InvalidToken):
+    code = "token_revoked"
+
+
+class SessionStoreUnavailable(GatekeeperError):
+    code = "session_store_unavailable"
+    status = 503
+
+
+class RevocationStale(GatekeeperError):
+    code = "revocation_list_stale"
+    status = 503
 
 
 class SessionTooLarge(GatekeeperError):

@@ -270,9 +270,16 @@ _COOKIE_DOMAIN = re.compile(rf"\.?{_LABEL}(?:\.{_LABEL})*")
 
 class SessionSettings(_Frozen):
     store: Literal["cookie", "redis"] = Field(
-        default="cookie", description="Where browser sessions live: `cookie` (`redis`: not served yet)."
+        default="cookie",
+        description="`cookie` (sealed in the browser) or `redis` (shared by replicas: docs/scaling.md).",
     )
-    redis_url: str = "redis://127.0.0.1:6379/0"
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0", description="Where `redis` sessions live (or `redis.url`).")
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        return check_redis_url(value)
     secret: list[SecretStr] = Field(
         default_factory=list,
         max_length=4,
@@ -341,6 +348,86 @@ class SessionSettings(_Frozen):
         return self
 
 
+_REDIS_SCHEMES = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel")
+
+
+class RedisSettings(_Frozen):
+    """The Redis that replicas share: sessions, refresh locks, revocations (docs/scaling.md)."""
+
+    url: str | None = Field(
+        default=None,
+        description="`redis://`, `rediss://` (TLS), `unix:///path`, `redis+sentinel://h1:26379,h2/"
+        "MASTER`; default: `session.redis_url`.",
+    )
+    cluster: bool = Field(default=False, description="Redis Cluster: `url` names any node.")
+    username: str | None = Field(default=None, description="ACL user.")
+    password: SecretStr | None = Field(default=None, description="Or in the URL; never logged.")
+    password_file: Path | None = Field(
+        default=None, description="Absolute path of a file holding the password (a mounted Secret).")
+    timeout_seconds: float = Field(
+        default=0.5, gt=0, le=10, description="Every Redis call: past this, Redis counts as down.")
+    key_prefix: str = Field(default="gatekeeper:", max_length=64, description="Namespace of every key.")
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        if value is not None:
+            check_redis_url(value)
+        return value
+
+    @field_validator("password_file")
+    @classmethod
+    def _readable(cls, value: Path | None) -> Path | None:
+        if value is not None and not value.is_absolute():
+            raise ValueError("must be an absolute path (a mounted Secret, e.g. /etc/redis/password)")
+        if value is not None and not value.is_file():
+            raise ValueError(f"{value} is not a readable file")
+        return value
+
+    @model_validator(mode="after")
+    def _one_password(self) -> RedisSettings:
+        if self.password is not None and self.password_file is not None:
+            raise ValueError("give password or password_file, not both")
+        return self
+
+
+def check_redis_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in _REDIS_SCHEMES:
+        raise ValueError("must start with " + ", ".join(f"{s}://" for s in _REDIS_SCHEMES))
+    if parts.scheme == "unix" and not parts.path:
+        raise ValueError("unix:// needs a socket path, e.g. unix:///run/redis.sock")
+    if parts.scheme.endswith("+sentinel") and not parts.path.strip("/"):
+        raise ValueError("a sentinel URL names the master after the hosts: .../mymaster")
+    if parts.scheme != "unix" and not parts.hostname:
+        raise ValueError("needs a host")
+    return value
+
+
+class RevocationSettings(_Frozen):
+    """Revoked token ids and subjects, shared through Redis, checked without a Redis round trip."""
+
+    enabled: bool = Field(default=False, description="Serve POST /revoke on the admin listener.")
+    admin_secret: SecretStr | None = Field(
+        default=None, description="Bearer secret for POST /revoke (≥ 32 bytes); never logged.")
+    resync_seconds: float = Field(
+        default=10.0, ge=1, le=3600, description="Full reload period (a missed message heals).")
+    max_stale_seconds: float = Field(
+        default=60.0, ge=5, le=86400,
+        description="Longer without a good sync: authenticated requests get 503 (fail closed).")
+
+    @model_validator(mode="after")
+    def _secret(self) -> RevocationSettings:
+        if self.enabled:
+            if self.admin_secret is None:
+                raise ValueError("enabled needs admin_secret (openssl rand -base64 32)")
+            if len(self.admin_secret.get_secret_value().encode()) < MIN_SESSION_SECRET_BYTES:
+                raise ValueError(f"admin_secret must be at least {MIN_SESSION_SECRET_BYTES} bytes")
+        if self.max_stale_seconds <= self.resync_seconds:
+            raise ValueError("max_stale_seconds must exceed resync_seconds")
+        return self
+
+
 class PolicySettings(_Frozen):
     model: Path = Field(
         default=Path("policies/model.conf"),
@@ -391,6 +478,8 @@ class Settings(_Frozen):
     oidc: OidcSettings | None = None
     session: SessionSettings = Field(default_factory=SessionSettings)
     policy: PolicySettings | None = None
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    revocation: RevocationSettings = Field(default_factory=RevocationSettings)
     headers: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_HEADERS),
         description="Identity header → claim path (`roles` = the roles, comma-joined).",
@@ -450,12 +539,17 @@ class Settings(_Frozen):
             raise ValueError("listen and admin_listen must use different ports")
         return self
 
+    @property
+    def uses_redis(self) -> bool:
+        return self.session.store == "redis" or self.revocation.enabled
+
+    def redis_url(self) -> str:
+        return self.redis.url or self.session.redis_url
+
     @model_validator(mode="after")
     def _sessions_for_login(self) -> Settings:
         if self.oidc is not None and not self.session.secret:
             raise ValueError("oidc needs session.secret (generate one with: openssl rand -base64 32)")
-        if self.oidc is not None and self.session.store != "cookie":
-            raise ValueError("session.store: only 'cookie' is served in this release")
         # The largest session plus the rest of a browser's headers must pass the 431 check.
         largest = self.session.max_chunks * SESSION_CHUNK_BYTES + HEADER_ROOM_BYTES
         if self.oidc is not None and largest > self.max_header_bytes:

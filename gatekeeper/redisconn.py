@@ -1,0 +1,68 @@
+"""The one Redis client of a gatekeeper process (redis-py asyncio), for every topology.
+
+    redis:// rediss://   one server (rediss: TLS)       unix:///path   a local socket
+    redis+sentinel://h1:26379,h2:26379/mymaster      the master Sentinel names, followed on failover
+    cluster: true        Redis Cluster, the url naming any node
+
+Every call has a short timeout and no retries of its own: a Redis that is down or frozen must
+cost a request ``redis.timeout_seconds``, not a hang, and callers decide what degrades.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.retry import Retry
+from redis.asyncio.sentinel import Sentinel
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+
+from gatekeeper.settings import Settings
+
+RedisClient = Redis | RedisCluster
+# What a failing Redis raises: catch these, never bare Exception.
+REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
+
+
+def connect(settings: Settings) -> RedisClient:
+    config = settings.redis
+    url = settings.redis_url()
+    password = config.password.get_secret_value() if config.password is not None else None
+    if config.password_file is not None:
+        password = config.password_file.read_text().strip()
+    options: dict[str, Any] = {
+        "socket_timeout": config.timeout_seconds,
+        "socket_connect_timeout": config.timeout_seconds,
+        "health_check_interval": 15,
+        "client_name": "gatekeeper",
+    }
+    if config.username is not None:
+        options["username"] = config.username
+    if password is not None:
+        options["password"] = password
+    scheme = urlsplit(url).scheme
+    if scheme.endswith("+sentinel"):
+        return _sentinel_master(url, options)
+    if config.cluster:
+        return RedisCluster.from_url(url, **options)
+    return Redis.from_url(url, retry=Retry(NoBackoff(), 0), **options)
+
+
+def _sentinel_master(url: str, options: dict[str, Any]) -> Redis:
+    parts = urlsplit(url)
+    hosts = []
+    for item in parts.netloc.rpartition("@")[2].split(","):
+        host, _, port = item.rpartition(":") if ":" in item else (item, "", "26379")
+        hosts.append((host.strip("[]"), int(port or 26379)))
+    master = unquote(parts.path.strip("/").split("/")[0])
+    sentinel_options = {k: options[k] for k in ("socket_timeout", "socket_connect_timeout")}
+    if parts.username or parts.password:
+        sentinel_options["username"] = unquote(parts.username or "") or None
+        sentinel_options["password"] = unquote(parts.password or "") or None
+    sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_options, **options)  # type: ignore[no-untyped-call]
+    ssl = parts.scheme.startswith("rediss")
+    client: Redis = sentinel.master_for(master, ssl=ssl, retry=Retry(NoBackoff(), 0))
+    return client
