@@ -38,6 +38,7 @@ from gatekeeper.pipeline import Authenticator, Pipeline
 from gatekeeper.policy.loader import load_policy
 from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.proxy import Proxy
+from gatekeeper.redisconn import RedisClient, connect
 from gatekeeper.settings import OidcSettings, Settings, split_host_port
 from gatekeeper.upstream import Http1Pool
 from gatekeeper.websocket import WebSocketProxy
@@ -217,13 +218,20 @@ class GatekeeperApp:
             stack.push_async_callback(holder.aclose)
             authorizer = PolicyAuthorizer(holder, public_paths)
             extra_checks["policy"] = _policy_check(holder)
+        redis_client: RedisClient | None = None
+        if settings.uses_redis:
+            # One pool for the process, closed last: the stack unwinds in reverse.
+            redis_client = connect(settings)
+            stack.push_async_callback(redis_client.aclose)
         authenticators: list[Authenticator] = [
             BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics)]
         login: LoginRoutes | None = None
         if settings.oidc is not None:
-            browser = await self._start_browser_login(settings, settings.oidc, http, stack)
+            browser = await self._start_browser_login(settings, settings.oidc, http, stack,
+                                                      redis_client)
             authenticators.append(browser.sessions)
             extra_checks["oidc"] = browser.check
+            extra_checks["sessions"] = browser.store_check
         pipeline = Pipeline(authenticators, authorizer, headers)
         if settings.oidc is not None:
             login = browser.routes(pipeline)
@@ -249,7 +257,7 @@ class GatekeeperApp:
 
     async def _start_browser_login(
         self, settings: Settings, oidc: OidcSettings, http: httpx.AsyncClient,
-        stack: contextlib.AsyncExitStack,
+        stack: contextlib.AsyncExitStack, redis_client: RedisClient | None,
     ) -> BrowserLogin:
         providers = {p.id: Provider(p, oidc, settings.auth, http, self.metrics)
                      for p in oidc.providers}
@@ -257,7 +265,7 @@ class GatekeeperApp:
             stack.push_async_callback(provider.aclose)
         # A provider that is down at start is retried on demand: bearer traffic must not wait.
         await asyncio.gather(*(p.start() for p in providers.values()))
-        return BrowserLogin(settings, oidc, providers, self.metrics)
+        return BrowserLogin(settings, oidc, providers, self.metrics, redis_client)
 
 
 def _policy_check(holder: PolicyHolder) -> Callable[[], Awaitable[Check]]:

@@ -101,7 +101,7 @@ class Gate:
             if login is not None:
                 send = _setting_cookies(send, request)
                 if login.handles(request.path):
-                    answered = await login.handle(request, send, request_id)
+                    answered = await login.handle(request, receive, send, request_id)
                     self._record(scope, answered.decision, answered.status, started, None, request_id)
                     return
             body_framing(request)

@@ -69,6 +69,12 @@ async def send_decision(
                             f"You are signed in as {who}, but not allowed to open this page.",
                             actions=offer, request_id=request_id)
         content_type = b"text/html; charset=utf-8"
+    elif status == 503 and wants_html(accept):
+        # A dependency is down (session store, signing keys): say so, keep the session.
+        body = pages.render("Temporarily unavailable",
+                            "Signing you in is not possible right now. Please try again shortly.",
+                            detail=f"Reason: {code}", request_id=request_id)
+        content_type = b"text/html; charset=utf-8"
     else:
         body = _json_body(code, description, request_id)
         content_type = b"application/json"

@@ -13,7 +13,7 @@ import base64
 import dataclasses
 import re
 import secrets
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -24,6 +24,7 @@ from pydantic import SecretStr
 
 from gatekeeper.config_file import load_settings
 from gatekeeper.errors import ConfigError, Unauthenticated
+from gatekeeper.redisconn import connect
 from gatekeeper.request import RequestView
 from gatekeeper.sessions import (
     CookieJar,
@@ -38,7 +39,9 @@ from gatekeeper.sessions import (
 )
 from gatekeeper.sessions.cookie import CHUNK_BYTES, CLEAR_BOUND
 from gatekeeper.sessions.crypto import NONCE_BYTES, VERSION
-from gatekeeper.settings import SessionSettings
+from gatekeeper.sessions.redis import RedisSessionStore
+from gatekeeper.settings import RedisSettings, SessionSettings, Settings
+from tests.support.redis import RedisServer, run_redis
 
 SECRET_A = "a" * 16 + secrets.token_hex(16)
 SECRET_B = "b" * 16 + secrets.token_hex(16)
@@ -48,8 +51,19 @@ B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 T = TypeVar("T")
 
 
+# Redis clients made during a scenario; closed inside its event loop when it ends.
+_OPEN_CLIENTS: list[Any] = []
+
+
 def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
+    async def scenario() -> T:
+        try:
+            return await coro
+        finally:
+            while _OPEN_CLIENTS:
+                await _OPEN_CLIENTS.pop().aclose()
+
+    return asyncio.run(scenario())
 
 
 class Clock:
@@ -112,9 +126,28 @@ def _cookie_store(request: pytest.FixtureRequest) -> StoreFactory:
     return lambda config, clock: CookieSessionStore(config, clock=clock)
 
 
-# The Redis store joins here: a function that starts (or gets) its server through ``request``.
+def _redis_store(request: pytest.FixtureRequest) -> StoreFactory:
+    server: RedisServer = request.getfixturevalue("redis_server")
+
+    def make(config: SessionSettings, clock: Clock) -> SessionStore:
+        redis_settings = RedisSettings(url=server.url)
+        client = connect(Settings(session=config, redis=redis_settings))
+        _OPEN_CLIENTS.append(client)
+        return RedisSessionStore(client, config, redis_settings, clock=clock)
+
+    return make
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    with run_redis() as server:
+        yield server
+
+
+# Every store runs the same behavioural suite (a real redis-server for the Redis store).
 STORES: dict[str, Callable[[pytest.FixtureRequest], StoreFactory]] = {
     "cookie store": _cookie_store,
+    "redis store": _redis_store,
 }
 
 

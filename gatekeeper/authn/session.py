@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from gatekeeper.authn.bearer import roles_from_claims
-from gatekeeper.errors import SessionInvalid
+from gatekeeper.errors import SessionInvalid, SessionStoreUnavailable
 from gatekeeper.lru import LRU
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.oidc.refresh import SessionRefresher
@@ -47,7 +47,8 @@ class SessionAuthenticator:
             if session.provider not in self._providers:
                 raise SessionInvalid("the session's provider is no longer configured",
                                      code="unknown_provider")
-            current = await self._refresher.current(session)
+            current = await self._refresher.current(
+                session, lambda s, refresh: self._store.refresh_exclusively(request, s, refresh))
         except SessionInvalid:
             await self._store.clear(request, cookies)
             raise
@@ -59,7 +60,7 @@ class SessionAuthenticator:
         """The request's session as stored, for sign-out (None when absent or unusable)."""
         try:
             return await self._store.load(request, request.cookies_out())
-        except SessionInvalid:
+        except (SessionInvalid, SessionStoreUnavailable):
             return None
 
     def principal(self, session: Session) -> Principal:

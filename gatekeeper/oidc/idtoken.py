@@ -46,10 +46,22 @@ async def verify_id_token(
 ) -> dict[str, Any]:
     """The ID token's claims once every check passed. ``nonce``: the login's nonce (code flow),
     or None for a refreshed ID token, which carries none to compare."""
+    header, _ = _peek_or_fail(token)
+    claims = await _verified(token, header, keys, rules, require=["iss", "sub", "aud", "exp", "iat"])
+    _check_claims(claims, rules, nonce=nonce, now=now)
+    return claims
+
+
+def _peek_or_fail(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
     try:
-        header, _ = peek_token(token)
+        return peek_token(token)
     except GatekeeperError as exc:
-        raise LoginFailed("the ID token is malformed", code="id_token_malformed") from exc
+        raise LoginFailed("the token from the provider is malformed", code="id_token_malformed") from exc
+
+
+async def _verified(token: str, header: Mapping[str, Any], keys: IssuerKeys, rules: IdTokenRules,
+                    *, require: list[str]) -> dict[str, Any]:
+    """Signature (with an allowed alg and the provider's key), iss, aud, exp when present."""
     alg = header.get("alg")
     if not isinstance(alg, str) or alg not in rules.algorithms:
         raise LoginFailed(f"the ID token's algorithm {str(alg)[:20]!r} is not allowed",
@@ -70,8 +82,7 @@ async def verify_id_token(
     try:
         claims: dict[str, Any] = jwt.PyJWT().decode(
             token, key.key, algorithms=[alg], audience=rules.client_id, issuer=rules.issuer,
-            leeway=rules.leeway_seconds,
-            options={"require": ["iss", "sub", "aud", "exp", "iat"], "strict_aud": False},
+            leeway=rules.leeway_seconds, options={"require": require, "strict_aud": False},
         )
     except jwt.MissingRequiredClaimError as exc:
         raise LoginFailed(f"the ID token has no {exc.claim} claim",
@@ -83,7 +94,6 @@ async def verify_id_token(
         raise LoginFailed("the ID token is malformed", code="id_token_malformed") from exc
     except (ValueError, TypeError, KeyError, binascii.Error) as exc:
         raise LoginFailed("the ID token is malformed", code="id_token_malformed") from exc
-    _check_claims(claims, rules, nonce=nonce, now=now)
     return claims
 
 
@@ -122,3 +132,30 @@ def _normalized(value: Any) -> Any:
     if isinstance(value, list):
         return sorted(str(v) for v in value) if len(value) != 1 else str(value[0])
     return value
+
+
+BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+async def verify_logout_token(
+    token: str, keys: IssuerKeys, rules: IdTokenRules, *, now: float
+) -> dict[str, Any]:
+    """OpenID Connect Back-Channel Logout 1.0 §2.6: validated like an ID token (signature,
+    alg, iss, aud, iat), plus the logout event, a sub or a sid, and no nonce (so an ID token
+    can never be replayed as a logout token)."""
+    header, payload = _peek_or_fail(token)
+    if "nonce" in payload:
+        raise LoginFailed("a logout token must not have a nonce", code="logout_token_nonce")
+    if header.get("typ") not in (None, "JWT", "logout+jwt", "application/logout+jwt"):
+        raise LoginFailed("the logout token has another type", code="logout_token_typ")
+    claims = await _verified(token, header, keys, rules, require=["iss", "aud", "iat"])
+    iat = claims.get("iat")
+    if isinstance(iat, bool) or not isinstance(iat, int | float) or iat > now + rules.leeway_seconds:
+        raise LoginFailed("the logout token has an invalid iat", code="logout_token_iat")
+    events = claims.get("events")
+    if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_LOGOUT_EVENT), dict):
+        raise LoginFailed("the logout token has no back-channel logout event", code="logout_token_events")
+    sub, sid = claims.get("sub"), claims.get("sid")
+    if not (isinstance(sub, str) and sub) and not (isinstance(sid, str) and sid):
+        raise LoginFailed("the logout token names neither sub nor sid", code="logout_token_subject")
+    return claims

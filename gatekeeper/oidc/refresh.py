@@ -14,7 +14,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 
 from gatekeeper.errors import LoginFailed, ProviderUnavailable, SessionInvalid
 from gatekeeper.lru import LRU
@@ -25,6 +25,9 @@ from gatekeeper.oidc.provider import Provider
 from gatekeeper.sessions.model import Session
 
 log = logging.getLogger("gatekeeper.oidc")
+
+# Runs a refresh (the second argument) for a session once across replicas; see sessions/redis.py.
+Exclusive = Callable[[Session, Callable[[Session], Awaitable[Session]]], Awaitable[Session]]
 
 REMEMBER_SECONDS = 120.0  # how long a refresh's result answers requests with the old cookie
 _REMEMBERED = 10_000
@@ -52,9 +55,10 @@ class SessionRefresher:
     def due(self, session: Session, now: float) -> bool:
         return session.access_expires_at is not None and now >= session.access_expires_at - self._margin
 
-    async def current(self, session: Session) -> Session:
+    async def current(self, session: Session, exclusive: Exclusive | None = None) -> Session:
         """``session`` itself while its access token is fresh; else the refreshed session.
-        Raise ``SessionInvalid`` when the session cannot continue (log in again)."""
+        Raise ``SessionInvalid`` when the session cannot continue (log in again).
+        ``exclusive`` runs the refresh once across replicas (the session store's lock)."""
         now = self._clock()
         if not self.due(session, now):
             return session
@@ -69,7 +73,7 @@ class SessionRefresher:
             return remembered[0]
         task = self._inflight.get(session.id)
         if task is None:
-            task = asyncio.create_task(self._refresh(session))
+            task = asyncio.create_task(self._refresh_once(session, exclusive))
             self._inflight[session.id] = task
             task.add_done_callback(lambda _: self._inflight.pop(session.id, None))
         try:
@@ -81,6 +85,13 @@ class SessionRefresher:
             raise SessionInvalid("the session could not be refreshed", code="refresh_failed") from exc
         except LoginFailed as exc:
             raise SessionInvalid("the session could not be refreshed", code=exc.code) from exc
+
+    async def _refresh_once(self, session: Session, exclusive: Exclusive | None) -> Session:
+        refreshed = await (self._refresh(session) if exclusive is None
+                           else exclusive(session, self._refresh))
+        assert session.refresh_token is not None  # current() checked
+        self._recent.put((session.id, session.refresh_token), (refreshed, self._clock()))
+        return refreshed
 
     async def _refresh(self, session: Session) -> Session:
         provider = self._providers.get(session.provider)
@@ -105,6 +116,5 @@ class SessionRefresher:
             access_expires_at=tokens.access_expires_at,
             id_token=(tokens.id_token or session.id_token) if session.id_token else None,
         )
-        self._recent.put((session.id, session.refresh_token), (refreshed, self._clock()))
         self._metrics.session_refreshes.labels(provider=provider.id, result="ok").inc()
         return refreshed

@@ -4,6 +4,7 @@
     GET {prefix}/callback              the provider's answer: code → tokens → session → rd
     GET|POST {prefix}/sign_out?rd=     end the session; continue at the provider's end_session
     GET {prefix}/userinfo              the caller's identity as JSON (session or bearer)
+    POST {prefix}/backchannel_logout   OIDC Back-Channel Logout 1.0 (with session.store: redis)
 
 Every return address (``rd``, the page a login started from) passes ``safe_redirect``: a
 same-origin path or an allow-listed domain, else ``/``.
@@ -16,15 +17,24 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from gatekeeper import pages
+from gatekeeper.authn.bearer import peek_token
 from gatekeeper.authn.session import SessionAuthenticator
-from gatekeeper.errors import InvalidToken, LoginDenied, LoginFailed, SessionTooLarge, Unauthenticated
+from gatekeeper.errors import (
+    GatekeeperError,
+    InvalidToken,
+    LoginDenied,
+    LoginFailed,
+    SessionStoreUnavailable,
+    SessionTooLarge,
+    Unauthenticated,
+)
 from gatekeeper.metrics import Metrics
 from gatekeeper.oidc.claims import ClaimsFilter
-from gatekeeper.oidc.idtoken import verify_id_token
+from gatekeeper.oidc.idtoken import verify_id_token, verify_logout_token
 from gatekeeper.oidc.login import LoginCookies, PendingLogin
 from gatekeeper.oidc.navigation import is_navigation
 from gatekeeper.oidc.provider import Provider
@@ -40,7 +50,10 @@ from gatekeeper.settings import OidcSettings
 log = logging.getLogger("gatekeeper.oidc")
 
 Send = Any
+Receive = Any
 _HTML = b"text/html; charset=utf-8"
+MAX_FORM_BYTES = 16384  # a logout token is a few KB
+LOGOUT_REPLAY_SECONDS = 600  # a logout token's jti is refused again for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,6 +62,15 @@ class Answered:
 
     status: int
     decision: Decision
+
+
+class LogoutEverywhere(Protocol):
+    """A session store that can end sessions it was not asked about by their browser."""
+
+    async def end_sessions(self, provider: str, *, subject: str | None = None,
+                           sid: str | None = None) -> int: ...
+
+    async def seen_once(self, name: str, seconds: int) -> bool: ...
 
 
 class LoginRoutes:
@@ -63,6 +85,7 @@ class LoginRoutes:
         pipeline: Pipeline,
         metrics: Metrics,
         clock: Callable[[], float] = time.time,
+        logout_everywhere: LogoutEverywhere | None = None,
     ) -> None:
         self.prefix = settings.prefix
         self.sign_out_url = f"{settings.prefix}/sign_out"
@@ -76,21 +99,27 @@ class LoginRoutes:
         self._pipeline = pipeline
         self._metrics = metrics
         self._clock = clock
+        self._logout_everywhere = logout_everywhere
         self._routes = {
             f"{self.prefix}/start": self._start,
             f"{self.prefix}/callback": self._callback,
             f"{self.prefix}/sign_out": self._sign_out,
             f"{self.prefix}/userinfo": self._userinfo,
         }
+        self._backchannel = f"{self.prefix}/backchannel_logout"
 
     def handles(self, path: str) -> bool:
-        return path in self._routes
+        return path in self._routes or (path == self._backchannel
+                                        and self._logout_everywhere is not None)
 
-    async def handle(self, request: RequestView, send: Send, request_id: str) -> Answered:
+    async def handle(self, request: RequestView, receive: Receive, send: Send,
+                     request_id: str) -> Answered:
+        if request.path == self._backchannel:
+            return await self._backchannel_logout(request, receive, send, request_id)
         route = self._routes[request.path]
         try:
             return await route(request, send, request_id)
-        except LoginFailed as exc:
+        except (LoginFailed, SessionStoreUnavailable) as exc:
             return await self._failed(request, send, request_id, exc)
 
     # -- the redirect that starts a login --------------------------------------------------
@@ -150,7 +179,7 @@ class LoginRoutes:
                 request.cookies_out().set(used)  # a login state is good for one answer
         try:
             return await self._complete(request, send, request_id, login, params)
-        except LoginFailed as exc:
+        except (LoginFailed, SessionStoreUnavailable) as exc:
             # "Sign in again" goes back to the page the user first asked for.
             return await self._failed(request, send, request_id, exc, return_to=login.return_to)
 
@@ -232,6 +261,59 @@ class LoginRoutes:
         return await self._json(send, request_id, 200, identity(principal),
                                 Decision(Outcome.ALLOW, "userinfo", principal))
 
+    async def _backchannel_logout(self, request: RequestView, receive: Receive, send: Send,
+                                  request_id: str) -> Answered:
+        """The provider tells us a user logged out (OIDC Back-Channel Logout 1.0 §2.5-2.8):
+        200 once every session of that sid (or sub) has ended on every replica."""
+        store = self._logout_everywhere
+        assert store is not None  # handles() routes here only then
+        if request.method != "POST":
+            return await self._json(send, request_id, 405, {"error": "invalid_request",
+                                    "error_description": "POST a logout_token"},
+                                    Decision(Outcome.ERROR, "backchannel_method"))
+        try:
+            form = parse_qs((await _read_body(receive, MAX_FORM_BYTES)).decode("ascii"),
+                            strict_parsing=True, max_num_fields=8)
+            tokens = form.get("logout_token", [])
+            if len(tokens) != 1:
+                raise LoginFailed("one logout_token is required", code="logout_token_missing")
+            provider = self._provider_of(tokens[0])
+            claims = await verify_logout_token(tokens[0], provider.keys, provider.rules,
+                                               now=self._clock())
+            jti = claims.get("jti")
+            if isinstance(jti, str) and not await store.seen_once(
+                    f"logout:{provider.id}:{jti}", LOGOUT_REPLAY_SECONDS):
+                raise LoginFailed("this logout token was used before", code="logout_token_replayed")
+            sid, sub = claims.get("sid"), claims.get("sub")
+            # §2.7: a sid names one provider session; a sub alone means all of that user's.
+            ended = await store.end_sessions(
+                provider.id, sid=sid if isinstance(sid, str) else None,
+                subject=sub if isinstance(sub, str) and not isinstance(sid, str) else None)
+        except (LoginFailed, ValueError) as exc:
+            code = exc.code if isinstance(exc, LoginFailed) else "logout_request_malformed"
+            log.warning("back-channel logout refused", extra={"reason": code, "request_id": request_id})
+            return await self._json(send, request_id, 400, {"error": "invalid_request",
+                                    "error_description": code}, Decision(Outcome.ERROR, code))
+        except SessionStoreUnavailable as exc:
+            # §2.8: the token was fine but the logout could not be carried out.
+            return await self._json(send, request_id, 501, {"error": exc.code},
+                                    Decision(Outcome.ERROR, exc.code, error=exc))
+        log.info("back-channel logout", extra={"provider": provider.id, "sessions": ended,
+                                               "request_id": request_id})
+        return await self._json(send, request_id, 200, {"sessions_ended": ended},
+                                Decision(Outcome.ALLOW, "backchannel_logout"))
+
+    def _provider_of(self, token: str) -> Provider:
+        try:
+            issuer = peek_token(token)[1].get("iss")
+        except GatekeeperError as exc:
+            raise LoginFailed("the logout token is malformed", code="logout_token_malformed") from exc
+        for provider in self._providers.values():
+            if provider.settings.issuer == issuer:
+                return provider
+        raise LoginFailed("the logout token comes from no configured provider",
+                          code="logout_token_issuer")
+
     # -- helpers -------------------------------------------------------------------------
     def _choose(self, request: RequestView, hint: str | None) -> Provider | None:
         if hint is not None:
@@ -259,7 +341,7 @@ class LoginRoutes:
         return Answered(status, decision)
 
     async def _failed(self, request: RequestView, send: Send, request_id: str,
-                      exc: LoginFailed, return_to: str = "/") -> Answered:
+                      exc: LoginFailed | SessionStoreUnavailable, return_to: str = "/") -> Answered:
         provider = _params_or_empty(request).get("provider")
         self._metrics.logins.labels(provider=provider if provider in self._providers else "-",
                                     result=exc.code).inc()
@@ -296,6 +378,20 @@ def _provider_error(params: Mapping[str, str], login: PendingLogin) -> LoginFail
     if code == "access_denied":
         return LoginDenied("The sign-in was cancelled or refused at the provider.")
     return LoginFailed(f"The provider could not sign you in ({code}).", code=f"provider_{code}")
+
+
+async def _read_body(receive: Receive, limit: int) -> bytes:
+    body = b""
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise ValueError("the client went away")
+        chunk: bytes = message.get("body", b"")
+        body += chunk
+        if len(body) > limit:
+            raise ValueError("the body is too large")
+        if not message.get("more_body", False):
+            return body
 
 
 def _params(request: RequestView) -> dict[str, str]:

@@ -9,7 +9,7 @@ jar; a Redis store puts an opaque ticket there and the session in Redis — call
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from gatekeeper.cookies import CookieJar, SetCookie
@@ -39,3 +39,10 @@ class SessionStore(Protocol):
 
     async def verify_connection(self) -> None:
         """Raise when the backing service is unreachable (readiness); the cookie store has none."""
+
+    async def refresh_exclusively(
+        self, request: RequestView, session: Session,
+        refresh: Callable[[Session], Awaitable[Session]],
+    ) -> Session:
+        """Run ``refresh`` for ``session`` once across every replica sharing this store, and
+        return the refreshed session (the one another replica stored, when it won the race)."""

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 
 from gatekeeper.errors import SessionInvalid, SessionTooLarge
 from gatekeeper.lru import LRU
@@ -109,6 +109,12 @@ class CookieSessionStore:
 
     async def clear(self, request: RequestView, cookies: CookieJar) -> None:
         self._expire(request, cookies)
+
+    async def refresh_exclusively(
+        self, request: RequestView, session: Session,
+        refresh: Callable[[Session], Awaitable[Session]],
+    ) -> Session:
+        return await refresh(session)  # nothing shared: once per process is the refresher's job
 
     async def verify_connection(self) -> None:
         return None  # nothing behind the browser's cookies to reach
