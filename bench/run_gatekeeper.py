@@ -20,12 +20,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import socket
+import subprocess
 import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import uvicorn
@@ -38,10 +41,12 @@ import harness
 from gatekeeper.cookies import CookieJar
 from gatekeeper.devissuer import DevIssuer, create_issuer_app
 from gatekeeper.devlogin import DevClient, DevLogin
+from gatekeeper.redisconn import connect
 from gatekeeper.request import RequestView
 from gatekeeper.sessions.cookie import CookieSessionStore
 from gatekeeper.sessions.model import Session
-from gatekeeper.settings import SessionSettings
+from gatekeeper.sessions.redis import RedisSessionStore
+from gatekeeper.settings import RedisSettings, SessionSettings, Settings
 
 AUDIENCE = "bench-api"
 CLIENT_ID = "bench-web"
@@ -78,8 +83,9 @@ end
 """
 
 
-def session_cookie(issuer: DevIssuer) -> str:
-    """A ``Cookie:`` header holding the session a login at the dev issuer leaves behind."""
+def session_cookie(issuer: DevIssuer, redis_url: str | None = None) -> str:
+    """A ``Cookie:`` header holding the session a login at the dev issuer leaves behind: the
+    sealed session (cookie store), or its ticket with the session stored in Redis."""
     claims = {"email": "alice@example.com", "name": "Alice", "roles": ["admin", "user"],
               "sid": "0123456789abcdef"}
     id_token = issuer.mint("alice", audience=CLIENT_ID, ttl_seconds=6 * 3600, claims=claims)
@@ -89,14 +95,48 @@ def session_cookie(issuer: DevIssuer) -> str:
         access_token=issuer.mint("alice", audience=CLIENT_ID, ttl_seconds=6 * 3600, claims=claims),
         refresh_token="r" * 43, access_expires_at=int(time.time()) + 6 * 3600, now=time.time(),
         id_token=id_token)
-    store = CookieSessionStore(SessionSettings(secret=[SESSION_SECRET], cookie_secure=False))
+    config = SessionSettings(secret=[SESSION_SECRET], cookie_secure=False)
     jar = CookieJar()
-    asyncio.run(store.save(RequestView({"headers": [], "path": "/"}, "/"), jar, session))
+
+    async def save() -> None:
+        request = RequestView({"headers": [], "path": "/"}, "/")
+        if redis_url is None:
+            await CookieSessionStore(config).save(request, jar, session)
+            return
+        redis_settings = RedisSettings(url=redis_url)
+        client = connect(Settings(session=config, redis=redis_settings))
+        try:
+            await RedisSessionStore(client, config, redis_settings).save(request, jar, session)
+        finally:
+            await client.aclose()
+
+    asyncio.run(save())
     return "Cookie: " + "; ".join(f"{c.name}={c.value}" for c in jar)
 
 
+@contextlib.contextmanager
+def run_redis_server(directory: Path) -> Iterator[str]:
+    """redis-server on a unix socket in ``directory``; yields its URL."""
+    socket_path = directory / "redis.sock"
+    proc = subprocess.Popen(
+        ["redis-server", "--port", "0", "--unixsocket", str(socket_path), "--save", "",
+         "--appendonly", "no", "--dir", str(directory)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 10
+        while not socket_path.exists():
+            if time.monotonic() > deadline or proc.poll() is not None:
+                raise RuntimeError("redis-server did not start")
+            time.sleep(0.05)
+        yield f"unix://{socket_path}"
+    finally:
+        proc.terminate()
+        proc.wait(10)
+
+
 def write_config(
-    directory: Path, issuer: DevIssuer, workers: int, policy: Path | None = None
+    directory: Path, issuer: DevIssuer, workers: int, policy: Path | None = None,
+    redis_url: str | None = None,
 ) -> Path:
     config = {
         # listen, admin_listen and upstream are set per run through GATEKEEPER_* variables (see main).
@@ -113,10 +153,13 @@ def write_config(
                  "redirect_url": "http://127.0.0.1:4180/oauth2/callback"},
         "session": {"secret": SESSION_SECRET, "cookie_secure": False},
     }
+    if redis_url is not None:
+        config["session"] = {**config["session"], "store": "redis", "redis_url": redis_url}
     if policy is not None:
         config["policy"] = {"model": str(ROOT / "policies" / "model.conf"), "policy": str(policy),
                             "watch": False}
-    name = f"gatekeeper-{workers}w" + (f"-{policy.stem}" if policy else "")
+    name = (f"gatekeeper-{workers}w" + (f"-{policy.stem}" if policy else "")
+            + ("-redis" if redis_url else ""))
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -132,6 +175,8 @@ def main() -> int:
     parser.add_argument("--workers", default="1,2")
     parser.add_argument("--policy-sizes", default="",
                         help="also gatekeeper with generated policies of these sizes, e.g. 100,100000")
+    parser.add_argument("--redis", action="store_true",
+                        help="also sessions in Redis (needs redis-server): gk-redis-session-*")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "gatekeeper")
     args = parser.parse_args()
 
@@ -142,6 +187,9 @@ def main() -> int:
     cookie = session_cookie(issuer)
     directory = Path(tempfile.mkdtemp(prefix="gk-bench-"))
     (directory / "logs").mkdir()
+    stack = contextlib.ExitStack()
+    redis_server = stack.enter_context(run_redis_server(directory)) if args.redis else None
+    redis_cookie = session_cookie(issuer, redis_server) if redis_server else None
     scenarios = [harness.Scenario("nginx-direct", "@upstream", headers=())]
     for workers in (int(w) for w in args.workers.split(",")):
         config = write_config(directory, issuer, workers)
@@ -154,6 +202,14 @@ def main() -> int:
                    "GATEKEEPER_UPSTREAM": "http://127.0.0.1:{upstream_port}"}
             scenarios.append(harness.Scenario(f"gk-{kind}-{workers}w", command, env, path=path,
                                               headers=headers))
+        if redis_server is not None and redis_cookie is not None:
+            redis_config = write_config(directory, issuer, workers, redis_url=redis_server)
+            env = {"GATEKEEPER_LISTEN": "127.0.0.1:{port}",
+                   "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}",
+                   "GATEKEEPER_UPSTREAM": "http://127.0.0.1:{upstream_port}"}
+            scenarios.append(harness.Scenario(
+                f"gk-redis-session-{workers}w", "{python} -m gatekeeper run --config "
+                + str(redis_config), env, path="/", headers=(redis_cookie,)))
     if args.policy_sizes:
         role_token = issuer.mint("bob", audience=AUDIENCE, ttl_seconds=6 * 3600,
                                  claims={"roles": ["role0"]})
@@ -192,6 +248,7 @@ def main() -> int:
         "runs": [harness.asdict(r) for r in runs],
     }, indent=2) + "\n")
     issuer_server.should_exit = True
+    stack.close()
     for name, issues in problems.items():
         for issue in issues:
             print(f"PROBLEM {name}: {issue}")
