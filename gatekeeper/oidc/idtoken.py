@@ -141,14 +141,14 @@ async def verify_logout_token(
     token: str, keys: IssuerKeys, rules: IdTokenRules, *, now: float
 ) -> dict[str, Any]:
     """OpenID Connect Back-Channel Logout 1.0 §2.6: validated like an ID token (signature,
-    alg, iss, aud, iat), plus the logout event, a sub or a sid, and no nonce (so an ID token
-    can never be replayed as a logout token)."""
+    alg, iss, aud, iat), plus a jti (§2.4: required; replays are refused by it), the logout
+    event, a sub or a sid, and no nonce (so an ID token can never pass as a logout token)."""
     header, payload = _peek_or_fail(token)
     if "nonce" in payload:
         raise LoginFailed("a logout token must not have a nonce", code="logout_token_nonce")
     if header.get("typ") not in (None, "JWT", "logout+jwt", "application/logout+jwt"):
         raise LoginFailed("the logout token has another type", code="logout_token_typ")
-    claims = await _verified(token, header, keys, rules, require=["iss", "aud", "iat"])
+    claims = await _verified(token, header, keys, rules, require=["iss", "aud", "iat", "jti"])
     iat = claims.get("iat")
     if isinstance(iat, bool) or not isinstance(iat, int | float) or iat > now + rules.leeway_seconds:
         raise LoginFailed("the logout token has an invalid iat", code="logout_token_iat")

@@ -108,7 +108,8 @@ class RedisSessionStore:
         if touched is None:
             return session
         try:
-            await self._write(touched, ticket.key)  # the TTL restarts: idle timeout
+            # Only while it still exists: a logout elsewhere in the meantime stays a logout.
+            await self._write(touched, ticket.key, existing=True)  # the TTL restarts: idle timeout
         except SessionStoreUnavailable:
             log.warning("session touch not stored", extra={"subject": session.subject})
         return touched
@@ -119,7 +120,10 @@ class RedisSessionStore:
         except SessionInvalid:
             current = None
         if current is not None and current.id == session.id:
-            await self._write(session, current.key)  # a refresh: same ticket, same cookie
+            # A refresh: same ticket, same cookie; and only if no logout ended it meanwhile.
+            if not await self._write(session, current.key, existing=True):
+                raise SessionInvalid("the session has ended (signed out or expired)",
+                                     code="session_ended")
             return
         if current is not None:
             await self._forget(current.id)  # replaced by a new login
@@ -162,10 +166,14 @@ class RedisSessionStore:
             if await self._call(self._client.set(lock, token, nx=True, px=LOCK_MILLISECONDS)):
                 try:
                     stored = await self._read(ticket)
-                    if stored is not None and stored.access_token != session.access_token:
+                    if stored is None:  # ended (logout) before we got here: stays ended
+                        raise SessionInvalid("the session has ended", code="session_ended")
+                    if stored.access_token != session.access_token:
                         return stored  # another replica refreshed while we waited
-                    fresh = await refresh(stored or session)
-                    await self._write(fresh, ticket.key)
+                    fresh = await refresh(stored)
+                    if not await self._write(fresh, ticket.key, existing=True):
+                        raise SessionInvalid("the session ended during its refresh",
+                                             code="session_ended")
                     return fresh
                 finally:
                     await self._release(lock, token)
@@ -191,11 +199,12 @@ class RedisSessionStore:
         for index in index_keys:
             members = await self._call(self._client.smembers(index))
             ids.update(m.decode() if isinstance(m, bytes) else str(m) for m in members)
+        ended = 0
         for session_id in ids:
-            await self._call(self._client.delete(self._session_key(session_id)))
+            ended += int(await self._call(self._client.delete(self._session_key(session_id))))
         for index in index_keys:
             await self._call(self._client.delete(index))
-        return len(ids)
+        return ended
 
     async def seen_once(self, name: str, seconds: int) -> bool:
         """True the first time ``name`` is seen within ``seconds`` (replay protection)."""
@@ -233,14 +242,16 @@ class RedisSessionStore:
             raise SessionInvalid("the stored session belongs to another ticket")
         return session
 
-    async def _write(self, session: Session, key: bytes) -> None:
+    async def _write(self, session: Session, key: bytes, *, existing: bool = False) -> bool:
+        """Store ``session``; with ``existing``, only over a stored one (SET XX). False when
+        nothing was written."""
         ttl = self._lifetime.ttl(session, self._clock())
         if ttl <= 0:
-            return
+            return False
         nonce = os.urandom(NONCE_BYTES)
         sealed = nonce + AESGCM(key).encrypt(nonce, session.to_json(), session.id.encode())
         pipe = self._client.pipeline(transaction=False)
-        pipe.set(self._session_key(session.id), sealed, ex=ttl)
+        pipe.set(self._session_key(session.id), sealed, ex=ttl, xx=existing)
         indexes = [self._index_key("sub", session.provider, session.subject)]
         sid = session.claims.get("sid")
         if isinstance(sid, str) and sid:
@@ -248,7 +259,8 @@ class RedisSessionStore:
         for index in indexes:
             pipe.sadd(index, session.id)
             pipe.expire(index, self._index_seconds)
-        await self._call(pipe.execute())
+        results = await self._call(pipe.execute())
+        return bool(results[0])
 
     async def _forget(self, session_id: str) -> None:
         await self._call(self._client.delete(self._session_key(session_id)))
