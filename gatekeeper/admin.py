@@ -1,16 +1,23 @@
-"""The admin listener: /healthz (the process serves), /readyz (it can do its job), /metrics.
+"""The admin listener: /healthz (the process serves), /readyz (it can do its job), /metrics, and
+POST /revoke when ``revocation.enabled`` (404 otherwise).
 
 Kubernetes: the sidecar's startup and liveness probes use /healthz; the pod's readiness uses
 /readyz. A startup probe on /readyz would wait for an app that starts only after the sidecar.
+
+    POST /revoke   Authorization: Bearer <revocation.admin_secret>
+                   {"jti": "...", "expires_at": 1790000000}  or  {"sub": "...", "expires_at": ...}
+    200 {"revoked": "jti:...", "expires_at": ...}   stored in Redis and broadcast to every replica
+    400 bad body · 401 no or wrong secret · 503 Redis did not take it (retrying is harmless)
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -19,7 +26,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from gatekeeper.authn.jwks import IssuerKeys
+from gatekeeper.errors import BadRequest, GatekeeperError
 from gatekeeper.metrics import Metrics
+
+if TYPE_CHECKING:  # revocation.py imports Check from here
+    from gatekeeper.revocation import RevocationList
+
+log = logging.getLogger("gatekeeper.admin")
+MAX_REVOKE_BODY_BYTES = 4096
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,6 +71,8 @@ def create_admin_app(
     issuers: Mapping[str, IssuerKeys],
     upstream: UpstreamProbe,
     extra_checks: Mapping[str, Callable[[], Awaitable[Check]]] | None = None,
+    *,
+    revocations: RevocationList | None = None,
 ) -> Starlette:
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
@@ -82,8 +98,53 @@ def create_admin_app(
     async def prometheus(request: Request) -> Response:
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
-    return Starlette(routes=[
+    routes = [
         Route("/healthz", healthz),
         Route("/readyz", readyz),
         Route("/metrics", prometheus),
-    ])
+    ]
+    if revocations is not None:
+        routes.append(Route("/revoke", _revoke_endpoint(revocations), methods=["POST"]))
+    return Starlette(routes=routes)
+
+
+def _revoke_endpoint(revocations: RevocationList) -> Callable[[Request], Awaitable[Response]]:
+    async def revoke(request: Request) -> Response:
+        if not revocations.admin_secret_matches(_bearer(request)):
+            # Never log what was presented: it may be the secret with a typo.
+            log.warning("revoke refused: missing or wrong admin secret",
+                        extra={"client": request.client.host if request.client else None})
+            return _error(401, "unauthorized", "Authorization: Bearer <revocation.admin_secret> "
+                          "is required", {"www-authenticate": 'Bearer realm="gatekeeper-admin"'})
+        try:
+            body = await _body(request, MAX_REVOKE_BODY_BYTES)
+            stored = await revocations.revoke(revocations.parse_request(body))
+        except GatekeeperError as exc:
+            return _error(exc.status, exc.code, exc.description)
+        expires_at = stored.expires_at
+        return JSONResponse({"revoked": stored.member,
+                             "expires_at": int(expires_at) if expires_at.is_integer() else expires_at})
+
+    return revoke
+
+
+def _bearer(request: Request) -> bytes:
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer":
+        return b""
+    return credentials.strip().encode("latin-1")  # the header's bytes, as sent
+
+
+async def _body(request: Request, limit: int) -> bytes:
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise BadRequest(f"the body must be at most {limit} bytes")
+    return bytes(body)
+
+
+def _error(status: int, code: str, description: str,
+           headers: Mapping[str, str] | None = None) -> Response:
+    return JSONResponse({"error": code, "error_description": description}, status_code=status,
+                        headers=headers)

@@ -38,7 +38,9 @@ from gatekeeper.pipeline import Authenticator, Pipeline
 from gatekeeper.policy.loader import load_policy
 from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.proxy import Proxy
+from gatekeeper.ratelimit import RateLimits, RedisWindowCounter
 from gatekeeper.redisconn import RedisClient, connect
+from gatekeeper.revocation import RevocationList
 from gatekeeper.settings import OidcSettings, Settings, split_host_port
 from gatekeeper.upstream import Http1Pool
 from gatekeeper.websocket import WebSocketProxy
@@ -223,6 +225,14 @@ class GatekeeperApp:
             # One pool for the process, closed last: the stack unwinds in reverse.
             redis_client = connect(settings)
             stack.push_async_callback(redis_client.aclose)
+        revocations: RevocationList | None = None
+        if settings.revocation.enabled:
+            assert redis_client is not None
+            revocations = RevocationList(redis_client, settings.revocation,
+                                         settings.redis.key_prefix, self.metrics)
+            await revocations.start()
+            stack.push_async_callback(revocations.aclose)
+            extra_checks["revocation"] = revocations.readiness
         authenticators: list[Authenticator] = [
             BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics)]
         login: LoginRoutes | None = None
@@ -232,7 +242,14 @@ class GatekeeperApp:
             authenticators.append(browser.sessions)
             extra_checks["oidc"] = browser.check
             extra_checks["sessions"] = browser.store_check
-        pipeline = Pipeline(authenticators, authorizer, headers)
+        rate_limits: RateLimits | None = None
+        if settings.rate_limits:
+            assert redis_client is not None  # settings.uses_redis
+            rate_limits = RateLimits(
+                settings.rate_limits, RedisWindowCounter(redis_client, settings.redis.timeout_seconds),
+                key_prefix=settings.redis.key_prefix, is_trusted=headers.is_trusted,
+                metrics=self.metrics)
+        pipeline = Pipeline(authenticators, authorizer, headers, revocations=revocations)
         if settings.oidc is not None:
             login = browser.routes(pipeline)
         self._gate = Gate(
@@ -245,10 +262,11 @@ class GatekeeperApp:
             settings.max_header_bytes,
             headers,
             login,
+            rate_limits=rate_limits,
         )
         if self._serve_admin:
             admin = create_admin_app(self.metrics, self.issuer_keys, UpstreamProbe(host, port),
-                                     extra_checks)
+                                     extra_checks, revocations=revocations)
             await stack.enter_async_context(
                 admin_listener(admin, settings.admin_listen, shared=settings.workers > 1))
         log.info("gatekeeper ready", extra={"listen": settings.listen, "upstream": settings.upstream,

@@ -11,9 +11,11 @@
     │   └── TokenRevoked      401   the token's jti or subject is on the revocation list
     ├── SessionTooLarge       500   a new session does not fit in ``session.max_chunks`` cookies
     ├── Forbidden             403   authenticated, but the policy says no
+    ├── RateLimited           429   over a ``rate_limits`` rule; Retry-After says when to retry
     ├── KeysUnavailable       503   no signing keys for the token's issuer yet (issuer unreachable)
     ├── SessionStoreUnavailable 503 Redis (sessions) did not answer in time: never a silent logout
     ├── RevocationStale       503   the local revocation list is older than its staleness bound
+    ├── RevocationStoreUnavailable 503 POST /revoke could not store and publish (Redis down)
     ├── LoginFailed           400   a browser login cannot complete: state, provider error, a
     │                               refused ID token (its code names the failed check)
     │   ├── LoginDenied       403   the provider answered access_denied (the user cancelled)
@@ -81,6 +83,11 @@ class SessionStoreUnavailable(GatekeeperError):
     status = 503
 
 
+class RevocationStoreUnavailable(GatekeeperError):
+    code = "revocation_store_unavailable"
+    status = 503
+
+
 class RevocationStale(GatekeeperError):
     code = "revocation_list_stale"
     status = 503
@@ -94,6 +101,18 @@ class SessionTooLarge(GatekeeperError):
 class Forbidden(GatekeeperError):
     code = "forbidden"
     status = 403
+
+
+class RateLimited(GatekeeperError):
+    code = "rate_limited"
+    status = 429
+
+    def __init__(self, *, limit: int, window_seconds: int, retry_after: int, rule: str) -> None:
+        super().__init__(f"more than {limit} requests in {window_seconds} s; "
+                         f"retry after {retry_after} s")
+        self.limit = limit
+        self.retry_after = retry_after  # whole seconds, ≥ 1
+        self.rule = rule  # "rate_limits[0]", for the access log
 
 
 class KeysUnavailable(GatekeeperError):

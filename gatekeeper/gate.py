@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from gatekeeper import forward_auth
-from gatekeeper.errors import BadRequest, GatekeeperError, HeadersTooLarge, UpstreamError
+from gatekeeper.errors import BadRequest, GatekeeperError, HeadersTooLarge, RateLimited, UpstreamError
 from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
@@ -22,6 +22,7 @@ from gatekeeper.paths import canonical_path
 from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome
 from gatekeeper.proxy import ClientDisconnected, Proxy, body_framing
+from gatekeeper.ratelimit import RateLimits, send_rate_limited
 from gatekeeper.request import RequestView
 from gatekeeper.responses import send_decision, send_error, send_raw
 from gatekeeper.websocket import WebSocketProxy
@@ -68,8 +69,10 @@ class Gate:
         max_header_bytes: int,
         headers: HeaderPolicy,
         login: LoginRoutes | None = None,
+        rate_limits: RateLimits | None = None,
     ) -> None:
         self._headers = headers
+        self._rate_limits = rate_limits
         self._login = login
         self._max_header_bytes = max_header_bytes
         self._pipeline = pipeline
@@ -106,9 +109,14 @@ class Gate:
                     return
             body_framing(request)
             decision = await self._pipeline.decide(request)
+            if decision.allowed and self._rate_limits is not None:
+                decision = await self._rate_limits.check(request, decision)
             if decision.allowed:
                 status, upstream_seconds = await self._proxy.forward(
                     scope, receive, send, request, decision, request_id)
+            elif isinstance(decision.error, RateLimited):
+                status = await send_rate_limited(send, decision.error, request_id,
+                                                 request.header(b"accept"))
             elif login is not None and login.wants_login(request, decision):
                 status = (await login.redirect_to_login(request, send, request_id)).status
             else:

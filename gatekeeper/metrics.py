@@ -52,3 +52,18 @@ class Metrics:
         self.session_refreshes = Counter(
             "gatekeeper_session_refreshes", "Token refreshes of browser sessions by result.",
             ["provider", "result"], registry=r)
+        self.revocation_entries = Gauge(
+            "gatekeeper_revocation_entries", "Revoked token ids and subjects held in memory.",
+            registry=r, multiprocess_mode="livemax")
+        self.revocation_synced_at = Gauge(
+            "gatekeeper_revocation_last_sync_timestamp_seconds",
+            "Last good sync of the revocation list with Redis; authenticated requests get 503 "
+            "once it is older than revocation.max_stale_seconds.",
+            registry=r, multiprocess_mode="livemin")
+        self.revocation_sync_failures = Counter(
+            "gatekeeper_revocation_sync_failures", "Failed revocation syncs with Redis.",
+            ["operation"], registry=r)
+        self.rate_limit_checks = Counter(
+            "gatekeeper_rate_limit_checks", "Requests checked against rate_limits, by rule (its index) "
+            "and result: allowed, limited (429), unavailable (Redis down: let through unchecked).",
+            ["rule", "result"], registry=r)

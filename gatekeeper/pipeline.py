@@ -1,4 +1,5 @@
-"""decide(request) -> Decision: authenticate → authorize → identity. No responses, no upstream I/O.
+"""decide(request) -> Decision: authenticate (+ revocation list) → authorize → identity. No
+responses, no upstream I/O.
 
 The whole request pipeline is visible here; gate.py turns the Decision into a response and
 proxy.py forwards what was allowed.
@@ -7,13 +8,16 @@ proxy.py forwards what was allowed.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from gatekeeper.authz import Authorizer
 from gatekeeper.errors import GatekeeperError, Unauthenticated
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome, Principal
 from gatekeeper.request import RequestView
+
+if TYPE_CHECKING:
+    from gatekeeper.revocation import RevocationList
 
 
 class Authenticator(Protocol):
@@ -28,10 +32,13 @@ class Pipeline:
         authenticators: Sequence[Authenticator],
         authorizer: Authorizer,
         headers: HeaderPolicy,
+        *,
+        revocations: RevocationList | None = None,
     ) -> None:
         self._authenticators = tuple(authenticators)
         self._authorizer = authorizer
         self._headers = headers
+        self._revocations = revocations
 
     async def decide(self, request: RequestView) -> Decision:
         try:
@@ -58,5 +65,9 @@ class Pipeline:
         for authenticator in self._authenticators:
             principal = await authenticator.authenticate(request)
             if principal is not None:
+                if self._revocations is not None and principal.via != "anonymous":
+                    # In memory, no I/O: TokenRevoked (401), or RevocationStale (503) when the
+                    # list is older than its staleness bound. Sessions are checked too.
+                    self._revocations.check(principal)
                 return principal
         return ANONYMOUS

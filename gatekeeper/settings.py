@@ -439,6 +439,66 @@ class PolicySettings(_Frozen):
         default=65536, ge=0, le=10_000_000, description="Decisions kept per policy (LRU).")
 
 
+_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 token
+
+
+def check_path_pattern(pattern: str) -> str:
+    """``/prefix/*`` (a prefix) or ``/exact``, as in ``public_paths``; canonical, or it never matches."""
+    from gatekeeper.errors import BadRequest  # settings stays import-light
+    from gatekeeper.paths import canonical_path
+
+    if not pattern.startswith("/"):
+        raise ValueError(f"{pattern!r}: patterns start with '/'")
+    if "*" in pattern[:-1]:
+        raise ValueError(f"{pattern!r}: '*' is allowed only at the end")
+    literal = pattern.removesuffix("*")
+    try:
+        canonical: str | None = canonical_path(literal.encode("utf-8"))
+    except BadRequest:
+        canonical = None
+    if canonical != literal:
+        raise ValueError(f"{pattern!r}: not a canonical path (requests are matched after "
+                         "canonicalization, so it would never match)")
+    return pattern
+
+
+class RateLimitRule(_Frozen):
+    """One rate limit: at most ``limit`` requests per ``window_seconds`` (sliding), per caller."""
+
+    path: str = Field(description="`/api/*` (prefix) or `/exact`, as in `public_paths`.")
+    methods: list[str] = Field(default_factory=list, description="Default: every method.")
+    per: Literal["subject", "client_ip"] = Field(
+        default="subject",
+        description="`subject` (anonymous callers: their client_ip) or `client_ip` (the peer, or "
+        "the nearest untrusted X-Forwarded-For hop behind `trusted_proxies`; IPv6 per /64).",
+    )
+    limit: int = Field(ge=1, le=1_000_000_000, description="Requests allowed per window.")
+    window_seconds: int = Field(ge=1, le=86400, description="The sliding window.")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return check_path_pattern(value)
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: list[str]) -> list[str]:
+        for method in value:
+            if not _METHOD.fullmatch(method):
+                raise ValueError(f"{method!r} is not an HTTP method")
+        upper = [m.upper() for m in value]
+        if len(upper) != len(set(upper)):
+            raise ValueError("each method may appear once")
+        return upper
+
+    def covers(self, other: RateLimitRule) -> bool:
+        """Every request ``other`` matches, this rule matches too."""
+        prefix = self.path.removesuffix("*")
+        paths = other.path.startswith(prefix) if self.path.endswith("*") else other.path == self.path
+        methods = not self.methods or (bool(other.methods) and set(other.methods) <= set(self.methods))
+        return paths and methods
+
+
 DEFAULT_HEADERS = {
     "X-Auth-Request-User": "sub",
     "X-Auth-Request-Email": "email",
@@ -480,6 +540,12 @@ class Settings(_Frozen):
     policy: PolicySettings | None = None
     redis: RedisSettings = Field(default_factory=RedisSettings)
     revocation: RevocationSettings = Field(default_factory=RevocationSettings)
+    rate_limits: list[RateLimitRule] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Checked in order, the first matching rule applies; kept in Redis "
+        "(`redis`), so limits hold across replicas. Over the limit: 429 with Retry-After.",
+    )
     headers: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_HEADERS),
         description="Identity header → claim path (`roles` = the roles, comma-joined).",
@@ -522,6 +588,16 @@ class Settings(_Frozen):
                 raise ValueError(f"{item!r} is not an IP address or CIDR") from None
         return value
 
+    @field_validator("rate_limits")
+    @classmethod
+    def _reachable_rules(cls, value: list[RateLimitRule]) -> list[RateLimitRule]:
+        for later, rule in enumerate(value):
+            for earlier in range(later):
+                if value[earlier].covers(rule):
+                    raise ValueError(f"item {later} ({rule.path}) never applies: item {earlier} "
+                                     f"({value[earlier].path}) matches first")
+        return value
+
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
@@ -541,7 +617,7 @@ class Settings(_Frozen):
 
     @property
     def uses_redis(self) -> bool:
-        return self.session.store == "redis" or self.revocation.enabled
+        return self.session.store == "redis" or self.revocation.enabled or bool(self.rate_limits)
 
     def redis_url(self) -> str:
         return self.redis.url or self.session.redis_url

@@ -254,6 +254,10 @@ class LoginRoutes:
             return await self._json(send, request_id, 401, {
                 "error": exc.code, "error_description": exc.description},
                 Decision(Outcome.UNAUTHENTICATED, exc.code, error=exc))
+        except GatekeeperError as exc:  # keys, session store or revocation list unavailable
+            return await self._json(send, request_id, exc.status, {
+                "error": exc.code, "error_description": exc.description},
+                Decision(Outcome.ERROR, exc.code, error=exc))
         if principal.via == "anonymous":
             return await self._json(send, request_id, 401, {
                 "error": "unauthenticated", "error_description": "not signed in"},

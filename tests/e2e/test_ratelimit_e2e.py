@@ -1,0 +1,122 @@
+"""Rate limits across replicas, end to end: two gatekeeper processes sharing one redis-server,
+requests alternating between them, the recording upstream counting what got through.
+
+    /limited/*          per subject, 5 per 30 s
+    /public/limited/*   per client_ip, 3 per 30 s (public: anonymous callers)
+    everything else     unlimited
+
+Each test uses subjects of its own; all callers share the address 127.0.0.1, so only one test
+uses the per-address rule.
+"""
+
+from __future__ import annotations
+
+import itertools
+import secrets
+import time
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from gatekeeper.devissuer import DevIssuer
+from tests.conftest import AUDIENCE, Gatekeeper, Upstream
+from tests.support.redis import RedisServer, run_redis
+
+Pair = tuple[Gatekeeper, Gatekeeper]
+RULES = [
+    {"path": "/limited/*", "per": "subject", "limit": 5, "window_seconds": 30},
+    {"path": "/public/limited/*", "per": "client_ip", "limit": 3, "window_seconds": 30},
+]
+
+
+@pytest.fixture(scope="module")
+def redis_server() -> Iterator[RedisServer]:
+    with run_redis() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def replicas(gatekeeper_factory: Callable[..., Gatekeeper],
+             redis_server: RedisServer) -> Pair:
+    config = {
+        "public_paths": ["/public/*"],
+        "redis": {"url": redis_server.url, "key_prefix": f"rl-e2e-{secrets.token_hex(4)}:",
+                  "timeout_seconds": 0.5},
+        "rate_limits": RULES,
+    }
+    return gatekeeper_factory(**config), gatekeeper_factory(**config)
+
+
+def alternate(replicas: Pair, path: str, count: int,
+              headers: dict[str, str] | None = None) -> list[httpx.Response]:
+    """``count`` requests, replica A, B, A, B, …"""
+    clients = [r.client() for r in replicas]
+    try:
+        return [client.get(path, headers=headers or {})
+                for client, _ in zip(itertools.cycle(clients), range(count), strict=False)]
+    finally:
+        for client in clients:
+            client.close()
+
+
+def bearer(issuer: DevIssuer, subject: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {issuer.mint(subject, audience=AUDIENCE)}"}
+
+
+def subject() -> str:
+    return f"user-{secrets.token_hex(4)}"
+
+
+def test_the_limit_holds_across_replicas(replicas: Pair, issuer: DevIssuer,
+                                         upstream: Upstream) -> None:
+    path = f"/limited/{secrets.token_hex(4)}"
+    responses = alternate(replicas, path, 8, bearer(issuer, subject()))
+    assert [r.status_code for r in responses] == [200] * 5 + [429] * 3
+    assert len(upstream.recorder.by_path(path)) == 5, "exactly five reached the app"
+    for refused in responses[5:]:  # on B, A and B again
+        assert 1 <= int(refused.headers["retry-after"]) <= 60
+        assert refused.headers["x-ratelimit-limit"] == "5"
+        assert refused.headers["x-ratelimit-remaining"] == "0"
+        assert refused.json()["error"] == "rate_limited"
+
+
+def test_another_subject_is_not_affected(replicas: Pair, issuer: DevIssuer) -> None:
+    spent, fresh = bearer(issuer, subject()), bearer(issuer, subject())
+    assert [r.status_code for r in alternate(replicas, "/limited/a", 6, spent)][-1] == 429
+    assert [r.status_code for r in alternate(replicas, "/limited/a", 5, fresh)] == [200] * 5
+
+
+def test_an_unlimited_path_is_not_affected(replicas: Pair, issuer: DevIssuer) -> None:
+    spent = bearer(issuer, subject())
+    assert [r.status_code for r in alternate(replicas, "/limited/b", 6, spent)][-1] == 429
+    assert [r.status_code for r in alternate(replicas, "/unlimited/b", 10, spent)] == [200] * 10
+    assert [r.status_code for r in alternate(replicas, "/limited", 2, spent)] == [200] * 2  # not below
+
+
+def test_anonymous_callers_are_limited_by_address(replicas: Pair) -> None:
+    # No trusted_proxies: a made-up X-Forwarded-For per request changes nothing.
+    with replicas[0].client() as a, replicas[1].client() as b:
+        seen = [(a, b)[n % 2].get(f"/public/limited/{n}", headers={"X-Forwarded-For": f"203.0.113.{n}"})
+                for n in range(5)]
+    assert [r.status_code for r in seen] == [200, 200, 200, 429, 429]
+    assert seen[3].headers["x-ratelimit-limit"] == "3" and "retry-after" in seen[4].headers
+    assert [r.status_code for r in alternate(replicas, "/public/other", 4)] == [200] * 4
+
+
+def test_a_refusal_is_logged_and_counted(replicas: Pair, issuer: DevIssuer) -> None:
+    user = subject()
+    alternate(replicas, "/limited/c", 7, bearer(issuer, user))  # the 6th on B, the 7th on A
+    deadline = time.monotonic() + 5
+    while True:
+        lines = [line for replica in replicas for line in replica.access_log()
+                 if user in line and '"rate_limited"' in line]
+        if len(lines) == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    assert len(lines) == 2 and all('"status": 429' in line and '"rate_limits[0]"' in line
+                                   for line in lines), lines
+    for replica in replicas:
+        with replica.admin() as admin:
+            metrics = admin.get("/metrics").text
+        assert 'gatekeeper_rate_limit_checks_total{result="limited",rule="0"}' in metrics

@@ -1,0 +1,170 @@
+"""Token revocation across replicas: two gatekeeper processes share one real redis-server.
+
+A revocation posted to one replica's admin listener reaches both within a second; a Redis that
+dies leaves bearer traffic flowing from the cached list (``/readyz`` says stale) until
+``max_stale_seconds``, then authenticated requests fail closed with 503; a Redis that comes back
+empty is refilled from the replicas' memory. Every wait is a bounded poll.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+
+from gatekeeper.devissuer import DevIssuer
+from tests.conftest import AUDIENCE, Gatekeeper
+from tests.support.redis import RedisServer, run_redis
+
+ADMIN_SECRET = secrets.token_urlsafe(30)  # 40 characters
+MAX_STALE = 5
+
+
+@pytest.fixture(scope="module")
+def redis() -> Iterator[RedisServer]:
+    with run_redis() as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def replicas(gatekeeper_factory: Callable[..., Gatekeeper],
+             redis: RedisServer) -> tuple[Gatekeeper, Gatekeeper]:
+    config: dict[str, Any] = {
+        "redis": {"url": redis.url},
+        "revocation": {"enabled": True, "admin_secret": ADMIN_SECRET, "resync_seconds": 1,
+                       "max_stale_seconds": MAX_STALE},
+    }
+    return gatekeeper_factory(**config), gatekeeper_factory(**config)
+
+
+def mint(issuer: DevIssuer, subject: str) -> str:
+    return issuer.mint(subject, audience=AUDIENCE, ttl_seconds=3600)
+
+
+def jti(token: str) -> str:
+    value: str = jwt.decode(token, options={"verify_signature": False})["jti"]
+    return value
+
+
+def get(gk: Gatekeeper, token: str | None, path: str = "/echo") -> httpx.Response:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    with gk.client() as client:
+        return client.get(path, headers=headers)
+
+
+def error(response: httpx.Response) -> str | None:
+    if response.headers.get("content-type") != "application/json":
+        return None
+    code: str | None = response.json().get("error")
+    return code
+
+
+def revoke(gk: Gatekeeper, body: dict[str, Any], secret: str = ADMIN_SECRET) -> httpx.Response:
+    with gk.admin() as admin:
+        return admin.post("/revoke", json=body, headers={"Authorization": f"Bearer {secret}"})
+
+
+def revocation_check(gk: Gatekeeper) -> tuple[int, dict[str, Any]]:
+    with gk.admin() as admin:
+        response = admin.get("/readyz")
+    check: dict[str, Any] = response.json()["checks"]["revocation"]
+    return response.status_code, check
+
+
+def poll(condition: Callable[[], bool], what: str, within: float) -> float:
+    started = time.monotonic()
+    while not condition():
+        if time.monotonic() - started > within:
+            raise AssertionError(f"not within {within} s: {what}")
+        time.sleep(0.02)
+    return time.monotonic() - started
+
+
+def refused(gk: Gatekeeper, token: str) -> bool:
+    response = get(gk, token)
+    return response.status_code == 401 and error(response) == "token_revoked"
+
+
+def test_a_revocation_reaches_both_replicas_within_a_second(
+        replicas: tuple[Gatekeeper, Gatekeeper], issuer: DevIssuer, redis: RedisServer) -> None:
+    a, b = replicas
+    alice, alice_again, bob = mint(issuer, "alice"), mint(issuer, "alice"), mint(issuer, "bob")
+    carol, carol_again = mint(issuer, "carol"), mint(issuer, "carol")
+    for gk in (a, b):
+        for token in (alice, alice_again, bob, carol):
+            assert get(gk, token).status_code == 200
+        assert revocation_check(gk)[1]["ok"]
+
+    expires_at = int(time.time()) + 3600
+    assert revoke(a, {"jti": jti(alice), "expires_at": expires_at}, "x" * 40).status_code == 401
+    assert revoke(a, {"jti": jti(alice)}).status_code == 400
+    response = revoke(a, {"jti": jti(alice), "expires_at": expires_at})
+    assert response.status_code == 200, response.text
+    assert response.json() == {"revoked": f"jti:{jti(alice)}", "expires_at": expires_at}
+    poll(lambda: refused(a, alice) and refused(b, alice), "alice's token refused on both",
+         within=1.0)
+    answer = get(b, alice)
+    assert 'error="invalid_token"' in answer.headers["www-authenticate"]
+    for gk in (a, b):  # only that token: the subject's other token and other subjects pass
+        assert get(gk, alice_again).status_code == 200
+        assert get(gk, bob).status_code == 200
+
+    # A subject, revoked on the other replica: every token of carol's, old and new.
+    response = revoke(b, {"sub": "carol", "expires_at": expires_at})
+    assert response.status_code == 200, response.text
+    poll(lambda: refused(a, carol) and refused(b, carol), "carol refused on both", within=1.0)
+    assert refused(a, carol_again) and refused(a, mint(issuer, "carol"))
+    with redis.client() as client:
+        assert client.zscore("gatekeeper:revoked", "sub:carol") == expires_at
+
+
+def test_redis_down_serves_the_cached_list_then_fails_closed_then_recovers(
+        replicas: tuple[Gatekeeper, Gatekeeper], issuer: DevIssuer, redis: RedisServer) -> None:
+    a, b = replicas
+    dave, erin = mint(issuer, "dave"), mint(issuer, "erin")
+    response = revoke(a, {"jti": jti(dave), "expires_at": int(time.time()) + 3600})
+    assert response.status_code == 200
+    poll(lambda: refused(a, dave) and refused(b, dave), "dave refused on both", within=1.0)
+
+    redis.kill()  # SIGKILL, no snapshot: it comes back empty
+    killed = time.monotonic()
+    # Bearer traffic keeps flowing from the cached list, which still refuses dave.
+    for gk in (a, b):
+        assert get(gk, erin).status_code == 200
+        assert refused(gk, dave)
+    poll(lambda: all(revocation_check(gk)[1]["detail"].startswith("stale:") for gk in (a, b)),
+         "/readyz says the list is stale", within=3)
+    status, check = revocation_check(a)
+    assert check["ok"] and status == 200, check
+    assert revoke(a, {"sub": "frank", "expires_at": int(time.time()) + 60}).status_code == 503
+
+    # Past max_stale_seconds: authenticated requests fail closed; public paths still serve.
+    poll(lambda: all(get(gk, erin).status_code == 503 for gk in (a, b)),
+         "503 once the list is older than max_stale_seconds", within=MAX_STALE + 5)
+    assert time.monotonic() - killed > MAX_STALE - 1.5  # not before (a sync may precede the kill)
+    answer = get(a, erin)
+    assert error(answer) == "revocation_list_stale"
+    assert get(a, None, "/public/x").status_code == 200
+    status, check = revocation_check(b)
+    assert status == 503 and not check["ok"] and "beyond max_stale_seconds" in check["detail"]
+    with a.admin() as admin:
+        assert "gatekeeper_revocation_sync_failures_total" in admin.get("/metrics").text
+
+    redis.start()  # empty: the replicas write back what they hold
+    poll(lambda: all(get(gk, erin).status_code == 200 for gk in (a, b)), "recovery", within=10)
+    for gk in (a, b):
+        assert refused(gk, dave)
+        assert revocation_check(gk)[1]["ok"]
+    with redis.client() as client:
+        poll(lambda: client.zscore("gatekeeper:revoked", f"jti:{jti(dave)}") is not None,
+             "dave's revocation written back to redis", within=3)
+    for gk in (a, b):
+        output = gk.process.output()
+        assert "revocation list sync failed" in output
+        assert "authenticated requests get 503 until redis answers" in output
+        assert ADMIN_SECRET not in output and dave not in output
