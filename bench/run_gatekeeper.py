@@ -5,6 +5,9 @@ Scenarios (each with -c32 and -c4, interleaved rounds, medians):
   (b) gk-token-{1,2}w      wrk → gatekeeper (valid RS256 bearer token, the full check) → nginx
   (c) gk-public-{1,2}w     wrk → gatekeeper (public path, anonymous) → nginx
   (d) gk-session-{1,2}w    wrk → gatekeeper (browser session cookie: open, check, claims) → nginx
+  with --redis (a redis-server on a unix socket):
+  (e) gk-redis-session-{1,2}w     the session in Redis, the cookie a ticket
+  (f) gk-token-revocation-{1,2}w  (b) with the revocation list on (a local lookup per request)
 
 A dev issuer (gatekeeper.devissuer, with its login side) serves discovery and JWKS from this
 process; gatekeeper fetches the keys once at start, so the issuer is idle during the measured
@@ -136,7 +139,7 @@ def run_redis_server(directory: Path) -> Iterator[str]:
 
 def write_config(
     directory: Path, issuer: DevIssuer, workers: int, policy: Path | None = None,
-    redis_url: str | None = None,
+    redis_url: str | None = None, revocation: bool = False,
 ) -> Path:
     config = {
         # listen, admin_listen and upstream are set per run through GATEKEEPER_* variables (see main).
@@ -153,13 +156,16 @@ def write_config(
                  "redirect_url": "http://127.0.0.1:4180/oauth2/callback"},
         "session": {"secret": SESSION_SECRET, "cookie_secure": False},
     }
-    if redis_url is not None:
+    if redis_url is not None and not revocation:
         config["session"] = {**config["session"], "store": "redis", "redis_url": redis_url}
+    if redis_url is not None and revocation:
+        config["redis"] = {"url": redis_url}
+        config["revocation"] = {"enabled": True, "admin_secret": SESSION_SECRET}
     if policy is not None:
         config["policy"] = {"model": str(ROOT / "policies" / "model.conf"), "policy": str(policy),
                             "watch": False}
     name = (f"gatekeeper-{workers}w" + (f"-{policy.stem}" if policy else "")
-            + ("-redis" if redis_url else ""))
+            + ("-redis" if redis_url else "") + ("-revocation" if revocation else ""))
     path = directory / f"{name}.yaml"
     path.write_text(yaml.safe_dump(config))
     return path
@@ -210,6 +216,13 @@ def main() -> int:
             scenarios.append(harness.Scenario(
                 f"gk-redis-session-{workers}w", "{python} -m gatekeeper run --config "
                 + str(redis_config), env, path="/", headers=(redis_cookie,)))
+            # The same bearer request with the revocation list on: the check is a local lookup.
+            revocation_config = write_config(directory, issuer, workers, redis_url=redis_server,
+                                             revocation=True)
+            env = {**env, "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}"}
+            scenarios.append(harness.Scenario(
+                f"gk-token-revocation-{workers}w", "{python} -m gatekeeper run --config "
+                + str(revocation_config), env, path="/", headers=(bearer,)))
     if args.policy_sizes:
         role_token = issuer.mint("bob", audience=AUDIENCE, ttl_seconds=6 * 3600,
                                  claims={"roles": ["role0"]})
