@@ -18,6 +18,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -364,6 +365,11 @@ class RedisSettings(_Frozen):
     password: SecretStr | None = Field(default=None, description="Or in the URL; never logged.")
     password_file: Path | None = Field(
         default=None, description="Absolute path of a file holding the password (a mounted Secret).")
+    tls_ca_file: Path | None = Field(
+        default=None,
+        description="Absolute path of the CA bundle (PEM) that verifies the server's certificate "
+        "(`rediss://`); default: the system's CAs.",
+    )
     timeout_seconds: float = Field(
         default=0.5, gt=0, le=10, description="Every Redis call: past this, Redis counts as down.")
     key_prefix: str = Field(default="gatekeeper:", max_length=64, description="Namespace of every key.")
@@ -375,11 +381,12 @@ class RedisSettings(_Frozen):
             check_redis_url(value)
         return value
 
-    @field_validator("password_file")
+    @field_validator("password_file", "tls_ca_file")
     @classmethod
-    def _readable(cls, value: Path | None) -> Path | None:
+    def _readable(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        example = "/etc/redis/ca.pem" if info.field_name == "tls_ca_file" else "/etc/redis/password"
         if value is not None and not value.is_absolute():
-            raise ValueError("must be an absolute path (a mounted Secret, e.g. /etc/redis/password)")
+            raise ValueError(f"must be an absolute path (a mounted Secret, e.g. {example})")
         if value is not None and not value.is_file():
             raise ValueError(f"{value} is not a readable file")
         return value
@@ -389,6 +396,10 @@ class RedisSettings(_Frozen):
         if self.password is not None and self.password_file is not None:
             raise ValueError("give password or password_file, not both")
         return self
+
+
+def _is_tls(url: str) -> bool:
+    return urlsplit(url).scheme in ("rediss", "rediss+sentinel")
 
 
 def check_redis_url(value: str) -> str:
@@ -621,6 +632,13 @@ class Settings(_Frozen):
 
     def redis_url(self) -> str:
         return self.redis.url or self.session.redis_url
+
+    @model_validator(mode="after")
+    def _redis_tls(self) -> Settings:
+        # A CA for a plain connection would be silently unused: TLS would look on when it is off.
+        if self.redis.tls_ca_file is not None and not _is_tls(self.redis_url()):
+            raise ValueError("redis.tls_ca_file needs a TLS url: rediss:// or rediss+sentinel://")
+        return self
 
     @model_validator(mode="after")
     def _sessions_for_login(self) -> Settings:

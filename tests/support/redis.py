@@ -7,6 +7,13 @@
 
 Persistence: an RDB snapshot is written at shutdown (SIGTERM), so a restarted server still holds
 its keys, as a real deployment with persistence does. No TCP port is opened.
+
+The other topologies listen on free ports of 127.0.0.1, each in a temp dir of its own:
+
+    with run_redis_tcp("--requirepass", "pw") as server:       # server.port, server.address
+    with run_redis_tcp(*tls_args, tls=True) as server:          # --tls-port only (--port 0)
+    with run_sentinel(master) as sentinel:                     # quorum 1, names "mymaster"
+    with run_cluster(3) as nodes:                              # 3 masters, every slot covered
 """
 
 from __future__ import annotations
@@ -14,15 +21,17 @@ from __future__ import annotations
 import contextlib
 import shutil
 import signal
+import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import redis
 
-from tests.support.servers import ProcessHandle, run_process
+from tests.support.servers import ProcessHandle, free_port, run_process
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
@@ -104,3 +113,106 @@ def run_redis() -> Iterator[RedisServer]:
                 with contextlib.suppress(Exception):
                     server.thaw()
             server._stack.close()
+
+
+# -- TCP topologies: one server on a port, a Sentinel, a Cluster (127.0.0.1 only) ----------------
+
+_COMMON = ("--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--loglevel", "warning")
+
+
+@dataclass
+class TcpRedis:
+    """A redis-server (or Sentinel) on ``127.0.0.1:port``."""
+
+    port: int
+    directory: Path
+    process: ProcessHandle
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def client(self, **kwargs: Any) -> redis.Redis:
+        """A plain-TCP sync client (not for a TLS-only server)."""
+        return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, **kwargs)
+
+
+@contextlib.contextmanager
+def run_redis_tcp(*args: str, directory: Path | None = None, tls: bool = False) -> Iterator[TcpRedis]:
+    """``redis-server`` on a free port (``--tls-port`` with ``tls``, plain ``--port`` 0) and
+    ``args`` (e.g. ``--requirepass``); ready once the port accepts connections."""
+    with contextlib.ExitStack() as stack:
+        if directory is None:
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gk-redis-")))
+        port = free_port()
+        ports = ["--port", "0", "--tls-port", str(port)] if tls else ["--port", str(port)]
+        argv = [REDIS_SERVER, *ports, "--dir", str(directory), *_COMMON, *args]
+        process = stack.enter_context(_run(argv, port))
+        yield TcpRedis(port, directory, process)
+
+
+@contextlib.contextmanager
+def run_sentinel(master: TcpRedis, name: str = "mymaster", *, down_after_ms: int = 1000,
+                 failover_timeout_ms: int = 3000, extra: Sequence[str] = (),
+                 password: str | None = None) -> Iterator[TcpRedis]:
+    """One Sentinel (quorum 1) monitoring ``master``; ready once it names the master. ``extra``:
+    more config lines (``requirepass``: pass it as ``password`` too, for the readiness check).
+    Sentinel rewrites its config file, so the file lives in a temp dir of its own."""
+    with tempfile.TemporaryDirectory(prefix="gk-sentinel-") as directory:
+        port = free_port()
+        config = Path(directory) / "sentinel.conf"
+        config.write_text("\n".join([
+            f"port {port}", "bind 127.0.0.1", f"dir {directory}", "loglevel warning",
+            f"sentinel monitor {name} 127.0.0.1 {master.port} 1",
+            f"sentinel down-after-milliseconds {name} {down_after_ms}",
+            f"sentinel failover-timeout {name} {failover_timeout_ms}",
+            *extra, ""]))
+        with _run([REDIS_SERVER, str(config), "--sentinel"], port) as process:
+            sentinel = TcpRedis(port, Path(directory), process)
+            _wait(lambda: sentinel.client(password=password).sentinel_get_master_addr_by_name(name)
+                  is not None,
+                  f"sentinel on {port} does not name {name}", process)
+            yield sentinel
+
+
+@contextlib.contextmanager
+def run_cluster(masters: int = 3) -> Iterator[list[TcpRedis]]:
+    """A Redis Cluster of ``masters`` masters and no replicas; ready once every node says
+    ``cluster_state:ok``. Each node's bus port is a free port of its own (``cluster-port``)."""
+    with contextlib.ExitStack() as stack:
+        nodes = []
+        for _ in range(masters):
+            directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gk-cluster-")))
+            nodes.append(stack.enter_context(run_redis_tcp(
+                "--cluster-enabled", "yes", "--cluster-config-file", str(directory / "nodes.conf"),
+                "--cluster-port", str(free_port()), "--cluster-node-timeout", "2000",
+                directory=directory)))
+        created = subprocess.run(
+            [shutil.which("redis-cli") or "/usr/bin/redis-cli", "--cluster", "create",
+             *(node.address for node in nodes), "--cluster-replicas", "0", "--cluster-yes"],
+            capture_output=True, text=True, timeout=30, check=False)
+        if created.returncode != 0:
+            raise RuntimeError(f"redis-cli --cluster create failed:\n{created.stdout}{created.stderr}")
+        for node in nodes:
+            _wait(lambda node=node: node.client().cluster("info")["cluster_state"] == "ok",
+                  f"cluster node {node.port} not ok", node.process)
+        yield nodes
+
+
+@contextlib.contextmanager
+def _run(argv: list[str], port: int) -> Iterator[ProcessHandle]:
+    if not Path(REDIS_SERVER).exists():
+        raise RuntimeError("redis-server is missing: apt-get install redis-server (.ci/run does it)")
+    with run_process(argv, ready_port=port, timeout=10) as process:
+        yield process
+
+
+def _wait(condition: Callable[[], bool], what: str, process: ProcessHandle, timeout: float = 10) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with contextlib.suppress(redis.RedisError):
+            if condition():
+                return
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what}:\n{process.output()}")
+        time.sleep(0.02)
