@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
@@ -96,11 +97,14 @@ def serve(settings: Settings, config_path: str | None) -> None:
     logs.configure(settings.log_level)
     host, port = split_host_port(settings.listen)
     app: Any = create_app(settings)
+    metrics_dir: str | None = None
     if settings.workers > 1:
         # Each worker process rebuilds the same settings from the same file and environment;
-        # their metrics are summed through prometheus-client's multiprocess directory.
-        os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR",
-                              tempfile.mkdtemp(prefix="gatekeeper-metrics-"))
+        # their metrics are summed through prometheus-client's multiprocess directory, ours to
+        # remove at exit (a pod's /tmp emptyDir outlives container restarts).
+        if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
+            metrics_dir = tempfile.mkdtemp(prefix="gatekeeper-metrics-")
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
         if config_path is not None:
             os.environ["GATEKEEPER_CONFIG"] = os.path.abspath(config_path)
         app = "gatekeeper.app:create_app_from_environment"
@@ -124,7 +128,11 @@ def serve(settings: Settings, config_path: str | None) -> None:
     if settings.workers > 1:
         from uvicorn.supervisors import Multiprocess
 
-        Multiprocess(config, sockets=[config.bind_socket()]).run()
+        try:
+            Multiprocess(config, sockets=[config.bind_socket()]).run()
+        finally:
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
         return
     server = DrainingServer(config, on_exit=app.start_draining)
     server.run()
