@@ -80,18 +80,27 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
     if problems:
         raise ConfigError(problems)
     if settings.policy is not None and path is not None:
-        base = Path(path).resolve().parent
+        # absolute(), not resolve(): in a ConfigMap volume the file is a symlink into a hidden
+        # ..<timestamp>/ directory, and the policies sit next to the link, not its target.
+        base = Path(path).absolute().parent
         policy = settings.policy.model_copy(update={
             "model": base / settings.policy.model, "policy": base / settings.policy.policy})
         settings = settings.model_copy(update={"policy": policy})
     return settings
 
 
+# Kubernetes injects these for a Service named gatekeeper[-…] (service links): never config.
+_SERVICE_LINK = re.compile(
+    r"GATEKEEPER(_[A-Z0-9_]*)?_(SERVICE_HOST|SERVICE_PORT(_[A-Z0-9_]+)?|PORT"
+    r"|PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)")
+
+
 def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
     """GATEKEEPER_AUTH__LEEWAY_SECONDS=10 sets auth.leeway_seconds; JSON values for lists/maps."""
     merged = dict(data)
     for name, value in sorted(environ.items()):
-        if not name.startswith(ENV_PREFIX) or name == "GATEKEEPER_CONFIG":
+        if (not name.startswith(ENV_PREFIX) or name == "GATEKEEPER_CONFIG"
+                or _SERVICE_LINK.fullmatch(name)):
             continue
         keys = name[len(ENV_PREFIX) :].lower().split("__")
         parsed: Any = value

@@ -88,6 +88,32 @@ def test_env_overrides_win_over_the_file(tmp_path: Path) -> None:
     assert settings.public_paths == ["/health"]
 
 
+def test_kubernetes_service_links_are_not_config(tmp_path: Path) -> None:
+    """A Service named gatekeeper makes the kubelet inject GATEKEEPER_SERVICE_HOST & co.: they
+    must not read as unknown config keys (the pod would never start)."""
+    settings = load_settings(write(tmp_path, "upstream: http://127.0.0.1:1\n"), environ={
+        "GATEKEEPER_SERVICE_HOST": "10.0.0.7", "GATEKEEPER_SERVICE_PORT": "80",
+        "GATEKEEPER_SERVICE_PORT_HTTP": "80", "GATEKEEPER_PORT": "tcp://10.0.0.7:80",
+        "GATEKEEPER_PORT_80_TCP": "tcp://10.0.0.7:80", "GATEKEEPER_PORT_80_TCP_PROTO": "tcp",
+        "GATEKEEPER_PORT_80_TCP_PORT": "80", "GATEKEEPER_PORT_80_TCP_ADDR": "10.0.0.7",
+        "GATEKEEPER_METRICS_SERVICE_HOST": "10.0.0.8",
+    })
+    assert settings.upstream == "http://127.0.0.1:1"
+
+
+def test_policy_paths_are_next_to_the_config_link_not_its_target(tmp_path: Path) -> None:
+    """A ConfigMap volume: gatekeeper.yaml -> ..data/gatekeeper.yaml -> ..2026_11_26/…"""
+    real = tmp_path / "..2026_11_26_10_00_00.1" / "gatekeeper.yaml"
+    real.parent.mkdir()
+    real.write_text("upstream: http://127.0.0.1:1\npolicy: {model: policies/model.conf, "
+                    "policy: policies/policy.csv}\n")
+    (tmp_path / "..data").symlink_to(real.parent.name)
+    (tmp_path / "gatekeeper.yaml").symlink_to("..data/gatekeeper.yaml")
+    settings = load_settings(tmp_path / "gatekeeper.yaml", environ={})
+    assert settings.policy is not None
+    assert settings.policy.model == tmp_path / "policies" / "model.conf"
+
+
 def test_a_bad_env_override_names_its_key(tmp_path: Path) -> None:
     found = problems(tmp_path, "upstream: http://127.0.0.1:1\n",
                      env={"GATEKEEPER_AUTH__LEEWAY_SECONDS": "lots"})
