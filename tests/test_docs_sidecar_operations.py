@@ -25,11 +25,11 @@ import re
 from pathlib import Path
 from typing import Any
 
+import httpx
 import kubernetes_validate
 import pytest
 import yaml
 from prometheus_client.metrics import MetricWrapperBase
-from starlette.testclient import TestClient
 
 from gatekeeper.admin import Check, create_admin_app
 from gatekeeper.logs import AccessLog
@@ -351,8 +351,14 @@ def readiness_check_names() -> set[str]:
     url becomes ``<iss>``) and the ones app.py adds."""
     issuer = "https://idp.example.com/realms/demo"
     admin = create_admin_app(Metrics(), {issuer: _Keys()}, _Upstream())  # duck-typed stand-ins
-    with TestClient(admin) as client:
-        own = client.get("/readyz").json()["checks"]
+
+    async def ask() -> dict[str, object]:
+        transport = httpx.ASGITransport(app=admin)
+        async with httpx.AsyncClient(transport=transport, base_url="http://admin") as client:
+            checks: dict[str, object] = (await client.get("/readyz")).json()["checks"]
+            return checks
+
+    own = asyncio.run(ask())
     return {name.replace(issuer, "<iss>") for name in own} | extra_check_names()
 
 
