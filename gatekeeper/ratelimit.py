@@ -60,7 +60,7 @@ from gatekeeper.metrics import Metrics
 from gatekeeper.principal import Decision, Outcome, Principal
 from gatekeeper.redisconn import REDIS_ERRORS, RedisClient
 from gatekeeper.request import RequestView
-from gatekeeper.responses import send_raw, wants_html
+from gatekeeper.responses import HTML, own_headers, send_raw, wants_html
 from gatekeeper.settings import RateLimitRule
 
 log = logging.getLogger("gatekeeper.ratelimit")
@@ -347,14 +347,13 @@ class RateLimits:
 async def send_rate_limited(send: Send, error: RateLimited, request_id: str,
                             accept: bytes | None) -> int:
     """429 (RFC 6585 §4) with Retry-After (RFC 9110 §10.2.3) and X-RateLimit-Limit/-Remaining."""
-    headers = [(b"x-request-id", request_id.encode("ascii")), (b"cache-control", b"no-store"),
-               (b"retry-after", str(error.retry_after).encode()),
+    headers = [*own_headers(request_id), (b"retry-after", str(error.retry_after).encode()),
                (b"x-ratelimit-limit", str(error.limit).encode()), (b"x-ratelimit-remaining", b"0")]
     if wants_html(accept):
         body = pages.render("Too many requests",
                             f"Please wait {error.retry_after} s, then try again.",
                             request_id=request_id)
-        content_type = b"text/html; charset=utf-8"
+        content_type = HTML
     else:
         body = json.dumps({"error": error.code, "error_description": error.description,
                            "retry_after": error.retry_after, "request_id": request_id}).encode()

@@ -53,7 +53,7 @@ async def send_decision(
     """``sign_out``: the sign-out route, offered on the HTML 403 page to a browser session."""
     status = status_of(decision)
     code, description = error_body(decision)
-    headers = _own_headers(request_id)
+    headers = own_headers(request_id)
     if status == 401:
         challenge = f"Bearer {_REALM}"
         if isinstance(decision.error, InvalidToken):
@@ -68,13 +68,13 @@ async def send_decision(
         body = pages.render("Access denied",
                             f"You are signed in as {who}, but not allowed to open this page.",
                             actions=offer, request_id=request_id)
-        content_type = b"text/html; charset=utf-8"
+        content_type = HTML
     elif status == 503 and wants_html(accept):
         # A dependency is down (session store, signing keys): say so, keep the session.
         body = pages.render("Temporarily unavailable",
                             "Signing you in is not possible right now. Please try again shortly.",
                             detail=f"Reason: {code}", request_id=request_id)
-        content_type = b"text/html; charset=utf-8"
+        content_type = HTML
     else:
         body = _json_body(code, description, request_id)
         content_type = b"application/json"
@@ -84,11 +84,15 @@ async def send_decision(
 
 async def send_error(send: Send, error: GatekeeperError, request_id: str) -> int:
     body = _json_body(error.code, error.description or error.code, request_id)
-    await send_raw(send, error.status, _own_headers(request_id), b"application/json", body)
+    await send_raw(send, error.status, own_headers(request_id), b"application/json", body)
     return error.status
 
 
-def _own_headers(request_id: str) -> list[tuple[bytes, bytes]]:
+HTML = b"text/html; charset=utf-8"
+
+
+def own_headers(request_id: str) -> list[tuple[bytes, bytes]]:
+    """What every answer gatekeeper writes itself carries: the request id, and no caching."""
     return [(b"x-request-id", request_id.encode("ascii")), (b"cache-control", b"no-store")]
 
 

@@ -42,7 +42,7 @@ from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import Decision, Outcome, Principal
 from gatekeeper.redirects import safe_redirect
 from gatekeeper.request import RequestView
-from gatekeeper.responses import send_raw, wants_html
+from gatekeeper.responses import HTML, own_headers, send_raw, wants_html
 from gatekeeper.sessions.base import SessionStore
 from gatekeeper.sessions.model import Session
 from gatekeeper.settings import OidcSettings
@@ -51,7 +51,6 @@ log = logging.getLogger("gatekeeper.oidc")
 
 Send = Any
 Receive = Any
-_HTML = b"text/html; charset=utf-8"
 MAX_FORM_BYTES = 16384  # a logout token is a few KB
 LOGOUT_REPLAY_SECONDS = 600  # a logout token's jti is refused again for this long
 
@@ -155,7 +154,7 @@ class LoginRoutes:
                 actions=[(p.display_name, f"{self.prefix}/start?"
                           + urlencode({"provider": p.id, "rd": return_to}))
                          for p in self._providers.values()])
-            await send_raw(send, 200, _no_store(request_id), _HTML, body)
+            await send_raw(send, 200, own_headers(request_id), HTML, body)
             return Answered(200, Decision(Outcome.UNAUTHENTICATED, "login_chooser"))
         return await self._begin(request, send, request_id, provider, return_to)
 
@@ -334,14 +333,14 @@ class LoginRoutes:
         return safe_redirect(value, allowed_domains=self._settings.allowed_redirect_domains)
 
     async def _redirect(self, send: Send, request_id: str, location: str, reason: str) -> Answered:
-        headers = [*_no_store(request_id), (b"location", location.encode("ascii"))]
+        headers = [*own_headers(request_id), (b"location", location.encode("ascii"))]
         await send_raw(send, 302, headers, b"text/plain", b"")
         return Answered(302, Decision(Outcome.UNAUTHENTICATED, reason))
 
     async def _json(self, send: Send, request_id: str, status: int, body: dict[str, Any],
                     decision: Decision) -> Answered:
         payload = json.dumps({**body, "request_id": request_id}).encode()
-        await send_raw(send, status, _no_store(request_id), b"application/json", payload)
+        await send_raw(send, status, own_headers(request_id), b"application/json", payload)
         return Answered(status, decision)
 
     async def _failed(self, request: RequestView, send: Send, request_id: str,
@@ -359,7 +358,7 @@ class LoginRoutes:
         body = pages.render(title, exc.description or "The sign-in could not be completed.",
                             actions=[("Sign in again", again)], detail=f"Reason: {exc.code}",
                             request_id=request_id)
-        await send_raw(send, exc.status, _no_store(request_id), _HTML, body)
+        await send_raw(send, exc.status, own_headers(request_id), HTML, body)
         return Answered(exc.status, decision)
 
 
@@ -421,8 +420,3 @@ def _params_or_empty(request: RequestView) -> dict[str, str]:
 def _origin(url: str) -> str:
     parts = urlsplit(url)
     return f"{parts.scheme}://{parts.netloc}"
-
-
-def _no_store(request_id: str) -> list[tuple[bytes, bytes]]:
-    return [(b"x-request-id", request_id.encode("ascii")), (b"cache-control", b"no-store")]
-
