@@ -4,7 +4,8 @@
     GET {prefix}/callback              the provider's answer: code → tokens → session → rd
     GET|POST {prefix}/sign_out?rd=     end the session; continue at the provider's end_session
     GET {prefix}/userinfo              the caller's identity as JSON (session or bearer)
-    POST {prefix}/backchannel_logout   OIDC Back-Channel Logout 1.0 (with session.store: redis)
+    POST {prefix}/backchannel_logout   OIDC Back-Channel Logout 1.0 (with session.store: redis;
+                                       the protocol is in backchannel.py)
 
 Every return address (``rd``, the page a login started from) passes ``safe_redirect``: a
 same-origin path or an allow-listed domain, else ``/``.
@@ -17,11 +18,10 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
 from gatekeeper import pages
-from gatekeeper.authn.bearer import peek_token
 from gatekeeper.authn.session import SessionAuthenticator
 from gatekeeper.errors import (
     GatekeeperError,
@@ -33,8 +33,9 @@ from gatekeeper.errors import (
     Unauthenticated,
 )
 from gatekeeper.metrics import Metrics
+from gatekeeper.oidc.backchannel import LogoutEverywhere, log_out_everywhere
 from gatekeeper.oidc.claims import ClaimsFilter
-from gatekeeper.oidc.idtoken import verify_id_token, verify_logout_token
+from gatekeeper.oidc.idtoken import verify_id_token
 from gatekeeper.oidc.login import LoginCookies, PendingLogin
 from gatekeeper.oidc.navigation import is_navigation
 from gatekeeper.oidc.provider import Provider
@@ -51,8 +52,6 @@ log = logging.getLogger("gatekeeper.oidc")
 
 Send = Any
 Receive = Any
-MAX_FORM_BYTES = 16384  # a logout token is a few KB
-LOGOUT_REPLAY_SECONDS = 600  # a logout token's jti is refused again for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -61,15 +60,6 @@ class Answered:
 
     status: int
     decision: Decision
-
-
-class LogoutEverywhere(Protocol):
-    """A session store that can end sessions it was not asked about by their browser."""
-
-    async def end_sessions(self, provider: str, *, subject: str | None = None,
-                           sid: str | None = None) -> int: ...
-
-    async def seen_once(self, name: str, seconds: int) -> bool: ...
 
 
 class LoginRoutes:
@@ -275,23 +265,7 @@ class LoginRoutes:
                                     "error_description": "POST a logout_token"},
                                     Decision(Outcome.ERROR, "backchannel_method"))
         try:
-            form = parse_qs((await _read_body(receive, MAX_FORM_BYTES)).decode("ascii"),
-                            strict_parsing=True, max_num_fields=8)
-            tokens = form.get("logout_token", [])
-            if len(tokens) != 1:
-                raise LoginFailed("one logout_token is required", code="logout_token_missing")
-            provider = self._provider_of(tokens[0])
-            claims = await verify_logout_token(tokens[0], provider.keys, provider.rules,
-                                               now=self._clock())
-            jti = claims.get("jti")
-            if isinstance(jti, str) and not await store.seen_once(
-                    f"logout:{provider.id}:{jti}", LOGOUT_REPLAY_SECONDS):
-                raise LoginFailed("this logout token was used before", code="logout_token_replayed")
-            sid, sub = claims.get("sid"), claims.get("sub")
-            # §2.7: a sid names one provider session; a sub alone means all of that user's.
-            ended = await store.end_sessions(
-                provider.id, sid=sid if isinstance(sid, str) else None,
-                subject=sub if isinstance(sub, str) and not isinstance(sid, str) else None)
+            provider, ended = await log_out_everywhere(receive, self._providers, store, self._clock)
         except (LoginFailed, ValueError) as exc:
             code = exc.code if isinstance(exc, LoginFailed) else "logout_request_malformed"
             log.warning("back-channel logout refused", extra={"reason": code, "request_id": request_id})
@@ -305,17 +279,6 @@ class LoginRoutes:
                                                "request_id": request_id})
         return await self._json(send, request_id, 200, {"sessions_ended": ended},
                                 Decision(Outcome.ALLOW, "backchannel_logout"))
-
-    def _provider_of(self, token: str) -> Provider:
-        try:
-            issuer = peek_token(token)[1].get("iss")
-        except GatekeeperError as exc:
-            raise LoginFailed("the logout token is malformed", code="logout_token_malformed") from exc
-        for provider in self._providers.values():
-            if provider.settings.issuer == issuer:
-                return provider
-        raise LoginFailed("the logout token comes from no configured provider",
-                          code="logout_token_issuer")
 
     # -- helpers -------------------------------------------------------------------------
     def _choose(self, request: RequestView, hint: str | None) -> Provider | None:
@@ -381,20 +344,6 @@ def _provider_error(params: Mapping[str, str], login: PendingLogin) -> LoginFail
     if code == "access_denied":
         return LoginDenied("The sign-in was cancelled or refused at the provider.")
     return LoginFailed(f"The provider could not sign you in ({code}).", code=f"provider_{code}")
-
-
-async def _read_body(receive: Receive, limit: int) -> bytes:
-    body = b""
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise ValueError("the client went away")
-        chunk: bytes = message.get("body", b"")
-        body += chunk
-        if len(body) > limit:
-            raise ValueError("the body is too large")
-        if not message.get("more_body", False):
-            return body
 
 
 def _params(request: RequestView) -> dict[str, str]:
