@@ -9,11 +9,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from gatekeeper.paths import matches_prefix_pattern
+from gatekeeper.paths import PathPatterns
 from gatekeeper.policy.engine import CompiledPolicy
 from gatekeeper.principal import Principal
 
@@ -29,13 +28,8 @@ class Authorizer(Protocol):
     def authorize(self, principal: Principal, method: str, path: str) -> Verdict: ...
 
 
-class PublicPaths:
-    def __init__(self, patterns: Sequence[str]) -> None:
-        self._exact = frozenset(p for p in patterns if not p.endswith("*"))
-        self._prefixes = tuple(p for p in patterns if p.endswith("*"))
-
-    def __contains__(self, path: str) -> bool:
-        return path in self._exact or any(matches_prefix_pattern(path, p) for p in self._prefixes)
+class PublicPaths(PathPatterns):
+    """``public_paths``: served to anonymous callers (the policy, if any, still decides)."""
 
 
 class AuthenticatedOnly:

@@ -13,6 +13,7 @@ The query string never takes part.
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 
 from gatekeeper.errors import BadRequest
 
@@ -93,6 +94,21 @@ def _decode_segment(segment: bytes, decoded_all: bytearray) -> tuple[bytes, bool
         out.append(byte)
         i += 1
     return bytes(out), encoded_dot
+
+
+class PathPatterns:
+    """A set of ``/exact`` and ``/prefix/*`` patterns (public_paths, rate_limits): is a path in
+    any of them? One set lookup and one ``str.startswith`` over a tuple."""
+
+    __slots__ = ("_exact", "_prefixes")
+
+    def __init__(self, patterns: Iterable[str]) -> None:
+        patterns = list(patterns)
+        self._exact = frozenset(p for p in patterns if not p.endswith("*"))
+        self._prefixes = tuple(p[:-1] for p in patterns if p.endswith("*"))
+
+    def __contains__(self, path: str) -> bool:
+        return path in self._exact or path.startswith(self._prefixes)
 
 
 def matches_prefix_pattern(path: str, pattern: str) -> bool:

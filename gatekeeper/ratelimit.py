@@ -57,6 +57,7 @@ from typing import Any, Protocol
 from gatekeeper import pages
 from gatekeeper.errors import RateLimited
 from gatekeeper.metrics import Metrics
+from gatekeeper.paths import PathPatterns, matches_prefix_pattern
 from gatekeeper.principal import Decision, Outcome, Principal
 from gatekeeper.redisconn import REDIS_ERRORS, RedisClient
 from gatekeeper.request import RequestView
@@ -238,8 +239,7 @@ def bucket(address: str) -> str:
 @dataclass(frozen=True, slots=True)
 class _Rule:
     name: str  # "rate_limits[0]": logs and the metric
-    pattern: str  # without the trailing "*" of a prefix pattern
-    is_prefix: bool
+    pattern: str  # "/exact" or "/prefix/*"
     methods: frozenset[str]  # empty: every method
     per_subject: bool
     limit: int
@@ -251,7 +251,7 @@ class _Rule:
     def matches(self, method: str, path: str) -> bool:
         if self.methods and method not in self.methods:
             return False
-        return path.startswith(self.pattern) if self.is_prefix else path == self.pattern
+        return matches_prefix_pattern(path, self.pattern)
 
 
 class RateLimits:
@@ -272,9 +272,7 @@ class RateLimits:
         self._clock = clock
         self._rules = tuple(self._compile(index, rule, key_prefix, metrics)
                             for index, rule in enumerate(rules))
-        # The fast "no rule can match": one set lookup and one startswith over a tuple.
-        self._exact = frozenset(r.pattern for r in self._rules if not r.is_prefix)
-        self._prefixes = tuple(r.pattern for r in self._rules if r.is_prefix)
+        self._any_rule = PathPatterns(rule.path for rule in rules)  # the fast "no rule can match"
         self._paused_until = -math.inf
         self._next_warning = -math.inf
         self._unchecked = 0
@@ -284,7 +282,7 @@ class RateLimits:
         name = f"rate_limits[{index}]"
         children = {result: metrics.rate_limit_checks.labels(rule=str(index), result=result)
                     for result in ("allowed", "limited", "unavailable")}
-        return _Rule(name=name, pattern=rule.path.removesuffix("*"), is_prefix=rule.path.endswith("*"),
+        return _Rule(name=name, pattern=rule.path,
                      methods=frozenset(rule.methods), per_subject=rule.per == "subject",
                      limit=rule.limit, window_seconds=rule.window_seconds,
                      key_head=f"{key_prefix}rl:{index}:", key_tail=f":{rule.window_seconds}",
@@ -292,7 +290,7 @@ class RateLimits:
 
     def match(self, method: str, path: str) -> _Rule | None:
         """The first rule matching the request, or None."""
-        if path not in self._exact and not path.startswith(self._prefixes):
+        if path not in self._any_rule:
             return None
         for rule in self._rules:
             if rule.matches(method, path):
