@@ -453,15 +453,19 @@ class PolicySettings(_Frozen):
 _METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 token
 
 
+def check_pattern_shape(pattern: str) -> None:
+    if not pattern.startswith("/"):
+        raise ValueError(f"{pattern!r}: patterns start with '/'")
+    if "*" in pattern[:-1]:
+        raise ValueError(f"{pattern!r}: '*' is allowed only at the end")
+
+
 def check_path_pattern(pattern: str) -> str:
     """``/prefix/*`` (a prefix) or ``/exact``, as in ``public_paths``; canonical, or it never matches."""
     from gatekeeper.errors import BadRequest  # settings stays import-light
     from gatekeeper.paths import canonical_path
 
-    if not pattern.startswith("/"):
-        raise ValueError(f"{pattern!r}: patterns start with '/'")
-    if "*" in pattern[:-1]:
-        raise ValueError(f"{pattern!r}: '*' is allowed only at the end")
+    check_pattern_shape(pattern)
     literal = pattern.removesuffix("*")
     try:
         canonical: str | None = canonical_path(literal.encode("utf-8"))
@@ -583,10 +587,7 @@ class Settings(_Frozen):
     @classmethod
     def _public_paths(cls, value: list[str]) -> list[str]:
         for pattern in value:
-            if not pattern.startswith("/"):
-                raise ValueError(f"{pattern!r}: patterns start with '/'")
-            if "*" in pattern[:-1]:
-                raise ValueError(f"{pattern!r}: '*' is allowed only at the end")
+            check_pattern_shape(pattern)
         return value
 
     @field_validator("trusted_proxies")
