@@ -463,3 +463,22 @@ def test_the_notes_tell_how_to_check_the_release() -> None:
     notes = render(values("redis"))[NOTES]
     assert "Redis (app-redis)" in notes and "https://app.example.com/" in notes
     assert "/readyz" in notes and "deployment/app" in notes
+
+
+def test_the_longest_release_name_gives_names_kubernetes_accepts() -> None:
+    # Helm allows 53 characters; Service names are DNS labels (63), and a StatefulSet's name
+    # must leave room for its pods' controller-revision-hash label (52).
+    objs = objects(
+        render(values("redis") | {"metrics": {"serviceMonitor": {"enabled": True}}}, release="r" * 53)
+    )
+    for (kind, name), doc in objs.items():
+        assert_valid(doc, f"{kind}/{name}")
+        limit = {"Service": 63, "StatefulSet": 52}.get(kind, 253)
+        assert len(name) <= limit, (kind, name)
+    config = yaml.safe_load(
+        next(d for (k, _), d in objs.items() if k == "ConfigMap" and "gatekeeper.yaml" in d["data"])["data"][
+            "gatekeeper.yaml"
+        ]
+    )
+    host = config["redis"]["url"].split("//")[1].split(":")[0]
+    assert ("Service", host) in objs

@@ -16,8 +16,13 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
+{{/* Redis's StatefulSet name, short enough for its pods' controller-revision-hash label. */}}
+{{- define "gatekeeper.redisName" -}}
+{{- printf "%s-redis" (include "gatekeeper.fullname" . | trunc 46 | trimSuffix "-") -}}
+{{- end -}}
+
 {{- define "gatekeeper.redisSelectorLabels" -}}
-app.kubernetes.io/name: {{ include "gatekeeper.fullname" . }}-redis
+app.kubernetes.io/name: {{ include "gatekeeper.redisName" . }}
 app.kubernetes.io/instance: {{ .Release.Name }}
 {{- end -}}
 
@@ -36,7 +41,7 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- end -}}
 
 {{- define "gatekeeper.redisSecretName" -}}
-{{- .Values.redis.existingSecret | default (printf "%s-redis" (include "gatekeeper.fullname" .)) -}}
+{{- .Values.redis.existingSecret | default (include "gatekeeper.redisName" .) -}}
 {{- end -}}
 
 {{/* The native sidecar needs Kubernetes 1.29; the preStop sleep action 1.30. */}}
@@ -89,7 +94,7 @@ not fit in.
 {{- $_ := set $config "session" $session -}}
 {{- $redis := get $config "redis" | default dict -}}
 {{- if not (hasKey $redis "url") -}}
-{{- $_ := set $redis "url" (printf "redis://%s-redis:6379/0" (include "gatekeeper.fullname" .)) -}}
+{{- $_ := set $redis "url" (printf "redis://%s:6379/0" (include "gatekeeper.redisName" .)) -}}
 {{- $_ := set $redis "password" "${REDIS_PASSWORD}" -}}
 {{- end -}}
 {{- $_ := set $config "redis" $redis -}}
