@@ -6,9 +6,10 @@
     │   └── HeadersTooLarge   431   request headers larger than ``max_header_bytes``
     ├── Unauthenticated       401   no usable credentials (RFC 6750 WWW-Authenticate)
     │   ├── InvalidToken      401   a token was presented and failed a named check
-    │   ├── SessionInvalid    401   a session cookie was sent and cannot be used (tampered,
-    │   │                           unknown key, bad chunks, expired, idle, ended elsewhere)
-    │   └── TokenRevoked      401   the token's jti or subject is on the revocation list
+    │   │   └── TokenRevoked  401   the token's jti or subject is on the revocation list
+    │   │       └── SessionRevoked  a session's: it is ended, and a browser sent to sign in
+    │   └── SessionInvalid    401   a session cookie was sent and cannot be used (tampered,
+    │                               unknown key, bad chunks, expired, idle, ended elsewhere)
     ├── SessionTooLarge       500   a new session does not fit in ``session.max_chunks`` cookies
     ├── Forbidden             403   authenticated, but the policy says no
     ├── RateLimited           429   over a ``rate_limits`` rule; Retry-After says when to retry
@@ -76,6 +77,10 @@ class SessionInvalid(Unauthenticated):
 
 class TokenRevoked(InvalidToken):
     code = "token_revoked"
+
+
+class SessionRevoked(TokenRevoked):
+    code = "session_revoked"
 
 
 class SessionStoreUnavailable(GatekeeperError):

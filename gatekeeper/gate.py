@@ -13,7 +13,14 @@ import time
 from typing import Any
 
 from gatekeeper import forward_auth
-from gatekeeper.errors import BadRequest, GatekeeperError, HeadersTooLarge, RateLimited, UpstreamError
+from gatekeeper.errors import (
+    BadRequest,
+    GatekeeperError,
+    HeadersTooLarge,
+    RateLimited,
+    SessionRevoked,
+    UpstreamError,
+)
 from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
@@ -109,6 +116,7 @@ class Gate:
                     return
             body_framing(request)
             decision = await self._pipeline.decide(request)
+            await self._end_if_revoked(request, decision, request_id)
             if decision.allowed and self._rate_limits is not None:
                 decision = await self._rate_limits.check(request, decision)
             if decision.allowed:
@@ -150,6 +158,10 @@ class Gate:
         if size > self._max_header_bytes:
             raise HeadersTooLarge("request headers too large")
 
+    async def _end_if_revoked(self, request: RequestView, decision: Decision, request_id: str) -> None:
+        if self._login is not None and isinstance(decision.error, SessionRevoked):
+            await self._login.end_revoked_session(request, request_id)
+
     async def _forward_auth(
         self, scope: Scope, send: Send, request_id: str
     ) -> tuple[Decision, int]:
@@ -162,6 +174,7 @@ class Gate:
             # (nginx: auth_request_set $cookie $upstream_http_set_cookie).
             send = _setting_cookies(send, original)
         decision = await self._pipeline.decide(original)
+        await self._end_if_revoked(original, decision, request_id)
         if not decision.allowed:
             accept = original.header(b"accept")
             return decision, await send_decision(send, decision, request_id, accept)

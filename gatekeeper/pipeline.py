@@ -61,13 +61,16 @@ class Pipeline:
         """Who is calling (ANONYMOUS when no credentials); raises on bad credentials."""
         return await self._authenticate(request)
 
+    def check_revoked(self, principal: Principal) -> None:
+        """In memory, no I/O: TokenRevoked (401; SessionRevoked for a session), or
+        RevocationStale (503) when the list is older than its staleness bound."""
+        if self._revocations is not None and principal.via != "anonymous":
+            self._revocations.check(principal)
+
     async def _authenticate(self, request: RequestView) -> Principal:
         for authenticator in self._authenticators:
             principal = await authenticator.authenticate(request)
             if principal is not None:
-                if self._revocations is not None and principal.via != "anonymous":
-                    # In memory, no I/O: TokenRevoked (401), or RevocationStale (503) when the
-                    # list is older than its staleness bound. Sessions are checked too.
-                    self._revocations.check(principal)
+                self.check_revoked(principal)
                 return principal
         return ANONYMOUS

@@ -41,6 +41,7 @@ from gatekeeper.errors import (
     BadRequest,
     RevocationStale,
     RevocationStoreUnavailable,
+    SessionRevoked,
     TokenRevoked,
 )
 from gatekeeper.metrics import Metrics
@@ -163,13 +164,16 @@ class RevocationList:
 
     # -- the request path ---------------------------------------------------------------
     def check(self, principal: Principal) -> None:
-        """Raise ``TokenRevoked`` for a revoked jti or subject, ``RevocationStale`` when the list
-        is older than ``max_stale_seconds``. Two dict lookups and a clock read; no I/O."""
+        """Raise ``TokenRevoked`` for a revoked jti or subject (``SessionRevoked`` for a session's),
+        ``RevocationStale`` when the list is older than ``max_stale_seconds``. Two dict lookups
+        and a clock read; no I/O."""
         if self._jti or self._sub:
             jti = principal.claims.get("jti")
             until = max(self._jti.get(jti, 0.0) if isinstance(jti, str) else 0.0,
                         self._sub.get(principal.subject, 0.0))
             if until > 0.0 and until > self._clock():
+                if principal.via == "session":
+                    raise SessionRevoked("session revoked")
                 raise TokenRevoked("token revoked")
         if self._monotonic() > self._fresh_until:
             if not self._said_stale:

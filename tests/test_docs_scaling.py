@@ -1,12 +1,18 @@
 """docs/scaling.md: every whole YAML config in it is one gatekeeper accepts (the real loader), and
-the Redis topologies it documents are the ones the config model knows."""
+the Redis topologies it documents are the ones the config model knows, and its `POST /revoke`
+examples are bodies the endpoint accepts."""
 
 from __future__ import annotations
 
+import os
+import re
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from gatekeeper.revocation import parse_request
 from tests.test_docs_providers import Block, load_block, yaml_blocks
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "scaling.md"
@@ -26,3 +32,15 @@ def test_the_guide_shows_every_topology() -> None:
     text = "\n".join(b.text for b in CONFIGS)
     for needle in ("redis://", "rediss://", "unix://", "redis+sentinel://", "cluster: true"):
         assert needle in text, needle
+
+
+def test_every_revoke_example_is_a_body_post_revoke_accepts() -> None:
+    # The shell builds each body (date arithmetic, $TOKEN_EXP); the real parser reads it.
+    bodies = re.findall(r'^  -d "(.*)"$', DOC.read_text(encoding="utf-8"), re.M)
+    assert len(bodies) == 2
+    now = time.time()
+    for body in bodies:
+        echoed = subprocess.run(["bash", "-c", f'echo "{body}"'], capture_output=True, text=True, check=True,
+                                env={"PATH": os.environ["PATH"], "TOKEN_EXP": str(int(now) + 600)})
+        revocation = parse_request(echoed.stdout.encode(), now)
+        assert revocation.expires_at > now

@@ -22,7 +22,7 @@ import pytest
 
 from gatekeeper.admin import UpstreamProbe, create_admin_app
 from gatekeeper.authz import AuthenticatedOnly, PublicPaths
-from gatekeeper.errors import BadRequest, RevocationStale, TokenRevoked
+from gatekeeper.errors import BadRequest, RevocationStale, SessionRevoked, TokenRevoked
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.pipeline import Pipeline
@@ -141,6 +141,13 @@ def test_a_revoked_subject_refuses_every_token_and_session_of_it(server: RedisSe
             await revocations.revoke(Revocation("sub", "alice", in_(60)))
             for principal in (who(jti="a1"), who(jti="a2"), who(), who(via="session")):
                 assert refuses(revocations, principal)
+            # A session's is told apart: the gate ends it and sends a browser to sign in again.
+            with pytest.raises(SessionRevoked) as raised:
+                revocations.check(who(via="session"))
+            assert raised.value.code == "session_revoked" and raised.value.status == 401
+            with pytest.raises(TokenRevoked) as raised:
+                revocations.check(who())
+            assert not isinstance(raised.value, SessionRevoked)
             revocations.check(who("bob", jti="b1"))
             revocations.check(who("alice2"))
     run(scenario())
@@ -327,7 +334,7 @@ def test_the_pipeline_refuses_revoked_sessions_and_fails_closed_when_stale(
             assert (await pipeline.decide(request("/app"))).allowed
             await revocations.revoke(Revocation("sub", "alice", in_(60)))
             decision = await pipeline.decide(request("/app"))
-            assert decision.outcome is Outcome.UNAUTHENTICATED and decision.reason == "token_revoked"
+            assert decision.outcome is Outcome.UNAUTHENTICATED and decision.reason == "session_revoked"
             with pytest.raises(TokenRevoked):
                 await pipeline.authenticate(request("/app"))
 

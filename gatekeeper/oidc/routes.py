@@ -28,8 +28,11 @@ from gatekeeper.errors import (
     InvalidToken,
     LoginDenied,
     LoginFailed,
+    RevocationStale,
+    SessionRevoked,
     SessionStoreUnavailable,
     SessionTooLarge,
+    TokenRevoked,
     Unauthenticated,
 )
 from gatekeeper.metrics import Metrics
@@ -114,10 +117,19 @@ class LoginRoutes:
     # -- the redirect that starts a login --------------------------------------------------
     def wants_login(self, request: RequestView, decision: Decision) -> bool:
         """An unauthenticated request that should be sent to log in rather than get a 401."""
-        if decision.outcome is not Outcome.UNAUTHENTICATED or isinstance(decision.error, InvalidToken):
+        if decision.outcome is not Outcome.UNAUTHENTICATED:
+            return False
+        if isinstance(decision.error, InvalidToken) and not isinstance(decision.error, SessionRevoked):
             return False  # a presented bearer token failed: that caller is an API client
         mode = self._settings.browser_login
         return mode == "always" or (mode == "auto" and is_navigation(request))
+
+    async def end_revoked_session(self, request: RequestView, request_id: str) -> None:
+        """A session whose subject or token was revoked ends here, cookie and stored copy, so no
+        refresh brings it back. A browser may sign in again: the callback refuses a revoked
+        subject, so that cannot loop."""
+        await self._store.clear(request, request.cookies_out())
+        log.info("revoked session ended", extra={"request_id": request_id})
 
     async def redirect_to_login(self, request: RequestView, send: Send, request_id: str) -> Answered:
         target = request.raw_path.decode("latin-1")
@@ -168,7 +180,7 @@ class LoginRoutes:
                 request.cookies_out().set(used)  # a login state is good for one answer
         try:
             return await self._complete(request, send, request_id, login, params)
-        except (LoginFailed, SessionStoreUnavailable) as exc:
+        except (LoginFailed, SessionStoreUnavailable, RevocationStale) as exc:
             # "Sign in again" goes back to the page the user first asked for.
             return await self._failed(request, send, request_id, exc, return_to=login.return_to)
 
@@ -188,6 +200,12 @@ class LoginRoutes:
         if not code:
             raise LoginFailed("the sign-in response has no code", code="login_code_missing")
         session = await self._session_from_code(provider, login, code)
+        principal = self._sessions.principal(session)
+        try:
+            self._pipeline.check_revoked(principal)  # RevocationStale (503) fails the login too
+        except TokenRevoked as exc:
+            raise LoginDenied("Your access to this application has been revoked.",
+                              code="access_revoked") from exc
         cookies = request.cookies_out()
         try:
             await self._store.save(request, cookies, session)
@@ -196,7 +214,6 @@ class LoginRoutes:
         self._metrics.logins.labels(provider=provider.id, result="ok").inc()
         log.info("login", extra={"provider": provider.id, "subject": session.subject,
                                  "request_id": request_id})
-        principal = self._sessions.principal(session)
         answered = await self._redirect(send, request_id, login.return_to, "login_completed")
         return Answered(answered.status, Decision(Outcome.ALLOW, "login_completed", principal))
 
@@ -307,7 +324,8 @@ class LoginRoutes:
         return Answered(status, decision)
 
     async def _failed(self, request: RequestView, send: Send, request_id: str,
-                      exc: LoginFailed | SessionStoreUnavailable, return_to: str = "/") -> Answered:
+                      exc: LoginFailed | SessionStoreUnavailable | RevocationStale,
+                      return_to: str = "/") -> Answered:
         provider = _params_or_empty(request).get("provider")
         self._metrics.logins.labels(provider=provider if provider in self._providers else "-",
                                     result=exc.code).inc()
@@ -317,7 +335,8 @@ class LoginRoutes:
             return await self._json(send, request_id, exc.status, {
                 "error": exc.code, "error_description": exc.description}, decision)
         again = f"{self.prefix}/start?" + urlencode({"rd": return_to})
-        title = "Sign-in cancelled" if exc.code == "access_denied" else "Sign-in failed"
+        title = {"access_denied": "Sign-in cancelled", "access_revoked": "Access revoked"}.get(
+            exc.code, "Sign-in failed")
         body = pages.render(title, exc.description or "The sign-in could not be completed.",
                             actions=[("Sign in again", again)], detail=f"Reason: {exc.code}",
                             request_id=request_id)

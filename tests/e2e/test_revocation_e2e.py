@@ -3,7 +3,8 @@
 A revocation posted to one replica's admin listener reaches both within a second; a Redis that
 dies leaves bearer traffic flowing from the cached list (``/readyz`` says stale) until
 ``max_stale_seconds``, then authenticated requests fail closed with 503; a Redis that comes back
-empty is refilled from the replicas' memory. Every wait is a bounded poll.
+empty is refilled from the replicas' memory. A revoked subject's browser session ends (cookie
+and Redis copy) and the same subject cannot sign in again. Every wait is a bounded poll.
 """
 
 from __future__ import annotations
@@ -18,8 +19,10 @@ import jwt
 import pytest
 
 from gatekeeper.devissuer import DevIssuer
-from tests.conftest import AUDIENCE, Gatekeeper
+from tests.conftest import AUDIENCE, Gatekeeper, served_login_issuer
+from tests.support.oidc import login_with_http_client
 from tests.support.redis import RedisServer, run_redis
+from tests.support.servers import free_port
 
 ADMIN_SECRET = secrets.token_urlsafe(30)  # 40 characters
 MAX_STALE = 5
@@ -168,3 +171,101 @@ def test_redis_down_serves_the_cached_list_then_fails_closed_then_recovers(
         assert "revocation list sync failed" in output
         assert "authenticated requests get 503 until redis answers" in output
         assert ADMIN_SECRET not in output and dave not in output
+
+
+# --- sessions: a revoked subject's browser session ends, and it cannot log in again ------------
+
+BROWSER = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+API = {"accept": "application/json"}
+COOKIE = "_gatekeeper"
+
+
+@pytest.fixture(scope="module", params=["cookie", "redis"])
+def login_replica(request: pytest.FixtureRequest, gatekeeper_factory: Callable[..., Gatekeeper],
+                  redis: RedisServer) -> Iterator[tuple[Gatekeeper, str]]:
+    """A gatekeeper with browser login at the dev provider, cookie or Redis sessions, and the
+    revocation list; and its Redis key prefix."""
+    port = free_port()
+    callback = f"http://127.0.0.1:{port}/oauth2/callback"
+    prefix = f"sessions-{request.param}:"
+    with served_login_issuer([callback]) as (issuer, _):
+        yield gatekeeper_factory(
+            listen=f"127.0.0.1:{port}",
+            oidc={"issuer": issuer.issuer, "client_id": "gatekeeper", "client_secret": "dev-client-secret",
+                  "redirect_url": callback},
+            session={"secret": secrets.token_urlsafe(32), "cookie_secure": False, "store": request.param},
+            redis={"url": redis.url, "key_prefix": prefix},
+            revocation={"enabled": True, "admin_secret": ADMIN_SECRET, "resync_seconds": 1,
+                        "max_stale_seconds": MAX_STALE},
+        ), prefix
+
+
+def log_in(gk: Gatekeeper, user: str) -> tuple[str | None, httpx.Response]:
+    """A browser asks for a page and signs in at the provider: its session cookie (if any) and
+    the callback's answer."""
+    with gk.client(headers=BROWSER) as client:
+        started = client.get("/echo")
+        assert started.status_code == 302, started.text
+        callback = login_with_http_client(client, started.headers["location"], user, f"{user}-password")
+        answer = client.get(callback)
+        return session_cookie(client), answer
+
+
+def session_cookie(client: httpx.Client) -> str | None:
+    return next((c.value for c in client.cookies.jar if c.name == COOKIE), None)
+
+
+def ends_session_cookie(response: httpx.Response) -> bool:
+    cookies = response.headers.get_list("set-cookie")
+    return any(c.startswith(f"{COOKIE}=") and "Max-Age=0" in c for c in cookies)
+
+
+def stored_sessions(redis_server: RedisServer, prefix: str) -> int:
+    client = redis_server.client()
+    try:
+        return len(client.keys(f"{prefix}session:*"))
+    finally:
+        client.close()
+
+
+def with_session(gk: Gatekeeper, cookie: str, headers: dict[str, str]) -> httpx.Response:
+    with gk.client(headers=headers, cookies={COOKIE: cookie}) as client:
+        return client.get("/echo")
+
+
+def test_a_revoked_subject_s_session_ends_and_cannot_sign_in_again(
+        login_replica: tuple[Gatekeeper, str], redis: RedisServer) -> None:
+    gk, prefix = login_replica
+    store = gk.config["session"]["store"]
+    cookie, back = log_in(gk, "alice")
+    assert back.status_code == 302 and back.headers["location"] == "/echo", back.text
+    assert cookie and with_session(gk, cookie, API).status_code == 200
+    if store == "redis":
+        assert stored_sessions(redis, prefix) == 1
+
+    assert revoke(gk, {"sub": "alice", "expires_at": time.time() + 3600}).status_code == 200
+    poll(lambda: with_session(gk, cookie, BROWSER).status_code != 200, "the session refused", 5)
+
+    # A browser is sent to sign in again, and its session cookie is cleared.
+    navigation = with_session(gk, cookie, BROWSER)
+    assert navigation.status_code == 302 and "/authorize" in navigation.headers["location"], navigation.text
+    assert ends_session_cookie(navigation)
+    if store == "redis":  # ended where it is kept too: no refresh can bring it back
+        assert stored_sessions(redis, prefix) == 0
+    # The cookie replayed (an API client, or a copy) is still refused.
+    replayed = with_session(gk, cookie, API)
+    assert replayed.status_code == 401
+    assert replayed.json()["error"] == ("session_revoked" if store == "cookie" else "session_ended")
+
+    # Signing in again as alice is refused at the callback, with a page that says why.
+    cookie, again = log_in(gk, "alice")
+    assert again.status_code == 403 and "Access revoked" in again.text, again.text
+    assert "access_revoked" in again.text
+    assert cookie is None
+    if store == "redis":
+        assert stored_sessions(redis, prefix) == 0
+
+    # Another subject is unaffected.
+    cookie, back = log_in(gk, "bob")
+    assert back.status_code == 302
+    assert cookie and with_session(gk, cookie, API).status_code == 200
