@@ -6,7 +6,8 @@ Scenarios (each with -c32 and -c4, interleaved rounds, medians):
   (c) gk-public-{1,2}w     wrk → gatekeeper (public path, anonymous) → nginx
   (d) gk-session-{1,2}w    wrk → gatekeeper (browser session cookie: open, check, claims) → nginx
   with --redis (a redis-server on a unix socket):
-  (e) gk-redis-session-{1,2}w     the session in Redis, the cookie a ticket
+  (e) gk-redis-session-{1,2}w     the session in Redis, the cookie a ticket (read cache on);
+      gk-redis-session-uncached-*  the same with session.redis_cache_seconds 0 (a GET per request)
   (f) gk-token-revocation-{1,2}w  (b) with the revocation list on (a local lookup per request)
 
 A dev issuer (gatekeeper.devissuer, with its login side) serves discovery and JWKS from this
@@ -216,6 +217,13 @@ def main() -> int:
             scenarios.append(harness.Scenario(
                 f"gk-redis-session-{workers}w", "{python} -m gatekeeper run --config "
                 + str(redis_config), env, path="/", headers=(redis_cookie,)))
+            # The same with the read cache off: one Redis GET per request.
+            env = {**env, "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}",
+                   "GATEKEEPER_SESSION__REDIS_CACHE_SECONDS": "0"}
+            scenarios.append(harness.Scenario(
+                f"gk-redis-session-uncached-{workers}w", "{python} -m gatekeeper run --config "
+                + str(redis_config), env, path="/", headers=(redis_cookie,)))
+            env = {k: v for k, v in env.items() if k != "GATEKEEPER_SESSION__REDIS_CACHE_SECONDS"}
             # The same bearer request with the revocation list on: the check is a local lookup.
             revocation_config = write_config(directory, issuer, workers, redis_url=redis_server,
                                              revocation=True)

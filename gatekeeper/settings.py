@@ -303,6 +303,11 @@ class SessionSettings(_Frozen):
     max_chunks: int = Field(
         default=6, ge=1, le=16,
         description="Most cookies (~3.8 KB each) one session may use; must fit in max_header_bytes.")
+    redis_cache_seconds: float = Field(
+        default=1.0, ge=0, le=5,
+        description="Redis store: a replica reuses a session it read for this long (one Redis read "
+        "per session per interval, not per request); another replica's sign-out takes effect "
+        "within it. 0: read on every request.")
 
     @field_validator("secret", mode="before")
     @classmethod

@@ -60,12 +60,14 @@ class Replicas:
         self.prefix = prefix
         self.clients: list[RedisClient] = []
 
-    def store(self, *, secret: str = SECRET, timeout: float = 0.5) -> RedisSessionStore:
-        sessions = SessionSettings.model_validate({"secret": [secret], "cookie_domain": None})
+    def store(self, *, secret: str = SECRET, timeout: float = 0.5, cache_seconds: float = 1.0,
+              monotonic: Callable[[], float] = time.monotonic) -> RedisSessionStore:
+        sessions = SessionSettings.model_validate({"secret": [secret], "cookie_domain": None,
+                                                   "redis_cache_seconds": cache_seconds})
         config = RedisSettings(url=self.server.url, key_prefix=self.prefix, timeout_seconds=timeout)
         client = connect(Settings(session=sessions, redis=config))
         self.clients.append(client)
-        return RedisSessionStore(client, sessions, config)
+        return RedisSessionStore(client, sessions, config, monotonic=monotonic)
 
     def run(self, scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
         async def closing() -> T:
@@ -296,7 +298,7 @@ def test_end_sessions_by_sid_and_by_sub_end_only_the_matching_sessions(replicas:
         assert await b.end_sessions("keycloak", subject="carol") == 0
         await b.end_sessions("keycloak", subject="alice")  # its count: test_end_sessions_counts_...
         assert await alive() == {"bob s3", "alice s1 elsewhere"}
-        assert await a.end_sessions("okta", subject="alice") == 1
+        assert await b.end_sessions("okta", subject="alice") == 1  # b: its read cache goes too
         assert await alive() == {"bob s3"}
 
     replicas.run(scenario)
@@ -433,5 +435,149 @@ def test_redis_errors_are_translated(replicas: Replicas) -> None:
         finally:
             replicas.server.start()
         assert await load(store, cookie) is not None  # stop() saved a snapshot
+
+    replicas.run(scenario)
+
+
+# -- the read cache: one Redis read per session per redis_cache_seconds -------------------------
+
+
+class Ticks:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def reads(server: RedisServer) -> int:
+    client = server.client()
+    try:
+        stats: dict[str, Any] = client.info("commandstats")
+        return int(stats.get("cmdstat_get", {}).get("calls", 0))
+    finally:
+        client.close()
+
+
+def test_a_session_read_is_reused_within_the_bound_and_another_replica_s_logout_lands_after_it(
+        replicas: Replicas) -> None:
+    ticks = Ticks()
+
+    async def scenario() -> None:
+        a, b = replicas.store(monotonic=ticks), replicas.store(monotonic=ticks)
+        cookie = await save(a, login())
+        before = reads(replicas.server)
+        for _ in range(20):
+            assert await load(b, cookie) is not None
+        assert reads(replicas.server) == before + 1  # twenty requests, one Redis read
+        await a.clear(view(cookie), CookieJar())  # signed out on the other replica
+        ticks.now += 0.9
+        assert await load(b, cookie) is not None  # within the bound: b has not read Redis since
+        ticks.now += 0.1
+        jar = CookieJar()
+        with pytest.raises(SessionInvalid) as ended:
+            await load(b, cookie, jar)
+        assert ended.value.code == "session_ended" and deletes_cookie(jar)
+
+    replicas.run(scenario)
+
+
+def test_a_local_logout_or_back_channel_logout_ends_the_cached_session_at_once(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        store = replicas.store(cache_seconds=5)
+        for end in ("clear", "end_sessions"):
+            cookie = await save(store, login(sid="s1"))
+            assert await load(store, cookie) is not None  # now cached
+            if end == "clear":
+                await store.clear(view(cookie), CookieJar())
+            else:
+                assert await store.end_sessions("keycloak", sid="s1") == 1
+            with pytest.raises(SessionInvalid, match="ended"):
+                await load(store, cookie)
+
+    replicas.run(scenario)
+
+
+def test_a_read_that_overlaps_a_local_logout_is_not_cached(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        store = replicas.store(cache_seconds=5)
+        cookie = await save(store, login())
+        client = store._client
+        answered, release = asyncio.Event(), asyncio.Event()
+        real_get = client.get
+
+        async def slow_get(key: str) -> Any:
+            value = await real_get(key)  # Redis answers before the logout...
+            answered.set()
+            await release.wait()  # ...and the answer is handled after it
+            return value
+
+        client.get = slow_get  # type: ignore[method-assign]
+        reading = asyncio.create_task(load(store, cookie))
+        await answered.wait()
+        client.get = real_get  # type: ignore[method-assign]
+        await store.clear(view(cookie), CookieJar())
+        release.set()
+        assert await reading is not None  # it raced the logout, and may see the old session
+        with pytest.raises(SessionInvalid, match="ended"):
+            await load(store, cookie)  # but nothing after the logout does
+
+    replicas.run(scenario)
+
+
+def test_the_cache_needs_the_whole_ticket_not_only_the_session_id(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        store = replicas.store(cache_seconds=5)
+        session = login()
+        cookie = await save(store, session)
+        assert await load(store, cookie) is not None  # cached under its id
+        wrong_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+        forged = SessionCipher([SECRET], purpose="ticket").seal(f"{session.id}.{wrong_key}".encode(),
+                                                               name=NAME)
+        with pytest.raises(SessionInvalid, match="does not open"):
+            await load(store, forged)
+
+    replicas.run(scenario)
+
+
+def test_redis_cache_seconds_0_reads_redis_on_every_request(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        a, b = replicas.store(), replicas.store(cache_seconds=0)
+        cookie = await save(a, login())
+        before = reads(replicas.server)
+        for _ in range(5):
+            assert await load(b, cookie) is not None
+        assert reads(replicas.server) == before + 5
+        await a.clear(view(cookie), CookieJar())
+        with pytest.raises(SessionInvalid, match="ended"):
+            await load(b, cookie)
+
+    replicas.run(scenario)
+
+
+def test_a_read_that_starts_while_a_local_logout_is_in_flight_is_not_kept(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        store = replicas.store(cache_seconds=5)
+        cookie = await save(store, login())
+        client = store._client
+        called, release = asyncio.Event(), asyncio.Event()
+        real_delete = client.delete
+
+        async def slow_delete(*keys: str) -> Any:
+            called.set()
+            await release.wait()  # the DEL reaches Redis only after the read below
+            return await real_delete(*keys)
+
+        client.delete = slow_delete  # type: ignore[method-assign]
+        logging_out = asyncio.create_task(store.clear(view(cookie), CookieJar()))
+        await called.wait()
+        assert await load(store, cookie) is not None  # read before the DEL: the old session
+        release.set()
+        await logging_out
+        client.delete = real_delete  # type: ignore[method-assign]
+        with pytest.raises(SessionInvalid, match="ended"):
+            await load(store, cookie)  # the copy that read cached went with the logout
 
     replicas.run(scenario)

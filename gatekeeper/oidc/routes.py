@@ -274,7 +274,8 @@ class LoginRoutes:
     async def _backchannel_logout(self, request: RequestView, receive: Receive, send: Send,
                                   request_id: str) -> Answered:
         """The provider tells us a user logged out (OIDC Back-Channel Logout 1.0 §2.5-2.8):
-        200 once every session of that sid (or sub) has ended on every replica."""
+        200 once every session of that sid (or sub) is deleted from Redis: ended here at once, on
+        the other replicas within ``session.redis_cache_seconds``."""
         store = self._logout_everywhere
         assert store is not None  # handles() routes here only then
         if request.method != "POST":

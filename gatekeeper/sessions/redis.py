@@ -9,6 +9,13 @@ holds no token, and any replica serves any session. Every Redis call has a short
 that is down or frozen makes a session request fail with ``SessionStoreUnavailable`` (503) and
 keeps the browser's cookie — never a hang, never a silent logout.
 
+Read cache: a replica reuses a session it read for ``session.redis_cache_seconds`` (1 s by
+default), so a page that loads thirty assets costs one Redis read, not thirty. Its own writes and
+deletes drop the entry at once; another replica's sign-out or back-channel logout takes effect
+here within that bound, like a revocation (docs/scaling.md). A read that overlapped a local
+write or delete is not cached. The cached copy is found by the whole ticket, key included, and
+its lifetime is checked on every use.
+
 Refresh across replicas (``refresh_exclusively``): a short per-session lock in Redis; the replica
 that wins re-reads the session (another may have refreshed it already), refreshes and stores the
 result; the others wait for that result instead of refreshing again, so a provider that rotates
@@ -26,7 +33,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -35,6 +42,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from gatekeeper.cookies import CookieJar, SetCookie
 from gatekeeper.errors import SessionInvalid, SessionStoreUnavailable
+from gatekeeper.lru import LRU
 from gatekeeper.redisconn import REDIS_ERRORS, RedisClient
 from gatekeeper.request import RequestView
 from gatekeeper.sessions.base import Clock
@@ -49,6 +57,7 @@ T = TypeVar("T")
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
+CACHE_ENTRIES = 10_000  # sessions read in the last second or so: active users, not all of them
 LOCK_MILLISECONDS = 15_000  # longer than any refresh (http_timeout ≤ 60 s is the worst case)
 WAIT_SECONDS = 20.0  # a losing replica waits this long for the winner's tokens at most
 _POLL_SECONDS = 0.05
@@ -62,6 +71,13 @@ class Ticket:
     key: bytes
 
 
+@dataclass(frozen=True, slots=True)
+class _Cached:
+    read_at: float  # monotonic, when the read was sent: the entry's age is never understated
+    key: bytes
+    session: Session
+
+
 class RedisSessionStore:
     """``SessionStore`` keeping sessions in Redis behind an opaque cookie ticket."""
 
@@ -72,6 +88,7 @@ class RedisSessionStore:
         redis: RedisSettings,
         *,
         clock: Clock = time.time,
+        monotonic: Callable[[], float] = time.monotonic,
         touch_seconds: int = 60,
     ) -> None:
         self._client = client
@@ -83,6 +100,10 @@ class RedisSessionStore:
         self._secure = settings.cookie_secure
         self._domain = settings.cookie_domain
         self._clock = clock
+        self._monotonic = monotonic
+        self._cache_seconds = settings.redis_cache_seconds
+        self._cache: LRU[str, _Cached] = LRU(CACHE_ENTRIES if self._cache_seconds > 0 else 0)
+        self._writes = 0  # local writes and deletes so far: a read overlapping one is not cached
 
     # -- SessionStore --------------------------------------------------------------------
     async def load(self, request: RequestView, cookies: CookieJar) -> Session | None:
@@ -93,7 +114,7 @@ class RedisSessionStore:
             raise
         if ticket is None:
             return None
-        session = await self._read(ticket)
+        session = await self._read(ticket, cached=True)
         if session is None:
             cookies.set(self._cookie("", 0))
             raise SessionInvalid("the session has ended (signed out or expired)", code="session_ended")
@@ -201,7 +222,8 @@ class RedisSessionStore:
             ids.update(m.decode() if isinstance(m, bytes) else str(m) for m in members)
         ended = 0
         for session_id in ids:
-            ended += int(await self._call(self._client.delete(self._session_key(session_id))))
+            with self._changing(session_id):
+                ended += int(await self._call(self._client.delete(self._session_key(session_id))))
         for index in index_keys:
             await self._call(self._client.delete(index))
         return ended
@@ -226,7 +248,15 @@ class RedisSessionStore:
             raise SessionInvalid("malformed session ticket")
         return Ticket(session_id, key)
 
-    async def _read(self, ticket: Ticket) -> Session | None:
+    async def _read(self, ticket: Ticket, *, cached: bool = False) -> Session | None:
+        """The stored session; with ``cached``, a copy read within ``redis_cache_seconds`` will do
+        (a refresh re-reads: another replica may have refreshed meanwhile)."""
+        read_at, writes = self._monotonic(), self._writes
+        if cached:
+            hit = self._cache.get(ticket.id)
+            if (hit is not None and read_at - hit.read_at < self._cache_seconds
+                    and secrets.compare_digest(hit.key, ticket.key)):
+                return hit.session
         data = await self._call(self._client.get(self._session_key(ticket.id)))
         if data is None:
             return None
@@ -240,7 +270,22 @@ class RedisSessionStore:
         session = Session.from_json(plaintext)
         if session.id != ticket.id:
             raise SessionInvalid("the stored session belongs to another ticket")
+        if writes == self._writes:
+            self._cache.put(ticket.id, _Cached(read_at, ticket.key, session))
         return session
+
+    @contextlib.contextmanager
+    def _changing(self, session_id: str) -> Iterator[None]:
+        """Around a local write or delete of a session: its cached copy goes, before and after,
+        and a read that overlapped it does not cache what it got (Redis may have answered it
+        before or after the change)."""
+        self._writes += 1
+        self._cache.discard(session_id)
+        try:
+            yield
+        finally:
+            self._writes += 1
+            self._cache.discard(session_id)
 
     async def _write(self, session: Session, key: bytes, *, existing: bool = False) -> bool:
         """Store ``session``; with ``existing``, only over a stored one (SET XX). False when
@@ -259,11 +304,13 @@ class RedisSessionStore:
         for index in indexes:
             pipe.sadd(index, session.id)
             pipe.expire(index, self._index_seconds)
-        results = await self._call(pipe.execute())
+        with self._changing(session.id):
+            results = await self._call(pipe.execute())
         return bool(results[0])
 
     async def _forget(self, session_id: str) -> None:
-        await self._call(self._client.delete(self._session_key(session_id)))
+        with self._changing(session_id):
+            await self._call(self._client.delete(self._session_key(session_id)))
 
     async def _release(self, lock: str, token: str) -> None:
         with contextlib.suppress(*REDIS_ERRORS):  # else it expires by itself
