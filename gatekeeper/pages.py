@@ -21,6 +21,12 @@ _STYLE = (
 )
 
 
+# For a page whose button does something (sign out): no other site may frame it under a decoy
+# and have the user click through (clickjacking).
+NOT_FRAMED: tuple[tuple[bytes, bytes], ...] = (
+    (b"x-frame-options", b"DENY"), (b"content-security-policy", b"frame-ancestors 'none'"))
+
+
 def render(
     title: str,
     message: str,

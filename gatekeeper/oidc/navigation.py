@@ -53,3 +53,10 @@ def is_navigation(request: RequestView) -> bool:
     # A tie: the one listed first is preferred ("text/html, application/json" is a browser's).
     position = accept.find(b"application/json")
     return html > 0 and (position < 0 or accept.find(b"text/html") < position)
+
+
+def is_from_another_site(request: RequestView) -> bool:
+    """The browser says another site sent this request (Fetch Metadata ``Sec-Fetch-Site``:
+    ``cross-site``, or ``same-site``: another subdomain). A link the user followed on our own
+    pages is ``same-origin``, a typed address or a bookmark ``none``; non-browsers send nothing."""
+    return request.header(b"sec-fetch-site") in (b"cross-site", b"same-site")

@@ -3,6 +3,7 @@
     GET {prefix}/start?rd=&provider=   begin a login (or show the provider chooser)
     GET {prefix}/callback              the provider's answer: code → tokens → session → rd
     GET|POST {prefix}/sign_out?rd=     end the session; continue at the provider's end_session
+                                       (sent by another site: a page that asks first)
     GET {prefix}/userinfo              the caller's identity as JSON (session or bearer)
     POST {prefix}/backchannel_logout   OIDC Back-Channel Logout 1.0 (with session.store: redis;
                                        the protocol is in backchannel.py)
@@ -40,7 +41,7 @@ from gatekeeper.oidc.backchannel import LogoutEverywhere, log_out_everywhere
 from gatekeeper.oidc.claims import ClaimsFilter
 from gatekeeper.oidc.idtoken import verify_id_token
 from gatekeeper.oidc.login import LoginCookies, PendingLogin
-from gatekeeper.oidc.navigation import is_navigation
+from gatekeeper.oidc.navigation import is_from_another_site, is_navigation
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import Decision, Outcome, Principal
@@ -242,6 +243,16 @@ class LoginRoutes:
 
     async def _sign_out(self, request: RequestView, send: Send, request_id: str) -> Answered:
         return_to = self._safe(_params(request).get("rd"))
+        if is_from_another_site(request):
+            # A link, an <img> or a form on another site: signing out on its say-so would let
+            # any page log our users out (logout CSRF). Ask; the button is a same-origin link.
+            again = f"{self.sign_out_url}?" + urlencode({"rd": return_to})
+            body = pages.render("Sign out?", "Another site sent you here to sign out.",
+                                actions=[("Sign out", again), ("Stay signed in", return_to)],
+                                request_id=request_id)
+            headers = [*own_headers(request_id), *pages.NOT_FRAMED]
+            await send_raw(send, 200, headers, HTML, body)
+            return Answered(200, Decision(Outcome.UNAUTHENTICATED, "sign_out_confirm"))
         session = await self._sessions.session(request)
         await self._store.clear(request, request.cookies_out())
         location = return_to

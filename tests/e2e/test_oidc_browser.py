@@ -3,7 +3,8 @@ under node, and the recording upstream, whose JSON echo is the page the user lan
 
 What a person sees: the protected page sends them to the provider's form; they sign in and are back
 on the page they asked for, which shows who they are; signing out passes the provider's confirmation
-and ends on the public landing page; the next visit asks them to sign in again.
+and ends on the public landing page; the next visit asks them to sign in again. A sign-out link
+on another site only leads to a page that asks.
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ from typing import Any
 
 import pytest
 from playwright.sync_api import Page
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Route
 
 from tests.conftest import Gatekeeper
 from tests.support.browser import chromium_page
 from tests.support.oidc import OidcProvider, OidcUser, run_oidc_provider
-from tests.support.servers import free_port
+from tests.support.servers import free_port, serve_asgi
 
 SESSION_SECRET = "browser-e2e-session-secret-0123456789abcdef"
 MODEL = Path(__file__).resolve().parents[2] / "policies" / "model.conf"
@@ -202,3 +207,32 @@ def test_signing_in_again_after_cancelling_returns_to_the_page_first_asked_for(
             page.click("text=Sign in again")
         submit_login_form(page, op, op.users["alice"])
         assert page.url == gk.url + PAGE  # lands on gk.url + "/" today
+
+
+def test_a_link_on_another_site_cannot_sign_the_user_out_without_asking(
+    gk: Gatekeeper, op: OidcProvider
+) -> None:
+    async def lure(request: Request) -> HTMLResponse:
+        return HTMLResponse(f'<a id="prize" href="{gk.url}/oauth2/sign_out">Claim your prize</a>')
+
+    # localhost and 127.0.0.1 are different sites to the browser: the link is cross-site.
+    with serve_asgi(Starlette(routes=[Route("/", lure)])) as lure_url, chromium_page() as page:
+        sign_in(page, gk, op, op.users["alice"])
+        assert page.url == gk.url + PAGE
+        page.goto(lure_url.replace("127.0.0.1", "localhost") + "/")
+        with page.expect_navigation():
+            page.click("#prize")
+        assert page.text_content("h1") == "Sign out?"  # asked, not signed out
+        assert gatekeeper_cookies(page, gk)
+        with page.expect_navigation():
+            page.click("a.button:text-is('Stay signed in')")
+        page.goto(gk.url + PAGE)
+        assert header(echo(page), "x-auth-request-user") == [op.users["alice"].sub]
+
+        page.goto(lure_url.replace("127.0.0.1", "localhost") + "/")
+        with page.expect_navigation():
+            page.click("#prize")
+        with page.expect_navigation():
+            page.click("a.button:text-is('Sign out')")  # the user's choice, on our page: same-origin
+        assert page.url.startswith(op.issuer + "/session/end"), page.url
+        assert page.text_content("h1") == "Sign out"  # the provider's own confirmation

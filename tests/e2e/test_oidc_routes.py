@@ -692,3 +692,33 @@ def test_browser_login_always_still_answers_a_bad_bearer_token_with_401(always_g
         response = client.get("/hello", headers={**BROWSER, "authorization": "Bearer not.a.token"})
     assert response.status_code == 401
     assert 'error="invalid_token"' in response.headers["www-authenticate"]
+
+
+# -- sign-out sent by another site asks first (logout CSRF) ------------------------------------
+
+
+@pytest.mark.parametrize(("site", "asks"), [
+    ("cross-site", True), ("same-site", True),   # another site's link, form or redirect
+    ("same-origin", False), ("none", False),     # our own page's link; a typed address
+    (None, False),                               # not a browser (or one without Fetch Metadata)
+])
+def test_a_sign_out_sent_by_another_site_asks_first(gk: Gatekeeper, site: str | None, asks: bool) -> None:
+    with browser(gk) as client:
+        assert log_in(client, gk, "/oauth2/start", provider="corp").status_code == 302
+        assert client.get("/hello").status_code == 200
+        headers = {} if site is None else {"sec-fetch-site": site}
+        out = client.get("/oauth2/sign_out", params={"rd": "//evil.example/x"}, headers=headers)
+        if not asks:
+            assert out.status_code == 302 and set_cookies(out, "_gatekeeper")
+            assert client.get("/hello").status_code == 302  # signed out: sent to log in
+            return
+        assert out.status_code == 200 and "Sign out?" in out.text
+        assert not set_cookies(out, "_gatekeeper")
+        assert out.headers["x-frame-options"] == "DENY"
+        assert "frame-ancestors 'none'" in out.headers["content-security-policy"]
+        links = [html.unescape(h) for h in re.findall(r'href="([^"]*)"', out.text)]
+        assert links == ["/oauth2/sign_out?rd=%2F", "/"]  # same-origin button; the rd made safe
+        assert client.get("/hello").status_code == 200  # still signed in
+        confirmed = client.get(links[0], headers={"sec-fetch-site": "same-origin"})
+        assert confirmed.status_code == 302 and set_cookies(confirmed, "_gatekeeper")
+        assert client.get("/hello").status_code == 302
