@@ -31,7 +31,7 @@ from gatekeeper.principal import ANONYMOUS, Decision, Outcome
 from gatekeeper.proxy import ClientDisconnected, Proxy, body_framing
 from gatekeeper.ratelimit import RateLimits, send_rate_limited
 from gatekeeper.request import RequestView
-from gatekeeper.responses import send_decision, send_error, send_raw
+from gatekeeper.responses import send_decision, send_error, send_raw, websocket_denial
 from gatekeeper.websocket import WebSocketProxy
 
 log = logging.getLogger("gatekeeper.gate")
@@ -185,16 +185,23 @@ class Gate:
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         request_id = request_id_of(scope)
+        request: RequestView | None = None
         try:
             self._check_header_size(scope)
             request = RequestView(scope, canonical_path(scope.get("raw_path") or b"/"))
             decision = await self._pipeline.decide(request)
         except GatekeeperError as exc:
             decision = Decision(Outcome.ERROR, exc.code, error=exc)
-        if not decision.allowed:
+        if request is None or not decision.allowed:
             await receive()  # websocket.connect
-            await send({"type": "websocket.close", "code": 1008})  # before accept: HTTP 403
-            self._record(scope, decision, 403, started, None, request_id)
+            denial = websocket_denial(scope, send)
+            if denial is None:
+                await send({"type": "websocket.close", "code": 1008})  # the server answers 403
+                status = 403
+            else:  # the same answer as for HTTP: 401 with its challenge, 403, 503
+                accept = request.header(b"accept") if request is not None else None
+                status = await send_decision(denial, decision, request_id, accept)
+            self._record(scope, decision, status, started, None, request_id)
             return
         status = await self._websockets.forward(scope, receive, send, request, decision, request_id)
         self._record(scope, decision, status, started, None, request_id)

@@ -91,6 +91,23 @@ async def send_error(send: Send, error: GatekeeperError, request_id: str) -> int
 HTML = b"text/html; charset=utf-8"
 
 
+def websocket_denial(scope: Any, send: Send) -> Send | None:
+    """A ``send`` that answers a WebSocket handshake with a plain HTTP response (the ASGI
+    WebSocket Denial Response extension: a 401 with its challenge, a 503, the app's own 404),
+    taking the same messages as an HTTP answer. None when the server lacks the extension: then
+    the only refusal is a close before accept, which the server sends as 403."""
+    if "websocket.http.response" not in (scope.get("extensions") or {}):
+        return None
+
+    async def denial(message: dict[str, Any]) -> None:
+        kind = message["type"]
+        if kind.startswith("http.response."):
+            message = {**message, "type": "websocket." + kind}
+        await send(message)
+
+    return denial
+
+
 def own_headers(request_id: str) -> list[tuple[bytes, bytes]]:
     """What every answer gatekeeper writes itself carries: the request id, and no caching."""
     return [(b"x-request-id", request_id.encode("ascii")), (b"cache-control", b"no-store")]

@@ -13,10 +13,12 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.frames import EXTERNAL_CLOSE_CODES
 from websockets.typing import Subprotocol
 
+from gatekeeper.errors import UpstreamUnavailable
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.principal import Decision
 from gatekeeper.request import RequestView
+from gatekeeper.responses import own_headers, send_error, send_raw, websocket_denial
 
 log = logging.getLogger("gatekeeper.websocket")
 
@@ -73,12 +75,12 @@ class WebSocketProxy:
                 compression=None,
                 max_size=None,
             )
-        except InvalidStatus as exc:
-            await send({"type": "websocket.close", "code": 1011})
-            return exc.response.status_code
+        except InvalidStatus as exc:  # the app said no: pass its answer on, as for HTTP
+            return await _refuse(scope, send, exc.response.status_code,
+                                 exc.response.headers.get("content-type"), bytes(exc.response.body),
+                                 request_id)
         except (OSError, InvalidHandshake, TimeoutError):
-            await send({"type": "websocket.close", "code": 1011})
-            return 502
+            return await _refuse(scope, send, 502, None, None, request_id)
         await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
         self._metrics.websockets.inc()
         try:
@@ -87,6 +89,21 @@ class WebSocketProxy:
             self._metrics.websockets.dec()
             await upstream.close()
         return 101
+
+
+async def _refuse(scope: Scope, send: Send, status: int, content_type: str | None,
+                  body: bytes | None, request_id: str) -> int:
+    """Answer the client's handshake with ``status`` (the app's, or 502 when it could not be
+    reached); without the denial extension, the server's 403 is all a client can get."""
+    denial = websocket_denial(scope, send)
+    if denial is None:
+        await send({"type": "websocket.close", "code": 1011})
+        return 403
+    if status == 502:
+        return await send_error(denial, UpstreamUnavailable("the app could not be reached"), request_id)
+    await send_raw(denial, status, own_headers(request_id),
+                   (content_type or "text/plain").encode("latin-1"), body or b"")
+    return status
 
 
 def _sendable(code: int) -> int:

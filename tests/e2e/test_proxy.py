@@ -411,21 +411,52 @@ def test_a_client_that_vanishes_mid_websocket_is_logged_and_not_an_error(
     assert "Exception in ASGI application" not in gatekeeper.process.output()
 
 
-def test_a_websocket_without_a_token_is_refused_before_the_app(
-    gatekeeper: Gatekeeper, upstream: Upstream
+def refused_handshake(gk: Gatekeeper, path: str, headers: dict[str, str]) -> Any:
+    """The HTTP answer to a WebSocket handshake that was not accepted."""
+    async def handshake() -> Any:
+        with pytest.raises(InvalidStatus) as refused:
+            async with connect(_ws_url(gk, path), proxy=None, open_timeout=10, additional_headers=headers):
+                pass
+        return refused.value.response
+
+    return asyncio.run(handshake())
+
+
+def test_a_websocket_without_a_token_is_refused_before_the_app_with_the_http_answer(
+    gatekeeper: Gatekeeper, upstream: Upstream, token: str
 ) -> None:
     websockets_before = sum(1 for r in upstream.recorder.requests if r.type == "websocket")
-
-    async def handshake() -> int:
-        try:
-            async with connect(_ws_url(gatekeeper, "/ws"), proxy=None, open_timeout=10):
-                return 101
-        except InvalidStatus as exc:
-            return exc.response.status_code
-
-    status = asyncio.run(handshake())
-    assert status in (401, 403)
+    response = refused_handshake(gatekeeper, "/ws", {"X-Request-Id": "ws-no-token"})
+    assert response.status_code == 401  # as for HTTP: the challenge, the JSON error
+    assert response.headers["www-authenticate"] == 'Bearer realm="gatekeeper"'
+    assert json.loads(response.body)["error"] == "unauthenticated"
+    response = refused_handshake(gatekeeper, "/ws", {"Authorization": f"Bearer {token}x",
+                                                     "X-Request-Id": "ws-bad-token"})
+    assert response.status_code == 401
+    assert 'error="invalid_token"' in response.headers["www-authenticate"]
     assert sum(1 for r in upstream.recorder.requests if r.type == "websocket") == websockets_before
+    for request_id in ("ws-no-token", "ws-bad-token"):
+        assert [e["status"] for e in access_log_entries(gatekeeper, request_id)] == [401]
+
+
+def test_a_websocket_the_app_refuses_gets_the_app_s_answer_and_the_log_says_so(
+    gatekeeper: Gatekeeper, token: str
+) -> None:
+    response = refused_handshake(gatekeeper, "/ws/full", {"Authorization": f"Bearer {token}",
+                                                          "X-Request-Id": "ws-app-refused"})
+    assert response.status_code == 409 and response.body == b"the room is full"
+    assert [e["status"] for e in access_log_entries(gatekeeper, "ws-app-refused")] == [409]
+
+
+def test_a_websocket_to_an_app_that_is_down_is_502(
+    gatekeeper_factory: Callable[..., Gatekeeper], token: str
+) -> None:
+    gk = gatekeeper_factory(upstream=f"http://127.0.0.1:{free_port()}")
+    response = refused_handshake(gk, "/ws", {"Authorization": f"Bearer {token}",
+                                             "X-Request-Id": "ws-app-down"})
+    assert response.status_code == 502
+    assert json.loads(response.body)["error"] in ("upstream_refused", "upstream_unavailable")
+    assert [e["status"] for e in access_log_entries(gk, "ws-app-down")] == [502]
 
 
 # -- connections ---------------------------------------------------------------------------------------

@@ -257,6 +257,11 @@ class UpstreamApp:
         self.recorder.add(record)
         if (await receive())["type"] != "websocket.connect":
             return
+        if scope["path"] == "/ws/full":  # the app refuses this one with an HTTP answer of its own
+            await send({"type": "websocket.http.response.start", "status": 409,
+                        "headers": [(b"content-type", b"text/plain")]})
+            await send({"type": "websocket.http.response.body", "body": b"the room is full"})
+            return
         subprotocols: list[str] = scope.get("subprotocols") or []
         accept: Message = {"type": "websocket.accept"}
         if subprotocols:
