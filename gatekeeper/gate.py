@@ -53,13 +53,18 @@ def request_id_of(scope: Scope) -> str:
     return secrets.token_hex(12)
 
 
+# A WebSocket's accept carries headers too: a session refreshed at the handshake keeps its cookie.
+_STARTS_AN_ANSWER = frozenset({"http.response.start", "websocket.accept",
+                               "websocket.http.response.start"})
+
+
 def _setting_cookies(send: Send, request: RequestView) -> Send:
     """``send`` that adds the request's queued Set-Cookie headers to whatever answer starts."""
 
     async def sending(message: dict[str, Any]) -> None:
         jar = request.set_cookies
-        if jar and message["type"] == "http.response.start":
-            message = {**message, "headers": [*message["headers"], *jar.headers()]}
+        if jar and message["type"] in _STARTS_AN_ANSWER:
+            message = {**message, "headers": [*message.get("headers", ()), *jar.headers()]}
         await send(message)
 
     return sending
@@ -189,6 +194,8 @@ class Gate:
         try:
             self._check_header_size(scope)
             request = RequestView(scope, canonical_path(scope.get("raw_path") or b"/"))
+            if self._login is not None:
+                send = _setting_cookies(send, request)
             decision = await self._pipeline.decide(request)
         except GatekeeperError as exc:
             decision = Decision(Outcome.ERROR, exc.code, error=exc)
@@ -203,7 +210,13 @@ class Gate:
                 status = await send_decision(denial, decision, request_id, accept)
             self._record(scope, decision, status, started, None, request_id)
             return
-        status = await self._websockets.forward(scope, receive, send, request, decision, request_id)
+        principal, path = decision.principal, request.path
+
+        def recheck(now: float) -> str | None:
+            return self._pipeline.still_allowed(principal, "GET", path, now)
+
+        status = await self._websockets.forward(scope, receive, send, request, decision, request_id,
+                                                recheck)
         self._record(scope, decision, status, started, None, request_id)
 
     def _record(

@@ -61,6 +61,19 @@ class Pipeline:
         """Who is calling (ANONYMOUS when no credentials); raises on bad credentials."""
         return await self._authenticate(request)
 
+    def still_allowed(self, principal: Principal, method: str, path: str, now: float) -> str | None:
+        """For a connection that outlives its request (a WebSocket): None while ``principal`` may
+        still hold it, else the reason code. In memory, no I/O: the token's or session's expiry,
+        the revocation list, the policy as it is now (hot reloads included)."""
+        if principal.via != "anonymous" and 0 < principal.expires_at <= now:
+            return "expired"
+        try:
+            self.check_revoked(principal)
+        except GatekeeperError as exc:  # revoked, or the list too stale to say: fail closed
+            return exc.code
+        verdict = self._authorizer.authorize(principal, method, path)
+        return None if verdict.allowed else verdict.reason
+
     def check_revoked(self, principal: Principal) -> None:
         """In memory, no I/O: TokenRevoked (401; SessionRevoked for a session), or
         RevocationStale (503) when the list is older than its staleness bound."""

@@ -540,6 +540,10 @@ class Settings(_Frozen):
     max_header_bytes: int = Field(
         default=32768, ge=4096, le=1_048_576, description="Larger request headers in total: 431.")
     upstream_max_connections: int = Field(default=256, ge=1, le=65536, description="Pool cap per worker.")
+    websocket_recheck_seconds: float = Field(
+        default=10.0, ge=1, le=3600,
+        description="An open WebSocket is checked again this often, and at its token's expiry: "
+        "closed (1008) once expired, revoked or no longer allowed by the policy.")
     public_paths: list[str] = Field(
         default_factory=list,
         description="No login needed (`/public/*` prefix or exact); subject `anonymous`.",

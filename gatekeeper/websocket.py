@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -34,12 +36,15 @@ _HANDSHAKE = frozenset({b"host", b"sec-websocket-key", b"sec-websocket-version",
 
 class WebSocketProxy:
     def __init__(
-        self, upstream: str, headers: HeaderPolicy, metrics: Metrics, open_timeout: float
+        self, upstream: str, headers: HeaderPolicy, metrics: Metrics, open_timeout: float,
+        recheck_seconds: float, leeway_seconds: float,
     ) -> None:
         self._base = "ws://" + upstream.split("://", 1)[1].rstrip("/")
         self._headers = headers
         self._metrics = metrics
         self._open_timeout = open_timeout
+        self._recheck_seconds = recheck_seconds
+        self._leeway = leeway_seconds  # as for an HTTP request: exp plus auth.leeway_seconds
 
     async def forward(
         self,
@@ -49,8 +54,10 @@ class WebSocketProxy:
         request: RequestView,
         decision: Decision,
         request_id: str,
+        recheck: Callable[[float], str | None],
     ) -> int:
-        """Relay one WebSocket session; return the HTTP status of the handshake we answered."""
+        """Relay one WebSocket session; return the HTTP status of the handshake we answered.
+        ``recheck(now)`` says why the caller may no longer hold it (None: still allowed)."""
         message = await receive()
         if message["type"] != "websocket.connect":
             return 400
@@ -83,12 +90,29 @@ class WebSocketProxy:
             return await _refuse(scope, send, 502, None, None, request_id)
         await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
         self._metrics.websockets.inc()
+        watch = self._watch(recheck, decision.principal.expires_at, request_id)
         try:
-            await _relay(upstream, receive, send)
+            await _relay(upstream, receive, send, watch)
         finally:
             self._metrics.websockets.dec()
             await upstream.close()
         return 101
+
+
+    async def _watch(self, recheck: Callable[[float], str | None], expires_at: float,
+                     request_id: str) -> str:
+        """Return once the session must end: checked every ``recheck_seconds`` and right after
+        the credentials expire."""
+        while True:
+            wait = self._recheck_seconds
+            if expires_at > 0:
+                wait = min(wait, max(0.0, expires_at + self._leeway - time.time()) + 0.01)
+            await asyncio.sleep(wait)
+            reason = recheck(time.time() - self._leeway)
+            if reason is not None:
+                log.info("websocket closed: no longer allowed",
+                         extra={"reason": reason, "request_id": request_id})
+                return reason
 
 
 async def _refuse(scope: Scope, send: Send, status: int, content_type: str | None,
@@ -112,7 +136,8 @@ def _sendable(code: int) -> int:
     return code if code in EXTERNAL_CLOSE_CODES or 3000 <= code < 5000 else 1001
 
 
-async def _relay(upstream: ClientConnection, receive: Receive, send: Send) -> None:
+async def _relay(upstream: ClientConnection, receive: Receive, send: Send,
+                 watch: Coroutine[Any, Any, str]) -> None:
     async def client_to_app() -> None:
         while True:
             message = await receive()
@@ -137,7 +162,17 @@ async def _relay(upstream: ClientConnection, receive: Receive, send: Send) -> No
         with contextlib.suppress(Exception):
             await send({"type": "websocket.close", "code": code})
 
-    tasks = [asyncio.create_task(client_to_app()), asyncio.create_task(app_to_client())]
+    async def end_when_no_longer_allowed() -> None:
+        reason = await watch
+        # 1008 (policy violation) both ways, the client first (closing the app makes
+        # app_to_client pass the app's close on): it reconnects and is checked again.
+        with contextlib.suppress(Exception):
+            await send({"type": "websocket.close", "code": 1008, "reason": reason})
+        with contextlib.suppress(ConnectionClosed, OSError):
+            await upstream.close(code=1008, reason=reason)
+
+    tasks = [asyncio.create_task(client_to_app()), asyncio.create_task(app_to_client()),
+             asyncio.create_task(end_when_no_longer_allowed())]
     _, pending = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
     for task in pending:
         task.cancel()

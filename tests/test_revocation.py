@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import logging
 import secrets
@@ -345,6 +346,31 @@ def test_the_pipeline_refuses_revoked_sessions_and_fails_closed_when_stale(
             assert decision.error is not None and decision.error.status == 503
             authenticator.principal = None  # anonymous: public paths need no revocation list
             assert (await pipeline.decide(request("/public/x"))).allowed
+    run(scenario())
+
+
+def test_an_open_connection_is_no_longer_allowed_once_revoked_expired_or_the_list_is_stale(
+        server: RedisServer, prefix: str) -> None:
+    # What an open WebSocket is re-checked against: no I/O, the reason code when it must end.
+    clocks = Clocks()
+
+    async def scenario() -> None:
+        async with replica(server.url, prefix, clocks=clocks) as revocations:
+            pipeline = Pipeline([], AuthenticatedOnly(PublicPaths(["/public/*"])),
+                                HeaderPolicy(Settings()), revocations=revocations)
+            now = time.time()
+            alice = dataclasses.replace(who("alice", jti="a1"), expires_at=now + 60)
+            assert pipeline.still_allowed(alice, "GET", "/app", now) is None
+            assert pipeline.still_allowed(alice, "GET", "/app", now + 60) == "expired"
+            await revocations.revoke(Revocation("jti", "a1", in_(60)))
+            assert pipeline.still_allowed(alice, "GET", "/app", now) == "token_revoked"
+            session = dataclasses.replace(who("carol", via="session"), expires_at=now + 60)
+            await revocations.revoke(Revocation("sub", "carol", in_(60)))
+            assert pipeline.still_allowed(session, "GET", "/app", now) == "session_revoked"
+            bob = dataclasses.replace(who("bob"), expires_at=now + 60)
+            assert pipeline.still_allowed(bob, "GET", "/app", now) is None
+            clocks.monotonic_offset = 3600
+            assert pipeline.still_allowed(bob, "GET", "/app", now) == "revocation_list_stale"
     run(scenario())
 
 

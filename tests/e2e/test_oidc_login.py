@@ -3,6 +3,7 @@ oidc-provider under node) and an HTTP client that keeps cookies the way a browse
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import time
 from collections.abc import Callable, Iterator
@@ -10,6 +11,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect as ws_connect
 
 from tests.conftest import Gatekeeper, Upstream
 from tests.support.oidc import OidcProvider, login_with_http_client, run_oidc_provider
@@ -210,3 +212,25 @@ def test_parallel_requests_after_expiry_refresh_once(gk: Gatekeeper) -> None:
         time.sleep(ACCESS_TOKEN_TTL + 0.5)
         for _ in range(2):  # and the refreshed session refreshes again with the new token
             assert client.get("/hello").status_code == 200
+
+
+def test_a_websocket_handshake_that_refreshes_the_session_hands_the_browser_its_new_cookie(
+    gk: Gatekeeper,
+) -> None:
+    with browser(gk) as client:
+        log_in(client, gk)
+        time.sleep(ACCESS_TOKEN_TTL + 0.5)  # the access token is due for a refresh
+        cookie = "; ".join(f"{c.name}={c.value}" for c in client.cookies.jar
+                           if c.name.startswith("_gatekeeper"))
+
+    async def handshake() -> list[str]:
+        url = "ws://" + gk.url.split("://", 1)[1] + "/ws"
+        async with ws_connect(url, proxy=None, open_timeout=10,
+                              additional_headers={"Cookie": cookie}) as ws:
+            await ws.send("hi")
+            assert await asyncio.wait_for(ws.recv(), 10) == "hi"
+            return ws.response.headers.get_all("set-cookie")
+
+    cookies = asyncio.run(handshake())
+    # Without it the browser would keep the old session, whose refresh token is now spent.
+    assert any(c.startswith("_gatekeeper=") and "Max-Age=0" not in c for c in cookies), cookies

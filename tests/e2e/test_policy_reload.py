@@ -1,5 +1,6 @@
 """Policy hot reload in a running gatekeeper: file edits, ConfigMap symlink swaps, SIGHUP, and
-broken files that are refused while the old policy keeps serving.
+broken files that are refused while the old policy keeps serving, and an open WebSocket the new
+policy no longer allows.
 
 Each test runs its own gatekeeper process over policy files in a temporary directory. Reloads are
 asynchronous, so every change is awaited with a bounded poll (never a sleep-then-assert).
@@ -7,6 +8,8 @@ asynchronous, so every change is awaited with a bounded poll (never a sleep-then
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import signal
@@ -21,6 +24,8 @@ import httpx
 import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from gatekeeper.devissuer import DevIssuer
 from gatekeeper.policy.loader import load_policy
@@ -288,3 +293,30 @@ def test_a_gatekeeper_started_with_a_broken_policy_refuses_to_start(
     output = result.stdout + result.stderr
     assert result.returncode != 0, output
     assert where in output, output
+
+
+# ------------------------------------------------------------------ open WebSockets follow the policy
+def test_an_open_websocket_is_closed_once_the_policy_no_longer_allows_it(
+    gatekeeper_factory: Callable[..., Gatekeeper], tmp_path: Path, token: str
+) -> None:
+    model, policy = policy_dir(tmp_path / "policies", V2)
+    gk = gatekeeper_factory(policy={"model": str(model), "policy": str(policy)},
+                            websocket_recheck_seconds=1)
+    url = "ws://" + gk.url.split("://", 1)[1]
+
+    async def session() -> tuple[int | None, str | None]:
+        async with ws_connect(url + "/reports/live", proxy=None, open_timeout=10,
+                              additional_headers={"Authorization": f"Bearer {token}"}) as ws:
+            await ws.send("still here?")
+            assert await asyncio.wait_for(ws.recv(), 10) == "still here?"
+            write_atomically(policy, V1)  # /reports/* is no longer allowed
+            with pytest.raises(ConnectionClosed):
+                while True:  # the echo goes on until gatekeeper closes it: a bounded wait
+                    await ws.send("ping")
+                    await asyncio.wait_for(ws.recv(), RELOAD_TIMEOUT)
+            return ws.close_code, ws.close_reason
+
+    code, reason = asyncio.run(session())
+    assert code == 1008 and reason == "no_matching_rule"
+    log = [json.loads(line) for line in gk.process.output().splitlines() if "no longer allowed" in line]
+    assert [entry["reason"] for entry in log] == ["no_matching_rule"]

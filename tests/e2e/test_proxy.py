@@ -18,6 +18,7 @@ from urllib.parse import urlsplit
 
 import httptools
 import httpx
+import jwt
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
@@ -568,3 +569,26 @@ def request_bytes(method: str, target: str, headers: list[tuple[str, str]], body
     """A request head (+ body) exactly as given: nothing added, nothing normalized."""
     lines = [f"{method} {target} HTTP/1.1", *(f"{name}: {value}" for name, value in headers)]
     return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+
+
+def test_an_open_websocket_is_closed_when_its_token_expires(
+    gatekeeper_factory: Callable[..., Gatekeeper], issuer: DevIssuer
+) -> None:
+    # A recheck period far longer than the token: the close comes from the token's exp itself.
+    gk = gatekeeper_factory(websocket_recheck_seconds=600, auth={"leeway_seconds": 0})
+    short = issuer.mint("alice", audience=AUDIENCE, ttl_seconds=3)
+
+    async def session() -> tuple[int | None, str | None, float]:
+        async with connect(_ws_url(gk, "/ws"), proxy=None, open_timeout=10,
+                           additional_headers={"Authorization": f"Bearer {short}",
+                                               "X-Request-Id": "ws-expires"}) as ws:
+            await ws.send("hi")
+            assert await asyncio.wait_for(ws.recv(), 10) == "hi"
+            with pytest.raises(ConnectionClosed):
+                await asyncio.wait_for(ws.recv(), 30)  # a bound on a broken test, not a timing check
+            return ws.close_code, ws.close_reason, time.time()
+
+    code, reason, closed_at = asyncio.run(session())
+    assert code == 1008 and reason == "expired"
+    assert closed_at >= jwt.decode(short, options={"verify_signature": False})["exp"]
+    assert [e["status"] for e in access_log_entries(gk, "ws-expires")] == [101]
