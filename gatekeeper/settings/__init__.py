@@ -1,0 +1,185 @@
+"""The one configuration model and all its validation (config_file.py reads it from YAML).
+
+Everything a component needs is validated here, once, at start; components receive their own
+frozen sub-model and never read ``os.environ`` themselves. Every problem is reported together,
+each with its dotted key path and reason, and no secret value is ever echoed back.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from typing import Literal
+from urllib.parse import urlsplit
+
+from pydantic import Field, field_validator, model_validator
+
+from gatekeeper.settings.auth import AuthSettings, IssuerSettings
+from gatekeeper.settings.common import (
+    ENV_PREFIX,
+    MIN_SESSION_SECRET_BYTES,
+    AsymmetricAlgorithm,
+    FrozenModel,
+    check_host_port,
+    split_host_port,
+)
+from gatekeeper.settings.oidc import OidcSettings, ProviderSettings
+from gatekeeper.settings.redis import RedisSettings, RevocationSettings, check_redis_url, is_tls
+from gatekeeper.settings.routes import PolicySettings, RateLimitRule, check_path_pattern, check_pattern_shape
+from gatekeeper.settings.session import HEADER_ROOM_BYTES, SESSION_CHUNK_BYTES, SessionSettings
+
+__all__ = [
+    "ENV_PREFIX", "HEADER_ROOM_BYTES", "MIN_SESSION_SECRET_BYTES", "SESSION_CHUNK_BYTES",
+    "AsymmetricAlgorithm", "AuthSettings", "IssuerSettings", "OidcSettings", "PolicySettings",
+    "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings", "SessionSettings",
+    "Settings", "check_path_pattern", "check_pattern_shape", "check_redis_url", "fold_header_name",
+    "split_host_port",
+]
+
+DEFAULT_HEADERS = {
+    "X-Auth-Request-User": "sub",
+    "X-Auth-Request-Email": "email",
+    "X-Auth-Request-Groups": "roles",
+}
+_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
+
+
+class Settings(FrozenModel):
+    """The whole configuration. Field names are the public config keys (see README)."""
+
+    listen: str = Field(default="0.0.0.0:4180", description="Public listener, HOST:PORT.")
+    admin_listen: str = Field(default="0.0.0.0:9901", description="/healthz /readyz /metrics.")
+    upstream: str = Field(default="http://127.0.0.1:8080", description="The app, http://HOST:PORT.")
+    upstream_timeout_seconds: float = Field(
+        default=30.0, gt=0, le=3600, description="Wait for the app's headers (and each body read): 504."
+    )
+    upstream_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="Connect: 504.")
+    max_header_bytes: int = Field(
+        default=32768, ge=4096, le=1_048_576, description="Larger request headers in total: 431.")
+    upstream_max_connections: int = Field(default=256, ge=1, le=65536, description="Pool cap per worker.")
+    websocket_recheck_seconds: float = Field(
+        default=10.0, ge=1, le=3600,
+        description="An open WebSocket is checked again this often, and at its token's expiry: "
+        "closed (1008) once expired, revoked or no longer allowed by the policy.")
+    public_paths: list[str] = Field(
+        default_factory=list,
+        description="No login needed (`/public/*` prefix or exact); subject `anonymous`.",
+    )
+    trusted_proxies: list[str] = Field(
+        default_factory=list,
+        description="Peers (IPs or CIDRs) whose X-Forwarded-* values are kept.",
+    )
+    drain_seconds: float = Field(
+        default=15.0, ge=0, le=600, description="On SIGTERM, finish in-flight requests."
+    )
+    workers: int = Field(default=1, ge=1, le=64, description="Processes sharing the listeners.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="JSON logs.")
+    access_log: bool = Field(default=True, description="One JSON line per request on stdout.")
+    auth: AuthSettings = Field(default_factory=AuthSettings)
+    oidc: OidcSettings | None = None
+    session: SessionSettings = Field(default_factory=SessionSettings)
+    policy: PolicySettings | None = None
+    redis: RedisSettings = Field(default_factory=RedisSettings)
+    revocation: RevocationSettings = Field(default_factory=RevocationSettings)
+    rate_limits: list[RateLimitRule] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Checked in order, the first matching rule applies; kept in Redis "
+        "(`redis`), so limits hold across replicas. Over the limit: 429 with Retry-After.",
+    )
+    headers: dict[str, str] = Field(
+        default_factory=lambda: dict(DEFAULT_HEADERS),
+        description="Identity header → claim path (`roles` = the roles, comma-joined).",
+    )
+    pass_access_token: bool = Field(default=False, description="Send X-Auth-Request-Access-Token.")
+    pass_authorization_header: bool = Field(default=True, description="Forward Authorization as received.")
+
+    @field_validator("listen", "admin_listen")
+    @classmethod
+    def _listen(cls, value: str) -> str:
+        return check_host_port(value)
+
+    @field_validator("upstream")
+    @classmethod
+    def _upstream(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme != "http" or not parts.hostname:
+            raise ValueError("must be http://HOST:PORT (the app on localhost)")
+        if parts.path not in ("", "/") or parts.query or parts.fragment:
+            raise ValueError("must not carry a path, query or fragment")
+        return value
+
+    @field_validator("public_paths")
+    @classmethod
+    def _public_paths(cls, value: list[str]) -> list[str]:
+        for pattern in value:
+            check_pattern_shape(pattern)
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for item in value:
+            try:
+                ipaddress.ip_network(item, strict=False)
+            except ValueError:
+                raise ValueError(f"{item!r} is not an IP address or CIDR") from None
+        return value
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _reachable_rules(cls, value: list[RateLimitRule]) -> list[RateLimitRule]:
+        for later, rule in enumerate(value):
+            for earlier in range(later):
+                if value[earlier].covers(rule):
+                    raise ValueError(f"item {later} ({rule.path}) never applies: item {earlier} "
+                                     f"({value[earlier].path}) matches first")
+        return value
+
+    @field_validator("headers")
+    @classmethod
+    def _headers(cls, value: dict[str, str]) -> dict[str, str]:
+        folded = [fold_header_name(name) for name in value]
+        for name in value:
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(f"{name!r} is not a valid header name")
+        if len(folded) != len(set(folded)):
+            raise ValueError("two header names fold to the same name ('_', '.', '-' are alike)")
+        return value
+
+    @model_validator(mode="after")
+    def _listeners_differ(self) -> Settings:
+        if split_host_port(self.listen)[1] == split_host_port(self.admin_listen)[1]:
+            raise ValueError("listen and admin_listen must use different ports")
+        return self
+
+    @property
+    def uses_redis(self) -> bool:
+        return self.session.store == "redis" or self.revocation.enabled or bool(self.rate_limits)
+
+    def redis_url(self) -> str:
+        return self.redis.url or self.session.redis_url
+
+    @model_validator(mode="after")
+    def _redis_tls(self) -> Settings:
+        # A CA for a plain connection would be silently unused: TLS would look on when it is off.
+        if self.redis.tls_ca_file is not None and not is_tls(self.redis_url()):
+            raise ValueError("redis.tls_ca_file needs a TLS url: rediss:// or rediss+sentinel://")
+        return self
+
+    @model_validator(mode="after")
+    def _sessions_for_login(self) -> Settings:
+        if self.oidc is not None and not self.session.secret:
+            raise ValueError("oidc needs session.secret (generate one with: openssl rand -base64 32)")
+        # The largest session plus the rest of a browser's headers must pass the 431 check.
+        largest = self.session.max_chunks * SESSION_CHUNK_BYTES + HEADER_ROOM_BYTES
+        if self.oidc is not None and largest > self.max_header_bytes:
+            raise ValueError(
+                f"session.max_chunks {self.session.max_chunks} x {SESSION_CHUNK_BYTES} bytes needs "
+                f"max_header_bytes >= {largest}: raise max_header_bytes or lower session.max_chunks")
+        return self
+
+
+def fold_header_name(name: str) -> str:
+    """Python, PHP and CGI apps fold '_', '.' and '-' together (CVE-2025-64484)."""
+    return name.lower().replace("_", "-").replace(".", "-")

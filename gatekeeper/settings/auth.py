@@ -1,0 +1,82 @@
+"""auth: the issuers whose bearer tokens are accepted, and how roles are read from them."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import (
+    Field,
+    field_validator,
+)
+
+from gatekeeper.settings.common import AsymmetricAlgorithm, FrozenModel, check_http_url
+
+
+class IssuerSettings(FrozenModel):
+    issuer: str = Field(description="Exact `iss` value of accepted tokens.")
+    audience: list[str] = Field(min_length=1, description="Token `aud` must contain one of these.")
+    jwks_uri: str | None = Field(default=None, description="Default: from discovery.")
+    algorithms: list[AsymmetricAlgorithm] = Field(
+        default=["RS256", "ES256"],
+        min_length=1,
+        description="Allow-list; asymmetric only (never `none` or HMAC).",
+    )
+
+    @field_validator("issuer", "jwks_uri")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
+
+class AuthSettings(FrozenModel):
+    issuers: list[IssuerSettings] = Field(default_factory=list)
+    leeway_seconds: int = Field(default=30, ge=0, le=300, description="Clock skew allowed for exp/nbf/iat.")
+    roles_claims: list[str] = Field(
+        default=["roles", "groups", "realm_access.roles"],
+        description="Dotted claim paths; roles are the union of what is found.",
+    )
+    token_sources: list[str] = Field(
+        default=["header"],
+        min_length=1,
+        description="`header` (Authorization: Bearer) and/or `cookie:NAME`; never the query.",
+    )
+    max_token_bytes: int = Field(default=16384, ge=512, le=65536, description="Longer tokens: 401.")
+    token_cache_size: int = Field(
+        default=10000,
+        ge=0,
+        le=1_000_000,
+        description="Verified tokens kept (LRU) until their exp; 0 disables.",
+    )
+    jwks_min_refresh_seconds: float = Field(
+        default=10.0,
+        ge=0.0,
+        le=3600.0,
+        description="At most one JWKS fetch per issuer per this many seconds on unknown kids.",
+    )
+    jwks_default_ttl_seconds: int = Field(
+        default=300, ge=30, le=86400, description="Key refresh period when no Cache-Control max-age."
+    )
+    jwks_max_ttl_seconds: int = Field(default=3600, ge=30, le=86400, description="Upper bound on max-age.")
+    jwks_min_ttl_seconds: int = Field(default=60, ge=5, le=86400, description="Lower bound on max-age.")
+    jwks_fetch_timeout_seconds: float = Field(
+        default=5.0, gt=0, le=60, description="Per discovery/JWKS fetch."
+    )
+
+    @field_validator("token_sources")
+    @classmethod
+    def _sources(cls, value: list[str]) -> list[str]:
+        for source in value:
+            if source == "header":
+                continue
+            kind, _, name = source.partition(":")
+            if kind != "cookie" or not re.fullmatch(r"[A-Za-z0-9_\-.]+", name):
+                raise ValueError(f"{source!r}: each source is 'header' or 'cookie:NAME'")
+        return value
+
+    @field_validator("issuers")
+    @classmethod
+    def _unique_issuers(cls, value: list[IssuerSettings]) -> list[IssuerSettings]:
+        seen = [i.issuer for i in value]
+        if len(seen) != len(set(seen)):
+            raise ValueError("each issuer may appear once")
+        return value

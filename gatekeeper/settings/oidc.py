@@ -1,0 +1,147 @@
+"""oidc: browser login, one provider inline or several under `providers`."""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Literal
+
+from pydantic import (
+    Field,
+    SecretStr,
+    field_validator,
+    model_validator,
+)
+
+from gatekeeper.settings.common import AsymmetricAlgorithm, FrozenModel, check_http_url
+
+_PROVIDER_ID = re.compile(r"[a-z0-9][a-z0-9\-]{0,31}")
+_PROVIDER_KEYS = ("id", "display_name", "issuer", "client_id", "client_secret", "token_auth_method",
+                  "scopes", "redirect_url", "hosts", "algorithms", "userinfo", "end_session")
+
+
+class ProviderSettings(FrozenModel):
+    """One OpenID Provider a browser may log in with."""
+
+    id: str = Field(default="default", description="Short name: `provider=ID`, in sessions and logs.")
+    display_name: str | None = Field(
+        default=None, description="On the chooser page; default: the issuer host.")
+    issuer: str = Field(description="Exact issuer; endpoints come from its discovery document.")
+    client_id: str = Field(min_length=1)
+    client_secret: SecretStr | None = Field(default=None, description="Never logged or echoed.")
+    token_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = Field(
+        default="client_secret_basic", description="`none` for a public client (PKCE only).")
+    scopes: list[str] = Field(default=["openid", "profile", "email"])
+    redirect_url: str | None = Field(default=None, description="Default: `oidc.redirect_url`.")
+    hosts: list[str] = Field(default_factory=list, description="Requests for these hosts use this provider.")
+    algorithms: list[AsymmetricAlgorithm] = Field(
+        default=["RS256", "ES256"], min_length=1, description="ID token algorithms accepted.")
+    userinfo: bool = Field(default=True, description="Fetch userinfo at login (its `sub` must match).")
+    end_session: bool = Field(
+        default=True, description="Continue sign-out at the provider's end_session_endpoint.")
+
+    @field_validator("issuer")
+    @classmethod
+    def _issuer(cls, value: str) -> str:
+        return check_http_url(value)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: str) -> str:
+        if not _PROVIDER_ID.fullmatch(value):
+            raise ValueError("lower-case letters, digits and '-', at most 32")
+        return value
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid_scope(cls, value: list[str]) -> list[str]:
+        if "openid" not in value:
+            raise ValueError("must include 'openid'")
+        return value
+
+    @field_validator("redirect_url")
+    @classmethod
+    def _redirect(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
+    @model_validator(mode="after")
+    def _secret_for_method(self) -> ProviderSettings:
+        if self.token_auth_method != "none" and self.client_secret is None:
+            raise ValueError(f"client_secret is required with token_auth_method {self.token_auth_method}"
+                             " (or set token_auth_method: none for a public client)")
+        return self
+
+
+class OidcSettings(FrozenModel):
+    """Browser login (authorization code + PKCE). One provider inline, or several in `providers`."""
+
+    providers: list[ProviderSettings] = Field(
+        min_length=1, description="Several providers; or give one provider's keys directly under `oidc`.")
+    redirect_url: str | None = Field(
+        default=None, description="`https://HOST/oauth2/callback`, registered at the provider.")
+    prefix: str = Field(default="/oauth2", description="Where the login routes live.")
+    browser_login: Literal["auto", "always", "never"] = Field(
+        default="auto",
+        description="No credentials: `auto` = 302 to login for browser navigations (GET/HEAD "
+        "preferring text/html), 401 for the rest; `always` / `never` = always 302 / 401.",
+    )
+    allowed_redirect_domains: list[str] = Field(
+        default_factory=list,
+        description="Hosts `rd` may name besides same-origin paths: `host`, `.domain` (dot boundary).")
+    refresh_margin_seconds: int = Field(
+        default=60, ge=0, le=3600, description="Refresh this long before the access token expires.")
+    login_timeout_seconds: int = Field(
+        default=600, ge=60, le=3600, description="A started login must come back within this.")
+    post_logout_redirect_url: str | None = Field(
+        default=None, description="Registered at the provider; default: `/` on the redirect_url's host.")
+    http_timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="Provider calls.")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _inline_provider(cls, data: Any) -> Any:
+        # The short form: one provider's keys directly under `oidc` (the documented shape).
+        if isinstance(data, dict) and "issuer" in data:
+            if "providers" in data:
+                raise ValueError("give either `providers` or one provider's keys (issuer, …), not both")
+            provider = {k: v for k, v in data.items() if k in _PROVIDER_KEYS}
+            rest = {k: v for k, v in data.items() if k not in _PROVIDER_KEYS}
+            return {**rest, "providers": [provider]}
+        return data
+
+    @field_validator("redirect_url", "post_logout_redirect_url")
+    @classmethod
+    def _urls(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, value: str) -> str:
+        if not re.fullmatch(r"(/[A-Za-z0-9._\-]+)+", value):
+            raise ValueError("a path such as /oauth2 (no trailing '/')")
+        return value
+
+    @field_validator("allowed_redirect_domains")
+    @classmethod
+    def _domains(cls, value: list[str]) -> list[str]:
+        from gatekeeper.redirects import parse_allowed_domains  # settings stays import-light
+
+        parse_allowed_domains(value)
+        return value
+
+    @model_validator(mode="after")
+    def _coherent(self) -> OidcSettings:
+        ids = [p.id for p in self.providers]
+        if len(ids) != len(set(ids)):
+            raise ValueError("each provider id may appear once")
+        hosts = [h.lower() for p in self.providers for h in p.hosts]
+        if len(hosts) != len(set(hosts)):
+            raise ValueError("a host may select one provider only")
+        for provider in self.providers:
+            if provider.redirect_url is None and self.redirect_url is None:
+                raise ValueError(f"provider {provider.id!r}: set redirect_url (e.g. "
+                                 f"https://app.example.com{self.prefix}/callback)")
+        return self
+
+    def redirect_url_of(self, provider: ProviderSettings) -> str:
+        url = provider.redirect_url or self.redirect_url
+        assert url is not None  # _coherent
+        return url

@@ -1,0 +1,89 @@
+"""policy and rate_limits: the Casbin files, and the per-path rules that share the path patterns."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Literal
+
+from pydantic import (
+    Field,
+    field_validator,
+)
+
+from gatekeeper.settings.common import FrozenModel
+
+
+class PolicySettings(FrozenModel):
+    model: Path = Field(
+        default=Path("policies/model.conf"),
+        description="Casbin model; a relative path is read from the config file's directory.",
+    )
+    policy: Path = Field(default=Path("policies/policy.csv"), description="Casbin policy lines.")
+    watch: bool = Field(default=True, description="Reload when the files change (and on SIGHUP).")
+    decision_cache_size: int = Field(
+        default=65536, ge=0, le=10_000_000, description="Decisions kept per policy (LRU).")
+
+
+_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 token
+
+
+def check_pattern_shape(pattern: str) -> None:
+    if not pattern.startswith("/"):
+        raise ValueError(f"{pattern!r}: patterns start with '/'")
+    if "*" in pattern[:-1]:
+        raise ValueError(f"{pattern!r}: '*' is allowed only at the end")
+
+
+def check_path_pattern(pattern: str) -> str:
+    """``/prefix/*`` (a prefix) or ``/exact``, as in ``public_paths``; canonical, or it never matches."""
+    from gatekeeper.errors import BadRequest  # settings stays import-light
+    from gatekeeper.paths import canonical_path
+
+    check_pattern_shape(pattern)
+    literal = pattern.removesuffix("*")
+    try:
+        canonical: str | None = canonical_path(literal.encode("utf-8"))
+    except BadRequest:
+        canonical = None
+    if canonical != literal:
+        raise ValueError(f"{pattern!r}: not a canonical path (requests are matched after "
+                         "canonicalization, so it would never match)")
+    return pattern
+
+
+class RateLimitRule(FrozenModel):
+    """One rate limit: at most ``limit`` requests per ``window_seconds`` (sliding), per caller."""
+
+    path: str = Field(description="`/api/*` (prefix) or `/exact`, as in `public_paths`.")
+    methods: list[str] = Field(default_factory=list, description="Default: every method.")
+    per: Literal["subject", "client_ip"] = Field(
+        default="subject",
+        description="`subject` (anonymous callers: their client_ip) or `client_ip` (the peer, or "
+        "the nearest untrusted X-Forwarded-For hop behind `trusted_proxies`; IPv6 per /64).",
+    )
+    limit: int = Field(ge=1, le=1_000_000_000, description="Requests allowed per window.")
+    window_seconds: int = Field(ge=1, le=86400, description="The sliding window.")
+
+    @field_validator("path")
+    @classmethod
+    def _path(cls, value: str) -> str:
+        return check_path_pattern(value)
+
+    @field_validator("methods")
+    @classmethod
+    def _methods(cls, value: list[str]) -> list[str]:
+        for method in value:
+            if not _METHOD.fullmatch(method):
+                raise ValueError(f"{method!r} is not an HTTP method")
+        upper = [m.upper() for m in value]
+        if len(upper) != len(set(upper)):
+            raise ValueError("each method may appear once")
+        return upper
+
+    def covers(self, other: RateLimitRule) -> bool:
+        """Every request ``other`` matches, this rule matches too."""
+        prefix = self.path.removesuffix("*")
+        paths = other.path.startswith(prefix) if self.path.endswith("*") else other.path == self.path
+        methods = not self.methods or (bool(other.methods) and set(other.methods) <= set(self.methods))
+        return paths and methods
