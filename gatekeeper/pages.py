@@ -34,9 +34,12 @@ def render(
     actions: Sequence[tuple[str, str]] = (),
     detail: str | None = None,
     request_id: str | None = None,
+    top: bool = False,
 ) -> bytes:
-    """``actions``: (label, href) buttons; hrefs are built by gatekeeper, escaped here anyway."""
-    buttons = "".join(f'<a class="button" href="{html.escape(href)}">{html.escape(label)}</a>'
+    """``actions``: (label, href) buttons; hrefs are built by gatekeeper, escaped here anyway.
+    ``top``: the buttons open in the top window (a page shown inside a frame)."""
+    target = ' target="_top"' if top else ""
+    buttons = "".join(f'<a class="button" href="{html.escape(href)}"{target}>{html.escape(label)}</a>'
                       for label, href in actions)
     extra = f"<p><small>{html.escape(detail)}</small></p>" if detail else ""
     reference = (f"<p><small>Request id <code>{html.escape(request_id)}</code></small></p>"

@@ -60,3 +60,11 @@ def is_from_another_site(request: RequestView) -> bool:
     ``cross-site``, or ``same-site``: another subdomain). A link the user followed on our own
     pages is ``same-origin``, a typed address or a bookmark ``none``; non-browsers send nothing."""
     return request.header(b"sec-fetch-site") in (b"cross-site", b"same-site")
+
+
+_NESTED = frozenset({b"iframe", b"frame", b"embed", b"object", b"fencedframe"})
+
+
+def is_nested(request: RequestView) -> bool:
+    """A navigation inside a frame of another page (Fetch Metadata ``Sec-Fetch-Dest``)."""
+    return request.header(b"sec-fetch-dest") in _NESTED

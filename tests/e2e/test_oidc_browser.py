@@ -236,3 +236,24 @@ def test_a_link_on_another_site_cannot_sign_the_user_out_without_asking(
             page.click("a.button:text-is('Sign out')")  # the user's choice, on our page: same-origin
         assert page.url.startswith(op.issuer + "/session/end"), page.url
         assert page.text_content("h1") == "Sign out"  # the provider's own confirmation
+
+
+def test_a_protected_page_in_a_frame_asks_the_top_window_to_sign_in(
+    gk: Gatekeeper, op: OidcProvider
+) -> None:
+    async def holder(request: Request) -> HTMLResponse:
+        return HTMLResponse(f'<h1>Dashboard</h1><iframe src="{gk.url}{PAGE}"></iframe>')
+
+    # 127.0.0.1 on another port: the same site (cookies go along), another origin.
+    with serve_asgi(Starlette(routes=[Route("/", holder)])) as holder_url, chromium_page() as page:
+        page.goto(holder_url + "/")
+        frame = page.frame_locator("iframe")
+        assert frame.locator("h1").inner_text() == "Sign-in required"
+        assert not [c for c in gatekeeper_cookies(page, gk) if c["name"].startswith("_gatekeeper_login_")]
+        with page.expect_navigation():
+            frame.locator("a.button").click()  # target=_top: the whole window goes to sign in
+        submit_login_form(page, op, op.users["alice"])
+        assert page.url == gk.url + PAGE  # another origin held the frame: back to the framed page
+        page.goto(holder_url + "/")
+        shown = json.loads(frame.locator("pre").inner_text())
+        assert header(shown, "x-auth-request-user") == [op.users["alice"].sub]

@@ -722,3 +722,27 @@ def test_a_sign_out_sent_by_another_site_asks_first(gk: Gatekeeper, site: str | 
         confirmed = client.get(links[0], headers={"sec-fetch-site": "same-origin"})
         assert confirmed.status_code == 302 and set_cookies(confirmed, "_gatekeeper")
         assert client.get("/hello").status_code == 302
+
+
+# -- a protected page inside a frame is not sent to the provider ---------------------------------
+
+
+FRAME = {"sec-fetch-mode": "navigate", "sec-fetch-dest": "iframe"}
+
+
+@pytest.mark.parametrize(("referer", "rd"), [
+    ("{gk}/dashboard?tab=2", "/dashboard?tab=2"),  # the page holding the frame: back there
+    ("https://elsewhere.example/page", "/hello?x=1"),  # another origin's: the frame's own page
+    (None, "/hello?x=1"),
+], ids=["our page holds the frame", "another origin holds it", "no referer"])
+def test_a_frame_gets_a_sign_in_button_for_the_top_window_not_a_login(
+        gk: Gatekeeper, referer: str | None, rd: str) -> None:
+    headers = dict(FRAME) | ({"referer": referer.format(gk=gk.url)} if referer else {})
+    with browser(gk, **headers) as client:
+        answer = client.get("/hello?x=1")
+    assert answer.status_code == 401 and answer.headers["www-authenticate"] == 'Bearer realm="gatekeeper"'
+    assert not answer.headers.get_list("set-cookie"), "no login started, no login cookie left"
+    [button] = re.findall(r'<a class="button" href="([^"]*)" target="_top">Sign in</a>', answer.text)
+    assert query_of(html.unescape(button)) == {"rd": rd}
+    with browser(gk) as client:  # the same page, as the top window: a login as usual
+        assert client.get("/hello?x=1").status_code == 302
