@@ -98,7 +98,6 @@ class WebSocketProxy:
             await upstream.close()
         return 101
 
-
     async def _watch(self, recheck: Callable[[float], str | None], expires_at: float,
                      request_id: str) -> str:
         """Return once the session must end: checked every ``recheck_seconds`` and right after
