@@ -12,11 +12,15 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from gatekeeper.config_file import load_settings
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings, split_host_port
+
+if TYPE_CHECKING:  # the CLI imports the policy modules only when a command needs them
+    from gatekeeper.policy.cli import CheckResult
+    from gatekeeper.policy.loader import LoadReport
 
 
 def _config_path(args: argparse.Namespace) -> str | None:
@@ -39,19 +43,20 @@ def _load_or_report(args: argparse.Namespace) -> Settings | None:
         return None
 
 
-def _check_policy_or_report(settings: Settings) -> str | None:
-    """The policy summary, or None after reporting its problems (the same lines for check/run)."""
-    if settings.policy is None:
-        return ""
-    from gatekeeper.policy.cli import check_policy_files
+def _check_policy_or_report(settings: Settings) -> CheckResult | None:
+    """The policy, loaded and linted; None after reporting its problems (the same lines for
+    check and run)."""
+    from gatekeeper.policy.cli import CheckResult, check_policy_files
 
+    if settings.policy is None:
+        return CheckResult([], [], "")
     result = check_policy_files(settings.policy)
     if result.problems:
         _report(result.problems)
         return None
     for warning in result.warnings:
         print(f"warning: {warning}", file=sys.stderr)
-    return f", policy {result.summary}"
+    return result
 
 
 def cmd_check(args: argparse.Namespace) -> int:
@@ -61,8 +66,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     policy = _check_policy_or_report(settings)
     if policy is None:
         return 2
+    summary = f", policy {policy.summary}" if policy.summary else ""
     print(f"ok: {_config_path(args) or '(defaults)'} is valid "
-          f"({len(settings.auth.issuers)} issuer(s), upstream {settings.upstream}{policy})")
+          f"({len(settings.auth.issuers)} issuer(s), upstream {settings.upstream}{summary})")
     return 0
 
 
@@ -82,13 +88,16 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings = _load_or_report(args)
-    if settings is None or _check_policy_or_report(settings) is None:
+    policy = None if settings is None else _check_policy_or_report(settings)
+    if settings is None or policy is None:
         return 2
-    serve(settings, _config_path(args))
+    serve(settings, _config_path(args), policy.loaded)
     return 0
 
 
-def serve(settings: Settings, config_path: str | None) -> None:
+def serve(settings: Settings, config_path: str | None, policy: LoadReport | None = None) -> None:
+    """``policy``: already loaded by the pre-flight check, so a single process serves it as is
+    (each of several workers loads its own)."""
     import uvicorn
 
     from gatekeeper import logs
@@ -96,7 +105,7 @@ def serve(settings: Settings, config_path: str | None) -> None:
 
     logs.configure(settings.log_level)
     host, port = split_host_port(settings.listen)
-    app: Any = create_app(settings)
+    app: Any = create_app(settings, policy=policy)
     metrics_dir: str | None = None
     if settings.workers > 1:
         # Each worker process rebuilds the same settings from the same file and environment;

@@ -35,7 +35,7 @@ from gatekeeper.oidc.browser import BrowserLogin
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.oidc.routes import LoginRoutes
 from gatekeeper.pipeline import Authenticator, Pipeline
-from gatekeeper.policy.loader import load_policy
+from gatekeeper.policy.loader import LoadReport, load_policy
 from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.proxy import Proxy
 from gatekeeper.ratelimit import RateLimits, RedisWindowCounter
@@ -139,9 +139,11 @@ class GatekeeperApp:
     """The public listener's ASGI app. Requests before startup completes get 503."""
 
     def __init__(
-        self, settings: Settings, *, serve_admin: bool = True, metrics_dir: str | None = None
+        self, settings: Settings, *, serve_admin: bool = True, metrics_dir: str | None = None,
+        policy: LoadReport | None = None,
     ) -> None:
         self.settings = settings
+        self._preloaded_policy = policy
         self.metrics = Metrics(multiprocess_dir=metrics_dir)
         self._serve_admin = serve_admin
         self._gate: Gate | None = None
@@ -216,7 +218,8 @@ class GatekeeperApp:
                 settings.policy.model, settings.policy.policy, self.metrics,
                 loader=functools.partial(load_policy,
                                          cache_size=settings.policy.decision_cache_size))
-            await holder.start(watch=settings.policy.watch)
+            await holder.start(watch=settings.policy.watch, loaded=self._preloaded_policy)
+            self._preloaded_policy = None  # served now; a restart of the lifespan loads afresh
             stack.push_async_callback(holder.aclose)
             authorizer = PolicyAuthorizer(holder, public_paths)
             extra_checks["policy"] = _policy_check(holder)
@@ -305,8 +308,9 @@ class _NoCookies(httpx.Cookies):
         return None
 
 
-def create_app(settings: Settings, *, serve_admin: bool = True) -> GatekeeperApp:
-    return GatekeeperApp(settings, serve_admin=serve_admin)
+def create_app(settings: Settings, *, serve_admin: bool = True,
+               policy: LoadReport | None = None) -> GatekeeperApp:
+    return GatekeeperApp(settings, serve_admin=serve_admin, policy=policy)
 
 
 def create_app_from_environment() -> GatekeeperApp:

@@ -382,6 +382,31 @@ def test_a_loader_failure_of_any_kind_is_a_refused_reload(tmp_path: Path) -> Non
         "gatekeeper_policy_reloads_total", {"result": "failure"}) == 1.0
 
 
+def test_start_serves_the_policy_the_cli_loaded_unless_the_files_changed_since(tmp_path: Path) -> None:
+    """`gatekeeper run` loads the policy to check it; starting then must not load it again
+    (100,000 rules take seconds), unless the files no longer hold it."""
+    model = write(tmp_path, "model.conf", DEFAULT_MODEL.read_text())
+    policy_file = write(tmp_path, "policy.csv", "p, viewer, /docs/*, GET, allow\n")
+    loads: list[Path] = []
+
+    def counting_loader(model_path: Path, policy_path: Path) -> Any:
+        loads.append(policy_path)
+        return load_policy(model_path, policy_path)
+
+    async def start(loaded: Any) -> Any:
+        holder = PolicyHolder(model, policy_file, Metrics(), loader=counting_loader)
+        await holder.start(watch=False, loaded=loaded)
+        await holder.aclose()
+        return holder.active
+
+    checked = load_policy(model, policy_file)
+    assert asyncio.run(start(checked)) is checked.policy and loads == []
+    policy_file.write_text("p, viewer, /reports/*, GET, allow\n")  # edited after the check
+    served = asyncio.run(start(checked))
+    assert loads == [policy_file] and served is not checked.policy
+    assert served.decide("bob", ["viewer"], "GET", "/reports/a", authenticated=True).allowed
+
+
 def test_the_decision_cache_is_bounded_and_evicts_the_least_recent(tmp_path: Path) -> None:
     calls: Counter[str] = Counter()
     policy = compiled(tmp_path, DEFAULT_MODEL.read_text(), "p, viewer, /docs/*, GET, allow\n",

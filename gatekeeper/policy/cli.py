@@ -39,7 +39,7 @@ from gatekeeper.config_file import load_settings
 from gatekeeper.errors import BadRequest, ConfigError
 from gatekeeper.paths import canonical_path
 from gatekeeper.policy.engine import CompiledPolicy, Rule
-from gatekeeper.policy.loader import PolicyError, load_policy
+from gatekeeper.policy.loader import LoadReport, PolicyError, load_policy
 from gatekeeper.principal import ANONYMOUS, Principal
 from gatekeeper.settings import PolicySettings, Settings
 
@@ -329,18 +329,19 @@ class CheckResult:
     problems: list[str]
     warnings: list[str]
     summary: str
+    loaded: LoadReport | None = None  # what `run` serves, rather than loading it twice
 
 
 def check_policy_files(policy: PolicySettings) -> CheckResult:
     """Load and lint the files named by ``policy``: problems (file:line) and warnings."""
     try:
-        report = load_policy(policy.model, policy.policy, cache_size=0)
+        report = load_policy(policy.model, policy.policy, cache_size=policy.decision_cache_size)
     except PolicyError as exc:
         return CheckResult(sorted(exc.problems, key=_location), [],
                            f"{policy.policy.name}: not loadable")
     rules = len(report.policy.rules)
     return CheckResult([], sorted(report.warnings, key=_location),
-                       f"{policy.policy.name}: {rules} rule{'s' if rules != 1 else ''}")
+                       f"{policy.policy.name}: {rules} rule{'s' if rules != 1 else ''}", report)
 
 
 def _location(message: str) -> tuple[str, int]:

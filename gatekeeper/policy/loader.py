@@ -44,6 +44,15 @@ class LoadReport:
     warnings: list[str] = field(default_factory=list)  # lint: duplicates, unreachable rules
 
 
+def _digest(model_text: str, policy_text: str) -> str:
+    return hashlib.sha256(model_text.encode() + b"\0" + policy_text.encode()).hexdigest()[:16]
+
+
+def files_digest(model_path: Path, policy_path: Path) -> str:
+    """The digest ``load_policy`` would give these files now, without compiling them."""
+    return _digest(_read(model_path), _read(policy_path))
+
+
 def load_policy(
     model_path: Path,
     policy_path: Path,
@@ -53,7 +62,7 @@ def load_policy(
 ) -> LoadReport:
     model_text = _read(model_path)
     policy_text = _read(policy_path)
-    digest = hashlib.sha256(model_text.encode() + b"\0" + policy_text.encode()).hexdigest()[:16]
+    digest = _digest(model_text, policy_text)
     model = _parse_model(model_path, model_text)
     rules, g_lines, warnings = _parse_policy(policy_path, policy_text, model)
     role_managers = _role_managers(model, g_lines)

@@ -19,7 +19,7 @@ import watchfiles
 
 from gatekeeper.metrics import Metrics
 from gatekeeper.policy.engine import CompiledPolicy
-from gatekeeper.policy.loader import LoadReport, PolicyError, load_policy
+from gatekeeper.policy.loader import LoadReport, PolicyError, files_digest, load_policy
 
 log = logging.getLogger("gatekeeper.policy")
 
@@ -60,27 +60,39 @@ class PolicyHolder:
                           extra={"reason": reason, "problems": problems,
                                  "active_digest": self.active.digest if self.active else None})
                 return False
-            if self.active is not None and report.policy.digest == self.active.digest:
-                # Same content: keep the warm decision cache. A refusal reported earlier is
-                # over, though: the files on disk are the serving policy again.
-                self.last_error = None
-                return False
-            if self.active is not None:
-                self._metrics.policy_active.labels(digest=self.active.digest).set(0)
-            self.active = report.policy  # the swap: one assignment, seen whole by readers
-            self.loaded_at = time.time()
-            self.last_error = None
-            self._metrics.policy_reloads.labels(result="success").inc()
-            self._metrics.policy_active.labels(digest=report.policy.digest).set(1)
-            self._metrics.policy_rules.set(len(report.policy.rules))
-            self._metrics.policy_loaded_at.set(self.loaded_at)
-            log.info("policy loaded", extra={"reason": reason, "digest": report.policy.digest,
-                                             "rules": len(report.policy.rules),
-                                             "warnings": report.warnings})
-            return True
+            return self._install(report, reason)
 
-    async def start(self, *, watch: bool) -> None:
-        await self.reload("startup")
+    def _install(self, report: LoadReport, reason: str) -> bool:
+        if self.active is not None and report.policy.digest == self.active.digest:
+            # Same content: keep the warm decision cache. A refusal reported earlier is
+            # over, though: the files on disk are the serving policy again.
+            self.last_error = None
+            return False
+        if self.active is not None:
+            self._metrics.policy_active.labels(digest=self.active.digest).set(0)
+        self.active = report.policy  # the swap: one assignment, seen whole by readers
+        self.loaded_at = time.time()
+        self.last_error = None
+        self._metrics.policy_reloads.labels(result="success").inc()
+        self._metrics.policy_active.labels(digest=report.policy.digest).set(1)
+        self._metrics.policy_rules.set(len(report.policy.rules))
+        self._metrics.policy_loaded_at.set(self.loaded_at)
+        log.info("policy loaded", extra={"reason": reason, "digest": report.policy.digest,
+                                         "rules": len(report.policy.rules),
+                                         "warnings": report.warnings})
+        return True
+
+    async def start(self, *, watch: bool, loaded: LoadReport | None = None) -> None:
+        """``loaded``: the policy the CLI already loaded to check it (100,000 rules take seconds);
+        used when the files still hold it, else they are loaded again."""
+        on_disk = None
+        if loaded is not None:
+            with contextlib.suppress(PolicyError):  # unreadable now: the reload says why
+                on_disk = await asyncio.to_thread(files_digest, self.model_path, self.policy_path)
+        if loaded is not None and on_disk == loaded.policy.digest:
+            self._install(loaded, "startup")
+        else:
+            await self.reload("startup")
         if self.active is None:
             raise PolicyError([self.last_error or "policy could not be loaded"])
         loop = asyncio.get_running_loop()
