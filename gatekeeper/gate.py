@@ -197,16 +197,20 @@ class Gate:
             if self._login is not None:
                 send = _setting_cookies(send, request)
             decision = await self._pipeline.decide(request)
+            if decision.allowed and self._rate_limits is not None:
+                decision = await self._rate_limits.check(request, decision)
         except GatekeeperError as exc:
             decision = Decision(Outcome.ERROR, exc.code, error=exc)
         if request is None or not decision.allowed:
             await receive()  # websocket.connect
             denial = websocket_denial(scope, send)
+            accept = request.header(b"accept") if request is not None else None
             if denial is None:
                 await send({"type": "websocket.close", "code": 1008})  # the server answers 403
                 status = 403
+            elif isinstance(decision.error, RateLimited):  # 429 with Retry-After, as for HTTP
+                status = await send_rate_limited(denial, decision.error, request_id, accept)
             else:  # the same answer as for HTTP: 401 with its challenge, 403, 503
-                accept = request.header(b"accept") if request is not None else None
                 status = await send_decision(denial, decision, request_id, accept)
             self._record(scope, decision, status, started, None, request_id)
             return

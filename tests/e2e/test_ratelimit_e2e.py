@@ -11,6 +11,7 @@ uses the per-address rule.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import secrets
 import time
@@ -18,6 +19,8 @@ from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidStatus
 
 from gatekeeper.devissuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
@@ -120,3 +123,26 @@ def test_a_refusal_is_logged_and_counted(replicas: Pair, issuer: DevIssuer) -> N
         with replica.admin() as admin:
             metrics = admin.get("/metrics").text
         assert 'gatekeeper_rate_limit_checks_total{result="limited",rule="0"}' in metrics
+
+
+def test_websocket_upgrades_count_against_the_limit_and_the_refusal_is_a_429(
+        replicas: Pair, issuer: DevIssuer) -> None:
+    headers = bearer(issuer, subject())
+    path = f"/limited/{secrets.token_hex(4)}"
+
+    async def open_and_close(gk: Gatekeeper) -> int:
+        url = "ws://" + gk.url.split("://", 1)[1] + path
+        try:
+            async with ws_connect(url, proxy=None, open_timeout=10, additional_headers=headers) as ws:
+                await ws.send("hi")
+                await asyncio.wait_for(ws.recv(), 10)
+                return 101
+        except InvalidStatus as exc:
+            assert 1 <= int(exc.response.headers["retry-after"]) <= 60
+            return exc.response.status_code
+
+    async def sessions() -> list[int]:
+        return [await open_and_close(gk) for gk, _ in zip(itertools.cycle(replicas), range(7), strict=False)]
+
+    assert asyncio.run(sessions()) == [101] * 5 + [429] * 2
+    assert [r.status_code for r in alternate(replicas, path, 1, headers)] == [429]  # one budget
