@@ -8,6 +8,8 @@ HTML login page is useless to a script, and following it would hide the real pro
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from gatekeeper.request import RequestView
 
 
@@ -58,8 +60,25 @@ def is_navigation(request: RequestView) -> bool:
 def is_from_another_site(request: RequestView) -> bool:
     """The browser says another site sent this request (Fetch Metadata ``Sec-Fetch-Site``:
     ``cross-site``, or ``same-site``: another subdomain). A link the user followed on our own
-    pages is ``same-origin``, a typed address or a bookmark ``none``; non-browsers send nothing."""
-    return request.header(b"sec-fetch-site") in (b"cross-site", b"same-site")
+    pages is ``same-origin``, a typed address or a bookmark ``none``. A browser without Fetch
+    Metadata is judged by its ``Referer`` (another host: another site); non-browsers send
+    neither."""
+    site = request.header(b"sec-fetch-site")
+    if site is not None:
+        return site in (b"cross-site", b"same-site")
+    referer = request.header(b"referer")
+    return referer is not None and same_origin_target(request) is None
+
+
+def same_origin_target(request: RequestView) -> str | None:
+    """The path and query of the ``Referer`` when it names this host, else None."""
+    referer, host = request.header(b"referer"), request.header(b"host")
+    if not referer or not host:
+        return None
+    parts = urlsplit(referer.decode("latin-1"))
+    if parts.netloc.lower() != host.decode("latin-1").lower() or not parts.path.startswith("/"):
+        return None
+    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 _NESTED = frozenset({b"iframe", b"frame", b"embed", b"object", b"fencedframe"})

@@ -41,7 +41,12 @@ from gatekeeper.oidc.backchannel import LogoutEverywhere, log_out_everywhere
 from gatekeeper.oidc.claims import ClaimsFilter
 from gatekeeper.oidc.idtoken import verify_id_token
 from gatekeeper.oidc.login import LoginCookies, PendingLogin
-from gatekeeper.oidc.navigation import is_from_another_site, is_navigation, is_nested
+from gatekeeper.oidc.navigation import (
+    is_from_another_site,
+    is_navigation,
+    is_nested,
+    same_origin_target,
+)
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import Decision, Outcome, Principal
@@ -153,7 +158,7 @@ class LoginRoutes:
         """A frame (iframe, embed, …) is not sent to the provider: its pages refuse to be framed,
         and every frame of a page would start (and leave a cookie for) a login of its own. A
         button signs in in the top window instead, and comes back to the page holding the frame."""
-        holder = _same_origin_target(request.header(b"referer"), request.header(b"host"))
+        holder = same_origin_target(request)
         start = f"{self.prefix}/start?" + urlencode({"rd": self._safe(holder) if holder else return_to})
         body = pages.render("Sign-in required", "Sign in to see this content.",
                             actions=[("Sign in", start)], top=True, request_id=request_id)
@@ -369,16 +374,6 @@ class LoginRoutes:
                             request_id=request_id)
         await send_raw(send, exc.status, own_headers(request_id), HTML, body)
         return Answered(exc.status, decision)
-
-
-def _same_origin_target(referer: bytes | None, host: bytes | None) -> str | None:
-    """The path and query of ``referer`` when it names this host, else None."""
-    if not referer or not host:
-        return None
-    parts = urlsplit(referer.decode("latin-1"))
-    if parts.netloc.lower() != host.decode("latin-1").lower() or not parts.path.startswith("/"):
-        return None
-    return parts.path + (f"?{parts.query}" if parts.query else "")
 
 
 def identity(principal: Principal) -> dict[str, Any]:

@@ -697,16 +697,22 @@ def test_browser_login_always_still_answers_a_bad_bearer_token_with_401(always_g
 # -- sign-out sent by another site asks first (logout CSRF) ------------------------------------
 
 
-@pytest.mark.parametrize(("site", "asks"), [
-    ("cross-site", True), ("same-site", True),   # another site's link, form or redirect
-    ("same-origin", False), ("none", False),     # our own page's link; a typed address
-    (None, False),                               # not a browser (or one without Fetch Metadata)
+@pytest.mark.parametrize(("site", "referer", "asks"), [
+    ("cross-site", None, True), ("same-site", None, True),  # another site's link, form, redirect
+    ("same-origin", None, False), ("none", None, False),    # our own page's link; a typed address
+    ("same-origin", "https://evil.example/", False),        # Fetch Metadata wins over Referer
+    (None, "https://evil.example/page", True),              # no Fetch Metadata: Referer decides
+    (None, "{gk}/account", False),
+    (None, None, False),                                    # not a browser
 ])
-def test_a_sign_out_sent_by_another_site_asks_first(gk: Gatekeeper, site: str | None, asks: bool) -> None:
+def test_a_sign_out_sent_by_another_site_asks_first(gk: Gatekeeper, site: str | None, referer: str | None,
+                                                    asks: bool) -> None:
     with browser(gk) as client:
         assert log_in(client, gk, "/oauth2/start", provider="corp").status_code == 302
         assert client.get("/hello").status_code == 200
         headers = {} if site is None else {"sec-fetch-site": site}
+        if referer is not None:
+            headers["referer"] = referer.format(gk=gk.url)
         out = client.get("/oauth2/sign_out", params={"rd": "//evil.example/x"}, headers=headers)
         if not asks:
             assert out.status_code == 302 and set_cookies(out, "_gatekeeper")
