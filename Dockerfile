@@ -25,14 +25,17 @@ ENV PIP_NO_CACHE_DIR=1 \
     PIP_ROOT_USER_ACTION=ignore
 
 WORKDIR /src
-COPY pyproject.toml README.md ./
+COPY pyproject.toml README.md requirements.lock ./
 COPY gatekeeper/ gatekeeper/
 
-# The wheel of this tree, then it and its dependencies into a venv without pip. Binary wheels
+# The wheel of this tree; a venv without pip; into it exactly the locked dependencies, each file
+# checked against its hash (requirements.lock), then the wheel with nothing more. Binary wheels
 # only: every dependency has them for amd64 and arm64, so no compiler is ever needed.
 RUN pip wheel --no-deps --wheel-dir /wheels . \
     && python -m venv --without-pip /opt/gatekeeper \
-    && pip --python /opt/gatekeeper/bin/python install --only-binary :all: /wheels/gatekeeper-*.whl
+    && pip --python /opt/gatekeeper/bin/python install --only-binary :all: --require-hashes \
+        -r requirements.lock \
+    && pip --python /opt/gatekeeper/bin/python install --no-deps /wheels/gatekeeper-*.whl
 
 FROM python:3.11-slim
 

@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench lock clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ test: lint   # the test OpenID provider's node packages too, when missing or old
 
 bench: $(VENV)/.installed   # needs wrk and nginx (apt-get install wrk nginx-light)
 	$(PY) bench/run_gatekeeper.py
+
+# The image's pinned, hashed dependencies (requirements.lock), resolved for every Python 3.11
+# (uv's universal mode keeps the markers, e.g. async-timeout before 3.11.3).
+lock: $(VENV)/.installed
+	$(PY) -m pip install --quiet uv
+	{ sed -n '/^#/p;/^[^#]/q' requirements.lock; \
+	  $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	    --generate-hashes --no-header --quiet; } > requirements.lock.new
+	mv requirements.lock.new requirements.lock
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -32,6 +32,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from packaging.requirements import Requirement
 
 from gatekeeper.settings import Settings, split_host_port
 from tests.support.servers import free_port
@@ -230,6 +231,35 @@ def test_the_build_context_is_what_the_build_copies_and_nothing_else(stages: lis
     assert not [path for path in context if "__pycache__" in path or path.endswith(".pyc")]
 
 
+def locked() -> dict[str, tuple[str, str, int]]:
+    """requirements.lock: name → (version, environment marker, number of hashes)."""
+    entries: dict[str, tuple[str, str, int]] = {}
+    for block in re.split(r"\n(?=[A-Za-z0-9])", (ROOT / "requirements.lock").read_text()):
+        match = re.match(r"([A-Za-z0-9_.\-]+)==([^\s;\\]+)(?: ; ([^\\\n]+))?", block)
+        if match:
+            name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
+            entries[name] = (match.group(2), (match.group(3) or "").strip(), block.count("--hash=sha256:"))
+    return entries
+
+
+def test_the_lock_pins_every_dependency_within_pyproject_s_range_with_hashes() -> None:
+    entries = locked()
+    assert len(entries) > len(PYPROJECT["dependencies"])  # the dependencies' own ones too
+    for line in PYPROJECT["dependencies"]:
+        requirement = Requirement(line)
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        assert name in entries, f"{name}: not in requirements.lock (make lock)"
+        version, marker, _ = entries[name]
+        assert requirement.specifier.contains(version, prereleases=True), \
+            f"{name} {version} is outside {requirement.specifier} (make lock)"
+        assert not marker, f"{name}: a direct dependency is locked for some Pythons only"
+    assert all(hashes for _, _, hashes in entries.values()), "every file's hash, for --require-hashes"
+    # The extras pyproject asks for arrive too (their packages are not named in pyproject).
+    assert {"uvloop", "httptools", "hiredis", "cryptography", "watchfiles"} <= set(entries)
+    # Resolved for every Python 3.11, not only this one: redis needs this before 3.11.3.
+    assert entries["async-timeout"][1] == "python_full_version < '3.11.3'"
+
+
 # --- the image's install, run as the image runs it -----------------------------------------------
 
 @dataclass(frozen=True)
@@ -306,10 +336,11 @@ def install_like_the_build_stage(build: Stage, top: Path, as_user: list[str], ca
             shutil.copy2(ROOT / rel, top / "src" / rel)
             digest.update(rel.encode() + b"\0" + (ROOT / rel).read_bytes() + b"\0")
     python, version = _interpreter_for(as_user)
-    deps = list(PYPROJECT["dependencies"])
-    target = f"{deps}{version}-{sysconfig.get_platform()}"
+    lock = top / "src" / "requirements.lock"  # as the build stage copies it
+    target = f"{lock.read_text()}{version}-{sysconfig.get_platform()}"
     wheelhouse = _cached_wheels(cache, "deps", hashlib.sha256(target.encode()).hexdigest(),
-                                ["--python", python, "wheel", "--only-binary", ":all:", *deps])
+                                ["--python", python, "wheel", "--only-binary", ":all:",
+                                 "--require-hashes", "-r", str(lock)])
     own = _cached_wheels(cache, "gatekeeper", digest.hexdigest(), ["wheel", "--no-deps", str(top / "src")])
     venv = top / "opt-gatekeeper"
     created = subprocess.run([python, "-m", "venv", "--without-pip", str(venv)], capture_output=True,
@@ -317,9 +348,10 @@ def install_like_the_build_stage(build: Stage, top: Path, as_user: list[str], ca
     assert created.returncode == 0, created.stderr
     isolated = {k: v for k, v in os.environ.items() if not k.startswith("PIP_")}
     isolated["PIP_CONFIG_FILE"] = os.devnull  # no index, no find-links but these two
-    _pip("--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-index",
-         "--only-binary", ":all:", "--find-links", str(wheelhouse), "--find-links", str(own),
-         "gatekeeper", env=isolated)
+    into = ["--python", str(venv / "bin" / "python"), "install", "--quiet", "--no-index",
+            "--only-binary", ":all:"]
+    _pip(*into, "--require-hashes", "--find-links", str(wheelhouse), "-r", str(lock), env=isolated)
+    _pip(*into, "--no-deps", "--find-links", str(own), "gatekeeper", env=isolated)
     return venv
 
 
