@@ -70,6 +70,21 @@ def _setting_cookies(send: Send, request: RequestView) -> Send:
     return sending
 
 
+def _adding_headers(send: Send, headers: tuple[tuple[bytes, bytes], ...]) -> Send:
+    """``send`` that adds ``headers`` to the app's answer, unless it already names them (the
+    app's own limits are the more specific)."""
+    names = {name for name, _ in headers}
+
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            present = {name.lower() for name, _ in message["headers"]}
+            if not names & present:
+                message = {**message, "headers": [*message["headers"], *headers]}
+        await send(message)
+
+    return sending
+
+
 class Gate:
     def __init__(
         self,
@@ -125,6 +140,8 @@ class Gate:
             if decision.allowed and self._rate_limits is not None:
                 decision = await self._rate_limits.check(request, decision)
             if decision.allowed:
+                if decision.response_headers:
+                    send = _adding_headers(send, decision.response_headers)
                 status, upstream_seconds = await self._proxy.forward(
                     scope, receive, send, request, decision, request_id)
             elif isinstance(decision.error, RateLimited):

@@ -44,6 +44,8 @@ class Decision:
     identity_headers: list[tuple[bytes, bytes]] = field(default_factory=list)
     path: str = "/"
     rule: str | None = None  # the policy rule that decided, for the log line
+    # Added to the app's answer unless it has its own (a rate limit's budget).
+    response_headers: tuple[tuple[bytes, bytes], ...] = ()
 
     @property
     def allowed(self) -> bool:

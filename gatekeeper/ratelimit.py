@@ -322,7 +322,9 @@ class RateLimits:
             return decision
         if count.allowed:
             rule.metrics["allowed"].inc()
-            return decision
+            return replace(decision, response_headers=(
+                (b"x-ratelimit-limit", str(rule.limit).encode()),
+                (b"x-ratelimit-remaining", str(count.remaining).encode())))
         rule.metrics["limited"].inc()
         refused = RateLimited(limit=rule.limit, window_seconds=rule.window_seconds,
                               retry_after=max(1, math.ceil(count.retry_after_ms / 1000)),

@@ -3,6 +3,7 @@ requests alternating between them, the recording upstream counting what got thro
 
     /limited/*          per subject, 5 per 30 s
     /public/limited/*   per client_ip, 3 per 30 s (public: anonymous callers)
+    /status/*           per subject, 100 per 30 s (the app states a budget of its own)
     everything else     unlimited
 
 Each test uses subjects of its own; all callers share the address 127.0.0.1, so only one test
@@ -30,6 +31,7 @@ Pair = tuple[Gatekeeper, Gatekeeper]
 RULES = [
     {"path": "/limited/*", "per": "subject", "limit": 5, "window_seconds": 30},
     {"path": "/public/limited/*", "per": "client_ip", "limit": 3, "window_seconds": 30},
+    {"path": "/status/*", "per": "subject", "limit": 100, "window_seconds": 30},
 ]
 
 
@@ -77,6 +79,15 @@ def test_the_limit_holds_across_replicas(replicas: Pair, issuer: DevIssuer,
     responses = alternate(replicas, path, 8, bearer(issuer, subject()))
     assert [r.status_code for r in responses] == [200] * 5 + [429] * 3
     assert len(upstream.recorder.by_path(path)) == 5, "exactly five reached the app"
+    # The allowed ones tell the client its budget, counted across both replicas.
+    assert [r.headers.get("x-ratelimit-limit") for r in responses[:5]] == ["5"] * 5
+    assert [r.headers.get("x-ratelimit-remaining") for r in responses[:5]] == ["4", "3", "2", "1", "0"]
+    unlimited = alternate(replicas, "/unlimited", 1, bearer(issuer, subject()))[0]
+    assert unlimited.status_code == 200 and "x-ratelimit-limit" not in unlimited.headers
+    # An app that states its own budget keeps it: gatekeeper's would contradict it.
+    own = alternate(replicas, "/status/200?ratelimit=7", 1, bearer(issuer, subject()))[0]
+    assert own.headers.get_list("x-ratelimit-limit") == ["7"]
+    assert "x-ratelimit-remaining" not in own.headers
     for refused in responses[5:]:  # on B, A and B again
         assert 1 <= int(refused.headers["retry-after"]) <= 60
         assert refused.headers["x-ratelimit-limit"] == "5"

@@ -387,6 +387,8 @@ async def _status(out: _Responder, status: int, params: dict[str, str]) -> None:
     headers: list[tuple[bytes, bytes]] = []
     if "location" in params:
         headers.append((b"location", params["location"].encode("latin-1")))
+    if "ratelimit" in params:  # the app's own rate-limit budget
+        headers.append((b"x-ratelimit-limit", params["ratelimit"].encode("latin-1")))
     if status in (204, 304) or status < 200:
         await out.start(status, headers)
         await out.body(b"")
