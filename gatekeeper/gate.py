@@ -233,8 +233,11 @@ class Gate:
             return
         principal, path = decision.principal, request.path
 
-        def recheck(now: float) -> str | None:
-            return self._pipeline.still_allowed(principal, "GET", path, now)
+        async def recheck(now: float) -> str | None:
+            reason = self._pipeline.still_allowed(principal, "GET", path, now)
+            if reason is None and principal.via == "session" and self._login is not None:
+                reason = await self._login.still_signed_in(request)  # signed out meanwhile?
+            return reason
 
         status = await self._websockets.forward(scope, receive, send, request, decision, request_id,
                                                 recheck)

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -54,7 +54,7 @@ class WebSocketProxy:
         request: RequestView,
         decision: Decision,
         request_id: str,
-        recheck: Callable[[float], str | None],
+        recheck: Callable[[float], Awaitable[str | None]],
     ) -> int:
         """Relay one WebSocket session; return the HTTP status of the handshake we answered.
         ``recheck(now)`` says why the caller may no longer hold it (None: still allowed)."""
@@ -98,7 +98,7 @@ class WebSocketProxy:
             await upstream.close()
         return 101
 
-    async def _watch(self, recheck: Callable[[float], str | None], expires_at: float,
+    async def _watch(self, recheck: Callable[[float], Awaitable[str | None]], expires_at: float,
                      request_id: str) -> str:
         """Return once the session must end: checked every ``recheck_seconds`` and right after
         the credentials expire."""
@@ -107,7 +107,7 @@ class WebSocketProxy:
             if expires_at > 0:
                 wait = min(wait, max(0.0, expires_at + self._leeway - time.time()) + 0.01)
             await asyncio.sleep(wait)
-            reason = recheck(time.time() - self._leeway)
+            reason = await recheck(time.time() - self._leeway)
             if reason is not None:
                 log.info("websocket closed: no longer allowed",
                          extra={"reason": reason, "request_id": request_id})

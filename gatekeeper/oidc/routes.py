@@ -30,6 +30,7 @@ from gatekeeper.errors import (
     LoginDenied,
     LoginFailed,
     RevocationStale,
+    SessionInvalid,
     SessionRevoked,
     SessionStoreUnavailable,
     SessionTooLarge,
@@ -129,6 +130,16 @@ class LoginRoutes:
             return False  # a presented bearer token failed: that caller is an API client
         mode = self._settings.browser_login
         return mode == "always" or (mode == "auto" and is_navigation(request))
+
+    async def still_signed_in(self, request: RequestView) -> str | None:
+        """None while the request's session is still stored and within its lifetime, else the
+        reason code (a sign-out or back-channel logout since; Redis unreachable fails closed).
+        For a connection that outlives its request: an open WebSocket."""
+        try:
+            session = await self._store.load(request, request.cookies_out())
+        except (SessionInvalid, SessionStoreUnavailable) as exc:
+            return exc.code
+        return None if session is not None else "session_ended"
 
     async def end_revoked_session(self, request: RequestView, request_id: str) -> None:
         """A session whose subject or token was revoked ends here, cookie and stored copy, so no

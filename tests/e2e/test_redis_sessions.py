@@ -12,6 +12,7 @@ callback): a login lands on the first one, and the session works on either.
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import dataclasses
 import time
@@ -25,6 +26,8 @@ from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import ConnectionClosed
 
 from gatekeeper.devissuer import DevIssuer
 from gatekeeper.devlogin import DevLogin
@@ -58,6 +61,7 @@ def replica_config(port: int, redis: RedisServer, oidc: dict[str, Any], prefix: 
     return {
         "listen": f"127.0.0.1:{port}",
         "drain_seconds": 1,
+        "websocket_recheck_seconds": 1,
         "pass_access_token": True,  # so a test knows the access token the session holds
         "oidc": oidc,
         "session": {"secret": SESSION_SECRET, "cookie_secure": False, "store": "redis",
@@ -255,6 +259,32 @@ def test_sign_out_through_b_ends_the_session_on_a(pair: Pair, op: OidcProvider) 
     assert sends_to_login(pair.b, cookie, op.issuer)  # b ended it: at once there
     # a read the session within the last redis_cache_seconds (1 s): ended there within it.
     assert eventually(lambda: sends_to_login(pair.a, cookie, op.issuer), seconds=CACHE_BOUND)
+
+
+def test_an_open_websocket_of_a_session_signed_out_on_another_replica_is_closed(
+        pair: Pair, op: OidcProvider) -> None:
+    with browser(pair.a) as client:
+        cookie = log_in(client, pair.a)
+
+    def sign_out_on_a() -> None:
+        with with_cookie(pair.a, cookie) as on_a:
+            assert on_a.get("/oauth2/sign_out").status_code == 302
+
+    async def session() -> tuple[int | None, str | None]:
+        url = "ws://" + pair.b.url.split("://", 1)[1] + "/ws"
+        async with ws_connect(url, proxy=None, open_timeout=10,
+                              additional_headers={"Cookie": f"{COOKIE}={cookie}"}) as ws:
+            await ws.send("hi")
+            assert await asyncio.wait_for(ws.recv(), 10) == "hi"
+            await asyncio.to_thread(sign_out_on_a)
+            with pytest.raises(ConnectionClosed):
+                for _ in range(60):  # echoes until B's next check finds the session gone: ≤ 15 s
+                    await ws.send("still there?")
+                    await asyncio.wait_for(ws.recv(), 10)
+                    await asyncio.sleep(0.25)
+            return ws.close_code, ws.close_reason
+
+    assert asyncio.run(session()) == (1008, "session_ended")
 
 
 # ------------------------------------------------------------------ back-channel logout
