@@ -42,9 +42,9 @@ from gatekeeper.policy.engine import CompiledPolicy, Rule
 from gatekeeper.policy.loader import LoadReport, PolicyError, load_policy
 from gatekeeper.principal import ANONYMOUS, Principal
 from gatekeeper.settings import PolicySettings, Settings
+from gatekeeper.settings.routes import HTTP_METHOD
 
 ALLOW, DENY, USAGE = 0, 1, 2
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110 §5.6.2: a method is a token
 _RULE_REF = re.compile(r"[^:\s]+:[0-9]+")
 _LOCATION = re.compile(r"(.*?):([0-9]+):")
 
@@ -77,7 +77,7 @@ class CaseRequest(_Strict):
     @field_validator("method")
     @classmethod
     def _method(cls, value: str) -> str:
-        if not _TOKEN.fullmatch(value):
+        if not HTTP_METHOD.fullmatch(value):
             raise ValueError(f"{value!r} is not an HTTP method")
         return value
 

@@ -25,7 +25,7 @@ class PolicySettings(FrozenModel):
         default=65536, ge=0, le=10_000_000, description="Decisions kept per policy (LRU).")
 
 
-_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §5.6.2 token
+HTTP_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §9.1: a method is a token
 
 
 def check_pattern_shape(pattern: str) -> None:
@@ -74,7 +74,7 @@ class RateLimitRule(FrozenModel):
     @classmethod
     def _methods(cls, value: list[str]) -> list[str]:
         for method in value:
-            if not _METHOD.fullmatch(method):
+            if not HTTP_METHOD.fullmatch(method):
                 raise ValueError(f"{method!r} is not an HTTP method")
         upper = [m.upper() for m in value]
         if len(upper) != len(set(upper)):
