@@ -236,7 +236,7 @@ class Gate:
         async def recheck(now: float) -> str | None:
             reason = self._pipeline.still_allowed(principal, "GET", path, now)
             if reason is None and principal.via == "session" and self._login is not None:
-                reason = await self._login.still_signed_in(request)  # signed out meanwhile?
+                reason = await self._login.sessions.still_signed_in(request)  # signed out since?
             return reason
 
         status = await self._websockets.forward(scope, receive, send, request, decision, request_id,

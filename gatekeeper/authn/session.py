@@ -63,6 +63,16 @@ class SessionAuthenticator:
         except (SessionInvalid, SessionStoreUnavailable):
             return None
 
+    async def still_signed_in(self, request: RequestView) -> str | None:
+        """None while the request's session is still stored and within its lifetime, else the
+        reason code (a sign-out or back-channel logout since; Redis unreachable fails closed).
+        For a connection that outlives its request: an open WebSocket."""
+        try:
+            session = await self._store.load(request, request.cookies_out())
+        except (SessionInvalid, SessionStoreUnavailable) as exc:
+            return exc.code
+        return None if session is not None else "session_ended"
+
     def principal(self, session: Session) -> Principal:
         key = (session.id, session.access_token)
         principal = self._principals.get(key)

@@ -30,7 +30,6 @@ from gatekeeper.errors import (
     LoginDenied,
     LoginFailed,
     RevocationStale,
-    SessionInvalid,
     SessionRevoked,
     SessionStoreUnavailable,
     SessionTooLarge,
@@ -48,6 +47,7 @@ from gatekeeper.oidc.navigation import (
     is_nested,
     same_origin_target,
 )
+from gatekeeper.oidc.prompts import ask_before_signing_out, sign_in_from_the_top
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import Decision, Outcome, Principal
@@ -92,7 +92,7 @@ class LoginRoutes:
         self._providers = providers
         self._by_host = {host.lower(): p for p in providers.values() for host in p.settings.hosts}
         self._store = store
-        self._sessions = sessions
+        self.sessions = sessions  # the gate re-reads an open WebSocket's session through it
         self._login_cookies = login_cookies
         self._claims = claims
         self._pipeline = pipeline
@@ -131,16 +131,6 @@ class LoginRoutes:
         mode = self._settings.browser_login
         return mode == "always" or (mode == "auto" and is_navigation(request))
 
-    async def still_signed_in(self, request: RequestView) -> str | None:
-        """None while the request's session is still stored and within its lifetime, else the
-        reason code (a sign-out or back-channel logout since; Redis unreachable fails closed).
-        For a connection that outlives its request: an open WebSocket."""
-        try:
-            session = await self._store.load(request, request.cookies_out())
-        except (SessionInvalid, SessionStoreUnavailable) as exc:
-            return exc.code
-        return None if session is not None else "session_ended"
-
     async def end_revoked_session(self, request: RequestView, request_id: str) -> None:
         """A session whose subject or token was revoked ends here, cookie and stored copy, so no
         refresh brings it back. A browser may sign in again: the callback refuses a revoked
@@ -154,7 +144,11 @@ class LoginRoutes:
             target += "?" + request.query.decode("latin-1")
         return_to = self._safe(target)
         if is_nested(request):
-            return await self._sign_in_from_the_top(request, send, request_id, return_to)
+            # Back to the page holding the frame when it is ours, else to the framed page.
+            holder = same_origin_target(request)
+            start = f"{self.prefix}/start?" + urlencode({"rd": self._safe(holder) if holder else return_to})
+            status = await sign_in_from_the_top(send, request_id, start)
+            return Answered(status, Decision(Outcome.UNAUTHENTICATED, "login_required"))
         provider = self._choose(request, None)
         try:
             if provider is None:
@@ -163,19 +157,6 @@ class LoginRoutes:
             return await self._begin(request, send, request_id, provider, return_to)
         except LoginFailed as exc:
             return await self._failed(request, send, request_id, exc)
-
-    async def _sign_in_from_the_top(self, request: RequestView, send: Send, request_id: str,
-                                    return_to: str) -> Answered:
-        """A frame (iframe, embed, …) is not sent to the provider: its pages refuse to be framed,
-        and every frame of a page would start (and leave a cookie for) a login of its own. A
-        button signs in in the top window instead, and comes back to the page holding the frame."""
-        holder = same_origin_target(request)
-        start = f"{self.prefix}/start?" + urlencode({"rd": self._safe(holder) if holder else return_to})
-        body = pages.render("Sign-in required", "Sign in to see this content.",
-                            actions=[("Sign in", start)], top=True, request_id=request_id)
-        headers = [*own_headers(request_id), (b"www-authenticate", b'Bearer realm="gatekeeper"')]
-        await send_raw(send, 401, headers, HTML, body)
-        return Answered(401, Decision(Outcome.UNAUTHENTICATED, "login_required"))
 
     # -- routes --------------------------------------------------------------------------
     async def _start(self, request: RequestView, send: Send, request_id: str) -> Answered:
@@ -232,7 +213,7 @@ class LoginRoutes:
         if not code:
             raise LoginFailed("the sign-in response has no code", code="login_code_missing")
         session = await self._session_from_code(provider, login, code)
-        principal = self._sessions.principal(session)
+        principal = self.sessions.principal(session)
         try:
             self._pipeline.check_revoked(principal)  # RevocationStale (503) fails the login too
         except TokenRevoked as exc:
@@ -275,16 +256,11 @@ class LoginRoutes:
     async def _sign_out(self, request: RequestView, send: Send, request_id: str) -> Answered:
         return_to = self._safe(_params(request).get("rd"))
         if is_from_another_site(request):
-            # A link, an <img> or a form on another site: signing out on its say-so would let
-            # any page log our users out (logout CSRF). Ask; the button is a same-origin link.
+            # Signing out on another site's say-so would let any page log our users out.
             again = f"{self.sign_out_url}?" + urlencode({"rd": return_to})
-            body = pages.render("Sign out?", "Another site sent you here to sign out.",
-                                actions=[("Sign out", again), ("Stay signed in", return_to)],
-                                request_id=request_id)
-            headers = [*own_headers(request_id), *pages.NOT_FRAMED]
-            await send_raw(send, 200, headers, HTML, body)
-            return Answered(200, Decision(Outcome.UNAUTHENTICATED, "sign_out_confirm"))
-        session = await self._sessions.session(request)
+            status = await ask_before_signing_out(send, request_id, again, return_to)
+            return Answered(status, Decision(Outcome.UNAUTHENTICATED, "sign_out_confirm"))
+        session = await self.sessions.session(request)
         await self._store.clear(request, request.cookies_out())
         location = return_to
         provider = self._providers.get(session.provider) if session is not None else None
