@@ -284,6 +284,14 @@ def password_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     return {name: directory / name for name in files}
 
 
+def acl_settings(server: TcpRedis, password_files: dict[str, Path],
+                 credentials: dict[str, str]) -> Settings:
+    """Settings for ``server`` with ``credentials``; a password_file names one of the fixture's."""
+    if "password_file" in credentials:
+        credentials = {**credentials, "password_file": str(password_files[credentials["password_file"]])}
+    return settings(f"redis://{server.address}/0", **credentials)
+
+
 @pytest.mark.parametrize("credentials", [
     {"username": "gk", "password": ACL_PASSWORD},
     {"username": "gk", "password_file": "right"},
@@ -295,9 +303,7 @@ def password_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 ])
 def test_credentials_that_redis_accepts_round_trip_a_session(
         acl_server: TcpRedis, password_files: dict[str, Path], credentials: dict[str, str]) -> None:
-    if "password_file" in credentials:
-        credentials = {**credentials, "password_file": str(password_files[credentials["password_file"]])}
-    run(round_trip(settings(f"redis://{acl_server.address}/0", **credentials)))
+    run(round_trip(acl_settings(acl_server, password_files, credentials)))
 
 
 @pytest.mark.parametrize("credentials", [
@@ -315,9 +321,7 @@ def test_credentials_that_redis_accepts_round_trip_a_session(
 ])
 def test_credentials_that_redis_refuses_make_the_store_unavailable(
         acl_server: TcpRedis, password_files: dict[str, Path], credentials: dict[str, str]) -> None:
-    if "password_file" in credentials:
-        credentials = {**credentials, "password_file": str(password_files[credentials["password_file"]])}
-    cause = run(refused(settings(f"redis://{acl_server.address}/0", **credentials)))
+    cause = run(refused(acl_settings(acl_server, password_files, credentials)))
     assert isinstance(cause, redis.AuthenticationError), repr(cause)
 
 

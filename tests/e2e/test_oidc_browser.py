@@ -9,6 +9,7 @@ on another site only leads to a page that asks.
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -97,6 +98,17 @@ def echo(page: Page) -> dict[str, Any]:
 
 def header(shown: dict[str, Any], name: str) -> list[str]:
     return [value for key, value in shown["headers"] if key.lower() == name.lower()]
+
+
+@contextlib.contextmanager
+def another_page(html: str) -> Iterator[str]:
+    """``html`` served from another port of 127.0.0.1 (the same site, another origin); yields
+    its URL."""
+    async def page(request: Request) -> HTMLResponse:
+        return HTMLResponse(html)
+
+    with serve_asgi(Starlette(routes=[Route("/", page)])) as url:
+        yield url + "/"
 
 
 def gatekeeper_cookies(page: Page, gk: Gatekeeper) -> list[dict[str, Any]]:
@@ -212,14 +224,12 @@ def test_signing_in_again_after_cancelling_returns_to_the_page_first_asked_for(
 def test_a_link_on_another_site_cannot_sign_the_user_out_without_asking(
     gk: Gatekeeper, op: OidcProvider
 ) -> None:
-    async def lure(request: Request) -> HTMLResponse:
-        return HTMLResponse(f'<a id="prize" href="{gk.url}/oauth2/sign_out">Claim your prize</a>')
-
+    lure = f'<a id="prize" href="{gk.url}/oauth2/sign_out">Claim your prize</a>'
     # localhost and 127.0.0.1 are different sites to the browser: the link is cross-site.
-    with serve_asgi(Starlette(routes=[Route("/", lure)])) as lure_url, chromium_page() as page:
+    with another_page(lure) as lure_url, chromium_page() as page:
         sign_in(page, gk, op, op.users["alice"])
         assert page.url == gk.url + PAGE
-        page.goto(lure_url.replace("127.0.0.1", "localhost") + "/")
+        page.goto(lure_url.replace("127.0.0.1", "localhost"))
         with page.expect_navigation():
             page.click("#prize")
         assert page.text_content("h1") == "Sign out?"  # asked, not signed out
@@ -229,7 +239,7 @@ def test_a_link_on_another_site_cannot_sign_the_user_out_without_asking(
         page.goto(gk.url + PAGE)
         assert header(echo(page), "x-auth-request-user") == [op.users["alice"].sub]
 
-        page.goto(lure_url.replace("127.0.0.1", "localhost") + "/")
+        page.goto(lure_url.replace("127.0.0.1", "localhost"))
         with page.expect_navigation():
             page.click("#prize")
         with page.expect_navigation():
@@ -241,12 +251,10 @@ def test_a_link_on_another_site_cannot_sign_the_user_out_without_asking(
 def test_a_protected_page_in_a_frame_asks_the_top_window_to_sign_in(
     gk: Gatekeeper, op: OidcProvider
 ) -> None:
-    async def holder(request: Request) -> HTMLResponse:
-        return HTMLResponse(f'<h1>Dashboard</h1><iframe src="{gk.url}{PAGE}"></iframe>')
-
     # 127.0.0.1 on another port: the same site (cookies go along), another origin.
-    with serve_asgi(Starlette(routes=[Route("/", holder)])) as holder_url, chromium_page() as page:
-        page.goto(holder_url + "/")
+    holder = f'<h1>Dashboard</h1><iframe src="{gk.url}{PAGE}"></iframe>'
+    with another_page(holder) as holder_url, chromium_page() as page:
+        page.goto(holder_url)
         frame = page.frame_locator("iframe")
         assert frame.locator("h1").inner_text() == "Sign-in required"
         assert not [c for c in gatekeeper_cookies(page, gk) if c["name"].startswith("_gatekeeper_login_")]
@@ -254,6 +262,6 @@ def test_a_protected_page_in_a_frame_asks_the_top_window_to_sign_in(
             frame.locator("a.button").click()  # target=_top: the whole window goes to sign in
         submit_login_form(page, op, op.users["alice"])
         assert page.url == gk.url + PAGE  # another origin held the frame: back to the framed page
-        page.goto(holder_url + "/")
+        page.goto(holder_url)
         shown = json.loads(frame.locator("pre").inner_text())
         assert header(shown, "x-auth-request-user") == [op.users["alice"].sub]
