@@ -27,6 +27,7 @@ from gatekeeper.authn.bearer import BearerAuthenticator
 from gatekeeper.authn.jwks import IssuerKeys
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
 from gatekeeper.config_file import load_settings
+from gatekeeper.forward_auth import ForwardAuth
 from gatekeeper.gate import Gate
 from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
@@ -265,6 +266,7 @@ class GatekeeperApp:
             access_log,
             settings.max_header_bytes,
             headers,
+            ForwardAuth(settings.forward_auth),
             login,
             rate_limits=rate_limits,
         )
