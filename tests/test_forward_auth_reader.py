@@ -13,7 +13,12 @@ from gatekeeper.errors import BadRequest
 from gatekeeper.forward_auth import ForwardAuth, split_uri
 from gatekeeper.paths import canonical_path
 from gatekeeper.settings import Settings, fold_header_name
-from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS, ForwardAuthSettings
+from gatekeeper.settings.forward_auth import (
+    METHOD_CARRIERS,
+    PROXY_SOURCES,
+    URI_CARRIERS,
+    ForwardAuthSettings,
+)
 
 Headers = list[tuple[str, str]]
 
@@ -198,8 +203,9 @@ def test_a_bad_forward_auth_section_is_refused_naming_the_key(section: dict[str,
 # -- property: the decision is about the configured header's value, or the check is refused ----
 
 URI_TOKENS = ["/public/x", "/admin", "/public/../admin", "/public/%2e%2e/admin", "/a//b", "/p?q=1",
-              "/public/x#/../admin", "//evil/x", "http://h/admin", "/x;y", "/%61dmin", "", "/a b"]
-METHODS = ["GET", "POST", "DELETE", "get", "PROPFIND", ""]
+              "/public/x#/../admin", "//evil/x", "http://h/admin", "/x;y", "/%61dmin", "", "/a b",
+              "/public/x?a=/../admin", "/public/x, /admin", "/[x]"]
+METHODS = ["GET", "POST", "DELETE", "get", "PROPFIND", "", "GET, DELETE"]
 
 
 @st.composite
@@ -215,12 +221,22 @@ def spelling(draw: st.DrawFn, name: str) -> str:
 
 @st.composite
 def checks(draw: st.DrawFn) -> tuple[str, Headers]:
+    """A check as a proxy sends it (usually the configured pair), plus what a client added:
+    carriers in any spelling, some agreeing, some not, sometimes a second configured copy."""
     proxy = draw(st.sampled_from(["nginx", "traefik", "caddy"]))
+    uri_name, method_name = PROXY_SOURCES[proxy]
+    assert uri_name is not None and method_name is not None
+    uri, method = draw(st.sampled_from(URI_TOKENS)), draw(st.sampled_from(METHODS))
     headers: Headers = []
-    for _ in range(draw(st.integers(0, 6))):
+    for name, value in ((uri_name, uri), (method_name, method)):
+        if draw(st.integers(0, 9)) > 0:  # the proxy's own header, nine times in ten
+            headers.append((name, value))
+    for _ in range(draw(st.integers(0, 4))):
         name = draw(st.sampled_from(URI_CARRIERS + METHOD_CARRIERS))
+        own = uri if name in URI_CARRIERS else method
         pool = URI_TOKENS if name in URI_CARRIERS else METHODS
-        headers.append((draw(spelling(name)), draw(st.sampled_from(pool))))
+        value = draw(st.one_of(st.just(own), st.sampled_from(pool)))
+        headers.append((draw(spelling(name)), value))
     return proxy, draw(st.permutations(headers))
 
 
