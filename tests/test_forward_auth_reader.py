@@ -186,12 +186,15 @@ BAD_SETTINGS = [
     ({"proxy": "custom", "uri_header": "X_Uri", "method_header": "X-M"}, "not a valid header name"),
     ({"proxy": "custom", "uri_header": "X-A", "method_header": "x-a"}, "fold to the same name"),
     ({"proxy": "haproxy"}, "proxy"),
+    ({"proxy": "custom", "uri_header": "X-HTTP-Method", "method_header": "X-M"}, "is a method header"),
+    ({"proxy": "custom", "uri_header": "X-U", "method_header": "X-Original-URL"}, "is a URI header"),
 ]
 
 
 @pytest.mark.parametrize(("section", "message"), BAD_SETTINGS, ids=[
     "custom without a method header", "a header without custom", "a space in a name",
-    "an underscore in a name", "one name for both", "an unknown proxy"])
+    "an underscore in a name", "one name for both", "an unknown proxy",
+    "a method carrier as the URI header", "a URI carrier as the method header"])
 def test_a_bad_forward_auth_section_is_refused_naming_the_key(section: dict[str, str],
                                                               message: str) -> None:
     with pytest.raises(ValidationError) as caught:

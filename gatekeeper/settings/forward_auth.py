@@ -72,6 +72,12 @@ class ForwardAuthSettings(FrozenModel):
 
         if fold_header_name(self.uri_header) == fold_header_name(self.method_header):
             raise ValueError("uri_header and method_header fold to the same name")
+        # A URI header that is also a known method carrier (or the reverse) would conflict with
+        # itself on every check: refused here rather than a 400 on every request.
+        if fold_header_name(self.uri_header) in {fold_header_name(n) for n in METHOD_CARRIERS}:
+            raise ValueError(f"uri_header {self.uri_header!r} is a method header")
+        if fold_header_name(self.method_header) in {fold_header_name(n) for n in URI_CARRIERS}:
+            raise ValueError(f"method_header {self.method_header!r} is a URI header")
         return self
 
     def sources(self) -> tuple[str | None, str | None]:
