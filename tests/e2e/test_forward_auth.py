@@ -84,3 +84,31 @@ def test_an_untrusted_peer_gets_no_answer_about_another_uri(
                                       "X-Forwarded-Uri": "/public/x", **GET})
     assert status == 400
     assert "x-auth-request-user" not in headers
+
+
+
+@pytest.fixture(scope="module")
+def envoy(gatekeeper_factory: Callable[..., Gatekeeper]) -> Gatekeeper:
+    """Envoy ext_authz (http_service, path_prefix /oauth2/auth) asks at the prefix + the
+    original path, with the original method."""
+    return gatekeeper_factory(trusted_proxies=["127.0.0.1/32"], forward_auth={"proxy": "envoy"})
+
+
+@pytest.mark.parametrize(("target", "method", "headers", "status"), [
+    ("/oauth2/auth/public/page?x=1", "GET", {}, 202),
+    ("/oauth2/auth/api/items", "POST", {}, 401),
+    ("/oauth2/auth/public/../api/items", "GET", {}, 401),
+    ("/oauth2/auth/api/items", "GET", {"X-Forwarded-Uri": "/public/page"}, 400),
+    ("/oauth2/auth/public/page", "GET", {"X-HTTP-Method-Override": "DELETE"}, 400),
+    ("/oauth2/auth", "GET", {}, 400),
+], ids=["the original path follows the prefix", "a protected path is 401",
+        "dot segments after the prefix are resolved", "a conflicting X-Forwarded-Uri is 400",
+        "a conflicting method override is 400", "no original path is 400"])
+def test_envoy_asks_with_the_original_path_after_the_prefix(
+    envoy: Gatekeeper, upstream: Upstream, target: str, method: str, headers: dict[str, str],
+    status: int,
+) -> None:
+    before = len(upstream.recorder)
+    with envoy.client() as client:
+        assert client.request(method, target, headers=headers).status_code == status
+    assert len(upstream.recorder) == before  # an answer, never a proxied request
