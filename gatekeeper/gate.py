@@ -12,7 +12,6 @@ import secrets
 import time
 from typing import Any
 
-from gatekeeper import forward_auth
 from gatekeeper.errors import (
     BadRequest,
     GatekeeperError,
@@ -21,6 +20,7 @@ from gatekeeper.errors import (
     SessionRevoked,
     UpstreamError,
 )
+from gatekeeper.forward_auth import ForwardAuth
 from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
@@ -95,10 +95,12 @@ class Gate:
         access_log: AccessLog,
         max_header_bytes: int,
         headers: HeaderPolicy,
+        forward_auth: ForwardAuth,
         login: LoginRoutes | None = None,
         rate_limits: RateLimits | None = None,
     ) -> None:
         self._headers = headers
+        self._forward_auth_reader = forward_auth
         self._rate_limits = rate_limits
         self._login = login
         self._max_header_bytes = max_header_bytes
@@ -122,7 +124,7 @@ class Gate:
         decision: Decision | None = None
         try:
             self._check_header_size(scope)
-            if scope["path"] == forward_auth.PATH:
+            if self._forward_auth_reader.handles(scope):
                 decision, status = await self._forward_auth(scope, send, request_id)
                 self._record(scope, decision, status, started, None, request_id)
                 return
@@ -190,7 +192,7 @@ class Gate:
         """The pipeline's answer about another request, for an ingress: 202 / 401 / 403."""
         client = scope.get("client")
         trusted = self._headers.is_trusted(client[0] if client else "")
-        original = forward_auth.original_request(scope, trusted)
+        original = self._forward_auth_reader.original_request(scope, trusted)
         if self._login is not None:
             # A refreshed or ended session: the ingress passes Set-Cookie on to the browser
             # (nginx: auth_request_set $cookie $upstream_http_set_cookie).

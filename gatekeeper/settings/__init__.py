@@ -23,6 +23,7 @@ from gatekeeper.settings.common import (
     check_host_port,
     split_host_port,
 )
+from gatekeeper.settings.forward_auth import ForwardAuthSettings
 from gatekeeper.settings.oidc import OidcSettings, ProviderSettings
 from gatekeeper.settings.redis import RedisSettings, RevocationSettings, check_redis_url, is_tls
 from gatekeeper.settings.routes import PolicySettings, RateLimitRule, check_path_pattern, check_pattern_shape
@@ -30,10 +31,10 @@ from gatekeeper.settings.session import HEADER_ROOM_BYTES, SESSION_CHUNK_BYTES, 
 
 __all__ = [
     "ENV_PREFIX", "HEADER_ROOM_BYTES", "MIN_SESSION_SECRET_BYTES", "SESSION_CHUNK_BYTES",
-    "AsymmetricAlgorithm", "AuthSettings", "IssuerSettings", "OidcSettings", "PolicySettings",
-    "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings", "SessionSettings",
-    "Settings", "check_path_pattern", "check_pattern_shape", "check_redis_url", "fold_header_name",
-    "split_host_port",
+    "AsymmetricAlgorithm", "AuthSettings", "ForwardAuthSettings", "IssuerSettings", "OidcSettings",
+    "PolicySettings", "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings",
+    "SessionSettings", "Settings", "check_path_pattern", "check_pattern_shape", "check_redis_url",
+    "fold_header_name", "split_host_port",
 ]
 
 DEFAULT_HEADERS = {
@@ -76,6 +77,7 @@ class Settings(FrozenModel):
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="JSON logs.")
     access_log: bool = Field(default=True, description="One JSON line per request on stdout.")
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    forward_auth: ForwardAuthSettings = Field(default_factory=ForwardAuthSettings)
     oidc: OidcSettings | None = None
     session: SessionSettings = Field(default_factory=SessionSettings)
     policy: PolicySettings | None = None
