@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
+
+from gatekeeper.policy.features import unsupported
 
 _ALLOWED = (
     ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub,
@@ -27,11 +29,21 @@ class MatcherError(ValueError):
     pass
 
 
+class MissingClaim(LookupError):
+    """``r.claims.NAME`` of a token without that claim: Casbin's evaluator fails there too, so
+    the rule is treated like any failing one (an allow does not apply, a deny does)."""
+
+
 def field_value(value: Any, name: str) -> Any:
-    """``r.claims.tenant``: a mapping's entry (None when absent) — absent never errors."""
-    if isinstance(value, Mapping):
-        return value.get(name)
-    return None
+    """``r.claims.tenant``: a mapping's entry; raises MissingClaim when there is none."""
+    if isinstance(value, Mapping) and name in value:
+        return value[name]
+    raise MissingClaim(name)
+
+
+# Attribute names simpleeval (and so Casbin) resolves to a method of the value rather than a
+# claim (``r.claims.items`` is dict.items there): refused, so that the two never differ.
+_METHOD_NAMES = frozenset(n for kind in (dict, list, str, int, float, bool) for n in dir(kind))
 
 
 class _Attributes(ast.NodeTransformer):
@@ -47,14 +59,49 @@ def casbin_to_python(matcher: str) -> str:
     return re.sub(r"!(?!=)", " not ", text)
 
 
+def _check_features(tree: ast.AST, role_functions: Collection[str]) -> None:
+    """Casbin matcher features the engine does not evaluate as Casbin does, refused by name."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == "_field":
+            raise MatcherError("matcher uses an unknown name '_field'")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            name = node.func.id
+            if name == "eval":
+                raise MatcherError(unsupported(
+                    "eval() in the matcher", "rules written as expressions in policy lines"))
+            if name in role_functions and (len(node.args) != 2 or node.keywords):
+                raise MatcherError(unsupported(
+                    f"{name}() with {len(node.args)} arguments",
+                    "role domains; a role function takes a member and a role"))
+            if name == "g" and name in role_functions and ast.unparse(node.args[0]) != "r_sub":
+                raise MatcherError(unsupported(
+                    f"g({ast.unparse(node.args[0])}, …)",
+                    "the caller's token roles are links of r.sub: g's first argument must be "
+                    "r.sub; use g2 for roles of other things"))
+        if isinstance(node, ast.Attribute):
+            base = node.value
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if not (isinstance(base, ast.Name) and base.id == "r_claims"):
+                raise MatcherError(unsupported(
+                    f"attribute access {ast.unparse(node)!r}",
+                    "only the token's claims have attributes: r.claims.NAME"))
+            if node.attr.startswith("_") or node.attr in _METHOD_NAMES:
+                raise MatcherError(unsupported(
+                    f"the claim name {node.attr!r} in the matcher",
+                    "Casbin reads it as a method of the value, not as a claim"))
+
+
 def compile_matcher(
-    matcher: str, fields: Sequence[str], functions: Mapping[str, Callable[..., Any]]
+    matcher: str, fields: Sequence[str], functions: Mapping[str, Callable[..., Any]],
+    role_functions: Collection[str] = (),
 ) -> tuple[Callable[..., Any], dict[str, Any]]:
     """(function(*fields) -> result, its globals). Callers may rebind a function in globals."""
     try:
         tree = ast.parse(casbin_to_python(matcher).strip(), mode="eval")
     except SyntaxError as exc:
         raise MatcherError(f"matcher is not a valid expression ({exc.msg})") from None
+    _check_features(tree, role_functions)
     tree = _Attributes().visit(tree)
     known = set(fields) | set(functions) | {"_field"}
     for node in ast.walk(tree):
@@ -67,7 +114,9 @@ def compile_matcher(
             or node.keywords
         ):
             called = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
-            raise MatcherError(f"matcher calls {called!r}, which is not a matcher function")
+            raise MatcherError(f"matcher calls {called!r}, which is not a matcher function "
+                               "(custom functions are not supported; "
+                               f"the functions are: {', '.join(sorted(functions))})")
     lambda_node = ast.Expression(body=ast.Lambda(
         args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=f) for f in fields], vararg=None,
                            kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]),
