@@ -34,8 +34,8 @@ def _act_usage(matcher: str) -> set[str]:
                 ast.unparse(node) == f"{node.func.id}(r_act, p_act)":
             uses.add(node.func.id)
         elif isinstance(node, ast.Compare) and len(node.ops) == 1 and \
-                isinstance(node.ops[0], ast.Eq) and {ast.unparse(c) for c in children} == \
-                {"r_act", "p_act"}:
+                isinstance(node.ops[0], ast.Eq) and \
+                {ast.unparse(node.left), ast.unparse(node.comparators[0])} == {"r_act", "p_act"}:
             uses.add("==")
         else:
             uses.add("other")

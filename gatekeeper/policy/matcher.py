@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
 
-from gatekeeper.policy.features import unsupported
+from gatekeeper.policy.features import DOCS, unsupported
 
 _ALLOWED = (
     ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub,
@@ -92,6 +92,19 @@ def _check_features(tree: ast.AST, role_functions: Collection[str]) -> None:
                     "Casbin reads it as a method of the value, not as a claim"))
 
 
+def matcher_problem(matcher: str, role_functions: Collection[str]) -> str | None:
+    """The first unsupported feature of the matcher, for the model's own checks (None if none)."""
+    try:
+        tree = ast.parse(casbin_to_python(matcher).strip(), mode="eval")
+    except SyntaxError:
+        return None  # compile_matcher reports it, with the rest of the policy's problems
+    try:
+        _check_features(tree, role_functions)
+    except MatcherError as exc:
+        return str(exc)
+    return None
+
+
 def compile_matcher(
     matcher: str, fields: Sequence[str], functions: Mapping[str, Callable[..., Any]],
     role_functions: Collection[str] = (),
@@ -116,7 +129,7 @@ def compile_matcher(
             called = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
             raise MatcherError(f"matcher calls {called!r}, which is not a matcher function "
                                "(custom functions are not supported; "
-                               f"the functions are: {', '.join(sorted(functions))})")
+                               f"the functions are: {', '.join(sorted(functions))}; see {DOCS})")
     lambda_node = ast.Expression(body=ast.Lambda(
         args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=f) for f in fields], vararg=None,
                            kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]),
