@@ -20,6 +20,7 @@ import asyncio
 import itertools
 import logging
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -231,6 +232,10 @@ REFUSED = [
             "multiple_policy_definitions",
             ("second request type (r2)", "second policy type (p2)", "second matcher (m2)"),
             "multiple_policy_definitions.model.conf:5"),
+    Refused("multiple policy types with other field names", "rbac_with_multiple_policy",
+            "rbac_with_multiple_policy",
+            ("request field(s) user, thing, action", "second policy type (p2)",
+             "second matcher (m2)"), "rbac_with_multiple_policy.model.conf:8"),
     Refused("a second policy type evaluated as p before", "second_policy_type",
             "second_policy_type", ("second policy type (p2)",), "second_policy_type.model.conf:8"),
     Refused("p2 lines under a model with only p", "rbac", "p2_lines_without_p2",
@@ -421,3 +426,17 @@ def test_a_matcher_that_gives_a_string_is_refused_at_load(tmp_path: Path) -> Non
     with pytest.raises(PolicyError) as caught:
         load_policy(tmp_path / "model.conf", tmp_path / "policy.csv")
     assert "not true/false" in caught.value.problems[0]
+
+
+def test_the_docs_table_names_every_casbin_example_this_suite_checks() -> None:
+    table = (ROOT / "docs" / "policies.md").read_text().split("## Casbin model features")[1]
+    table = table.split("\n## ")[0]
+    examples = set()
+    for case in [*EVALUATED, *REFUSED]:
+        header = files(case.model, case.policy)[0].read_text().splitlines()[0]
+        found = re.search(r"Casbin's example model '([a-z_0-9]+)", header)
+        if found:
+            examples.add(found.group(1))
+    assert len(examples) >= 20
+    missing = sorted(name for name in examples if name not in table)
+    assert not missing, missing
