@@ -214,10 +214,10 @@ class CompiledPolicy:
         # roles are links for this request only, never written into the shared role manager.
         stock_g = self._functions.get("g")
 
-        def g(name1: str, name2: str, *domain: str) -> bool:
-            if name1 == subject and not domain:
+        def g(name1: str, name2: str) -> bool:  # two arguments: domains are refused at load
+            if name1 == subject:
                 return name2 in subjects
-            return bool(stock_g(name1, name2, *domain)) if stock_g else name1 == name2
+            return bool(stock_g(name1, name2)) if stock_g else name1 == name2
 
         self._namespace["g"] = g
         match = self._match

@@ -179,7 +179,7 @@ def _parse_policy(
 
 # A role name that reads as a pattern: Casbin compares role names exactly unless a matching
 # function is registered in code, which a model file cannot do (Casbin's rbac_with_pattern).
-_ROLE_PATTERN = re.compile(r"[*{}()\[\]^$?]|(?:^|/):")
+_ROLE_PATTERN = re.compile(r"[*{}\[\]]|^\^|\$$|(?:^|/):")  # keyMatch*, globMatch, regexMatch
 
 
 def _field_problem(section: str, values: list[str], model: Model) -> str | None:
