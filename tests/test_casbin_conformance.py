@@ -440,3 +440,18 @@ def test_the_docs_table_names_every_casbin_example_this_suite_checks() -> None:
     assert len(examples) >= 20
     missing = sorted(name for name in examples if name not in table)
     assert not missing, missing
+
+
+@pytest.mark.parametrize(("expression", "feature"), [
+    ("r.obj == p.obj[0:3]", "Subscript"), ("1 - 1 == 0", "Sub"), ("2 * 2 == 4", "Mult"),
+    ("r.sub is p.sub", "Is"), ("[x for x in r.obj] == []", "ListComp"),
+], ids=["a subscript", "subtraction", "multiplication", "is", "a comprehension"])
+def test_an_expression_form_outside_the_table_is_refused_by_name(
+    tmp_path: Path, expression: str, feature: str
+) -> None:
+    (tmp_path / "model.conf").write_text(variant(MATCHER, f"{MATCHER} && {expression}"))
+    shutil.copy(DATA / "rbac_with_deny.policy.csv", tmp_path / "policy.csv")
+    with pytest.raises(PolicyError) as caught:
+        load_policy(tmp_path / "model.conf", tmp_path / "policy.csv")
+    assert f"{feature} expressions in the matcher is not supported" in caught.value.problems[0]
+    assert DOCS in caught.value.problems[0]

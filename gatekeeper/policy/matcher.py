@@ -119,7 +119,8 @@ def compile_matcher(
     known = set(fields) | set(functions) | {"_field"}
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
-            raise MatcherError(f"matcher may not use {type(node).__name__} expressions")
+            raise MatcherError(unsupported(f"{type(node).__name__} expressions in the matcher",
+                                           "see the table for the operators it may use"))
         if isinstance(node, ast.Name) and node.id not in known:
             raise MatcherError(f"matcher uses an unknown name {node.id!r}")
         if isinstance(node, ast.Call) and (
