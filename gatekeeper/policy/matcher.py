@@ -59,6 +59,11 @@ def casbin_to_python(matcher: str) -> str:
     return re.sub(r"!(?!=)", " not ", text)
 
 
+def _as_written(node: ast.AST) -> str:
+    """``r.obj.Owner`` as the model spells it (casbin turned it into ``r_obj.Owner``)."""
+    return re.sub(r"\b([rp][0-9]*)_", r"\1.", ast.unparse(node))
+
+
 def _check_features(tree: ast.AST, role_functions: Collection[str]) -> None:
     """Casbin matcher features the engine does not evaluate as Casbin does, refused by name."""
     for node in ast.walk(tree):
@@ -75,7 +80,7 @@ def _check_features(tree: ast.AST, role_functions: Collection[str]) -> None:
                     "role domains; a role function takes a member and a role"))
             if name == "g" and name in role_functions and ast.unparse(node.args[0]) != "r_sub":
                 raise MatcherError(unsupported(
-                    f"g({ast.unparse(node.args[0])}, …)",
+                    f"g({_as_written(node.args[0])}, …)",
                     "the caller's token roles are links of r.sub: g's first argument must be "
                     "r.sub; use g2 for roles of other things"))
         if isinstance(node, ast.Attribute):
@@ -84,7 +89,7 @@ def _check_features(tree: ast.AST, role_functions: Collection[str]) -> None:
                 base = base.value
             if not (isinstance(base, ast.Name) and base.id == "r_claims"):
                 raise MatcherError(unsupported(
-                    f"attribute access {ast.unparse(node)!r}",
+                    f"attribute access {_as_written(node)!r}",
                     "only the token's claims have attributes: r.claims.NAME"))
             if node.attr.startswith("_") or node.attr in _METHOD_NAMES:
                 raise MatcherError(unsupported(
