@@ -22,6 +22,7 @@ from gatekeeper.errors import (
     UpstreamError,
 )
 from gatekeeper.logs import AccessLog
+from gatekeeper.method_override import refuse_method_override
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.oidc.routes import LoginRoutes
@@ -135,6 +136,7 @@ class Gate:
                     self._record(scope, answered.decision, answered.status, started, None, request_id)
                     return
             body_framing(request)
+            refuse_method_override(request.query)
             decision = await self._pipeline.decide(request)
             await self._end_if_revoked(request, decision, request_id)
             if decision.allowed and self._rate_limits is not None:
@@ -213,6 +215,7 @@ class Gate:
             request = RequestView(scope, canonical_path(scope.get("raw_path") or b"/"))
             if self._login is not None:
                 send = _setting_cookies(send, request)
+            refuse_method_override(request.query)
             decision = await self._pipeline.decide(request)
             if decision.allowed and self._rate_limits is not None:
                 decision = await self._rate_limits.check(request, decision)

@@ -14,6 +14,7 @@ import pytest
 from gatekeeper.devissuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
 from tests.e2e.test_proxy import access_log_entries, raw_request, request_bytes
+from tests.support.spellings import FORWARDING, OVERRIDES, TRUSTED_FORWARDING, spellings
 from tests.support.upstream import RecordedRequest
 
 SPOOFED_USER_SPELLINGS = [
@@ -35,7 +36,8 @@ HOP_BY_HOP_FROM_CLIENT = [
 
 
 def _fold(name: bytes) -> str:
-    return name.decode("latin-1").lower().replace("_", "-").replace(".", "-")
+    """Case and every character but letters and digits alike: the loosest app's reading."""
+    return "".join(c if c.isalnum() else "-" for c in name.decode("latin-1").lower())
 
 
 def folded_values(record: RecordedRequest, name: str) -> list[str]:
@@ -114,6 +116,18 @@ def test_a_header_named_in_connection_is_removed(
     assert seen.header_values("x-bar") == ["2"]  # only what Connection names goes
 
 
+@pytest.mark.parametrize("connection", ["x_foo", "X.FOO", "x~foo, close"],
+                         ids=lambda c: f"Connection: {c}")
+def test_a_header_named_in_connection_is_removed_in_every_spelling(
+    gatekeeper: Gatekeeper, upstream: Upstream, token: str, connection: str
+) -> None:
+    seen = _sent_through(gatekeeper, upstream, "/echo/conn-spelling",
+                         [("Authorization", f"Bearer {token}"), ("Connection", connection),
+                          ("X-Foo", "1"), ("X_Foo", "2"), ("x.foo", "3"), ("X-Bar", "4")])
+    assert folded_values(seen, "x-foo") == []
+    assert seen.header_values("x-bar") == ["4"]
+
+
 # -- hop-by-hop -------------------------------------------------------------------------------------
 
 
@@ -173,6 +187,83 @@ def test_forwarding_headers_from_a_trusted_proxy_are_extended(
     assert seen.header_values("x-forwarded-host") == ["evil.test"]
     assert seen.header_values("forwarded") == []
     assert seen.header_values("x-real-ip") == []
+
+
+# Values a client wrote; none may reach the app under any spelling of these names.
+_SPOOF = "spoof.example"
+
+
+@pytest.mark.parametrize("name", FORWARDING + OVERRIDES)
+def test_every_spelling_of_a_forwarding_or_override_header_is_removed(
+    gatekeeper: Gatekeeper, upstream: Upstream, token: str, name: str
+) -> None:
+    sent = [(spelling, f"/{_SPOOF}/{i}") for i, spelling in enumerate(spellings(name))]
+    seen = _sent_through(gatekeeper, upstream, "/echo/spellings",
+                         [("Authorization", f"Bearer {token}"), ("X-Benign_Header", "kept"), *sent])
+    assert not [(n, v) for n, v in seen.headers if _SPOOF.encode() in v]
+    assert seen.header_values("x-benign_header") == ["kept"]  # only strip-listed names go
+    assert seen.header_values("x-forwarded-for") == ["127.0.0.1"]
+    assert seen.header_values("x-forwarded-proto") == ["http"]
+    assert seen.header_values("x-forwarded-host") == ["gk.test"]
+
+
+@pytest.mark.parametrize("name", ["Content-Length", "Transfer-Encoding", "Keep-Alive",
+                                  "Proxy-Authorization", "Proxy-Connection", "HTTP2-Settings"])
+def test_framing_and_hop_by_hop_headers_are_removed_in_every_spelling(
+    gatekeeper: Gatekeeper, upstream: Upstream, token: str, name: str
+) -> None:
+    # cheroot hands a "Content_Length" header to the app as CONTENT_LENGTH: the app would read
+    # a body length other than the one the request was framed by.
+    sent = [(spelling, "999") for spelling in spellings(name)
+            if "-" not in spelling and spelling.lower() != name.lower()]
+    assert sent
+    seen = _sent_through(gatekeeper, upstream, "/echo/framing",
+                         [("Authorization", f"Bearer {token}"), *sent])
+    assert [(n, v) for n, v in seen.headers if v == b"999"] == []
+
+
+def test_a_trusted_proxy_forwarding_headers_arrive_once_in_their_own_spelling(
+    gatekeeper_factory: Callable[..., Gatekeeper], upstream: Upstream, token: str
+) -> None:
+    gk = gatekeeper_factory(trusted_proxies=["127.0.0.1/32"])
+    sent = [(name, "10.0.0.1") for name in TRUSTED_FORWARDING]
+    for name in TRUSTED_FORWARDING:
+        sent += [(spelling, _SPOOF) for spelling in spellings(name) if "-" not in spelling]
+    seen = _sent_through(gk, upstream, "/echo/xff-trusted", [("Authorization", f"Bearer {token}"), *sent])
+    assert not [(n, v) for n, v in seen.headers if _SPOOF.encode() in v]
+    assert folded_values(seen, "x-forwarded-for") == ["10.0.0.1, 127.0.0.1"]
+    for name in ("x-forwarded-proto", "x-forwarded-host", "x-forwarded-port"):
+        assert folded_values(seen, name) == ["10.0.0.1"], name
+
+
+# -- a method override in the query string -----------------------------------------------------------
+
+@pytest.mark.parametrize("query", [
+    "_method=DELETE", "a=1&_method=DELETE", "a=1;_method=DELETE", "_METHOD=DELETE", "%5Fmethod=DELETE",
+    "%5fmethod=DELETE", ".method=DELETE", "+_method=DELETE", "_method[]=DELETE", "_method",
+    "x-http-method-override=DELETE", "X_HTTP_Method_Override=DELETE", "x-method-override=PUT",
+])
+def test_a_method_override_in_the_query_string_is_refused(
+    gatekeeper: Gatekeeper, upstream: Upstream, token: str, query: str
+) -> None:
+    before = len(upstream.recorder)
+    for method in ("POST", "GET"):
+        response = raw_request(gatekeeper.url, request_bytes(
+            method, f"/echo/override?{query}",
+            [("Host", "gk.test"), ("Authorization", f"Bearer {token}"), ("Content-Length", "0")]))
+        assert response.status == 400, (method, response.body)
+        assert b"method_override" in response.body
+    assert len(upstream.recorder) == before
+
+
+@pytest.mark.parametrize("query", ["method=DELETE", "_methods=1", "q=_method", "sort=-method",
+                                   "a_method=1", "%255Fmethod=DELETE"])
+def test_a_query_that_only_looks_like_an_override_passes(
+    gatekeeper: Gatekeeper, upstream: Upstream, token: str, query: str
+) -> None:
+    seen = _sent_through(gatekeeper, upstream, f"/echo/override?{query}",
+                         [("Authorization", f"Bearer {token}")])
+    assert seen.query_string == query.encode()
 
 
 # -- X-Request-Id -------------------------------------------------------------------------------------
