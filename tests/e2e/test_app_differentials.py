@@ -19,8 +19,12 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import sys
+import threading
+import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,7 +38,7 @@ from tests.conftest import AUDIENCE, gatekeeper_config
 from tests.e2e.test_policy_bypass import TARGETS
 from tests.e2e.test_proxy import raw_request
 from tests.support.apps import FRAMEWORKS
-from tests.support.servers import free_port, run_process
+from tests.support.servers import ProcessHandle, free_port, run_process
 from tests.support.spellings import FORWARDING, IDENTITY, OVERRIDES, spellings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -93,12 +97,14 @@ class Stack:
     app_url: str
     log: Path
     probes: dict[str, Probe] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def send(self, client: Client, method: str, target: bytes, headers: list[tuple[str, str]],
              what: str, *, direct: bool = False, expect_handler: str | None = None) -> int:
         """One raw request (through gatekeeper unless ``direct``); returns the status."""
-        probe = f"{self.framework}-{len(self.probes)}"
-        self.probes[probe] = Probe(client, what, expect_handler, direct)
+        with self._lock:
+            probe = f"{self.framework}-{len(self.probes)}"
+            self.probes[probe] = Probe(client, what, expect_handler, direct)
         head = [("Host", "app.test"), ("X-Probe", probe), ("X-Benign", "kept")]
         if client.token:
             head.append(("Authorization", f"Bearer {client.token}"))
@@ -142,13 +148,26 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     (base / "gatekeeper.yaml").write_text(yaml.safe_dump(config))
     log = base / "records.jsonl"
     with ExitStack() as stack:
-        stack.enter_context(run_process(
-            [sys.executable, "-m", "tests.support.apps", framework, str(app_port), str(log)],
-            cwd=REPO, ready_port=app_port, timeout=30))
+        # Both start at once: the app is waited for once gatekeeper is up.
+        app = stack.enter_context(run_process(
+            [sys.executable, "-m", "tests.support.apps", framework, str(app_port), str(log)], cwd=REPO))
         stack.enter_context(run_process(
             [sys.executable, "-m", "gatekeeper", "run", "--config", str(base / "gatekeeper.yaml")],
             ready_url=f"http://{config['admin_listen']}/healthz", timeout=30))
+        _wait_for_port(app, app_port, 30)
         yield Stack(framework, f"http://{config['listen']}", f"http://127.0.0.1:{app_port}", log)
+
+
+def _wait_for_port(process: ProcessHandle, port: int, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if process.returncode is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the app did not listen on {port}:\n{process.output()}") from None
+            time.sleep(0.05)
 
 
 # -- the hostile traffic ------------------------------------------------------------------------------
@@ -158,40 +177,73 @@ DENIED_METHODS = ["DELETE", "PUT", "PATCH", "delete", "Delete", "OPTIONS"]
 METHOD_OVERRIDES = ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"]
 
 
-def hostile_traffic(stack: Stack, clients: dict[str, Client]) -> None:
+# Request targets aimed at /admin: a prefix that climbs or hides, a spelling of the segment, a
+# tail; every prefix meets every spelling once, every spelling meets every tail once.
+_CLIMBS = [b"/", b"//", b"/./", b"/public/../", b"/public/%2e%2e/", b"/public/.%2E/",
+           b"/items/1/../../", b"/public/..;/", b"/public/..\\", b"/%2e/", b"/public/%252e%252e/"]
+_SEGMENTS = [b"admin", b"ADMIN", b"Admin", b"%61dmin", b"adm%69n", b"%41DMIN", b"admin.", b"admin%2e",
+             b"admin;x", b"admin%3b", b"admin%00", b"admin%20", b"admin%09", b"adm%C4%B1n"]
+_TAILS = [b"", b"/", b"/x", b"%2fx", b"?next=/public/x", b"#x", b"/./x/..", b"\\x"]
+ADMIN_TARGETS = list(dict.fromkeys(
+    [c + s + _TAILS[i % len(_TAILS)] for c in _CLIMBS for i, s in enumerate(_SEGMENTS)]
+    + [b"/" + s + t for s in _SEGMENTS for t in _TAILS]))
+# Methods a user may not run on /items/1, in spellings a server or app might upper-case.
+DENIED_METHODS = ["DELETE", "PUT", "PATCH", "delete", "Delete", "OPTIONS"]
+METHOD_OVERRIDES = ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"]
+# Framing and hop-by-hop names: only their foreign spellings (the real ones would frame this hop).
+FOREIGN_ONLY = ["Content-Length", "Transfer-Encoding", "Keep-Alive", "Proxy-Connection",
+                "Proxy-Authorization"]
+
+
+@dataclass
+class Request:
+    client: Client
+    method: str
+    target: bytes
+    headers: list[tuple[str, str]]
+    what: str
+    expect_handler: str | None = None
+
+
+def hostile_traffic(clients: dict[str, Client]) -> list[Request]:
     alice, anonymous, root = clients["alice"], clients["anonymous"], clients["root"]
     # Controls: what the policy allows reaches the handler it names (the checks are not vacuous).
-    stack.send(alice, "GET", b"/items/1", [], "a user reads", expect_handler="items_read")
-    stack.send(alice, "POST", b"/items/1", [], "a user writes", expect_handler="items_write")
-    stack.send(anonymous, "GET", b"/public/x", [], "anyone reads public", expect_handler="public")
-    stack.send(root, "DELETE", b"/items/1", [], "an admin deletes", expect_handler="items_delete")
-    stack.send(root, "GET", b"/admin/x", [], "an admin administers", expect_handler="admin")
-    # Request targets aimed at /admin (test_policy_bypass's table), as a user and anonymously.
-    for target, _, what in TARGETS:
-        stack.send(alice, "GET", target, [], what)
-    for target in (b"/admin/x", b"/public/../admin/x", b"/public/%2e%2e/admin", b"//admin/x"):
-        stack.send(anonymous, "GET", target, [], f"anonymous {target!r}")
+    out = [Request(alice, "GET", b"/items/1", [], "a user reads", "items_read"),
+           Request(alice, "POST", b"/items/1", [], "a user writes", "items_write"),
+           Request(anonymous, "GET", b"/public/x", [], "anyone reads public", "public"),
+           Request(root, "DELETE", b"/items/1", [], "an admin deletes", "items_delete"),
+           Request(root, "GET", b"/admin/x", [], "an admin administers", "admin")]
+    # Targets aimed at /admin: test_policy_bypass's table and the product above.
+    out += [Request(alice, "GET", target, [], what) for target, _, what in TARGETS]
+    out += [Request(alice, "GET", target, [], repr(target)) for target in ADMIN_TARGETS]
+    out += [Request(anonymous, "GET", target, [], f"anonymous {target!r}") for target in ADMIN_TARGETS[::7]]
     # Methods the user may not run, and every spelling of every method override on an allowed POST.
-    for method in DENIED_METHODS:
-        stack.send(alice, method, b"/items/1", [], f"a user's {method}")
+    out += [Request(alice, method, b"/items/1", [], f"a user's {method}") for method in DENIED_METHODS]
     for name in METHOD_OVERRIDES:
         for spelling in spellings(name):
             for client in (alice, anonymous):
-                stack.send(client, "POST", b"/items/1", [(spelling, "DELETE")], f"{spelling}: DELETE")
-            stack.send(alice, "GET", b"/public/x", [(spelling, "DELETE")], f"GET with {spelling}")
+                out.append(Request(client, "POST", b"/items/1", [(spelling, "DELETE")],
+                                   f"{spelling}: DELETE"))
+            out.append(Request(alice, "GET", b"/public/x", [(spelling, "DELETE")], f"GET with {spelling}"))
     for query in (b"_method=DELETE", b"_METHOD=DELETE", b"%5Fmethod=DELETE", b"x=1;_method=PUT"):
-        stack.send(alice, "POST", b"/items/1?" + query, [], f"?{query!r}")
+        out.append(Request(alice, "POST", b"/items/1?" + query, [], f"?{query!r}"))
     # Every spelling of every identity, forwarding and override header, all at once per name.
-    for name in [*IDENTITY, *FORWARDING, *OVERRIDES]:
-        sent = [(spelling, f"/admin/{SPOOF}-{i}") for i, spelling in enumerate(spellings(name))]
-        stack.send(alice, "GET", b"/items/1", sent, f"spellings of {name}")
-        stack.send(anonymous, "GET", b"/public/x", sent, f"spellings of {name}, anonymous")
+    for name in [*IDENTITY, *FORWARDING, *OVERRIDES, *FOREIGN_ONLY]:
+        sent = [(spelling, f"/admin/{SPOOF}-{i}") for i, spelling in enumerate(spellings(name))
+                if name not in FOREIGN_ONLY or "-" not in spelling]
+        out.append(Request(alice, "GET", b"/items/1", sent, f"spellings of {name}"))
+        out.append(Request(anonymous, "GET", b"/public/x", sent, f"spellings of {name}, anonymous"))
+    return out
 
 
 @pytest.fixture(scope="module")
 def exchanged(stack: Stack, clients: dict[str, Client]) -> Stack:
     """The hostile traffic, sent once per framework; the tests read the app's records."""
-    hostile_traffic(stack, clients)
+    def send(r: Request) -> int:
+        return stack.send(r.client, r.method, r.target, r.headers, r.what, expect_handler=r.expect_handler)
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(send, hostile_traffic(clients)))
     return stack
 
 
@@ -219,7 +271,7 @@ def test_the_allowed_requests_reach_the_handler_the_policy_names(exchanged: Stac
 
 def test_no_request_reaches_a_handler_the_policy_denies(exchanged: Stack) -> None:
     by_probe = _records_by_probe(exchanged)
-    assert len(by_probe) > 100 and len(exchanged.probes) > 250
+    assert len(by_probe) > 100 and len(exchanged.probes) > 500
     breaches = []
     for probe_id, record in by_probe.items():
         probe = exchanged.probes[probe_id]
