@@ -7,13 +7,17 @@ own. Hostile spellings are sent over a bare socket, since httpx would normalize 
 
 from __future__ import annotations
 
+import asyncio
+import json
 from collections.abc import Callable
+from typing import Any
 
 import pytest
+from websockets.asyncio.client import connect
 
 from gatekeeper.devissuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
-from tests.e2e.test_proxy import access_log_entries, raw_request, request_bytes
+from tests.e2e.test_proxy import _ws_url, access_log_entries, raw_request, request_bytes
 from tests.support.spellings import FORWARDING, OVERRIDES, TRUSTED_FORWARDING, spellings
 from tests.support.upstream import RecordedRequest
 
@@ -364,3 +368,22 @@ def test_repeated_response_headers_reach_the_client_separately_with_one_date(
     assert response.header_values("set-cookie") == ["a=1; Path=/", "b=2; Path=/; HttpOnly"]
     assert response.header_values("x-multi") == ["a", "b"]
     assert len(response.header_values("date")) == 1
+
+
+def test_a_websocket_handshake_reaches_the_app_without_any_spelling_of_a_stripped_header(
+    gatekeeper: Gatekeeper, token: str
+) -> None:
+    spoofed = {"Sec_WebSocket_Key": _SPOOF, "sec.websocket.protocol": _SPOOF,
+               "X_Forwarded_For": _SPOOF, "X.HTTP.Method.Override": _SPOOF,
+               "X_Original_URL": f"/{_SPOOF}", "X_Auth_Request_User": _SPOOF}
+
+    async def whoami() -> dict[str, Any]:
+        async with connect(_ws_url(gatekeeper, "/ws"), proxy=None, open_timeout=10,
+                           additional_headers={"Authorization": f"Bearer {token}", **spoofed}) as ws:
+            await ws.send("whoami")
+            answer: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
+            return answer
+
+    seen = asyncio.run(whoami())
+    assert [(n, v) for n, v in seen["headers"] if _SPOOF in v] == []
+    assert [v for n, v in seen["headers"] if _fold(n.encode()) == "x-auth-request-user"] == ["alice"]
