@@ -387,3 +387,24 @@ def test_a_websocket_handshake_reaches_the_app_without_any_spelling_of_a_strippe
     seen = asyncio.run(whoami())
     assert [(n, v) for n, v in seen["headers"] if _SPOOF in v] == []
     assert [v for n, v in seen["headers"] if _fold(n.encode()) == "x-auth-request-user"] == ["alice"]
+
+
+# The fold above covers every name the parser accepts; these it must refuse outright, since
+# servers differ on them (a name with a space or a trailing space before ":", an obs-fold
+# continuation line, a non-token byte) — RFC 9112 §5.1 and §5.2.
+@pytest.mark.parametrize("line", [
+    b"X-Auth-Request-User : mallory", b"X-Auth-Request-User\t: mallory", b"X Auth Request User: mallory",
+    b"X-Auth-Request-User\xc2\xa0: mallory", b"X-Auth-Request-User\x00: mallory",
+    b"X-Trace: 1\r\n X-Auth-Request-User: mallory", b"X-Trace: 1\r\n\tmallory",
+    b"X/Auth/Request/User: mallory", b"X@Auth: mallory", b"X(Auth): mallory", b": mallory",
+], ids=["space before colon", "tab before colon", "spaces inside", "non-ASCII byte", "NUL",
+        "obs-fold header", "obs-fold value", "slashes", "at sign", "parentheses", "empty name"])
+def test_a_header_name_servers_disagree_on_is_refused(
+    gatekeeper: Gatekeeper, upstream: Upstream, token: str, line: bytes
+) -> None:
+    before = len(upstream.recorder)
+    data = (b"GET /echo/bad-name HTTP/1.1\r\nHost: gk.test\r\nAuthorization: Bearer "
+            + token.encode() + b"\r\n" + line + b"\r\n\r\n")
+    response = raw_request(gatekeeper.url, data)
+    assert response.status == 400
+    assert len(upstream.recorder) == before
