@@ -89,24 +89,26 @@ class HeaderPolicy:
         ``x.original.url`` and ``Connection: x_foo`` mean to an app what their canonical
         spellings mean.
         """
+        folded_names = [fold(name) for name, _ in request.headers]
         named_in_connection: set[bytes] = set()
-        for name, value in request.headers:
-            if fold(name) == b"connection":
+        for folded, (_, value) in zip(folded_names, request.headers, strict=True):
+            if folded == b"connection":
                 for token in value.split(b","):
-                    folded = fold(token.strip())
-                    if folded and folded not in self._protected:
-                        named_in_connection.add(folded)
+                    named = fold(token.strip())
+                    if named and named not in self._protected:
+                        named_in_connection.add(named)
         trusted_peer = self.is_trusted(request.client)
         out: list[tuple[bytes, bytes]] = [(b"host", host)]
         forwarded_for = b""
-        for name, value in request.headers:
-            folded = fold(name)
+        kept: set[bytes] = set()  # forwarding headers kept from a trusted proxy
+        for folded, (name, value) in zip(folded_names, request.headers, strict=True):
             if folded in NEVER_FORWARDED or folded in named_in_connection or folded in self._protected:
                 continue
             if is_forwarding_or_override(folded):
                 # From a trusted proxy, only its canonical spelling (ASGI names are lower case,
                 # so ``name == folded`` means exactly that); never an override.
                 if trusted_peer and name == folded and folded in FORWARDED_FROM_TRUSTED:
+                    kept.add(folded)
                     if folded == b"x-forwarded-for":
                         forwarded_for = value if not forwarded_for else forwarded_for + b", " + value
                     else:
@@ -120,9 +122,9 @@ class HeaderPolicy:
             out.append((name, value))
         client = request.client.encode("ascii", "replace")
         out.append((b"x-forwarded-for", forwarded_for + b", " + client if forwarded_for else client))
-        if not trusted_peer or request.header(b"x-forwarded-proto") is None:
+        if b"x-forwarded-proto" not in kept:
             out.append((b"x-forwarded-proto", request.scheme.encode("ascii")))
-        if not trusted_peer or request.header(b"x-forwarded-host") is None:
+        if b"x-forwarded-host" not in kept:
             out.append((b"x-forwarded-host", request.header(b"host") or host))
         out.append((b"x-request-id", request_id.encode("ascii")))
         out.extend(identity)

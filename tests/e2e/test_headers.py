@@ -240,6 +240,17 @@ def test_a_trusted_proxy_forwarding_headers_arrive_once_in_their_own_spelling(
         assert folded_values(seen, name) == ["10.0.0.1"], name
 
 
+def test_connection_naming_a_trusted_proxy_forwarding_header_leaves_gatekeeper_s_own(
+    gatekeeper_factory: Callable[..., Gatekeeper], upstream: Upstream, token: str
+) -> None:
+    gk = gatekeeper_factory(trusted_proxies=["127.0.0.1/32"])
+    seen = _sent_through(gk, upstream, "/echo/xff-conn",
+                         [("Authorization", f"Bearer {token}"), ("Connection", "x_forwarded_proto"),
+                          ("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "front.test")])
+    assert folded_values(seen, "x-forwarded-proto") == ["http"]
+    assert folded_values(seen, "x-forwarded-host") == ["front.test"]
+
+
 # -- a method override in the query string -----------------------------------------------------------
 
 @pytest.mark.parametrize("query", [
