@@ -1,10 +1,10 @@
 """What the app receives: strip every spoofable header, then inject gatekeeper's own.
 
 Strip before inject (oauth2-proxy ``pkg/middleware/headers.go``). Every strip list — identity,
-hop-by-hop (RFC 9110 §7.6.1) and those ``Connection`` names, framing, forwarding and
-URL/method overrides — compares names folded by ``headernames.fold``, so no spelling an app
-could read as the same name gets through (CVE-2025-64484, Traefik GHSA-x677). ``Connection``
-cannot delete our own headers.
+hop-by-hop (RFC 9110 §7.6.1) and those ``Connection`` names, framing, forwarding claims, other
+auth proxies' identity headers and URL/method overrides — compares names folded by
+``headernames.fold``, so no spelling an app could read as the same name gets through
+(CVE-2025-64484, Traefik GHSA-x677). ``Connection`` cannot delete our own headers.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from gatekeeper.headernames import (
     HOP_BY_HOP,
     NEVER_FORWARDED,
     fold,
-    is_forwarding_or_override,
+    never_from_client,
 )
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
@@ -104,9 +104,9 @@ class HeaderPolicy:
         for folded, (name, value) in zip(folded_names, request.headers, strict=True):
             if folded in NEVER_FORWARDED or folded in named_in_connection or folded in self._protected:
                 continue
-            if is_forwarding_or_override(folded):
-                # From a trusted proxy, only its canonical spelling (ASGI names are lower case,
-                # so ``name == folded`` means exactly that); never an override.
+            if never_from_client(folded):
+                # From a trusted proxy, X-Forwarded-For/-Proto/-Host/-Port in their canonical
+                # spelling only (ASGI names are lower case: ``name == folded`` means exactly that).
                 if trusted_peer and name == folded and folded in FORWARDED_FROM_TRUSTED:
                     kept.add(folded)
                     if folded == b"x-forwarded-for":

@@ -14,7 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
-from gatekeeper.headernames import NEVER_FORWARDED, fold, is_forwarding_or_override
+from gatekeeper.headernames import NEVER_FORWARDED, fold, is_forwarding, is_override
 from gatekeeper.settings.auth import AuthSettings, IssuerSettings
 from gatekeeper.settings.common import (
     ENV_PREFIX,
@@ -145,9 +145,11 @@ class Settings(FrozenModel):
             if not _HEADER_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid header name")
             folded = fold(name.encode("ascii"))
-            # A claim value must never become framing, a hop-by-hop instruction, a forwarding
-            # claim or a header gatekeeper reads or sets itself.
-            if (folded in NEVER_FORWARDED or is_forwarding_or_override(folded)
+            # A claim value must never become framing, a hop-by-hop instruction, a path or
+            # method override, a claim about the client's address, or a header gatekeeper reads
+            # or sets itself. (Other auth proxies' names such as X-Forwarded-User or Remote-User
+            # are fine: every client copy of them goes.)
+            if (folded in NEVER_FORWARDED or is_override(folded) or is_forwarding(folded)
                     or folded in _RESERVED_HEADERS):
                 raise ValueError(f"{name!r} is a header gatekeeper strips or sets itself")
         folded_names = [fold(name.encode("ascii")) for name in value]

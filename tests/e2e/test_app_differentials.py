@@ -39,7 +39,7 @@ from tests.e2e.test_policy_bypass import TARGETS
 from tests.e2e.test_proxy import raw_request
 from tests.support.apps import FRAMEWORKS
 from tests.support.servers import ProcessHandle, free_port, run_process
-from tests.support.spellings import FORWARDING, IDENTITY, OVERRIDES, spellings
+from tests.support.spellings import FOREIGN_IDENTITY, FORWARDING, IDENTITY, OVERRIDES, spellings
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = """\
@@ -228,7 +228,7 @@ def hostile_traffic(clients: dict[str, Client]) -> list[Request]:
     for query in (b"_method=DELETE", b"_METHOD=DELETE", b"%5Fmethod=DELETE", b"x=1;_method=PUT"):
         out.append(Request(alice, "POST", b"/items/1?" + query, [], f"?{query!r}"))
     # Every spelling of every identity, forwarding and override header, all at once per name.
-    for name in [*IDENTITY, *FORWARDING, *OVERRIDES, *FOREIGN_ONLY]:
+    for name in [*IDENTITY, *FORWARDING, *OVERRIDES, *FOREIGN_IDENTITY, *FOREIGN_ONLY]:
         sent = [(spelling, f"/admin/{SPOOF}-{i}") for i, spelling in enumerate(spellings(name))
                 if name not in FOREIGN_ONLY or "-" not in spelling]
         out.append(Request(alice, "GET", b"/items/1", sent, f"spellings of {name}"))

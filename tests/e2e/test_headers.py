@@ -18,7 +18,7 @@ from websockets.asyncio.client import connect
 from gatekeeper.devissuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
 from tests.e2e.test_proxy import _ws_url, access_log_entries, raw_request, request_bytes
-from tests.support.spellings import FORWARDING, OVERRIDES, TRUSTED_FORWARDING, spellings
+from tests.support.spellings import FOREIGN_IDENTITY, FORWARDING, OVERRIDES, TRUSTED_FORWARDING, spellings
 from tests.support.upstream import RecordedRequest
 
 SPOOFED_USER_SPELLINGS = [
@@ -197,8 +197,8 @@ def test_forwarding_headers_from_a_trusted_proxy_are_extended(
 _SPOOF = "spoof.example"
 
 
-@pytest.mark.parametrize("name", FORWARDING + OVERRIDES)
-def test_every_spelling_of_a_forwarding_or_override_header_is_removed(
+@pytest.mark.parametrize("name", FORWARDING + OVERRIDES + FOREIGN_IDENTITY)
+def test_every_spelling_of_a_forwarding_override_or_foreign_identity_header_is_removed(
     gatekeeper: Gatekeeper, upstream: Upstream, token: str, name: str
 ) -> None:
     sent = [(spelling, f"/{_SPOOF}/{i}") for i, spelling in enumerate(spellings(name))]
@@ -249,6 +249,16 @@ def test_connection_naming_a_trusted_proxy_forwarding_header_leaves_gatekeeper_s
                           ("X-Forwarded-Proto", "https"), ("X-Forwarded-Host", "front.test")])
     assert folded_values(seen, "x-forwarded-proto") == ["http"]
     assert folded_values(seen, "x-forwarded-host") == ["front.test"]
+
+
+@pytest.mark.parametrize("name", ["Remote-User", "X-Forwarded-User"])
+def test_another_auth_proxy_s_identity_header_can_be_gatekeeper_s_own(
+    gatekeeper_factory: Callable[..., Gatekeeper], upstream: Upstream, token: str, name: str
+) -> None:
+    gk = gatekeeper_factory(headers={name: "sub"})
+    spoofed = [(spelling, _SPOOF) for spelling in spellings(name)]
+    seen = _sent_through(gk, upstream, "/echo/own-name", [("Authorization", f"Bearer {token}"), *spoofed])
+    assert folded_values(seen, _fold(name.encode())) == ["alice"]
 
 
 # -- a method override in the query string -----------------------------------------------------------

@@ -10,6 +10,7 @@ older Apache map every other non-alphanumeric character to ``_`` as well.
 from __future__ import annotations
 
 __all__ = [
+    "FOREIGN_IDENTITY",
     "FORWARDING",
     "IDENTITY",
     "OVERRIDES",
@@ -29,6 +30,17 @@ FORWARDING = [*TRUSTED_FORWARDING, "Forwarded", "X-Forwarded", "X-Real-IP", "X-C
               "X-Forwarded-Protocol", "X-Url-Scheme", "X-Scheme", "Front-End-Https", "X-Host",
               "X-Original-Host", "X-HTTP-Host-Override", "X-Original-Forwarded-For",
               "X-Envoy-External-Address", "X-Envoy-Internal", "Proxy"]
+# Identity headers other auth proxies set (oauth2-proxy, Authelia, Authentik, Grafana, Kong, AWS
+# ALB, Google IAP, Cloudflare Access, Azure App Service, Pomerium, mod_auth_openidc, mTLS).
+FOREIGN_IDENTITY = ["X-Forwarded-User", "X-Forwarded-Email", "X-Forwarded-Groups",
+                    "X-Forwarded-Preferred-Username", "X-Auth-Request-Preferred-Username",
+                    "Remote-User", "Remote-Groups", "X-Remote-User", "X-authentik-username",
+                    "X-WEBAUTH-USER", "X-Consumer-Username", "X-Credential-Identifier", "X-Userinfo",
+                    "X-Amzn-Oidc-Identity", "X-Amzn-Oidc-Data", "X-Goog-Authenticated-User-Email",
+                    "X-Goog-IAP-JWT-Assertion", "Cf-Access-Authenticated-User-Email",
+                    "X-MS-Client-Principal-Name", "X-MS-Token-AAD-Access-Token",
+                    "X-Pomerium-Jwt-Assertion", "OIDC-Claim-sub", "SSL-Client-Verify",
+                    "X-SSL-Client-Cert", "X-Forwarded-Client-Cert", "X-Authenticated-Userid"]
 # Names an app or its middleware routes or dispatches by instead of the request line.
 OVERRIDES = ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override", "X-Original-URL",
              "X-Rewrite-URL", "X-Original-URI", "X-Forwarded-Uri", "X-Forwarded-Path",
