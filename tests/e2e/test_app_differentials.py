@@ -81,6 +81,10 @@ class Client:
     def subject(self) -> str | None:
         return self.name if self.token else None
 
+    @property
+    def groups(self) -> str:  # what gatekeeper sends in X-Auth-Request-Groups
+        return ",".join(sorted(self.roles - {"anonymous"}))
+
 
 @dataclass
 class Probe:
@@ -299,8 +303,10 @@ def test_no_identity_forwarding_or_override_value_from_the_client_reaches_the_ap
             "x-auth-request-user": {probe.client.subject} if probe.client.subject else set(),
             "x-auth-request-email": {f"{probe.client.subject}@example.com"} if probe.client.subject
             else set(),
+            "x-auth-request-groups": {probe.client.groups} if probe.client.subject else set(),
             "x-forwarded-for": {"127.0.0.1"},
             "x-forwarded-proto": {"http"},
+            "x-forwarded-host": {"app.test"},
         }
         for name, values in expected.items():
             if seen.get(name, set()) != values:
