@@ -197,6 +197,8 @@ class Gate:
             # A refreshed or ended session: the ingress passes Set-Cookie on to the browser
             # (nginx: auth_request_set $cookie $upstream_http_set_cookie).
             send = _setting_cookies(send, original)
+        # The app behind the ingress reads the same query string: no method override there.
+        refuse_method_override(original.query)
         decision = await self._pipeline.decide(original)
         await self._end_if_revoked(original, decision, request_id)
         if not decision.allowed:
