@@ -176,11 +176,6 @@ def _wait_for_port(process: ProcessHandle, port: int, timeout: float) -> None:
 
 # -- the hostile traffic ------------------------------------------------------------------------------
 
-# Methods a user may not run on /items/1, in spellings a server or app might upper-case.
-DENIED_METHODS = ["DELETE", "PUT", "PATCH", "delete", "Delete", "OPTIONS"]
-METHOD_OVERRIDES = ["X-HTTP-Method-Override", "X-HTTP-Method", "X-Method-Override"]
-
-
 # Request targets aimed at /admin: a prefix that climbs or hides, a spelling of the segment, a
 # tail; every prefix meets every spelling once, every spelling meets every tail once.
 _CLIMBS = [b"/", b"//", b"/./", b"/public/../", b"/public/%2e%2e/", b"/public/.%2E/",
