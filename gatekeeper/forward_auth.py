@@ -23,9 +23,9 @@ import re
 from typing import Any
 
 from gatekeeper.errors import BadRequest
+from gatekeeper.headernames import fold
 from gatekeeper.paths import canonical_path, check_query
 from gatekeeper.request import RequestView
-from gatekeeper.settings import fold_header_name
 from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS, ForwardAuthSettings
 
 PATH = "/oauth2/auth"
@@ -96,8 +96,8 @@ def split_uri(uri: bytes) -> tuple[bytes, bytes]:
     return raw_path, query
 
 
-def _folded(names: tuple[str, ...], configured: str | None) -> frozenset[str]:
-    return frozenset(fold_header_name(n) for n in (*names, *([configured] if configured else [])))
+def _folded(names: tuple[str, ...], configured: str | None) -> frozenset[bytes]:
+    return frozenset(fold(n.encode("ascii")) for n in (*names, *([configured] if configured else [])))
 
 
 def _wire_name(name: str | None) -> bytes | None:
@@ -113,11 +113,11 @@ def _only(headers: list[tuple[bytes, bytes]], name: bytes, what: str) -> bytes:
     return values[0]
 
 
-def _agree(headers: list[tuple[bytes, bytes]], carriers: frozenset[str], source: bytes | None,
+def _agree(headers: list[tuple[bytes, bytes]], carriers: frozenset[bytes], source: bytes | None,
            value: bytes, what: str) -> None:
     """Every other carrier of the URI (or method), in any spelling, must say the same thing."""
     for key, other in headers:
-        if key != source and other != value and fold_header_name(key.decode("latin-1")) in carriers:
+        if key != source and other != value and fold(key) in carriers:
             raise _bad(f"{key.decode('latin-1')} disagrees with the configured source",
                        f"conflicting_original_{what}")
 

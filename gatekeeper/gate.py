@@ -22,6 +22,7 @@ from gatekeeper.errors import (
 )
 from gatekeeper.forward_auth import ForwardAuth
 from gatekeeper.logs import AccessLog
+from gatekeeper.method_override import refuse_method_override
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.oidc.routes import LoginRoutes
@@ -137,6 +138,7 @@ class Gate:
                     self._record(scope, answered.decision, answered.status, started, None, request_id)
                     return
             body_framing(request)
+            refuse_method_override(request.query)
             decision = await self._pipeline.decide(request)
             await self._end_if_revoked(request, decision, request_id)
             if decision.allowed and self._rate_limits is not None:
@@ -197,6 +199,8 @@ class Gate:
             # A refreshed or ended session: the ingress passes Set-Cookie on to the browser
             # (nginx: auth_request_set $cookie $upstream_http_set_cookie).
             send = _setting_cookies(send, original)
+        # The app behind the ingress reads the same query string: no method override there.
+        refuse_method_override(original.query)
         decision = await self._pipeline.decide(original)
         await self._end_if_revoked(original, decision, request_id)
         if not decision.allowed:
@@ -215,6 +219,7 @@ class Gate:
             request = RequestView(scope, canonical_path(scope.get("raw_path") or b"/"))
             if self._login is not None:
                 send = _setting_cookies(send, request)
+            refuse_method_override(request.query)
             decision = await self._pipeline.decide(request)
             if decision.allowed and self._rate_limits is not None:
                 decision = await self._rate_limits.check(request, decision)

@@ -11,8 +11,9 @@ from pydantic import ValidationError
 
 from gatekeeper.errors import BadRequest
 from gatekeeper.forward_auth import ForwardAuth, split_uri
+from gatekeeper.headernames import fold
 from gatekeeper.paths import canonical_path
-from gatekeeper.settings import Settings, fold_header_name
+from gatekeeper.settings import Settings
 from gatekeeper.settings.forward_auth import (
     METHOD_CARRIERS,
     PROXY_SOURCES,
@@ -260,7 +261,7 @@ def test_the_decision_path_is_the_configured_headers_or_400(check: tuple[str, He
     assert method == methods[0]
     # No other carrier said anything else: never another header's value.
     for name, value in headers:
-        if fold_header_name(name) in {fold_header_name(c) for c in URI_CARRIERS}:
+        if fold(name.encode()) in {fold(c.encode()) for c in URI_CARRIERS}:
             assert value == uris[0]
-        elif fold_header_name(name) in {fold_header_name(c) for c in METHOD_CARRIERS}:
+        elif fold(name.encode()) in {fold(c.encode()) for c in METHOD_CARRIERS}:
             assert value == methods[0]

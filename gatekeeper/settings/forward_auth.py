@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
+from gatekeeper.headernames import fold
 from gatekeeper.settings.common import FrozenModel
 
 ProxyKind = Literal["nginx", "traefik", "envoy", "caddy", "custom"]
@@ -68,15 +69,14 @@ class ForwardAuthSettings(FrozenModel):
         for name in given:
             if not _HEADER_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid header name (letters, digits, '-')")
-        from gatekeeper.settings import fold_header_name  # the one folding function
-
-        if fold_header_name(self.uri_header) == fold_header_name(self.method_header):
+        uri_name, method_name = fold(self.uri_header.encode()), fold(self.method_header.encode())
+        if uri_name == method_name:
             raise ValueError("uri_header and method_header fold to the same name")
         # A URI header that is also a known method carrier (or the reverse) would conflict with
         # itself on every check: refused here rather than a 400 on every request.
-        if fold_header_name(self.uri_header) in {fold_header_name(n) for n in METHOD_CARRIERS}:
+        if uri_name in {fold(n.encode()) for n in METHOD_CARRIERS}:
             raise ValueError(f"uri_header {self.uri_header!r} is a method header")
-        if fold_header_name(self.method_header) in {fold_header_name(n) for n in URI_CARRIERS}:
+        if method_name in {fold(n.encode()) for n in URI_CARRIERS}:
             raise ValueError(f"method_header {self.method_header!r} is a URI header")
         return self
 
