@@ -31,10 +31,10 @@ SESSION_SECRET = "browser-e2e-session-secret-0123456789abcdef"
 MODEL = Path(__file__).resolve().parents[2] / "policies" / "model.conf"
 # "/" is the public landing page: the provider sends the browser there after signing out.
 POLICY = """\
-p, anonymous, /, GET|HEAD, allow
-p, authenticated, /hello, GET|HEAD, allow
-p, authenticated, /docs/*, GET|HEAD, allow
-p, admin, /admin/*, GET|HEAD, allow
+p, role:anonymous, /, GET|HEAD, allow
+p, role:authenticated, /hello, GET|HEAD, allow
+p, role:authenticated, /docs/*, GET|HEAD, allow
+p, role:admin, /admin/*, GET|HEAD, allow
 """
 PAGE = "/hello?from=browser"
 # Encoded path and query characters, and a query that names other places: all must survive.
