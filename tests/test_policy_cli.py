@@ -342,3 +342,24 @@ def test_check_names_the_policy_when_it_is_good(config: Path) -> None:
     assert result.returncode == 0, result.stderr
     rules = sum(1 for line in POLICY.read_text().splitlines() if line.startswith("p,"))
     assert f"policy policy.csv: {rules} rules" in result.stdout
+
+
+def test_iss_gives_the_sub_its_issuers_prefix(tmp_path: Path) -> None:
+    """issue 11 §1.9: with two issuers, --iss decides as the proxy names that issuer's user."""
+    (tmp_path / "policy.csv").write_text("g, https://main.example#alice, role:admin\n"
+                                         "p, role:admin, /admin/*, *, allow\n")
+    config = write_config(tmp_path, MODEL, tmp_path / "policy.csv")
+    settings = yaml.safe_load(config.read_text())
+    settings["auth"] = {"issuers": [{"issuer": "https://main.example", "audience": ["api"]},
+                                    {"issuer": "https://partner.example", "audience": ["api"]}]}
+    config.write_text(yaml.safe_dump(settings))
+    main = run("policy", "test", "--iss", "https://main.example", "--sub", "alice", "GET", "/admin/x",
+               config=config)
+    assert main.returncode == 0, main.stdout + main.stderr
+    assert field(main.stdout, "subjects").startswith("https://main.example#alice, ")
+    partner = run("policy", "test", "--iss", "https://partner.example", "--sub", "alice", "GET",
+                  "/admin/x", config=config)
+    assert partner.returncode == 1 and field(partner.stdout, "reason") == "no_matching_rule"
+    unknown = run("policy", "test", "--iss", "https://other.example", "--sub", "alice", "GET", "/x",
+                  config=config)
+    assert unknown.returncode == 2 and "not a configured issuer" in unknown.stderr
