@@ -80,11 +80,12 @@ class SubjectNamespaces:
 
     def __init__(self, prefixes: Mapping[str, str] | None = None) -> None:
         self._prefixes = dict(prefixes or {})
-        distinct = set(self._prefixes.values())
+        distinct = {fold(p) for p in self._prefixes.values()}
         # A subject of the issuer with prefix P must not start with a longer prefix Q (P + …):
         # with P = "" (an issuer mapped into the plain name space) a sub such as
-        # "https://partner.example#alice" would otherwise be the partner's alice.
-        self._longer = {issuer: tuple(q for q in distinct if q != p and q.startswith(p))
+        # "https://partner.example#alice" would otherwise be the partner's alice. Compared
+        # folded: an app that ignores case must not meet the partner's alice either.
+        self._longer = {issuer: tuple(q for q in distinct if q != fold(p) and q.startswith(fold(p)))
                         for issuer, p in self._prefixes.items()}
 
     def prefix(self, issuer: str) -> str:
@@ -96,8 +97,10 @@ class SubjectNamespaces:
     def subject(self, issuer: str, sub: str) -> str:
         """The namespaced subject; raises ``SubjectClash``."""
         subject = self.prefix(issuer) + sub
-        for other in self._longer.get(issuer, ()):
-            if subject.startswith(other):
+        longer = self._longer.get(issuer, ())
+        folded = fold(subject) if longer else ""
+        for other in longer:
+            if folded.startswith(other):
                 raise SubjectClash(f"the subject reads as one of another issuer ({other!r})")
         return subject
 

@@ -66,7 +66,7 @@ def resolve_prefixes(entries: Sequence[IssuerEntry]) -> dict[str, str]:
     for a in issuers:
         for b in issuers:
             pa, pb = prefixes[a], prefixes[b]
-            if a == b or not pa or not pb.startswith(pa):
+            if a == b or not pa or not fold(pb).startswith(fold(pa)):
                 continue
             if pa == pb and a in explicit and b in explicit:
                 continue  # shared on purpose: both set the same prefix

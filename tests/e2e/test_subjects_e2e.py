@@ -189,7 +189,8 @@ def test_a_plain_sub_that_spells_the_partners_subject_is_refused(
     """The main issuer is in the plain name space: its sub "<partner>#alice" would otherwise be
     the partner's alice (and a main user could be revoked or granted as her)."""
     gk, _ = mapped
-    for sub in (f"{partner.issuer}#alice", f"{partner.issuer}#"):
+    for sub in (f"{partner.issuer}#alice", f"{partner.issuer}#", f"{partner.issuer.upper()}#alice",
+                f" {partner.issuer}#alice"):
         response = get(gk, mint(issuer, sub), "/echo")
         assert response.status_code == 401, response.text
         assert response.json()["error"] == "subject_namespace_clash"
