@@ -617,3 +617,31 @@ def test_the_shipped_policy_loads_without_warnings() -> None:
     report = load_policy(DEFAULT_MODEL, REPO / "policies" / "policy.csv")
     assert report.warnings == []
     assert report.policy.rules
+
+
+# ------------------------------------------------------------------ users apart from roles
+MIGRATED = ("g, alice, role:admin\ng, bob, staff\n"
+            "p, role:admin, /admin/*, GET, allow\np, staff, /staff/*, GET, allow\n"
+            "p, carol, /own/*, GET, allow\n")
+
+
+@pytest.mark.parametrize(("subject", "roles", "path", "reason"), [
+    ("alice", (), "/admin/x", "policy_allow"),
+    ("carol", (), "/own/x", "policy_allow"),
+    ("bob", (), "/staff/x", "policy_allow"),
+    ("u-1", ("admin",), "/admin/x", "policy_allow"),
+    ("admin", (), "/admin/x", "subject_names_a_role"),
+    ("staff", (), "/staff/x", "subject_names_a_role"),
+    ("role:admin", ("admin",), "/admin/x", "subject_names_a_role"),
+    ("u-1", ("role:admin",), "/admin/x", "no_matching_rule"),
+    ("u-1", ("carol",), "/own/x", "no_matching_rule"),
+], ids=["a user granted a role through g holds it", "a plain rule subject is a user in a policy "
+        "that names role:", "a user in a plain group holds it", "a token role reaches role: rules",
+        "a user named like a role: is refused", "a user named like a plain g group is refused",
+        "a role: subject is refused even with the role", "a token role named role:admin is "
+        "role:role:admin", "a token role named like a user is not that user"])
+def test_users_and_roles_stay_apart(tmp_path: Path, subject: str, roles: tuple[str, ...],
+                                    path: str, reason: str) -> None:
+    policy = compiled(tmp_path, DEFAULT_MODEL.read_text(), MIGRATED)
+    verdict = policy.decide(subject, roles, "GET", path, authenticated=True)
+    assert (verdict.allowed, verdict.reason) == (reason == "policy_allow", reason)
