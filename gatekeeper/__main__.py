@@ -75,7 +75,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_policy_test(args: argparse.Namespace) -> int:
     from gatekeeper.policy.cli import policy_test
 
-    return policy_test(_config_path(args), sub=args.sub, roles=args.role, claims=args.claim,
+    return policy_test(_config_path(args), sub=args.sub, iss=args.iss, roles=args.role, claims=args.claim,
                        anonymous=args.anonymous, method=args.method, path=args.path,
                        cases=args.cases)
 
@@ -184,6 +184,7 @@ def _add_policy_commands(sub: Any) -> None:
         description="Decide METHOD PATH as the proxy would; or run a YAML file of cases.")
     test.add_argument("--config", "-c", help="YAML config file (default: GATEKEEPER_CONFIG)")
     test.add_argument("--sub", help="the token's subject (an authenticated user)")
+    test.add_argument("--iss", help="the token's issuer: --sub gets its subject prefix")
     test.add_argument("--role", action="append", default=[], help="a role from the token (repeat)")
     test.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE",
                       help="a token claim (repeat); a value starting with [ or { is JSON")

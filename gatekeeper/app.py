@@ -43,6 +43,7 @@ from gatekeeper.ratelimit import RateLimits, RedisWindowCounter
 from gatekeeper.redisconn import RedisClient, connect
 from gatekeeper.revocation import RevocationList
 from gatekeeper.settings import OidcSettings, Settings, split_host_port
+from gatekeeper.subjects import SubjectNamespaces
 from gatekeeper.upstream import Http1Pool
 from gatekeeper.websocket import WebSocketProxy
 
@@ -233,16 +234,18 @@ class GatekeeperApp:
             # One pool for the process, closed last: the stack unwinds in reverse.
             redis_client = connect(settings)
             stack.push_async_callback(redis_client.aclose)
+        namespaces = SubjectNamespaces(settings.subject_prefixes())
         revocations: RevocationList | None = None
         if settings.revocation.enabled:
             assert redis_client is not None
             revocations = RevocationList(redis_client, settings.revocation,
-                                         settings.redis.key_prefix, self.metrics)
+                                         settings.redis.key_prefix, self.metrics,
+                                         namespaces=namespaces)
             await revocations.start()
             stack.push_async_callback(revocations.aclose)
             extra_checks["revocation"] = revocations.readiness
         authenticators: list[Authenticator] = [
-            BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics)]
+            BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics, namespaces)]
         login: LoginRoutes | None = None
         if settings.oidc is not None:
             browser = await self._start_browser_login(settings, settings.oidc, http, stack,

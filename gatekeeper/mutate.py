@@ -149,7 +149,9 @@ def _claim_text(principal: Principal, claim: str) -> str | None:
     if claim == "roles":
         return ",".join(principal.roles) if principal.roles else None
     if claim == "sub":
-        return principal.subject
+        return principal.subject  # issuer-namespaced (subjects.py): one identity per issuer
+    if claim == "iss":
+        return principal.issuer or None  # the issuer that verified it, not a copied claim
     return _as_text(claim_at(principal.claims, claim))
 
 

@@ -30,6 +30,7 @@ from gatekeeper.errors import (
     LoginDenied,
     LoginFailed,
     RevocationStale,
+    SessionInvalid,
     SessionRevoked,
     SessionStoreUnavailable,
     SessionTooLarge,
@@ -213,7 +214,10 @@ class LoginRoutes:
         if not code:
             raise LoginFailed("the sign-in response has no code", code="login_code_missing")
         session = await self._session_from_code(provider, login, code)
-        principal = self.sessions.principal(session)
+        try:
+            principal = self.sessions.principal(session)
+        except SessionInvalid as exc:  # a subject that reads as another issuer's
+            raise LoginFailed("this account cannot sign in here", code=exc.code) from exc
         try:
             self._pipeline.check_revoked(principal)  # RevocationStale (503) fails the login too
         except TokenRevoked as exc:
@@ -366,7 +370,8 @@ class LoginRoutes:
 def identity(principal: Principal) -> dict[str, Any]:
     claims = principal.claims
     return {
-        "sub": principal.subject,
+        "sub": claims.get("sub", principal.subject),  # as its issuer says it
+        "subject": principal.subject,  # as gatekeeper names it: issuer-namespaced if several
         "email": claims.get("email"),
         "name": claims.get("name"),
         "preferred_username": claims.get("preferred_username"),

@@ -211,8 +211,9 @@ def test_a_full_login_through_each_provider(gk: Gatekeeper, upstream: Upstream, 
     assert info.status_code == 200
     body = info.json()
     assert body["issuer"] == op.url and body["sub"] == sub and body["via"] == "session"
+    assert body["subject"] == f"{op.url}#{sub}"  # two providers: one identity per issuer
     assert page.status_code == 200
-    assert upstream.recorder.last.header("x-auth-request-user") == sub
+    assert upstream.recorder.last.header("x-auth-request-user") == f"{op.url}#{sub}"
 
 
 def test_a_code_from_another_provider_is_refused(gk: Gatekeeper, corp: Op, partner: Op) -> None:
@@ -576,7 +577,7 @@ APP_COOKIES = ['app=1', 'json={"a":[1,2]}', 'spaced="a b"', "_gatekeeper_x=app",
 
 @pytest.mark.parametrize("layout", ["ours first", "ours last", "ours in between", "two cookie headers"])
 def test_only_the_apps_cookies_reach_the_app_byte_for_byte(
-    gk: Gatekeeper, upstream: Upstream, session_cookie: str, layout: str
+    gk: Gatekeeper, upstream: Upstream, session_cookie: str, layout: str, corp: Op
 ) -> None:
     ours = [session_cookie, "_gatekeeper_1=junk", "_gatekeeper_2=junk",
             f"_gatekeeper_login_{secrets.token_urlsafe(24)}=sealed"]
@@ -594,7 +595,7 @@ def test_only_the_apps_cookies_reach_the_app_byte_for_byte(
         response = client.get("/echo", headers=[("accept", "application/json"), *headers])
     assert response.status_code == 200
     seen = upstream.recorder.last
-    assert seen.header("x-auth-request-user") == "alice"
+    assert seen.header("x-auth-request-user") == f"{corp.url}#alice"  # one of several issuers
     if layout == "two cookie headers":
         assert seen.header_values("cookie") == ["; ".join(APP_COOKIES[:3]), "; ".join(APP_COOKIES[3:])]
     else:

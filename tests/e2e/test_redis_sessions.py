@@ -226,7 +226,8 @@ def test_a_login_through_a_is_a_session_on_b_and_the_cookie_is_only_a_ticket(
     with with_cookie(pair.b, cookie) as on_b:
         assert on_b.get("/hello?via=b").status_code == 200
     seen = upstream.recorder.last
-    assert seen.header("x-auth-request-user") == "alice-0001"
+    # Beside the suite's bearer issuer: the subject names its issuer (issue 11 §1.9).
+    assert seen.header("x-auth-request-user") == f"{pair.a.config['oidc']['issuer']}#alice-0001"
     assert seen.header("x-auth-request-email") == "alice@example.test"
     assert token_via_a and seen.header("x-auth-request-access-token") == token_via_a
     assert token_via_a not in cookie
