@@ -34,6 +34,7 @@ from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.oidc.browser import BrowserLogin
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.oidc.routes import LoginRoutes
+from gatekeeper.origin import OriginCheck
 from gatekeeper.pipeline import Authenticator, Pipeline
 from gatekeeper.policy.loader import LoadReport, load_policy
 from gatekeeper.policy.reload import PolicyHolder
@@ -252,7 +253,13 @@ class GatekeeperApp:
                 settings.rate_limits, RedisWindowCounter(redis_client, settings.redis.timeout_seconds),
                 key_prefix=settings.redis.key_prefix, is_trusted=headers.is_trusted,
                 metrics=self.metrics)
-        pipeline = Pipeline(authenticators, authorizer, headers, revocations=revocations)
+        origins = None
+        if settings.oidc is not None:  # sessions exist only with browser login
+            oidc = settings.oidc
+            origins = OriginCheck([oidc.redirect_url_of(p) for p in oidc.providers],
+                                  settings.session.allowed_origins)
+        pipeline = Pipeline(authenticators, authorizer, headers, revocations=revocations,
+                            origins=origins)
         if settings.oidc is not None:
             login = browser.routes(pipeline)
         self._gate = Gate(
