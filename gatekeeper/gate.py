@@ -13,6 +13,7 @@ import time
 from typing import Any
 
 from gatekeeper import forward_auth
+from gatekeeper.cookies import private_answer
 from gatekeeper.errors import (
     BadRequest,
     GatekeeperError,
@@ -59,12 +60,16 @@ _STARTS_AN_ANSWER = frozenset({"http.response.start", "websocket.accept",
 
 
 def _setting_cookies(send: Send, request: RequestView) -> Send:
-    """``send`` that adds the request's queued Set-Cookie headers to whatever answer starts."""
+    """``send`` that adds the request's queued Set-Cookie headers to whatever answer starts, and
+    keeps shared caches from storing that answer."""
 
     async def sending(message: dict[str, Any]) -> None:
         jar = request.set_cookies
         if jar and message["type"] in _STARTS_AN_ANSWER:
-            message = {**message, "headers": [*message.get("headers", ()), *jar.headers()]}
+            headers = list(message.get("headers", ()))
+            if message["type"] != "websocket.accept":  # a 101 is never stored by a cache
+                headers = private_answer(headers)
+            message = {**message, "headers": [*headers, *jar.headers()]}
         await send(message)
 
     return sending
