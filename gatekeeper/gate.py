@@ -41,6 +41,7 @@ Scope = dict[str, Any]
 Receive = Any
 Send = Any
 
+_COUNTERS_KEPT = 4096
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._\-]{8,128}")
 
 
@@ -263,7 +264,8 @@ class Gate:
         counter = self._counters.get((outcome, reason, status))
         if counter is None:
             counter = self._metrics.requests.labels(outcome=outcome, reason=reason, status=str(status))
-            self._counters[(outcome, reason, status)] = counter
+            if len(self._counters) < _COUNTERS_KEPT:  # the metric bounds its values; so does this
+                self._counters[(outcome, reason, status)] = counter
         counter.inc()
         self._metrics.request_seconds.observe(total)
         client = scope.get("client")

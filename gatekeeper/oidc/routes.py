@@ -179,7 +179,9 @@ class LoginRoutes:
                                    timeout_seconds=self._settings.login_timeout_seconds)
         url = await provider.authorization_url(state=login.state, nonce=login.nonce,
                                                code_verifier=login.code_verifier)
-        request.cookies_out().set(self._login_cookies.cookie(login))
+        cookies = request.cookies_out()
+        for cookie in self._login_cookies.begin(request, login, self._clock()):
+            cookies.set(cookie)
         return await self._redirect(send, request_id, url, "login_started")
 
     async def _callback(self, request: RequestView, send: Send, request_id: str) -> Answered:
@@ -377,8 +379,21 @@ def identity(principal: Principal) -> dict[str, Any]:
     }
 
 
+# The error codes an authorization response may carry (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6).
+# Anyone can put anything in ``error=``: another value is "other", so that a reason code, a log
+# field and a metric label never take a value a client chose (each would be a new time series).
+AUTHORIZATION_ERRORS = frozenset({
+    "invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type",
+    "invalid_scope", "server_error", "temporarily_unavailable", "interaction_required",
+    "login_required", "account_selection_required", "consent_required", "invalid_request_uri",
+    "invalid_request_object", "request_not_supported", "request_uri_not_supported",
+    "registration_not_supported",
+})
+
+
 def _provider_error(params: Mapping[str, str], login: PendingLogin) -> LoginFailed:
-    code = "".join(c for c in params.get("error", "") if c.isalnum() or c == "_")[:40] or "error"
+    error = params.get("error", "")
+    code = error if error in AUTHORIZATION_ERRORS else "other"
     if code == "access_denied":
         return LoginDenied("The sign-in was cancelled or refused at the provider.")
     return LoginFailed(f"The provider could not sign you in ({code}).", code=f"provider_{code}")
