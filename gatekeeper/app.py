@@ -26,7 +26,6 @@ from gatekeeper.admin import Check, UpstreamProbe, create_admin_app
 from gatekeeper.authn.bearer import BearerAuthenticator
 from gatekeeper.authn.jwks import IssuerKeys
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
-from gatekeeper.config_file import load_settings
 from gatekeeper.gate import Gate
 from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
@@ -320,8 +319,12 @@ def create_app(settings: Settings, *, serve_admin: bool = True,
     return GatekeeperApp(settings, serve_admin=serve_admin, policy=policy)
 
 
-def create_app_from_environment() -> GatekeeperApp:
-    """The factory each worker process calls (``workers > 1``); the CLI validated the same input."""
-    settings = load_settings(os.environ.get("GATEKEEPER_CONFIG"))
+def create_worker_app(settings: Settings) -> GatekeeperApp:
+    """The factory each worker process calls (``workers > 1``) with the settings the parent
+    validated once. uvicorn pickles its Config, this factory and its settings included, into
+    every worker it spawns — a worker respawned after a crash as well — so all of them run one
+    configuration, whatever the file on disk or the environment says by then. (Reading the file
+    again in a respawned worker split the workers' behaviour after an edit, and crash-looped
+    them on a broken file.)"""
     logs.configure(settings.log_level)
     return GatekeeperApp(settings, metrics_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
