@@ -262,8 +262,11 @@ class LoginRoutes:
             again = f"{self.sign_out_url}?" + urlencode({"rd": return_to})
             status = await ask_before_signing_out(send, request_id, again, return_to)
             return Answered(status, Decision(Outcome.UNAUTHENTICATED, "sign_out_confirm"))
-        session = await self.sessions.session(request)
-        await self._store.clear(request, request.cookies_out())
+        try:
+            session = await self.sessions.session(request)
+            await self._store.clear(request, request.cookies_out(), must_forget=True)
+        except SessionStoreUnavailable as exc:
+            return await self._sign_out_failed(request, send, request_id, exc, return_to)
         location = return_to
         provider = self._providers.get(session.provider) if session is not None else None
         if session is not None and provider is not None:
@@ -272,6 +275,26 @@ class LoginRoutes:
             log.info("logout", extra={"provider": provider.id, "subject": session.subject,
                                       "request_id": request_id})
         return await self._redirect(send, request_id, location, "signed_out")
+
+    async def _sign_out_failed(self, request: RequestView, send: Send, request_id: str,
+                               exc: SessionStoreUnavailable, return_to: str) -> Answered:
+        """503 and the cookie kept: the session could not be ended where it is stored, and
+        neither the browser nor the provider is told otherwise. Trying again is safe."""
+        log.warning("sign-out failed", extra={"reason": exc.code, "request_id": request_id})
+        decision = Decision(Outcome.ERROR, exc.code, error=exc)
+        headers = [*own_headers(request_id), (b"retry-after", b"5")]
+        if not wants_html(request.header(b"accept")):
+            body = json.dumps({"error": exc.code, "error_description": "the sign-out could not be "
+                               "completed; try again", "request_id": request_id}).encode()
+            await send_raw(send, 503, headers, b"application/json", body)
+            return Answered(503, decision)
+        again = f"{self.sign_out_url}?" + urlencode({"rd": return_to})
+        body = pages.render("Sign-out failed", "You are still signed in: the sign-out could not "
+                            "be completed. Please try again in a moment.",
+                            actions=[("Try again", again)], detail=f"Reason: {exc.code}",
+                            request_id=request_id)
+        await send_raw(send, 503, headers, HTML, body)
+        return Answered(503, decision)
 
     async def _userinfo(self, request: RequestView, send: Send, request_id: str) -> Answered:
         try:
