@@ -37,11 +37,18 @@ def _report(problems: Sequence[str]) -> None:
 
 
 def _load_or_report(args: argparse.Namespace) -> Settings | None:
+    """The settings, after printing a warning for each one only safe on localhost (check and
+    run alike); None after reporting the problems."""
+    from gatekeeper.settings.localhost import localhost_only_warnings
+
     try:
-        return load_settings(_config_path(args))
+        settings = load_settings(_config_path(args))
     except ConfigError as exc:
         _report(exc.problems)
         return None
+    for warning in localhost_only_warnings(settings):
+        print(f"warning: {warning}", file=sys.stderr)
+    return settings
 
 
 def _check_policy_or_report(settings: Settings) -> CheckResult | None:
