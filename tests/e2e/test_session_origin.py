@@ -47,6 +47,7 @@ def gk(gatekeeper_factory: Callable[..., Gatekeeper], op: DevIssuer, port: int) 
         oidc={"issuer": op.issuer, "client_id": "gatekeeper", "client_secret": "dev-client-secret",
               "redirect_url": f"http://127.0.0.1:{port}/oauth2/callback"},
         session={"secret": SESSION_SECRET, "cookie_secure": False, "allowed_origins": [PARTNER]},
+        trusted_proxies=["127.0.0.1/32"],  # forward-auth answers only trusted peers
     )
 
 
@@ -195,6 +196,30 @@ def test_a_session_websocket_must_come_from_an_allowed_origin(
     expected = b"HTTP/1.1 101 " if allowed else b"HTTP/1.1 403 "
     assert status.startswith(expected), status
     assert reached(upstream, marker) is allowed
+
+
+FORWARD_CASES: list[tuple[str, str, list[tuple[str, str]], int]] = [
+    ("a POST from our own origin", "POST", [(ORIGIN, "{own}")], 202),
+    ("a POST from another origin", "POST", [(ORIGIN, "https://evil.example")], 403),
+    ("a DELETE, cross-site by fetch metadata", "DELETE", [(SITE, "cross-site")], 403),
+    ("a GET from another origin", "GET", [(ORIGIN, "https://evil.example")], 202),
+    ("a WebSocket handshake from another origin", "GET",
+     [(ORIGIN, "https://evil.example"), ("sec-websocket-key", "dGhlIHNhbXBsZSBub25jZQ==")], 403),
+]
+
+
+@pytest.mark.parametrize(("method", "headers", "expected"), [(m, h, e) for _, m, h, e in FORWARD_CASES],
+                         ids=[name for name, _, _, _ in FORWARD_CASES])
+def test_forward_auth_judges_the_original_request_s_origin_the_same_way(
+    gk: Gatekeeper, cookies: dict[str, str], port: int, method: str,
+    headers: list[tuple[str, str]], expected: int,
+) -> None:
+    # nginx's auth_request passes the client's headers along with the original URI and method.
+    sent = [cookie_header(cookies), (b"x-forwarded-uri", b"/change"),
+            (b"x-forwarded-method", method.encode()),
+            *((k.encode(), _fill(v, port).encode()) for k, v in headers)]
+    with httpx.Client(base_url=gk.url, trust_env=False, timeout=10) as client:
+        assert client.get("/oauth2/auth", headers=sent).status_code == expected
 
 
 # -- real Chromium ----------------------------------------------------------------------------
