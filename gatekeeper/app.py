@@ -253,10 +253,11 @@ class GatekeeperApp:
                 key_prefix=settings.redis.key_prefix, is_trusted=headers.is_trusted,
                 metrics=self.metrics)
         origins = None
-        if settings.oidc is not None:  # sessions exist only with browser login
-            oidc = settings.oidc
-            origins = OriginCheck([oidc.redirect_url_of(p) for p in oidc.providers],
-                                  settings.session.allowed_origins)
+        if settings.oidc is not None or any(s != "header" for s in settings.auth.token_sources):
+            # Credentials a browser sends by itself: a session, or a token from a cookie.
+            own = ([] if settings.oidc is None else
+                   [settings.oidc.redirect_url_of(p) for p in settings.oidc.providers])
+            origins = OriginCheck(own, settings.session.allowed_origins)
         pipeline = Pipeline(authenticators, authorizer, headers, revocations=revocations,
                             origins=origins)
         if settings.oidc is not None:

@@ -7,7 +7,9 @@ forms, fetches and WebSocket handshakes carry the cookie. A WebSocket handshake 
 never stops it, and browsers apply no CORS to it (the server must check ``Origin``, RFC 6455
 §10.2). So a request authenticated by the session cookie that can change something — any method
 but GET, HEAD, OPTIONS, and any upgrade — must come from our own origin or a configured one
-(``session.allowed_origins``); otherwise 403. Bearer tokens are not ambient authority: unaffected.
+(``session.allowed_origins``); otherwise 403. A bearer token in the ``Authorization`` header is not
+ambient authority and is unaffected; one read from a cookie (``auth.token_sources: cookie:NAME``)
+is, and is judged like the session.
 
 What browsers send, and what it means here (Fetch §3.1 ``Origin``, Fetch Metadata §2.4):
 - ``Origin`` on every WebSocket handshake and every non-GET/HEAD request. ``null`` (sandboxed
@@ -31,6 +33,7 @@ import re
 from collections.abc import Iterable
 from urllib.parse import urlsplit
 
+from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -70,6 +73,21 @@ def origin_of_url(url: str) -> str | None:
         return None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return _serialize(parts.scheme, host, None if port is None else str(port))
+
+
+def by_cookie(principal: Principal, request: RequestView) -> bool:
+    """Did a cookie the browser adds by itself authenticate this request? A session, or a bearer
+    token that is not the one in the Authorization header (a page cannot set that header on
+    another origin's request without CORS)."""
+    if principal.via == "session":
+        return True
+    if principal.via != "bearer" or principal.token is None:
+        return False
+    for value in request.header_values(b"authorization"):
+        scheme, _, rest = value.strip().partition(b" ")
+        if scheme.lower() == b"bearer" and rest.strip() == principal.token.encode("latin-1"):
+            return False
+    return True
 
 
 def needs_origin_check(request: RequestView) -> bool:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Protocol
 from gatekeeper.authz import Authorizer
 from gatekeeper.errors import Forbidden, GatekeeperError, Unauthenticated
 from gatekeeper.mutate import HeaderPolicy
+from gatekeeper.origin import by_cookie
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome, Principal
 from gatekeeper.request import RequestView
 
@@ -46,7 +47,7 @@ class Pipeline:
     async def decide(self, request: RequestView) -> Decision:
         try:
             principal = await self._authenticate(request)
-            if principal.via == "session" and self._origins is not None:
+            if self._origins is not None and by_cookie(principal, request):
                 # The cookie came along by itself: is the page that sent it ours? (CSRF, CSWSH)
                 refused = self._origins.refusal(request)
                 if refused is not None:

@@ -155,6 +155,40 @@ def test_a_bearer_token_request_is_not_affected_by_origin(
     assert response.status_code == 200 and reached(upstream, marker)
 
 
+@pytest.fixture(scope="module")
+def token_cookie_gk(gatekeeper_factory: Callable[..., Gatekeeper]) -> Gatekeeper:
+    """No browser login; the bearer token may come from a cookie: ambient authority too."""
+    return gatekeeper_factory(auth={"token_sources": ["header", "cookie:jwt"]})
+
+
+TOKEN_CASES: list[tuple[str, bool, bool, str, bool]] = [
+    # (name, token in the cookie, token in the header, origin, allowed)
+    ("a token cookie from another origin", True, False, "https://evil.example", False),
+    ("a token cookie from our own origin", True, False, "{own}", True),
+    ("the header's token from another origin", False, True, "https://evil.example", True),
+    ("the same token in header and cookie, another origin", True, True, "https://evil.example", True),
+]
+
+
+@pytest.mark.parametrize(("in_cookie", "in_header", "origin", "allowed"),
+                         [c[1:] for c in TOKEN_CASES], ids=[c[0] for c in TOKEN_CASES])
+def test_a_bearer_token_from_a_cookie_is_judged_like_a_session(
+    token_cookie_gk: Gatekeeper, upstream: Upstream, issuer: DevIssuer, in_cookie: bool,
+    in_header: bool, origin: str, allowed: bool,
+) -> None:
+    marker = os.urandom(6).hex()
+    token = issuer.mint("svc", audience=AUDIENCE)
+    port = int(token_cookie_gk.url.rsplit(":", 1)[1])
+    headers = {"origin": _fill(origin, port)}
+    if in_cookie:
+        headers["cookie"] = f"jwt={token}"
+    if in_header:
+        headers["authorization"] = f"Bearer {token}"
+    with httpx.Client(base_url=token_cookie_gk.url, trust_env=False, timeout=10) as client:
+        response = client.post(f"/change?m={marker}", headers=headers)
+    assert (response.status_code, reached(upstream, marker)) == ((200, True) if allowed else (403, False))
+
+
 def handshake(port: int, headers: list[tuple[bytes, bytes]], marker: str) -> bytes:
     """A raw WebSocket handshake; the status line of the answer."""
     key = base64.b64encode(os.urandom(16))
