@@ -61,6 +61,8 @@ CASES: list[tuple[str, dict[str, Any], set[str]]] = [
     ("cookie_secure false elsewhere", config(oidc=login(), session={"secret": SECRET,
                                                                     "cookie_secure": False}),
      {"session.cookie_secure"}),
+    ("an upstream on another host", config(upstream="http://10.1.2.3:8080"), {"upstream"}),
+    ("an upstream named localhost", config(upstream="http://localhost:8080"), set()),
     ("cookie_secure false on localhost", config(
         oidc=login(issuer="http://127.0.0.1:9000", redirect_url="http://localhost:4180/oauth2/callback"),
         session={"secret": SECRET, "cookie_secure": False}), set()),

@@ -8,6 +8,8 @@ and local development need them).
   keys and so sign any token gatekeeper will accept.
 - an ``http://`` redirect URL: the authorization code (and then the session cookie) travels in
   clear; providers refuse it except for loopback (OAuth 2.0 Security BCP, RFC 9700 §2.6).
+- an ``upstream`` on another host: identity headers and tokens cross the network in clear, and
+  an app that listens there can be reached without passing gatekeeper.
 """
 
 from __future__ import annotations
@@ -40,6 +42,9 @@ def _plain_http_elsewhere(url: str | None) -> bool:
 def localhost_only_warnings(settings: Settings) -> list[str]:
     """One line per setting that is only safe on localhost, naming its key."""
     found: list[str] = []
+    if not is_loopback(urlsplit(settings.upstream).hostname):
+        found.append("upstream: not on localhost: identity headers cross the network in clear, "
+                     "and an app listening there can be reached around gatekeeper")
     for index, issuer in enumerate(settings.auth.issuers):
         for key, url in (("issuer", issuer.issuer), ("jwks_uri", issuer.jwks_uri)):
             if _plain_http_elsewhere(url):
