@@ -248,9 +248,9 @@ def test_forward_auth_judges_the_original_request_s_origin_the_same_way(
     gk: Gatekeeper, cookies: dict[str, str], port: int, method: str,
     headers: list[tuple[str, str]], expected: int,
 ) -> None:
-    # nginx's auth_request passes the client's headers along with the original URI and method.
-    sent = [cookie_header(cookies), (b"x-forwarded-uri", b"/change"),
-            (b"x-forwarded-method", method.encode()),
+    # nginx's auth_request passes the client's headers along; the recipe adds X-Original-URI/-Method.
+    sent = [cookie_header(cookies), (b"x-original-uri", b"/change"),
+            (b"x-original-method", method.encode()),
             *((k.encode(), _fill(v, port).encode()) for k, v in headers)]
     with httpx.Client(base_url=gk.url, trust_env=False, timeout=10) as client:
         assert client.get("/oauth2/auth", headers=sent).status_code == expected
