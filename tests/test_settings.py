@@ -128,9 +128,14 @@ def test_a_bad_env_override_names_its_key(tmp_path: Path) -> None:
     ("public_paths: [public]\n", "public_paths"),
     ("trusted_proxies: [not-an-ip]\n", "trusted_proxies"),
     ("upstream: http://127.0.0.1:8080/app\n", "upstream"),
+    ("session:\n  allowed_origins: ['https://a.example/']\n", "session.allowed_origins"),
+    ("session:\n  allowed_origins: ['null']\n", "session.allowed_origins"),
+    ("session:\n  allowed_origins: ['*']\n", "session.allowed_origins"),
+    ("session:\n  allowed_origins: [a.example]\n", "session.allowed_origins"),
 ], ids=["alg none is refused", "header names that fold together are refused",
         "listeners must differ", "public paths start with a slash", "trusted proxies are IPs",
-        "upstream has no path"])
+        "upstream has no path", "an allowed origin has no path", "origin null cannot be allowed",
+        "no wildcard origin", "an allowed origin has a scheme"])
 def test_invalid_values_are_refused(tmp_path: Path, text: str, key: str) -> None:
     assert any(p.startswith(key + ":") for p in problems(tmp_path, text))
 

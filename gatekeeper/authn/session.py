@@ -61,10 +61,11 @@ class SessionAuthenticator:
         return principal
 
     async def session(self, request: RequestView) -> Session | None:
-        """The request's session as stored, for sign-out (None when absent or unusable)."""
+        """The request's session as stored, for sign-out (None when absent or unusable).
+        Raises ``SessionStoreUnavailable``: a sign-out cannot go on without the store."""
         try:
             return await self._store.load(request, request.cookies_out())
-        except (SessionInvalid, SessionStoreUnavailable):
+        except SessionInvalid:
             return None
 
     async def still_signed_in(self, request: RequestView) -> str | None:

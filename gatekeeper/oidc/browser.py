@@ -48,7 +48,7 @@ class BrowserLogin:
         secrets = [s.get_secret_value() for s in settings.session.secret]
         self._login_cookies = LoginCookies(
             SessionCipher(secrets, purpose="login"), session_cookie=settings.session.cookie_name,
-            callback_path=f"{oidc.prefix}/callback", secure=settings.session.cookie_secure,
+            secure=settings.session.cookie_secure,
             timeout_seconds=oidc.login_timeout_seconds)
 
     def routes(self, pipeline: Pipeline) -> LoginRoutes:

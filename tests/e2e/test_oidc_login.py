@@ -82,7 +82,7 @@ def test_a_browser_is_sent_to_the_provider_with_pkce_state_and_nonce(
     assert query["state"] and query["nonce"] and query["state"] != query["nonce"]
     cookie = response.headers["set-cookie"]
     assert cookie.startswith(f"_gatekeeper_login_{query['state']}=")
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/oauth2/callback" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/;" in cookie
 
 
 def test_login_returns_to_the_original_page_and_the_app_sees_the_identity(

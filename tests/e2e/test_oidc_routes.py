@@ -171,7 +171,7 @@ def test_provider_names_the_provider_to_log_in_with(gk: Gatekeeper, partner: Op)
     query = query_of(location)
     assert query["client_id"] == "gk-partner" and query["redirect_uri"] == f"{gk.url}/oauth2/callback"
     [login_cookie] = set_cookies(response, f"_gatekeeper_login_{query['state']}")
-    assert "Path=/oauth2/callback" in login_cookie and "HttpOnly" in login_cookie
+    assert "Path=/;" in login_cookie and "HttpOnly" in login_cookie
 
 
 @pytest.mark.parametrize(("host", "path", "provider"), [
@@ -463,7 +463,7 @@ def test_a_cancelled_login_gets_a_page_and_no_session(allow_gk: Gatekeeper, acce
             assert response.json()["error"] == "access_denied"
         assert not set_cookies(response, "_gatekeeper")
         [used] = set_cookies(response, f"_gatekeeper_login_{state}")
-        assert "Max-Age=0" in used and "Path=/oauth2/callback" in used
+        assert "Max-Age=0" in used and "Path=/;" in used
         assert not any(c.name == "_gatekeeper" for c in client.cookies.jar)
         assert client.get("/oauth2/userinfo").status_code == 401
 
@@ -480,7 +480,7 @@ def test_a_provider_error_with_a_valid_state_is_shown(allow_gk: Gatekeeper, corp
     assert "<script>x" not in response.text
 
 
-def test_a_successful_login_deletes_its_login_cookie_on_the_callback_path(allow_gk: Gatekeeper) -> None:
+def test_a_successful_login_deletes_its_login_cookie(allow_gk: Gatekeeper) -> None:
     with browser(allow_gk) as client:
         started = client.get("/hello")
         state = query_of(started.headers["location"])["state"]
@@ -488,7 +488,7 @@ def test_a_successful_login_deletes_its_login_cookie_on_the_callback_path(allow_
         back = client.get(callback)
     assert back.status_code == 302
     [used] = set_cookies(back, f"_gatekeeper_login_{state}")
-    assert "Max-Age=0" in used and "Path=/oauth2/callback" in used, used
+    assert "Max-Age=0" in used and "Path=/;" in used, used
 
 
 def test_a_login_state_is_good_for_one_answer(allow_gk: Gatekeeper) -> None:
@@ -500,7 +500,7 @@ def test_a_login_state_is_good_for_one_answer(allow_gk: Gatekeeper) -> None:
     assert again.status_code == 400 and "login_state_unknown" in again.text
 
 
-def test_a_failed_login_deletes_its_login_cookie_on_the_callback_path(allow_gk: Gatekeeper, corp: Op) -> None:
+def test_a_failed_login_deletes_its_login_cookie(allow_gk: Gatekeeper, corp: Op) -> None:
     with browser(allow_gk) as client:
         started = client.get("/hello")
         state = query_of(started.headers["location"])["state"]
@@ -508,7 +508,7 @@ def test_a_failed_login_deletes_its_login_cookie_on_the_callback_path(allow_gk: 
                                                          "iss": corp.url})
         again = client.get("/oauth2/callback", params={"code": "c", "state": state, "iss": corp.url})
     [used] = set_cookies(failed, f"_gatekeeper_login_{state}")
-    assert "Max-Age=0" in used and "Path=/oauth2/callback" in used
+    assert "Max-Age=0" in used and "Path=/;" in used
     assert again.status_code == 400 and "login_state_unknown" in again.text
 
 
