@@ -12,6 +12,7 @@ import secrets
 import time
 from typing import Any
 
+from gatekeeper.cookies import private_answer
 from gatekeeper.errors import (
     BadRequest,
     GatekeeperError,
@@ -41,6 +42,7 @@ Scope = dict[str, Any]
 Receive = Any
 Send = Any
 
+_COUNTERS_KEPT = 4096
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._\-]{8,128}")
 
 
@@ -60,12 +62,16 @@ _STARTS_AN_ANSWER = frozenset({"http.response.start", "websocket.accept",
 
 
 def _setting_cookies(send: Send, request: RequestView) -> Send:
-    """``send`` that adds the request's queued Set-Cookie headers to whatever answer starts."""
+    """``send`` that adds the request's queued Set-Cookie headers to whatever answer starts, and
+    keeps shared caches from storing that answer."""
 
     async def sending(message: dict[str, Any]) -> None:
         jar = request.set_cookies
         if jar and message["type"] in _STARTS_AN_ANSWER:
-            message = {**message, "headers": [*message.get("headers", ()), *jar.headers()]}
+            headers = list(message.get("headers", ()))
+            if message["type"] != "websocket.accept":  # a 101 is never stored by a cache
+                headers = private_answer(headers)
+            message = {**message, "headers": [*headers, *jar.headers()]}
         await send(message)
 
     return sending
@@ -265,7 +271,8 @@ class Gate:
         counter = self._counters.get((outcome, reason, status))
         if counter is None:
             counter = self._metrics.requests.labels(outcome=outcome, reason=reason, status=str(status))
-            self._counters[(outcome, reason, status)] = counter
+            if len(self._counters) < _COUNTERS_KEPT:  # the metric bounds its values; so does this
+                self._counters[(outcome, reason, status)] = counter
         counter.inc()
         self._metrics.request_seconds.observe(total)
         client = scope.get("client")

@@ -23,6 +23,7 @@ from gatekeeper.headernames import (
     fold,
     never_from_client,
 )
+from gatekeeper.lru import LRU
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
 from gatekeeper.sessions.cookie import strip_session_cookies
@@ -49,8 +50,9 @@ class HeaderPolicy:
         self._pass_access_token = settings.pass_access_token
         self._trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
         self._trusted_cache: dict[str, bool] = {}
-        # Principals are cached per token, so a hot token's headers are built once.
-        self._identity_cache: dict[Principal, list[tuple[bytes, bytes]]] = {}
+        # Principals are cached per token, so a hot token's headers are built once. Bounded in
+        # bytes too: a value may hold the access token, and its key keeps the claims alive.
+        self._identity_cache: LRU[Principal, list[tuple[bytes, bytes]]] = LRU(_IDENTITY_CACHE_SIZE)
 
     # -- identity ------------------------------------------------------------------------
     def identity_headers(self, principal: Principal, token: str | None) -> list[tuple[bytes, bytes]]:
@@ -70,9 +72,7 @@ class HeaderPolicy:
             headers.append((name, value.encode("utf-8")))
         if self._pass_access_token and token is not None:
             headers.append((ACCESS_TOKEN_HEADER.encode(), token.encode("ascii")))
-        if len(self._identity_cache) >= _IDENTITY_CACHE_SIZE:
-            self._identity_cache.clear()
-        self._identity_cache[principal] = headers
+        self._identity_cache.put(principal, headers)
         return headers
 
     # -- the outgoing request ------------------------------------------------------------
@@ -149,7 +149,9 @@ def _claim_text(principal: Principal, claim: str) -> str | None:
     if claim == "roles":
         return ",".join(principal.roles) if principal.roles else None
     if claim == "sub":
-        return principal.subject
+        return principal.subject  # issuer-namespaced (subjects.py): one identity per issuer
+    if claim == "iss":
+        return principal.issuer or None  # the issuer that verified it, not a copied claim
     return _as_text(claim_at(principal.claims, claim))
 
 

@@ -157,12 +157,21 @@ def requests(case: Evaluated, width: int) -> list[tuple[str, ...]]:
     return [request for request, _ in case.documented] + generated
 
 
+def beneath_subject_namespaces(policy: CompiledPolicy) -> CompiledPolicy:
+    """Casbin's semantics, compared beneath gatekeeper's own subject name spaces: a caller named
+    like a role is refused before any rule is read (issue 11 §1.8; tests/test_policy_engine.py
+    and tests/e2e/test_subjects_e2e.py), and Casbin's examples, written without ``role:``, name
+    their users and roles alike. Here a request's subject is a plain name, as Casbin takes it."""
+    policy.role_names = frozenset()
+    return policy
+
+
 def ask(policy: CompiledPolicy, tokens: Sequence[str], request: Sequence[str]
         ) -> tuple[bool, list[str]]:
     """Our answer to a Casbin request: the fields by name, no token roles, not logged in."""
     fields = dict(zip(tokens, request, strict=True))
-    verdict = policy.decide(fields.get("sub", ""), (), fields.get("act", ""), fields.get("obj", ""),
-                            authenticated=False)
+    verdict = beneath_subject_namespaces(policy).decide(
+        fields.get("sub", ""), (), fields.get("act", ""), fields.get("obj", ""), authenticated=True)
     return verdict.allowed, list(verdict.rule.values) if verdict.rule else []
 
 
@@ -280,7 +289,8 @@ def test_a_refused_model_at_reload_keeps_the_old_policy_serving(tmp_path: Path) 
             assert await holder.reload("test") is False
             assert holder.active is serving
             assert holder.last_error is not None and "role domains" in holder.last_error
-            assert serving.decide("alice", (), "read", "data2", authenticated=False).allowed
+            assert beneath_subject_namespaces(serving).decide("alice", (), "read", "data2",
+                                                             authenticated=True).allowed
         finally:
             await holder.aclose()
 
@@ -384,7 +394,7 @@ def test_a_role_name_with_a_colon_inside_is_a_name(tmp_path: Path) -> None:
     (tmp_path / "model.conf").write_text((DATA / "rbac.model.conf").read_text())
     (tmp_path / "policy.csv").write_text("p, team:ops, data1, read\ng, alice, team:ops\n")
     policy = load_policy(tmp_path / "model.conf", tmp_path / "policy.csv").policy
-    assert policy.decide("alice", (), "read", "data1", authenticated=False).allowed
+    assert beneath_subject_namespaces(policy).decide("alice", (), "read", "data1", authenticated=True).allowed
 
 
 # ------------------------------------------------------------------ what Casbin raises on
@@ -406,9 +416,9 @@ def test_a_missing_claim_fails_the_rule_as_casbin_raises_there(
     (tmp_path / "policy.csv").write_text("p, alice, /a, guest, allow\np, alice, /b, guest, deny\n"
                                          "p, alice, /b, x, allow\n")
     policy = load_policy(tmp_path / "model.conf", tmp_path / "policy.csv").policy
-    assert policy.decide("alice", (), "GET", "/a", authenticated=False,
+    assert beneath_subject_namespaces(policy).decide("alice", (), "GET", "/a", authenticated=True,
                          claims=claims).allowed is allowed
-    assert policy.decide("alice", (), "GET", "/b", authenticated=False,
+    assert beneath_subject_namespaces(policy).decide("alice", (), "GET", "/b", authenticated=True,
                          claims=claims).allowed is (not denied and claims.get("level") != "x")
     stock = casbin.Enforcer(str(tmp_path / "model.conf"), str(tmp_path / "policy.csv"))
     if claims:
@@ -422,7 +432,7 @@ def test_a_matcher_that_gives_a_string_is_refused_at_load(tmp_path: Path) -> Non
     """pycasbin raises when a matcher's result is not a bool or a float (``a && keyGet(…)``
     gives a string); truthiness would have allowed."""
     (tmp_path / "model.conf").write_text(variant(MATCHER, "m = r.sub == p.sub && p.obj"))
-    (tmp_path / "policy.csv").write_text("p, anonymous, data1, read, allow\n")
+    (tmp_path / "policy.csv").write_text("p, role:anonymous, data1, read, allow\n")
     with pytest.raises(PolicyError) as caught:
         load_policy(tmp_path / "model.conf", tmp_path / "policy.csv")
     assert "not true/false" in caught.value.problems[0]

@@ -17,7 +17,7 @@ from gatekeeper.errors import LoginFailed, ProviderUnavailable, SessionInvalid
 from gatekeeper.metrics import Metrics
 from gatekeeper.oidc.claims import ClaimsFilter
 from gatekeeper.oidc.idtoken import IdTokenRules, check_refreshed
-from gatekeeper.oidc.login import LoginCookies, PendingLogin
+from gatekeeper.oidc.login import MAX_PENDING_LOGINS, LoginCookies, PendingLogin
 from gatekeeper.oidc.navigation import accept_quality, is_navigation
 from gatekeeper.oidc.provider import TokenSet, parse_discovery
 from gatekeeper.oidc.refresh import REMEMBER_SECONDS, SessionRefresher
@@ -28,7 +28,6 @@ from gatekeeper.sessions.model import Session
 T = TypeVar("T")
 T0 = 1_700_000_000.0
 SECRET = "unit-session-secret-" + secrets.token_hex(16)
-CALLBACK = "/oauth2/callback"
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -184,7 +183,7 @@ def test_userinfo_never_supplies_who_issued_the_login_or_to_whom(claim: str) -> 
 
 def login_cookies(secret: str = SECRET, *, secure: bool = True) -> LoginCookies:
     return LoginCookies(SessionCipher([secret], purpose="login"), session_cookie="_gatekeeper",
-                        callback_path=CALLBACK, secure=secure, timeout_seconds=600)
+                        secure=secure, timeout_seconds=600)
 
 
 def pending(**changes: Any) -> PendingLogin:
@@ -201,9 +200,57 @@ def test_a_login_cookie_round_trips() -> None:
     login = pending()
     cookie = jar.cookie(login)
     assert cookie.name == f"_gatekeeper_login_{login.state}"
-    assert cookie.path == CALLBACK and cookie.max_age == 600 and cookie.secure and cookie.http_only
+    assert cookie.path == "/" and cookie.max_age == 600 and cookie.secure and cookie.http_only
     assert cookie.same_site == "Lax"
     assert jar.find(presented((cookie.name, cookie.value)), login.state, T0 + 10) == login
+
+
+def started(jar: LoginCookies, count: int, first: float = T0, **changes: Any) -> list[tuple[str, str]]:
+    """``count`` login cookies, started one second apart from ``first``."""
+    out = []
+    for i in range(count):
+        login = PendingLogin.begin(provider="corp", return_to="/", now=first + i, timeout_seconds=600)
+        cookie = jar.cookie(dataclasses.replace(login, **changes))
+        out.append((cookie.name, cookie.value))
+    return out
+
+
+def begun(jar: LoginCookies, sent: list[tuple[str, str]], now: float) -> tuple[str, set[str]]:
+    """A new login's cookie name, and the names its answer deletes."""
+    login = PendingLogin.begin(provider="corp", return_to="/", now=now, timeout_seconds=600)
+    cookies = jar.begin(presented(*sent) if sent else request("GET"), login, now)
+    assert cookies[0].name.endswith(login.state) and cookies[0].max_age == 600
+    deleted = {c.name for c in cookies[1:]}
+    assert all(c.max_age == 0 and c.path == "/" for c in cookies[1:])
+    return cookies[0].name, deleted
+
+
+@pytest.mark.parametrize("count", [0, 1, MAX_PENDING_LOGINS, MAX_PENDING_LOGINS + 1, 130])
+def test_a_new_login_keeps_the_newest_pending_logins_and_deletes_the_oldest(count: int) -> None:
+    jar = login_cookies()
+    sent = started(jar, count)
+    _, deleted = begun(jar, sent, T0 + 200)
+    newest = [name for name, _ in sent][-MAX_PENDING_LOGINS:] if count else []
+    assert not deleted & set(newest)
+    # All the others, up to 32 per answer (one forged request cannot ask for more).
+    assert len(deleted) == min(max(count - MAX_PENDING_LOGINS, 0), 32)
+
+
+def test_pending_logins_that_cannot_be_used_go_first() -> None:
+    jar = login_cookies()
+    valid = started(jar, 2, first=T0 + 100)
+    expired = started(jar, 1, first=T0 - 700)
+    foreign = started(login_cookies("another-secret-" + secrets.token_hex(16)), 1)
+    tampered = [(valid[0][0].replace("_login_", "_login_x"), valid[0][1])]
+    _, deleted = begun(jar, [*valid, *expired, *foreign, *tampered], T0 + 200)
+    assert deleted == {name for name, _ in [*expired, *foreign, *tampered]}
+
+
+def test_pending_logins_are_bounded_in_bytes_too() -> None:
+    jar = login_cookies()
+    long = started(jar, 3, return_to="/" + "x" * 1500)  # ~2.1 KB each once sealed
+    _, deleted = begun(jar, long, T0 + 200)
+    assert deleted == {long[0][0], long[1][0]}  # the newest alone fits beside the new one
 
 
 def test_a_new_login_has_fresh_random_secrets() -> None:
@@ -303,12 +350,12 @@ def test_a_login_just_before_its_deadline_completes() -> None:
     assert jar.find(presented((cookie.name, cookie.value)), login.state, T0 + 599) == login
 
 
-def test_the_used_login_cookie_is_expired_on_the_callback_path() -> None:
+def test_the_used_login_cookie_is_expired_on_its_path() -> None:
     state = secrets.token_urlsafe(24)
     cookie = login_cookies(secure=False).expired(state)
     assert cookie is not None
     assert cookie.name == f"_gatekeeper_login_{state}" and cookie.value == "" and cookie.max_age == 0
-    assert cookie.path == CALLBACK and not cookie.secure
+    assert cookie.path == "/" and not cookie.secure
     assert b"Max-Age=0" in cookie.header_value()
 
 

@@ -15,7 +15,7 @@ METHOD_MATCH = "methodMatch(r.act, p.act)"
 
 def warnings_for(tmp_path: Path, act_test: str, method: str) -> list[str]:
     (tmp_path / "model.conf").write_text(DEFAULT_MODEL.replace(METHOD_MATCH, act_test))
-    (tmp_path / "policy.csv").write_text(f"p, viewer, /a/*, {method}, allow\n")
+    (tmp_path / "policy.csv").write_text(f"p, role:viewer, /a/*, {method}, allow\n")
     return load_policy(tmp_path / "model.conf", tmp_path / "policy.csv").warnings
 
 
@@ -49,8 +49,8 @@ def test_an_effect_other_than_allow_or_deny_is_an_error_on_its_line(
 ) -> None:
     """Casbin compares effects exactly: a 'Deny' rule would silently never deny."""
     (tmp_path / "model.conf").write_text(DEFAULT_MODEL)
-    (tmp_path / "policy.csv").write_text(f"p, viewer, /a/*, GET, allow\n"
-                                         f"p, viewer, /a/secret, GET, {effect}\n")
+    (tmp_path / "policy.csv").write_text(f"p, role:viewer, /a/*, GET, allow\n"
+                                         f"p, role:viewer, /a/secret, GET, {effect}\n")
     with pytest.raises(PolicyError) as caught:
         load_policy(tmp_path / "model.conf", tmp_path / "policy.csv")
     assert caught.value.problems[0].startswith("policy.csv:2: effect "), caught.value.problems

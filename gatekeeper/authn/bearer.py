@@ -24,6 +24,7 @@ from gatekeeper.metrics import Metrics
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
 from gatekeeper.settings import AuthSettings
+from gatekeeper.subjects import SubjectClash, SubjectNamespaces
 
 _B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token
 
@@ -106,11 +107,13 @@ def _check_numeric_dates(payload: Mapping[str, Any]) -> None:
 
 class BearerAuthenticator:
     def __init__(
-        self, auth: AuthSettings, keys: Mapping[str, IssuerKeys], metrics: Metrics
+        self, auth: AuthSettings, keys: Mapping[str, IssuerKeys], metrics: Metrics,
+        namespaces: SubjectNamespaces | None = None,
     ) -> None:
         self._auth = auth
         self._keys = keys
         self._metrics = metrics
+        self._namespaces = namespaces or SubjectNamespaces()
         self.cache = TokenCache(auth.token_cache_size)
         self._jwt = jwt.PyJWT()
 
@@ -180,6 +183,11 @@ class BearerAuthenticator:
         if isinstance(iat, int | float) and iat > now + self._auth.leeway_seconds:
             raise InvalidToken("token not yet valid (nbf/iat)", code="not_yet_valid")
         expires_at = float(claims["exp"])
+        try:
+            # One identity per issuer (issue 11 §1.9): the partner's "alice" is not ours.
+            subject = self._namespaces.subject(issuer, subject)
+        except SubjectClash as exc:
+            raise InvalidToken("subject not accepted", code="subject_namespace_clash") from exc
         principal = Principal(
             subject=subject,
             roles=roles_from_claims(claims, self._auth.roles_claims),

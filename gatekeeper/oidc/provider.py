@@ -30,7 +30,10 @@ from gatekeeper.settings import AuthSettings, IssuerSettings, OidcSettings, Prov
 
 log = logging.getLogger("gatekeeper.oidc")
 
-_ERROR_CODE = re.compile(r"[^a-z_]")  # an OAuth error code (RFC 6749 §5.2) goes into logs
+# A token endpoint's error codes (RFC 6749 §5.2); another value is "other": the code becomes a
+# reason, a log field and a metric label, which must come from a fixed set.
+TOKEN_ERRORS = frozenset({"invalid_request", "invalid_client", "invalid_grant",
+                          "unauthorized_client", "unsupported_grant_type", "invalid_scope"})
 _UNSAFE_URL = re.compile(r"[\x00-\x20\x7f]")
 _RETRY_SECONDS = 5.0  # after a failed discovery, requests retry at most this often
 
@@ -194,7 +197,8 @@ class Provider:
         if "error" in token or response.status_code != 200:
             # invalid_grant and friends: the provider refused (a replayed code, a used refresh
             # token). The code goes to the page and the log; the description nowhere.
-            error = _ERROR_CODE.sub("", str(token.get("error", response.status_code)))[:40] or "error"
+            error = token.get("error")
+            error = error if error in TOKEN_ERRORS else "other"
             log.warning("token endpoint refused", extra={"provider": self.id, "grant": grant,
                                                          "error": error})
             raise LoginFailed(f"the provider refused the {grant.replace('_', ' ')} ({error})",

@@ -3,11 +3,13 @@
 The stock pycasbin Enforcer walks every ``p`` line on a deny (~10 µs a line). Here, when the
 matcher ties the request subject to the rule subject (``g(r.sub, p.sub)`` or
 ``r.sub == p.sub``), rules are indexed by subject: a request evaluates only the lines of its
-subjects — the user, its token roles, ``authenticated``, and every role those inherit through
-``g`` lines. Effects, matcher functions and rule order are Casbin's own, so the same model and
-policy files give the same answers (checked against the stock Enforcer by the tests). Decisions
-are cached per (subjects, method, path) in a bounded LRU that lives and dies with this object,
-so a reload (a new object) can never serve an old decision.
+subjects — the user, its token roles, ``role:authenticated``, and every role those inherit
+through ``g`` lines. Roles live in their own name space (``role:<name>``, see subjects.py): a
+user subject that names a role is refused before any rule is read. Effects, matcher functions
+and rule order are Casbin's own, so the same model and policy files give the same answers
+(checked against the stock Enforcer by the tests). Decisions are cached per (subjects, method,
+path) in a bounded LRU that lives and dies with this object, so a reload (a new object) can
+never serve an old decision.
 """
 
 from __future__ import annotations
@@ -24,9 +26,18 @@ from casbin.util import generate_g_function
 from gatekeeper.lru import LRU
 from gatekeeper.policy.features import DOCS, unsupported
 from gatekeeper.policy.matcher import MissingClaim, casbin_to_python, compile_matcher
+from gatekeeper.subjects import (
+    ANONYMOUS_ROLE,
+    AUTHENTICATED_ROLE,
+    NAMES_A_ROLE,
+    as_role,
+    legacy_role_names,
+    names_a_role,
+)
 
-AUTHENTICATED_ROLE = "authenticated"
-ANONYMOUS_SUBJECT = "anonymous"
+ANONYMOUS_SUBJECT = ANONYMOUS_ROLE  # what an anonymous caller is, as the policy sees it
+__all__ = ["ANONYMOUS_SUBJECT", "AUTHENTICATED_ROLE", "REQUEST_FIELDS", "CompiledPolicy",
+           "ModelError", "PolicyVerdict", "Rule", "subject_link_required"]
 REQUEST_FIELDS = ("sub", "obj", "act", "claims")
 _SUBJECT_LINKS = frozenset({"g(r_sub, p_sub)", "r_sub == p_sub", "p_sub == r_sub"})
 
@@ -73,9 +84,12 @@ class Rule:
 class PolicyVerdict:
     allowed: bool
     rule: Rule | None  # the rule that decided; None when no rule matched (default deny)
+    refused: str | None = None  # a reason code when the request was refused before any rule
 
     @property
     def reason(self) -> str:
+        if self.refused is not None:
+            return self.refused
         if self.rule is None:
             return "no_matching_rule"
         return "policy_allow" if self.allowed else "policy_deny"
@@ -135,20 +149,27 @@ class CompiledPolicy:
             subject = rule.values[self._p_tokens.index("p_sub")] if self.indexed else ""
             self._by_subject.setdefault(subject, []).append(position)
         self._all = list(range(len(self.rules)))
+        p_subjects = ([rule.values[self._p_tokens.index("p_sub")] for rule in self.rules]
+                      if "p_sub" in self._p_tokens else [])
+        # Plain names this policy uses as roles: no user subject may be one (folded).
+        self.role_names = legacy_role_names(
+            p_subjects, [role for roles in self._role_links.values() for role in roles])
         self._implied: dict[str, dict[str, int]] = {}
         self._cache: LRU[Any, PolicyVerdict] = LRU(cache_size)
 
     # -- the request's subjects -------------------------------------------------------
     def subjects(self, subject: str, roles: Sequence[str], authenticated: bool) -> frozenset[str]:
-        """The subject, its token roles, ``authenticated``, and all they inherit via ``g``.
+        """The subject, its token roles as ``role:<name>``, ``role:authenticated``, and all they
+        inherit via ``g``; an anonymous caller is ``role:anonymous`` alone.
 
-        An authenticated caller may also do what an anonymous one may (``anonymous`` rules are
-        "everyone" rules): logging in never takes access away.
+        An authenticated caller may also do what an anonymous one may (``role:anonymous`` rules
+        are "everyone" rules): logging in never takes access away.
         """
+        if not authenticated:
+            return frozenset(self._reach(ANONYMOUS_SUBJECT))
         found = set(self._reach(subject))
-        direct = list(roles)
-        if authenticated:
-            direct += (AUTHENTICATED_ROLE, ANONYMOUS_SUBJECT)
+        direct = [as_role(role) for role in roles]
+        direct += (AUTHENTICATED_ROLE, ANONYMOUS_SUBJECT)
         # A stock enforcer holds these as links subject → role: one hop spent before the
         # role's own inheritance, within the same depth limit.
         for name in direct:
@@ -207,6 +228,11 @@ class CompiledPolicy:
         authenticated: bool,
         claims: Mapping[str, Any],
     ) -> PolicyVerdict:
+        if not authenticated:
+            subject = ANONYMOUS_SUBJECT
+        elif names_a_role(subject, self.role_names):
+            # A user called "admin" or "role:admin" must not act as that role (issue 11 §1.8).
+            return PolicyVerdict(False, None, refused=NAMES_A_ROLE)
         subjects = self.subjects(subject, roles, authenticated)
         request = {"sub": subject, "obj": path, "act": method, "claims": claims}
         request_values = tuple(request[t] for t in self._r_tokens)

@@ -28,6 +28,7 @@ from gatekeeper.policy.features import model_problems, unsupported
 from gatekeeper.policy.functions import matcher_functions
 from gatekeeper.policy.lint import lint_roles_and_denies, lint_rules
 from gatekeeper.policy.matcher import MatcherError, matcher_problem
+from gatekeeper.policy.namespace import role_namespace_warnings
 
 
 class PolicyError(Exception):
@@ -80,6 +81,7 @@ def load_policy(
         where = exc.where or _line_of(model_path, model_text, "policy_effect", "e")
         raise PolicyError([f"{where}: {exc}"]) from exc
     _dry_run(compiled, model_path)
+    warnings.extend(role_namespace_warnings(rules, g_lines, model["p"]["p"].tokens))
     if not compiled.indexed:
         warnings.append(f"{model_path}: the matcher does not tie r.sub to p.sub "
                         "(g(r.sub, p.sub) or r.sub == p.sub): every rule is evaluated per "

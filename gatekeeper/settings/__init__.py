@@ -29,6 +29,7 @@ from gatekeeper.settings.oidc import OidcSettings, ProviderSettings
 from gatekeeper.settings.redis import RedisSettings, RevocationSettings, check_redis_url, is_tls
 from gatekeeper.settings.routes import PolicySettings, RateLimitRule, check_path_pattern, check_pattern_shape
 from gatekeeper.settings.session import HEADER_ROOM_BYTES, SESSION_CHUNK_BYTES, SessionSettings
+from gatekeeper.settings.subjects import IssuerEntry, resolve_prefixes
 
 __all__ = [
     "ENV_PREFIX", "HEADER_ROOM_BYTES", "MIN_SESSION_SECRET_BYTES", "SESSION_CHUNK_BYTES",
@@ -42,6 +43,7 @@ DEFAULT_HEADERS = {
     "X-Auth-Request-User": "sub",
     "X-Auth-Request-Email": "email",
     "X-Auth-Request-Groups": "roles",
+    "X-Auth-Request-Issuer": "iss",  # the verifying issuer: X-Auth-Request-User is per issuer
 }
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
 _RESERVED_HEADERS = frozenset({b"authorization", b"cookie", b"x-request-id", b"x-auth-request-access-token"})
@@ -66,7 +68,7 @@ class Settings(FrozenModel):
         "closed (1008) once expired, revoked or no longer allowed by the policy.")
     public_paths: list[str] = Field(
         default_factory=list,
-        description="No login needed (`/public/*` prefix or exact); subject `anonymous`.",
+        description="No login needed (`/public/*` prefix or exact); subject `role:anonymous`.",
     )
     trusted_proxies: list[str] = Field(
         default_factory=list,
@@ -93,7 +95,8 @@ class Settings(FrozenModel):
     )
     headers: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_HEADERS),
-        description="Identity header → claim path (`roles` = the roles, comma-joined).",
+        description="Identity header → claim path (`roles` = the roles, comma-joined; `sub` = the "
+        "subject, issuer-namespaced with several issuers; `iss` = the issuer that verified it).",
     )
     pass_access_token: bool = Field(default=False, description="Send X-Auth-Request-Access-Token.")
     pass_authorization_header: bool = Field(default=True, description="Forward Authorization as received.")
@@ -165,6 +168,20 @@ class Settings(FrozenModel):
         if split_host_port(self.listen)[1] == split_host_port(self.admin_listen)[1]:
             raise ValueError("listen and admin_listen must use different ports")
         return self
+
+    @model_validator(mode="after")
+    def _subject_namespaces(self) -> Settings:
+        self.subject_prefixes()  # raises ValueError naming the keys in conflict
+        return self
+
+    def subject_prefixes(self) -> dict[str, str]:
+        """issuer → the prefix of its subjects (issue 11 §1.9, see gatekeeper/subjects.py)."""
+        entries = [IssuerEntry(f"auth.issuers[{i}]", e.issuer, e.subject_prefix)
+                   for i, e in enumerate(self.auth.issuers)]
+        if self.oidc is not None:
+            entries += [IssuerEntry(f"oidc.providers[{i}]", p.issuer, p.subject_prefix)
+                        for i, p in enumerate(self.oidc.providers)]
+        return resolve_prefixes(entries)
 
     @property
     def uses_redis(self) -> bool:

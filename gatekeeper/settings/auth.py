@@ -10,6 +10,7 @@ from pydantic import (
 )
 
 from gatekeeper.settings.common import AsymmetricAlgorithm, FrozenModel, check_http_url
+from gatekeeper.settings.subjects import SUBJECT_PREFIX_DESCRIPTION, check_issuer_url, check_prefix
 
 
 class IssuerSettings(FrozenModel):
@@ -21,11 +22,22 @@ class IssuerSettings(FrozenModel):
         min_length=1,
         description="Allow-list; asymmetric only (never `none` or HMAC).",
     )
+    subject_prefix: str | None = Field(default=None, description=SUBJECT_PREFIX_DESCRIPTION)
 
     @field_validator("issuer", "jwks_uri")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return None if value is None else check_http_url(value)
+
+    @field_validator("issuer")
+    @classmethod
+    def _no_fragment(cls, value: str) -> str:
+        return check_issuer_url(value)
+
+    @field_validator("subject_prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        return check_prefix(value)
 
 
 class AuthSettings(FrozenModel):

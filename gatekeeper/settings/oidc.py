@@ -13,10 +13,12 @@ from pydantic import (
 )
 
 from gatekeeper.settings.common import AsymmetricAlgorithm, FrozenModel, check_http_url
+from gatekeeper.settings.subjects import SUBJECT_PREFIX_DESCRIPTION, check_issuer_url, check_prefix
 
 _PROVIDER_ID = re.compile(r"[a-z0-9][a-z0-9\-]{0,31}")
 _PROVIDER_KEYS = ("id", "display_name", "issuer", "client_id", "client_secret", "token_auth_method",
-                  "scopes", "redirect_url", "hosts", "algorithms", "userinfo", "end_session")
+                  "scopes", "redirect_url", "hosts", "algorithms", "userinfo", "end_session",
+                  "subject_prefix")
 
 
 class ProviderSettings(FrozenModel):
@@ -38,11 +40,17 @@ class ProviderSettings(FrozenModel):
     userinfo: bool = Field(default=True, description="Fetch userinfo at login (its `sub` must match).")
     end_session: bool = Field(
         default=True, description="Continue sign-out at the provider's end_session_endpoint.")
+    subject_prefix: str | None = Field(default=None, description=SUBJECT_PREFIX_DESCRIPTION)
 
     @field_validator("issuer")
     @classmethod
     def _issuer(cls, value: str) -> str:
-        return check_http_url(value)
+        return check_issuer_url(check_http_url(value))
+
+    @field_validator("subject_prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        return check_prefix(value)
 
     @field_validator("id")
     @classmethod

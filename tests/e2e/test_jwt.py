@@ -328,7 +328,9 @@ def test_a_token_without_kid_is_accepted_when_exactly_one_key_fits(world: World)
     assert "kid" not in forge.decode_header(token)
     response = world.get("narrow", token=token)
     assert response.status_code == 200, response.text
-    assert world.upstream.recorder.last.header("x-auth-request-user") == "solo"
+    # Two issuers configured there: the subject carries its issuer (issue 11 §1.9).
+    assert world.upstream.recorder.last.header("x-auth-request-user") == f"{world.single.issuer}#solo"
+    assert world.upstream.recorder.last.header("x-auth-request-issuer") == world.single.issuer
 
 
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "BeArEr"])

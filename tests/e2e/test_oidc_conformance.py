@@ -295,7 +295,9 @@ class Accepted:
             assert _session_cookies(answer)
             page = client.get(PAGE)
         assert page.status_code == 200
-        assert world.upstream.recorder.last.header("x-auth-request-user") == "alice"
+        # Beside the suite's bearer issuer: the subject names its issuer (issue 11 §1.9).
+        assert world.upstream.recorder.last.header("x-auth-request-user") == \
+            f"{world.issuer.issuer}#alice"
         if self.refetches_keys:
             assert world.issuer.fetch_counts["/jwks"] > fetched
 
@@ -352,7 +354,9 @@ class RefreshContinues:
             page = client.get(PAGE)
         assert page.status_code == 200
         assert _session_cookies(page)  # the refreshed session replaces the old one
-        assert world.upstream.recorder.last.header("x-auth-request-user") == "alice"
+        # Beside the suite's bearer issuer: the subject names its issuer (issue 11 §1.9).
+        assert world.upstream.recorder.last.header("x-auth-request-user") == \
+            f"{world.issuer.issuer}#alice"
         assert world.provider.grant_counts["refresh_token"] - refreshes == 1
 
 

@@ -226,7 +226,8 @@ def test_a_login_through_a_is_a_session_on_b_and_the_cookie_is_only_a_ticket(
     with with_cookie(pair.b, cookie) as on_b:
         assert on_b.get("/hello?via=b").status_code == 200
     seen = upstream.recorder.last
-    assert seen.header("x-auth-request-user") == "alice-0001"
+    # Beside the suite's bearer issuer: the subject names its issuer (issue 11 §1.9).
+    assert seen.header("x-auth-request-user") == f"{pair.a.config['oidc']['issuer']}#alice-0001"
     assert seen.header("x-auth-request-email") == "alice@example.test"
     assert token_via_a and seen.header("x-auth-request-access-token") == token_via_a
     assert token_via_a not in cookie
@@ -408,6 +409,32 @@ def test_a_frozen_redis_answers_session_requests_503_and_keeps_the_cookie(
         assert eventually(lambda gk=gk: status(gk, cookie) == 200)
         with gk.admin() as admin:
             assert admin.get("/readyz").json()["checks"]["sessions"]["detail"] == "redis reachable"
+
+
+@pytest.mark.parametrize("accept", [BROWSER, API], ids=["a browser", "an API client"])
+def test_a_sign_out_while_redis_hangs_is_503_and_nothing_pretends_it_worked(
+    pair: Pair, redis_server: RedisServer, op: OidcProvider, accept: dict[str, str]
+) -> None:
+    with browser(pair.a) as client:
+        cookie = log_in(client, pair.a)
+    redis_server.freeze()
+    try:
+        with with_cookie(pair.a, cookie, accept) as page:
+            failed = page.get("/oauth2/sign_out", headers={"sec-fetch-site": "same-origin"})
+    finally:
+        redis_server.thaw()
+    # Neither the browser (its cookie kept) nor the provider (no redirect) is told it worked.
+    assert failed.status_code == 503 and "location" not in failed.headers
+    assert failed.headers["retry-after"] == "5" and not ends_cookie(failed)
+    assert "session_store_unavailable" in failed.text
+    assert eventually(lambda: status(pair.b, cookie) == 200)  # still signed in, as it said
+
+    with with_cookie(pair.a, cookie) as page:  # once Redis is back the sign-out goes through
+        done = page.get("/oauth2/sign_out", headers={"sec-fetch-site": "same-origin"})
+    assert done.status_code == 302 and done.headers["location"].startswith(op.issuer)
+    assert ends_cookie(done)
+    for gk in (pair.a, pair.b):  # a copy of the cookie no longer works anywhere
+        assert eventually(lambda gk=gk: sends_to_login(gk, cookie, op.issuer), CACHE_BOUND)
 
 
 def check_degraded(gk: Gatekeeper, cookie: str, bearer: dict[str, str]) -> None:
