@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
 import time
@@ -17,6 +18,7 @@ from typing import Any
 
 import httpx
 import jwt
+from cryptography.hazmat.primitives import serialization
 
 from gatekeeper.errors import InvalidToken, KeysUnavailable
 from gatekeeper.metrics import Metrics
@@ -41,6 +43,7 @@ class SigningKey:
     crv: str | None
     alg: str | None  # the JWK's own "alg", when it names one
     key: Any  # a cryptography public key object
+    fingerprint: bytes = b""  # SHA-256 of the public key (SPKI DER): the same kid, another key?
 
     def fits(self, alg: str) -> bool:
         shape = _KEY_SHAPE.get(alg)
@@ -69,12 +72,15 @@ def parse_jwks(document: Any) -> list[SigningKey]:
         except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
             continue
         kid = entry.get("kid")
+        spki = parsed.key.public_bytes(serialization.Encoding.DER,
+                                       serialization.PublicFormat.SubjectPublicKeyInfo)
         keys.append(SigningKey(
             kid=kid if isinstance(kid, str) else None,
             kty=entry["kty"],
             crv=entry.get("crv"),
             alg=entry.get("alg") if isinstance(entry.get("alg"), str) else None,
             key=parsed.key,
+            fingerprint=hashlib.sha256(spki).digest(),
         ))
     return keys
 
@@ -103,6 +109,7 @@ class IssuerKeys:
         self._clock = clock
         self._keys: list[SigningKey] = []
         self._by_kid: dict[str, SigningKey] = {}
+        self._published: frozenset[tuple[str | None, bytes]] = frozenset()
         self._jwks_uri = issuer.jwks_uri
         self._inflight: asyncio.Task[bool] | None = None
         self._last_attempt = float("-inf")
@@ -115,6 +122,12 @@ class IssuerKeys:
     @property
     def ready(self) -> bool:
         return bool(self._keys)
+
+    def publishes(self, key: SigningKey) -> bool:
+        """Whether the issuer's JWKS still holds this key (same kid, same public key). A
+        verification cached with a key the issuer withdrew — rotated out, or revoked after a
+        compromise — must not outlive it."""
+        return (key.kid, key.fingerprint) in self._published
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -206,6 +219,7 @@ class IssuerKeys:
             return False
         self._keys = keys
         self._by_kid = {k.kid: k for k in keys if k.kid is not None}
+        self._published = frozenset((k.kid, k.fingerprint) for k in keys)
         self._expires_at = self._clock() + cache_ttl(response.headers.get("cache-control"), self._auth)
         self._failures = 0
         self.last_error = None

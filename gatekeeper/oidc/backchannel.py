@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from gatekeeper.authn.bearer import peek_token
+from gatekeeper.authn.jws import peek_token
 from gatekeeper.errors import GatekeeperError, LoginFailed
 from gatekeeper.oidc.idtoken import verify_logout_token
 from gatekeeper.oidc.provider import Provider

@@ -16,8 +16,8 @@ from typing import Any
 
 import jwt
 
-from gatekeeper.authn.bearer import peek_token
 from gatekeeper.authn.jwks import IssuerKeys
+from gatekeeper.authn.jws import peek_token
 from gatekeeper.errors import GatekeeperError, KeysUnavailable, LoginFailed, ProviderUnavailable
 
 # PyJWT's exception → (our code, what the page says). Order matters: subclasses first.

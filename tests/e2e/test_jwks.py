@@ -127,6 +127,37 @@ def test_a_rotated_key_is_fetched_on_its_first_token(upstream: Upstream, tmp_pat
         assert issuer.fetch_counts["/jwks"] == fetches + 2
 
 
+@pytest.mark.parametrize("withdraw", [
+    pytest.param(lambda i, kid: i.rotate(drop_old=True), id="the key is rotated out"),
+    pytest.param(lambda i, kid: (i.remove_key(kid), i.add_key("RS256", kid=kid)),
+                 id="the same kid now names another key"),
+])
+def test_a_cached_token_stops_working_once_its_key_leaves_the_jwks(
+    upstream: Upstream, tmp_path: Path, withdraw: Callable[[DevIssuer, str], object]
+) -> None:
+    with (served_issuer(algorithms=("RS256",)) as issuer,
+          gatekeeper_for(issuer, upstream, tmp_path, jwks_min_refresh_seconds=0) as gk):
+        old_kid = issuer.key().kid
+        cached = mint(issuer, "cached")
+        assert call(gk, cached).status_code == 200
+        assert call(gk, cached).status_code == 200  # a cache hit now
+
+        withdraw(issuer, old_kid)
+        # A token under a kid gatekeeper has not seen makes it fetch the JWKS again.
+        trigger = forge.signed({"kid": "not-yet-seen"}, forge.decode_payload(mint(issuer, "x")),
+                               forge.attacker_key("RS256"), "RS256")
+        fetches = issuer.fetch_counts["/jwks"]
+        assert call(gk, trigger).status_code == 401
+        assert issuer.fetch_counts["/jwks"] == fetches + 1
+
+        before = len(upstream.recorder)
+        response = call(gk, cached)
+        assert response.status_code == 401, response.text
+        assert response.json()["error"] in ("unknown_kid", "bad_signature")
+        assert len(upstream.recorder) == before
+        assert call(gk, mint(issuer, "new-key")).status_code == 200
+
+
 def test_known_keys_keep_working_while_the_issuer_is_down(upstream: Upstream, tmp_path: Path) -> None:
     with (served_issuer(algorithms=("RS256",)) as issuer,
           gatekeeper_for(issuer, upstream, tmp_path, jwks_min_refresh_seconds=0) as gk):
