@@ -245,9 +245,9 @@ class LoginRoutes:
                 raise LoginFailed("the provider's userinfo is about another user",
                                   code="userinfo_sub_mismatch")
         keep_id_token = provider.settings.end_session and (await provider.endpoints()).end_session
+        kept, from_userinfo = self._claims.kept(claims, userinfo)
         return Session.new(
-            subject=claims["sub"], provider=provider.id,
-            claims=self._claims.session_claims(claims, userinfo),
+            subject=claims["sub"], provider=provider.id, claims=kept, userinfo_claims=from_userinfo,
             access_token=tokens.access_token, refresh_token=tokens.refresh_token,
             access_expires_at=tokens.access_expires_at, now=self._clock(),
             id_token=tokens.id_token if keep_id_token else None,  # only logout needs it

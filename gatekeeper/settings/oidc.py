@@ -35,7 +35,9 @@ class ProviderSettings(FrozenModel):
     hosts: list[str] = Field(default_factory=list, description="Requests for these hosts use this provider.")
     algorithms: list[AsymmetricAlgorithm] = Field(
         default=["RS256", "ES256"], min_length=1, description="ID token algorithms accepted.")
-    userinfo: bool = Field(default=True, description="Fetch userinfo at login (its `sub` must match).")
+    userinfo: bool = Field(
+        default=True,
+        description="Fetch userinfo at login and at every refresh (its `sub` must match).")
     end_session: bool = Field(
         default=True, description="Continue sign-out at the provider's end_session_endpoint.")
 
