@@ -301,7 +301,9 @@ class LoginRoutes:
                                     "error_description": "POST a logout_token"},
                                     Decision(Outcome.ERROR, "backchannel_method"))
         try:
-            provider, ended = await log_out_everywhere(receive, self._providers, store, self._clock)
+            provider, ended = await log_out_everywhere(
+                receive, self._providers, store, self._clock,
+                max_age_seconds=self._settings.backchannel_logout_max_age_minutes * 60)
         except (LoginFailed, ValueError) as exc:
             code = exc.code if isinstance(exc, LoginFailed) else "logout_request_malformed"
             log.warning("back-channel logout refused", extra={"reason": code, "request_id": request_id})

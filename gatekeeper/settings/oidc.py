@@ -96,6 +96,10 @@ class OidcSettings(FrozenModel):
     post_logout_redirect_url: str | None = Field(
         default=None, description="Registered at the provider; default: `/` on the redirect_url's host.")
     http_timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="Provider calls.")
+    backchannel_logout_max_age_minutes: int = Field(
+        default=5, ge=1, le=60,
+        description="A back-channel logout token issued (`iat`) longer ago than this is refused; "
+        "its `jti` is remembered as long as it could be accepted.")
 
     @model_validator(mode="before")
     @classmethod
