@@ -95,7 +95,12 @@ class OidcSettings(FrozenModel):
         default=600, ge=60, le=3600, description="A started login must come back within this.")
     post_logout_redirect_url: str | None = Field(
         default=None, description="Registered at the provider; default: `/` on the redirect_url's host.")
-    http_timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="Provider calls.")
+    http_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60,
+        description="Total deadline of one provider call (discovery, token, userinfo).")
+    http_max_bytes: int = Field(
+        default=1_048_576, ge=4096, le=67_108_864,
+        description="Largest provider answer read (discovery, token, userinfo); larger fails.")
     backchannel_logout_max_age_minutes: int = Field(
         default=5, ge=1, le=60,
         description="A back-channel logout token issued (`iat`) longer ago than this is refused; "
