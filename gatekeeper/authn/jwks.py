@@ -23,9 +23,8 @@ import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import jwt
 from cryptography.hazmat.primitives import serialization
 
@@ -33,6 +32,9 @@ from gatekeeper.controlplane import ControlPlane, Fetched, FetchError
 from gatekeeper.errors import InvalidToken, KeysUnavailable
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import AuthSettings, IssuerSettings
+
+if TYPE_CHECKING:
+    import httpx  # the control plane's client; calls go through ControlPlane
 
 log = logging.getLogger("gatekeeper.jwks")
 

@@ -15,10 +15,9 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-import httpx
 from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
@@ -29,6 +28,9 @@ from gatekeeper.errors import LoginFailed, ProviderUnavailable
 from gatekeeper.metrics import Metrics
 from gatekeeper.oidc.idtoken import IdTokenRules
 from gatekeeper.settings import AuthSettings, IssuerSettings, OidcSettings, ProviderSettings
+
+if TYPE_CHECKING:
+    import httpx  # the control plane's client; calls go through ControlPlane
 
 log = logging.getLogger("gatekeeper.oidc")
 

@@ -402,6 +402,18 @@ def test_a_logout_token_older_than_the_bound_is_refused(
         assert answer.json()["error_description"] == "logout_token_stale"
 
 
+def test_a_logout_token_spelled_with_base64_padding_is_refused(
+    logout_gk: Gatekeeper, dev_op: tuple[DevIssuer, DevLogin]
+) -> None:
+    token = logout_token(dev_op[0], issued_ago=0)
+    padded = token + "=" * (-len(token.rsplit(".", 1)[1]) % 4)
+    assert padded != token
+    answer = post_logout(logout_gk, padded)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error_description"] == "logout_token_malformed"
+    assert post_logout(logout_gk, token).status_code == 200  # the token itself is good
+
+
 def test_a_logout_tokens_jti_is_remembered_as_long_as_the_token_could_be_accepted(
     logout_gk: Gatekeeper, dev_op: tuple[DevIssuer, DevLogin], redis_server: RedisServer
 ) -> None:
