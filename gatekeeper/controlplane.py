@@ -10,7 +10,11 @@ and take the memory with it. Every call here has:
 - a **size cap** on the body: a larger ``Content-Length`` is refused before reading, and the
   body is read in chunks and given up as soon as it passes the cap;
 - ``Accept-Encoding: identity``, and a refusal of any encoded answer: the cap counts the bytes
-  that are kept, so nothing may inflate after it (a gzip bomb).
+  that are kept, so nothing may inflate after it (a gzip bomb);
+- at most ``max_concurrent`` calls at a time per party (one ``ControlPlane`` per issuer or
+  provider), waiting for a slot inside the deadline: a hung token endpoint cannot take every
+  connection of the shared client (whose own pool is unbounded for that reason), so the other
+  issuers' fetches never queue behind it.
 
 Errors come out as ``FetchError`` whose text is safe to log and show in ``/readyz``: the URL
 without credentials or query string. ``httpx`` stays behind this module for the control plane.
@@ -67,10 +71,12 @@ class Fetched:
 class ControlPlane:
     """The shared control-plane client, with a deadline and a size cap on every call."""
 
-    def __init__(self, http: httpx.AsyncClient, *, deadline_seconds: float, max_bytes: int) -> None:
+    def __init__(self, http: httpx.AsyncClient, *, deadline_seconds: float, max_bytes: int,
+                 max_concurrent: int = 16) -> None:
         self._http = http
         self._deadline = deadline_seconds
         self._max_bytes = max_bytes
+        self._slots = asyncio.Semaphore(max_concurrent)
 
     async def get(self, url: str, *, headers: Mapping[str, str] | None = None) -> Fetched:
         return await self.call("GET", url, headers=headers)
@@ -79,11 +85,14 @@ class ControlPlane:
                    content: bytes | str | None = None) -> Fetched:
         sent = {**(headers or {}), "accept-encoding": "identity"}
         try:
-            async with asyncio.timeout(self._deadline):
-                async with self._http.stream(method, url, headers=sent, content=content,
-                                             timeout=self._deadline) as response:
-                    body = await self._read(response, url)
-                    return Fetched(url, response.status_code, response.headers, body)
+            async with (
+                asyncio.timeout(self._deadline),
+                self._slots,
+                self._http.stream(method, url, headers=sent, content=content,
+                                  timeout=self._deadline) as response,
+            ):
+                body = await self._read(response, url)
+                return Fetched(url, response.status_code, response.headers, body)
         except FetchError:
             raise
         except TimeoutError as exc:
