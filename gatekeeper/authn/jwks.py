@@ -122,7 +122,7 @@ class IssuerKeys:
         self._clock = clock
         self._keys: list[SigningKey] = []
         self._by_kid: dict[str, SigningKey] = {}
-        self._published: frozenset[tuple[str | None, bytes]] = frozenset()
+        self._published: frozenset[tuple[str | None, bytes, str | None]] = frozenset()
         self._jwks_uri = issuer.jwks_uri
         self._inflight: asyncio.Task[bool] | None = None
         self._kid_refetch: asyncio.Task[None] | None = None
@@ -138,10 +138,10 @@ class IssuerKeys:
         return bool(self._keys)
 
     def publishes(self, key: SigningKey) -> bool:
-        """Whether the issuer's JWKS still holds this key (same kid, same public key). A
-        verification cached with a key the issuer withdrew — rotated out, or revoked after a
-        compromise — must not outlive it."""
-        return (key.kid, key.fingerprint) in self._published
+        """Whether the issuer's JWKS still holds this key (same kid, same public key, same
+        ``alg`` binding). A verification cached with a key the issuer withdrew — rotated out,
+        or revoked after a compromise — must not outlive it."""
+        return (key.kid, key.fingerprint, key.alg) in self._published
 
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
@@ -263,7 +263,7 @@ class IssuerKeys:
             return False
         self._keys = keys
         self._by_kid = {k.kid: k for k in keys if k.kid is not None}
-        self._published = frozenset((k.kid, k.fingerprint) for k in keys)
+        self._published = frozenset((k.kid, k.fingerprint, k.alg) for k in keys)
         self._expires_at = self._clock() + cache_ttl(response.headers.get("cache-control"), self._auth)
         self._failures = 0
         self.last_error = None
