@@ -27,6 +27,7 @@ from gatekeeper.authn.bearer import BearerAuthenticator
 from gatekeeper.authn.jwks import IssuerKeys
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
 from gatekeeper.config_file import load_settings
+from gatekeeper.forward_auth import ForwardAuth
 from gatekeeper.gate import Gate
 from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
@@ -83,11 +84,15 @@ class OriginFormProtocol(HttpToolsProtocol):
     uvicorn keeps only the path of an absolute-form target (``GET http://elsewhere/x``), so the
     pipeline would never see the authority. RFC 9112 §3.2.2 has servers accept absolute-form;
     it is accepted when its authority is the Host header's, refused (400) otherwise, and so is
-    any other non-origin form (``*``, authority-form).
+    any other non-origin form (``*``, authority-form). A raw ``#`` is refused too: uvicorn
+    would drop it and what follows, while a proxy in front may have routed on the whole target
+    (RFC 9112 §3.2: a request-target has no fragment).
     """
 
     def on_headers_complete(self) -> None:
         target = self.url
+        if b"#" in target:
+            raise httptools.HttpParserError("a fragment in the request target")
         if not target.startswith(b"/"):
             try:
                 authority = httptools.parse_url(target).host or b""
@@ -269,6 +274,7 @@ class GatekeeperApp:
             access_log,
             settings.max_header_bytes,
             headers,
+            ForwardAuth(settings.forward_auth),
             login,
             rate_limits=rate_limits,
         )

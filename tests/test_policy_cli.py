@@ -300,3 +300,19 @@ def test_check_names_the_policy_when_it_is_good(config: Path) -> None:
     assert result.returncode == 0, result.stderr
     rules = sum(1 for line in POLICY.read_text().splitlines() if line.startswith("p,"))
     assert f"policy policy.csv: {rules} rules" in result.stdout
+
+
+def test_policy_check_lints_methods_as_a_regexmatch_model_compares_them(tmp_path: Path) -> None:
+    """Under ``regexMatch(r.act, p.act)`` a rule's method is a pattern: ``^(GET|POST)$`` is
+    fine; a pattern no upper-case method can match is the finding (was: "unknown method")."""
+    model = tmp_path / "model.conf"
+    model.write_text(MODEL.read_text().replace("methodMatch(r.act, p.act)",
+                                               "regexMatch(r.act, p.act)"))
+    policy = tmp_path / "policy.csv"
+    policy.write_text("p, viewer, /api/*, ^(GET|POST)$, allow\np, viewer, /x/*, (GET)|(HEAD), allow\n"
+                      "p, viewer, /y/*, ^get$, allow\n")
+    result = run("policy", "check", config=write_config(tmp_path, model, policy))
+    assert result.returncode == 0, result.stdout
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: policy.csv:3: method pattern '^get$' matches no known "
+                        "(upper-case) method"], result.stdout

@@ -191,3 +191,14 @@ def test_an_issuer_url_with_an_impossible_port_is_refused(tmp_path: Path) -> Non
     found = problems(tmp_path, "auth:\n  issuers:\n    - {issuer: https://a, audience: [x], "
                                 "jwks_uri: 'http://idp:99999/jwks'}\n")
     assert any(p.startswith("auth.issuers.0.jwks_uri:") for p in found)
+
+
+@pytest.mark.parametrize("name", ["Content-Length", "Transfer-Encoding", "Host", "Connection",
+                                  "X-Forwarded-For", "X-Forwarded-Proto", "X-Real-IP", "Forwarded",
+                                  "X-Original-URL", "X-HTTP-Method-Override", "X-Request-Id",
+                                  "Authorization", "Cookie", "Proxy"])
+def test_an_identity_header_cannot_be_one_gatekeeper_strips_or_sets(tmp_path: Path, name: str) -> None:
+    # A claim value as Content-Length or Transfer-Encoding would reframe the upstream request;
+    # as X-Forwarded-For or X-Original-URL it would be a forwarding claim or a route.
+    found = problems(tmp_path, f"headers:\n  {name}: sub\n")
+    assert any(p.startswith("headers:") and "strips or sets itself" in p for p in found), found

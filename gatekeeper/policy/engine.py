@@ -22,7 +22,8 @@ from casbin.model import Model
 from casbin.util import generate_g_function
 
 from gatekeeper.lru import LRU
-from gatekeeper.policy.matcher import casbin_to_python, compile_matcher
+from gatekeeper.policy.features import DOCS, unsupported
+from gatekeeper.policy.matcher import MissingClaim, casbin_to_python, compile_matcher
 
 AUTHENTICATED_ROLE = "authenticated"
 ANONYMOUS_SUBJECT = "anonymous"
@@ -104,11 +105,14 @@ class CompiledPolicy:
         self.rules = _casbin_order(rules, self._p_tokens)
         effect = model["e"]["e"].value
         if effect == "subjectPriority(p_eft) || deny":
-            raise ModelError("policy_effect subjectPriority is not supported")
+            raise ModelError(unsupported(
+                "the policy effect subjectPriority(p.eft) || deny",
+                "it orders rules by the role hierarchy, which token roles are not part of"))
         try:
             self._effector = get_effector(effect)
         except RuntimeError:  # casbin's "unsupported effect", raised bare
-            raise ModelError(f"policy_effect {effect!r} is not one Casbin supports") from None
+            raise ModelError(f"policy_effect {effect!r} is not one Casbin supports (Casbin "
+                             f"compares it as written; see {DOCS})") from None
         self._eft_index = self._p_tokens.index("p_eft") if "p_eft" in self._p_tokens else None
         # name → its direct roles from the policy's `g` lines; read per request without
         # touching casbin's role manager (which would grow a node for every new subject).
@@ -122,7 +126,8 @@ class CompiledPolicy:
         self._max_hops = max(int(level) - 1, 0)
         matcher = model["m"]["m"].value
         self._fields = tuple(f"r_{t}" for t in self._r_tokens) + self._p_tokens
-        self._match, self._namespace = compile_matcher(matcher, self._fields, self._functions)
+        self._match, self._namespace = compile_matcher(matcher, self._fields, self._functions,
+                                                       self._role_keys)
         self.indexed = "p_sub" in self._p_tokens and subject_link_required(matcher)
         self.uses_claims = "claims" in self._r_tokens
         self._by_subject: dict[str, list[int]] = {}
@@ -209,10 +214,10 @@ class CompiledPolicy:
         # roles are links for this request only, never written into the shared role manager.
         stock_g = self._functions.get("g")
 
-        def g(name1: str, name2: str, *domain: str) -> bool:
-            if name1 == subject and not domain:
+        def g(name1: str, name2: str) -> bool:  # two arguments: domains are refused at load
+            if name1 == subject:
                 return name2 in subjects
-            return bool(stock_g(name1, name2, *domain)) if stock_g else name1 == name2
+            return bool(stock_g(name1, name2)) if stock_g else name1 == name2
 
         self._namespace["g"] = g
         match = self._match
@@ -221,10 +226,11 @@ class CompiledPolicy:
         for position in self._candidates(subjects):
             rule = self.rules[position]
             try:
-                result = match(*request_values, *rule.values)
+                result = _matched(match(*request_values, *rule.values))
             except Exception:
-                # A matcher function failing on odd input (a claim of another type, say): an
-                # allow rule does not apply, a deny rule does — failing never switches a deny off.
+                # A matcher function failing on odd input (a claim of another type, a missing
+                # claim — Casbin's evaluator raises there): an allow rule does not apply, a deny
+                # rule does — failing never switches a deny off.
                 result = self._eft_index is not None and rule.values[self._eft_index] == "deny"
             if not result:
                 effects.add(Effector.INDETERMINATE)
@@ -258,7 +264,10 @@ class CompiledPolicy:
         saved = {key: self._namespace[key] for key in self._role_keys}
         self._namespace.update({key: _always for key in self._role_keys})
         try:
-            return bool(self._match(*(request[t] for t in self._r_tokens), *values))
+            result = self._match(*(request[t] for t in self._r_tokens), *values)
+            return _matched(result) if rule is not None else bool(result)
+        except MissingClaim:
+            return False  # a claim the made-up request lacks: the expression itself is fine
         finally:
             self._namespace.update(saved)
 
@@ -270,6 +279,20 @@ class CompiledPolicy:
             positions.extend(self._by_subject.get(name, ()))
         positions.sort()  # Casbin's order: the file's order
         return positions
+
+
+class MatcherResultError(TypeError):
+    """The matcher gave something other than true/false or a number (Casbin raises too)."""
+
+
+def _matched(result: Any) -> bool:
+    """Casbin's reading of a matcher's result: a bool as it is, a float when not 0, anything
+    else an error (``a && keyGet(…)`` gives a string; pycasbin raises rather than guess)."""
+    if isinstance(result, bool):
+        return result
+    if isinstance(result, float):
+        return result != 0
+    raise MatcherResultError(f"the matcher gave a {type(result).__name__}, not true/false")
 
 
 def _casbin_order(rules: Sequence[Rule], p_tokens: Sequence[str]) -> tuple[Rule, ...]:
