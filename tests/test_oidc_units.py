@@ -341,9 +341,11 @@ class FakeProvider:
         self.settings = SimpleNamespace(userinfo=False)
         self.userinfo_answer: dict[str, Any] | Exception | None = None
         self.userinfo_calls: list[str] = []
+        self.userinfo_delay = 0.0
 
     async def userinfo(self, access_token: str) -> dict[str, Any] | None:
         self.userinfo_calls.append(access_token)
+        await asyncio.sleep(self.userinfo_delay)
         if isinstance(self.userinfo_answer, Exception):
             raise self.userinfo_answer
         return self.userinfo_answer
@@ -527,9 +529,9 @@ def userinfo_session(*, claims: dict[str, Any], from_userinfo: tuple[str, ...] |
     return dataclasses.replace(session(expires_in=30), claims=claims, userinfo_claims=from_userinfo)
 
 
-def role_refresher(provider: FakeProvider) -> SessionRefresher:
+def role_refresher(provider: FakeProvider, userinfo_budget: float = 5.0) -> SessionRefresher:
     return SessionRefresher({provider.id: provider}, ClaimsFilter(ROLE_PATHS), Metrics(),  # type: ignore[dict-item]
-                            margin_seconds=60, clock=Clock())
+                            margin_seconds=60, clock=Clock(), userinfo_budget_seconds=userinfo_budget)
 
 
 ID_CLAIMS = {"iss": "https://op.example", "sub": "alice", "aud": "gk", "email": "a@x"}
@@ -582,6 +584,17 @@ def test_an_unreachable_userinfo_at_refresh_leaves_its_roles_out_and_keeps_the_n
     old = userinfo_session(claims={**ID_CLAIMS, "roles": ["admin"]}, from_userinfo=("roles",))
     fresh = run(role_refresher(provider).current(old))
     assert "roles" not in fresh.claims and fresh.claims["email"] == "a@x"
+    assert (fresh.access_token, fresh.refresh_token) == ("access-1", "refresh-1")
+
+
+def test_a_userinfo_slower_than_what_the_refresh_lock_leaves_is_given_up_not_waited_for() -> None:
+    provider = FakeProvider()
+    provider.settings.userinfo = True
+    provider.userinfo_answer = {"sub": "alice", "roles": ["admin"]}
+    provider.userinfo_delay = 30.0  # far past the budget: the refresh must not wait for it
+    old = userinfo_session(claims={**ID_CLAIMS, "roles": ["admin"]}, from_userinfo=("roles",))
+    fresh = run(role_refresher(provider, userinfo_budget=0.2).current(old))
+    assert "roles" not in fresh.claims  # left out, never kept from before
     assert (fresh.access_token, fresh.refresh_token) == ("access-1", "refresh-1")
 
 

@@ -31,6 +31,11 @@ log = logging.getLogger("gatekeeper.oidc")
 Exclusive = Callable[[Session, Callable[[Session], Awaitable[Session]]], Awaitable[Session]]
 
 REMEMBER_SECONDS = 120.0  # how long a refresh's result answers requests with the old cookie
+# Userinfo at a refresh comes after the token call, inside the Redis refresh lock
+# (sessions/redis.py, 15 s): what the token call left of this budget is all it gets, so the
+# lock never lapses while the rotated tokens are still unsaved (another replica would then
+# spend the old refresh token and the provider revoke the grant).
+USERINFO_BUDGET_SECONDS = 12.0
 _REMEMBERED = 10_000
 
 
@@ -43,7 +48,9 @@ class SessionRefresher:
         *,
         margin_seconds: int,
         clock: Callable[[], float] = time.time,
+        userinfo_budget_seconds: float = USERINFO_BUDGET_SECONDS,
     ) -> None:
+        self._userinfo_budget = userinfo_budget_seconds
         self._providers = providers
         self._claims = claims
         self._metrics = metrics
@@ -98,9 +105,11 @@ class SessionRefresher:
         provider = self._providers.get(session.provider)
         if provider is None or session.refresh_token is None:
             raise LoginFailed("the session's provider is no longer configured", code="unknown_provider")
+        started = time.monotonic()
         try:
             tokens = await provider.refresh(session.refresh_token)
-            userinfo = await self._userinfo(provider, tokens.access_token, session.subject)
+            left = self._userinfo_budget - (time.monotonic() - started)
+            userinfo = await self._userinfo(provider, tokens.access_token, session.subject, left)
             if tokens.id_token is not None:
                 fresh = await verify_id_token(tokens.id_token, provider.keys, provider.rules,
                                               nonce=None, now=self._clock())
@@ -128,8 +137,8 @@ class SessionRefresher:
         self._metrics.session_refreshes.labels(provider=provider.id, result="ok").inc()
         return refreshed
 
-    async def _userinfo(self, provider: Provider, access_token: str,
-                        subject: str) -> dict[str, Any] | None:
+    async def _userinfo(self, provider: Provider, access_token: str, subject: str,
+                        seconds: float) -> dict[str, Any] | None:
         """Userinfo for the new access token, when the provider is configured to be asked.
         The token call has already rotated the refresh token, so an unreachable userinfo must
         not fail the refresh (the new tokens would be lost, and the old refresh token, sent
@@ -138,10 +147,12 @@ class SessionRefresher:
         if not provider.settings.userinfo:
             return None
         try:
-            userinfo = await provider.userinfo(access_token)
-        except ProviderUnavailable as exc:
+            async with asyncio.timeout(max(0.0, seconds)):
+                userinfo = await provider.userinfo(access_token)
+        except (ProviderUnavailable, TimeoutError) as exc:
+            reason = exc.code if isinstance(exc, ProviderUnavailable) else "userinfo_too_slow"
             log.warning("userinfo failed at refresh; its claims are left out",
-                        extra={"provider": provider.id, "reason": exc.code, "subject": subject})
+                        extra={"provider": provider.id, "reason": reason, "subject": subject})
             return {}
         if userinfo is not None and userinfo.get("sub") != subject:
             # OIDC Core §5.3.2: otherwise the userinfo answer is about someone else.
