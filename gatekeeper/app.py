@@ -198,7 +198,11 @@ class GatekeeperApp:
         settings = self.settings
         # Control plane only (discovery, JWKS). No cookies kept: a shared client must not
         # carry one answer's Set-Cookie into the next request.
-        http = httpx.AsyncClient(cookies=_NoCookies(), follow_redirects=False, trust_env=False)
+        # No pool cap: each issuer's ControlPlane caps its own calls, so one hung provider
+        # cannot take the connections another issuer's key fetch needs (controlplane.py).
+        http = httpx.AsyncClient(cookies=_NoCookies(), follow_redirects=False, trust_env=False,
+                                 limits=httpx.Limits(max_connections=None,
+                                                     max_keepalive_connections=20))
         stack.push_async_callback(http.aclose)
         for issuer in settings.auth.issuers:
             keys = IssuerKeys(issuer, settings.auth, http, self.metrics)
