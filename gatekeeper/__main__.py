@@ -101,7 +101,8 @@ def serve(settings: Settings, config_path: str | None, policy: LoadReport | None
     import uvicorn
 
     from gatekeeper import logs
-    from gatekeeper.app import DrainingServer, OriginFormProtocol, create_app
+    from gatekeeper.app import DrainingServer, create_app
+    from gatekeeper.server.protocol import edge_protocol, limits_of
 
     logs.configure(settings.log_level)
     host, port = split_host_port(settings.listen)
@@ -124,15 +125,17 @@ def serve(settings: Settings, config_path: str | None, policy: LoadReport | None
         host=host,
         port=port,
         loop="uvloop",
-        http=OriginFormProtocol,
+        http=edge_protocol(limits_of(settings)),
         ws="websockets-sansio",
+        # Bounds a client's message, after permessage-deflate: 1009 beyond (RFC 6455 §7.4.1).
+        ws_max_size=settings.websocket_max_message_bytes,
         lifespan="on",
         access_log=False,
         log_config=None,
         proxy_headers=False,  # X-Forwarded-* trust is gatekeeper's decision (trusted_proxies)
         server_header=False,
         timeout_graceful_shutdown=math.ceil(settings.drain_seconds),
-        timeout_keep_alive=75,
+        timeout_keep_alive=math.ceil(settings.keep_alive_timeout_seconds),
     )
     if settings.workers > 1:
         from uvicorn.supervisors import Multiprocess
