@@ -144,8 +144,12 @@ class EdgeProtocol(OriginFormProtocol):
         super().on_url(url)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        self._budget.header(name, value)
-        super().on_header(name, value)
+        budget = self._budget
+        budget.header(name, value)  # trailers count too: they are bytes held all the same
+        if budget.reading_head:
+            super().on_header(name, value)
+        # else a trailer of a chunked body: uvicorn would append it to the headers the pipeline
+        # already decided on. Discarded, as RFC 9110 §6.5.1 allows; nothing forwards trailers.
 
     def on_headers_complete(self) -> None:
         self._budget.headers_complete()
@@ -192,6 +196,10 @@ class EdgeProtocol(OriginFormProtocol):
     def _answer(self, status: int, text: str) -> None:
         """A plain answer, then close: nothing more is read from this connection."""
         self._disarm_head_deadline()
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            self.transport.close()  # a limit hit by trailers mid-answer: no second status line
+            return
         body = text.encode("ascii")
         self.transport.write(b"".join([
             STATUS_LINE[status], b"content-type: text/plain; charset=utf-8\r\n",

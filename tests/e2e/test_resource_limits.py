@@ -175,6 +175,9 @@ HEAD_ATTACKS = {
         b"GET /public/x HTTP/1.1\r\nHost: gk.test\r\n", b"a:\r\n", 24 * MiB, b"\r\n", 431),
     "a 64 MiB header name is 431": (
         b"GET /public/x HTTP/1.1\r\nHost: gk.test\r\nX", b"n", 64 * MiB, b": v\r\n\r\n", 431),
+    "millions of trailer fields after a chunked body are 431": (
+        b"POST /public/x HTTP/1.1\r\nHost: gk.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+        b"5\r\nhello\r\n0\r\n", b"a:b\r\n", 24 * MiB, b"\r\n", 431),
     "a huge head pipelined after a complete request is 431": (
         b"GET /public/first HTTP/1.1\r\nHost: gk.test\r\n\r\n"
         b"GET /public/x HTTP/1.1\r\nHost: gk.test\r\nX-Big: ", b"c", 64 * MiB, b"\r\n\r\n", 431),
