@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from gatekeeper.server.limits import ConnectionLimits, HeadBudget, HeadRefused
+from gatekeeper.server.limits import BodyPace, ConnectionLimits, HeadBudget, HeadRefused
 
 LIMITS = ConnectionLimits(max_request_line_bytes=64, max_header_bytes=100, max_header_count=3)
 
@@ -57,3 +57,13 @@ def test_the_raw_budget_holds_a_head_at_every_limit_with_its_separators() -> Non
     line = b"GET /" + b"t" * (64 - len("GET / HTTP/1.1")) + b" HTTP/1.1\r\n"
     head = line + b"a: " + b"b" * 97 + b"\r\nc: \r\nd: \r\n\r\n"  # 100 header bytes, 3 fields
     assert len(line) == 64 + 2 and len(head) == LIMITS.max_head_bytes
+
+
+def test_a_body_s_deadline_moves_with_what_arrives_and_restarts_when_asked() -> None:
+    limits = ConnectionLimits(request_body_timeout_seconds=20, request_body_min_bytes_per_second=500)
+    pace = BodyPace(limits, now=100.0)
+    assert pace.due() == 120.0  # the grace
+    pace.received(1000)
+    assert pace.due() == 122.0  # two more seconds earned at 500 B/s
+    pace.restart(now=130.0)
+    assert pace.due() == 150.0

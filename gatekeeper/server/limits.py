@@ -33,6 +33,8 @@ class ConnectionLimits:
     request_head_timeout_seconds: float = 10.0
     keep_alive_timeout_seconds: float = 75.0
     max_connections: int = 1024
+    request_body_timeout_seconds: float = 20.0
+    request_body_min_bytes_per_second: int = 500
 
     @property
     def max_head_bytes(self) -> int:
@@ -112,3 +114,27 @@ class HeadBudget:
         if self.refused is None:
             self.refused = HeadRefused(status, reason)
         return self.refused
+
+
+class BodyPace:
+    """How long a request body may take: ``grace`` seconds, plus one second for every
+    ``min_rate`` bytes received. A body dripped a byte at a time ("slow POST", R.U.D.Y.) would
+    otherwise hold its connection and a connection to the app for as long as it likes, and
+    enough of them starve every other client of the app's pool. The clock restarts whenever
+    the server, not the client, held the body up (reading paused, 100-continue not sent)."""
+
+    def __init__(self, limits: ConnectionLimits, now: float) -> None:
+        self._grace = limits.request_body_timeout_seconds
+        self._rate = limits.request_body_min_bytes_per_second
+        self.restart(now)
+
+    def restart(self, now: float) -> None:
+        self._since = now
+        self._received = 0
+
+    def received(self, size: int) -> None:
+        self._received += size
+
+    def due(self) -> float:
+        """When the body is too slow unless more arrives (loop time)."""
+        return self._since + self._grace + self._received / self._rate

@@ -6,6 +6,8 @@ Each connection gets (limits from ``ConnectionLimits``):
 - a deadline for the whole request head, from its first byte (or from the connection's opening)
   to its blank line: a client dripping a header a byte at a time ("slowloris") is dropped at the
   deadline however steadily it sends, which a per-read timeout would not do (408);
+- a pace for the request body: after a grace period, a minimum average rate (408), so a body
+  dripped a byte at a time cannot hold a connection to the app for ever;
 - uvicorn's idle keep-alive timeout between requests;
 - a place among at most ``max_connections`` per worker: one more is answered 503 and closed at
   once, before any byte of it is parsed (uvicorn's ``limit_concurrency`` accepts the connection,
@@ -23,7 +25,7 @@ from typing import Any, cast
 import httptools
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from gatekeeper.server.limits import ConnectionLimits, HeadBudget, HeadRefused
+from gatekeeper.server.limits import BodyPace, ConnectionLimits, HeadBudget, HeadRefused
 from gatekeeper.settings import Settings
 
 log = logging.getLogger("gatekeeper.server")
@@ -85,6 +87,8 @@ class EdgeProtocol(OriginFormProtocol):
         self._refusals = refusals
         self._budget = HeadBudget(limits)
         self._head_timer: asyncio.TimerHandle | None = None
+        self._pace: BodyPace | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -96,6 +100,7 @@ class EdgeProtocol(OriginFormProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_deadline()
+        self._disarm_body_deadline()
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -119,6 +124,8 @@ class EdgeProtocol(OriginFormProtocol):
                 return
             if self.transport.is_closing() or self.transport.get_protocol() is not self:
                 return  # a 400 was sent, or the connection became a WebSocket
+        if not budget.reading_head and self._body_timer is None:
+            self._arm_body_deadline()  # a head arrived whose body did not come with it
 
     def _feed(self, data: memoryview) -> None:
         """uvicorn's data_received for one piece, telling our refusals from parse errors."""
@@ -156,8 +163,14 @@ class EdgeProtocol(OriginFormProtocol):
         self._disarm_head_deadline()
         super().on_headers_complete()
 
+    def on_body(self, body: bytes) -> None:
+        if self._pace is not None:
+            self._pace.received(len(body))
+        super().on_body(body)
+
     def on_message_complete(self) -> None:
         self._budget.message_complete()
+        self._disarm_body_deadline()
         super().on_message_complete()
 
     def on_response_complete(self) -> None:
@@ -188,6 +201,32 @@ class EdgeProtocol(OriginFormProtocol):
         else:
             self.transport.close()  # nothing asked, nothing to answer
 
+    # -- the body's pace -----------------------------------------------------------------------
+    def _arm_body_deadline(self) -> None:
+        self._pace = BodyPace(self._limits, self.loop.time())
+        self._body_timer = self.loop.call_at(self._pace.due(), self._body_check)
+
+    def _disarm_body_deadline(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        self._pace = None
+
+    def _body_check(self) -> None:
+        self._body_timer = None
+        pace = self._pace
+        if pace is None or self.transport.is_closing() or self._budget.reading_head:
+            return
+        now = self.loop.time()
+        cycle = self.cycle
+        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+            pace.restart(now)  # we held the body up, not the client
+        elif now >= pace.due():
+            self._pace = None
+            self._refuse(HeadRefused(408, "request body too slow"))  # RFC 9110 §15.5.9
+            return
+        self._body_timer = self.loop.call_at(pace.due(), self._body_check)
+
     # -- answers ------------------------------------------------------------------------------
     def _refuse(self, refused: HeadRefused) -> None:
         self._refusals.refused(refused.status, refused.reason)
@@ -215,6 +254,8 @@ def limits_of(settings: Settings) -> ConnectionLimits:
         request_head_timeout_seconds=settings.request_head_timeout_seconds,
         keep_alive_timeout_seconds=settings.keep_alive_timeout_seconds,
         max_connections=settings.max_connections,
+        request_body_timeout_seconds=settings.request_body_timeout_seconds,
+        request_body_min_bytes_per_second=settings.request_body_min_bytes_per_second,
     )
 
 

@@ -65,6 +65,14 @@ class Settings(FrozenModel):
         default=10.0, gt=0, le=600,
         description="The whole request head must arrive within this, from its first byte (or "
         "from the connection's opening): a slow client gets 408 and is closed.")
+    request_body_timeout_seconds: float = Field(
+        default=20.0, gt=0, le=3600,
+        description="Grace for a request body; after it the body must average "
+        "request_body_min_bytes_per_second, or 408 and closed (a slow POST holds a connection "
+        "to the app).")
+    request_body_min_bytes_per_second: int = Field(
+        default=500, ge=1, le=1_048_576,
+        description="Slowest average pace of a request body after request_body_timeout_seconds.")
     keep_alive_timeout_seconds: float = Field(
         default=75.0, gt=0, le=3600,
         description="An idle keep-alive client connection is closed after this.")

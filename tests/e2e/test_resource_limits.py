@@ -274,6 +274,51 @@ def test_a_slowloris_head_is_dropped_at_the_deadline_while_others_are_served(
     assert during
 
 
+def test_a_body_dripped_too_slowly_is_dropped_and_frees_the_app_s_pool(
+    start_gatekeeper: Callable[..., Gatekeeper],
+) -> None:
+    # One connection to the app: a dripping body holds it, everyone else waits for it.
+    gk = start_gatekeeper(upstream_max_connections=1, upstream_timeout_seconds=30,
+                          request_body_timeout_seconds=1, request_body_min_bytes_per_second=100)
+    # 10 bytes a second against a pace of 100: 8 s for the whole body, far behind.
+    head = b"POST /public/upload HTTP/1.1\r\nHost: gk.test\r\nContent-Length: 80\r\n\r\n"
+    siege, response, during = under_siege(gk, lambda: drip_body(gk, head, b"b" * 80, 0.1),
+                                          max_rounds=3)
+    first = siege.results[0]
+    assert first.statuses == [408] and first.closed
+    assert first.sent < 80
+    assert_served(response)
+    assert during
+
+
+def test_a_body_at_the_pace_is_not_cut(start_gatekeeper: Callable[..., Gatekeeper]) -> None:
+    gk = start_gatekeeper(request_body_timeout_seconds=1, request_body_min_bytes_per_second=100)
+    head = (b"POST /public/upload HTTP/1.1\r\nHost: gk.test\r\nConnection: close\r\n"
+            b"Content-Length: 3000\r\n\r\n")
+    # 200 bytes every 0.5 s: 400 B/s, four times the pace, for 7.5 s (past the grace).
+    attack = drip_body(gk, head, b"b" * 3000, 0.5, step=200)
+    assert attack.statuses == [200] and attack.sent == 3000
+
+
+def drip_body(gk: Gatekeeper, head: bytes, body: bytes, interval: float,
+              step: int = 1) -> Attack:
+    """Send ``head`` at once, then ``body`` ``step`` bytes every ``interval`` s."""
+    attack = Attack()
+    with socket.create_connection(_address(gk), timeout=30) as sock:
+        try:
+            sock.sendall(head)
+            for start in range(0, len(body), step):
+                _read_available(sock, attack, wait=interval)
+                if attack.closed or attack.received:
+                    break
+                sock.sendall(body[start:start + step])
+                attack.sent += len(body[start:start + step])
+        except (BrokenPipeError, ConnectionResetError):
+            attack.closed = True
+        _read_available(sock, attack, wait=30)
+    return attack
+
+
 def _wait_closed(sock: socket.socket, timeout: float) -> bytes:
     """What the server sends until it closes; TimeoutError if it keeps the connection open."""
     sock.settimeout(timeout)
