@@ -35,6 +35,7 @@ class ConnectionLimits:
     max_connections: int = 1024
     request_body_timeout_seconds: float = 20.0
     request_body_min_bytes_per_second: int = 500
+    send_timeout_seconds: float = 60.0
 
     @property
     def max_head_bytes(self) -> int:

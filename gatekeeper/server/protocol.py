@@ -8,6 +8,9 @@ Each connection gets (limits from ``ConnectionLimits``):
   deadline however steadily it sends, which a per-read timeout would not do (408);
 - a pace for the request body: after a grace period, a minimum average rate (408), so a body
   dripped a byte at a time cannot hold a connection to the app for ever;
+- a send timeout: a client that stops reading an answer (the write buffer full, and not one
+  byte taken for ``send_timeout_seconds``) is cut off, so it cannot hold the app's connection
+  that the answer streams from;
 - uvicorn's idle keep-alive timeout between requests;
 - a place among at most ``max_connections`` per worker: one more is answered 503 and closed at
   once, before any byte of it is parsed (uvicorn's ``limit_concurrency`` accepts the connection,
@@ -19,6 +22,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import socket
+import struct
 import time
 from typing import Any, cast
 
@@ -63,10 +68,11 @@ class RefusalLog:
 
     def __init__(self, interval: float = 30.0) -> None:
         self._interval = interval
-        self._counts: dict[tuple[int, str], int] = {}
-        self._logged_at: dict[tuple[int, str], float] = {}
+        self._counts: dict[tuple[int | None, str], int] = {}
+        self._logged_at: dict[tuple[int | None, str], float] = {}
 
-    def refused(self, status: int, reason: str) -> None:
+    def refused(self, status: int | None, reason: str) -> None:
+        """``status``: the answer sent, None when none could be."""
         key = (status, reason)
         self._counts[key] = self._counts.get(key, 0) + 1
         now = time.monotonic()
@@ -89,6 +95,8 @@ class EdgeProtocol(OriginFormProtocol):
         self._head_timer: asyncio.TimerHandle | None = None
         self._pace: BodyPace | None = None
         self._body_timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
+        self._unsent = 0
 
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
@@ -101,7 +109,40 @@ class EdgeProtocol(OriginFormProtocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self._disarm_head_deadline()
         self._disarm_body_deadline()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
         super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_timer is None:
+            self._unsent = self.transport.get_write_buffer_size()
+            self._send_timer = self.loop.call_later(self._limits.send_timeout_seconds,
+                                                    self._send_check)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _send_check(self) -> None:
+        """Still paused: cut the client off unless it took some bytes since the last check."""
+        self._send_timer = None
+        if self.transport.is_closing() or not self.flow.write_paused:
+            return
+        unsent = self.transport.get_write_buffer_size()
+        if unsent < self._unsent:
+            self._unsent = unsent
+            self._send_timer = self.loop.call_later(self._limits.send_timeout_seconds,
+                                                    self._send_check)
+            return
+        self._refusals.refused(None, "client stopped reading")
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:  # a reset, not a FIN queued behind data nobody will read
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()  # close() would wait for a flush that never comes
 
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
@@ -256,6 +297,7 @@ def limits_of(settings: Settings) -> ConnectionLimits:
         max_connections=settings.max_connections,
         request_body_timeout_seconds=settings.request_body_timeout_seconds,
         request_body_min_bytes_per_second=settings.request_body_min_bytes_per_second,
+        send_timeout_seconds=settings.send_timeout_seconds,
     )
 
 

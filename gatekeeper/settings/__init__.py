@@ -73,6 +73,10 @@ class Settings(FrozenModel):
     request_body_min_bytes_per_second: int = Field(
         default=500, ge=1, le=1_048_576,
         description="Slowest average pace of a request body after request_body_timeout_seconds.")
+    send_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=3600,
+        description="A client that takes no byte of an answer for this long is cut off (it "
+        "would hold the connection to the app the answer comes from).")
     keep_alive_timeout_seconds: float = Field(
         default=75.0, gt=0, le=3600,
         description="An idle keep-alive client connection is closed after this.")

@@ -300,6 +300,35 @@ def test_a_body_at_the_pace_is_not_cut(start_gatekeeper: Callable[..., Gatekeepe
     assert attack.statuses == [200] and attack.sent == 3000
 
 
+def hold_unread(gk: Gatekeeper, request: bytes, hold: float) -> Attack:
+    """Ask for a large answer and never read it; return once the server cuts the connection
+    off (or after ``hold`` s)."""
+    attack = Attack()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.connect(_address(gk))
+        sock.sendall(request)
+        deadline = time.monotonic() + hold
+        while time.monotonic() < deadline:
+            if sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR):  # reset by the server
+                attack.closed = True
+                break
+            time.sleep(0.1)
+    return attack
+
+
+def test_a_client_that_stops_reading_is_cut_off_and_frees_the_app_s_pool(
+    start_gatekeeper: Callable[..., Gatekeeper],
+) -> None:
+    gk = start_gatekeeper(upstream_max_connections=1, upstream_timeout_seconds=30,
+                          send_timeout_seconds=1, public_paths=["/public/*", "/stream/*"])
+    request = b"GET /stream/download?bytes=%d HTTP/1.1\r\nHost: gk.test\r\n\r\n" % (256 * MiB)
+    siege, response, during = under_siege(gk, lambda: hold_unread(gk, request, 20), max_rounds=3)
+    assert siege.results[0].closed, gk.process.output()[-3000:]
+    assert_served(response)
+    assert during
+
+
 def drip_body(gk: Gatekeeper, head: bytes, body: bytes, interval: float,
               step: int = 1) -> Attack:
     """Send ``head`` at once, then ``body`` ``step`` bytes every ``interval`` s."""
