@@ -227,6 +227,17 @@ def test_each_head_limit_is_a_config_key(
     assert attack.statuses == [status]
 
 
+def test_every_worker_process_keeps_the_limits(
+    start_gatekeeper: Callable[..., Gatekeeper],
+) -> None:
+    # workers > 1 hands the protocol to each process (pickled): the limits must go with it.
+    gk = start_gatekeeper(workers=2, max_request_line_bytes=512)
+    head = b"GET /public/" + b"a" * 600 + b" HTTP/1.1\r\nHost: gk.test\r\n\r\n"
+    assert [stream_head(gk, head, b"", 0, b"").statuses for _ in range(6)] == [[414]] * 6
+    with gk.client(timeout=30) as client:
+        assert_served(client.get("/public/served"))
+
+
 def test_a_head_just_within_every_limit_is_served(
     start_gatekeeper: Callable[..., Gatekeeper],
 ) -> None:
