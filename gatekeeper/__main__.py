@@ -103,6 +103,7 @@ def serve(settings: Settings, config_path: str | None, policy: LoadReport | None
     from gatekeeper import logs
     from gatekeeper.app import DrainingServer, create_app
     from gatekeeper.server.protocol import edge_protocol, limits_of
+    from gatekeeper.server.websocket import EdgeWebSocketProtocol
 
     logs.configure(settings.log_level)
     host, port = split_host_port(settings.listen)
@@ -126,7 +127,7 @@ def serve(settings: Settings, config_path: str | None, policy: LoadReport | None
         port=port,
         loop="uvloop",
         http=edge_protocol(limits_of(settings)),
-        ws="websockets-sansio",
+        ws=EdgeWebSocketProtocol,
         # Bounds a client's message, after permessage-deflate: 1009 beyond (RFC 6455 §7.4.1).
         ws_max_size=settings.websocket_max_message_bytes,
         lifespan="on",

@@ -513,6 +513,46 @@ def test_a_websocket_message_within_the_limit_passes_both_ways(
     assert asyncio.run(session()) == (2 * MiB, 2 * MiB)
 
 
+def ping_flood(gk: Gatekeeper, volume: int) -> Attack:
+    """Open a WebSocket by hand, then send pings and never read a pong (each ping makes the
+    server write one)."""
+    attack = Attack()
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.settimeout(5)  # gatekeeper taking nothing for 5 s ends the flood
+        sock.connect(_address(gk))
+        sock.sendall(b"GET /public/ws HTTP/1.1\r\nHost: gk.test\r\nUpgrade: websocket\r\n"
+                     b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                     b"Sec-WebSocket-Version: 13\r\n\r\n")
+        while b"\r\n\r\n" not in attack.received:
+            attack.received += sock.recv(1)  # the handshake answer only, byte by byte
+        ping = b"\x89\xfd" + b"\0\0\0\0" + b"p" * 125  # masked with zeros: the payload as is
+        burst = ping * 512
+        try:
+            while attack.sent < volume:
+                sock.sendall(burst)
+                attack.sent += len(burst)
+        except (BrokenPipeError, ConnectionResetError, TimeoutError):
+            attack.closed = True
+    return attack
+
+
+def test_a_client_that_pings_and_never_reads_the_pongs_is_no_longer_read(
+    start_gatekeeper: Callable[..., Gatekeeper], big_message_app: tuple[str, BigMessageApp],
+) -> None:
+    url, _ = big_message_app
+    gk = start_gatekeeper(url)
+    before = peak_rss_bytes(gk.process.pid)
+    siege, response, during = under_siege(gk, lambda: ping_flood(gk, 256 * MiB), max_rounds=3)
+    growth = peak_rss_bytes(gk.process.pid) - before
+    assert growth < RSS_GROWTH_LIMIT, f"peak RSS grew by {growth / MiB:.0f} MiB"
+    first = siege.results[0]
+    assert first.statuses == [101]
+    assert first.sent < 256 * MiB  # gatekeeper stopped taking pings it could not answer
+    assert_served(response)
+    assert during
+
+
 # -- §2.6 a pooled upstream connection with bytes nobody asked for is never reused ------------
 
 class HostileApp:
