@@ -506,16 +506,22 @@ def test_a_websocket_message_within_the_limit_passes_both_ways(
             await ws.send(b"big:%d" % (2 * MiB))
             echoed = len(await asyncio.wait_for(ws.recv(), 30))
             await ws.send(b"y" * (2 * MiB))
-            await ws.send(b"big:0")  # a round trip: the 2 MiB message was delivered before it
+            await ws.send([b"z" * 1024] * 1024)  # one message in 1,024 fragments
+            await ws.send(b"big:0")  # a round trip: both were delivered before it
             await asyncio.wait_for(ws.recv(), 30)
-            return echoed, app.received[-2]
+            return echoed, app.received[-3], app.received[-2]
 
-    assert asyncio.run(session()) == (2 * MiB, 2 * MiB)
+    assert asyncio.run(session()) == (2 * MiB, 2 * MiB, MiB)
 
 
-def ping_flood(gk: Gatekeeper, volume: int) -> Attack:
-    """Open a WebSocket by hand, then send pings and never read a pong (each ping makes the
-    server write one)."""
+PING = b"\x89\xfd" + b"\0\0\0\0" + b"p" * 125  # masked with zeros: the payload as is
+EMPTY_FRAGMENT = b"\x00\x80\0\0\0\0"  # a continuation frame without payload
+
+
+def ping_flood(gk: Gatekeeper, volume: int, frames: bytes = PING * 512,
+               first: bytes = b"") -> Attack:
+    """Open a WebSocket by hand, send ``first``, then ``frames`` until ``volume`` bytes; never
+    read (each ping makes the server write a pong)."""
     attack = Attack()
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -526,12 +532,14 @@ def ping_flood(gk: Gatekeeper, volume: int) -> Attack:
                      b"Sec-WebSocket-Version: 13\r\n\r\n")
         while b"\r\n\r\n" not in attack.received:
             attack.received += sock.recv(1)  # the handshake answer only, byte by byte
-        ping = b"\x89\xfd" + b"\0\0\0\0" + b"p" * 125  # masked with zeros: the payload as is
-        burst = ping * 512
         try:
+            sock.sendall(first)
             while attack.sent < volume:
-                sock.sendall(burst)
-                attack.sent += len(burst)
+                sock.sendall(frames)
+                attack.sent += len(frames)
+                _read_available(sock, attack)
+                if attack.closed:
+                    break
         except (BrokenPipeError, ConnectionResetError, TimeoutError):
             attack.closed = True
     return attack
@@ -549,6 +557,25 @@ def test_a_client_that_pings_and_never_reads_the_pongs_is_no_longer_read(
     first = siege.results[0]
     assert first.statuses == [101]
     assert first.sent < 256 * MiB  # gatekeeper stopped taking pings it could not answer
+    assert_served(response)
+    assert during
+
+
+def test_a_message_of_millions_of_empty_fragments_is_closed_1009(
+    start_gatekeeper: Callable[..., Gatekeeper], big_message_app: tuple[str, BigMessageApp],
+) -> None:
+    # Each fragment adds no payload, so a limit on payload bytes alone never trips, while the
+    # server keeps one list entry per fragment until the message ends.
+    url, _ = big_message_app
+    gk = start_gatekeeper(url)
+    before = peak_rss_bytes(gk.process.pid)
+    siege, response, during = under_siege(gk, lambda: ping_flood(
+        gk, 128 * MiB, EMPTY_FRAGMENT * 10_000, first=b"\x01\x80\0\0\0\0"), max_rounds=3)
+    growth = peak_rss_bytes(gk.process.pid) - before
+    assert growth < RSS_GROWTH_LIMIT, f"peak RSS grew by {growth / MiB:.0f} MiB"
+    first = siege.results[0]
+    # Closed (1009, though a reset may overtake the close frame) long before the flood's end.
+    assert first.closed and first.sent < 128 * MiB
     assert_served(response)
     assert during
 
