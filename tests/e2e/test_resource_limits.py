@@ -461,8 +461,8 @@ def _ws_session(gk: Gatekeeper, first: bytes, compression: str | None) -> tuple[
         received = 0
         async with ws_connect(url, proxy=None, open_timeout=10, max_size=None,
                               compression=compression) as ws:
-            await ws.send(first)
             try:
+                await ws.send(first)  # the close may come while this is still being written
                 while True:
                     received += len(await asyncio.wait_for(ws.recv(), 30))
             except ConnectionClosed:
