@@ -109,7 +109,9 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
     import uvicorn
 
     from gatekeeper import logs
-    from gatekeeper.app import DrainingServer, OriginFormProtocol, create_app, create_worker_app
+    from gatekeeper.app import DrainingServer, create_app, create_worker_app
+    from gatekeeper.server.protocol import edge_protocol, limits_of
+    from gatekeeper.server.websocket import EdgeWebSocketProtocol
 
     logs.configure(settings.log_level)
     host, port = split_host_port(settings.listen)
@@ -130,15 +132,17 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
         host=host,
         port=port,
         loop="uvloop",
-        http=OriginFormProtocol,
-        ws="websockets-sansio",
+        http=edge_protocol(limits_of(settings)),
+        ws=EdgeWebSocketProtocol,
+        # Bounds a client's message, after permessage-deflate: 1009 beyond (RFC 6455 §7.4.1).
+        ws_max_size=settings.websocket_max_message_bytes,
         lifespan="on",
         access_log=False,
         log_config=None,
         proxy_headers=False,  # X-Forwarded-* trust is gatekeeper's decision (trusted_proxies)
         server_header=False,
         timeout_graceful_shutdown=math.ceil(settings.drain_seconds),
-        timeout_keep_alive=75,
+        timeout_keep_alive=math.ceil(settings.keep_alive_timeout_seconds),
     )
     if settings.workers > 1:
         from uvicorn.supervisors import Multiprocess

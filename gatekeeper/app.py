@@ -8,6 +8,7 @@ import contextlib
 import functools
 import gc
 import logging
+import math
 import os
 import signal
 import socket
@@ -16,10 +17,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import urlsplit
 
-import httptools
 import httpx
 import uvicorn
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gatekeeper import logs
 from gatekeeper.admin import Check, UpstreamProbe, create_admin_app
@@ -42,6 +41,8 @@ from gatekeeper.proxy import Proxy
 from gatekeeper.ratelimit import RateLimits, RedisWindowCounter
 from gatekeeper.redisconn import RedisClient, connect
 from gatekeeper.revocation import RevocationList
+from gatekeeper.server.limits import ConnectionLimits
+from gatekeeper.server.protocol import edge_protocol, limits_of
 from gatekeeper.settings import OidcSettings, Settings, split_host_port
 from gatekeeper.subjects import SubjectNamespaces
 from gatekeeper.upstream import Http1Pool
@@ -79,36 +80,6 @@ class DrainingServer(uvicorn.Server):
             self._captured_signals.remove(sig)
 
 
-class OriginFormProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol, refusing request targets gatekeeper cannot vouch for.
-
-    uvicorn keeps only the path of an absolute-form target (``GET http://elsewhere/x``), so the
-    pipeline would never see the authority. RFC 9112 §3.2.2 has servers accept absolute-form;
-    it is accepted when its authority is the Host header's, refused (400) otherwise, and so is
-    any other non-origin form (``*``, authority-form). A raw ``#`` is refused too: uvicorn
-    would drop it and what follows, while a proxy in front may have routed on the whole target
-    (RFC 9112 §3.2: a request-target has no fragment).
-    """
-
-    def on_headers_complete(self) -> None:
-        target = self.url
-        if b"#" in target:
-            raise httptools.HttpParserError("a fragment in the request target")
-        if not target.startswith(b"/"):
-            try:
-                authority = httptools.parse_url(target).host or b""
-                port = httptools.parse_url(target).port
-            except httptools.HttpParserInvalidURLError:
-                raise httptools.HttpParserError("unsupported request target") from None
-            if port is not None:
-                authority += b":%d" % port
-            hosts = [v for k, v in self.headers if k == b"host"]
-            if not authority or (hosts != [authority] and [h.lower() for h in hosts] != [
-                    authority.lower()]):
-                raise httptools.HttpParserError("request target names another host")
-        super().on_headers_complete()
-
-
 def bind_socket(address: str, *, reuse_port: bool = False) -> socket.socket:
     host, port = split_host_port(address)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -126,10 +97,13 @@ def bind_socket(address: str, *, reuse_port: bool = False) -> socket.socket:
 
 
 @contextlib.asynccontextmanager
-async def admin_listener(app: Any, address: str, *, shared: bool) -> AsyncIterator[None]:
+async def admin_listener(app: Any, address: str, *, shared: bool,
+                         limits: ConnectionLimits) -> AsyncIterator[None]:
     sock = bind_socket(address, reuse_port=shared)
+    # The same bounds as the public listener: the admin port is reachable too.
     config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None,
-                            log_level="warning")
+                            log_level="warning", http=edge_protocol(limits),
+                            timeout_keep_alive=math.ceil(limits.keep_alive_timeout_seconds))
     server = _QuietServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="admin-listener")
     try:
@@ -198,7 +172,11 @@ class GatekeeperApp:
         settings = self.settings
         # Control plane only (discovery, JWKS). No cookies kept: a shared client must not
         # carry one answer's Set-Cookie into the next request.
-        http = httpx.AsyncClient(cookies=_NoCookies(), follow_redirects=False, trust_env=False)
+        # No pool cap: each issuer's ControlPlane caps its own calls, so one hung provider
+        # cannot take the connections another issuer's key fetch needs (controlplane.py).
+        http = httpx.AsyncClient(cookies=_NoCookies(), follow_redirects=False, trust_env=False,
+                                 limits=httpx.Limits(max_connections=None,
+                                                     max_keepalive_connections=20))
         stack.push_async_callback(http.aclose)
         for issuer in settings.auth.issuers:
             keys = IssuerKeys(issuer, settings.auth, http, self.metrics)
@@ -275,7 +253,8 @@ class GatekeeperApp:
             Proxy(settings.upstream, pool, headers, self.metrics),
             WebSocketProxy(settings.upstream, headers, self.metrics,
                            settings.upstream_connect_timeout_seconds,
-                           settings.websocket_recheck_seconds, settings.auth.leeway_seconds),
+                           settings.websocket_recheck_seconds, settings.auth.leeway_seconds,
+                           settings.websocket_max_message_bytes),
             self.metrics,
             access_log,
             settings.max_header_bytes,
@@ -288,7 +267,8 @@ class GatekeeperApp:
             admin = create_admin_app(self.metrics, self.issuer_keys, UpstreamProbe(host, port),
                                      extra_checks, revocations=revocations)
             await stack.enter_async_context(
-                admin_listener(admin, settings.admin_listen, shared=settings.workers > 1))
+                admin_listener(admin, settings.admin_listen, shared=settings.workers > 1,
+                               limits=limits_of(settings)))
         log.info("gatekeeper ready", extra={"listen": settings.listen, "upstream": settings.upstream,
                                             "admin_listen": settings.admin_listen})
 

@@ -38,7 +38,7 @@ _HANDSHAKE = frozenset({b"host", b"sec-websocket-key", b"sec-websocket-version",
 class WebSocketProxy:
     def __init__(
         self, upstream: str, headers: HeaderPolicy, metrics: Metrics, open_timeout: float,
-        recheck_seconds: float, leeway_seconds: float,
+        recheck_seconds: float, leeway_seconds: float, max_message_bytes: int,
     ) -> None:
         self._base = "ws://" + upstream.split("://", 1)[1].rstrip("/")
         self._headers = headers
@@ -46,6 +46,7 @@ class WebSocketProxy:
         self._open_timeout = open_timeout
         self._recheck_seconds = recheck_seconds
         self._leeway = leeway_seconds  # as for an HTTP request: exp plus auth.leeway_seconds
+        self._max_message = max_message_bytes
 
     async def forward(
         self,
@@ -81,7 +82,10 @@ class WebSocketProxy:
                 proxy=None,  # never route the app hop through an environment proxy
                 open_timeout=self._open_timeout,
                 compression=None,
-                max_size=None,
+                # The app's messages are read whole before they are relayed: bound them as the
+                # client's are (uvicorn's ws_max_size), or one message takes any amount of memory.
+                max_size=self._max_message,
+                max_queue=4,  # messages read ahead of a slow client: 4 x max_size at most
             )
         except InvalidStatus as exc:  # the app said no: pass its answer on, as for HTTP
             return await _refuse(scope, send, exc.response.status_code,
@@ -159,6 +163,9 @@ async def _relay(upstream: ClientConnection, receive: Receive, send: Send,
         except ConnectionClosed:
             pass
         code = upstream.close_code or 1000
+        sent = upstream.protocol.close_sent
+        if sent is not None and sent.code == 1009:
+            code = 1009  # the app's message was too big (RFC 6455 §7.4.1): say so to the client
         with contextlib.suppress(Exception):
             await send({"type": "websocket.close", "code": code})
 

@@ -9,6 +9,7 @@ import json
 import secrets
 from collections.abc import Coroutine
 from dataclasses import asdict
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import pytest
@@ -384,6 +385,17 @@ class FakeProvider:
         self.error: Exception | None = None
         self.rotate = True
         self.expires_in = 300
+        self.settings = SimpleNamespace(userinfo=False)
+        self.userinfo_answer: dict[str, Any] | Exception | None = None
+        self.userinfo_calls: list[str] = []
+        self.userinfo_delay = 0.0
+
+    async def userinfo(self, access_token: str) -> dict[str, Any] | None:
+        self.userinfo_calls.append(access_token)
+        await asyncio.sleep(self.userinfo_delay)
+        if isinstance(self.userinfo_answer, Exception):
+            raise self.userinfo_answer
+        return self.userinfo_answer
 
     async def refresh(self, refresh_token: str) -> TokenSet:
         self.calls.append(refresh_token)
@@ -551,6 +563,96 @@ def test_a_session_of_a_provider_no_longer_configured_is_invalid() -> None:
     with pytest.raises(SessionInvalid) as caught:
         run(refresher(provider, Clock()).current(session(expires_in=-1)))
     assert caught.value.code == "unknown_provider"
+
+
+# -- claims at refresh: replaced, never merged (issue 11 §1.5) -------------------------------------
+# The refreshed-ID-token rows run end to end in tests/e2e/test_oidc_role_refresh.py; these are
+# the refreshes whose token answer carries no ID token.
+
+ROLE_PATHS = ["roles", "groups"]
+
+
+def userinfo_session(*, claims: dict[str, Any], from_userinfo: tuple[str, ...] | None) -> Session:
+    return dataclasses.replace(session(expires_in=30), claims=claims, userinfo_claims=from_userinfo)
+
+
+def role_refresher(provider: FakeProvider, userinfo_budget: float = 5.0) -> SessionRefresher:
+    return SessionRefresher({provider.id: provider}, ClaimsFilter(ROLE_PATHS), Metrics(),  # type: ignore[dict-item]
+                            margin_seconds=60, clock=Clock(), userinfo_budget_seconds=userinfo_budget)
+
+
+ID_CLAIMS = {"iss": "https://op.example", "sub": "alice", "aud": "gk", "email": "a@x"}
+
+
+@pytest.mark.parametrize(("now_says", "roles", "groups"), [
+    pytest.param({"sub": "alice", "roles": ["user"]}, ["user"], None, id="a role withdrawn"),
+    pytest.param({"sub": "alice"}, None, None, id="no roles claim any more"),
+    pytest.param({"sub": "alice", "roles": ["admin", "user"], "groups": ["g"]}, ["admin", "user"],
+                 ["g"], id="a role and a group added"),
+])
+def test_without_a_new_id_token_userinfo_roles_are_asked_again_and_replaced(
+    now_says: dict[str, Any], roles: list[str] | None, groups: list[str] | None
+) -> None:
+    provider = FakeProvider()
+    provider.settings.userinfo = True
+    provider.userinfo_answer = now_says
+    old = userinfo_session(claims={**ID_CLAIMS, "roles": ["admin", "user"]}, from_userinfo=("roles",))
+
+    fresh = run(role_refresher(provider).current(old))
+
+    assert provider.userinfo_calls == ["access-1"]  # with the new access token
+    assert fresh.claims.get("roles") == roles and fresh.claims.get("groups") == groups
+    assert fresh.claims["email"] == "a@x"  # the last ID token's claims stand
+    assert fresh.userinfo_claims == tuple(k for k in ("roles", "groups") if k in now_says)
+    assert Session.from_json(fresh.to_json()).userinfo_claims == fresh.userinfo_claims
+
+
+def test_a_session_that_did_not_record_its_userinfo_claims_keeps_only_sure_id_token_claims() -> None:
+    provider = FakeProvider()
+    provider.settings.userinfo = True
+    provider.userinfo_answer = {"sub": "alice", "email": "a@x"}
+    old = userinfo_session(claims={**ID_CLAIMS, "roles": ["admin"]}, from_userinfo=None)
+    fresh = run(role_refresher(provider).current(old))
+    assert "roles" not in fresh.claims
+    assert {k: fresh.claims[k] for k in ("iss", "sub", "aud", "email")} == ID_CLAIMS
+
+
+def test_without_userinfo_the_last_id_tokens_roles_stand_when_no_new_id_token_comes() -> None:
+    provider = FakeProvider()  # userinfo off: every claim came from the ID token
+    old = userinfo_session(claims={**ID_CLAIMS, "roles": ["admin"]}, from_userinfo=None)
+    fresh = run(role_refresher(provider).current(old))
+    assert fresh.claims["roles"] == ["admin"] and provider.userinfo_calls == []
+
+
+def test_an_unreachable_userinfo_at_refresh_leaves_its_roles_out_and_keeps_the_new_tokens() -> None:
+    provider = FakeProvider()
+    provider.settings.userinfo = True
+    provider.userinfo_answer = ProviderUnavailable("down", code="userinfo_unavailable")
+    old = userinfo_session(claims={**ID_CLAIMS, "roles": ["admin"]}, from_userinfo=("roles",))
+    fresh = run(role_refresher(provider).current(old))
+    assert "roles" not in fresh.claims and fresh.claims["email"] == "a@x"
+    assert (fresh.access_token, fresh.refresh_token) == ("access-1", "refresh-1")
+
+
+def test_a_userinfo_slower_than_what_the_refresh_lock_leaves_is_given_up_not_waited_for() -> None:
+    provider = FakeProvider()
+    provider.settings.userinfo = True
+    provider.userinfo_answer = {"sub": "alice", "roles": ["admin"]}
+    provider.userinfo_delay = 30.0  # far past the budget: the refresh must not wait for it
+    old = userinfo_session(claims={**ID_CLAIMS, "roles": ["admin"]}, from_userinfo=("roles",))
+    fresh = run(role_refresher(provider, userinfo_budget=0.2).current(old))
+    assert "roles" not in fresh.claims  # left out, never kept from before
+    assert (fresh.access_token, fresh.refresh_token) == ("access-1", "refresh-1")
+
+
+def test_userinfo_about_another_user_at_refresh_ends_the_session() -> None:
+    provider = FakeProvider()
+    provider.settings.userinfo = True
+    provider.userinfo_answer = {"sub": "mallory", "roles": ["admin"]}
+    old = userinfo_session(claims={**ID_CLAIMS, "roles": ["user"]}, from_userinfo=("roles",))
+    with pytest.raises(SessionInvalid) as caught:
+        run(role_refresher(provider).current(old))
+    assert caught.value.code == "userinfo_sub_mismatch"
 
 
 # -- refreshed ID token --------------------------------------------------------------------------

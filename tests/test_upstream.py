@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from types import TracebackType
 
@@ -634,6 +635,28 @@ def test_a_slow_answer_is_a_timeout_and_the_connection_is_dropped() -> None:
             late.set()  # a late answer must not be taken for the next request's
             assert (await fetch(pool))[2] == b"ok"
             assert len(server.connections) == 2
+            await pool.aclose()
+
+    asyncio.run(scenario())
+
+
+@pytest.mark.parametrize("stray", [
+    ok(b"stray", b"Set-Cookie: session=someone-else"),
+    b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nst",  # the start of one
+    b"X",  # not even a status line
+], ids=["a whole second answer", "the start of a second answer", "one stray byte"])
+def test_an_idle_connection_holding_unread_bytes_is_never_reused(stray: bytes) -> None:
+    # The app's stray bytes reach the kernel while the connection idles in the pool, and the
+    # next request takes the connection before the loop has delivered them: they would be read
+    # as that request's answer. The pool must look before it reuses.
+    async def scenario() -> None:
+        async with CannedServer(always(ok(b"mine"))) as server:
+            pool = server.pool()
+            assert (await fetch(pool, target=b"/first"))[2] == b"mine"
+            server._writers[0].write(stray)  # sent at once: the socket's buffer is empty
+            time.sleep(0.05)  # loopback delivery, with this loop held (no await here)
+            assert (await fetch(pool, target=b"/next"))[2] == b"mine"
+            assert [len(heads) for heads in server.connections] == [1, 1]
             await pool.aclose()
 
     asyncio.run(scenario())

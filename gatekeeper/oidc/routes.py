@@ -251,9 +251,9 @@ class LoginRoutes:
                 raise LoginFailed("the provider's userinfo is about another user",
                                   code="userinfo_sub_mismatch")
         keep_id_token = provider.settings.end_session and (await provider.endpoints()).end_session
+        kept, from_userinfo = self._claims.kept(claims, userinfo)
         return Session.new(
-            subject=claims["sub"], provider=provider.id,
-            claims=self._claims.session_claims(claims, userinfo),
+            subject=claims["sub"], provider=provider.id, claims=kept, userinfo_claims=from_userinfo,
             access_token=tokens.access_token, refresh_token=tokens.refresh_token,
             access_expires_at=tokens.access_expires_at, now=self._clock(),
             id_token=tokens.id_token if keep_id_token else None,  # only logout needs it
@@ -330,7 +330,9 @@ class LoginRoutes:
                                     "error_description": "POST a logout_token"},
                                     Decision(Outcome.ERROR, "backchannel_method"))
         try:
-            provider, ended = await log_out_everywhere(receive, self._providers, store, self._clock)
+            provider, ended = await log_out_everywhere(
+                receive, self._providers, store, self._clock,
+                max_age_seconds=self._settings.backchannel_logout_max_age_minutes * 60)
         except (LoginFailed, ValueError) as exc:
             code = exc.code if isinstance(exc, LoginFailed) else "logout_request_malformed"
             log.warning("back-channel logout refused", extra={"reason": code, "request_id": request_id})

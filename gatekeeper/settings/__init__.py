@@ -61,6 +61,37 @@ class Settings(FrozenModel):
     upstream_connect_timeout_seconds: float = Field(default=5.0, gt=0, le=60, description="Connect: 504.")
     max_header_bytes: int = Field(
         default=32768, ge=4096, le=1_048_576, description="Larger request headers in total: 431.")
+    max_request_line_bytes: int = Field(
+        default=8192, ge=256, le=1_048_576,
+        description="Longer request line (method, target, version): 414, checked as it arrives.")
+    max_header_count: int = Field(
+        default=100, ge=8, le=10_000, description="More request header fields: 431.")
+    request_head_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=600,
+        description="The whole request head must arrive within this, from its first byte (or "
+        "from the connection's opening): a slow client gets 408 and is closed.")
+    request_body_timeout_seconds: float = Field(
+        default=20.0, gt=0, le=3600,
+        description="Grace for a request body; after it the body must average "
+        "request_body_min_bytes_per_second, or 408 and closed (a slow POST holds a connection "
+        "to the app).")
+    request_body_min_bytes_per_second: int = Field(
+        default=500, ge=1, le=1_048_576,
+        description="Slowest average pace of a request body after request_body_timeout_seconds.")
+    send_timeout_seconds: float = Field(
+        default=60.0, gt=0, le=3600,
+        description="A client that takes no byte of an answer for this long is cut off (it "
+        "would hold the connection to the app the answer comes from).")
+    keep_alive_timeout_seconds: float = Field(
+        default=75.0, gt=0, le=3600,
+        description="An idle keep-alive client connection is closed after this.")
+    max_connections: int = Field(
+        default=1024, ge=1, le=1_000_000,
+        description="Open client connections per worker (WebSockets too); one more: 503, closed.")
+    websocket_max_message_bytes: int = Field(
+        default=1_048_576, ge=1024, le=256 * 1_048_576,
+        description="Largest WebSocket message either way, after decompression: the "
+        "connection is closed with 1009.")
     upstream_max_connections: int = Field(default=256, ge=1, le=65536, description="Pool cap per worker.")
     websocket_recheck_seconds: float = Field(
         default=10.0, ge=1, le=3600,

@@ -71,7 +71,12 @@ class AuthSettings(FrozenModel):
     jwks_max_ttl_seconds: int = Field(default=3600, ge=30, le=86400, description="Upper bound on max-age.")
     jwks_min_ttl_seconds: int = Field(default=60, ge=5, le=86400, description="Lower bound on max-age.")
     jwks_fetch_timeout_seconds: float = Field(
-        default=5.0, gt=0, le=60, description="Per discovery/JWKS fetch."
+        default=5.0, gt=0, le=60,
+        description="Total deadline of one discovery/JWKS fetch, connect to last byte.",
+    )
+    jwks_max_bytes: int = Field(
+        default=1_048_576, ge=4096, le=67_108_864,
+        description="Largest discovery/JWKS answer read; a larger one fails the fetch.",
     )
 
     @field_validator("token_sources")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import select
 from collections.abc import AsyncIterator
 from typing import TYPE_CHECKING, cast
 
@@ -97,7 +98,19 @@ class _Connection(asyncio.Protocol):
     # -- used by the pool -----------------------------------------------------------------
     @property
     def reusable(self) -> bool:
-        return not self.closed and self.transport is not None and not self.transport.is_closing()
+        return (not self.closed and self.transport is not None and not self.transport.is_closing()
+                and not self._unread())
+
+    def _unread(self) -> bool:
+        """Bytes (or an EOF) the kernel holds that the loop has not delivered yet: an answer
+        nobody asked for, still in flight when this idle connection is about to serve the next
+        request (response desync, CWE-444). Polled, not read: one syscall per reuse."""
+        sock = self.transport.get_extra_info("socket") if self.transport is not None else None
+        if sock is None:
+            return False
+        poller = select.poll()
+        poller.register(sock.fileno(), select.POLLIN | select.POLLPRI)
+        return bool(poller.poll(0))
 
     async def write(self, data: bytes) -> None:
         if self.closed or self.transport is None:

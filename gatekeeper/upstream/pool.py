@@ -104,7 +104,8 @@ class Http1Pool:
                 conn = self._idle.pop()
                 if conn.reusable:
                     return conn
-                self.forget(conn)
+                if self._retire(conn):
+                    return await self._connect()  # its slot is ours
             if self._reserved < self._max:
                 self._reserved += 1
                 return await self._connect()
@@ -113,7 +114,19 @@ class Http1Pool:
                 return await self._connect()  # the slot of a closed connection is ours now
             if handed.reusable:
                 return handed
+            if self._retire(handed):
+                return await self._connect()
             # Closed on its way to us: forget() has passed its slot on; wait again.
+
+    def _retire(self, conn: _Connection) -> bool:
+        """Close a connection that must not serve another request (closed by the app, or with
+        bytes nobody asked for). True when its slot passes to the caller; False when the
+        connection was already lost and forget() has passed the slot on."""
+        conn.close()
+        if conn in self._open:
+            self._open.discard(conn)  # connection_lost's forget() will find nothing to free
+            return True
+        return False
 
     async def _wait_turn(self) -> _Connection | None:
         waiter: asyncio.Future[_Connection | None] = asyncio.get_running_loop().create_future()

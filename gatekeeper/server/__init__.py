@@ -1,0 +1,1 @@
+"""The public listener's HTTP server edge: the protocol uvicorn runs and the bounds it keeps."""

@@ -1,0 +1,311 @@
+"""The public listener's HTTP/1.1 protocol: uvicorn's httptools protocol, made strict about
+request targets and bounded in what a client can make it hold or wait for.
+
+Each connection gets (limits from ``ConnectionLimits``):
+- a head budget checked before and while httptools parses (414 / 431, see limits.py);
+- a deadline for the whole request head, from its first byte (or from the connection's opening)
+  to its blank line: a client dripping a header a byte at a time ("slowloris") is dropped at the
+  deadline however steadily it sends, which a per-read timeout would not do (408);
+- a pace for the request body: after a grace period, a minimum average rate (408), so a body
+  dripped a byte at a time cannot hold a connection to the app for ever;
+- a send timeout: a client that stops reading an answer (the write buffer full, and not one
+  byte taken for ``send_timeout_seconds``) is cut off, so it cannot hold the app's connection
+  that the answer streams from;
+- uvicorn's idle keep-alive timeout between requests;
+- a place among at most ``max_connections`` per worker: one more is answered 503 and closed at
+  once, before any byte of it is parsed (uvicorn's ``limit_concurrency`` accepts the connection,
+  reads and parses every request on it, and only then answers 503).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+import socket
+import struct
+import time
+from typing import Any, cast
+
+import httptools
+from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+
+from gatekeeper.server.limits import BodyPace, ConnectionLimits, HeadBudget, HeadRefused
+from gatekeeper.settings import Settings
+
+log = logging.getLogger("gatekeeper.server")
+
+
+class OriginFormProtocol(HttpToolsProtocol):
+    """uvicorn's HTTP/1.1 protocol, refusing request targets gatekeeper cannot vouch for.
+
+    uvicorn keeps only the path of an absolute-form target (``GET http://elsewhere/x``), so the
+    pipeline would never see the authority. RFC 9112 §3.2.2 has servers accept absolute-form;
+    it is accepted when its authority is the Host header's, refused (400) otherwise, and so is
+    any other non-origin form (``*``, authority-form). A raw ``#`` is refused too: uvicorn
+    would drop it and what follows, while a proxy in front may have routed on the whole target
+    (RFC 9112 §3.2: a request-target has no fragment).
+    """
+
+    def on_headers_complete(self) -> None:
+        target = self.url
+        if b"#" in target:
+            raise httptools.HttpParserError("a fragment in the request target")
+        if not target.startswith(b"/"):
+            try:
+                authority = httptools.parse_url(target).host or b""
+                port = httptools.parse_url(target).port
+            except httptools.HttpParserInvalidURLError:
+                raise httptools.HttpParserError("unsupported request target") from None
+            if port is not None:
+                authority += b":%d" % port
+            hosts = [v for k, v in self.headers if k == b"host"]
+            if not authority or (hosts != [authority] and [h.lower() for h in hosts] != [
+                    authority.lower()]):
+                raise httptools.HttpParserError("request target names another host")
+        super().on_headers_complete()
+
+
+class RefusalLog:
+    """One warning per refusal reason and ``interval`` at most, with the count since the last:
+    an attack must not turn into a flood of log lines (one object per worker process)."""
+
+    def __init__(self, interval: float = 30.0) -> None:
+        self._interval = interval
+        self._counts: dict[tuple[int | None, str], int] = {}
+        self._logged_at: dict[tuple[int | None, str], float] = {}
+
+    def refused(self, status: int | None, reason: str) -> None:
+        """``status``: the answer sent, None when none could be."""
+        key = (status, reason)
+        self._counts[key] = self._counts.get(key, 0) + 1
+        now = time.monotonic()
+        if now - self._logged_at.get(key, -self._interval) >= self._interval:
+            log.warning("client refused at the edge",
+                        extra={"status": status, "reason": reason, "refused": self._counts[key]})
+            self._logged_at[key] = now
+            self._counts[key] = 0
+
+
+class EdgeProtocol(OriginFormProtocol):
+    """Build with ``edge_protocol(limits)`` (a partial of this class) as uvicorn's ``http``."""
+
+    def __init__(self, *args: Any, limits: ConnectionLimits, refusals: RefusalLog,
+                 **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._limits = limits
+        self._refusals = refusals
+        self._budget = HeadBudget(limits)
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._pace: BodyPace | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
+        self._unsent = 0
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        if len(self.connections) > self._limits.max_connections:
+            self._refuse(HeadRefused(503, "max_connections reached"))
+            return
+        self._arm_head_deadline()  # a client that opens and never sends is dropped too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._disarm_head_deadline()
+        self._disarm_body_deadline()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+        super().connection_lost(exc)
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self._send_timer is None:
+            self._unsent = self.transport.get_write_buffer_size()
+            self._send_timer = self.loop.call_later(self._limits.send_timeout_seconds,
+                                                    self._send_check)
+
+    def resume_writing(self) -> None:
+        super().resume_writing()
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+
+    def _send_check(self) -> None:
+        """Still paused: cut the client off unless it took some bytes since the last check."""
+        self._send_timer = None
+        if self.transport.is_closing() or not self.flow.write_paused:
+            return
+        unsent = self.transport.get_write_buffer_size()
+        if unsent < self._unsent:
+            self._unsent = unsent
+            self._send_timer = self.loop.call_later(self._limits.send_timeout_seconds,
+                                                    self._send_check)
+            return
+        self._refusals.refused(None, "client stopped reading")
+        sock = self.transport.get_extra_info("socket")
+        if sock is not None:  # a reset, not a FIN queued behind data nobody will read
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        self.transport.abort()  # close() would wait for a flush that never comes
+
+    def data_received(self, data: bytes) -> None:
+        if self.transport.is_closing():
+            return  # refused already: parse nothing more
+        budget = self._budget
+        if budget.reading_head and self._idle():
+            self._arm_head_deadline()
+        view = memoryview(data)
+        while view:
+            room = budget.room()
+            if room == 0:
+                self._refuse(budget.over_budget())
+                return
+            piece, view = (view, view[len(view):]) if room is None else (view[:room], view[room:])
+            budget.feeding(len(piece))
+            try:
+                self._feed(piece)
+            except HeadRefused as refused:
+                self._refuse(refused)
+                return
+            if self.transport.is_closing() or self.transport.get_protocol() is not self:
+                return  # a 400 was sent, or the connection became a WebSocket
+        if not budget.reading_head and self._body_timer is None:
+            self._arm_body_deadline()  # a head arrived whose body did not come with it
+
+    def _feed(self, data: memoryview) -> None:
+        """uvicorn's data_received for one piece, telling our refusals from parse errors."""
+        self._unset_keepalive_if_required()
+        try:
+            self.parser.feed_data(data)
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, HeadRefused):
+                raise exc.__context__ from None
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
+        except httptools.HttpParserUpgrade:
+            self._disarm_head_deadline()
+            if self._should_upgrade():
+                self.handle_websocket_upgrade()
+            else:
+                self._unsupported_upgrade_warning()
+
+    # -- parser callbacks ---------------------------------------------------------------------
+    def on_url(self, url: bytes) -> None:
+        self._budget.target(len(url), len(self.parser.get_method()))
+        super().on_url(url)
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        budget = self._budget
+        budget.header(name, value)  # trailers count too: they are bytes held all the same
+        if budget.reading_head:
+            super().on_header(name, value)
+        # else a trailer of a chunked body: uvicorn would append it to the headers the pipeline
+        # already decided on. Discarded, as RFC 9110 §6.5.1 allows; nothing forwards trailers.
+
+    def on_headers_complete(self) -> None:
+        self._budget.headers_complete()
+        self._disarm_head_deadline()
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if self._pace is not None:
+            self._pace.received(len(body))
+        super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        self._budget.message_complete()
+        self._disarm_body_deadline()
+        super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        if self._budget.started and not self.transport.is_closing():
+            self._arm_head_deadline()  # a pipelined head arrived while we answered
+
+    # -- the head deadline --------------------------------------------------------------------
+    def _idle(self) -> bool:
+        return self.cycle is None or self.cycle.response_complete
+
+    def _arm_head_deadline(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(
+                self._limits.request_head_timeout_seconds, self._head_timed_out)
+
+    def _disarm_head_deadline(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or not self._budget.reading_head or not self._idle():
+            return  # answering a request: on_response_complete arms it again if needed
+        if self._budget.started:
+            self._refuse(HeadRefused(408, "request head not received in time"))  # RFC 9110 §15.5.9
+        else:
+            self.transport.close()  # nothing asked, nothing to answer
+
+    # -- the body's pace -----------------------------------------------------------------------
+    def _arm_body_deadline(self) -> None:
+        self._pace = BodyPace(self._limits, self.loop.time())
+        self._body_timer = self.loop.call_at(self._pace.due(), self._body_check)
+
+    def _disarm_body_deadline(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        self._pace = None
+
+    def _body_check(self) -> None:
+        self._body_timer = None
+        pace = self._pace
+        if pace is None or self.transport.is_closing() or self._budget.reading_head:
+            return
+        now = self.loop.time()
+        cycle = self.cycle
+        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+            pace.restart(now)  # we held the body up, not the client
+        elif now >= pace.due():
+            self._pace = None
+            self._refuse(HeadRefused(408, "request body too slow"))  # RFC 9110 §15.5.9
+            return
+        self._body_timer = self.loop.call_at(pace.due(), self._body_check)
+
+    # -- answers ------------------------------------------------------------------------------
+    def _refuse(self, refused: HeadRefused) -> None:
+        self._refusals.refused(refused.status, refused.reason)
+        self._answer(refused.status, refused.reason)
+
+    def _answer(self, status: int, text: str) -> None:
+        """A plain answer, then close: nothing more is read from this connection."""
+        self._disarm_head_deadline()
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            self.transport.close()  # a limit hit by trailers mid-answer: no second status line
+            return
+        body = text.encode("ascii")
+        self.transport.write(b"".join([
+            STATUS_LINE[status], b"content-type: text/plain; charset=utf-8\r\n",
+            b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body), body]))
+        self.transport.close()
+
+
+def limits_of(settings: Settings) -> ConnectionLimits:
+    return ConnectionLimits(
+        max_request_line_bytes=settings.max_request_line_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        max_header_count=settings.max_header_count,
+        request_head_timeout_seconds=settings.request_head_timeout_seconds,
+        keep_alive_timeout_seconds=settings.keep_alive_timeout_seconds,
+        max_connections=settings.max_connections,
+        request_body_timeout_seconds=settings.request_body_timeout_seconds,
+        request_body_min_bytes_per_second=settings.request_body_min_bytes_per_second,
+        send_timeout_seconds=settings.send_timeout_seconds,
+    )
+
+
+def edge_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
+    """uvicorn's ``http`` option: a picklable factory (workers > 1 send it to each process)."""
+    return cast("type[asyncio.Protocol]",
+                functools.partial(EdgeProtocol, limits=limits, refusals=RefusalLog()))
