@@ -13,6 +13,8 @@ refused (400) when it is ambiguous:
   ``X-HTTP-Method-Override``…, in any case and with ``_`` or ``.`` for ``-``) says otherwise;
 - the URI is not one the canonicalizer accepts for a proxied request (gatekeeper/paths.py), or
   its query holds a raw ``#``, space, control or non-ASCII byte (RFC 3986 §3.4);
+- its path holds a dot segment or ``//``: the proxy forwards the client's bytes, not gatekeeper's
+  canonical path, and apps route ``/admin/../public/x`` under ``/admin`` (``path_as_sent``);
 - the method is not an upper-case standard method (RFC 9110 §9.1: methods are case-sensitive).
 Only here are those headers read; on the proxy path they never take part (CVE-2025-54576).
 """
@@ -23,7 +25,7 @@ import re
 from typing import Any
 
 from gatekeeper.errors import BadRequest
-from gatekeeper.paths import canonical_path, check_query
+from gatekeeper.paths import check_query, path_as_sent
 from gatekeeper.request import RequestView
 from gatekeeper.settings import fold_header_name
 from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS, ForwardAuthSettings
@@ -72,7 +74,7 @@ class ForwardAuth:
         if method not in _METHODS:
             raise _bad("unknown original method", "bad_original_method")
         raw_path, query = split_uri(uri)
-        path = canonical_path(raw_path)
+        path = path_as_sent(raw_path)
         check_query(query)
         original = dict(scope, method=method.decode("ascii"), path=path, raw_path=raw_path,
                         query_string=query)
@@ -83,7 +85,7 @@ def split_uri(uri: bytes) -> tuple[bytes, bytes]:
     """(raw path, query) of an origin-form or http(s) absolute-form URI; 400 for anything else.
 
     ``//host/x`` is refused: a URL parser reads it as another host (RFC 3986 §4.2), a server as a
-    path. Path and query are checked by the caller (canonical_path, check_query)."""
+    path. Path and query are checked by the caller (path_as_sent, check_query)."""
     if not uri.startswith(b"/"):
         absolute = _ABSOLUTE.match(uri)
         if absolute is None:

@@ -41,6 +41,20 @@ def canonical_path(raw_path: bytes) -> str:
     return _canonicalize(raw_path)
 
 
+def path_as_sent(raw_path: bytes) -> str:
+    """The canonical path of a target that reaches the app as sent, not as gatekeeper forwards
+    it (forward-auth: the front proxy passes the client's bytes on). A dot segment or an empty
+    segment is refused rather than resolved or merged: Starlette, werkzeug and Django route
+    ``/admin/../public/x`` and ``/admin//../public/x`` under ``/admin`` as sent, so resolving
+    them (RFC 3986 §5.2.4 is the client's job) would decide on a path the app does not route."""
+    segments = raw_path.split(b"/")[1:]
+    if any(segment in (b".", b"..") for segment in segments):
+        raise _bad("dot segment in a target the front proxy forwards as sent")
+    if b"" in segments[:-1]:
+        raise _bad("empty segment ('//') in a target the front proxy forwards as sent")
+    return canonical_path(raw_path)
+
+
 def _canonicalize(raw: bytes) -> str:
     segments = raw.split(b"/")[1:]
     out: list[bytes] = []
