@@ -1,7 +1,9 @@
 """Request-target canonicalization: the path the policy sees is the path the app acts on.
 
 Security-critical. A target is either brought to one canonical form or refused with 400:
-- percent-encoded unreserved characters (RFC 3986 §2.3) are decoded once (``/%61dmin`` → ``/admin``);
+- percent-encoded unreserved characters (RFC 3986 §2.3) and the other pchar (sub-delims but
+  ``;``, ``:``, ``@``) are decoded once (``/%61dmin`` → ``/admin``, ``/a%40b`` → ``/a@b``): the app
+  decodes both spellings to one path, so the policy sees one;
 - dot segments are removed (RFC 3986 §5.2.4) and repeated slashes merged;
 - refused: an encoded ``/``, ``\\``, ``?``, ``#``, NUL or control character; an encoded dot
   segment (``%2e%2e``); a ``;`` parameter; any raw byte that is not an RFC 3986 §3.3 pchar
@@ -83,7 +85,7 @@ def _canonicalize(raw: bytes) -> str:
 
 
 def _decode_segment(segment: bytes, decoded_all: bytearray) -> tuple[bytes, bool]:
-    """Decode unreserved escapes; keep others (upper-cased); refuse dangerous bytes."""
+    """Decode pchar escapes; keep others (upper-cased); refuse dangerous bytes."""
     out = bytearray()
     encoded_dot = False
     i = 0
@@ -97,7 +99,9 @@ def _decode_segment(segment: bytes, decoded_all: bytearray) -> tuple[bytes, bool
             if value in _FORBIDDEN_ENCODED:
                 raise _bad(f"encoded %{value:02X}")
             decoded_all.append(value)
-            if value in _UNRESERVED:
+            # Every pchar is decoded, not only the unreserved: the app decodes "%40" and "@" to
+            # one path, so the policy must see one (a deny on /a@b held for /a@b only).
+            if value in _PCHAR:
                 encoded_dot |= value == 0x2E
                 out.append(value)
             else:
