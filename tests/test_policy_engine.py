@@ -605,3 +605,34 @@ def test_the_shipped_policy_loads_without_warnings() -> None:
     report = load_policy(DEFAULT_MODEL, REPO / "policies" / "policy.csv")
     assert report.warnings == []
     assert report.policy.rules
+
+
+# ------------------------------------------------------------------ line breaks as Casbin reads them
+# str.splitlines() also breaks at these; Casbin's file adapter and config reader at "\n" only.
+OTHER_BREAKS = ["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+
+
+@pytest.mark.parametrize("brk", OTHER_BREAKS, ids=[f"U+{ord(b):04X}" for b in OTHER_BREAKS])
+def test_a_line_is_what_casbin_reads_as_a_line(tmp_path: Path, brk: str) -> None:
+    """Within what Casbin reads as one line, ``allow<U+2028>p, bob, /admin/*…`` is a rule whose
+    effect is neither allow nor deny (it never decides): split there, it would be two rules
+    allowing more. Refused at load, or decided as the stock Enforcer decides."""
+    policy = (f"p, bob, /public/*, GET, allow{brk}p, bob, /admin/*, GET, allow\n"
+              "p, carol, /docs/*, GET, allow\n")
+    model_path = write(tmp_path, "model.conf", DEFAULT_MODEL.read_text())
+    policy_path = tmp_path / "policy.csv"
+    policy_path.write_bytes(policy.encode())
+    stock = StockReference(model_path, policy_path)
+    try:
+        ours = load_policy(model_path, policy_path).policy
+    except PolicyError as refused:
+        assert any("policy.csv:1" in p for p in refused.problems), refused.problems
+        return
+    for subject, path in (("bob", "/public/x"), ("bob", "/admin/x"), ("carol", "/docs/x")):
+        verdict = ours.decide(subject, (), "GET", path, authenticated=True)
+        try:
+            expected = stock.enforce(subject, (), True, "GET", path)[0]
+        except RuntimeError as exc:  # "invalid policy size": Casbin cannot evaluate the rule
+            raise AssertionError(f"loaded a policy Casbin fails on ({exc})") from None
+        assert verdict.allowed is expected, (subject, path)
+

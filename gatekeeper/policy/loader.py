@@ -50,7 +50,7 @@ def _digest(model_text: str, policy_text: str) -> str:
 
 def files_digest(model_path: Path, policy_path: Path) -> str:
     """The digest ``load_policy`` would give these files now, without compiling them."""
-    return _digest(_read(model_path), _read(policy_path))
+    return _digest(_read(model_path), _read(policy_path, newline=""))
 
 
 def load_policy(
@@ -61,7 +61,7 @@ def load_policy(
     cache_size: int = 65536,
 ) -> LoadReport:
     model_text = _read(model_path)
-    policy_text = _read(policy_path)
+    policy_text = _read(policy_path, newline="")
     digest = _digest(model_text, policy_text)
     model = _parse_model(model_path, model_text)
     rules, g_lines, warnings = _parse_policy(policy_path, policy_text, model)
@@ -87,9 +87,12 @@ def load_policy(
     return LoadReport(compiled, warnings)
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, newline: str | None = None) -> str:
+    """As Casbin reads each file: the model in text mode (a lone "\r" ends a line), the policy
+    in binary (newline="": no line end but "\n", and a lone "\r" stays inside its line)."""
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8", newline=newline) as file:
+            return file.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError([f"{path}: cannot read ({exc})"]) from exc
 
@@ -132,7 +135,9 @@ def _parse_policy(
     problems: list[str] = []
     warnings: list[str] = []
     seen: dict[tuple[str, ...], str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Lines as Casbin's file adapter reads them: broken at "\n" only. str.splitlines() also
+    # breaks at "\r", U+2028, U+0085…, where Casbin sees one line (a rule it cannot evaluate).
+    for number, raw in enumerate(text.split("\n"), start=1):
         where = f"{path.name}:{number}"
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -200,7 +205,7 @@ def _field_problem(section: str, values: list[str], model: Model) -> str | None:
 def _line_of(path: Path, text: str, section: str, key: str) -> str:
     """``model.conf:31`` for the line defining ``key`` in ``[section]`` (the path alone if absent)."""
     current = ""
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.strip()
         if line.startswith("[") and line.endswith("]"):
             current = line[1:-1].strip()
