@@ -14,7 +14,9 @@ import itertools
 import logging
 import os
 import random
+import re
 import textwrap
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -24,11 +26,14 @@ from typing import Any
 
 import casbin
 import pytest
+from casbin.util import builtin_operators as casbin_ops
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gatekeeper.authz import PolicyAuthorizer, PublicPaths
 from gatekeeper.metrics import Metrics
 from gatekeeper.policy.engine import CompiledPolicy, PolicyVerdict
-from gatekeeper.policy.functions import matcher_functions, method_match
+from gatekeeper.policy.functions import key_match2, matcher_functions, method_match
 from gatekeeper.policy.loader import PolicyError, load_policy
 from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.principal import Principal
@@ -636,3 +641,31 @@ def test_a_line_is_what_casbin_reads_as_a_line(tmp_path: Path, brk: str) -> None
             raise AssertionError(f"loaded a policy Casbin fails on ({exc})") from None
         assert verdict.allowed is expected, (subject, path)
 
+
+
+# ------------------------------------------------------------------ matcher functions, hostile input
+# Pattern and value pieces where a segment-wise matcher and Casbin's regular expression may part:
+# regex metacharacters, ':' inside and at the start of segments, '*', braces, unicode, newlines
+# (Python's '$' also matches before a final "\n": ``r.sub`` is a token's string, any bytes).
+HOSTILE_PIECES = ["/", "a", "b", ":id", ":", "*", "/*", "{x}", ".", "..", "$", "^", "(", ")", "[",
+                  "]", "?", "+", "|", "\\", "é", "\n", "-", "_", "~", "%2F", "!", "@", " ", "1"]
+
+
+@given(st.lists(st.sampled_from(HOSTILE_PIECES), max_size=6).map("".join),
+       st.lists(st.sampled_from(HOSTILE_PIECES), max_size=6).map("".join),
+       st.sampled_from([None, "", "\n", "/", "x"]))
+def test_key_match2_decides_as_casbins_on_hostile_strings(pattern: str, value: str,
+                                                          fitted: str | None) -> None:
+    if fitted is not None:  # a value made to fit the pattern (and a tail), so matches are common
+        value = pattern.replace(":id", "1").replace("*", "zz") + fitted
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "[[": a possible nested set, to both
+        assert _outcome(key_match2, value, pattern) == _outcome(casbin_ops.key_match2, value,
+                                                                pattern)
+
+
+def _outcome(function: Callable[[str, str], bool], value: str, pattern: str) -> object:
+    try:
+        return function(value, pattern)
+    except re.error:
+        return re.error
