@@ -669,3 +669,32 @@ def _outcome(function: Callable[[str, str], bool], value: str, pattern: str) -> 
         return function(value, pattern)
     except re.error:
         return re.error
+
+
+# ------------------------------------------------------------------ HEAD runs the GET handler
+HEAD_POLICY = textwrap.dedent("""\
+    p, viewer, /reports/*, *, allow
+    p, viewer, /reports/secret, GET, deny
+    p, viewer, /ping, HEAD, allow
+    p, viewer, /docs/*, GET|HEAD, allow
+    """)
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("HEAD", "/reports/secret", False), ("head", "/reports/secret", False),
+    ("GET", "/reports/secret", False), ("HEAD", "/reports/x", True), ("HEAD", "/ping", False),
+    ("HEAD", "/docs/a", True), ("GET", "/docs/a", True),
+], ids=["HEAD where GET is denied", "lower-case head where GET is denied", "the GET itself",
+        "HEAD where everything is allowed", "HEAD allowed but not the GET it runs",
+        "HEAD and GET both allowed", "GET allowed"])
+def test_a_head_is_allowed_only_where_the_get_it_runs_is(tmp_path: Path, method: str, path: str,
+                                                         allowed: bool) -> None:
+    """Starlette, werkzeug/Flask and Django answer HEAD by running the GET handler (its side
+    effects and headers: Content-Length, Content-Disposition…): HEAD must not reach a GET the
+    policy denies."""
+    from gatekeeper.authz import FixedPolicy
+
+    policy = compiled(tmp_path, DEFAULT_MODEL.read_text(), HEAD_POLICY)
+    authorizer = PolicyAuthorizer(FixedPolicy(policy), PublicPaths([]))
+    bob = Principal(subject="bob", roles=("viewer",), claims={}, via="bearer")
+    assert authorizer.authorize(bob, method, path).allowed is allowed
