@@ -35,9 +35,11 @@ _PATH_BYTES = PATH.encode("ascii")
 _METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE", b"OPTIONS", b"TRACE",
                       b"CONNECT"})
 # Absolute-form (ingress-nginx's X-Original-URL is ``$scheme://$http_host$request_uri``): an
-# http(s) scheme and a plain host[:port], no userinfo, then the path or nothing.
+# http(s) scheme and a plain host[:port], no userinfo, then the path, which must follow: the
+# Host is the client's, and nginx accepts ``app.example:80?`` (routing it as app.example), so a
+# '?' there would make ``/admin/x`` the query of the path ``/``.
 _ABSOLUTE = re.compile(rb"(?i:https?)://(?:[A-Za-z0-9\-.]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
-                       rb"(?=[/?]|\Z)")
+                       rb"(?=/)")
 
 
 def _bad(reason: str, code: str) -> BadRequest:
@@ -82,7 +84,7 @@ class ForwardAuth:
 
 
 def split_uri(uri: bytes) -> tuple[bytes, bytes]:
-    """(raw path, query) of an origin-form or http(s) absolute-form URI; 400 for anything else.
+    """(raw path, query) of an origin-form or http(s) absolute-form URI with a path; 400 else.
 
     ``//host/x`` is refused: a URL parser reads it as another host (RFC 3986 §4.2), a server as a
     path. Path and query are checked by the caller (path_as_sent, check_query)."""
@@ -91,7 +93,6 @@ def split_uri(uri: bytes) -> tuple[bytes, bytes]:
         if absolute is None:
             raise _bad("original URI is neither a path nor an http(s) URL", "bad_original_uri")
         uri = uri[absolute.end():]
-        uri = uri if uri.startswith(b"/") else b"/" + uri
     if uri.startswith(b"//"):
         raise _bad("original URI starts with '//' (scheme-relative)", "bad_original_uri")
     raw_path, _, query = uri.partition(b"?")

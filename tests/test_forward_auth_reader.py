@@ -162,6 +162,26 @@ def test_an_ambiguous_check_is_refused(headers: Headers, code: str) -> None:
     assert refused(headers) == code
 
 
+INGRESS = {"uri_header": "X-Original-URL", "method_header": "X-Original-Method"}
+
+
+# ingress-nginx sets X-Original-URL to $scheme://$http_host$request_uri: the Host is the
+# client's, and nginx accepts '?', '#', '@' and anything after a ':' in it (only '/', NUL,
+# controls and space are refused) while still routing by the name before the ':'.
+@pytest.mark.parametrize("host", ["app.example:80?", "app.example?", "app.example:443?x=",
+                                  "app.example:80#", "app.example:?", "app.example@evil",
+                                  "app.example:80\\", "[::1]:80?"])
+def test_a_client_written_host_cannot_end_the_path_of_an_absolute_uri(host: str) -> None:
+    uri = f"http://{host}/admin/x"
+    try:
+        _, path, _ = ask([("X-Original-URL", uri), ("X-Original-Method", "GET")], "custom",
+                              **INGRESS)
+    except BadRequest as refused:
+        assert refused.code == "bad_original_uri"
+        return
+    assert path == "/admin/x", f"{uri} was decided as {path}"
+
+
 def test_envoy_reads_the_check_requests_own_target_and_method() -> None:
     fa = reader("envoy")
     scope = scope_of([], path="/oauth2/auth/api/%78", method="PATCH", query=b"q=1")
