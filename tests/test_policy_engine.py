@@ -528,7 +528,7 @@ def problems_of(tmp_path: Path, model: str, policy: str) -> list[str]:
     (GOOD_POLICY + "x, alice, /a, GET, allow\n", "policy.csv:2", "unknown rule type"),
     (GOOD_POLICY + "p2, alice, /a, GET, allow\n", "policy.csv:2", "unknown rule type"),
     (GOOD_POLICY + "\n\np, alice, , GET, allow\n", "policy.csv:4", "empty field"),
-    ("p, alice, /a/**, GET, allow\n", "policy.csv:1", "fails on this rule"),
+    ("p, alice, /a/**, GET, allow\n", "policy.csv:1", "not a valid expression"),
 ], ids=["a missing field is refused with its line", "an extra field is refused",
         "a g line with one name is refused", "an unknown rule type is refused",
         "a rule type the model does not define is refused", "an empty field is refused",
@@ -538,6 +538,27 @@ def test_a_bad_policy_line_is_named_by_file_and_line(
 ) -> None:
     problems = problems_of(tmp_path, DEFAULT_MODEL.read_text(), policy)
     assert any(where in p and words in p for p in problems), problems
+
+
+@pytest.mark.parametrize(("matcher", "line"), [
+    ("regexMatch(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act)",
+     "p, alice, /b/**, GET, allow"),
+    ("r.sub == p.sub && keyMatch2(r.obj, p.obj) && regexMatch(r.act, p.act)",
+     "p, alice, /b/*, *, allow"),
+    ("g(r.sub, p.sub) && r.act == p.act && keyMatch4(r.obj, p.obj)", "p, alice, /a/{x}/**, GET, allow"),
+    ("methodMatch(r.act, p.act) || regexMatch(r.obj, p.obj)", "p, alice, *x, GET, allow"),
+], ids=["keyMatch2 after a subject test that fails on the made-up caller",
+        "regexMatch after a method test", "keyMatch4 after a method test",
+        "regexMatch after an || that holds"])
+def test_a_pattern_casbin_cannot_compile_is_refused_wherever_it_sits_in_the_matcher(
+    tmp_path: Path, matcher: str, line: str
+) -> None:
+    """Casbin raises on every request that reaches such a rule; the engine would take the rule
+    as failing and decide anyway. Refused at load even when a test before it in the matcher is
+    false (or one before an || true) for the made-up request of the load-time check."""
+    problems = problems_of(tmp_path, model_text(effect="!some(where (p.eft == deny))",
+                                                matcher=matcher), line + "\n")
+    assert any("policy.csv:1" in p and "not a valid expression" in p for p in problems), problems
 
 
 def test_every_bad_policy_line_is_reported_at_once(tmp_path: Path) -> None:

@@ -227,6 +227,10 @@ def _role_managers(model: Model, g_lines: list[tuple[str, list[str], str]]) -> d
 
 def _dry_run(policy: CompiledPolicy, model_path: Path) -> None:
     """Evaluate the matcher once against every rule: unknown names fail now, not per request."""
+    problems = [f"{rule.source}: {problem}" for rule in policy.rules
+                if (problem := policy.pattern_problem(rule)) is not None]
+    if problems:
+        raise PolicyError(problems)
     for rule in policy.rules or (None,):
         try:
             policy.try_rule(rule, ANONYMOUS_SUBJECT, "GET", "/")
