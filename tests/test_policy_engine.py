@@ -674,7 +674,7 @@ HOSTILE_PIECES = ["/", "a", "b", ":id", ":", "*", "/*", "{x}", ".", "..", "$", "
 
 @given(st.lists(st.sampled_from(HOSTILE_PIECES), max_size=6).map("".join),
        st.lists(st.sampled_from(HOSTILE_PIECES), max_size=6).map("".join),
-       st.sampled_from([None, "", "\n", "/", "x"]))
+       st.sampled_from([None, "", "\n", "/", "x", "/\nx"]))
 def test_key_match2_decides_as_casbins_on_hostile_strings(pattern: str, value: str,
                                                           fitted: str | None) -> None:
     if fitted is not None:  # a value made to fit the pattern (and a tail), so matches are common
