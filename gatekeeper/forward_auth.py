@@ -15,7 +15,8 @@ refused (400) when it is ambiguous:
   its query holds a raw ``#``, space, control or non-ASCII byte (RFC 3986 §3.4);
 - its path holds a dot segment or ``//``: the proxy forwards the client's bytes, not gatekeeper's
   canonical path, and apps route ``/admin/../public/x`` under ``/admin`` (``path_as_sent``);
-- the method is not an upper-case standard method (RFC 9110 §9.1: methods are case-sensitive).
+- the method is not an upper-case standard method (RFC 9110 §9.1: methods are case-sensitive),
+  or the query names another one (``_method=DELETE``: ``check_method_override``).
 Only here are those headers read; on the proxy path they never take part (CVE-2025-54576).
 """
 
@@ -25,7 +26,7 @@ import re
 from typing import Any
 
 from gatekeeper.errors import BadRequest
-from gatekeeper.paths import check_query, path_as_sent
+from gatekeeper.paths import check_method_override, check_query, path_as_sent
 from gatekeeper.request import RequestView
 from gatekeeper.settings import fold_header_name
 from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS, ForwardAuthSettings
@@ -78,6 +79,7 @@ class ForwardAuth:
         raw_path, query = split_uri(uri)
         path = path_as_sent(raw_path)
         check_query(query)
+        check_method_override(query)
         original = dict(scope, method=method.decode("ascii"), path=path, raw_path=raw_path,
                         query_string=query)
         return RequestView(original, path)

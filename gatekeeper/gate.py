@@ -25,7 +25,7 @@ from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.oidc.routes import LoginRoutes
-from gatekeeper.paths import canonical_path
+from gatekeeper.paths import canonical_path, check_method_override
 from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome
 from gatekeeper.proxy import ClientDisconnected, Proxy, body_framing
@@ -137,6 +137,7 @@ class Gate:
                     self._record(scope, answered.decision, answered.status, started, None, request_id)
                     return
             body_framing(request)
+            check_method_override(request.query)
             decision = await self._pipeline.decide(request)
             await self._end_if_revoked(request, decision, request_id)
             if decision.allowed and self._rate_limits is not None:
@@ -213,6 +214,7 @@ class Gate:
         try:
             self._check_header_size(scope)
             request = RequestView(scope, canonical_path(scope.get("raw_path") or b"/"))
+            check_method_override(request.query)
             if self._login is not None:
                 send = _setting_cookies(send, request)
             decision = await self._pipeline.decide(request)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from urllib.parse import unquote_to_bytes
 
 from gatekeeper.errors import BadRequest
 
@@ -123,6 +124,24 @@ def check_query(query: bytes) -> None:
     to another), space, control, DEL or non-ASCII byte (RFC 3986 §3.4 allows none of them)."""
     if _QUERY_BAD.search(query):
         raise _bad("forbidden character in the query")
+
+
+# Query parameters an app framework takes as the method to run (Spring's HiddenHttpMethodFilter,
+# Laravel, Symfony, Express's method-override), after PHP's folding of ' ', '.' and '[' to '_'.
+_OVERRIDE_PARAMS = frozenset({b"_method"})
+_PHP_FOLDED = re.compile(rb"[ .\[]")
+
+
+def check_method_override(query: bytes) -> None:
+    """Refuse a query that names another method: the policy would decide the request's own
+    method while the app runs ``POST …?_method=DELETE`` as DELETE (CVE-2020-14359's class)."""
+    if b"method" not in query.lower() and b"%" not in query:
+        return  # the common case: no parameter name can spell it
+    for pair in re.split(rb"[&;]", query):
+        name = unquote_to_bytes(pair.split(b"=", 1)[0].replace(b"+", b" ")).lstrip(b" ")
+        name = name[:1] + name[1:].partition(b"[")[0]  # "_method[]": PHP's array named _method
+        if _PHP_FOLDED.sub(b"_", name).lower() in _OVERRIDE_PARAMS:
+            raise BadRequest("a method override in the query (_method)", code="method_override")
 
 
 class PathPatterns:

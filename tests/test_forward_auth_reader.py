@@ -111,6 +111,8 @@ REFUSED = [
     *[([("X-Original-URI", uri), ("X-Original-Method", "GET")], "malformed_target") for uri in (
         "/admin/../public/x", "/admin/x/../../public/x", "/admin/./x", "/public/x/.",
         "/public/x/..", "/admin//../public/x", "/public//x", "/a/b//")],
+    ([("X-Original-URI", "/public/x?_method=DELETE"), ("X-Original-Method", "POST")],
+     "method_override"),
     ([("X-Original-URI", "//evil.example/public/x"), ("X-Original-Method", "GET")],
      "bad_original_uri"),
     ([("X-Original-URI", "http://user@evil.example/public/x"), ("X-Original-Method", "GET")],
@@ -153,6 +155,7 @@ REFUSED = [
         "dot-dot out of /admin", "two dot-dots out of /admin", "a dot segment",
         "a trailing dot segment", "a trailing dot-dot", "an empty segment eaten by dot-dot",
         "an empty segment", "a trailing empty segment")],
+    "a _method override in the query",
     "a scheme-relative //host",
     "userinfo in an absolute URI",
     "a scheme other than http(s)",

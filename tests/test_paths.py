@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gatekeeper.errors import BadRequest
-from gatekeeper.paths import canonical_path
+from gatekeeper.paths import canonical_path, check_method_override
 
 CANONICAL = [
     ("/", "/"),
@@ -146,3 +146,25 @@ def test_one_path_the_app_routes_has_one_spelling_for_the_policy(raw: str) -> No
     except BadRequest:
         return
     assert canonical == spelled(framework_view(raw))
+
+
+# Spring's HiddenHttpMethodFilter, Laravel, Symfony and Express's method-override run the method
+# named by a `_method` query parameter (PHP also reads `.method`, ` method` and `[method` as
+# `_method`; leading spaces it drops): the policy would decide POST while the app runs DELETE.
+OVERRIDES = [b"_method=DELETE", b"a=1&_method=DELETE", b"_METHOD=PUT", b"%5Fmethod=DELETE",
+             b"%5fmethod=DELETE", b"_m%65thod=DELETE", b".method=DELETE",
+             b"%20_method=DELETE", b"[method=DELETE", b"a=1;_method=DELETE", b"_method",
+             b"_method[]=DELETE"]
+
+
+@pytest.mark.parametrize("query", OVERRIDES, ids=[q.decode() for q in OVERRIDES])
+def test_a_method_override_in_the_query_is_refused(query: bytes) -> None:
+    with pytest.raises(BadRequest) as caught:
+        check_method_override(query)
+    assert caught.value.code == "method_override"
+
+
+@pytest.mark.parametrize("query", [b"", b"method=x", b"a_method=DELETE", b"x=_method",
+                                   b"q=%5Fmethod", b"_methods=1", b"+method=x"])
+def test_other_queries_are_not_method_overrides(query: bytes) -> None:
+    check_method_override(query)
