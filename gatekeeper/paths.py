@@ -25,7 +25,7 @@ _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 # Characters a canonical path may hold literally (RFC 3986 pchar minus ';', plus '/').
 _SAFE = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,=:@/]*")
 # RFC 3986 §3.3 pchar, raw: unreserved, sub-delims except ';', ':' and '@' ('%' is decoded apart).
-_PCHAR = frozenset(_UNRESERVED | frozenset(b"!$&'()*+,=:@"))
+PCHAR = frozenset(_UNRESERVED | frozenset(b"!$&'()*+,=:@"))
 _FORBIDDEN_ENCODED = frozenset(b"/\\?#") | frozenset(range(0x20)) | {0x7F}
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _QUERY_BAD = re.compile(rb"[\x00-\x20#\x7f-\xff]")
@@ -102,14 +102,14 @@ def _decode_segment(segment: bytes, decoded_all: bytearray) -> tuple[bytes, bool
             decoded_all.append(value)
             # Every pchar is decoded, not only the unreserved: the app decodes "%40" and "@" to
             # one path, so the policy must see one (a deny on /a@b held for /a@b only).
-            if value in _PCHAR:
+            if value in PCHAR:
                 encoded_dot |= value == 0x2E
                 out.append(value)
             else:
                 out += b"%%%02X" % value
             i += 3
             continue
-        if byte not in _PCHAR:
+        if byte not in PCHAR:
             if byte == 0x3B:  # ';'
                 raise _bad("path parameters (';')")
             raise _bad("forbidden character")

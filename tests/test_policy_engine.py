@@ -561,6 +561,17 @@ def test_a_pattern_casbin_cannot_compile_is_refused_wherever_it_sits_in_the_matc
     assert any("policy.csv:1" in p and "not a valid expression" in p for p in problems), problems
 
 
+@pytest.mark.parametrize("pattern", ["/users/%40admin", "/a%21/*", "/%61dmin/*", "/caf%c3%a9",
+                                     "/x/%3A:id", "/%7Euser"])
+def test_a_path_pattern_no_canonical_path_can_match_is_refused(tmp_path: Path,
+                                                               pattern: str) -> None:
+    """Paths reach the policy in canonical form (every pchar decoded, other escapes upper-case):
+    a deny written with '%40' would never match '/users/@admin' and deny nothing."""
+    problems = problems_of(tmp_path, DEFAULT_MODEL.read_text(),
+                           f"{GOOD_POLICY}p, viewer, {pattern}, GET, deny\n")
+    assert any("policy.csv:2" in p and "canonical" in p for p in problems), problems
+
+
 def test_every_bad_policy_line_is_reported_at_once(tmp_path: Path) -> None:
     problems = problems_of(tmp_path, DEFAULT_MODEL.read_text(),
                            "p, a, /x\n" + GOOD_POLICY + "q, a, /x, GET, allow\n")

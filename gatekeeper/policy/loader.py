@@ -17,6 +17,7 @@ from casbin.model import Model
 from casbin.persist.adapter import _extract_tokens
 from casbin.rbac import default_role_manager
 
+from gatekeeper.paths import PCHAR
 from gatekeeper.policy.engine import (
     ANONYMOUS_SUBJECT,
     REQUEST_FIELDS,
@@ -196,9 +197,29 @@ def _field_problem(section: str, values: list[str], model: Model) -> str | None:
                             "role names are compared exactly; role matching functions are "
                             "not supported") if looks else None)
     tokens = model["p"]["p"].tokens
+    if "p_obj" in tokens:
+        problem = _non_canonical_escape(values[tokens.index("p_obj")])
+        if problem:
+            return problem
     if "p_eft" in tokens and values[tokens.index("p_eft")] not in ("allow", "deny"):
         return (f"effect {values[tokens.index('p_eft')]!r} is neither 'allow' nor 'deny' "
                 "(Casbin compares it exactly: the rule would never decide)")
+    return None
+
+
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _non_canonical_escape(pattern: str) -> str | None:
+    """An escape no canonical path holds (gatekeeper/paths.py decodes every pchar and upper-cases
+    the rest): the pattern could never match, and a deny written so would deny nothing."""
+    for escape in _ESCAPE.finditer(pattern):
+        value = int(escape.group(1), 16)
+        if value in PCHAR or escape.group(1) != escape.group(1).upper():
+            spelled = chr(value) if value in PCHAR else escape.group(0).upper()
+            return (f"the path pattern {pattern!r} holds {escape.group(0)!r}, which a canonical "
+                    f"path spells {spelled!r}: it would never match (docs/policies.md, "
+                    "'The path the policy sees')")
     return None
 
 
