@@ -6,7 +6,8 @@
   considered only on ``public_paths`` (as subject ``role:anonymous``), authenticated ones are
   their (issuer-namespaced) subject holding their token roles as ``role:NAME`` and the role
   ``role:authenticated``; a subject that names a role is refused (``subject_names_a_role``, see
-  subjects.py). No active policy means deny (fail closed).
+  subjects.py). No active policy means deny (fail closed). A ``HEAD`` needs the ``GET``
+  too: the app runs the GET handler for it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from gatekeeper.paths import PathPatterns
-from gatekeeper.policy.engine import CompiledPolicy
+from gatekeeper.policy.engine import CompiledPolicy, PolicyVerdict
 from gatekeeper.principal import Principal
 
 
@@ -72,9 +73,18 @@ class PolicyAuthorizer:
         policy = self._holder.active
         if policy is None:
             return Verdict(False, "no_policy")
-        verdict = policy.decide(
-            principal.subject, principal.roles, method, path,
-            authenticated=not anonymous, claims=principal.claims, cache_key=principal,
-        )
+        verdict = self._decide(policy, principal, method, path)
+        # The app answers HEAD by running its GET handler (Starlette, werkzeug, Django; RFC 9110
+        # §9.3.2 lets it): a HEAD is allowed only where that GET is too.
+        if verdict.allowed and method.upper() == "HEAD":
+            get = self._decide(policy, principal, "GET", path)
+            verdict = verdict if get.allowed else get
         return Verdict(verdict.allowed, verdict.reason,
                        verdict.rule.source if verdict.rule is not None else None)
+
+    @staticmethod
+    def _decide(policy: CompiledPolicy, principal: Principal, method: str, path: str
+                ) -> PolicyVerdict:
+        return policy.decide(principal.subject, principal.roles, method, path,
+                             authenticated=principal.via != "anonymous", claims=principal.claims,
+                             cache_key=principal)

@@ -13,7 +13,10 @@ refused (400) when it is ambiguous:
   ``X-HTTP-Method-Override``…, in any case and with ``_`` or ``.`` for ``-``) says otherwise;
 - the URI is not one the canonicalizer accepts for a proxied request (gatekeeper/paths.py), or
   its query holds a raw ``#``, space, control or non-ASCII byte (RFC 3986 §3.4);
-- the method is not an upper-case standard method (RFC 9110 §9.1: methods are case-sensitive).
+- its path holds a dot segment or ``//``: the proxy forwards the client's bytes, not gatekeeper's
+  canonical path, and apps route ``/admin/../public/x`` under ``/admin`` (``path_as_sent``);
+- the method is not an upper-case standard method (RFC 9110 §9.1: methods are case-sensitive),
+  or the query names another one (``_method=DELETE``: ``refuse_method_override``).
 Only here are those headers read; on the proxy path they never take part (CVE-2025-54576).
 """
 
@@ -24,7 +27,8 @@ from typing import Any
 
 from gatekeeper.errors import BadRequest
 from gatekeeper.headernames import fold
-from gatekeeper.paths import canonical_path, check_query
+from gatekeeper.method_override import refuse_method_override
+from gatekeeper.paths import check_query, path_as_sent
 from gatekeeper.request import RequestView
 from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS, ForwardAuthSettings
 
@@ -33,9 +37,11 @@ _PATH_BYTES = PATH.encode("ascii")
 _METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE", b"OPTIONS", b"TRACE",
                       b"CONNECT"})
 # Absolute-form (ingress-nginx's X-Original-URL is ``$scheme://$http_host$request_uri``): an
-# http(s) scheme and a plain host[:port], no userinfo, then the path or nothing.
+# http(s) scheme and a plain host[:port], no userinfo, then the path, which must follow: the
+# Host is the client's, and nginx accepts ``app.example:80?`` (routing it as app.example), so a
+# '?' there would make ``/admin/x`` the query of the path ``/``.
 _ABSOLUTE = re.compile(rb"(?i:https?)://(?:[A-Za-z0-9\-.]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
-                       rb"(?=[/?]|\Z)")
+                       rb"(?=/)")
 
 
 def _bad(reason: str, code: str) -> BadRequest:
@@ -72,24 +78,24 @@ class ForwardAuth:
         if method not in _METHODS:
             raise _bad("unknown original method", "bad_original_method")
         raw_path, query = split_uri(uri)
-        path = canonical_path(raw_path)
+        path = path_as_sent(raw_path)
         check_query(query)
+        refuse_method_override(query)
         original = dict(scope, method=method.decode("ascii"), path=path, raw_path=raw_path,
                         query_string=query)
         return RequestView(original, path)
 
 
 def split_uri(uri: bytes) -> tuple[bytes, bytes]:
-    """(raw path, query) of an origin-form or http(s) absolute-form URI; 400 for anything else.
+    """(raw path, query) of an origin-form or http(s) absolute-form URI with a path; 400 else.
 
     ``//host/x`` is refused: a URL parser reads it as another host (RFC 3986 §4.2), a server as a
-    path. Path and query are checked by the caller (canonical_path, check_query)."""
+    path. Path and query are checked by the caller (path_as_sent, check_query)."""
     if not uri.startswith(b"/"):
         absolute = _ABSOLUTE.match(uri)
         if absolute is None:
             raise _bad("original URI is neither a path nor an http(s) URL", "bad_original_uri")
         uri = uri[absolute.end():]
-        uri = uri if uri.startswith(b"/") else b"/" + uri
     if uri.startswith(b"//"):
         raise _bad("original URI starts with '//' (scheme-relative)", "bad_original_uri")
     raw_path, _, query = uri.partition(b"?")

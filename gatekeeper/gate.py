@@ -205,8 +205,6 @@ class Gate:
             # A refreshed or ended session: the ingress passes Set-Cookie on to the browser
             # (nginx: auth_request_set $cookie $upstream_http_set_cookie).
             send = _setting_cookies(send, original)
-        # The app behind the ingress reads the same query string: no method override there.
-        refuse_method_override(original.query)
         decision = await self._pipeline.decide(original)
         await self._end_if_revoked(original, decision, request_id)
         if not decision.allowed:
@@ -223,9 +221,9 @@ class Gate:
         try:
             self._check_header_size(scope)
             request = RequestView(scope, canonical_path(scope.get("raw_path") or b"/"))
+            refuse_method_override(request.query)
             if self._login is not None:
                 send = _setting_cookies(send, request)
-            refuse_method_override(request.query)
             decision = await self._pipeline.decide(request)
             if decision.allowed and self._rate_limits is not None:
                 decision = await self._rate_limits.check(request, decision)

@@ -33,11 +33,13 @@ def refuse_method_override(query: bytes) -> None:
 
     A name is read the way the loosest framework reads it: ``+`` as space and escapes decoded
     once, surrounding spaces dropped (PHP), ``.``/``-``/``_`` and case alike, and a PHP array
-    suffix ignored — ``_method``, ``%5Fmethod``, ``_METHOD``, ``.method``, ``_method[]`` all match.
+    suffix ignored — ``_method``, ``%5Fmethod``, ``_METHOD``, ``.method``, ``_method[]``,
+    ``_method[x]`` all match.
     """
     if b"method" not in query.lower() and b"%" not in query:
         return  # the common case, without splitting
     for pair in _SEPARATOR.split(query):
         name = unquote_to_bytes(pair.split(b"=", 1)[0].replace(b"+", b" ")).strip()
+        name = name[:1] + name[1:].partition(b"[")[0]  # "_method[x]": PHP's array named _method
         if fold(name).rstrip(b"-") in _OVERRIDE_PARAMETERS:
             raise BadRequest("the query string overrides the method", code="method_override")

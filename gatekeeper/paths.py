@@ -1,7 +1,9 @@
 """Request-target canonicalization: the path the policy sees is the path the app acts on.
 
 Security-critical. A target is either brought to one canonical form or refused with 400:
-- percent-encoded unreserved characters (RFC 3986 §2.3) are decoded once (``/%61dmin`` → ``/admin``);
+- percent-encoded unreserved characters (RFC 3986 §2.3) and the other pchar (sub-delims but
+  ``;``, ``:``, ``@``) are decoded once (``/%61dmin`` → ``/admin``, ``/a%40b`` → ``/a@b``): the app
+  decodes both spellings to one path, so the policy sees one;
 - dot segments are removed (RFC 3986 §5.2.4) and repeated slashes merged;
 - refused: an encoded ``/``, ``\\``, ``?``, ``#``, NUL or control character; an encoded dot
   segment (``%2e%2e``); a ``;`` parameter; any raw byte that is not an RFC 3986 §3.3 pchar
@@ -22,7 +24,7 @@ _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz01
 # Characters a canonical path may hold literally (RFC 3986 pchar minus ';', plus '/').
 _SAFE = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,=:@/]*")
 # RFC 3986 §3.3 pchar, raw: unreserved, sub-delims except ';', ':' and '@' ('%' is decoded apart).
-_PCHAR = frozenset(_UNRESERVED | frozenset(b"!$&'()*+,=:@"))
+PCHAR = frozenset(_UNRESERVED | frozenset(b"!$&'()*+,=:@"))
 _FORBIDDEN_ENCODED = frozenset(b"/\\?#") | frozenset(range(0x20)) | {0x7F}
 _HEX = frozenset(b"0123456789abcdefABCDEF")
 _QUERY_BAD = re.compile(rb"[\x00-\x20#\x7f-\xff]")
@@ -39,6 +41,20 @@ def canonical_path(raw_path: bytes) -> str:
     if _SAFE.fullmatch(raw_path) and b"//" not in raw_path and b"/." not in raw_path:
         return raw_path.decode("ascii")  # the common case: already canonical
     return _canonicalize(raw_path)
+
+
+def path_as_sent(raw_path: bytes) -> str:
+    """The canonical path of a target that reaches the app as sent, not as gatekeeper forwards
+    it (forward-auth: the front proxy passes the client's bytes on). A dot segment or an empty
+    segment is refused rather than resolved or merged: Starlette, werkzeug and Django route
+    ``/admin/../public/x`` and ``/admin//../public/x`` under ``/admin`` as sent, so resolving
+    them (RFC 3986 §5.2.4 is the client's job) would decide on a path the app does not route."""
+    segments = raw_path.split(b"/")[1:]
+    if any(segment in (b".", b"..") for segment in segments):
+        raise _bad("dot segment in a target the front proxy forwards as sent")
+    if b"" in segments[:-1]:
+        raise _bad("empty segment ('//') in a target the front proxy forwards as sent")
+    return canonical_path(raw_path)
 
 
 def _canonicalize(raw: bytes) -> str:
@@ -69,7 +85,7 @@ def _canonicalize(raw: bytes) -> str:
 
 
 def _decode_segment(segment: bytes, decoded_all: bytearray) -> tuple[bytes, bool]:
-    """Decode unreserved escapes; keep others (upper-cased); refuse dangerous bytes."""
+    """Decode pchar escapes; keep others (upper-cased); refuse dangerous bytes."""
     out = bytearray()
     encoded_dot = False
     i = 0
@@ -83,14 +99,16 @@ def _decode_segment(segment: bytes, decoded_all: bytearray) -> tuple[bytes, bool
             if value in _FORBIDDEN_ENCODED:
                 raise _bad(f"encoded %{value:02X}")
             decoded_all.append(value)
-            if value in _UNRESERVED:
+            # Every pchar is decoded, not only the unreserved: the app decodes "%40" and "@" to
+            # one path, so the policy must see one (a deny on /a@b held for /a@b only).
+            if value in PCHAR:
                 encoded_dot |= value == 0x2E
                 out.append(value)
             else:
                 out += b"%%%02X" % value
             i += 3
             continue
-        if byte not in _PCHAR:
+        if byte not in PCHAR:
             if byte == 0x3B:  # ';'
                 raise _bad("path parameters (';')")
             raise _bad("forbidden character")

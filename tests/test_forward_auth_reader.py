@@ -52,8 +52,8 @@ READ = [
     ("nginx", {}, NGINX, ("GET", "/public/x", b"")),
     ("traefik", {}, [("X-Forwarded-Uri", "/api/a?x=1"), ("X-Forwarded-Method", "POST")],
      ("POST", "/api/a", b"x=1")),
-    ("caddy", {}, [("X-Forwarded-Uri", "/a/../b"), ("X-Forwarded-Method", "DELETE")],
-     ("DELETE", "/b", b"")),
+    ("caddy", {}, [("X-Forwarded-Uri", "/a/%62/caf%c3%a9?q"), ("X-Forwarded-Method", "DELETE")],
+     ("DELETE", "/a/b/caf%C3%A9", b"q")),
     ("custom", {"uri_header": "X-Original-URL", "method_header": "X-Original-Method"},
      [("X-Original-URL", "https://app.example:8443/api?q=1"), ("X-Original-Method", "PUT")],
      ("PUT", "/api", b"q=1")),
@@ -109,6 +109,11 @@ REFUSED = [
      "malformed_target"),
     ([("X-Original-URI", "/public/x;/../../admin"), ("X-Original-Method", "GET")],
      "malformed_target"),
+    *[([("X-Original-URI", uri), ("X-Original-Method", "GET")], "malformed_target") for uri in (
+        "/admin/../public/x", "/admin/x/../../public/x", "/admin/./x", "/public/x/.",
+        "/public/x/..", "/admin//../public/x", "/public//x", "/a/b//")],
+    ([("X-Original-URI", "/public/x?_method=DELETE"), ("X-Original-Method", "POST")],
+     "method_override"),
     ([("X-Original-URI", "//evil.example/public/x"), ("X-Original-Method", "GET")],
      "bad_original_uri"),
     ([("X-Original-URI", "http://user@evil.example/public/x"), ("X-Original-Method", "GET")],
@@ -147,6 +152,11 @@ REFUSED = [
     "raw [ ] in the path",
     "an encoded dot segment",
     "a ; parameter",
+    *[f"{s} (the app routes it as sent)" for s in (
+        "dot-dot out of /admin", "two dot-dots out of /admin", "a dot segment",
+        "a trailing dot segment", "a trailing dot-dot", "an empty segment eaten by dot-dot",
+        "an empty segment", "a trailing empty segment")],
+    "a _method override in the query",
     "a scheme-relative //host",
     "userinfo in an absolute URI",
     "a scheme other than http(s)",
@@ -156,12 +166,34 @@ def test_an_ambiguous_check_is_refused(headers: Headers, code: str) -> None:
     assert refused(headers) == code
 
 
+INGRESS = {"uri_header": "X-Original-URL", "method_header": "X-Original-Method"}
+
+
+# ingress-nginx sets X-Original-URL to $scheme://$http_host$request_uri: the Host is the
+# client's, and nginx accepts '?', '#', '@' and anything after a ':' in it (only '/', NUL,
+# controls and space are refused) while still routing by the name before the ':'.
+@pytest.mark.parametrize("host", ["app.example:80?", "app.example?", "app.example:443?x=",
+                                  "app.example:80#", "app.example:?", "app.example@evil",
+                                  "app.example:80\\", "[::1]:80?"])
+def test_a_client_written_host_cannot_end_the_path_of_an_absolute_uri(host: str) -> None:
+    uri = f"http://{host}/admin/x"
+    try:
+        _, path, _ = ask([("X-Original-URL", uri), ("X-Original-Method", "GET")], "custom",
+                              **INGRESS)
+    except BadRequest as refused:
+        assert refused.code == "bad_original_uri"
+        return
+    assert path == "/admin/x", f"{uri} was decided as {path}"
+
+
 def test_envoy_reads_the_check_requests_own_target_and_method() -> None:
     fa = reader("envoy")
-    scope = scope_of([], path="/oauth2/auth/public/../api/x", method="PATCH", query=b"q=1")
+    scope = scope_of([], path="/oauth2/auth/api/%78", method="PATCH", query=b"q=1")
     assert fa.handles(scope)
     view = fa.original_request(scope, peer_trusted=True)
     assert (view.method, view.path, view.query) == ("PATCH", "/api/x", b"q=1")
+    with pytest.raises(BadRequest, match="dot segment"):  # Envoy forwards it as sent
+        fa.original_request(scope_of([], path="/oauth2/auth/admin/../api/x"), peer_trusted=True)
     with pytest.raises(BadRequest, match="disagrees"):
         fa.original_request(scope_of([("X-Forwarded-Uri", "/public/x")], path="/oauth2/auth/admin"),
                             peer_trusted=True)
@@ -258,6 +290,7 @@ def test_the_decision_path_is_the_configured_headers_or_400(check: tuple[str, He
     assert len(uris) == 1 and len(methods) == 1  # exactly one source each
     raw_path, expected_query = split_uri(uris[0].encode("latin-1"))
     assert path == canonical_path(raw_path) and query == expected_query
+    assert b"/." not in raw_path and b"//" not in raw_path  # the app routes it as sent
     assert method == methods[0]
     # No other carrier said anything else: never another header's value.
     for name, value in headers:

@@ -11,6 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from gatekeeper.errors import BadRequest
+from gatekeeper.method_override import refuse_method_override
 from gatekeeper.paths import canonical_path
 
 CANONICAL = [
@@ -28,6 +29,8 @@ CANONICAL = [
     ("/a%20b", "/a%20b"),
     ("/a.b/c..d", "/a.b/c..d"),
     ("/x%7e", "/x~"),
+    ("/a%21b%24%26%27%28%29%2a%2B%2c%3d%3A%40", "/a!b$&'()*+,=:@"),
+    ("/a%3bb", "/a%3Bb"),
 ]
 
 
@@ -81,7 +84,8 @@ def test_dangerous_targets_are_refused(raw: str, why: str) -> None:
 
 
 TOKENS = ["a", "b", "Z9", "-", "_", "~", ".", "..", "", "%2e", "%2E", "%2f", "%41", "%61dmin",
-          "a%20b", "%C3%A9", ";", "%25", "x.y"]
+          "a%20b", "%C3%A9", ";", "%25", "x.y", "!", "%21", "@", "%40", ":", "%3a", "+", "%2B",
+          "*", "%2A", "=", "%3D", "%3B", "%c3%a9"]
 targets = st.lists(st.lists(st.sampled_from(TOKENS), max_size=3).map("".join), max_size=6).map(
     lambda segments: "/" + "/".join(segments))
 
@@ -126,3 +130,42 @@ def test_the_authorized_path_is_the_one_the_app_routes_to(raw: str) -> None:
         return
     # What we authorized (decoded) is where the app lands, whether it sees raw or canonical.
     assert unquote(canonical) == framework_view(canonical) == framework_view(raw)
+
+
+def spelled(decoded: str) -> str:
+    """The one spelling of a decoded path: pchar and '/' as they are ('%' and ';' encoded)."""
+    return "".join(chr(b) if b in PCHAR | {ord("/")} and b != ord(";") else f"%{b:02X}"
+                   for b in decoded.encode())
+
+
+@given(targets)
+def test_one_path_the_app_routes_has_one_spelling_for_the_policy(raw: str) -> None:
+    """Targets the app routes alike are one path to the policy: a deny rule on /files/a@b must
+    hold for /files/a%40b too (Starlette, werkzeug and Django decode both to the same path)."""
+    try:
+        canonical = canonical_path(raw.encode())
+    except BadRequest:
+        return
+    assert canonical == spelled(framework_view(raw))
+
+
+# Spring's HiddenHttpMethodFilter, Laravel, Symfony and Express's method-override run the method
+# named by a `_method` query parameter (PHP also reads `.method`, ` method` and `[method` as
+# `_method`; leading spaces it drops): the policy would decide POST while the app runs DELETE.
+OVERRIDES = [b"_method=DELETE", b"a=1&_method=DELETE", b"_METHOD=PUT", b"%5Fmethod=DELETE",
+             b"%5fmethod=DELETE", b"_m%65thod=DELETE", b".method=DELETE",
+             b"%20_method=DELETE", b"[method=DELETE", b"a=1;_method=DELETE", b"_method",
+             b"_method[]=DELETE"]
+
+
+@pytest.mark.parametrize("query", OVERRIDES, ids=[q.decode() for q in OVERRIDES])
+def test_a_method_override_in_the_query_is_refused(query: bytes) -> None:
+    with pytest.raises(BadRequest) as caught:
+        refuse_method_override(query)
+    assert caught.value.code == "method_override"
+
+
+@pytest.mark.parametrize("query", [b"", b"method=x", b"a_method=DELETE", b"x=_method",
+                                   b"q=%5Fmethod", b"_methods=1", b"+method=x"])
+def test_other_queries_are_not_method_overrides(query: bytes) -> None:
+    refuse_method_override(query)

@@ -15,7 +15,9 @@ import itertools
 import logging
 import os
 import random
+import re
 import textwrap
+import warnings
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -25,11 +27,14 @@ from typing import Any
 
 import casbin
 import pytest
+from casbin.util import builtin_operators as casbin_ops
+from hypothesis import given
+from hypothesis import strategies as st
 
 from gatekeeper.authz import PolicyAuthorizer, PublicPaths
 from gatekeeper.metrics import Metrics
 from gatekeeper.policy.engine import CompiledPolicy, PolicyVerdict
-from gatekeeper.policy.functions import matcher_functions, method_match
+from gatekeeper.policy.functions import key_match2, matcher_functions, method_match
 from gatekeeper.policy.loader import PolicyError, load_policy
 from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.principal import Principal
@@ -536,7 +541,7 @@ def problems_of(tmp_path: Path, model: str, policy: str) -> list[str]:
     (GOOD_POLICY + "x, alice, /a, GET, allow\n", "policy.csv:2", "unknown rule type"),
     (GOOD_POLICY + "p2, alice, /a, GET, allow\n", "policy.csv:2", "unknown rule type"),
     (GOOD_POLICY + "\n\np, alice, , GET, allow\n", "policy.csv:4", "empty field"),
-    ("p, alice, /a/**, GET, allow\n", "policy.csv:1", "fails on this rule"),
+    ("p, alice, /a/**, GET, allow\n", "policy.csv:1", "not a valid expression"),
 ], ids=["a missing field is refused with its line", "an extra field is refused",
         "a g line with one name is refused", "an unknown rule type is refused",
         "a rule type the model does not define is refused", "an empty field is refused",
@@ -546,6 +551,38 @@ def test_a_bad_policy_line_is_named_by_file_and_line(
 ) -> None:
     problems = problems_of(tmp_path, DEFAULT_MODEL.read_text(), policy)
     assert any(where in p and words in p for p in problems), problems
+
+
+@pytest.mark.parametrize(("matcher", "line"), [
+    ("regexMatch(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act)",
+     "p, alice, /b/**, GET, allow"),
+    ("r.sub == p.sub && keyMatch2(r.obj, p.obj) && regexMatch(r.act, p.act)",
+     "p, alice, /b/*, *, allow"),
+    ("g(r.sub, p.sub) && r.act == p.act && keyMatch4(r.obj, p.obj)", "p, alice, /a/{x}/**, GET, allow"),
+    ("methodMatch(r.act, p.act) || regexMatch(r.obj, p.obj)", "p, alice, *x, GET, allow"),
+], ids=["keyMatch2 after a subject test that fails on the made-up caller",
+        "regexMatch after a method test", "keyMatch4 after a method test",
+        "regexMatch after an || that holds"])
+def test_a_pattern_casbin_cannot_compile_is_refused_wherever_it_sits_in_the_matcher(
+    tmp_path: Path, matcher: str, line: str
+) -> None:
+    """Casbin raises on every request that reaches such a rule; the engine would take the rule
+    as failing and decide anyway. Refused at load even when a test before it in the matcher is
+    false (or one before an || true) for the made-up request of the load-time check."""
+    problems = problems_of(tmp_path, model_text(effect="!some(where (p.eft == deny))",
+                                                matcher=matcher), line + "\n")
+    assert any("policy.csv:1" in p and "not a valid expression" in p for p in problems), problems
+
+
+@pytest.mark.parametrize("pattern", ["/users/%40admin", "/a%21/*", "/%61dmin/*", "/caf%c3%a9",
+                                     "/x/%3A:id", "/%7Euser"])
+def test_a_path_pattern_no_canonical_path_can_match_is_refused(tmp_path: Path,
+                                                               pattern: str) -> None:
+    """Paths reach the policy in canonical form (every pchar decoded, other escapes upper-case):
+    a deny written with '%40' would never match '/users/@admin' and deny nothing."""
+    problems = problems_of(tmp_path, DEFAULT_MODEL.read_text(),
+                           f"{GOOD_POLICY}p, viewer, {pattern}, GET, deny\n")
+    assert any("policy.csv:2" in p and "canonical" in p for p in problems), problems
 
 
 def test_every_bad_policy_line_is_reported_at_once(tmp_path: Path) -> None:
@@ -646,3 +683,91 @@ def test_users_and_roles_stay_apart(tmp_path: Path, subject: str, roles: tuple[s
     policy = compiled(tmp_path, DEFAULT_MODEL.read_text(), MIGRATED)
     verdict = policy.decide(subject, roles, "GET", path, authenticated=True)
     assert (verdict.allowed, verdict.reason) == (reason == "policy_allow", reason)
+
+
+# ------------------------------------------------------------------ line breaks as Casbin reads them
+# str.splitlines() also breaks at these; Casbin's file adapter and config reader at "\n" only.
+OTHER_BREAKS = ["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029"]
+
+
+@pytest.mark.parametrize("brk", OTHER_BREAKS, ids=[f"U+{ord(b):04X}" for b in OTHER_BREAKS])
+def test_a_line_is_what_casbin_reads_as_a_line(tmp_path: Path, brk: str) -> None:
+    """Within what Casbin reads as one line, ``allow<U+2028>p, bob, /admin/*…`` is a rule whose
+    effect is neither allow nor deny (it never decides): split there, it would be two rules
+    allowing more. Refused at load, or decided as the stock Enforcer decides."""
+    policy = (f"p, bob, /public/*, GET, allow{brk}p, bob, /admin/*, GET, allow\n"
+              "p, carol, /docs/*, GET, allow\n")
+    model_path = write(tmp_path, "model.conf", DEFAULT_MODEL.read_text())
+    policy_path = tmp_path / "policy.csv"
+    policy_path.write_bytes(policy.encode())
+    stock = StockReference(model_path, policy_path)
+    try:
+        ours = load_policy(model_path, policy_path).policy
+    except PolicyError as refused:
+        assert any("policy.csv:1" in p for p in refused.problems), refused.problems
+        return
+    for subject, path in (("bob", "/public/x"), ("bob", "/admin/x"), ("carol", "/docs/x")):
+        verdict = ours.decide(subject, (), "GET", path, authenticated=True)
+        try:
+            expected = stock.enforce(subject, (), True, "GET", path)[0]
+        except RuntimeError as exc:  # "invalid policy size": Casbin cannot evaluate the rule
+            raise AssertionError(f"loaded a policy Casbin fails on ({exc})") from None
+        assert verdict.allowed is expected, (subject, path)
+
+
+
+# ------------------------------------------------------------------ matcher functions, hostile input
+# Pattern and value pieces where a segment-wise matcher and Casbin's regular expression may part:
+# regex metacharacters, ':' inside and at the start of segments, '*', braces, unicode, newlines
+# (Python's '$' also matches before a final "\n": ``r.sub`` is a token's string, any bytes).
+HOSTILE_PIECES = ["/", "a", "b", ":id", ":", "*", "/*", "{x}", ".", "..", "$", "^", "(", ")", "[",
+                  "]", "?", "+", "|", "\\", "é", "\n", "-", "_", "~", "%2F", "!", "@", " ", "1"]
+
+
+@given(st.lists(st.sampled_from(HOSTILE_PIECES), max_size=6).map("".join),
+       st.lists(st.sampled_from(HOSTILE_PIECES), max_size=6).map("".join),
+       st.sampled_from([None, "", "\n", "/", "x", "/\nx"]))
+def test_key_match2_decides_as_casbins_on_hostile_strings(pattern: str, value: str,
+                                                          fitted: str | None) -> None:
+    if fitted is not None:  # a value made to fit the pattern (and a tail), so matches are common
+        value = pattern.replace(":id", "1").replace("*", "zz") + fitted
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # "[[": a possible nested set, to both
+        assert _outcome(key_match2, value, pattern) == _outcome(casbin_ops.key_match2, value,
+                                                                pattern)
+
+
+def _outcome(function: Callable[[str, str], bool], value: str, pattern: str) -> object:
+    try:
+        return function(value, pattern)
+    except re.error:
+        return re.error
+
+
+# ------------------------------------------------------------------ HEAD runs the GET handler
+HEAD_POLICY = textwrap.dedent("""\
+    p, role:viewer, /reports/*, *, allow
+    p, role:viewer, /reports/secret, GET, deny
+    p, role:viewer, /ping, HEAD, allow
+    p, role:viewer, /docs/*, GET|HEAD, allow
+    """)
+
+
+@pytest.mark.parametrize(("method", "path", "allowed"), [
+    ("HEAD", "/reports/secret", False), ("head", "/reports/secret", False),
+    ("GET", "/reports/secret", False), ("HEAD", "/reports/x", True), ("HEAD", "/ping", False),
+    ("HEAD", "/docs/a", True), ("GET", "/docs/a", True),
+], ids=["HEAD where GET is denied", "lower-case head where GET is denied", "the GET itself",
+        "HEAD where everything is allowed", "HEAD allowed but not the GET it runs",
+        "HEAD and GET both allowed", "GET allowed"])
+def test_a_head_is_allowed_only_where_the_get_it_runs_is(tmp_path: Path, method: str, path: str,
+                                                         allowed: bool) -> None:
+    """Starlette, werkzeug/Flask and Django answer HEAD by running the GET handler (its side
+    effects and headers: Content-Length, Content-Disposition…): HEAD must not reach a GET the
+    policy denies."""
+    from gatekeeper.authz import FixedPolicy
+
+    policy = compiled(tmp_path, DEFAULT_MODEL.read_text(), HEAD_POLICY)
+    authorizer = PolicyAuthorizer(FixedPolicy(policy), PublicPaths([]))
+    bob = Principal(subject="bob", roles=("viewer",), claims={}, via="bearer")
+    assert authorizer.authorize(bob, method, path).allowed is allowed

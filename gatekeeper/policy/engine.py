@@ -15,6 +15,7 @@ never serve an old decision.
 from __future__ import annotations
 
 import ast
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -25,7 +26,12 @@ from casbin.util import generate_g_function
 
 from gatekeeper.lru import LRU
 from gatekeeper.policy.features import DOCS, unsupported
-from gatekeeper.policy.matcher import MissingClaim, casbin_to_python, compile_matcher
+from gatekeeper.policy.matcher import (
+    MissingClaim,
+    casbin_to_python,
+    compile_calls,
+    compile_matcher,
+)
 from gatekeeper.subjects import (
     ANONYMOUS_ROLE,
     AUTHENTICATED_ROLE,
@@ -142,6 +148,7 @@ class CompiledPolicy:
         self._fields = tuple(f"r_{t}" for t in self._r_tokens) + self._p_tokens
         self._match, self._namespace = compile_matcher(matcher, self._fields, self._functions,
                                                        self._role_keys)
+        self._probes = compile_calls(matcher, self._fields, self._namespace, self._role_keys)
         self.indexed = "p_sub" in self._p_tokens and subject_link_required(matcher)
         self.uses_claims = "claims" in self._r_tokens
         self._by_subject: dict[str, list[int]] = {}
@@ -296,6 +303,20 @@ class CompiledPolicy:
             return False  # a claim the made-up request lacks: the expression itself is fine
         finally:
             self._namespace.update(saved)
+
+    def pattern_problem(self, rule: Rule) -> str | None:
+        """A pattern of ``rule`` that a matcher function cannot compile, wherever the call sits
+        in the matcher: Casbin raises on every request that reaches it (load-time check)."""
+        made_up: dict[str, Any] = {"sub": "", "obj": "/", "act": "GET", "claims": {}}
+        request = tuple(made_up[t] for t in self._r_tokens)
+        for name, probe in self._probes:
+            try:
+                probe(*request, *rule.values)
+            except re.error as exc:
+                return f"a pattern of this rule is not a valid expression for {name}() ({exc})"
+            except Exception:  # noqa: S112 - other failures depend on the request: try_rule's job
+                continue
+        return None
 
     def _candidates(self, subjects: frozenset[str]) -> list[int]:
         if not self.indexed:

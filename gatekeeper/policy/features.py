@@ -37,14 +37,14 @@ def unsupported(feature: str, detail: str = "") -> str:
 
 def _options(text: str) -> Iterator[tuple[int, str, str, str]]:
     """(line, section, key, value) of every option, as pycasbin's config parser reads them
-    (``#``/``;`` comment lines, ``\\`` continuation lines)."""
+    (``#``/``;`` comment lines, ``\\`` continuation lines, lines broken at ``\\n`` only)."""
     section, start, buffer = "", 0, ""
 
     def flush() -> Iterator[tuple[int, str, str, str]]:
         key, _, value = buffer.partition("=")
         yield start, section, key.strip(), value.strip()
 
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(text.split("\n"), start=1):  # Casbin breaks at "\n" only
         line = raw.strip()
         header = line.startswith("[") and line.endswith("]")
         if buffer and (not line or line[0] in "#;" or header):

@@ -17,6 +17,7 @@ from casbin.model import Model
 from casbin.persist.adapter import _extract_tokens
 from casbin.rbac import default_role_manager
 
+from gatekeeper.paths import PCHAR
 from gatekeeper.policy.engine import (
     ANONYMOUS_SUBJECT,
     REQUEST_FIELDS,
@@ -51,7 +52,7 @@ def _digest(model_text: str, policy_text: str) -> str:
 
 def files_digest(model_path: Path, policy_path: Path) -> str:
     """The digest ``load_policy`` would give these files now, without compiling them."""
-    return _digest(_read(model_path), _read(policy_path))
+    return _digest(_read(model_path), _read(policy_path, newline=""))
 
 
 def load_policy(
@@ -62,7 +63,7 @@ def load_policy(
     cache_size: int = 65536,
 ) -> LoadReport:
     model_text = _read(model_path)
-    policy_text = _read(policy_path)
+    policy_text = _read(policy_path, newline="")
     digest = _digest(model_text, policy_text)
     model = _parse_model(model_path, model_text)
     rules, g_lines, warnings = _parse_policy(policy_path, policy_text, model)
@@ -89,9 +90,12 @@ def load_policy(
     return LoadReport(compiled, warnings)
 
 
-def _read(path: Path) -> str:
+def _read(path: Path, newline: str | None = None) -> str:
+    """As Casbin reads each file: the model in text mode (a lone "\r" ends a line), the policy
+    in binary (newline="": no line end but "\n", and a lone "\r" stays inside its line)."""
     try:
-        return path.read_text(encoding="utf-8")
+        with path.open(encoding="utf-8", newline=newline) as file:
+            return file.read()
     except (OSError, UnicodeDecodeError) as exc:
         raise PolicyError([f"{path}: cannot read ({exc})"]) from exc
 
@@ -134,7 +138,9 @@ def _parse_policy(
     problems: list[str] = []
     warnings: list[str] = []
     seen: dict[tuple[str, ...], str] = {}
-    for number, raw in enumerate(text.splitlines(), start=1):
+    # Lines as Casbin's file adapter reads them: broken at "\n" only. str.splitlines() also
+    # breaks at "\r", U+2028, U+0085…, where Casbin sees one line (a rule it cannot evaluate).
+    for number, raw in enumerate(text.split("\n"), start=1):
         where = f"{path.name}:{number}"
         line = raw.strip()
         if not line or line.startswith("#"):
@@ -193,16 +199,36 @@ def _field_problem(section: str, values: list[str], model: Model) -> str | None:
                             "role names are compared exactly; role matching functions are "
                             "not supported") if looks else None)
     tokens = model["p"]["p"].tokens
+    if "p_obj" in tokens:
+        problem = _non_canonical_escape(values[tokens.index("p_obj")])
+        if problem:
+            return problem
     if "p_eft" in tokens and values[tokens.index("p_eft")] not in ("allow", "deny"):
         return (f"effect {values[tokens.index('p_eft')]!r} is neither 'allow' nor 'deny' "
                 "(Casbin compares it exactly: the rule would never decide)")
     return None
 
 
+_ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
+
+
+def _non_canonical_escape(pattern: str) -> str | None:
+    """An escape no canonical path holds (gatekeeper/paths.py decodes every pchar and upper-cases
+    the rest): the pattern could never match, and a deny written so would deny nothing."""
+    for escape in _ESCAPE.finditer(pattern):
+        value = int(escape.group(1), 16)
+        if value in PCHAR or escape.group(1) != escape.group(1).upper():
+            spelled = chr(value) if value in PCHAR else escape.group(0).upper()
+            return (f"the path pattern {pattern!r} holds {escape.group(0)!r}, which a canonical "
+                    f"path spells {spelled!r}: it would never match (docs/policies.md, "
+                    "'The path the policy sees')")
+    return None
+
+
 def _line_of(path: Path, text: str, section: str, key: str) -> str:
     """``model.conf:31`` for the line defining ``key`` in ``[section]`` (the path alone if absent)."""
     current = ""
-    for number, raw in enumerate(text.splitlines(), start=1):
+    for number, raw in enumerate(text.split("\n"), start=1):
         line = raw.strip()
         if line.startswith("[") and line.endswith("]"):
             current = line[1:-1].strip()
@@ -224,6 +250,10 @@ def _role_managers(model: Model, g_lines: list[tuple[str, list[str], str]]) -> d
 
 def _dry_run(policy: CompiledPolicy, model_path: Path) -> None:
     """Evaluate the matcher once against every rule: unknown names fail now, not per request."""
+    problems = [f"{rule.source}: {problem}" for rule in policy.rules
+                if (problem := policy.pattern_problem(rule)) is not None]
+    if problems:
+        raise PolicyError(problems)
     for rule in policy.rules or (None,):
         try:
             policy.try_rule(rule, ANONYMOUS_SUBJECT, "GET", "/")

@@ -144,3 +144,27 @@ def compile_matcher(
     namespace: dict[str, Any] = {"__builtins__": {}, "_field": field_value, **functions}
     function = eval(compile(lambda_node, "<matcher>", "eval"), namespace)  # noqa: S307 - whitelisted AST
     return function, namespace
+
+
+def compile_calls(
+    matcher: str, fields: Sequence[str], namespace: dict[str, Any], skip: Collection[str],
+) -> list[tuple[str, Callable[..., Any]]]:
+    """Each call of a matcher function that reads a rule field, as its own function of the
+    fields: the load-time check runs every one on every rule, where ``&&``/``||`` in the whole
+    matcher may skip it for the made-up request and a real request would reach it."""
+    tree = _Attributes().visit(ast.parse(casbin_to_python(matcher).strip(), mode="eval"))
+    probes: list[tuple[str, Callable[..., Any]]] = []
+    for node in ast.walk(tree):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Name)
+                and node.func.id not in skip and node.func.id != "_field"):
+            continue
+        if not any(isinstance(n, ast.Name) and n.id.startswith("p_") for n in ast.walk(node)):
+            continue
+        lambda_node = ast.Expression(body=ast.Lambda(
+            args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=f) for f in fields],
+                               vararg=None, kwonlyargs=[], kw_defaults=[], kwarg=None,
+                               defaults=[]),
+            body=node))
+        ast.fix_missing_locations(lambda_node)
+        probes.append((node.func.id, eval(compile(lambda_node, "<matcher>", "eval"), namespace)))  # noqa: S307 - the AST compile_matcher whitelisted
+    return probes

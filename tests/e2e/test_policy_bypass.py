@@ -412,3 +412,22 @@ def test_a_method_override_header_never_reaches_the_app(
     assert exchange.status == 200
     (record,) = exchange.forwarded
     assert record.header_values(header.decode().lower()) == []
+
+
+@pytest.fixture(scope="module")
+def editor_token(issuer: DevIssuer) -> str:
+    return issuer.mint("erin", audience=AUDIENCE, ttl_seconds=3600, claims={"roles": ["editor"]})
+
+
+@pytest.mark.parametrize("query", [b"_method=DELETE", b"%5Fmethod=DELETE", b".method=DELETE"],
+                         ids=["_method", "encoded _", "PHP reads . as _"])
+def test_a_method_override_in_the_query_never_reaches_the_app(
+        gatekeeper: Gatekeeper, upstream: Upstream, editor_token: str, query: bytes) -> None:
+    """An editor may POST to /api/p1/items but not DELETE it; Spring, Laravel, Symfony and
+    Express's method-override would run DELETE for ``POST …?_method=DELETE``."""
+    exchange = send_raw(gatekeeper, upstream, b"POST /api/p1/items?" + query + b" HTTP/1.1",
+                        editor_token, b"Content-Length: 0\r\n")
+    assert exchange.status == 400 and exchange.forwarded == []
+    control = send_raw(gatekeeper, upstream, b"POST /api/p1/items?a=1 HTTP/1.1", editor_token,
+                       b"Content-Length: 0\r\n")
+    assert control.status == 200 and len(control.forwarded) == 1
