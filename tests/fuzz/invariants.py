@@ -1,7 +1,7 @@
 """What every fuzzed component must guarantee, for any input: one ``check_*`` per component.
 
 Shared by the hypothesis properties (tests/fuzz/test_properties.py) and the coverage-guided
-atheris targets (tests/fuzz/fuzz_*.py): each check runs the real component on one input and
+atheris targets (tests/fuzz/targets.py): each check runs the real component on one input and
 raises AssertionError naming the invariant it broke. "Did not crash" is the least of it: each
 check also states what an accepted input means (the path the app will see, the host a browser
 will visit, the only tokens and cookies that may open).
