@@ -7,10 +7,14 @@ PY     := $(VENV)/bin/python
 
 .PHONY: demo test lint bench soak fuzz fuzz-short lock clean
 
-$(VENV)/.installed: pyproject.toml
+# Lint and tests run on exactly the versions CI and the image get: every package from the hashed
+# requirements-dev.lock (the image's requirements.lock plus the test tools), then the project
+# itself without touching them.
+$(VENV)/.installed: pyproject.toml requirements-dev.lock
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
+	$(PY) -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(PY) -m pip install --quiet --no-deps -e .
 	touch $@
 
 demo: $(VENV)/.installed
@@ -39,7 +43,7 @@ soak: $(VENV)/.installed
 # an input that breaks an invariant lands in tests/fuzz/artifacts/. See tests/fuzz/run.py.
 FUZZ_SECONDS ?= 600
 $(VENV)/.fuzz-installed: $(VENV)/.installed
-	$(PY) -m pip install --quiet --only-binary atheris -e '.[fuzz]'
+	$(PY) -m pip install --quiet --only-binary :all: 'atheris>=3.0,<4'   # = pyproject's fuzz extra
 	touch $@
 
 fuzz: $(VENV)/.fuzz-installed
@@ -48,13 +52,18 @@ fuzz: $(VENV)/.fuzz-installed
 fuzz-short: $(VENV)/.fuzz-installed   # what .ci/run does after make test: 20 s per target
 	$(PY) -m tests.fuzz.run --all --seconds 20
 
-# The image's pinned, hashed dependencies (requirements.lock), resolved for every Python 3.11
-# (uv's universal mode keeps the markers, e.g. async-timeout before 3.11.3).
+# The pinned, hashed dependencies, resolved for every Python 3.11 (uv's universal mode keeps the
+# markers, e.g. async-timeout before 3.11.3): requirements-dev.lock (runtime + test tools, what
+# `make test` installs) first, then requirements.lock (runtime only, what the image installs)
+# constrained by it, so both name the same version of every package. Run it to take updates.
+UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
+	--generate-hashes --no-header --quiet
 lock: $(VENV)/.installed
 	$(PY) -m pip install --quiet uv
+	{ sed -n '/^#/p;/^[^#]/q' requirements-dev.lock; $(UV_COMPILE) --extra test; } > requirements-dev.lock.new
 	{ sed -n '/^#/p;/^[^#]/q' requirements.lock; \
-	  $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
-	    --generate-hashes --no-header --quiet; } > requirements.lock.new
+	  $(UV_COMPILE) --constraint requirements-dev.lock.new; } > requirements.lock.new
+	mv requirements-dev.lock.new requirements-dev.lock
 	mv requirements.lock.new requirements.lock
 
 clean:

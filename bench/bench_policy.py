@@ -37,11 +37,11 @@ RULES_PER_ROLE = 10
 
 def write_policy(directory: Path, rules: int) -> Path:
     roles = max(1, rules // RULES_PER_ROLE)
-    lines = ["g, admin, editor"]
+    lines = ["g, role:admin, role:editor"]
     for role in range(roles):
         for n in range(RULES_PER_ROLE):
             effect = "deny" if n == RULES_PER_ROLE - 1 else "allow"
-            lines.append(f"p, role{role}, /r{role}/p{n}/:id/items, GET|POST, {effect}")
+            lines.append(f"p, role:role{role}, /r{role}/p{n}/:id/items, GET|POST, {effect}")
     path = directory / f"policy-{rules}.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -108,10 +108,10 @@ def bench_size(rules: int, samples: int, stock_samples: int, rng: random.Random)
 
     def stock_decide(subject: str, roles: tuple[str, ...], method: str, path: str) -> bool:
         for role in roles:  # token roles become links for this request, as gatekeeper does
-            stock.add_role_for_user(subject, role)
+            stock.add_role_for_user(subject, f"role:{role}")
         allowed: bool = stock.enforce(subject, path, method)
         for role in roles:
-            stock.delete_role_for_user(subject, role)
+            stock.delete_role_for_user(subject, f"role:{role}")
         return allowed
 
     for kind, allow in (("allow", True), ("deny", False)):

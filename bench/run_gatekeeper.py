@@ -239,7 +239,7 @@ def main() -> int:
         for size in (int(n) for n in args.policy_sizes.split(",")):
             policy = bench_policy.write_policy(directory, size)
             with policy.open("a") as lines:  # lets the harness's pre-flight checks through
-                lines.write("p, admin, /*, *, allow\n")
+                lines.write("p, role:admin, /*, *, allow\n")
             config = write_config(directory, issuer, 1, policy)
             command = "{python} -m gatekeeper run --config " + str(config)
             for kind, lua in (("cached", None), ("uncached", str(script))):

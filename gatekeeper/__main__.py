@@ -6,6 +6,7 @@ Config is validated before the server machinery is imported, so a bad file is re
 from __future__ import annotations
 
 import argparse
+import functools
 import math
 import os
 import shutil
@@ -36,11 +37,18 @@ def _report(problems: Sequence[str]) -> None:
 
 
 def _load_or_report(args: argparse.Namespace) -> Settings | None:
+    """The settings, after printing a warning for each one only safe on localhost (check and
+    run alike); None after reporting the problems."""
+    from gatekeeper.settings.localhost import localhost_only_warnings
+
     try:
-        return load_settings(_config_path(args))
+        settings = load_settings(_config_path(args))
     except ConfigError as exc:
         _report(exc.problems)
         return None
+    for warning in localhost_only_warnings(settings):
+        print(f"warning: {warning}", file=sys.stderr)
+    return settings
 
 
 def _check_policy_or_report(settings: Settings) -> CheckResult | None:
@@ -75,7 +83,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 def cmd_policy_test(args: argparse.Namespace) -> int:
     from gatekeeper.policy.cli import policy_test
 
-    return policy_test(_config_path(args), sub=args.sub, roles=args.role, claims=args.claim,
+    return policy_test(_config_path(args), sub=args.sub, iss=args.iss, roles=args.role, claims=args.claim,
                        anonymous=args.anonymous, method=args.method, path=args.path,
                        cases=args.cases)
 
@@ -91,32 +99,30 @@ def cmd_run(args: argparse.Namespace) -> int:
     policy = None if settings is None else _check_policy_or_report(settings)
     if settings is None or policy is None:
         return 2
-    serve(settings, _config_path(args), policy.loaded)
+    serve(settings, policy.loaded)
     return 0
 
 
-def serve(settings: Settings, config_path: str | None, policy: LoadReport | None = None) -> None:
+def serve(settings: Settings, policy: LoadReport | None = None) -> None:
     """``policy``: already loaded by the pre-flight check, so a single process serves it as is
     (each of several workers loads its own)."""
     import uvicorn
 
     from gatekeeper import logs
-    from gatekeeper.app import DrainingServer, OriginFormProtocol, create_app
+    from gatekeeper.app import DrainingServer, OriginFormProtocol, create_app, create_worker_app
 
     logs.configure(settings.log_level)
     host, port = split_host_port(settings.listen)
     app: Any = create_app(settings, policy=policy)
     metrics_dir: str | None = None
     if settings.workers > 1:
-        # Each worker process rebuilds the same settings from the same file and environment;
+        # Each worker process gets these settings, validated once here (create_worker_app);
         # their metrics are summed through prometheus-client's multiprocess directory, ours to
         # remove at exit (a pod's /tmp emptyDir outlives container restarts).
         if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
             metrics_dir = tempfile.mkdtemp(prefix="gatekeeper-metrics-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-        if config_path is not None:
-            os.environ["GATEKEEPER_CONFIG"] = os.path.abspath(config_path)
-        app = "gatekeeper.app:create_app_from_environment"
+        app = functools.partial(create_worker_app, settings)
     config = uvicorn.Config(
         app,
         factory=settings.workers > 1,
@@ -184,6 +190,7 @@ def _add_policy_commands(sub: Any) -> None:
         description="Decide METHOD PATH as the proxy would; or run a YAML file of cases.")
     test.add_argument("--config", "-c", help="YAML config file (default: GATEKEEPER_CONFIG)")
     test.add_argument("--sub", help="the token's subject (an authenticated user)")
+    test.add_argument("--iss", help="the token's issuer: --sub gets its subject prefix")
     test.add_argument("--role", action="append", default=[], help="a role from the token (repeat)")
     test.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE",
                       help="a token claim (repeat); a value starting with [ or { is JSON")

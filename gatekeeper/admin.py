@@ -6,6 +6,9 @@ Kubernetes: the sidecar's startup and liveness probes use /healthz; the pod's re
 
     POST /revoke   Authorization: Bearer <revocation.admin_secret>
                    {"jti": "...", "expires_at": 1790000000}  or  {"sub": "...", "expires_at": ...}
+                   or {"sub": "alice", "iss": "https://partner.example", "expires_at": ...}:
+                   a sub is the subject as gatekeeper sees it (issuer-namespaced when several
+                   issuers are configured); with iss, gatekeeper applies that issuer's prefix
     200 {"revoked": "jti:...", "expires_at": ...}   stored in Redis and broadcast to every replica
     400 bad body · 401 no or wrong secret · 503 Redis did not take it (retrying is harmless)
 """

@@ -26,7 +26,7 @@ from gatekeeper.admin import Check, UpstreamProbe, create_admin_app
 from gatekeeper.authn.bearer import BearerAuthenticator
 from gatekeeper.authn.jwks import IssuerKeys
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
-from gatekeeper.config_file import load_settings
+from gatekeeper.forward_auth import ForwardAuth
 from gatekeeper.gate import Gate
 from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
@@ -34,6 +34,7 @@ from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.oidc.browser import BrowserLogin
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.oidc.routes import LoginRoutes
+from gatekeeper.origin import OriginCheck
 from gatekeeper.pipeline import Authenticator, Pipeline
 from gatekeeper.policy.loader import LoadReport, load_policy
 from gatekeeper.policy.reload import PolicyHolder
@@ -42,6 +43,7 @@ from gatekeeper.ratelimit import RateLimits, RedisWindowCounter
 from gatekeeper.redisconn import RedisClient, connect
 from gatekeeper.revocation import RevocationList
 from gatekeeper.settings import OidcSettings, Settings, split_host_port
+from gatekeeper.subjects import SubjectNamespaces
 from gatekeeper.upstream import Http1Pool
 from gatekeeper.websocket import WebSocketProxy
 
@@ -83,11 +85,15 @@ class OriginFormProtocol(HttpToolsProtocol):
     uvicorn keeps only the path of an absolute-form target (``GET http://elsewhere/x``), so the
     pipeline would never see the authority. RFC 9112 §3.2.2 has servers accept absolute-form;
     it is accepted when its authority is the Host header's, refused (400) otherwise, and so is
-    any other non-origin form (``*``, authority-form).
+    any other non-origin form (``*``, authority-form). A raw ``#`` is refused too: uvicorn
+    would drop it and what follows, while a proxy in front may have routed on the whole target
+    (RFC 9112 §3.2: a request-target has no fragment).
     """
 
     def on_headers_complete(self) -> None:
         target = self.url
+        if b"#" in target:
+            raise httptools.HttpParserError("a fragment in the request target")
         if not target.startswith(b"/"):
             try:
                 authority = httptools.parse_url(target).host or b""
@@ -192,7 +198,11 @@ class GatekeeperApp:
         settings = self.settings
         # Control plane only (discovery, JWKS). No cookies kept: a shared client must not
         # carry one answer's Set-Cookie into the next request.
-        http = httpx.AsyncClient(cookies=_NoCookies(), follow_redirects=False, trust_env=False)
+        # No pool cap: each issuer's ControlPlane caps its own calls, so one hung provider
+        # cannot take the connections another issuer's key fetch needs (controlplane.py).
+        http = httpx.AsyncClient(cookies=_NoCookies(), follow_redirects=False, trust_env=False,
+                                 limits=httpx.Limits(max_connections=None,
+                                                     max_keepalive_connections=20))
         stack.push_async_callback(http.aclose)
         for issuer in settings.auth.issuers:
             keys = IssuerKeys(issuer, settings.auth, http, self.metrics)
@@ -228,16 +238,18 @@ class GatekeeperApp:
             # One pool for the process, closed last: the stack unwinds in reverse.
             redis_client = connect(settings)
             stack.push_async_callback(redis_client.aclose)
+        namespaces = SubjectNamespaces(settings.subject_prefixes())
         revocations: RevocationList | None = None
         if settings.revocation.enabled:
             assert redis_client is not None
             revocations = RevocationList(redis_client, settings.revocation,
-                                         settings.redis.key_prefix, self.metrics)
+                                         settings.redis.key_prefix, self.metrics,
+                                         namespaces=namespaces)
             await revocations.start()
             stack.push_async_callback(revocations.aclose)
             extra_checks["revocation"] = revocations.readiness
         authenticators: list[Authenticator] = [
-            BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics)]
+            BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics, namespaces)]
         login: LoginRoutes | None = None
         if settings.oidc is not None:
             browser = await self._start_browser_login(settings, settings.oidc, http, stack,
@@ -252,7 +264,14 @@ class GatekeeperApp:
                 settings.rate_limits, RedisWindowCounter(redis_client, settings.redis.timeout_seconds),
                 key_prefix=settings.redis.key_prefix, is_trusted=headers.is_trusted,
                 metrics=self.metrics)
-        pipeline = Pipeline(authenticators, authorizer, headers, revocations=revocations)
+        origins = None
+        if settings.oidc is not None or any(s != "header" for s in settings.auth.token_sources):
+            # Credentials a browser sends by itself: a session, or a token from a cookie.
+            own = ([] if settings.oidc is None else
+                   [settings.oidc.redirect_url_of(p) for p in settings.oidc.providers])
+            origins = OriginCheck(own, settings.session.allowed_origins)
+        pipeline = Pipeline(authenticators, authorizer, headers, revocations=revocations,
+                            origins=origins)
         if settings.oidc is not None:
             login = browser.routes(pipeline)
         self._gate = Gate(
@@ -265,6 +284,7 @@ class GatekeeperApp:
             access_log,
             settings.max_header_bytes,
             headers,
+            ForwardAuth(settings.forward_auth),
             login,
             rate_limits=rate_limits,
         )
@@ -313,8 +333,12 @@ def create_app(settings: Settings, *, serve_admin: bool = True,
     return GatekeeperApp(settings, serve_admin=serve_admin, policy=policy)
 
 
-def create_app_from_environment() -> GatekeeperApp:
-    """The factory each worker process calls (``workers > 1``); the CLI validated the same input."""
-    settings = load_settings(os.environ.get("GATEKEEPER_CONFIG"))
+def create_worker_app(settings: Settings) -> GatekeeperApp:
+    """The factory each worker process calls (``workers > 1``) with the settings the parent
+    validated once. uvicorn pickles its Config, this factory and its settings included, into
+    every worker it spawns — a worker respawned after a crash as well — so all of them run one
+    configuration, whatever the file on disk or the environment says by then. (Reading the file
+    again in a respawned worker split the workers' behaviour after an edit, and crash-looped
+    them on a broken file.)"""
     logs.configure(settings.log_level)
     return GatekeeperApp(settings, metrics_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))

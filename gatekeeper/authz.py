@@ -3,8 +3,10 @@
 - ``AuthenticatedOnly`` (no ``policy`` configured): ``public_paths`` are open to anonymous
   callers, everything else needs an authenticated principal.
 - ``PolicyAuthorizer`` (``policy`` configured): Casbin rules decide; anonymous callers are
-  considered only on ``public_paths`` (as subject ``anonymous``), authenticated ones also hold the
-  role ``authenticated``. No active policy means deny (fail closed).
+  considered only on ``public_paths`` (as subject ``role:anonymous``), authenticated ones are
+  their (issuer-namespaced) subject holding their token roles as ``role:NAME`` and the role
+  ``role:authenticated``; a subject that names a role is refused (``subject_names_a_role``, see
+  subjects.py). No active policy means deny (fail closed).
 """
 
 from __future__ import annotations

@@ -66,3 +66,37 @@ class CookieJar:
 
     def headers(self) -> list[tuple[bytes, bytes]]:
         return [(b"set-cookie", cookie.header_value()) for cookie in self._cookies.values()]
+
+
+# Directives that let a shared cache store an answer, or that a shared cache obeys instead of
+# "private"; and headers by which a CDN is told to cache regardless of Cache-Control (RFC 9213
+# CDN-Cache-Control and its vendor-named variants, Surrogate-Control).
+_SHARED_DIRECTIVES = frozenset({b"public", b"s-maxage", b"private"})
+
+
+def _is_cdn_header(name: bytes) -> bool:
+    lowered = name.lower()
+    return lowered == b"surrogate-control" or lowered.endswith(b"cdn-cache-control")
+
+
+def private_answer(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """``headers`` of an answer that now carries our Set-Cookie, made unstorable by a shared
+    cache (RFC 9111 §5.2.2.7 private; RFC 6265 §8 on cookies and caches): a CDN or a corporate
+    proxy that kept it would hand one user's session to the next. ``no-store`` already says so
+    and is kept as is; otherwise ``public`` and ``s-maxage`` go (and a field-qualified ``private``,
+    which lets the rest be stored) and ``private`` is added, the app's other directives kept."""
+    directives: list[bytes] = []
+    rest: list[tuple[bytes, bytes]] = []
+    for name, value in headers:
+        lowered = name.lower()
+        if lowered == b"cache-control":
+            directives.extend(d.strip() for d in value.split(b",") if d.strip())
+        elif not _is_cdn_header(lowered):
+            rest.append((name, value))
+    names = [d.split(b"=", 1)[0].strip().lower() for d in directives]
+    if b"no-store" in names:
+        kept = directives
+    else:
+        kept = [d for d, n in zip(directives, names, strict=True) if n not in _SHARED_DIRECTIVES]
+        kept.insert(0, b"private")
+    return [*rest, (b"cache-control", b", ".join(kept))]

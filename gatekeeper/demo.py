@@ -51,10 +51,10 @@ e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
 m = g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act)
 """
 DEMO_POLICY = """# Roles come from the token's "roles" claim; admins are users too.
-g, admin, user
-p, anonymous, /public/*, GET|HEAD, allow
-p, user, /hello, GET, allow
-p, admin, /admin/*, *, allow
+g, role:admin, role:user
+p, role:anonymous, /public/*, GET|HEAD, allow
+p, role:user, /hello, GET, allow
+p, role:admin, /admin/*, *, allow
 """
 TOKEN_TTL_SECONDS = 12 * 3600
 DEMO_CLIENT_ID = "gatekeeper-demo"

@@ -1,46 +1,131 @@
-"""Forward-auth: the same pipeline answers ``/oauth2/auth`` for nginx ``auth_request`` and Traefik
-ForwardAuth. 202 with the identity headers (for ``auth_request_set``), 401 or 403.
+"""Forward-auth: the same pipeline answers ``/oauth2/auth`` for nginx ``auth_request``, Traefik
+ForwardAuth, Caddy ``forward_auth`` and Envoy ``ext_authz``. 202 with the identity headers (for
+``auth_request_set``), 401 or 403.
 
-The original method and URI come from the ingress: ``X-Forwarded-Method``/``X-Forwarded-Uri``
-(Traefik) or ``X-Original-Method``/``X-Original-URI`` (nginx). They are believed only from
+Which request is asked about comes from exactly one source per front proxy (``forward_auth:``,
+see gatekeeper/settings/forward_auth.py and docs/forward-auth.md), and is believed only from
 peers on ``trusted_proxies`` (oauth2-proxy CVE-2026-40575: ``GET /admin`` with
-``X-Forwarded-Uri: /public``); from anyone else the request is refused. Only here are those
-headers read; on the proxy path they never take part in a decision (CVE-2025-54576).
+``X-Forwarded-Uri: /public``). The answer must be about what the proxy will serve, so a check is
+refused (400) when it is ambiguous:
+- the configured header is missing, empty, or present twice (nginx ``auth_request`` copies every
+  client header into its subrequest: a client's copy next to the proxy's own is a conflict);
+- any other header that some hop reads as "the real URI / method" (``X-Original-URL``,
+  ``X-HTTP-Method-Override``…, in any case and with ``_`` or ``.`` for ``-``) says otherwise;
+- the URI is not one the canonicalizer accepts for a proxied request (gatekeeper/paths.py), or
+  its query holds a raw ``#``, space, control or non-ASCII byte (RFC 3986 §3.4);
+- the method is not an upper-case standard method (RFC 9110 §9.1: methods are case-sensitive).
+Only here are those headers read; on the proxy path they never take part (CVE-2025-54576).
 """
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from gatekeeper.errors import BadRequest
-from gatekeeper.paths import canonical_path
+from gatekeeper.headernames import fold
+from gatekeeper.paths import canonical_path, check_query
 from gatekeeper.request import RequestView
+from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS, ForwardAuthSettings
 
 PATH = "/oauth2/auth"
-_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+_PATH_BYTES = PATH.encode("ascii")
+_METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE", b"OPTIONS", b"TRACE",
+                      b"CONNECT"})
+# Absolute-form (ingress-nginx's X-Original-URL is ``$scheme://$http_host$request_uri``): an
+# http(s) scheme and a plain host[:port], no userinfo, then the path or nothing.
+_ABSOLUTE = re.compile(rb"(?i:https?)://(?:[A-Za-z0-9\-.]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
+                       rb"(?=[/?]|\Z)")
 
 
-def original_request(scope: dict[str, Any], peer_trusted: bool) -> RequestView:
-    """A view of the request the ingress is asking about; 400 when it did not say."""
-    if not peer_trusted:
-        raise BadRequest("forward-auth answers only peers on trusted_proxies",
-                         code="untrusted_forward_auth")
-    headers = scope["headers"]
-    uri = _first(headers, (b"x-forwarded-uri", b"x-original-uri", b"x-original-url"))
-    if uri is None:
-        raise BadRequest("forward-auth needs X-Forwarded-Uri or X-Original-URI", code="no_original_uri")
-    method = (_first(headers, (b"x-forwarded-method", b"x-original-method")) or b"GET").upper()
-    method_text = method.decode("latin-1")
-    if method_text not in _METHODS:
-        raise BadRequest("unknown original method", code="bad_original_method")
+def _bad(reason: str, code: str) -> BadRequest:
+    return BadRequest(f"forward-auth: {reason}", code=code)
+
+
+class ForwardAuth:
+    """Reads the original request of a forward-auth check; built once from the settings."""
+
+    def __init__(self, settings: ForwardAuthSettings) -> None:
+        uri_header, method_header = settings.sources()
+        self._uri_name = _wire_name(uri_header)
+        self._method_name = _wire_name(method_header)
+        # Folded names (the one folding function) of every carrier, configured one included.
+        self._uri_carriers = _folded(URI_CARRIERS, uri_header)
+        self._method_carriers = _folded(METHOD_CARRIERS, method_header)
+
+    def handles(self, scope: dict[str, Any]) -> bool:
+        """Is this a forward-auth check? Envoy asks at ``/oauth2/auth`` + the original path."""
+        path: str = scope["path"]
+        return path == PATH or (self._uri_name is None and path.startswith(PATH + "/"))
+
+    def original_request(self, scope: dict[str, Any], peer_trusted: bool) -> RequestView:
+        """A view of the request the front proxy is asking about; 400 when it is not certain."""
+        if not peer_trusted:
+            raise _bad("answers only peers on trusted_proxies", "untrusted_forward_auth")
+        headers: list[tuple[bytes, bytes]] = scope["headers"]
+        uri = (_own_target(scope) if self._uri_name is None
+               else _only(headers, self._uri_name, "uri"))
+        method = (str(scope.get("method", "")).encode("latin-1") if self._method_name is None
+                  else _only(headers, self._method_name, "method"))
+        _agree(headers, self._uri_carriers, self._uri_name, uri, "uri")
+        _agree(headers, self._method_carriers, self._method_name, method, "method")
+        if method not in _METHODS:
+            raise _bad("unknown original method", "bad_original_method")
+        raw_path, query = split_uri(uri)
+        path = canonical_path(raw_path)
+        check_query(query)
+        original = dict(scope, method=method.decode("ascii"), path=path, raw_path=raw_path,
+                        query_string=query)
+        return RequestView(original, path)
+
+
+def split_uri(uri: bytes) -> tuple[bytes, bytes]:
+    """(raw path, query) of an origin-form or http(s) absolute-form URI; 400 for anything else.
+
+    ``//host/x`` is refused: a URL parser reads it as another host (RFC 3986 §4.2), a server as a
+    path. Path and query are checked by the caller (canonical_path, check_query)."""
+    if not uri.startswith(b"/"):
+        absolute = _ABSOLUTE.match(uri)
+        if absolute is None:
+            raise _bad("original URI is neither a path nor an http(s) URL", "bad_original_uri")
+        uri = uri[absolute.end():]
+        uri = uri if uri.startswith(b"/") else b"/" + uri
+    if uri.startswith(b"//"):
+        raise _bad("original URI starts with '//' (scheme-relative)", "bad_original_uri")
     raw_path, _, query = uri.partition(b"?")
-    original = dict(scope, method=method_text, raw_path=raw_path, query_string=query)
-    return RequestView(original, canonical_path(raw_path))
+    return raw_path, query
 
 
-def _first(headers: list[tuple[bytes, bytes]], names: tuple[bytes, ...]) -> bytes | None:
-    for wanted in names:
-        for name, value in headers:
-            if name == wanted:
-                return value
-    return None
+def _folded(names: tuple[str, ...], configured: str | None) -> frozenset[bytes]:
+    return frozenset(fold(n.encode("ascii")) for n in (*names, *([configured] if configured else [])))
+
+
+def _wire_name(name: str | None) -> bytes | None:
+    return name.lower().encode("ascii") if name is not None else None  # ASGI lower-cases names
+
+
+def _only(headers: list[tuple[bytes, bytes]], name: bytes, what: str) -> bytes:
+    values = [value for key, value in headers if key == name]
+    if not values or not values[0]:
+        raise _bad(f"no original {what} in {name.decode()}", f"no_original_{what}")
+    if len(values) > 1:
+        raise _bad(f"{name.decode()} sent more than once", f"duplicate_original_{what}")
+    return values[0]
+
+
+def _agree(headers: list[tuple[bytes, bytes]], carriers: frozenset[bytes], source: bytes | None,
+           value: bytes, what: str) -> None:
+    """Every other carrier of the URI (or method), in any spelling, must say the same thing."""
+    for key, other in headers:
+        if key != source and other != value and fold(key) in carriers:
+            raise _bad(f"{key.decode('latin-1')} disagrees with the configured source",
+                       f"conflicting_original_{what}")
+
+
+def _own_target(scope: dict[str, Any]) -> bytes:
+    """Envoy ext_authz (http_service, path_prefix /oauth2/auth): the original target follows."""
+    raw: bytes = scope.get("raw_path") or scope["path"].encode("latin-1")
+    if not raw.startswith(_PATH_BYTES + b"/"):
+        raise _bad(f"no original path after {PATH}", "no_original_uri")
+    query: bytes = scope.get("query_string", b"")
+    return raw[len(_PATH_BYTES):] + (b"?" + query if query else b"")

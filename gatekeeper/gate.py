@@ -12,7 +12,7 @@ import secrets
 import time
 from typing import Any
 
-from gatekeeper import forward_auth
+from gatekeeper.cookies import private_answer
 from gatekeeper.errors import (
     BadRequest,
     GatekeeperError,
@@ -21,7 +21,9 @@ from gatekeeper.errors import (
     SessionRevoked,
     UpstreamError,
 )
+from gatekeeper.forward_auth import ForwardAuth
 from gatekeeper.logs import AccessLog
+from gatekeeper.method_override import refuse_method_override
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.oidc.routes import LoginRoutes
@@ -40,6 +42,7 @@ Scope = dict[str, Any]
 Receive = Any
 Send = Any
 
+_COUNTERS_KEPT = 4096
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._\-]{8,128}")
 
 
@@ -59,12 +62,16 @@ _STARTS_AN_ANSWER = frozenset({"http.response.start", "websocket.accept",
 
 
 def _setting_cookies(send: Send, request: RequestView) -> Send:
-    """``send`` that adds the request's queued Set-Cookie headers to whatever answer starts."""
+    """``send`` that adds the request's queued Set-Cookie headers to whatever answer starts, and
+    keeps shared caches from storing that answer."""
 
     async def sending(message: dict[str, Any]) -> None:
         jar = request.set_cookies
         if jar and message["type"] in _STARTS_AN_ANSWER:
-            message = {**message, "headers": [*message.get("headers", ()), *jar.headers()]}
+            headers = list(message.get("headers", ()))
+            if message["type"] != "websocket.accept":  # a 101 is never stored by a cache
+                headers = private_answer(headers)
+            message = {**message, "headers": [*headers, *jar.headers()]}
         await send(message)
 
     return sending
@@ -95,10 +102,12 @@ class Gate:
         access_log: AccessLog,
         max_header_bytes: int,
         headers: HeaderPolicy,
+        forward_auth: ForwardAuth,
         login: LoginRoutes | None = None,
         rate_limits: RateLimits | None = None,
     ) -> None:
         self._headers = headers
+        self._forward_auth_reader = forward_auth
         self._rate_limits = rate_limits
         self._login = login
         self._max_header_bytes = max_header_bytes
@@ -122,7 +131,7 @@ class Gate:
         decision: Decision | None = None
         try:
             self._check_header_size(scope)
-            if scope["path"] == forward_auth.PATH:
+            if self._forward_auth_reader.handles(scope):
                 decision, status = await self._forward_auth(scope, send, request_id)
                 self._record(scope, decision, status, started, None, request_id)
                 return
@@ -135,6 +144,7 @@ class Gate:
                     self._record(scope, answered.decision, answered.status, started, None, request_id)
                     return
             body_framing(request)
+            refuse_method_override(request.query)
             decision = await self._pipeline.decide(request)
             await self._end_if_revoked(request, decision, request_id)
             if decision.allowed and self._rate_limits is not None:
@@ -190,11 +200,13 @@ class Gate:
         """The pipeline's answer about another request, for an ingress: 202 / 401 / 403."""
         client = scope.get("client")
         trusted = self._headers.is_trusted(client[0] if client else "")
-        original = forward_auth.original_request(scope, trusted)
+        original = self._forward_auth_reader.original_request(scope, trusted)
         if self._login is not None:
             # A refreshed or ended session: the ingress passes Set-Cookie on to the browser
             # (nginx: auth_request_set $cookie $upstream_http_set_cookie).
             send = _setting_cookies(send, original)
+        # The app behind the ingress reads the same query string: no method override there.
+        refuse_method_override(original.query)
         decision = await self._pipeline.decide(original)
         await self._end_if_revoked(original, decision, request_id)
         if not decision.allowed:
@@ -213,6 +225,7 @@ class Gate:
             request = RequestView(scope, canonical_path(scope.get("raw_path") or b"/"))
             if self._login is not None:
                 send = _setting_cookies(send, request)
+            refuse_method_override(request.query)
             decision = await self._pipeline.decide(request)
             if decision.allowed and self._rate_limits is not None:
                 decision = await self._rate_limits.check(request, decision)
@@ -258,7 +271,8 @@ class Gate:
         counter = self._counters.get((outcome, reason, status))
         if counter is None:
             counter = self._metrics.requests.labels(outcome=outcome, reason=reason, status=str(status))
-            self._counters[(outcome, reason, status)] = counter
+            if len(self._counters) < _COUNTERS_KEPT:  # the metric bounds its values; so does this
+                self._counters[(outcome, reason, status)] = counter
         counter.inc()
         self._metrics.request_seconds.observe(total)
         client = scope.get("client")

@@ -1,13 +1,50 @@
-"""Structured logs: one JSON object per line. Never a token, cookie, query string or secret."""
+"""Structured logs: one JSON object per line. Never a token, cookie, query string or secret.
+
+Every line goes through ``redact``, whichever logger wrote it — ours, or a library's: httpx logs
+each request's full URL at INFO, redis and uvicorn put URLs and addresses in their messages. A
+URL keeps its scheme, host, port and path; its user info (``user:password@``, a Redis URL's
+``:password@``) and its query (an API key, a code, a token) are replaced by ``***``.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import logging
+import re
 import sys
 import time
 from typing import Any
+
+# scheme://[userinfo@]authority[path][?query][#fragment], as far as a URL can run in text.
+_URL = re.compile(
+    r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)"
+    r"(?P<userinfo>[^/?#\s\"'<>]*@)?"  # to the last @: a password may hold one
+    r"(?P<rest>[^?#\s\"'<>]*)"
+    r"(?P<query>\?[^#\s\"'<>]*)?"
+    r"(?P<fragment>#[^\s\"'<>]*)?")
+
+
+def _redact_url(match: re.Match[str]) -> str:
+    userinfo = "***@" if match["userinfo"] else ""
+    query = "?***" if match["query"] else ""
+    fragment = "#***" if match["fragment"] else ""
+    return f"{match['scheme']}{userinfo}{match['rest']}{query}{fragment}"
+
+
+def redact(text: str) -> str:
+    """``text`` with every URL's user info, query and fragment replaced by ``***``."""
+    return _URL.sub(_redact_url, text) if "://" in text else text
+
+
+def _redacted(value: Any) -> Any:
+    if isinstance(value, str):
+        return redact(value)
+    if isinstance(value, dict):
+        return {k: _redacted(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_redacted(v) for v in value]
+    return value if value is None or isinstance(value, bool | int | float) else redact(str(value))
 
 _STANDARD = frozenset(vars(logging.makeLogRecord({}))) | {
     "message", "asctime", "taskName", "color_message"}
@@ -19,9 +56,9 @@ class JsonFormatter(logging.Formatter):
             "time": _iso(record.created),
             "level": record.levelname.lower(),
             "logger": record.name,
-            "message": record.getMessage(),
+            "message": redact(record.getMessage()),
         }
-        entry.update((k, v) for k, v in vars(record).items() if k not in _STANDARD)
+        entry.update((k, _redacted(v)) for k, v in vars(record).items() if k not in _STANDARD)
         if record.exc_info and record.exc_info[0] is not None:
             entry["exception"] = record.exc_info[0].__name__  # the type only: no values
         return json.dumps(entry, default=str)

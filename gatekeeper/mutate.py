@@ -1,10 +1,10 @@
 """What the app receives: strip every spoofable header, then inject gatekeeper's own.
 
-Strip before inject (oauth2-proxy ``pkg/middleware/headers.go``): a client-sent copy of an
-identity header is removed in every spelling an app could fold into the same name — any case,
-``_`` and ``.`` for ``-`` (CVE-2025-64484, Traefik GHSA-x677). Hop-by-hop headers go too
-(RFC 9110 §7.6.1), including those named in ``Connection`` — except our own, which the client
-cannot delete that way.
+Strip before inject (oauth2-proxy ``pkg/middleware/headers.go``). Every strip list — identity,
+hop-by-hop (RFC 9110 §7.6.1) and those ``Connection`` names, framing, forwarding claims, other
+auth proxies' identity headers and URL/method overrides — compares names folded by
+``headernames.fold``, so no spelling an app could read as the same name gets through
+(CVE-2025-64484, Traefik GHSA-x677). ``Connection`` cannot delete our own headers.
 """
 
 from __future__ import annotations
@@ -16,33 +16,23 @@ from typing import Any
 
 from gatekeeper.authn.bearer import claim_at
 from gatekeeper.errors import InvalidToken
+from gatekeeper.headernames import (
+    FORWARDED_FROM_TRUSTED,
+    HOP_BY_HOP,
+    NEVER_FORWARDED,
+    fold,
+    never_from_client,
+)
+from gatekeeper.lru import LRU
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
 from gatekeeper.sessions.cookie import strip_session_cookies
-from gatekeeper.settings import Settings, fold_header_name
+from gatekeeper.settings import Settings
 
-HOP_BY_HOP = frozenset({
-    b"connection", b"keep-alive", b"proxy-connection", b"te", b"trailer", b"transfer-encoding",
-    b"upgrade", b"proxy-authorization", b"proxy-authenticate",
-})
-FORWARDED = frozenset({b"x-forwarded-for", b"x-forwarded-proto", b"x-forwarded-host",
-                       b"x-forwarded-port", b"forwarded", b"x-real-ip"})
-# Headers some apps route by instead of the request line (Symfony, IIS URL Rewrite, ingress
-# conventions): the policy decided on the path, so the app must not be told another one.
-URL_OVERRIDES = frozenset({b"x-original-url", b"x-rewrite-url", b"x-original-uri",
-                           b"x-forwarded-uri", b"x-forwarded-path", b"x-forwarded-prefix",
-                           b"x-forwarded-method", b"x-original-method",
-                           b"x-http-method-override", b"x-http-method", b"x-method-override"})
-# Framing is decided by gatekeeper for the upstream hop, never copied.
-FRAMING = frozenset({b"content-length", b"transfer-encoding", b"host"})
 ACCESS_TOKEN_HEADER = "X-Auth-Request-Access-Token"
 _SET_BY_GATEKEEPER = frozenset({b"date", b"x-request-id"})
 _IDENTITY_CACHE_SIZE = 10000
 _UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f]")
-
-
-def _fold(name: bytes) -> bytes:
-    return name.lower().replace(b"_", b"-").replace(b".", b"-")
 
 
 class HeaderPolicy:
@@ -51,7 +41,7 @@ class HeaderPolicy:
     def __init__(self, settings: Settings) -> None:
         self._identity = [(name.encode("ascii"), claim) for name, claim in settings.headers.items()]
         self._protected = frozenset(
-            fold_header_name(n).encode() for n in [*settings.headers, ACCESS_TOKEN_HEADER]
+            fold(n.encode("ascii")) for n in [*settings.headers, ACCESS_TOKEN_HEADER]
         ) | {b"x-request-id"}
         self._pass_authorization = settings.pass_authorization_header
         # Gatekeeper's own cookies never reach the app: they hold tokens, and a large session
@@ -60,8 +50,9 @@ class HeaderPolicy:
         self._pass_access_token = settings.pass_access_token
         self._trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
         self._trusted_cache: dict[str, bool] = {}
-        # Principals are cached per token, so a hot token's headers are built once.
-        self._identity_cache: dict[Principal, list[tuple[bytes, bytes]]] = {}
+        # Principals are cached per token, so a hot token's headers are built once. Bounded in
+        # bytes too: a value may hold the access token, and its key keeps the claims alive.
+        self._identity_cache: LRU[Principal, list[tuple[bytes, bytes]]] = LRU(_IDENTITY_CACHE_SIZE)
 
     # -- identity ------------------------------------------------------------------------
     def identity_headers(self, principal: Principal, token: str | None) -> list[tuple[bytes, bytes]]:
@@ -81,9 +72,7 @@ class HeaderPolicy:
             headers.append((name, value.encode("utf-8")))
         if self._pass_access_token and token is not None:
             headers.append((ACCESS_TOKEN_HEADER.encode(), token.encode("ascii")))
-        if len(self._identity_cache) >= _IDENTITY_CACHE_SIZE:
-            self._identity_cache.clear()
-        self._identity_cache[principal] = headers
+        self._identity_cache.put(principal, headers)
         return headers
 
     # -- the outgoing request ------------------------------------------------------------
@@ -94,28 +83,36 @@ class HeaderPolicy:
         request_id: str,
         host: bytes,
     ) -> list[tuple[bytes, bytes]]:
-        """Client headers minus hop-by-hop, spoofable and framing ones; then ours."""
+        """Client headers minus hop-by-hop, spoofable and framing ones; then ours.
+
+        Every comparison is on folded names (``headernames.fold``): ``X_Forwarded_For``,
+        ``x.original.url`` and ``Connection: x_foo`` mean to an app what their canonical
+        spellings mean.
+        """
+        folded_names = [fold(name) for name, _ in request.headers]
         named_in_connection: set[bytes] = set()
-        for name, value in request.headers:
-            if name == b"connection":
+        for folded, (_, value) in zip(folded_names, request.headers, strict=True):
+            if folded == b"connection":
                 for token in value.split(b","):
-                    token = token.strip().lower()
-                    if token and _fold(token) not in self._protected:
-                        named_in_connection.add(token)
+                    named = fold(token.strip())
+                    if named and named not in self._protected:
+                        named_in_connection.add(named)
         trusted_peer = self.is_trusted(request.client)
         out: list[tuple[bytes, bytes]] = [(b"host", host)]
         forwarded_for = b""
-        for name, value in request.headers:
-            if (name in HOP_BY_HOP or name in FRAMING or name in named_in_connection
-                    or name in URL_OVERRIDES):
+        kept: set[bytes] = set()  # forwarding headers kept from a trusted proxy
+        for folded, (name, value) in zip(folded_names, request.headers, strict=True):
+            if folded in NEVER_FORWARDED or folded in named_in_connection or folded in self._protected:
                 continue
-            if _fold(name) in self._protected:
-                continue
-            if name in FORWARDED:
-                if trusted_peer and name == b"x-forwarded-for":
-                    forwarded_for = value if not forwarded_for else forwarded_for + b", " + value
-                elif trusted_peer and name != b"forwarded" and name != b"x-real-ip":
-                    out.append((name, value))
+            if never_from_client(folded):
+                # From a trusted proxy, X-Forwarded-For/-Proto/-Host/-Port in their canonical
+                # spelling only (ASGI names are lower case: ``name == folded`` means exactly that).
+                if trusted_peer and name == folded and folded in FORWARDED_FROM_TRUSTED:
+                    kept.add(folded)
+                    if folded == b"x-forwarded-for":
+                        forwarded_for = value if not forwarded_for else forwarded_for + b", " + value
+                    else:
+                        out.append((name, value))
                 continue
             if name == b"authorization" and not self._pass_authorization:
                 continue
@@ -125,9 +122,9 @@ class HeaderPolicy:
             out.append((name, value))
         client = request.client.encode("ascii", "replace")
         out.append((b"x-forwarded-for", forwarded_for + b", " + client if forwarded_for else client))
-        if not trusted_peer or request.header(b"x-forwarded-proto") is None:
+        if b"x-forwarded-proto" not in kept:
             out.append((b"x-forwarded-proto", request.scheme.encode("ascii")))
-        if not trusted_peer or request.header(b"x-forwarded-host") is None:
+        if b"x-forwarded-host" not in kept:
             out.append((b"x-forwarded-host", request.header(b"host") or host))
         out.append((b"x-request-id", request_id.encode("ascii")))
         out.extend(identity)
@@ -152,7 +149,9 @@ def _claim_text(principal: Principal, claim: str) -> str | None:
     if claim == "roles":
         return ",".join(principal.roles) if principal.roles else None
     if claim == "sub":
-        return principal.subject
+        return principal.subject  # issuer-namespaced (subjects.py): one identity per issuer
+    if claim == "iss":
+        return principal.issuer or None  # the issuer that verified it, not a copied claim
     return _as_text(claim_at(principal.claims, claim))
 
 
@@ -174,11 +173,10 @@ def strip_response_headers(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple
     """
     named: set[bytes] = set()
     for name, value in headers:
-        if name.lower() == b"connection":
-            named.update(t.strip().lower() for t in value.split(b",") if t.strip())
+        if fold(name) == b"connection":
+            named.update(fold(t.strip()) for t in value.split(b",") if t.strip())
     return [
         (name, value) for name, value in headers
-        if (lower := name.lower()) not in HOP_BY_HOP and lower not in named
-        and lower not in _SET_BY_GATEKEEPER
+        if (folded := fold(name)) not in HOP_BY_HOP and folded not in named
+        and folded not in _SET_BY_GATEKEEPER
     ]
-

@@ -4,10 +4,11 @@ Security-critical. A target is either brought to one canonical form or refused w
 - percent-encoded unreserved characters (RFC 3986 §2.3) are decoded once (``/%61dmin`` → ``/admin``);
 - dot segments are removed (RFC 3986 §5.2.4) and repeated slashes merged;
 - refused: an encoded ``/``, ``\\``, ``?``, ``#``, NUL or control character; an encoded dot
-  segment (``%2e%2e``); a raw backslash, control character or ``;`` parameter; dot segments that
-  climb above the root; invalid or overlong UTF-8 in what the app would decode; a target that is
-  not origin-form.
-The query string never takes part.
+  segment (``%2e%2e``); a ``;`` parameter; any raw byte that is not an RFC 3986 §3.3 pchar
+  (``#``, ``[``, ``]``, ``\\``, space, controls, non-ASCII…: a front proxy may cut the path there
+  or route it elsewhere); dot segments that climb above the root; invalid or overlong UTF-8 in
+  what the app would decode; a target that is not origin-form.
+The query string never takes part in the path; ``check_query`` refuses the bytes no proxy agrees on.
 """
 
 from __future__ import annotations
@@ -20,8 +21,11 @@ from gatekeeper.errors import BadRequest
 _UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 # Characters a canonical path may hold literally (RFC 3986 pchar minus ';', plus '/').
 _SAFE = re.compile(rb"[A-Za-z0-9\-._~!$&'()*+,=:@/]*")
+# RFC 3986 §3.3 pchar, raw: unreserved, sub-delims except ';', ':' and '@' ('%' is decoded apart).
+_PCHAR = frozenset(_UNRESERVED | frozenset(b"!$&'()*+,=:@"))
 _FORBIDDEN_ENCODED = frozenset(b"/\\?#") | frozenset(range(0x20)) | {0x7F}
 _HEX = frozenset(b"0123456789abcdefABCDEF")
+_QUERY_BAD = re.compile(rb"[\x00-\x20#\x7f-\xff]")
 
 
 def _bad(reason: str) -> BadRequest:
@@ -86,14 +90,21 @@ def _decode_segment(segment: bytes, decoded_all: bytearray) -> tuple[bytes, bool
                 out += b"%%%02X" % value
             i += 3
             continue
-        if byte < 0x21 or byte >= 0x7F or byte in b"\\\"<>^`{|}":
+        if byte not in _PCHAR:
+            if byte == 0x3B:  # ';'
+                raise _bad("path parameters (';')")
             raise _bad("forbidden character")
-        if byte == 0x3B:  # ';'
-            raise _bad("path parameters (';')")
         decoded_all.append(byte)
         out.append(byte)
         i += 1
     return bytes(out), encoded_dot
+
+
+def check_query(query: bytes) -> None:
+    """Refuse a query no two parsers read alike: a raw ``#`` (the rest is a fragment to one, query
+    to another), space, control, DEL or non-ASCII byte (RFC 3986 §3.4 allows none of them)."""
+    if _QUERY_BAD.search(query):
+        raise _bad("forbidden character in the query")
 
 
 class PathPatterns:

@@ -11,12 +11,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol
 
 from gatekeeper.authz import Authorizer
-from gatekeeper.errors import GatekeeperError, Unauthenticated
+from gatekeeper.errors import Forbidden, GatekeeperError, Unauthenticated
 from gatekeeper.mutate import HeaderPolicy
+from gatekeeper.origin import by_cookie
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome, Principal
 from gatekeeper.request import RequestView
 
 if TYPE_CHECKING:
+    from gatekeeper.origin import OriginCheck
     from gatekeeper.revocation import RevocationList
 
 
@@ -34,7 +36,9 @@ class Pipeline:
         headers: HeaderPolicy,
         *,
         revocations: RevocationList | None = None,
+        origins: OriginCheck | None = None,
     ) -> None:
+        self._origins = origins
         self._authenticators = tuple(authenticators)
         self._authorizer = authorizer
         self._headers = headers
@@ -43,6 +47,12 @@ class Pipeline:
     async def decide(self, request: RequestView) -> Decision:
         try:
             principal = await self._authenticate(request)
+            if self._origins is not None and by_cookie(principal, request):
+                # The cookie came along by itself: is the page that sent it ours? (CSRF, CSWSH)
+                refused = self._origins.refusal(request)
+                if refused is not None:
+                    error = Forbidden("this request did not come from this site's pages", code=refused)
+                    return Decision(Outcome.ERROR, refused, principal, error=error, path=request.path)
             verdict = self._authorizer.authorize(principal, request.method, request.path)
             if not verdict.allowed:
                 outcome = (Outcome.UNAUTHENTICATED if principal.via == "anonymous"

@@ -76,7 +76,8 @@ def _sentinel_master(url: str, options: dict[str, Any]) -> Redis:
     if parts.username or parts.password:
         sentinel_options["username"] = unquote(parts.username or "") or None
         sentinel_options["password"] = unquote(parts.password or "") or None
-    sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_options, **options)  # type: ignore[no-untyped-call]
+    # redis-py types Sentinel's constructor from 8.2 on; before, it is an untyped call.
+    sentinel = Sentinel(hosts, sentinel_kwargs=sentinel_options, **options)  # type: ignore[no-untyped-call, unused-ignore]
     ssl = parts.scheme.startswith("rediss")
     client: Redis = sentinel.master_for(master, redis_class=_SentinelMaster, ssl=ssl,
                                         retry=Retry(NoBackoff(), 0))

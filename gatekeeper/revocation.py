@@ -17,8 +17,10 @@ until the last good sync is older than ``max_stale_seconds``; past that bound, a
 first sync, every authenticated request gets ``RevocationStale`` (503). Anonymous requests to
 public paths are not affected.
 
-Revocations cannot be withdrawn, only left to expire; a ``sub`` revocation matches that subject
-at every configured issuer.
+Revocations cannot be withdrawn, only left to expire. A ``sub`` revocation names a subject as
+gatekeeper sees it — issuer-namespaced when several issuers are configured (subjects.py) — so
+revoking the partner issuer's "alice" never revokes the main issuer's: ``POST /revoke`` takes
+the namespaced subject, or ``sub`` with ``iss`` and gatekeeper applies the issuer's prefix.
 """
 
 from __future__ import annotations
@@ -48,12 +50,13 @@ from gatekeeper.metrics import Metrics
 from gatekeeper.principal import Principal
 from gatekeeper.redisconn import REDIS_ERRORS, RedisClient
 from gatekeeper.settings import RevocationSettings
+from gatekeeper.subjects import SubjectClash, SubjectNamespaces
 
 log = logging.getLogger("gatekeeper.revocation")
 
 Kind = Literal["jti", "sub"]
 KINDS: tuple[Kind, ...] = ("jti", "sub")
-MAX_VALUE_CHARS = 256
+MAX_VALUE_CHARS = 1024  # a namespaced subject: an issuer URL, '#', the sub
 MAX_AHEAD_SECONDS = 366 * 86400  # a revocation outlives any sane token or session by far
 _TRIM_EVERY_SECONDS = 60.0
 _BACKOFF_FIRST, _BACKOFF_MAX = 0.1, 2.0  # between subscribe attempts while Redis is away
@@ -77,16 +80,17 @@ def _valid_value(value: object) -> bool:
     return isinstance(value, str) and 0 < len(value) <= MAX_VALUE_CHARS and value.isprintable()
 
 
-def parse_request(body: bytes, now: float) -> Revocation:
-    """The JSON body of ``POST /revoke``: ``{"jti" | "sub": "...", "expires_at": <epoch s>}``."""
+def parse_request(body: bytes, now: float, namespaces: SubjectNamespaces | None = None) -> Revocation:
+    """The JSON body of ``POST /revoke``: ``{"jti" | "sub": "...", "expires_at": <epoch s>}``,
+    and with ``sub`` optionally ``"iss"``: a configured issuer whose prefix ``sub`` then gets."""
     try:
         data = json.loads(body)
     except ValueError:  # JSONDecodeError and UnicodeDecodeError both are
         raise BadRequest("the body must be a JSON object") from None
     if not isinstance(data, dict):
         raise BadRequest("the body must be a JSON object")
-    if set(data) - {"jti", "sub", "expires_at"}:
-        raise BadRequest("accepted fields: jti or sub, and expires_at")
+    if set(data) - {"jti", "sub", "iss", "expires_at"}:
+        raise BadRequest("accepted fields: jti, or sub (and optionally iss), and expires_at")
     kinds = [kind for kind in KINDS if kind in data]
     if len(kinds) != 1:
         raise BadRequest("give exactly one of jti or sub")
@@ -94,6 +98,8 @@ def parse_request(body: bytes, now: float) -> Revocation:
     value = data[kind]
     if not _valid_value(value):
         raise BadRequest(f"{kind} must be a string of 1 to {MAX_VALUE_CHARS} printable characters")
+    if "iss" in data:
+        value = _namespaced(kind, value, data["iss"], namespaces or SubjectNamespaces())
     expires_at = data.get("expires_at")
     try:
         if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):
@@ -108,6 +114,20 @@ def parse_request(body: bytes, now: float) -> Revocation:
     if expires > now + MAX_AHEAD_SECONDS:
         raise BadRequest(f"expires_at must be at most {MAX_AHEAD_SECONDS // 86400} days ahead")
     return Revocation(kind, value, expires)
+
+
+def _namespaced(kind: Kind, sub: str, issuer: object, namespaces: SubjectNamespaces) -> str:
+    if kind != "sub":
+        raise BadRequest("iss goes with sub: a jti is revoked as it is")
+    if not isinstance(issuer, str) or not namespaces.knows(issuer):
+        raise BadRequest("iss must be a configured issuer, exactly as configured")
+    try:
+        value = namespaces.subject(issuer, sub)
+    except SubjectClash:
+        raise BadRequest("this sub reads as a subject of another issuer") from None
+    if not _valid_value(value):
+        raise BadRequest(f"the namespaced subject is longer than {MAX_VALUE_CHARS} characters")
+    return value
 
 
 def _parse_member(member: bytes | str) -> tuple[Kind, str] | None:
@@ -136,9 +156,11 @@ class RevocationList:
         key_prefix: str,
         metrics: Metrics,
         *,
+        namespaces: SubjectNamespaces | None = None,
         clock: Callable[[], float] = time.time,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
+        self._namespaces = namespaces or SubjectNamespaces()
         self._redis = redis
         self._settings = settings
         self._key = f"{key_prefix}revoked"
@@ -193,7 +215,7 @@ class RevocationList:
 
     def parse_request(self, body: bytes) -> Revocation:
         """A ``POST /revoke`` body, checked against this list's clock; raises ``BadRequest``."""
-        return parse_request(body, self._clock())
+        return parse_request(body, self._clock(), self._namespaces)
 
     async def revoke(self, revocation: Revocation) -> Revocation:
         """Store, apply here, publish; returns the revocation with its effective expiry (a

@@ -16,6 +16,7 @@ from websockets.frames import EXTERNAL_CLOSE_CODES
 from websockets.typing import Subprotocol
 
 from gatekeeper.errors import UpstreamUnavailable
+from gatekeeper.headernames import fold
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.principal import Decision
@@ -66,7 +67,7 @@ class WebSocketProxy:
             (k.decode("latin-1"), v.decode("latin-1"))
             for k, v in self._headers.upstream_headers(
                 request, decision.identity_headers, request_id, host)
-            if k not in _HANDSHAKE
+            if fold(k) not in _HANDSHAKE  # Sec_WebSocket_Key is HTTP_SEC_WEBSOCKET_KEY to a WSGI app
         ]
         origin = request.header(b"origin")
         target = request.path + ("?" + request.query.decode("latin-1") if request.query else "")

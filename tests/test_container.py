@@ -231,10 +231,10 @@ def test_the_build_context_is_what_the_build_copies_and_nothing_else(stages: lis
     assert not [path for path in context if "__pycache__" in path or path.endswith(".pyc")]
 
 
-def locked() -> dict[str, tuple[str, str, int]]:
-    """requirements.lock: name → (version, environment marker, number of hashes)."""
+def locked(lock: str = "requirements.lock") -> dict[str, tuple[str, str, int]]:
+    """A lock file: name → (version, environment marker, number of hashes)."""
     entries: dict[str, tuple[str, str, int]] = {}
-    for block in re.split(r"\n(?=[A-Za-z0-9])", (ROOT / "requirements.lock").read_text()):
+    for block in re.split(r"\n(?=[A-Za-z0-9])", (ROOT / lock).read_text()):
         match = re.match(r"([A-Za-z0-9_.\-]+)==([^\s;\\]+)(?: ; ([^\\\n]+))?", block)
         if match:
             name = re.sub(r"[-_.]+", "-", match.group(1)).lower()
@@ -258,6 +258,21 @@ def test_the_lock_pins_every_dependency_within_pyproject_s_range_with_hashes() -
     assert {"uvloop", "httptools", "hiredis", "cryptography", "watchfiles"} <= set(entries)
     # Resolved for every Python 3.11, not only this one: redis needs this before 3.11.3.
     assert entries["async-timeout"][1] == "python_full_version < '3.11.3'"
+
+
+def test_make_test_installs_the_image_s_versions_plus_the_test_tools_all_hashed() -> None:
+    runtime, dev = locked(), locked("requirements-dev.lock")
+    assert {name: entry[0] for name, entry in dev.items() if name in runtime} == \
+        {name: entry[0] for name, entry in runtime.items()}, "the two locks disagree (make lock)"
+    for line in PYPROJECT["optional-dependencies"]["test"]:
+        requirement = Requirement(line)
+        name = re.sub(r"[-_.]+", "-", requirement.name).lower()
+        assert name in dev, f"{name}: not in requirements-dev.lock (make lock)"
+        assert requirement.specifier.contains(dev[name][0], prereleases=True), name
+    assert all(hashes for _, _, hashes in dev.values()), "every file's hash, for --require-hashes"
+    makefile = (ROOT / "Makefile").read_text()
+    assert "--require-hashes -r requirements-dev.lock" in makefile
+    assert "--no-deps" in makefile  # the project itself brings no unlocked version
 
 
 # --- the image's install, run as the image runs it -----------------------------------------------

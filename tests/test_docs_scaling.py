@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from gatekeeper.revocation import parse_request
+from gatekeeper.subjects import SubjectNamespaces
 from tests.test_docs_providers import Block, load_block, yaml_blocks
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "scaling.md"
@@ -37,10 +38,13 @@ def test_the_guide_shows_every_topology() -> None:
 def test_every_revoke_example_is_a_body_post_revoke_accepts() -> None:
     # The shell builds each body (date arithmetic, $TOKEN_EXP); the real parser reads it.
     bodies = re.findall(r'^  -d "(.*)"$', DOC.read_text(encoding="utf-8"), re.M)
-    assert len(bodies) == 2
+    assert len(bodies) == 3
     now = time.time()
+    # The page's issuer of the `iss` example, beside a main one: as a config with two would have.
+    namespaces = SubjectNamespaces({"https://idp.example.com": "https://idp.example.com#",
+                                    "https://partner.example.com": "https://partner.example.com#"})
     for body in bodies:
         echoed = subprocess.run(["bash", "-c", f'echo "{body}"'], capture_output=True, text=True, check=True,
                                 env={"PATH": os.environ["PATH"], "TOKEN_EXP": str(int(now) + 600)})
-        revocation = parse_request(echoed.stdout.encode(), now)
+        revocation = parse_request(echoed.stdout.encode(), now, namespaces)
         assert revocation.expires_at > now

@@ -195,7 +195,8 @@ def registered_metrics() -> dict[str, tuple[str, frozenset[str]]]:
     ``_total``; a labelled family without children has no samples, so the label names come from
     the collector objects themselves."""
     metrics = Metrics()
-    labels = {m._name: frozenset(m._labelnames) for m in vars(metrics).values()
+    metric_objects = [getattr(m, "metric", m) for m in vars(metrics).values()]  # Bounded wraps
+    labels = {m._name: frozenset(m._labelnames) for m in metric_objects
               if isinstance(m, MetricWrapperBase)}
     return {(f.name + "_total" if f.type == "counter" else f.name): (f.type, labels[f.name])
             for f in metrics.registry.collect()}

@@ -334,7 +334,7 @@ def test_a_config_change_rolls_the_pods_and_a_policy_change_does_not() -> None:
     config_changed = copy.deepcopy(start)
     config_changed["config"]["session"]["cookie_secure"] = False
     policy_changed = copy.deepcopy(start)
-    policy_changed["policies"] = {"files": {"policy.csv": "p, admin, /*, *, allow\n"}}
+    policy_changed["policies"] = {"files": {"policy.csv": "p, role:admin, /*, *, allow\n"}}
     checksum, policies = checksum_and_policies(start)
     assert checksum_and_policies(config_changed)[0] != checksum
     new_checksum, new_policies = checksum_and_policies(policy_changed)

@@ -9,6 +9,7 @@ import json
 import secrets
 from collections.abc import Coroutine
 from dataclasses import asdict
+from types import SimpleNamespace
 from typing import Any, TypeVar
 
 import pytest
@@ -17,7 +18,7 @@ from gatekeeper.errors import LoginFailed, ProviderUnavailable, SessionInvalid
 from gatekeeper.metrics import Metrics
 from gatekeeper.oidc.claims import ClaimsFilter
 from gatekeeper.oidc.idtoken import IdTokenRules, check_refreshed
-from gatekeeper.oidc.login import LoginCookies, PendingLogin
+from gatekeeper.oidc.login import MAX_PENDING_LOGINS, LoginCookies, PendingLogin
 from gatekeeper.oidc.navigation import accept_quality, is_navigation
 from gatekeeper.oidc.provider import TokenSet, parse_discovery
 from gatekeeper.oidc.refresh import REMEMBER_SECONDS, SessionRefresher
@@ -28,7 +29,6 @@ from gatekeeper.sessions.model import Session
 T = TypeVar("T")
 T0 = 1_700_000_000.0
 SECRET = "unit-session-secret-" + secrets.token_hex(16)
-CALLBACK = "/oauth2/callback"
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:
@@ -184,7 +184,7 @@ def test_userinfo_never_supplies_who_issued_the_login_or_to_whom(claim: str) -> 
 
 def login_cookies(secret: str = SECRET, *, secure: bool = True) -> LoginCookies:
     return LoginCookies(SessionCipher([secret], purpose="login"), session_cookie="_gatekeeper",
-                        callback_path=CALLBACK, secure=secure, timeout_seconds=600)
+                        secure=secure, timeout_seconds=600)
 
 
 def pending(**changes: Any) -> PendingLogin:
@@ -201,9 +201,57 @@ def test_a_login_cookie_round_trips() -> None:
     login = pending()
     cookie = jar.cookie(login)
     assert cookie.name == f"_gatekeeper_login_{login.state}"
-    assert cookie.path == CALLBACK and cookie.max_age == 600 and cookie.secure and cookie.http_only
+    assert cookie.path == "/" and cookie.max_age == 600 and cookie.secure and cookie.http_only
     assert cookie.same_site == "Lax"
     assert jar.find(presented((cookie.name, cookie.value)), login.state, T0 + 10) == login
+
+
+def started(jar: LoginCookies, count: int, first: float = T0, **changes: Any) -> list[tuple[str, str]]:
+    """``count`` login cookies, started one second apart from ``first``."""
+    out = []
+    for i in range(count):
+        login = PendingLogin.begin(provider="corp", return_to="/", now=first + i, timeout_seconds=600)
+        cookie = jar.cookie(dataclasses.replace(login, **changes))
+        out.append((cookie.name, cookie.value))
+    return out
+
+
+def begun(jar: LoginCookies, sent: list[tuple[str, str]], now: float) -> tuple[str, set[str]]:
+    """A new login's cookie name, and the names its answer deletes."""
+    login = PendingLogin.begin(provider="corp", return_to="/", now=now, timeout_seconds=600)
+    cookies = jar.begin(presented(*sent) if sent else request("GET"), login, now)
+    assert cookies[0].name.endswith(login.state) and cookies[0].max_age == 600
+    deleted = {c.name for c in cookies[1:]}
+    assert all(c.max_age == 0 and c.path == "/" for c in cookies[1:])
+    return cookies[0].name, deleted
+
+
+@pytest.mark.parametrize("count", [0, 1, MAX_PENDING_LOGINS, MAX_PENDING_LOGINS + 1, 130])
+def test_a_new_login_keeps_the_newest_pending_logins_and_deletes_the_oldest(count: int) -> None:
+    jar = login_cookies()
+    sent = started(jar, count)
+    _, deleted = begun(jar, sent, T0 + 200)
+    newest = [name for name, _ in sent][-MAX_PENDING_LOGINS:] if count else []
+    assert not deleted & set(newest)
+    # All the others, up to 32 per answer (one forged request cannot ask for more).
+    assert len(deleted) == min(max(count - MAX_PENDING_LOGINS, 0), 32)
+
+
+def test_pending_logins_that_cannot_be_used_go_first() -> None:
+    jar = login_cookies()
+    valid = started(jar, 2, first=T0 + 100)
+    expired = started(jar, 1, first=T0 - 700)
+    foreign = started(login_cookies("another-secret-" + secrets.token_hex(16)), 1)
+    tampered = [(valid[0][0].replace("_login_", "_login_x"), valid[0][1])]
+    _, deleted = begun(jar, [*valid, *expired, *foreign, *tampered], T0 + 200)
+    assert deleted == {name for name, _ in [*expired, *foreign, *tampered]}
+
+
+def test_pending_logins_are_bounded_in_bytes_too() -> None:
+    jar = login_cookies()
+    long = started(jar, 3, return_to="/" + "x" * 1500)  # ~2.1 KB each once sealed
+    _, deleted = begun(jar, long, T0 + 200)
+    assert deleted == {long[0][0], long[1][0]}  # the newest alone fits beside the new one
 
 
 def test_a_new_login_has_fresh_random_secrets() -> None:
@@ -303,12 +351,12 @@ def test_a_login_just_before_its_deadline_completes() -> None:
     assert jar.find(presented((cookie.name, cookie.value)), login.state, T0 + 599) == login
 
 
-def test_the_used_login_cookie_is_expired_on_the_callback_path() -> None:
+def test_the_used_login_cookie_is_expired_on_its_path() -> None:
     state = secrets.token_urlsafe(24)
     cookie = login_cookies(secure=False).expired(state)
     assert cookie is not None
     assert cookie.name == f"_gatekeeper_login_{state}" and cookie.value == "" and cookie.max_age == 0
-    assert cookie.path == CALLBACK and not cookie.secure
+    assert cookie.path == "/" and not cookie.secure
     assert b"Max-Age=0" in cookie.header_value()
 
 
@@ -337,6 +385,17 @@ class FakeProvider:
         self.error: Exception | None = None
         self.rotate = True
         self.expires_in = 300
+        self.settings = SimpleNamespace(userinfo=False)
+        self.userinfo_answer: dict[str, Any] | Exception | None = None
+        self.userinfo_calls: list[str] = []
+        self.userinfo_delay = 0.0
+
+    async def userinfo(self, access_token: str) -> dict[str, Any] | None:
+        self.userinfo_calls.append(access_token)
+        await asyncio.sleep(self.userinfo_delay)
+        if isinstance(self.userinfo_answer, Exception):
+            raise self.userinfo_answer
+        return self.userinfo_answer
 
     async def refresh(self, refresh_token: str) -> TokenSet:
         self.calls.append(refresh_token)
@@ -504,6 +563,96 @@ def test_a_session_of_a_provider_no_longer_configured_is_invalid() -> None:
     with pytest.raises(SessionInvalid) as caught:
         run(refresher(provider, Clock()).current(session(expires_in=-1)))
     assert caught.value.code == "unknown_provider"
+
+
+# -- claims at refresh: replaced, never merged (issue 11 §1.5) -------------------------------------
+# The refreshed-ID-token rows run end to end in tests/e2e/test_oidc_role_refresh.py; these are
+# the refreshes whose token answer carries no ID token.
+
+ROLE_PATHS = ["roles", "groups"]
+
+
+def userinfo_session(*, claims: dict[str, Any], from_userinfo: tuple[str, ...] | None) -> Session:
+    return dataclasses.replace(session(expires_in=30), claims=claims, userinfo_claims=from_userinfo)
+
+
+def role_refresher(provider: FakeProvider, userinfo_budget: float = 5.0) -> SessionRefresher:
+    return SessionRefresher({provider.id: provider}, ClaimsFilter(ROLE_PATHS), Metrics(),  # type: ignore[dict-item]
+                            margin_seconds=60, clock=Clock(), userinfo_budget_seconds=userinfo_budget)
+
+
+ID_CLAIMS = {"iss": "https://op.example", "sub": "alice", "aud": "gk", "email": "a@x"}
+
+
+@pytest.mark.parametrize(("now_says", "roles", "groups"), [
+    pytest.param({"sub": "alice", "roles": ["user"]}, ["user"], None, id="a role withdrawn"),
+    pytest.param({"sub": "alice"}, None, None, id="no roles claim any more"),
+    pytest.param({"sub": "alice", "roles": ["admin", "user"], "groups": ["g"]}, ["admin", "user"],
+                 ["g"], id="a role and a group added"),
+])
+def test_without_a_new_id_token_userinfo_roles_are_asked_again_and_replaced(
+    now_says: dict[str, Any], roles: list[str] | None, groups: list[str] | None
+) -> None:
+    provider = FakeProvider()
+    provider.settings.userinfo = True
+    provider.userinfo_answer = now_says
+    old = userinfo_session(claims={**ID_CLAIMS, "roles": ["admin", "user"]}, from_userinfo=("roles",))
+
+    fresh = run(role_refresher(provider).current(old))
+
+    assert provider.userinfo_calls == ["access-1"]  # with the new access token
+    assert fresh.claims.get("roles") == roles and fresh.claims.get("groups") == groups
+    assert fresh.claims["email"] == "a@x"  # the last ID token's claims stand
+    assert fresh.userinfo_claims == tuple(k for k in ("roles", "groups") if k in now_says)
+    assert Session.from_json(fresh.to_json()).userinfo_claims == fresh.userinfo_claims
+
+
+def test_a_session_that_did_not_record_its_userinfo_claims_keeps_only_sure_id_token_claims() -> None:
+    provider = FakeProvider()
+    provider.settings.userinfo = True
+    provider.userinfo_answer = {"sub": "alice", "email": "a@x"}
+    old = userinfo_session(claims={**ID_CLAIMS, "roles": ["admin"]}, from_userinfo=None)
+    fresh = run(role_refresher(provider).current(old))
+    assert "roles" not in fresh.claims
+    assert {k: fresh.claims[k] for k in ("iss", "sub", "aud", "email")} == ID_CLAIMS
+
+
+def test_without_userinfo_the_last_id_tokens_roles_stand_when_no_new_id_token_comes() -> None:
+    provider = FakeProvider()  # userinfo off: every claim came from the ID token
+    old = userinfo_session(claims={**ID_CLAIMS, "roles": ["admin"]}, from_userinfo=None)
+    fresh = run(role_refresher(provider).current(old))
+    assert fresh.claims["roles"] == ["admin"] and provider.userinfo_calls == []
+
+
+def test_an_unreachable_userinfo_at_refresh_leaves_its_roles_out_and_keeps_the_new_tokens() -> None:
+    provider = FakeProvider()
+    provider.settings.userinfo = True
+    provider.userinfo_answer = ProviderUnavailable("down", code="userinfo_unavailable")
+    old = userinfo_session(claims={**ID_CLAIMS, "roles": ["admin"]}, from_userinfo=("roles",))
+    fresh = run(role_refresher(provider).current(old))
+    assert "roles" not in fresh.claims and fresh.claims["email"] == "a@x"
+    assert (fresh.access_token, fresh.refresh_token) == ("access-1", "refresh-1")
+
+
+def test_a_userinfo_slower_than_what_the_refresh_lock_leaves_is_given_up_not_waited_for() -> None:
+    provider = FakeProvider()
+    provider.settings.userinfo = True
+    provider.userinfo_answer = {"sub": "alice", "roles": ["admin"]}
+    provider.userinfo_delay = 30.0  # far past the budget: the refresh must not wait for it
+    old = userinfo_session(claims={**ID_CLAIMS, "roles": ["admin"]}, from_userinfo=("roles",))
+    fresh = run(role_refresher(provider, userinfo_budget=0.2).current(old))
+    assert "roles" not in fresh.claims  # left out, never kept from before
+    assert (fresh.access_token, fresh.refresh_token) == ("access-1", "refresh-1")
+
+
+def test_userinfo_about_another_user_at_refresh_ends_the_session() -> None:
+    provider = FakeProvider()
+    provider.settings.userinfo = True
+    provider.userinfo_answer = {"sub": "mallory", "roles": ["admin"]}
+    old = userinfo_session(claims={**ID_CLAIMS, "roles": ["user"]}, from_userinfo=("roles",))
+    with pytest.raises(SessionInvalid) as caught:
+        run(role_refresher(provider).current(old))
+    assert caught.value.code == "userinfo_sub_mismatch"
 
 
 # -- refreshed ID token --------------------------------------------------------------------------

@@ -58,6 +58,19 @@ REFUSED = [
     ("http://evil.example/admin", "absolute-form"),
     ("*", "asterisk-form"),
     ("/a b", "raw space"),
+    ("/public/x#/../../admin", "raw # (a fragment to a URL parser, path to others)"),
+    ("/public/../x#", "raw # on the slow path"),
+    ("/a/[x]", "raw [ and ] (not pchar)"),
+    ("/a//[::1]", "raw brackets on the slow path"),
+    ('/a/"x"', "raw double quote"),
+    ("/a/{x}", "raw braces"),
+    ("/a/x|y", "raw pipe"),
+    ("/a/x^y", "raw caret"),
+    ("/a/x`y", "raw backtick"),
+    ("/a/<x>", "raw angle brackets"),
+    ("/a/x\x7f", "raw DEL"),
+    ("/a/caf\xe9", "raw non-ASCII"),
+    ("/a\tb", "raw tab"),
 ]
 
 
@@ -78,6 +91,22 @@ def framework_view(target: str) -> str:
     decoded = re.sub("/+", "/", unquote(target))
     resolved = posixpath.normpath(decoded)
     return resolved + "/" if decoded.endswith(("/", "/.", "/..")) and resolved != "/" else resolved
+
+
+# RFC 3986 §3.3: pchar = unreserved / pct-encoded / sub-delims / ":" / "@" (';' refused apart).
+PCHAR = set(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~!$&'()*+,=:@")
+
+
+@given(st.lists(st.one_of(st.sampled_from(["/", "..", ".", "%2F", "%41", "%"]),
+                          st.binary(min_size=1, max_size=3).map(lambda b: b.decode("latin-1"))),
+                max_size=8).map(lambda parts: "/" + "".join(parts)))
+def test_only_pchar_slash_and_escapes_are_accepted_raw(raw: str) -> None:
+    try:
+        canonical_path(raw.encode("latin-1"))
+    except BadRequest:
+        return
+    bare = re.sub(r"%[0-9A-Fa-f]{2}", "", raw)  # escapes are checked by the decoder itself
+    assert set(bare.encode("latin-1")) <= PCHAR | {ord("/")}
 
 
 @given(targets)

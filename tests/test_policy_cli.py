@@ -63,8 +63,8 @@ def field(output: str, name: str) -> str:
 # ---------------------------------------------------------------- policy test: one request
 
 
-VIEWER_READS = "p, viewer, /api/:project/items, GET|HEAD, allow"
-AUDIT_DENY = "p, authenticated, /api/:project/items/audit, DELETE, deny"
+VIEWER_READS = "p, role:viewer, /api/:project/items, GET|HEAD, allow"
+AUDIT_DENY = "p, role:authenticated, /api/:project/items/audit, DELETE, deny"
 
 
 def test_an_allowed_request_exits_0_and_names_the_rule(config: Path) -> None:
@@ -83,14 +83,15 @@ def test_a_deny_rule_exits_1_and_names_the_rule_and_the_inherited_subjects(confi
     assert result.stdout.splitlines()[0] == "deny"
     assert field(result.stdout, "rule").startswith(f"{line_of(POLICY, AUDIT_DENY)}: p, ")
     assert field(result.stdout, "reason") == "policy_deny"
-    assert field(result.stdout, "subjects") == "admin, anonymous, authenticated, carol, editor, viewer"
+    assert field(result.stdout, "subjects") == \
+        "carol, role:admin, role:anonymous, role:authenticated, role:editor, role:viewer"
 
 
 def test_no_matching_rule_is_a_default_deny(config: Path) -> None:
     result = run("policy", "test", "--sub", "erin", "GET", "/api/p1/items", config=config)
     assert result.returncode == 1
     assert field(result.stdout, "rule") == "no rule matched: default deny"
-    assert field(result.stdout, "subjects") == "anonymous, authenticated, erin"
+    assert field(result.stdout, "subjects") == "erin, role:anonymous, role:authenticated"
 
 
 @pytest.mark.parametrize(("method", "code", "decided"), [
@@ -108,7 +109,7 @@ def test_anonymous_callers_are_considered_only_on_public_paths(config: Path) -> 
     public = run("policy", "test", "--anonymous", "GET", "/public/logo.png", config=config)
     assert public.returncode == 0
     assert field(public.stdout, "rule").startswith(
-        line_of(POLICY, "p, anonymous, /public/*, GET|HEAD, allow"))
+        line_of(POLICY, "p, role:anonymous, /public/*, GET|HEAD, allow"))
     private = run("policy", "test", "--anonymous", "GET", "/admin/", config=config)
     assert private.returncode == 1
     assert field(private.stdout, "reason") == "no_credentials"
@@ -133,7 +134,7 @@ def test_roles_come_from_the_roles_claims_too(config: Path) -> None:
     result = run("policy", "test", "--sub", "bob", "--claim", 'groups=["viewer"]', "GET",
                  "/api/p1/items", config=config)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "viewer" in field(result.stdout, "subjects").split(", ")
+    assert "role:viewer" in field(result.stdout, "subjects").split(", ")
 
 
 @pytest.mark.skipif(not TENANTS_MODEL.exists(), reason="no claims-using example in policies/")
@@ -264,8 +265,9 @@ def test_policy_check_reports_each_problem_with_file_and_line(
 
 
 def test_policy_check_passes_with_warnings(tmp_path: Path) -> None:
-    config = broken_copy(tmp_path, "p, viewer, /api/:project/items, GET|HEAD, allow\n"
-                                   "p, editor, /reports/*, GET, allow\np, editor, /reports/*, *, deny")
+    config = broken_copy(tmp_path, "p, role:viewer, /api/:project/items, GET|HEAD, allow\n"
+                                   "p, role:editor, /reports/*, GET, allow\n"
+                                   "p, role:editor, /reports/*, *, deny")
     lines = (tmp_path / "policy.csv").read_text().splitlines()
     result = run("policy", "check", config=config)
     assert result.returncode == 0, result.stdout
@@ -274,6 +276,46 @@ def test_policy_check_passes_with_warnings(tmp_path: Path) -> None:
     assert f"warning: policy.csv:{len(lines) - 1}: this allow never decides: " \
            f"policy.csv:{len(lines)} denies every request it matches" in result.stdout
     assert result.stdout.splitlines()[-1].endswith("0 problems, 2 warnings")
+
+
+LEGACY = """\
+g, admin, editor
+g, alice-uuid, admin
+p, editor, /api/*, GET, allow
+p, authenticated, /me, GET, allow
+p, Role:ops, /ops/*, GET, allow
+"""
+
+
+def test_policy_check_names_every_plain_role_with_its_new_spelling(tmp_path: Path) -> None:
+    """issue 11 §1.8 migration: a policy written before role: is told what to rename."""
+    (tmp_path / "policy.csv").write_text(LEGACY)
+    config = write_config(tmp_path, MODEL, tmp_path / "policy.csv")
+    result = run("policy", "check", config=config)
+    assert result.returncode == 0, result.stdout
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning: ")]
+    expected = {
+        "policy.csv:1": "role 'editor' has no role: prefix", "policy.csv:2": "role 'admin' has no",
+        "policy.csv:4": "'authenticated' is now role:authenticated",
+        "policy.csv:5": "'Role:ops' is neither a role nor a user",
+    }
+    for where, words in expected.items():
+        assert any(w.startswith("warning: policy.csv:") and where in w and words in w
+                   for w in warnings), (where, result.stdout)
+    assert any("write role:editor" in w for w in warnings), result.stdout
+    assert not any("alice-uuid" in w for w in warnings), result.stdout  # a user, as written
+
+
+def test_a_plain_role_name_no_longer_grants_and_its_namesake_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "policy.csv").write_text(LEGACY)
+    config = write_config(tmp_path, MODEL, tmp_path / "policy.csv")
+    as_role = run("policy", "test", "--sub", "u-1", "--role", "editor", "GET", "/api/x",
+                  config=config)
+    assert as_role.returncode == 1 and field(as_role.stdout, "reason") == "no_matching_rule"
+    for sub in ("editor", "admin", "Editor", " authenticated", "role:editor"):
+        named = run("policy", "test", "--sub", sub, "GET", "/api/x", config=config)
+        assert named.returncode == 1, (sub, named.stdout)
+        assert field(named.stdout, "reason") == "subject_names_a_role", (sub, named.stdout)
 
 
 @pytest.mark.parametrize("model", sorted(POLICIES.glob("*model.conf")), ids=lambda p: p.name)
@@ -300,3 +342,40 @@ def test_check_names_the_policy_when_it_is_good(config: Path) -> None:
     assert result.returncode == 0, result.stderr
     rules = sum(1 for line in POLICY.read_text().splitlines() if line.startswith("p,"))
     assert f"policy policy.csv: {rules} rules" in result.stdout
+
+
+def test_policy_check_lints_methods_as_a_regexmatch_model_compares_them(tmp_path: Path) -> None:
+    """Under ``regexMatch(r.act, p.act)`` a rule's method is a pattern: ``^(GET|POST)$`` is
+    fine; a pattern no upper-case method can match is the finding (was: "unknown method")."""
+    model = tmp_path / "model.conf"
+    model.write_text(MODEL.read_text().replace("methodMatch(r.act, p.act)",
+                                               "regexMatch(r.act, p.act)"))
+    policy = tmp_path / "policy.csv"
+    policy.write_text("p, role:viewer, /api/*, ^(GET|POST)$, allow\n"
+                      "p, role:viewer, /x/*, (GET)|(HEAD), allow\np, role:viewer, /y/*, ^get$, allow\n")
+    result = run("policy", "check", config=write_config(tmp_path, model, policy))
+    assert result.returncode == 0, result.stdout
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning:")]
+    assert warnings == ["warning: policy.csv:3: method pattern '^get$' matches no known "
+                        "(upper-case) method"], result.stdout
+
+
+def test_iss_gives_the_sub_its_issuers_prefix(tmp_path: Path) -> None:
+    """issue 11 §1.9: with two issuers, --iss decides as the proxy names that issuer's user."""
+    (tmp_path / "policy.csv").write_text("g, https://main.example#alice, role:admin\n"
+                                         "p, role:admin, /admin/*, *, allow\n")
+    config = write_config(tmp_path, MODEL, tmp_path / "policy.csv")
+    settings = yaml.safe_load(config.read_text())
+    settings["auth"] = {"issuers": [{"issuer": "https://main.example", "audience": ["api"]},
+                                    {"issuer": "https://partner.example", "audience": ["api"]}]}
+    config.write_text(yaml.safe_dump(settings))
+    main = run("policy", "test", "--iss", "https://main.example", "--sub", "alice", "GET", "/admin/x",
+               config=config)
+    assert main.returncode == 0, main.stdout + main.stderr
+    assert field(main.stdout, "subjects").startswith("https://main.example#alice, ")
+    partner = run("policy", "test", "--iss", "https://partner.example", "--sub", "alice", "GET",
+                  "/admin/x", config=config)
+    assert partner.returncode == 1 and field(partner.stdout, "reason") == "no_matching_rule"
+    unknown = run("policy", "test", "--iss", "https://other.example", "--sub", "alice", "GET", "/x",
+                  config=config)
+    assert unknown.returncode == 2 and "not a configured issuer" in unknown.stderr

@@ -3,7 +3,8 @@
 The heart of this module is an equivalence check: for randomly generated policies and requests,
 ``CompiledPolicy.decide`` must give the same answer (and name the same deciding rule) as a stock
 ``casbin.Enforcer`` that is told the same per-request facts — one ``g`` link from the subject
-to each token role, plus ``authenticated`` and ``anonymous`` for a logged-in caller. The
+to each token role as ``role:NAME``, plus ``role:authenticated`` and ``role:anonymous`` for a
+logged-in caller (an anonymous caller is the subject ``role:anonymous``). The
 generator is seeded: a failure prints the seed, the policy and the request, and reproduces.
 """
 
@@ -32,6 +33,7 @@ from gatekeeper.policy.functions import matcher_functions, method_match
 from gatekeeper.policy.loader import PolicyError, load_policy
 from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.principal import Principal
+from gatekeeper.subjects import ANONYMOUS_ROLE, AUTHENTICATED_ROLE, as_role
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "policies" / "model.conf"
@@ -84,9 +86,9 @@ class StockReference:
     @contextmanager
     def caller(self, subject: str, roles: Sequence[str], authenticated: bool) -> Iterator[None]:
         """The request's facts as g links while the block runs."""
-        links = [(subject, role) for role in roles]
+        links = [(subject, as_role(role)) for role in roles]
         if authenticated:
-            links += [(subject, "authenticated"), (subject, "anonymous")]
+            links += [(subject, AUTHENTICATED_ROLE), (subject, ANONYMOUS_ROLE)]
         # Only the links added here are taken away again: a link that is also a g line of the
         # file must stay.
         added = [link for link in dict.fromkeys(links) if self.enforcer.add_grouping_policy(*link)]
@@ -118,8 +120,9 @@ def quiet_casbin() -> Iterator[None]:
 
 # ------------------------------------------------------------------ generated policies
 USERS = ["alice", "bob", "carol", "dave", "root"]
-ROLES = ["admin", "editor", "viewer", "ops", "guest", "auditor"]
-SPECIAL = ["authenticated", "anonymous"]
+ROLE_NAMES = ["admin", "editor", "viewer", "ops", "guest", "auditor"]  # as tokens carry them
+ROLES = [as_role(name) for name in ROLE_NAMES]  # as the policy names them
+SPECIAL = [AUTHENTICATED_ROLE, ANONYMOUS_ROLE]
 PATTERNS = ["/a/:id", "/a/*", "/a/b", "/a/:id/c", "/b/*", "/*", "/a", "/b/:x/:y", "*", "/a/b/*",
             "/a/:id/*", "/", "/c/d.json", "/a/:id/c/*", "/:x", "/a/", "/a/:id/", "/a-b/:id",
             "/a/b:c", "/a/:id-x", "/ab/*", "/a/:id/:z"]
@@ -151,7 +154,8 @@ def generate_policy(rng: random.Random, *, priority: bool = False,
     if subject_patterns:
         subjects += ["a*", "*", "ro*", "/x"]
     for _ in range(rng.randint(0, 14)):
-        effect = rng.choices(["allow", "deny", "maybe"], weights=[6, 3, 1])[0]
+        # (an effect other than allow/deny is refused at load: see test_casbin_conformance)
+        effect = rng.choices(["allow", "deny"], weights=[6, 3])[0]
         fields = [rng.choice(subjects), rng.choice(patterns), rng.choice(METHOD_SPECS), effect]
         if priority:
             fields.insert(0, str(rng.randint(1, 5)))
@@ -174,9 +178,9 @@ def pick_path(rng: random.Random, policy_text: str) -> str:
 
 def generate_caller(rng: random.Random) -> Caller:
     if rng.random() < 0.15:
-        return Caller("anonymous", (), False)
-    roles = tuple(rng.sample([*ROLES, "stranger"], rng.randint(0, 3)))
-    return Caller(rng.choice([*USERS, "erin"]), roles, rng.random() < 0.9)
+        return Caller(ANONYMOUS_ROLE, (), False)
+    roles = tuple(rng.sample([*ROLE_NAMES, "stranger"], rng.randint(0, 3)))
+    return Caller(rng.choice([*USERS, "erin"]), roles, True)
 
 
 @dataclass(frozen=True)
@@ -230,6 +234,7 @@ def test_decisions_equal_the_stock_enforcer_on_generated_policies(
     seed = int(os.environ.get("POLICY_EQUIVALENCE_SEED", "20261126"))
     rng = random.Random(f"{seed}:{flavour.name}")
     outcomes: Counter[str] = Counter()
+    refused = 0
     for case in range(POLICIES_PER_FLAVOUR):
         policy_text = generate_policy(rng, priority=flavour.priority,
                                       subject_patterns=flavour.subject_patterns,
@@ -246,6 +251,13 @@ def test_decisions_equal_the_stock_enforcer_on_generated_policies(
                     method, path = rng.choice(METHODS), pick_path(rng, policy_text)
                     verdict = ours.decide(caller.subject, caller.roles, method, path,
                                           authenticated=caller.authenticated)
+                    if verdict.refused is not None:
+                        # A policy without role: names: its plain rule subjects are role names,
+                        # refused as users before Casbin's semantics apply (subjects.py).
+                        assert (verdict.allowed, verdict.refused) == (False, "subject_names_a_role")
+                        assert not any(line.startswith("role:") for line in policy_text.split(", "))
+                        refused += 1
+                        continue
                     expected, explained = stock.decide(caller.subject, method, path)
                     context = (f"seed {seed}, policy #{case}:\n{policy_text}\n"
                                f"{caller}, {method} {path}")
@@ -258,6 +270,7 @@ def test_decisions_equal_the_stock_enforcer_on_generated_policies(
     # The generator must exercise both answers, or the comparison proves little.
     total = POLICIES_PER_FLAVOUR * CALLERS_PER_POLICY * REQUESTS_PER_CALLER
     assert min(outcomes.values()) > total // 50, outcomes
+    assert refused < total // 5, refused
 
 
 # ------------------------------------------------------------------ indexing
@@ -272,7 +285,8 @@ def counting(calls: Counter[str]) -> dict[str, Callable[..., Any]]:
 
 
 def big_policy(rules_for_others: int) -> str:
-    lines = ["g, bob, viewer", "p, viewer, /docs/*, GET, allow", "p, bob, /own/:id, GET, allow"]
+    lines = ["g, bob, role:viewer", "p, role:viewer, /docs/*, GET, allow",
+             "p, bob, /own/:id, GET, allow"]
     lines += [f"p, user{i}, /u/{i}/*, GET, allow" for i in range(rules_for_others)]
     return "\n".join(lines) + "\n"
 
@@ -327,7 +341,7 @@ def test_a_subject_link_inside_an_or_is_not_used_as_an_index(tmp_path: Path) -> 
 # ------------------------------------------------------------------ the decision cache
 def test_a_reloaded_policy_never_answers_from_the_old_cache(tmp_path: Path) -> None:
     model = write(tmp_path, "model.conf", DEFAULT_MODEL.read_text())
-    policy_file = write(tmp_path, "policy.csv", "p, viewer, /docs/*, GET, allow\n")
+    policy_file = write(tmp_path, "policy.csv", "p, role:viewer, /docs/*, GET, allow\n")
     holder = PolicyHolder(model, policy_file, Metrics())
     authorizer = PolicyAuthorizer(holder, PublicPaths([]))
     bob = Principal(subject="bob", roles=("viewer",), claims={}, via="bearer")
@@ -338,7 +352,7 @@ def test_a_reloaded_policy_never_answers_from_the_old_cache(tmp_path: Path) -> N
             assert authorizer.authorize(bob, "GET", "/docs/a").allowed
             assert not authorizer.authorize(bob, "GET", "/reports/a").allowed  # cached: deny
             first = holder.active
-            policy_file.write_text("p, viewer, /reports/*, GET, allow\n")
+            policy_file.write_text("p, role:viewer, /reports/*, GET, allow\n")
             assert await holder.reload("test")
             assert holder.active is not first
             assert authorizer.authorize(bob, "GET", "/reports/a").allowed
@@ -355,7 +369,7 @@ def test_a_reloaded_policy_never_answers_from_the_old_cache(tmp_path: Path) -> N
 def test_a_loader_failure_of_any_kind_is_a_refused_reload(tmp_path: Path) -> None:
     """An unexpected exception must be refused like a bad file, not end the watch task."""
     model = write(tmp_path, "model.conf", DEFAULT_MODEL.read_text())
-    policy_file = write(tmp_path, "policy.csv", "p, viewer, /docs/*, GET, allow\n")
+    policy_file = write(tmp_path, "policy.csv", "p, role:viewer, /docs/*, GET, allow\n")
     loads: list[Path] = []
 
     def flaky_loader(model_path: Path, policy_path: Path) -> Any:
@@ -386,7 +400,7 @@ def test_start_serves_the_policy_the_cli_loaded_unless_the_files_changed_since(t
     """`gatekeeper run` loads the policy to check it; starting then must not load it again
     (100,000 rules take seconds), unless the files no longer hold it."""
     model = write(tmp_path, "model.conf", DEFAULT_MODEL.read_text())
-    policy_file = write(tmp_path, "policy.csv", "p, viewer, /docs/*, GET, allow\n")
+    policy_file = write(tmp_path, "policy.csv", "p, role:viewer, /docs/*, GET, allow\n")
     loads: list[Path] = []
 
     def counting_loader(model_path: Path, policy_path: Path) -> Any:
@@ -401,7 +415,7 @@ def test_start_serves_the_policy_the_cli_loaded_unless_the_files_changed_since(t
 
     checked = load_policy(model, policy_file)
     assert asyncio.run(start(checked)) is checked.policy and loads == []
-    policy_file.write_text("p, viewer, /reports/*, GET, allow\n")  # edited after the check
+    policy_file.write_text("p, role:viewer, /reports/*, GET, allow\n")  # edited after the check
     served = asyncio.run(start(checked))
     assert loads == [policy_file] and served is not checked.policy
     assert served.decide("bob", ["viewer"], "GET", "/reports/a", authenticated=True).allowed
@@ -409,7 +423,7 @@ def test_start_serves_the_policy_the_cli_loaded_unless_the_files_changed_since(t
 
 def test_the_decision_cache_is_bounded_and_evicts_the_least_recent(tmp_path: Path) -> None:
     calls: Counter[str] = Counter()
-    policy = compiled(tmp_path, DEFAULT_MODEL.read_text(), "p, viewer, /docs/*, GET, allow\n",
+    policy = compiled(tmp_path, DEFAULT_MODEL.read_text(), "p, role:viewer, /docs/*, GET, allow\n",
                       functions=counting(calls), cache_size=8)
 
     def ask(path: str) -> int:
@@ -426,7 +440,7 @@ def test_the_decision_cache_is_bounded_and_evicts_the_least_recent(tmp_path: Pat
 
 def test_a_cache_size_of_zero_caches_nothing(tmp_path: Path) -> None:
     calls: Counter[str] = Counter()
-    policy = compiled(tmp_path, DEFAULT_MODEL.read_text(), "p, viewer, /docs/*, GET, allow\n",
+    policy = compiled(tmp_path, DEFAULT_MODEL.read_text(), "p, role:viewer, /docs/*, GET, allow\n",
                       functions=counting(calls), cache_size=0)
     calls.clear()
     for _ in range(3):
@@ -443,7 +457,7 @@ TENANT_MODEL = model_text(
 
 def test_claims_decisions_are_never_shared_between_callers(tmp_path: Path) -> None:
     """With claims in the request, the answer depends on more than (subject, roles, path)."""
-    policy = compiled(tmp_path, TENANT_MODEL, "p, authenticated, /t/:tenant/*, GET, allow\n")
+    policy = compiled(tmp_path, TENANT_MODEL, "p, role:authenticated, /t/:tenant/*, GET, allow\n")
     assert policy.uses_claims
     path = "/t/acme/x"
     assert policy.decide("alice", [], "GET", path, authenticated=True,
@@ -467,7 +481,7 @@ def test_token_roles_hold_for_their_request_only(tmp_path: Path) -> None:
     assert answers == [True, False, True, False, False, False]
     assert answers == [stock.enforce("bob", roles, True, "GET", "/admin/x")[0] for roles in asks]
     # The role graph itself learned nothing about bob.
-    assert "admin" not in policy.subjects("bob", [], authenticated=True)
+    assert "role:admin" not in policy.subjects("bob", [], authenticated=True)
     fresh = load_policy(DEFAULT_MODEL, REPO / "policies" / "policy.csv").policy
     assert fresh.decide("bob", [], "GET", "/admin/x", authenticated=True) == \
         policy.decide("bob", [], "GET", "/admin/x", authenticated=True)
@@ -476,12 +490,12 @@ def test_token_roles_hold_for_their_request_only(tmp_path: Path) -> None:
 def test_roles_inherited_through_g_lines_follow_casbins_depth_limit(tmp_path: Path) -> None:
     """Casbin's role manager follows at most 9 links from the subject (max_hierarchy_level 10);
     the same files must give the same answers, also for long chains."""
-    chain = [f"r{i}" for i in range(14)]
-    lines = [f"g, {a}, {b}" for a, b in itertools.pairwise(chain)]
+    chain = [f"role:r{i}" for i in range(14)]
+    lines = [f"g, {a}, {b}" for a, b in itertools.pairwise(chain)] + ["g, v, role:r0"]
     lines += [f"p, {role}, /{role}, GET, allow" for role in chain]
     policy = compiled(tmp_path, DEFAULT_MODEL.read_text(), "\n".join(lines) + "\n")
     stock = StockReference(tmp_path / "model.conf", tmp_path / "policy.csv")
-    for subject, roles in [("u", ("r0",)), ("r0", ()), ("u", ("r3", "r0"))]:
+    for subject, roles in [("u", ("r0",)), ("v", ()), ("u", ("r3", "r0"))]:
         for role in chain:
             ours = policy.decide(subject, roles, "GET", f"/{role}", authenticated=True).allowed
             assert ours is stock.enforce(subject, roles, True, "GET", f"/{role}")[0], (subject, roles, role)
@@ -493,8 +507,8 @@ def test_a_deny_rule_that_cannot_be_evaluated_still_denies(tmp_path: Path) -> No
         request="sub, obj, act, claims",
         matcher="g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act) "
                 "&& (p.eft == \"allow\" || ipMatch(r.claims.ip, \"10.0.0.0/8\"))")
-    policy = compiled(tmp_path, model, "p, authenticated, /*, GET, allow\n"
-                                        "p, authenticated, /admin/*, GET, deny\n")
+    policy = compiled(tmp_path, model, "p, role:authenticated, /*, GET, allow\n"
+                                        "p, role:authenticated, /admin/*, GET, deny\n")
 
     def ask(ip: str) -> PolicyVerdict:
         return policy.decide("bob", [], "GET", "/admin/x", authenticated=True, claims={"ip": ip},
@@ -506,7 +520,7 @@ def test_a_deny_rule_that_cannot_be_evaluated_still_denies(tmp_path: Path) -> No
 
 
 # ------------------------------------------------------------------ load problems
-GOOD_POLICY = "p, viewer, /docs/*, GET, allow\n"
+GOOD_POLICY = "p, role:viewer, /docs/*, GET, allow\n"
 
 
 def problems_of(tmp_path: Path, model: str, policy: str) -> list[str]:
@@ -581,9 +595,9 @@ def test_priorities_casbin_would_fail_on_are_refused(
 
 
 def test_rules_with_priorities_are_tried_in_casbins_order(tmp_path: Path) -> None:
-    policy = compiled(tmp_path, PRIORITY_MODEL, "p, 10, bob, /x, GET, allow\n"
-                                                "p, 2, bob, /x, GET, deny\n")
-    verdict = policy.decide("bob", [], "GET", "/x", authenticated=True)
+    policy = compiled(tmp_path, PRIORITY_MODEL, "p, 10, role:staff, /x, GET, allow\n"
+                                                "p, 2, role:staff, /x, GET, deny\n")
+    verdict = policy.decide("bob", ["staff"], "GET", "/x", authenticated=True)
     assert not verdict.allowed  # priority 2 before 10 (and numbers, not text: "10" < "2")
     assert verdict.rule is not None and verdict.rule.source.endswith("policy.csv:2")
 
@@ -604,3 +618,31 @@ def test_the_shipped_policy_loads_without_warnings() -> None:
     report = load_policy(DEFAULT_MODEL, REPO / "policies" / "policy.csv")
     assert report.warnings == []
     assert report.policy.rules
+
+
+# ------------------------------------------------------------------ users apart from roles
+MIGRATED = ("g, alice, role:admin\ng, bob, staff\n"
+            "p, role:admin, /admin/*, GET, allow\np, staff, /staff/*, GET, allow\n"
+            "p, carol, /own/*, GET, allow\n")
+
+
+@pytest.mark.parametrize(("subject", "roles", "path", "reason"), [
+    ("alice", (), "/admin/x", "policy_allow"),
+    ("carol", (), "/own/x", "policy_allow"),
+    ("bob", (), "/staff/x", "policy_allow"),
+    ("u-1", ("admin",), "/admin/x", "policy_allow"),
+    ("admin", (), "/admin/x", "subject_names_a_role"),
+    ("staff", (), "/staff/x", "subject_names_a_role"),
+    ("role:admin", ("admin",), "/admin/x", "subject_names_a_role"),
+    ("u-1", ("role:admin",), "/admin/x", "no_matching_rule"),
+    ("u-1", ("carol",), "/own/x", "no_matching_rule"),
+], ids=["a user granted a role through g holds it", "a plain rule subject is a user in a policy "
+        "that names role:", "a user in a plain group holds it", "a token role reaches role: rules",
+        "a user named like a role: is refused", "a user named like a plain g group is refused",
+        "a role: subject is refused even with the role", "a token role named role:admin is "
+        "role:role:admin", "a token role named like a user is not that user"])
+def test_users_and_roles_stay_apart(tmp_path: Path, subject: str, roles: tuple[str, ...],
+                                    path: str, reason: str) -> None:
+    policy = compiled(tmp_path, DEFAULT_MODEL.read_text(), MIGRATED)
+    verdict = policy.decide(subject, roles, "GET", path, authenticated=True)
+    assert (verdict.allowed, verdict.reason) == (reason == "policy_allow", reason)

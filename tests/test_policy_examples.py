@@ -49,16 +49,16 @@ def load(policy_name: str) -> LoadReport:
 class Ask:
     """Who asks: a user with token roles and claims, or an anonymous caller."""
 
-    sub: str = "anonymous"
+    sub: str | None = None  # None: an anonymous caller
     roles: tuple[str, ...] = ()
     claims: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def anonymous(self) -> bool:
-        return self.sub == "anonymous" and not self.roles
+        return self.sub is None
 
     def principal(self) -> Principal:
-        if self.anonymous:
+        if self.sub is None:
             return ANONYMOUS
         return Principal(subject=self.sub, roles=self.roles, claims={"sub": self.sub, **self.claims},
                          via="bearer")
@@ -101,36 +101,37 @@ ADA_ADMIN = user("ada", "admin")
 
 DEFAULT = [
     row("a viewer reads a project's items", ALICE_VIEWER, "GET", "/api/p1/items",
-        "allow by viewer, /api/:project/items, GET|HEAD, allow"),
+        "allow by role:viewer, /api/:project/items, GET|HEAD, allow"),
     row("a viewer reads one item", ALICE_VIEWER, "HEAD", "/api/p1/items/42",
-        "allow by viewer, /api/:project/items/:id, GET|HEAD, allow"),
+        "allow by role:viewer, /api/:project/items/:id, GET|HEAD, allow"),
     row("a lower-case get is decided as GET", ALICE_VIEWER, "get", "/api/p1/items",
-        "allow by viewer, /api/:project/items, GET|HEAD, allow"),
+        "allow by role:viewer, /api/:project/items, GET|HEAD, allow"),
     row("a viewer may not create items", ALICE_VIEWER, "POST", "/api/p1/items", None),
     row("a lower-case post is refused as POST is", ALICE_VIEWER, "post", "/api/p1/items", None),
     row("an editor reads items as a viewer through g", EVE_EDITOR, "GET", "/api/p1/items",
-        "allow by viewer, /api/:project/items, GET|HEAD, allow"),
+        "allow by role:viewer, /api/:project/items, GET|HEAD, allow"),
     row("an editor deletes an item", EVE_EDITOR, "DELETE", "/api/p1/items/42",
-        "allow by editor, /api/:project/items/:id, PUT|PATCH|DELETE, allow"),
+        "allow by role:editor, /api/:project/items/:id, PUT|PATCH|DELETE, allow"),
     row("an editor may not delete the audit log", EVE_EDITOR, "DELETE", "/api/p1/items/audit",
-        "deny by authenticated, /api/:project/items/audit, DELETE, deny"),
+        "deny by role:authenticated, /api/:project/items/audit, DELETE, deny"),
     row("an admin may not delete the audit log either", ADA_ADMIN, "DELETE", "/api/p1/items/audit",
-        "deny by authenticated, /api/:project/items/audit, DELETE, deny"),
+        "deny by role:authenticated, /api/:project/items/audit, DELETE, deny"),
     row("an admin edits items as an editor through g", ADA_ADMIN, "PATCH", "/api/p1/items/42",
-        "allow by editor, /api/:project/items/:id, PUT|PATCH|DELETE, allow"),
-    row("an admin administers", ADA_ADMIN, "DELETE", "/admin/users/7", "allow by admin, /admin/*, *, allow"),
+        "allow by role:editor, /api/:project/items/:id, PUT|PATCH|DELETE, allow"),
+    row("an admin administers", ADA_ADMIN, "DELETE", "/admin/users/7",
+        "allow by role:admin, /admin/*, *, allow"),
     row("an editor may not administer", EVE_EDITOR, "GET", "/admin/users", None),
     row("an editor may not reach /admin through a dot segment", EVE_EDITOR, "GET",
         "/api/p1/../../admin/users", None),
     row("an encoded letter is decoded before the decision", ADA_ADMIN, "GET", "/%61dmin/users",
-        "allow by admin, /admin/*, *, allow"),
+        "allow by role:admin, /admin/*, *, allow"),
     row("anyone logged in reads /api/me", user("bob"), "GET", "/api/me",
-        "allow by authenticated, /api/me, GET, allow"),
+        "allow by role:authenticated, /api/me, GET, allow"),
     row("a user without roles reads no items", user("bob"), "GET", "/api/p1/items", None),
     row("an anonymous caller reads a public file", ANYONE, "GET", "/public/logo.png",
-        "allow by anonymous, /public/*, GET|HEAD, allow"),
+        "allow by role:anonymous, /public/*, GET|HEAD, allow"),
     row("a logged-in caller may do what an anonymous one may", user("bob"), "GET", "/public/logo.png",
-        "allow by anonymous, /public/*, GET|HEAD, allow"),
+        "allow by role:anonymous, /public/*, GET|HEAD, allow"),
     row("an anonymous caller may not write a public file", ANYONE, "PUT", "/public/logo.png", None),
     row("an anonymous caller is not 'authenticated'", ANYONE, "GET", "/api/me", None),
     row(":project matches one segment only", ALICE_VIEWER, "GET", "/api/p1/sub/items", None),
@@ -150,7 +151,7 @@ SUPPORT = user("u-3", "support")
 
 TENANTS = [
     row("a member reads in their own tenant", ACME_MEMBER, "GET", "/tenants/acme/projects/1",
-        "allow by member, /tenants/:tenant/*, GET|HEAD, allow"),
+        "allow by role:member, /tenants/:tenant/*, GET|HEAD, allow"),
     row("a member may not read another tenant", ACME_MEMBER, "GET", "/tenants/globex/projects/1", None),
     row("a member without a tenant claim is denied, not an error", user("u-4", "member"), "GET",
         "/tenants/acme/projects/1", None),
@@ -159,32 +160,33 @@ TENANTS = [
     row("a tenant claim that is null is denied", user("u-6", "member", tenant=None), "GET",
         "/tenants/acme/projects/1", None),
     row("a member writes their tenant's projects", ACME_MEMBER, "PUT", "/tenants/acme/projects/1",
-        "allow by member, /tenants/:tenant/projects/*, POST|PUT|PATCH|DELETE, allow"),
+        "allow by role:member, /tenants/:tenant/projects/*, POST|PUT|PATCH|DELETE, allow"),
     row("a member may not change their tenant's settings", ACME_MEMBER, "PUT",
         "/tenants/acme/settings/sso", None),
     row("a tenant admin changes settings in their own tenant", ACME_ADMIN, "PUT",
-        "/tenants/acme/settings/sso", "allow by tenant-admin, /tenants/:tenant/settings/*, *, allow"),
+        "/tenants/acme/settings/sso", "allow by role:tenant-admin, /tenants/:tenant/settings/*, *, allow"),
     row("a tenant admin writes projects as a member through g", ACME_ADMIN, "POST",
         "/tenants/acme/projects/2",
-        "allow by member, /tenants/:tenant/projects/*, POST|PUT|PATCH|DELETE, allow"),
+        "allow by role:member, /tenants/:tenant/projects/*, POST|PUT|PATCH|DELETE, allow"),
     row("a tenant admin may not touch another tenant's settings", ACME_ADMIN, "PUT",
         "/tenants/globex/settings/sso", None),
     row("a tenant admin may not touch another tenant's projects", ACME_ADMIN, "DELETE",
         "/tenants/globex/projects/1", None),
     row("a tenant admin may not delete their own audit trail", ACME_ADMIN, "DELETE",
-        "/tenants/acme/audit/2026", "deny by authenticated, /tenants/*/audit/*, DELETE, deny"),
+        "/tenants/acme/audit/2026", "deny by role:authenticated, /tenants/*/audit/*, DELETE, deny"),
     row("support reads any tenant without a tenant claim", SUPPORT, "GET", "/tenants/globex/projects/1",
-        "allow by support, /tenants/*, GET|HEAD, allow"),
+        "allow by role:support, /tenants/*, GET|HEAD, allow"),
     row("support may not write", SUPPORT, "POST", "/tenants/globex/projects", None),
     row("a lower-case get is decided as GET", ACME_MEMBER, "get", "/tenants/acme/projects/1",
-        "allow by member, /tenants/:tenant/*, GET|HEAD, allow"),
+        "allow by role:member, /tenants/:tenant/*, GET|HEAD, allow"),
     row("a dot segment cannot climb into another tenant", ACME_MEMBER, "GET",
         "/tenants/acme/../globex/projects/1", None),
     row("an encoded tenant name is compared decoded", ACME_MEMBER, "GET", "/tenants/%61cme/projects/1",
-        "allow by member, /tenants/:tenant/*, GET|HEAD, allow"),
+        "allow by role:member, /tenants/:tenant/*, GET|HEAD, allow"),
     row("the tenant claim alone grants nothing", user("u-7", tenant="acme"), "GET",
         "/tenants/acme/projects/1", None),
-    row("anyone logged in reads /me", user("u-7"), "GET", "/me", "allow by authenticated, /me, GET, allow"),
+    row("anyone logged in reads /me", user("u-7"), "GET", "/me",
+        "allow by role:authenticated, /me, GET, allow"),
 ]
 
 
@@ -201,29 +203,32 @@ ADMIN = user("ad-1", "admin")
 
 DENY_OVERRIDE = [
     row("staff may do anything under /api", STAFF, "PUT", "/api/orders/7",
-        "allow by staff, /api/*, *, allow"),
-    row("staff read billing", STAFF, "GET", "/api/billing/invoices/7", "allow by staff, /api/*, *, allow"),
+        "allow by role:staff, /api/*, *, allow"),
+    row("staff read billing", STAFF, "GET", "/api/billing/invoices/7",
+        "allow by role:staff, /api/*, *, allow"),
     row("staff may not delete billing records", STAFF, "DELETE", "/api/billing/invoices/7",
-        "deny by staff, /api/billing/*, DELETE, deny"),
+        "deny by role:staff, /api/billing/*, DELETE, deny"),
     row("a lower-case delete is denied as DELETE is", STAFF, "delete", "/api/billing/invoices/7",
-        "deny by staff, /api/billing/*, DELETE, deny"),
+        "deny by role:staff, /api/billing/*, DELETE, deny"),
     row("staff may not read the audit log", STAFF, "GET", "/api/audit/2026",
-        "deny by staff, /api/audit/*, *, deny"),
+        "deny by role:staff, /api/audit/*, *, deny"),
     row("an auditor reads the audit log", AUDITOR, "GET", "/api/audit/2026",
-        "allow by auditor, /api/audit/*, GET|HEAD, allow"),
+        "allow by role:auditor, /api/audit/*, GET|HEAD, allow"),
     row("an auditor may not write the audit log", AUDITOR, "POST", "/api/audit/2026",
-        "deny by authenticated, /api/audit/*, POST|PUT|PATCH|DELETE, deny"),
+        "deny by role:authenticated, /api/audit/*, POST|PUT|PATCH|DELETE, deny"),
     row("an auditor has no other access", AUDITOR, "GET", "/api/orders/7", None),
     row("an admin inherits staff's allow through g", ADMIN, "PUT", "/api/orders/7",
-        "allow by staff, /api/*, *, allow"),
+        "allow by role:staff, /api/*, *, allow"),
     row("an admin inherits staff's deny through g", ADMIN, "DELETE", "/api/billing/invoices/7",
-        "deny by staff, /api/billing/*, DELETE, deny"),
-    row("an admin runs the admin area", ADMIN, "POST", "/admin/users", "allow by admin, /admin/*, *, allow"),
+        "deny by role:staff, /api/billing/*, DELETE, deny"),
+    row("an admin runs the admin area", ADMIN, "POST", "/admin/users",
+        "allow by role:admin, /admin/*, *, allow"),
     row("staff may not run the admin area", STAFF, "POST", "/admin/users", None),
     row("staff who are also auditors are refused the audit log: deny wins",
-        user("s-2", "staff", "auditor"), "GET", "/api/audit/2026", "deny by staff, /api/audit/*, *, deny"),
+        user("s-2", "staff", "auditor"), "GET", "/api/audit/2026",
+            "deny by role:staff, /api/audit/*, *, deny"),
     row("a repeated slash does not dodge a deny", STAFF, "DELETE", "/api//billing/invoices/7",
-        "deny by staff, /api/billing/*, DELETE, deny"),
+        "deny by role:staff, /api/billing/*, DELETE, deny"),
     row("a user without roles gets nothing", user("u-1"), "GET", "/api/orders/7", None),
 ]
 
@@ -240,29 +245,29 @@ MODERATOR = user("m-1", "moderator")
 
 PUBLIC_READ = [
     row("an anonymous caller reads the API", ANYONE, "GET", "/api/posts/1",
-        "allow by anonymous, /api/*, GET|HEAD, allow"),
+        "allow by role:anonymous, /api/*, GET|HEAD, allow"),
     row("a lower-case head is decided as HEAD", ANYONE, "head", "/api/posts/1",
-        "allow by anonymous, /api/*, GET|HEAD, allow"),
+        "allow by role:anonymous, /api/*, GET|HEAD, allow"),
     row("an anonymous caller may not write", ANYONE, "POST", "/api/posts", None),
     row("a lower-case post from an anonymous caller is refused too", ANYONE, "post", "/api/posts", None),
     row("a logged-in caller reads through the anonymous rule", READER, "GET", "/api/posts/1",
-        "allow by anonymous, /api/*, GET|HEAD, allow"),
+        "allow by role:anonymous, /api/*, GET|HEAD, allow"),
     row("a logged-in caller writes", READER, "POST", "/api/posts",
-        "allow by authenticated, /api/*, POST|PUT|PATCH|DELETE, allow"),
+        "allow by role:authenticated, /api/*, POST|PUT|PATCH|DELETE, allow"),
     row("a logged-in caller deletes", READER, "DELETE", "/api/posts/1",
-        "allow by authenticated, /api/*, POST|PUT|PATCH|DELETE, allow"),
+        "allow by role:authenticated, /api/*, POST|PUT|PATCH|DELETE, allow"),
     row("nobody writes the archive", READER, "PUT", "/api/archive/2019/1",
-        "deny by authenticated, /api/archive/*, POST|PUT|PATCH|DELETE, deny"),
+        "deny by role:authenticated, /api/archive/*, POST|PUT|PATCH|DELETE, deny"),
     row("the archive stays readable", ANYONE, "GET", "/api/archive/2019/1",
-        "allow by anonymous, /api/*, GET|HEAD, allow"),
+        "allow by role:anonymous, /api/*, GET|HEAD, allow"),
     row("OPTIONS is in no rule", READER, "OPTIONS", "/api/posts", None),
     row("a moderator reads the reports queue", MODERATOR, "GET", "/admin/reports/9",
-        "allow by moderator, /admin/reports/*, GET|HEAD, allow"),
+        "allow by role:moderator, /admin/reports/*, GET|HEAD, allow"),
     row("a plain user may not read the reports queue", READER, "GET", "/admin/reports/9", None),
     row("an admin reads the reports queue as a moderator through g", user("ad-1", "admin"), "GET",
-        "/admin/reports/9", "allow by moderator, /admin/reports/*, GET|HEAD, allow"),
+        "/admin/reports/9", "allow by role:moderator, /admin/reports/*, GET|HEAD, allow"),
     row("an admin manages users", user("ad-1", "admin"), "DELETE", "/admin/users/7",
-        "allow by admin, /admin/users/*, *, allow"),
+        "allow by role:admin, /admin/users/*, *, allow"),
     row("a moderator may not manage users", MODERATOR, "DELETE", "/admin/users/7", None),
 ]
 
@@ -290,6 +295,50 @@ def test_the_method_is_decided_whatever_its_case(
     upper = decide(policy_name, who, method.upper(), target)
     lower = decide(policy_name, who, method.lower(), target)
     assert (upper.allowed, upper.rule) == (lower.allowed, lower.rule)
+
+
+# ------------------------------------------------------------------ users are never roles
+
+
+def _role_names(policy_name: str) -> list[str]:
+    """Every role a shipped policy names, without its prefix (builtins included)."""
+    names = {"authenticated", "anonymous"}
+    for line in (POLICIES / policy_name).read_text().splitlines():
+        if line.startswith(("p,", "g,")):
+            names |= {v.removeprefix("role:") for v in line.split(", ")[1:3] if v.startswith("role:")}
+    return sorted(names)
+
+
+SPELLINGS = {  # how a token's sub could try to read as the role NAME
+    "the plain name": "{}", "the role: name": "role:{}", "upper case": "{U}",
+    "ROLE: upper case": "ROLE:{U}", "a leading space": " {}", "a trailing tab": "{}\t",
+    "a space after the colon": "role: {}", "full-width letters": "\uff52\uff4f\uff4c\uff45\uff1a{}",
+    "a zero-width space inside": "role:\u200b{}",
+}
+CONFUSED = [pytest.param(name, role, spelling.replace("{U}", role.upper()).format(role),
+                         id=f"{name}: a sub of {how} {role!r}")
+            for name in SHIPPED for role in _role_names(name) for how, spelling in SPELLINGS.items()]
+
+
+@pytest.mark.parametrize(("policy_name", "role", "sub"), CONFUSED)
+def test_a_token_whose_sub_names_a_role_does_not_act_as_it(
+    policy_name: str, role: str, sub: str
+) -> None:
+    """issue 11 §1.8: refused before any rule, whatever the path (the role's own rules too)."""
+    targets = [rule.values[1].replace(":tenant", "acme").replace(":project", "p1")
+               .replace(":id", "7").replace("*", "x") for rule in load(policy_name).policy.rules]
+    for target in targets:
+        verdict = decide(policy_name, user(sub, tenant="acme"), "GET", target)
+        assert (verdict.allowed, verdict.reason) == (False, "subject_names_a_role"), target
+
+
+@pytest.mark.parametrize("policy_name", SHIPPED)
+def test_a_token_role_named_like_a_user_reaches_only_role_rules(policy_name: str) -> None:
+    """The reverse: a token role is role:NAME, so a role 'alice' is not the user alice."""
+    policy = load(policy_name).policy
+    assert all(s.startswith("role:") for s in policy.subjects("u-1", ["alice"], authenticated=True)
+               if s != "u-1")
+    assert "alice" not in policy.subjects("u-1", ["alice"], authenticated=True)
 
 
 # ------------------------------------------------------------------ the files themselves

@@ -17,7 +17,7 @@ ORIGIN = "app.example.com"
 GOOD = (".good.com",)
 PUNY = "xn--bcher-kva"  # "bücher" in punycode
 CORPUS_DOMAINS = (".whitelisteddomain.tld",)  # the allow-listed name the corpus attacks
-CORPUS_FILE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "openredirects.txt"
+CORPUS_FILE = Path(__file__).resolve().parent / "data" / "openredirects.txt"  # see data/README.md
 
 
 def browser_resolve(location: str, base: str = BASE) -> SplitResult:

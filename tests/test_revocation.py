@@ -30,8 +30,15 @@ from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import Outcome, Principal, Via
 from gatekeeper.redisconn import connect
 from gatekeeper.request import RequestView
-from gatekeeper.revocation import MAX_AHEAD_SECONDS, Revocation, RevocationList, parse_request
+from gatekeeper.revocation import (
+    MAX_AHEAD_SECONDS,
+    MAX_VALUE_CHARS,
+    Revocation,
+    RevocationList,
+    parse_request,
+)
 from gatekeeper.settings import Settings
+from gatekeeper.subjects import SubjectNamespaces
 from tests.support.redis import RedisServer, run_redis
 
 T = TypeVar("T")
@@ -223,7 +230,8 @@ def test_revocations_redis_lost_are_written_back(server: RedisServer, prefix: st
 
 @pytest.mark.parametrize("message", [
     b"jti:x", b"jti:x soon", b"jti:x nan", b"jti:x inf", b"kid:x 1900000000", b"jti: 1900000000",
-    b"jti:a\x00b 1900000000", b"\xff\xfe 1900000000", ("jti:" + "x" * 257 + " 1900000000").encode(),
+    b"jti:a\x00b 1900000000", b"\xff\xfe 1900000000",
+    ("jti:" + "x" * (MAX_VALUE_CHARS + 1) + " 1900000000").encode(),
 ], ids=lambda m: f"the message {m[:24]!r} is ignored")
 def test_malformed_messages_are_ignored(server: RedisServer, prefix: str, message: bytes) -> None:
     async def scenario() -> None:
@@ -393,10 +401,16 @@ BAD_BODIES = {
     "a JSON array is refused": b'[{"jti": "abc", "expires_at": 1800000600}]',
     "neither jti nor sub is refused": b'{"expires_at": 1800000600}',
     "both jti and sub are refused": b'{"jti": "a", "sub": "b", "expires_at": 1800000600}',
-    "an unknown field is refused": b'{"jti": "a", "expires_at": 1800000600, "iss": "x"}',
+    "an unknown field is refused": b'{"jti": "a", "expires_at": 1800000600, "aud": "x"}',
+    "iss with a jti is refused": b'{"jti": "a", "expires_at": 1800000600, "iss": "https://main.example"}',
+    "an issuer that is not configured is refused":
+        b'{"sub": "alice", "expires_at": 1800000600, "iss": "https://other.example"}',
+    "a sub that reads as another issuer's is refused": b'{"sub": "https://partner.example#alice", '
+        b'"expires_at": 1800000600, "iss": "https://main.example"}',
     "an empty jti is refused": b'{"jti": "", "expires_at": 1800000600}',
     "a numeric jti is refused": b'{"jti": 12, "expires_at": 1800000600}',
-    "a jti of 257 characters is refused": json.dumps({"jti": "j" * 257, "expires_at": NOW + 60}).encode(),
+    "a jti of one character too many is refused": json.dumps(
+        {"jti": "j" * (MAX_VALUE_CHARS + 1), "expires_at": NOW + 60}).encode(),
     "a jti with a newline is refused": b'{"jti": "a\\nb", "expires_at": 1800000600}',
     "a missing expiry is refused": b'{"jti": "abc"}',
     "an expiry as a string is refused": b'{"jti": "abc", "expires_at": "1800000600"}',
@@ -411,11 +425,29 @@ BAD_BODIES = {
 }
 
 
+# The main issuer mapped into the plain name space, a partner namespaced by its URL.
+TWO_ISSUERS = SubjectNamespaces({"https://main.example": "",
+                                 "https://partner.example": "https://partner.example#"})
+
+
 @pytest.mark.parametrize("body", BAD_BODIES.values(), ids=BAD_BODIES.keys())
 def test_a_bad_request_is_refused_with_a_reason(body: bytes) -> None:
     with pytest.raises(BadRequest) as raised:
-        parse_request(body, NOW)
+        parse_request(body, NOW, TWO_ISSUERS)
     assert raised.value.status == 400 and raised.value.description
+
+
+@pytest.mark.parametrize(("body", "member"), [
+    ({"sub": "alice"}, "sub:alice"),
+    ({"sub": "alice", "iss": "https://main.example"}, "sub:alice"),
+    ({"sub": "alice", "iss": "https://partner.example"}, "sub:https://partner.example#alice"),
+    ({"sub": "https://partner.example#alice"}, "sub:https://partner.example#alice"),
+], ids=["a plain sub is the plain name space", "the main issuer's sub is its plain subject",
+        "the partner's sub gets the partner's prefix", "a namespaced subject is taken as it is"])
+def test_a_sub_is_revoked_in_its_issuers_name_space(body: dict[str, str], member: str) -> None:
+    """issue 11 §1.9: revoking the partner's alice is not revoking the main issuer's."""
+    parsed = parse_request(json.dumps({**body, "expires_at": NOW + 60}).encode(), NOW, TWO_ISSUERS)
+    assert parsed.member == member
 
 
 # -- the admin endpoint -----------------------------------------------------------------------

@@ -128,9 +128,14 @@ def test_a_bad_env_override_names_its_key(tmp_path: Path) -> None:
     ("public_paths: [public]\n", "public_paths"),
     ("trusted_proxies: [not-an-ip]\n", "trusted_proxies"),
     ("upstream: http://127.0.0.1:8080/app\n", "upstream"),
+    ("session:\n  allowed_origins: ['https://a.example/']\n", "session.allowed_origins"),
+    ("session:\n  allowed_origins: ['null']\n", "session.allowed_origins"),
+    ("session:\n  allowed_origins: ['*']\n", "session.allowed_origins"),
+    ("session:\n  allowed_origins: [a.example]\n", "session.allowed_origins"),
 ], ids=["alg none is refused", "header names that fold together are refused",
         "listeners must differ", "public paths start with a slash", "trusted proxies are IPs",
-        "upstream has no path"])
+        "upstream has no path", "an allowed origin has no path", "origin null cannot be allowed",
+        "no wildcard origin", "an allowed origin has a scheme"])
 def test_invalid_values_are_refused(tmp_path: Path, text: str, key: str) -> None:
     assert any(p.startswith(key + ":") for p in problems(tmp_path, text))
 
@@ -145,7 +150,7 @@ def test_defaults_match_the_documented_interface() -> None:
     assert settings.listen == "0.0.0.0:4180"
     assert settings.admin_listen == "0.0.0.0:9901"
     assert settings.headers == {"X-Auth-Request-User": "sub", "X-Auth-Request-Email": "email",
-                                "X-Auth-Request-Groups": "roles"}
+                                "X-Auth-Request-Groups": "roles", "X-Auth-Request-Issuer": "iss"}
     assert settings.auth.roles_claims == ["roles", "groups", "realm_access.roles"]
 
 
@@ -191,3 +196,57 @@ def test_an_issuer_url_with_an_impossible_port_is_refused(tmp_path: Path) -> Non
     found = problems(tmp_path, "auth:\n  issuers:\n    - {issuer: https://a, audience: [x], "
                                 "jwks_uri: 'http://idp:99999/jwks'}\n")
     assert any(p.startswith("auth.issuers.0.jwks_uri:") for p in found)
+
+
+@pytest.mark.parametrize("name", ["Content-Length", "Transfer-Encoding", "Host", "Connection",
+                                  "X-Forwarded-For", "X-Forwarded-Proto", "X-Real-IP", "Forwarded",
+                                  "X-Original-URL", "X-HTTP-Method-Override", "X-Request-Id",
+                                  "Authorization", "Cookie", "Proxy"])
+def test_an_identity_header_cannot_be_one_gatekeeper_strips_or_sets(tmp_path: Path, name: str) -> None:
+    # A claim value as Content-Length or Transfer-Encoding would reframe the upstream request;
+    # as X-Forwarded-For or X-Original-URL it would be a forwarding claim or a route.
+    found = problems(tmp_path, f"headers:\n  {name}: sub\n")
+    assert any(p.startswith("headers:") and "strips or sets itself" in p for p in found), found
+
+
+# -- subject name spaces (issue 11 §1.9) --------------------------------------------------------
+TWO = "auth:\n  issuers:\n    - {issuer: https://a.example, audience: [x]%s}\n" \
+      "    - {issuer: https://b.example, audience: [x]%s}\n"
+
+
+@pytest.mark.parametrize(("a", "b", "expected"), [
+    ("", "", {"https://a.example": "https://a.example#", "https://b.example": "https://b.example#"}),
+    (", subject_prefix: ''", "", {"https://a.example": "", "https://b.example": "https://b.example#"}),
+    (", subject_prefix: 'corp:'", ", subject_prefix: 'partner:'",
+     {"https://a.example": "corp:", "https://b.example": "partner:"}),
+    (", subject_prefix: ''", ", subject_prefix: ''", {"https://a.example": "", "https://b.example": ""}),
+], ids=["several issuers are each namespaced by their URL", "one issuer mapped into the plain name space",
+        "short prefixes of one's own", "both mapped into the plain name space on purpose"])
+def test_each_issuer_gets_its_subject_prefix(tmp_path: Path, a: str, b: str,
+                                              expected: dict[str, str]) -> None:
+    assert load_settings(write(tmp_path, TWO % (a, b)), environ={}).subject_prefixes() == expected
+
+
+def test_one_issuer_for_tokens_and_login_is_one_plain_name_space(tmp_path: Path) -> None:
+    text = ("auth:\n  issuers:\n    - {issuer: https://a.example, audience: [x]}\n"
+            "oidc: {issuer: https://a.example, client_id: c, client_secret: s,"
+            " redirect_url: 'https://app/oauth2/callback'}\n"
+            "session: {secret: " + "s" * 44 + "}\n")
+    assert load_settings(write(tmp_path, text), environ={}).subject_prefixes() == {"https://a.example": ""}
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    (TWO % (", subject_prefix: 'p:'", ", subject_prefix: 'p:x'"), "auth.issuers[1].subject_prefix"),
+    (TWO % (", subject_prefix: 'https://b.example#'", ""), "could overlap"),
+    (TWO % (", subject_prefix: 'Role:x'", ""), "auth.issuers.0.subject_prefix:"),
+    ("auth:\n  issuers:\n    - {issuer: 'https://a.example/#x', audience: [x]}\n", "auth.issuers.0.issuer:"),
+    ("auth:\n  issuers:\n    - {issuer: https://a.example, audience: [x], subject_prefix: 'x:'}\n"
+     "oidc: {issuer: https://a.example, client_id: c, client_secret: s, subject_prefix: 'y:',"
+     " redirect_url: 'https://app/oauth2/callback'}\nsession: {secret: " + "s" * 44 + "}\n",
+     "oidc.providers[0].subject_prefix"),
+], ids=["a prefix that begins another is refused", "a prefix equal to another issuer's default is refused",
+        "a prefix in the roles' name space is refused", "an issuer with a fragment is refused",
+        "one issuer with two prefixes is refused"])
+def test_subject_prefixes_that_could_mix_identities_are_refused(tmp_path: Path, text: str,
+                                                                words: str) -> None:
+    assert any(words in p for p in problems(tmp_path, text)), problems(tmp_path, text)

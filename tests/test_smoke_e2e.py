@@ -42,6 +42,7 @@ def test_an_unexpected_error_fails_closed_with_a_json_500() -> None:
     """A bug in a pipeline stage must answer 500 and proxy nothing — not crash the connection."""
     import asyncio
 
+    from gatekeeper.forward_auth import ForwardAuth
     from gatekeeper.gate import Gate
     from gatekeeper.logs import AccessLog
     from gatekeeper.metrics import Metrics
@@ -58,7 +59,7 @@ def test_an_unexpected_error_fails_closed_with_a_json_500() -> None:
 
     settings = Settings()
     gate = Gate(Broken(), NoProxy(), None, Metrics(), AccessLog(enabled=False),  # type: ignore[arg-type]
-                settings.max_header_bytes, HeaderPolicy(settings))
+                settings.max_header_bytes, HeaderPolicy(settings), ForwardAuth(settings.forward_auth))
     sent: list[dict[str, object]] = []
 
     async def receive() -> dict[str, object]:

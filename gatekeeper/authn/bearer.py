@@ -6,9 +6,7 @@ presented and is bad; a Principal = success.
 
 from __future__ import annotations
 
-import base64
 import binascii
-import json
 import math
 import re
 import time
@@ -17,13 +15,15 @@ from typing import Any
 
 import jwt
 
-from gatekeeper.authn.jwks import IssuerKeys
+from gatekeeper.authn.jwks import IssuerKeys, SigningKey
+from gatekeeper.authn.jws import peek_token
 from gatekeeper.errors import BadRequest, InvalidToken
 from gatekeeper.lru import LRU
 from gatekeeper.metrics import Metrics
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
 from gatekeeper.settings import AuthSettings
+from gatekeeper.subjects import SubjectClash, SubjectNamespaces
 
 _B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token
 
@@ -57,22 +57,25 @@ def _from_authorization(value: bytes) -> str | None:
 
 
 class TokenCache:
-    """Verified tokens → principal, bounded (LRU), each entry valid until the token's exp."""
+    """Verified tokens → principal, bounded (LRU). An entry holds until the token's exp, and only
+    while the issuer still publishes the key that verified it (``IssuerKeys.publishes``)."""
 
     def __init__(self, size: int) -> None:
-        self._entries: LRU[str, tuple[Principal, float]] = LRU(size)
+        self._entries: LRU[str, tuple[Principal, float, IssuerKeys, SigningKey]] = LRU(size)
 
     def get(self, token: str, now: float) -> Principal | None:
         entry = self._entries.get(token)
         if entry is None:
             return None
-        if now >= entry[1]:
+        principal, valid_until, keys, key = entry
+        if now >= valid_until or not keys.publishes(key):
             self._entries.discard(token)
             return None
-        return entry[0]
+        return principal
 
-    def put(self, token: str, principal: Principal, valid_until: float) -> None:
-        self._entries.put(token, (principal, valid_until))
+    def put(self, token: str, principal: Principal, valid_until: float, keys: IssuerKeys,
+            key: SigningKey) -> None:
+        self._entries.put(token, (principal, valid_until, keys, key))
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -106,11 +109,13 @@ def _check_numeric_dates(payload: Mapping[str, Any]) -> None:
 
 class BearerAuthenticator:
     def __init__(
-        self, auth: AuthSettings, keys: Mapping[str, IssuerKeys], metrics: Metrics
+        self, auth: AuthSettings, keys: Mapping[str, IssuerKeys], metrics: Metrics,
+        namespaces: SubjectNamespaces | None = None,
     ) -> None:
         self._auth = auth
         self._keys = keys
         self._metrics = metrics
+        self._namespaces = namespaces or SubjectNamespaces()
         self.cache = TokenCache(auth.token_cache_size)
         self._jwt = jwt.PyJWT()
 
@@ -126,11 +131,13 @@ class BearerAuthenticator:
             self._metrics.token_cache_hits.inc()
             return principal
         self._metrics.token_cache_misses.inc()
-        principal, valid_until = await self._verify(token, now)
-        self.cache.put(token, principal, valid_until)
+        principal, valid_until, keys, key = await self._verify(token, now)
+        self.cache.put(token, principal, valid_until, keys, key)
         return principal
 
-    async def _verify(self, token: str, now: float) -> tuple[Principal, float]:
+    async def _verify(
+        self, token: str, now: float
+    ) -> tuple[Principal, float, IssuerKeys, SigningKey]:
         header, payload = peek_token(token)
         _check_numeric_dates(payload)
         alg = header.get("alg")
@@ -168,7 +175,7 @@ class BearerAuthenticator:
             raise InvalidToken("malformed token", code="malformed_token") from exc
         except (ValueError, TypeError, KeyError, binascii.Error) as exc:
             raise InvalidToken("malformed token", code="malformed_token") from exc
-        return self._principal(token, claims, keys.issuer.issuer, now)
+        return (*self._principal(token, claims, keys.issuer.issuer, now), keys, key)
 
     def _principal(
         self, token: str, claims: dict[str, Any], issuer: str, now: float
@@ -180,6 +187,11 @@ class BearerAuthenticator:
         if isinstance(iat, int | float) and iat > now + self._auth.leeway_seconds:
             raise InvalidToken("token not yet valid (nbf/iat)", code="not_yet_valid")
         expires_at = float(claims["exp"])
+        try:
+            # One identity per issuer (issue 11 §1.9): the partner's "alice" is not ours.
+            subject = self._namespaces.subject(issuer, subject)
+        except SubjectClash as exc:
+            raise InvalidToken("subject not accepted", code="subject_namespace_clash") from exc
         principal = Principal(
             subject=subject,
             roles=roles_from_claims(claims, self._auth.roles_claims),
@@ -217,20 +229,3 @@ def roles_from_claims(claims: Mapping[str, Any], paths: Sequence[str]) -> tuple[
                 if isinstance(role, str) and role and "," not in role:
                     roles[role] = None
     return tuple(roles)
-
-
-def peek_token(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Header and payload before verification: only to pick the issuer, alg and key."""
-    try:
-        header_b64, payload_b64, _signature = token.split(".")
-        header = json.loads(_b64decode(header_b64))
-        payload = json.loads(_b64decode(payload_b64))
-    except (ValueError, binascii.Error, UnicodeDecodeError, RecursionError) as exc:
-        raise InvalidToken("malformed token", code="malformed_token") from exc
-    if not isinstance(header, dict) or not isinstance(payload, dict):
-        raise InvalidToken("malformed token", code="malformed_token")
-    return header, payload
-
-
-def _b64decode(segment: str) -> bytes:
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))

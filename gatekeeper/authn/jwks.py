@@ -2,25 +2,39 @@
 
 Keys come only from the configured issuer's JWKS (explicit ``jwks_uri`` or discovery). A token's
 own ``jku``, ``x5u`` or ``jwk`` header never causes a fetch and is never trusted (RFC 8725 §3.10).
+
+Every fetch goes through ``ControlPlane`` (a total deadline and a size cap), and none holds
+start-up: the first fetch runs in the background while gatekeeper already listens; a request
+that comes before it ends waits for it (at most its deadline), then gets the keys or a 503.
+
+An unknown kid may mean the issuer rotated its keys, so it triggers a fetch — at most one per
+``jwks_min_refresh_seconds``, so a flood of made-up kids costs one fetch per interval. Only
+those fetches count against that budget: the start-up and background fetches do not, so a
+rotation right after start is picked up on its first token, not after the interval.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import jwt
+from cryptography.hazmat.primitives import serialization
 
+from gatekeeper.controlplane import ControlPlane, Fetched, FetchError
 from gatekeeper.errors import InvalidToken, KeysUnavailable
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import AuthSettings, IssuerSettings
+
+if TYPE_CHECKING:
+    import httpx  # the control plane's client; calls go through ControlPlane
 
 log = logging.getLogger("gatekeeper.jwks")
 
@@ -41,6 +55,7 @@ class SigningKey:
     crv: str | None
     alg: str | None  # the JWK's own "alg", when it names one
     key: Any  # a cryptography public key object
+    fingerprint: bytes = b""  # SHA-256 of the public key (SPKI DER): the same kid, another key?
 
     def fits(self, alg: str) -> bool:
         shape = _KEY_SHAPE.get(alg)
@@ -69,12 +84,15 @@ def parse_jwks(document: Any) -> list[SigningKey]:
         except (jwt.PyJWKError, jwt.InvalidKeyError, ValueError, TypeError, KeyError):
             continue
         kid = entry.get("kid")
+        spki = parsed.key.public_bytes(serialization.Encoding.DER,
+                                       serialization.PublicFormat.SubjectPublicKeyInfo)
         keys.append(SigningKey(
             kid=kid if isinstance(kid, str) else None,
             kty=entry["kty"],
             crv=entry.get("crv"),
             alg=entry.get("alg") if isinstance(entry.get("alg"), str) else None,
             key=parsed.key,
+            fingerprint=hashlib.sha256(spki).digest(),
         ))
     return keys
 
@@ -98,14 +116,17 @@ class IssuerKeys:
     ) -> None:
         self.issuer = issuer
         self._auth = auth
-        self._http = http
+        self._http = ControlPlane(http, deadline_seconds=auth.jwks_fetch_timeout_seconds,
+                                  max_bytes=auth.jwks_max_bytes)
         self._metrics = metrics
         self._clock = clock
         self._keys: list[SigningKey] = []
         self._by_kid: dict[str, SigningKey] = {}
+        self._published: frozenset[tuple[str | None, bytes, str | None]] = frozenset()
         self._jwks_uri = issuer.jwks_uri
         self._inflight: asyncio.Task[bool] | None = None
-        self._last_attempt = float("-inf")
+        self._kid_refetch: asyncio.Task[None] | None = None
+        self._last_kid_refetch = float("-inf")
         self._expires_at = 0.0
         self._failures = 0
         self.loaded_at: float | None = None  # wall clock of the last good fetch
@@ -116,13 +137,20 @@ class IssuerKeys:
     def ready(self) -> bool:
         return bool(self._keys)
 
+    def publishes(self, key: SigningKey) -> bool:
+        """Whether the issuer's JWKS still holds this key (same kid, same public key, same
+        ``alg`` binding). A verification cached with a key the issuer withdrew — rotated out,
+        or revoked after a compromise — must not outlive it."""
+        return (key.kid, key.fingerprint, key.alg) in self._published
+
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        await self.refresh()
+        """Begin the first fetch and the refresh loop; return at once (never waits on the issuer)."""
+        self._begin()
         self._refresher = asyncio.create_task(self._refresh_loop(), name=f"jwks:{self.issuer.issuer}")
 
     async def aclose(self) -> None:
-        for task in (self._refresher, self._inflight):
+        for task in (self._refresher, self._kid_refetch, self._inflight):
             if task is not None:
                 task.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -130,8 +158,8 @@ class IssuerKeys:
 
     async def _refresh_loop(self) -> None:
         while True:
+            await self.refresh()  # the first time: joins the start-up fetch
             await asyncio.sleep(self.next_refresh_delay())
-            await self.refresh()
 
     def next_refresh_delay(self) -> float:
         """Seconds until the background loop fetches again."""
@@ -147,12 +175,15 @@ class IssuerKeys:
         key = self._select(kid, alg)
         if key is not None:
             return key
+        if not self._keys and self._inflight is not None:
+            # The first fetch is still under way (just after start): wait for it, bounded by
+            # its deadline, rather than refuse a token that is probably good.
+            await asyncio.shield(self._inflight)
+            key = self._select(kid, alg)
+            if key is not None:
+                return key
         if kid is not None and kid not in self._by_kid:
-            # An unknown kid may mean the issuer rotated: refetch, but at most once per interval.
-            if self._clock() - self._last_attempt >= self._auth.jwks_min_refresh_seconds:
-                await self.refresh()
-            elif self._inflight is not None:
-                await asyncio.shield(self._inflight)
+            await self._refetch_for_unknown_kid(kid)
             key = self._select(kid, alg)
             if key is not None:
                 return key
@@ -164,6 +195,30 @@ class IssuerKeys:
             raise InvalidToken("key type does not match the token's alg", code="key_mismatch")
         raise InvalidToken("unknown signing key", code="unknown_kid")
 
+    async def _refetch_for_unknown_kid(self, kid: str) -> None:
+        """Fetch again for an unknown kid, at most once per ``jwks_min_refresh_seconds``; every
+        caller meanwhile waits for the fetch under way, if any, and no more."""
+        now = self._clock()
+        if self._kid_refetch is None and now - self._last_kid_refetch >= self._auth.jwks_min_refresh_seconds:
+            self._last_kid_refetch = now
+            self._kid_refetch = asyncio.create_task(self._after_inflight(kid))
+            self._kid_refetch.add_done_callback(self._clear_kid_refetch)
+        waiting = self._kid_refetch or self._inflight
+        if waiting is not None:
+            await asyncio.shield(waiting)
+
+    async def _after_inflight(self, kid: str) -> None:
+        if self._inflight is not None:
+            # A start-up or background fetch may have left before the rotation: let it land,
+            # then fetch once more only if it did not bring the kid.
+            await asyncio.shield(self._inflight)
+            if kid in self._by_kid:
+                return
+        await self.refresh()
+
+    def _clear_kid_refetch(self, _: asyncio.Task[None]) -> None:
+        self._kid_refetch = None
+
     def _select(self, kid: str | None, alg: str) -> SigningKey | None:
         if kid is not None:
             key = self._by_kid.get(kid)
@@ -174,11 +229,13 @@ class IssuerKeys:
     # -- fetching -------------------------------------------------------------------------
     async def refresh(self) -> bool:
         """Fetch now, sharing one in-flight fetch among all callers (single-flight)."""
+        return await asyncio.shield(self._begin())
+
+    def _begin(self) -> asyncio.Task[bool]:
         if self._inflight is None:
-            self._last_attempt = self._clock()
             self._inflight = asyncio.create_task(self._fetch())
             self._inflight.add_done_callback(self._clear_inflight)
-        return await asyncio.shield(self._inflight)
+        return self._inflight
 
     def _clear_inflight(self, _: asyncio.Task[bool]) -> None:
         self._inflight = None
@@ -206,6 +263,7 @@ class IssuerKeys:
             return False
         self._keys = keys
         self._by_kid = {k.kid: k for k in keys if k.kid is not None}
+        self._published = frozenset((k.kid, k.fingerprint, k.alg) for k in keys)
         self._expires_at = self._clock() + cache_ttl(response.headers.get("cache-control"), self._auth)
         self._failures = 0
         self.last_error = None
@@ -225,29 +283,11 @@ class IssuerKeys:
             raise ValueError("discovery document has no jwks_uri")
         return jwks_uri
 
-    async def _get(self, url: str) -> httpx.Response:
-        response = await self._http.get(url, timeout=self._auth.jwks_fetch_timeout_seconds)
-        response.raise_for_status()
-        return response
+    async def _get(self, url: str) -> Fetched:
+        return (await self._http.get(url)).raise_for_status()
 
 
 def _describe(exc: Exception) -> str:
-    if isinstance(exc, httpx.HTTPStatusError):
-        return f"HTTP {exc.response.status_code} from {exc.request.url}"
-    if isinstance(exc, httpx.HTTPError):
-        return f"{type(exc).__name__} fetching {exc.request.url}" if _has_request(exc) else type(
-            exc).__name__
-    if isinstance(exc, ValueError):
-        return str(exc)  # ours (discovery/JWKS shape) or a JSON decode error
-    if isinstance(exc, ExceptionGroup) and len(exc.exceptions) == 1:
-        inner: BaseException = exc.exceptions[0]  # anyio wraps a lone connect() error
-        return f"{type(inner).__name__}: {inner}"
-    return f"{type(exc).__name__}: {exc}"
-
-
-def _has_request(exc: httpx.HTTPError) -> bool:
-    try:
-        exc.request  # noqa: B018 - raises RuntimeError when unset
-    except RuntimeError:
-        return False
-    return True
+    if isinstance(exc, FetchError | ValueError):
+        return str(exc)[:300]  # ours (deadline, size, shape) or a JSON shape error
+    return f"{type(exc).__name__}: {exc}"[:300]

@@ -19,6 +19,7 @@ from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
 from gatekeeper.sessions.base import SessionStore
 from gatekeeper.sessions.model import Session
+from gatekeeper.subjects import SubjectClash, SubjectNamespaces
 
 _PRINCIPALS = 10_000
 
@@ -30,7 +31,9 @@ class SessionAuthenticator:
         providers: Mapping[str, Provider],
         refresher: SessionRefresher,
         roles_claims: Sequence[str],
+        namespaces: SubjectNamespaces | None = None,
     ) -> None:
+        self._namespaces = namespaces or SubjectNamespaces()
         self._store = store
         self._providers = providers
         self._refresher = refresher
@@ -49,18 +52,20 @@ class SessionAuthenticator:
                                      code="unknown_provider")
             current = await self._refresher.current(
                 session, lambda s, refresh: self._store.refresh_exclusively(request, s, refresh))
+            principal = self.principal(current)
         except SessionInvalid:
             await self._store.clear(request, cookies)
             raise
         if current is not session:
             await self._store.save(request, cookies, current)
-        return self.principal(current)
+        return principal
 
     async def session(self, request: RequestView) -> Session | None:
-        """The request's session as stored, for sign-out (None when absent or unusable)."""
+        """The request's session as stored, for sign-out (None when absent or unusable).
+        Raises ``SessionStoreUnavailable``: a sign-out cannot go on without the store."""
         try:
             return await self._store.load(request, request.cookies_out())
-        except (SessionInvalid, SessionStoreUnavailable):
+        except SessionInvalid:
             return None
 
     async def still_signed_in(self, request: RequestView) -> str | None:
@@ -74,12 +79,18 @@ class SessionAuthenticator:
         return None if session is not None else "session_ended"
 
     def principal(self, session: Session) -> Principal:
+        """The session's identity: the same subject a bearer token of the same issuer gives.
+        Raises ``SessionInvalid`` for a subject that reads as another issuer's."""
         key = (session.id, session.access_token)
         principal = self._principals.get(key)
         if principal is None:
             provider = self._providers[session.provider]
+            try:
+                subject = self._namespaces.subject(provider.settings.issuer, session.subject)
+            except SubjectClash as exc:
+                raise SessionInvalid("subject not accepted", code="subject_namespace_clash") from exc
             principal = Principal(
-                subject=session.subject,
+                subject=subject,
                 roles=roles_from_claims(session.claims, self._roles_claims),
                 claims=session.claims,
                 via="session",

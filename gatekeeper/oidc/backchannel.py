@@ -7,18 +7,18 @@ checks the logout token and ends the sessions.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 from urllib.parse import parse_qs
 
-from gatekeeper.authn.bearer import peek_token
+from gatekeeper.authn.jws import peek_token
 from gatekeeper.errors import GatekeeperError, LoginFailed
-from gatekeeper.oidc.idtoken import verify_logout_token
+from gatekeeper.oidc.idtoken import logout_token_acceptable_until, verify_logout_token
 from gatekeeper.oidc.provider import Provider
 
 Receive = Any
 MAX_FORM_BYTES = 16384  # a logout token is a few KB
-LOGOUT_REPLAY_SECONDS = 600  # a logout token's jti is refused again for this long
 
 
 class LogoutEverywhere(Protocol):
@@ -32,7 +32,7 @@ class LogoutEverywhere(Protocol):
 
 async def log_out_everywhere(
     receive: Receive, providers: Mapping[str, Provider], store: LogoutEverywhere,
-    clock: Callable[[], float],
+    clock: Callable[[], float], *, max_age_seconds: int,
 ) -> tuple[Provider, int]:
     """The provider that sent the logout and how many sessions ended. Raises ``LoginFailed``
     (or ValueError for a malformed body) for a refused request, ``SessionStoreUnavailable``
@@ -43,10 +43,14 @@ async def log_out_everywhere(
     if len(tokens) != 1:
         raise LoginFailed("one logout_token is required", code="logout_token_missing")
     provider = _provider_of(tokens[0], providers)
-    claims = await verify_logout_token(tokens[0], provider.keys, provider.rules, now=clock())
+    now = clock()
+    claims = await verify_logout_token(tokens[0], provider.keys, provider.rules, now=now,
+                                       max_age_seconds=max_age_seconds)
     jti = claims.get("jti")
-    if isinstance(jti, str) and not await store.seen_once(f"logout:{provider.id}:{jti}",
-                                                          LOGOUT_REPLAY_SECONDS):
+    # The jti is remembered for as long as the token could still be accepted (its iat bound),
+    # never less: a replay after the memory lapsed would be a fresh logout.
+    remember = replay_memory_seconds(claims["iat"], now, provider, max_age_seconds)
+    if isinstance(jti, str) and not await store.seen_once(f"logout:{provider.id}:{jti}", remember):
         raise LoginFailed("this logout token was used before", code="logout_token_replayed")
     sid, sub = claims.get("sid"), claims.get("sub")
     # §2.7: a sid names one provider session; a sub alone means all of that user's.
@@ -54,6 +58,12 @@ async def log_out_everywhere(
         provider.id, sid=sid if isinstance(sid, str) else None,
         subject=sub if isinstance(sub, str) and not isinstance(sid, str) else None)
     return provider, ended
+
+
+def replay_memory_seconds(iat: float, now: float, provider: Provider, max_age_seconds: int) -> int:
+    """Seconds from ``now`` until a token issued at ``iat`` is refused by its age, rounded up."""
+    until = logout_token_acceptable_until(iat, provider.rules, max_age_seconds)
+    return max(1, math.ceil(until - now) + 1)
 
 
 def _provider_of(token: str, providers: Mapping[str, Provider]) -> Provider:

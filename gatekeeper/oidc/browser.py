@@ -20,6 +20,7 @@ from gatekeeper.sessions.cookie import CookieSessionStore
 from gatekeeper.sessions.crypto import SessionCipher
 from gatekeeper.sessions.redis import RedisSessionStore
 from gatekeeper.settings import OidcSettings, Settings
+from gatekeeper.subjects import SubjectNamespaces
 
 
 class BrowserLogin:
@@ -42,11 +43,12 @@ class BrowserLogin:
         refresher = SessionRefresher(providers, self._claims, metrics,
                                      margin_seconds=oidc.refresh_margin_seconds)
         self.sessions = SessionAuthenticator(self.store, providers, refresher,
-                                             settings.auth.roles_claims)
+                                             settings.auth.roles_claims,
+                                             SubjectNamespaces(settings.subject_prefixes()))
         secrets = [s.get_secret_value() for s in settings.session.secret]
         self._login_cookies = LoginCookies(
             SessionCipher(secrets, purpose="login"), session_cookie=settings.session.cookie_name,
-            callback_path=f"{oidc.prefix}/callback", secure=settings.session.cookie_secure,
+            secure=settings.session.cookie_secure,
             timeout_seconds=oidc.login_timeout_seconds)
 
     def routes(self, pipeline: Pipeline) -> LoginRoutes:

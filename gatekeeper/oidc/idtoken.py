@@ -16,8 +16,8 @@ from typing import Any
 
 import jwt
 
-from gatekeeper.authn.bearer import peek_token
 from gatekeeper.authn.jwks import IssuerKeys
+from gatekeeper.authn.jws import peek_token
 from gatekeeper.errors import GatekeeperError, KeysUnavailable, LoginFailed, ProviderUnavailable
 
 # PyJWT's exception → (our code, what the page says). Order matters: subclasses first.
@@ -118,6 +118,11 @@ def _check_claims(claims: Mapping[str, Any], rules: IdTokenRules, *, nonce: str 
             raise LoginFailed("the ID token's nonce does not match this login", code="id_token_nonce")
 
 
+def logout_token_acceptable_until(iat: float, rules: IdTokenRules, max_age_seconds: int) -> float:
+    """The last moment ``verify_logout_token`` accepts a token issued at ``iat``."""
+    return iat + max_age_seconds + rules.leeway_seconds
+
+
 def check_refreshed(original: Mapping[str, Any], refreshed: Mapping[str, Any]) -> None:
     """OIDC Core §12.2: a refreshed ID token names the same iss, sub, aud (and azp) as the one
     the session started with; anything else is another login, not a refresh."""
@@ -138,11 +143,13 @@ BACKCHANNEL_LOGOUT_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
 async def verify_logout_token(
-    token: str, keys: IssuerKeys, rules: IdTokenRules, *, now: float
+    token: str, keys: IssuerKeys, rules: IdTokenRules, *, now: float, max_age_seconds: int
 ) -> dict[str, Any]:
     """OpenID Connect Back-Channel Logout 1.0 §2.6: validated like an ID token (signature,
     alg, iss, aud, iat), plus a jti (§2.4: required; replays are refused by it), the logout
-    event, a sub or a sid, and no nonce (so an ID token can never pass as a logout token)."""
+    event, a sub or a sid, and no nonce (so an ID token can never pass as a logout token).
+    §2.6 item 5 lets the RP refuse a token whose iat is too far in the past: without that bound
+    a captured token (exp is optional) would be good forever, outliving any replay memory."""
     header, payload = _peek_or_fail(token)
     if "nonce" in payload:
         raise LoginFailed("a logout token must not have a nonce", code="logout_token_nonce")
@@ -152,6 +159,8 @@ async def verify_logout_token(
     iat = claims.get("iat")
     if isinstance(iat, bool) or not isinstance(iat, int | float) or iat > now + rules.leeway_seconds:
         raise LoginFailed("the logout token has an invalid iat", code="logout_token_iat")
+    if now > logout_token_acceptable_until(iat, rules, max_age_seconds):
+        raise LoginFailed("the logout token was issued too long ago", code="logout_token_stale")
     events = claims.get("events")
     if not isinstance(events, dict) or not isinstance(events.get(BACKCHANNEL_LOGOUT_EVENT), dict):
         raise LoginFailed("the logout token has no back-channel logout event", code="logout_token_events")

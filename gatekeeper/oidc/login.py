@@ -3,10 +3,16 @@
 Each login gets a cookie named ``<session cookie>_login_<state>``, so logins started in several
 tabs complete independently (one shared cookie would keep only the last one). The cookie is
 sealed (AES-GCM, purpose "login", bound to its name), HttpOnly, SameSite=Lax — the provider's
-redirect back is a top-level GET, which Lax lets through — with ``Path`` set to the callback so
-the browser sends it nowhere else, and it expires with ``oidc.login_timeout_seconds``. The
-``state`` parameter finds the cookie, so a callback without the cookie that started the login
-(another browser: login CSRF, RFC 6749 §10.12) cannot complete.
+redirect back is a top-level GET, which Lax lets through — and it expires with
+``oidc.login_timeout_seconds``. The ``state`` parameter finds the cookie, so a callback without
+the cookie that started the login (another browser: login CSRF, RFC 6749 §10.12) cannot complete.
+
+Abandoned logins must not pile up: ~130 of them once made every callback 431 for ten minutes (a
+page on another site can start logins in a loop, too). So a new login keeps at most
+``MAX_PENDING_LOGINS`` others, within ``MAX_PENDING_BYTES`` in all, and deletes the oldest beyond
+(and any it cannot open). That needs the browser to show them wherever a login starts — the
+``/start`` route and any protected page — so they have ``Path=/``; gatekeeper removes them before
+a request reaches the app, and their bound is part of the header room a session leaves.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ from gatekeeper.sessions.cookie import LOGIN_COOKIE_INFIX, request_cookies
 from gatekeeper.sessions.crypto import SessionCipher
 
 _STATE = re.compile(r"[A-Za-z0-9_\-]{22,64}")
+MAX_PENDING_LOGINS = 4  # a new login keeps at most this many others (tabs signing in together)
+MAX_PENDING_BYTES = 4096  # all login cookies together, name=value, the new one included
+_DELETE_BOUND = 32  # login cookies deleted per answer at most, whatever a client sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,11 +57,11 @@ class PendingLogin:
 class LoginCookies:
     """Seals a PendingLogin into its cookie and finds it again at the callback."""
 
-    def __init__(self, cipher: SessionCipher, *, session_cookie: str, callback_path: str,
-                 secure: bool, timeout_seconds: int) -> None:
+    def __init__(self, cipher: SessionCipher, *, session_cookie: str, secure: bool,
+                 timeout_seconds: int) -> None:
         self._cipher = cipher
         self._prefix = session_cookie + LOGIN_COOKIE_INFIX
-        self._path = callback_path
+        self._path = "/"  # seen wherever a login starts (see above)
         self._secure = secure
         self._timeout = timeout_seconds
 
@@ -61,6 +70,33 @@ class LoginCookies:
         sealed = self._cipher.seal(json.dumps(asdict(login)).encode(), name=name)
         return SetCookie(name=name, value=sealed, max_age=self._timeout, secure=self._secure,
                          path=self._path)
+
+    def begin(self, request: RequestView, login: PendingLogin, now: float) -> list[SetCookie]:
+        """The new login's cookie, and deletions that keep the pending logins within bounds:
+        the newest are kept, the oldest and any that cannot be opened (expired, tampered,
+        another key) go."""
+        new = self.cookie(login)
+        pending: list[tuple[int, str, int]] = []  # (expires_at, name, bytes): -1 = unusable
+        for name, value in request_cookies(request.header_values(b"cookie")).items():
+            if name.startswith(self._prefix) and name != new.name:
+                pending.append((self._expiry(name, value, now), name, len(name) + len(value) + 1))
+        pending.sort(reverse=True)  # newest first
+        cookies, count, total = [new], 1, len(new.name) + len(new.value) + 1
+        for expires_at, name, size in pending:
+            if (expires_at >= 0 and count < 1 + MAX_PENDING_LOGINS
+                    and total + size <= MAX_PENDING_BYTES):
+                count, total = count + 1, total + size
+            elif len(cookies) <= _DELETE_BOUND:
+                cookies.append(SetCookie(name=name, value="", max_age=0, secure=self._secure,
+                                         path=self._path))
+        return cookies
+
+    def _expiry(self, name: str, sealed: str, now: float) -> int:
+        try:
+            expires_at = json.loads(self._cipher.open(sealed, name=name))["expires_at"]
+        except (SessionInvalid, ValueError, TypeError, KeyError):
+            return -1
+        return expires_at if isinstance(expires_at, int) and expires_at > now else -1
 
     def expired(self, state: str | None) -> SetCookie | None:
         """The cookie that deletes a used login state; None for a value that names no cookie."""

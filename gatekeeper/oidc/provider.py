@@ -2,9 +2,10 @@
 
 Authlib's protocol layer builds the authorization URL (PKCE S256), the token requests and the
 client authentication (client_secret_basic / _post / none); the shared control-plane httpx client
-sends them. Not Authlib's stateful HTTP client: it remembers the last token it fetched, so a
-shared one would carry one user's tokens into the next call. Userinfo is a plain GET with the
-user's own access token.
+sends them, through ``ControlPlane`` (a total deadline and a size cap on every call). Not
+Authlib's stateful HTTP client: it remembers the last token it fetched, so a shared one would
+carry one user's tokens into the next call. Userinfo is a plain GET with the user's own access
+token. Discovery at start runs in the background: a slow provider never holds start-up.
 """
 
 from __future__ import annotations
@@ -14,23 +15,29 @@ import logging
 import re
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-import httpx
 from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
 from gatekeeper.authn.jwks import IssuerKeys
+from gatekeeper.controlplane import ControlPlane, FetchError
 from gatekeeper.errors import LoginFailed, ProviderUnavailable
 from gatekeeper.metrics import Metrics
 from gatekeeper.oidc.idtoken import IdTokenRules
 from gatekeeper.settings import AuthSettings, IssuerSettings, OidcSettings, ProviderSettings
 
+if TYPE_CHECKING:
+    import httpx  # the control plane's client; calls go through ControlPlane
+
 log = logging.getLogger("gatekeeper.oidc")
 
-_ERROR_CODE = re.compile(r"[^a-z_]")  # an OAuth error code (RFC 6749 §5.2) goes into logs
+# A token endpoint's error codes (RFC 6749 §5.2); another value is "other": the code becomes a
+# reason, a log field and a metric label, which must come from a fixed set.
+TOKEN_ERRORS = frozenset({"invalid_request", "invalid_client", "invalid_grant",
+                          "unauthorized_client", "unsupported_grant_type", "invalid_scope"})
 _UNSAFE_URL = re.compile(r"[\x00-\x20\x7f]")
 _RETRY_SECONDS = 5.0  # after a failed discovery, requests retry at most this often
 
@@ -104,12 +111,12 @@ class Provider:
         self.rules = IdTokenRules(issuer=settings.issuer, client_id=settings.client_id,
                                   algorithms=tuple(settings.algorithms),
                                   leeway_seconds=auth.leeway_seconds)
-        self._http = http
+        self._http = ControlPlane(http, deadline_seconds=oidc.http_timeout_seconds,
+                                  max_bytes=oidc.http_max_bytes)
         secret = settings.client_secret
         self._client_auth = ClientAuth(
             settings.client_id, secret.get_secret_value() if secret is not None else None,
             settings.token_auth_method)
-        self._timeout = oidc.http_timeout_seconds
         self._endpoints: Endpoints | None = None
         self._discovering: asyncio.Task[Endpoints | None] | None = None
         self._last_attempt = float("-inf")
@@ -120,10 +127,9 @@ class Provider:
         return self._endpoints is not None and self.keys.ready
 
     async def start(self) -> None:
-        await asyncio.gather(self._discover_once(), self.keys.start())
-
-    async def aclose(self) -> None:
-        await self.keys.aclose()
+        """Begin discovery and the key fetch; return at once (never waits on the provider)."""
+        self._begin_discovery()
+        await self.keys.start()
 
     async def endpoints(self) -> Endpoints:
         if self._endpoints is not None:
@@ -136,19 +142,26 @@ class Provider:
         return self._endpoints
 
     async def _discover_once(self) -> Endpoints | None:
+        return await asyncio.shield(self._begin_discovery())
+
+    def _begin_discovery(self) -> asyncio.Task[Endpoints | None]:
         if self._discovering is None:
             self._last_attempt = time.monotonic()
             self._discovering = asyncio.create_task(self._discover())
             self._discovering.add_done_callback(lambda _: setattr(self, "_discovering", None))
-        return await asyncio.shield(self._discovering)
+        return self._discovering
+
+    async def aclose(self) -> None:
+        if self._discovering is not None:
+            self._discovering.cancel()
+        await self.keys.aclose()
 
     async def _discover(self) -> Endpoints | None:
         url = self.settings.issuer.rstrip("/") + "/.well-known/openid-configuration"
         try:
-            response = await self._http.get(url, timeout=self._timeout)
-            response.raise_for_status()
+            response = (await self._http.get(url)).raise_for_status()
             self._endpoints = parse_discovery(response.json(), self.settings.issuer)
-        except (httpx.HTTPError, ValueError) as exc:
+        except (FetchError, ValueError) as exc:
             self.last_error = f"discovery: {type(exc).__name__}: {exc}"[:300]
             log.warning("oidc discovery failed", extra={"provider": self.id, "error": self.last_error})
             return None
@@ -181,9 +194,9 @@ class Provider:
             "POST", endpoints.token, {"content-type": "application/x-www-form-urlencoded",
                                       "accept": "application/json"}, body)
         try:
-            response = await self._http.post(url, headers=headers, content=body, timeout=self._timeout)
+            response = await self._http.call("POST", url, headers=headers, content=body)
             token = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
+        except FetchError as exc:
             log.warning("token endpoint failed", extra={"provider": self.id, "grant": grant,
                                                         "error": type(exc).__name__})
             raise ProviderUnavailable("the provider's token endpoint could not be used",
@@ -191,10 +204,11 @@ class Provider:
         if not isinstance(token, dict):
             raise ProviderUnavailable("the provider's token answer is not a JSON object",
                                       code="token_response_invalid")
-        if "error" in token or response.status_code != 200:
+        if "error" in token or response.status != 200:
             # invalid_grant and friends: the provider refused (a replayed code, a used refresh
             # token). The code goes to the page and the log; the description nowhere.
-            error = _ERROR_CODE.sub("", str(token.get("error", response.status_code)))[:40] or "error"
+            error = token.get("error")
+            error = error if error in TOKEN_ERRORS else "other"
             log.warning("token endpoint refused", extra={"provider": self.id, "grant": grant,
                                                          "error": error})
             raise LoginFailed(f"the provider refused the {grant.replace('_', ' ')} ({error})",
@@ -223,11 +237,9 @@ class Provider:
             return None
         try:
             response = await self._http.get(
-                endpoints.userinfo, headers={"authorization": f"Bearer {access_token}"},
-                timeout=self._timeout)
-            response.raise_for_status()
-            claims = response.json()
-        except (httpx.HTTPError, ValueError) as exc:
+                endpoints.userinfo, headers={"authorization": f"Bearer {access_token}"})
+            claims = response.raise_for_status().json()
+        except FetchError as exc:
             raise ProviderUnavailable("the provider's userinfo endpoint could not be used",
                                       code="userinfo_unavailable") from exc
         if not isinstance(claims, dict):

@@ -15,11 +15,12 @@ import dataclasses
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
 
 from gatekeeper.errors import LoginFailed, ProviderUnavailable, SessionInvalid
 from gatekeeper.lru import LRU
 from gatekeeper.metrics import Metrics
-from gatekeeper.oidc.claims import ClaimsFilter
+from gatekeeper.oidc.claims import ClaimsFilter, id_token_part
 from gatekeeper.oidc.idtoken import check_refreshed, verify_id_token
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.sessions.model import Session
@@ -30,6 +31,11 @@ log = logging.getLogger("gatekeeper.oidc")
 Exclusive = Callable[[Session, Callable[[Session], Awaitable[Session]]], Awaitable[Session]]
 
 REMEMBER_SECONDS = 120.0  # how long a refresh's result answers requests with the old cookie
+# Userinfo at a refresh comes after the token call, inside the Redis refresh lock
+# (sessions/redis.py, 15 s): what the token call left of this budget is all it gets, so the
+# lock never lapses while the rotated tokens are still unsaved (another replica would then
+# spend the old refresh token and the provider revoke the grant).
+USERINFO_BUDGET_SECONDS = 12.0
 _REMEMBERED = 10_000
 
 
@@ -42,7 +48,9 @@ class SessionRefresher:
         *,
         margin_seconds: int,
         clock: Callable[[], float] = time.time,
+        userinfo_budget_seconds: float = USERINFO_BUDGET_SECONDS,
     ) -> None:
+        self._userinfo_budget = userinfo_budget_seconds
         self._providers = providers
         self._claims = claims
         self._metrics = metrics
@@ -97,24 +105,57 @@ class SessionRefresher:
         provider = self._providers.get(session.provider)
         if provider is None or session.refresh_token is None:
             raise LoginFailed("the session's provider is no longer configured", code="unknown_provider")
+        started = time.monotonic()
         try:
             tokens = await provider.refresh(session.refresh_token)
-            claims = dict(session.claims)
+            left = self._userinfo_budget - (time.monotonic() - started)
+            userinfo = await self._userinfo(provider, tokens.access_token, session.subject, left)
             if tokens.id_token is not None:
                 fresh = await verify_id_token(tokens.id_token, provider.keys, provider.rules,
                                               nonce=None, now=self._clock())
                 check_refreshed(session.claims, fresh)
-                claims = self._claims.session_claims(fresh, session.claims)
+                base = fresh
+            else:
+                # No new ID token: the last one's claims stand; what userinfo said is asked again.
+                base = id_token_part(session.claims, session.userinfo_claims,
+                                     userinfo_asked=provider.settings.userinfo)
+            # Replaced, never merged: a role the provider no longer states is gone.
+            claims, from_userinfo = (self._claims.kept(base, userinfo)
+                                     if tokens.id_token is not None or userinfo is not None
+                                     else (base, None))
         except LoginFailed as exc:
             self._metrics.session_refreshes.labels(provider=provider.id, result=exc.code).inc()
             log.warning("session refresh failed", extra={"provider": provider.id, "reason": exc.code,
                                                          "subject": session.subject})
             raise
         refreshed = dataclasses.replace(
-            session, claims=claims, access_token=tokens.access_token,
+            session, claims=claims, userinfo_claims=from_userinfo, access_token=tokens.access_token,
             refresh_token=tokens.refresh_token or session.refresh_token,  # not every provider rotates
             access_expires_at=tokens.access_expires_at,
             id_token=(tokens.id_token or session.id_token) if session.id_token else None,
         )
         self._metrics.session_refreshes.labels(provider=provider.id, result="ok").inc()
         return refreshed
+
+    async def _userinfo(self, provider: Provider, access_token: str, subject: str,
+                        seconds: float) -> dict[str, Any] | None:
+        """Userinfo for the new access token, when the provider is configured to be asked.
+        The token call has already rotated the refresh token, so an unreachable userinfo must
+        not fail the refresh (the new tokens would be lost, and the old refresh token, sent
+        again, revokes the grant): its claims are then left out until the next refresh —
+        fewer roles for a while, never stale ones."""
+        if not provider.settings.userinfo:
+            return None
+        try:
+            async with asyncio.timeout(max(0.0, seconds)):
+                userinfo = await provider.userinfo(access_token)
+        except (ProviderUnavailable, TimeoutError) as exc:
+            reason = exc.code if isinstance(exc, ProviderUnavailable) else "userinfo_too_slow"
+            log.warning("userinfo failed at refresh; its claims are left out",
+                        extra={"provider": provider.id, "reason": reason, "subject": subject})
+            return {}
+        if userinfo is not None and userinfo.get("sub") != subject:
+            # OIDC Core §5.3.2: otherwise the userinfo answer is about someone else.
+            raise LoginFailed("the provider's userinfo is about another user",
+                              code="userinfo_sub_mismatch")
+        return userinfo

@@ -30,6 +30,7 @@ from gatekeeper.errors import (
     LoginDenied,
     LoginFailed,
     RevocationStale,
+    SessionInvalid,
     SessionRevoked,
     SessionStoreUnavailable,
     SessionTooLarge,
@@ -179,7 +180,9 @@ class LoginRoutes:
                                    timeout_seconds=self._settings.login_timeout_seconds)
         url = await provider.authorization_url(state=login.state, nonce=login.nonce,
                                                code_verifier=login.code_verifier)
-        request.cookies_out().set(self._login_cookies.cookie(login))
+        cookies = request.cookies_out()
+        for cookie in self._login_cookies.begin(request, login, self._clock()):
+            cookies.set(cookie)
         return await self._redirect(send, request_id, url, "login_started")
 
     async def _callback(self, request: RequestView, send: Send, request_id: str) -> Answered:
@@ -213,7 +216,10 @@ class LoginRoutes:
         if not code:
             raise LoginFailed("the sign-in response has no code", code="login_code_missing")
         session = await self._session_from_code(provider, login, code)
-        principal = self.sessions.principal(session)
+        try:
+            principal = self.sessions.principal(session)
+        except SessionInvalid as exc:  # a subject that reads as another issuer's
+            raise LoginFailed("this account cannot sign in here", code=exc.code) from exc
         try:
             self._pipeline.check_revoked(principal)  # RevocationStale (503) fails the login too
         except TokenRevoked as exc:
@@ -245,9 +251,9 @@ class LoginRoutes:
                 raise LoginFailed("the provider's userinfo is about another user",
                                   code="userinfo_sub_mismatch")
         keep_id_token = provider.settings.end_session and (await provider.endpoints()).end_session
+        kept, from_userinfo = self._claims.kept(claims, userinfo)
         return Session.new(
-            subject=claims["sub"], provider=provider.id,
-            claims=self._claims.session_claims(claims, userinfo),
+            subject=claims["sub"], provider=provider.id, claims=kept, userinfo_claims=from_userinfo,
             access_token=tokens.access_token, refresh_token=tokens.refresh_token,
             access_expires_at=tokens.access_expires_at, now=self._clock(),
             id_token=tokens.id_token if keep_id_token else None,  # only logout needs it
@@ -260,8 +266,11 @@ class LoginRoutes:
             again = f"{self.sign_out_url}?" + urlencode({"rd": return_to})
             status = await ask_before_signing_out(send, request_id, again, return_to)
             return Answered(status, Decision(Outcome.UNAUTHENTICATED, "sign_out_confirm"))
-        session = await self.sessions.session(request)
-        await self._store.clear(request, request.cookies_out())
+        try:
+            session = await self.sessions.session(request)
+            await self._store.clear(request, request.cookies_out(), must_forget=True)
+        except SessionStoreUnavailable as exc:
+            return await self._sign_out_failed(request, send, request_id, exc, return_to)
         location = return_to
         provider = self._providers.get(session.provider) if session is not None else None
         if session is not None and provider is not None:
@@ -270,6 +279,26 @@ class LoginRoutes:
             log.info("logout", extra={"provider": provider.id, "subject": session.subject,
                                       "request_id": request_id})
         return await self._redirect(send, request_id, location, "signed_out")
+
+    async def _sign_out_failed(self, request: RequestView, send: Send, request_id: str,
+                               exc: SessionStoreUnavailable, return_to: str) -> Answered:
+        """503 and the cookie kept: the session could not be ended where it is stored, and
+        neither the browser nor the provider is told otherwise. Trying again is safe."""
+        log.warning("sign-out failed", extra={"reason": exc.code, "request_id": request_id})
+        decision = Decision(Outcome.ERROR, exc.code, error=exc)
+        headers = [*own_headers(request_id), (b"retry-after", b"5")]
+        if not wants_html(request.header(b"accept")):
+            body = json.dumps({"error": exc.code, "error_description": "the sign-out could not be "
+                               "completed; try again", "request_id": request_id}).encode()
+            await send_raw(send, 503, headers, b"application/json", body)
+            return Answered(503, decision)
+        again = f"{self.sign_out_url}?" + urlencode({"rd": return_to})
+        body = pages.render("Sign-out failed", "You are still signed in: the sign-out could not "
+                            "be completed. Please try again in a moment.",
+                            actions=[("Try again", again)], detail=f"Reason: {exc.code}",
+                            request_id=request_id)
+        await send_raw(send, 503, headers, HTML, body)
+        return Answered(503, decision)
 
     async def _userinfo(self, request: RequestView, send: Send, request_id: str) -> Answered:
         try:
@@ -301,7 +330,9 @@ class LoginRoutes:
                                     "error_description": "POST a logout_token"},
                                     Decision(Outcome.ERROR, "backchannel_method"))
         try:
-            provider, ended = await log_out_everywhere(receive, self._providers, store, self._clock)
+            provider, ended = await log_out_everywhere(
+                receive, self._providers, store, self._clock,
+                max_age_seconds=self._settings.backchannel_logout_max_age_minutes * 60)
         except (LoginFailed, ValueError) as exc:
             code = exc.code if isinstance(exc, LoginFailed) else "logout_request_malformed"
             log.warning("back-channel logout refused", extra={"reason": code, "request_id": request_id})
@@ -366,7 +397,8 @@ class LoginRoutes:
 def identity(principal: Principal) -> dict[str, Any]:
     claims = principal.claims
     return {
-        "sub": principal.subject,
+        "sub": claims.get("sub", principal.subject),  # as its issuer says it
+        "subject": principal.subject,  # as gatekeeper names it: issuer-namespaced if several
         "email": claims.get("email"),
         "name": claims.get("name"),
         "preferred_username": claims.get("preferred_username"),
@@ -377,8 +409,21 @@ def identity(principal: Principal) -> dict[str, Any]:
     }
 
 
+# The error codes an authorization response may carry (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6).
+# Anyone can put anything in ``error=``: another value is "other", so that a reason code, a log
+# field and a metric label never take a value a client chose (each would be a new time series).
+AUTHORIZATION_ERRORS = frozenset({
+    "invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type",
+    "invalid_scope", "server_error", "temporarily_unavailable", "interaction_required",
+    "login_required", "account_selection_required", "consent_required", "invalid_request_uri",
+    "invalid_request_object", "request_not_supported", "request_uri_not_supported",
+    "registration_not_supported",
+})
+
+
 def _provider_error(params: Mapping[str, str], login: PendingLogin) -> LoginFailed:
-    code = "".join(c for c in params.get("error", "") if c.isalnum() or c == "_")[:40] or "error"
+    error = params.get("error", "")
+    code = error if error in AUTHORIZATION_ERRORS else "other"
     if code == "access_denied":
         return LoginDenied("The sign-in was cancelled or refused at the provider.")
     return LoginFailed(f"The provider could not sign you in ({code}).", code=f"provider_{code}")

@@ -43,6 +43,7 @@ from gatekeeper.policy.loader import LoadReport, PolicyError, load_policy
 from gatekeeper.principal import ANONYMOUS, Principal
 from gatekeeper.settings import PolicySettings, Settings
 from gatekeeper.settings.routes import HTTP_METHOD
+from gatekeeper.subjects import SubjectClash, SubjectNamespaces
 
 ALLOW, DENY, USAGE = 0, 1, 2
 _RULE_REF = re.compile(r"[^:\s]+:[0-9]+")
@@ -68,6 +69,7 @@ class CaseRequest(_Strict):
     """One request: a user with roles and claims, or an anonymous caller."""
 
     sub: str | None = Field(default=None, min_length=1)
+    iss: str | None = Field(default=None, description="A configured issuer: sub gets its prefix.")
     roles: list[str] = Field(default_factory=list)
     claims: dict[str, Any] = Field(default_factory=dict)
     anonymous: bool = False
@@ -96,6 +98,8 @@ class CaseRequest(_Strict):
             raise ValueError("an anonymous request has no sub, roles or claims")
         if not self.anonymous and self.sub is None:
             raise ValueError("give sub (a user) or anonymous: true (--sub or --anonymous)")
+        if self.iss is not None and self.sub is None:
+            raise ValueError("iss goes with sub")
         return self
 
 
@@ -140,6 +144,7 @@ class Decider:
         self._authorizer = PolicyAuthorizer(FixedPolicy(policy), PublicPaths(settings.public_paths))
         self._policy = policy
         self._roles_claims = settings.auth.roles_claims
+        self._namespaces = SubjectNamespaces(settings.subject_prefixes())
         self.rules = {rule.source: rule for rule in policy.rules}
 
     def principal(self, request: CaseRequest) -> Principal:
@@ -147,7 +152,16 @@ class Decider:
             return ANONYMOUS
         claims = {**request.claims, "sub": request.sub}  # a token's sub claim is its subject
         roles = dict.fromkeys([*request.roles, *roles_from_claims(claims, self._roles_claims)])
-        return Principal(subject=request.sub, roles=tuple(roles), claims=claims, via="bearer")
+        subject = request.sub
+        if request.iss is not None:  # as the proxy names a token of that issuer
+            if not self._namespaces.knows(request.iss):
+                raise UsageError([f"iss {request.iss!r} is not a configured issuer"])
+            try:
+                subject = self._namespaces.subject(request.iss, request.sub)
+            except SubjectClash as exc:
+                raise UsageError([f"sub {request.sub!r}: {exc} (the proxy refuses it: 401)"]) from None
+        return Principal(subject=subject, roles=tuple(roles), claims=claims, via="bearer",
+                         issuer=request.iss or "")
 
     def decide(self, request: CaseRequest) -> Outcome:
         """Raise BadRequest for a target the proxy would answer with 400."""
@@ -223,6 +237,7 @@ def policy_test(
     *,
     sub: str | None,
     roles: Sequence[str],
+    iss: str | None = None,
     claims: Sequence[str],
     anonymous: bool,
     method: str | None,
@@ -231,7 +246,7 @@ def policy_test(
 ) -> int:
     try:
         if cases is not None:
-            if sub is not None or roles or claims or anonymous or method is not None:
+            if sub is not None or iss is not None or roles or claims or anonymous or method is not None:
                 raise UsageError(["--cases runs a file of requests: give either --cases FILE "
                                   "or [--sub/--role/--claim/--anonymous] METHOD PATH"])
             cases_list = read_cases(Path(cases))
@@ -239,7 +254,7 @@ def policy_test(
         if method is None or path is None:
             raise UsageError(["give METHOD PATH (e.g. GET /api/p1/items), or --cases FILE"])
         try:
-            request = CaseRequest(sub=sub, roles=list(roles), claims=parse_claims(claims),
+            request = CaseRequest(sub=sub, iss=iss, roles=list(roles), claims=parse_claims(claims),
                                   anonymous=anonymous, method=method, path=path)
         except ValidationError as exc:
             raise UsageError(_validation_lines(exc, "")) from None

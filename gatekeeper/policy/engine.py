@@ -3,11 +3,13 @@
 The stock pycasbin Enforcer walks every ``p`` line on a deny (~10 µs a line). Here, when the
 matcher ties the request subject to the rule subject (``g(r.sub, p.sub)`` or
 ``r.sub == p.sub``), rules are indexed by subject: a request evaluates only the lines of its
-subjects — the user, its token roles, ``authenticated``, and every role those inherit through
-``g`` lines. Effects, matcher functions and rule order are Casbin's own, so the same model and
-policy files give the same answers (checked against the stock Enforcer by the tests). Decisions
-are cached per (subjects, method, path) in a bounded LRU that lives and dies with this object,
-so a reload (a new object) can never serve an old decision.
+subjects — the user, its token roles, ``role:authenticated``, and every role those inherit
+through ``g`` lines. Roles live in their own name space (``role:<name>``, see subjects.py): a
+user subject that names a role is refused before any rule is read. Effects, matcher functions
+and rule order are Casbin's own, so the same model and policy files give the same answers
+(checked against the stock Enforcer by the tests). Decisions are cached per (subjects, method,
+path) in a bounded LRU that lives and dies with this object, so a reload (a new object) can
+never serve an old decision.
 """
 
 from __future__ import annotations
@@ -22,10 +24,20 @@ from casbin.model import Model
 from casbin.util import generate_g_function
 
 from gatekeeper.lru import LRU
-from gatekeeper.policy.matcher import casbin_to_python, compile_matcher
+from gatekeeper.policy.features import DOCS, unsupported
+from gatekeeper.policy.matcher import MissingClaim, casbin_to_python, compile_matcher
+from gatekeeper.subjects import (
+    ANONYMOUS_ROLE,
+    AUTHENTICATED_ROLE,
+    NAMES_A_ROLE,
+    as_role,
+    legacy_role_names,
+    names_a_role,
+)
 
-AUTHENTICATED_ROLE = "authenticated"
-ANONYMOUS_SUBJECT = "anonymous"
+ANONYMOUS_SUBJECT = ANONYMOUS_ROLE  # what an anonymous caller is, as the policy sees it
+__all__ = ["ANONYMOUS_SUBJECT", "AUTHENTICATED_ROLE", "REQUEST_FIELDS", "CompiledPolicy",
+           "ModelError", "PolicyVerdict", "Rule", "subject_link_required"]
 REQUEST_FIELDS = ("sub", "obj", "act", "claims")
 _SUBJECT_LINKS = frozenset({"g(r_sub, p_sub)", "r_sub == p_sub", "p_sub == r_sub"})
 
@@ -72,9 +84,12 @@ class Rule:
 class PolicyVerdict:
     allowed: bool
     rule: Rule | None  # the rule that decided; None when no rule matched (default deny)
+    refused: str | None = None  # a reason code when the request was refused before any rule
 
     @property
     def reason(self) -> str:
+        if self.refused is not None:
+            return self.refused
         if self.rule is None:
             return "no_matching_rule"
         return "policy_allow" if self.allowed else "policy_deny"
@@ -104,11 +119,14 @@ class CompiledPolicy:
         self.rules = _casbin_order(rules, self._p_tokens)
         effect = model["e"]["e"].value
         if effect == "subjectPriority(p_eft) || deny":
-            raise ModelError("policy_effect subjectPriority is not supported")
+            raise ModelError(unsupported(
+                "the policy effect subjectPriority(p.eft) || deny",
+                "it orders rules by the role hierarchy, which token roles are not part of"))
         try:
             self._effector = get_effector(effect)
         except RuntimeError:  # casbin's "unsupported effect", raised bare
-            raise ModelError(f"policy_effect {effect!r} is not one Casbin supports") from None
+            raise ModelError(f"policy_effect {effect!r} is not one Casbin supports (Casbin "
+                             f"compares it as written; see {DOCS})") from None
         self._eft_index = self._p_tokens.index("p_eft") if "p_eft" in self._p_tokens else None
         # name → its direct roles from the policy's `g` lines; read per request without
         # touching casbin's role manager (which would grow a node for every new subject).
@@ -122,7 +140,8 @@ class CompiledPolicy:
         self._max_hops = max(int(level) - 1, 0)
         matcher = model["m"]["m"].value
         self._fields = tuple(f"r_{t}" for t in self._r_tokens) + self._p_tokens
-        self._match, self._namespace = compile_matcher(matcher, self._fields, self._functions)
+        self._match, self._namespace = compile_matcher(matcher, self._fields, self._functions,
+                                                       self._role_keys)
         self.indexed = "p_sub" in self._p_tokens and subject_link_required(matcher)
         self.uses_claims = "claims" in self._r_tokens
         self._by_subject: dict[str, list[int]] = {}
@@ -130,20 +149,27 @@ class CompiledPolicy:
             subject = rule.values[self._p_tokens.index("p_sub")] if self.indexed else ""
             self._by_subject.setdefault(subject, []).append(position)
         self._all = list(range(len(self.rules)))
+        p_subjects = ([rule.values[self._p_tokens.index("p_sub")] for rule in self.rules]
+                      if "p_sub" in self._p_tokens else [])
+        # Plain names this policy uses as roles: no user subject may be one (folded).
+        self.role_names = legacy_role_names(
+            p_subjects, [role for roles in self._role_links.values() for role in roles])
         self._implied: dict[str, dict[str, int]] = {}
         self._cache: LRU[Any, PolicyVerdict] = LRU(cache_size)
 
     # -- the request's subjects -------------------------------------------------------
     def subjects(self, subject: str, roles: Sequence[str], authenticated: bool) -> frozenset[str]:
-        """The subject, its token roles, ``authenticated``, and all they inherit via ``g``.
+        """The subject, its token roles as ``role:<name>``, ``role:authenticated``, and all they
+        inherit via ``g``; an anonymous caller is ``role:anonymous`` alone.
 
-        An authenticated caller may also do what an anonymous one may (``anonymous`` rules are
-        "everyone" rules): logging in never takes access away.
+        An authenticated caller may also do what an anonymous one may (``role:anonymous`` rules
+        are "everyone" rules): logging in never takes access away.
         """
+        if not authenticated:
+            return frozenset(self._reach(ANONYMOUS_SUBJECT))
         found = set(self._reach(subject))
-        direct = list(roles)
-        if authenticated:
-            direct += (AUTHENTICATED_ROLE, ANONYMOUS_SUBJECT)
+        direct = [as_role(role) for role in roles]
+        direct += (AUTHENTICATED_ROLE, ANONYMOUS_SUBJECT)
         # A stock enforcer holds these as links subject → role: one hop spent before the
         # role's own inheritance, within the same depth limit.
         for name in direct:
@@ -202,6 +228,11 @@ class CompiledPolicy:
         authenticated: bool,
         claims: Mapping[str, Any],
     ) -> PolicyVerdict:
+        if not authenticated:
+            subject = ANONYMOUS_SUBJECT
+        elif names_a_role(subject, self.role_names):
+            # A user called "admin" or "role:admin" must not act as that role (issue 11 §1.8).
+            return PolicyVerdict(False, None, refused=NAMES_A_ROLE)
         subjects = self.subjects(subject, roles, authenticated)
         request = {"sub": subject, "obj": path, "act": method, "claims": claims}
         request_values = tuple(request[t] for t in self._r_tokens)
@@ -209,10 +240,10 @@ class CompiledPolicy:
         # roles are links for this request only, never written into the shared role manager.
         stock_g = self._functions.get("g")
 
-        def g(name1: str, name2: str, *domain: str) -> bool:
-            if name1 == subject and not domain:
+        def g(name1: str, name2: str) -> bool:  # two arguments: domains are refused at load
+            if name1 == subject:
                 return name2 in subjects
-            return bool(stock_g(name1, name2, *domain)) if stock_g else name1 == name2
+            return bool(stock_g(name1, name2)) if stock_g else name1 == name2
 
         self._namespace["g"] = g
         match = self._match
@@ -221,10 +252,11 @@ class CompiledPolicy:
         for position in self._candidates(subjects):
             rule = self.rules[position]
             try:
-                result = match(*request_values, *rule.values)
+                result = _matched(match(*request_values, *rule.values))
             except Exception:
-                # A matcher function failing on odd input (a claim of another type, say): an
-                # allow rule does not apply, a deny rule does — failing never switches a deny off.
+                # A matcher function failing on odd input (a claim of another type, a missing
+                # claim — Casbin's evaluator raises there): an allow rule does not apply, a deny
+                # rule does — failing never switches a deny off.
                 result = self._eft_index is not None and rule.values[self._eft_index] == "deny"
             if not result:
                 effects.add(Effector.INDETERMINATE)
@@ -258,7 +290,10 @@ class CompiledPolicy:
         saved = {key: self._namespace[key] for key in self._role_keys}
         self._namespace.update({key: _always for key in self._role_keys})
         try:
-            return bool(self._match(*(request[t] for t in self._r_tokens), *values))
+            result = self._match(*(request[t] for t in self._r_tokens), *values)
+            return _matched(result) if rule is not None else bool(result)
+        except MissingClaim:
+            return False  # a claim the made-up request lacks: the expression itself is fine
         finally:
             self._namespace.update(saved)
 
@@ -270,6 +305,20 @@ class CompiledPolicy:
             positions.extend(self._by_subject.get(name, ()))
         positions.sort()  # Casbin's order: the file's order
         return positions
+
+
+class MatcherResultError(TypeError):
+    """The matcher gave something other than true/false or a number (Casbin raises too)."""
+
+
+def _matched(result: Any) -> bool:
+    """Casbin's reading of a matcher's result: a bool as it is, a float when not 0, anything
+    else an error (``a && keyGet(…)`` gives a string; pycasbin raises rather than guess)."""
+    if isinstance(result, bool):
+        return result
+    if isinstance(result, float):
+        return result != 0
+    raise MatcherResultError(f"the matcher gave a {type(result).__name__}, not true/false")
 
 
 def _casbin_order(rules: Sequence[Rule], p_tokens: Sequence[str]) -> tuple[Rule, ...]:

@@ -6,7 +6,6 @@ a file with any problem produces no policy at all, so the caller keeps the one i
 
 from __future__ import annotations
 
-import ast
 import hashlib
 import re
 from collections.abc import Callable, Mapping
@@ -20,14 +19,16 @@ from casbin.rbac import default_role_manager
 
 from gatekeeper.policy.engine import (
     ANONYMOUS_SUBJECT,
-    AUTHENTICATED_ROLE,
     REQUEST_FIELDS,
     CompiledPolicy,
     ModelError,
     Rule,
 )
+from gatekeeper.policy.features import model_problems, unsupported
 from gatekeeper.policy.functions import matcher_functions
-from gatekeeper.policy.matcher import MatcherError, casbin_to_python
+from gatekeeper.policy.lint import lint_roles_and_denies, lint_rules
+from gatekeeper.policy.matcher import MatcherError, matcher_problem
+from gatekeeper.policy.namespace import role_namespace_warnings
 
 
 class PolicyError(Exception):
@@ -80,6 +81,7 @@ def load_policy(
         where = exc.where or _line_of(model_path, model_text, "policy_effect", "e")
         raise PolicyError([f"{where}: {exc}"]) from exc
     _dry_run(compiled, model_path)
+    warnings.extend(role_namespace_warnings(rules, g_lines, model["p"]["p"].tokens))
     if not compiled.indexed:
         warnings.append(f"{model_path}: the matcher does not tie r.sub to p.sub "
                         "(g(r.sub, p.sub) or r.sub == p.sub): every rule is evaluated per "
@@ -105,14 +107,22 @@ def _parse_model(path: Path, text: str) -> Model:
         ("m", "matchers")) if key not in model.keys()]  # noqa: SIM118 - casbin Model has no __contains__
     if problems:
         raise PolicyError(problems)
-    unknown = [t for t in model["r"]["r"].tokens if t.removeprefix("r_") not in REQUEST_FIELDS]
+    problems = model_problems(path, text, model)
+    roles = list(model["g"]) if "g" in model.keys() else []  # noqa: SIM118 - casbin Model has no __contains__
+    in_matcher = matcher_problem(model["m"]["m"].value, roles)
+    if in_matcher:
+        problems.append(f"{_line_of(path, text, 'matchers', 'm')}: {in_matcher}")
+    unknown = [t.removeprefix("r_") for t in model["r"]["r"].tokens
+               if t.removeprefix("r_") not in REQUEST_FIELDS]
     if unknown:
-        raise PolicyError([f"{_line_of(path, text, 'request_definition', 'r')}: "
-                           f"request_definition may use {', '.join(REQUEST_FIELDS)}; "
-                           f"unknown: {', '.join(t.removeprefix('r_') for t in unknown)}"])
+        problems.append(f"{_line_of(path, text, 'request_definition', 'r')}: " + unsupported(
+            f"the request field(s) {', '.join(unknown)}",
+            f"a request is made of {', '.join(REQUEST_FIELDS)}; a domain field is a role domain"))
     if "p_sub" not in model["p"]["p"].tokens:
-        raise PolicyError([f"{_line_of(path, text, 'policy_definition', 'p')}: "
-                           "policy_definition needs a 'sub' field"])
+        problems.append(f"{_line_of(path, text, 'policy_definition', 'p')}: " + unsupported(
+            "a policy_definition without a 'sub' field", "rules that name no subject"))
+    if problems:
+        raise PolicyError(problems)
     return model
 
 
@@ -150,6 +160,10 @@ def _parse_policy(
         if any(v == "" for v in values):
             problems.append(f"{where}: empty field")
             continue
+        problem = _field_problem(section, values, model)
+        if problem:
+            problems.append(f"{where}: {problem}")
+            continue
         if (key, *values) in seen:
             warnings.append(f"{where}: duplicate of {seen[(key, *values)]}")
             continue
@@ -160,132 +174,29 @@ def _parse_policy(
             rules.append(Rule(key, tuple(values), where))
     if problems:
         raise PolicyError(problems)
-    warnings.extend(_lint_rules(rules, model))
-    warnings.extend(_lint_roles_and_denies(rules, g_lines, model))
+    warnings.extend(lint_rules(rules, model))
+    warnings.extend(lint_roles_and_denies(rules, g_lines, model))
     return rules, g_lines, warnings
 
 
-def _lint_rules(rules: list[Rule], model: Model) -> list[str]:
+# A role name that reads as a pattern: Casbin compares role names exactly unless a matching
+# function is registered in code, which a model file cannot do (Casbin's rbac_with_pattern).
+_ROLE_PATTERN = re.compile(r"[*{}\[\]]|^\^|\$$|(?:^|/):")  # keyMatch*, globMatch, regexMatch
+
+
+def _field_problem(section: str, values: list[str], model: Model) -> str | None:
+    """A line Casbin would read differently from what it says: a misspelled effect (Casbin
+    compares 'allow'/'deny' exactly, so 'Deny' silently never denies), a role pattern."""
+    if section == "g":
+        looks = [v for v in values if _ROLE_PATTERN.search(v)]
+        return (unsupported(f"the role pattern {looks[0]!r}",
+                            "role names are compared exactly; role matching functions are "
+                            "not supported") if looks else None)
     tokens = model["p"]["p"].tokens
-    warnings = []
-    if "p_eft" in tokens:
-        index = tokens.index("p_eft")
-        warnings += [f"{r.source}: effect {r.values[index]!r} is neither allow nor deny "
-                     "(the rule can never decide)" for r in rules
-                     if r.values[index] not in ("allow", "deny")]
-    if "p_act" in tokens:
-        index = tokens.index("p_act")
-        methods = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT", "*"}
-        for rule in rules:
-            listed = {m.strip().upper() for m in rule.values[index].split("|")}
-            if not listed <= methods:
-                warnings.append(f"{rule.source}: unknown method(s) {sorted(listed - methods)} "
-                                "(methods are matched upper-case and exactly)")
-    if "p_obj" in tokens:
-        index = tokens.index("p_obj")
-        warnings += [f"{r.source}: path pattern {r.values[index]!r} does not start with '/' "
-                     "(it can never match a request path)" for r in rules
-                     if not r.values[index].startswith(("/", "*", "^"))]
-    return warnings
-
-
-def _lint_roles_and_denies(
-    rules: list[Rule], g_lines: list[tuple[str, list[str], str]], model: Model
-) -> list[str]:
-    """Certain findings only: role cycles, grants of roles that have no rules, and allow rules
-    that a deny always overrides (under deny-override, for every request the allow matches)."""
-    graph: dict[str, set[str]] = {}
-    for key, values, _ in g_lines:
-        if key == "g" and len(values) == 2:
-            graph.setdefault(values[0], set()).add(values[1])
-    closure = _closures(graph)
-    tokens = model["p"]["p"].tokens
-    matcher = model["m"]["m"].value
-    by_role = _sole_conjunct(matcher, "p_sub", "g(r_sub, p_sub)")
-    by_method = _sole_conjunct(matcher, "p_act", "methodMatch(r_act, p_act)")
-    subjects = {rule.values[tokens.index("p_sub")] for rule in rules}
-    warnings = []
-    for key, values, where in g_lines:
-        if key != "g" or len(values) != 2:
-            continue
-        member, role = values
-        if member in closure(role):
-            warnings.append(f"{where}: role cycle: {role!r} already holds {member!r}")
-        elif by_role and not closure(role) & subjects and f'"{role}"' not in matcher:
-            warnings.append(f"{where}: role {role!r} has no rules and inherits none "
-                            "(this grant changes nothing)")
-    effect = "".join(model["e"]["e"].value.split())
-    if "p_eft" not in tokens or re.search(r"\bp_eft\b", matcher):
-        return warnings
-    eft = tokens.index("p_eft")
-    if effect == "some(where(p_eft==allow))":
-        return warnings + [f"{r.source}: a deny rule never decides under policy_effect "
-                           "some(where (p.eft == allow))" for r in rules if r.values[eft] == "deny"]
-    if effect != "some(where(p_eft==allow))&&!some(where(p_eft==deny))":
-        return warnings
-    sub, act = tokens.index("p_sub"), tokens.index("p_act") if "p_act" in tokens else -1
-    loose = {i for i, flag in ((sub, by_role), (act, by_method)) if flag}
-    same = [i for i in range(len(tokens)) if i != eft and i not in loose]
-    denies: dict[tuple[str, ...], list[Rule]] = {}
-    for rule in rules:
-        if rule.values[eft] == "deny":
-            denies.setdefault(tuple(rule.values[i] for i in same), []).append(rule)
-    everyone = closure(ANONYMOUS_SUBJECT)  # every caller holds "anonymous" (engine.subjects)
-    logged_in = closure(AUTHENTICATED_ROLE)
-
-    def overrides(deny: Rule, allow: Rule) -> bool:
-        held, role = allow.values[sub], deny.values[sub]
-        if sub in loose and not (role in closure(held) or role in everyone
-                                 or (role in logged_in and held not in everyone)):
-            return False
-        return act not in loose or _methods_cover(deny.values[act], allow.values[act])
-
-    for rule in rules:
-        if rule.values[eft] != "allow":
-            continue
-        deny = next((d for d in denies.get(tuple(rule.values[i] for i in same), ())
-                     if overrides(d, rule)), None)
-        if deny is not None:
-            warnings.append(f"{rule.source}: this allow never decides: {deny.source} denies "
-                            "every request it matches (a deny wins over any allow)")
-    return warnings
-
-
-def _closures(graph: Mapping[str, set[str]]) -> Callable[[str], frozenset[str]]:
-    memo: dict[str, frozenset[str]] = {}
-
-    def closure(name: str) -> frozenset[str]:
-        if name not in memo:
-            seen, queue = {name}, [name]
-            while queue:
-                for parent in graph.get(queue.pop(), ()):
-                    if parent not in seen:
-                        seen.add(parent)
-                        queue.append(parent)
-            memo[name] = frozenset(seen)
-        return memo[name]
-
-    return closure
-
-
-def _sole_conjunct(matcher: str, name: str, conjunct: str) -> bool:
-    """True when ``name`` occurs in the matcher only as the top-level conjunct ``conjunct``."""
-    try:
-        tree = ast.parse(casbin_to_python(matcher).strip(), mode="eval").body
-    except SyntaxError:
-        return False
-    parts = tree.values if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.And) else [tree]
-    texts = [ast.unparse(part) for part in parts]
-    return conjunct in texts and not any(
-        re.search(rf"\b{name}\b", text) for text in texts if text != conjunct)
-
-
-def _methods_cover(deny: str, allow: str) -> bool:
-    """methodMatch semantics: every method ``allow`` lists is also in ``deny``."""
-    if deny.strip() == "*":
-        return True
-    listed = {m.strip().upper() for m in allow.split("|") if m.strip()}
-    return allow.strip() != "*" and listed <= {m.strip().upper() for m in deny.split("|")}
+    if "p_eft" in tokens and values[tokens.index("p_eft")] not in ("allow", "deny"):
+        return (f"effect {values[tokens.index('p_eft')]!r} is neither 'allow' nor 'deny' "
+                "(Casbin compares it exactly: the rule would never decide)")
+    return None
 
 
 def _line_of(path: Path, text: str, section: str, key: str) -> str:
@@ -316,6 +227,10 @@ def _dry_run(policy: CompiledPolicy, model_path: Path) -> None:
     for rule in policy.rules or (None,):
         try:
             policy.try_rule(rule, ANONYMOUS_SUBJECT, "GET", "/")
+        except ValueError:
+            # A value the made-up request does not fit (ipMatch(r.sub, …) given "anonymous"):
+            # such a rule fails the same way per request, where an allow does not apply.
+            continue
         except Exception as exc:  # simpleeval and matcher functions raise anything
             where = rule.source if rule is not None else str(model_path)
             raise PolicyError([f"{where}: the matcher fails on this rule "

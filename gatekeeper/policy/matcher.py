@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import ast
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any
+
+from gatekeeper.policy.features import DOCS, unsupported
 
 _ALLOWED = (
     ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub,
@@ -27,11 +29,21 @@ class MatcherError(ValueError):
     pass
 
 
+class MissingClaim(LookupError):
+    """``r.claims.NAME`` of a token without that claim: Casbin's evaluator fails there too, so
+    the rule is treated like any failing one (an allow does not apply, a deny does)."""
+
+
 def field_value(value: Any, name: str) -> Any:
-    """``r.claims.tenant``: a mapping's entry (None when absent) — absent never errors."""
-    if isinstance(value, Mapping):
-        return value.get(name)
-    return None
+    """``r.claims.tenant``: a mapping's entry; raises MissingClaim when there is none."""
+    if isinstance(value, Mapping) and name in value:
+        return value[name]
+    raise MissingClaim(name)
+
+
+# Attribute names simpleeval (and so Casbin) resolves to a method of the value rather than a
+# claim (``r.claims.items`` is dict.items there): refused, so that the two never differ.
+_METHOD_NAMES = frozenset(n for kind in (dict, list, str, int, float, bool) for n in dir(kind))
 
 
 class _Attributes(ast.NodeTransformer):
@@ -47,19 +59,73 @@ def casbin_to_python(matcher: str) -> str:
     return re.sub(r"!(?!=)", " not ", text)
 
 
+def _as_written(node: ast.AST) -> str:
+    """``r.obj.Owner`` as the model spells it (casbin turned it into ``r_obj.Owner``)."""
+    return re.sub(r"\b([rp][0-9]*)_", r"\1.", ast.unparse(node))
+
+
+def _check_features(tree: ast.AST, role_functions: Collection[str]) -> None:
+    """Casbin matcher features the engine does not evaluate as Casbin does, refused by name."""
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id == "_field":
+            raise MatcherError("matcher uses an unknown name '_field'")
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+            name = node.func.id
+            if name == "eval":
+                raise MatcherError(unsupported(
+                    "eval() in the matcher", "rules written as expressions in policy lines"))
+            if name in role_functions and (len(node.args) != 2 or node.keywords):
+                raise MatcherError(unsupported(
+                    f"{name}() with {len(node.args)} arguments",
+                    "role domains; a role function takes a member and a role"))
+            if name == "g" and name in role_functions and ast.unparse(node.args[0]) != "r_sub":
+                raise MatcherError(unsupported(
+                    f"g({_as_written(node.args[0])}, …)",
+                    "the caller's token roles are links of r.sub: g's first argument must be "
+                    "r.sub; use g2 for roles of other things"))
+        if isinstance(node, ast.Attribute):
+            base = node.value
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            if not (isinstance(base, ast.Name) and base.id == "r_claims"):
+                raise MatcherError(unsupported(
+                    f"attribute access {_as_written(node)!r}",
+                    "only the token's claims have attributes: r.claims.NAME"))
+            if node.attr.startswith("_") or node.attr in _METHOD_NAMES:
+                raise MatcherError(unsupported(
+                    f"the claim name {node.attr!r} in the matcher",
+                    "Casbin reads it as a method of the value, not as a claim"))
+
+
+def matcher_problem(matcher: str, role_functions: Collection[str]) -> str | None:
+    """The first unsupported feature of the matcher, for the model's own checks (None if none)."""
+    try:
+        tree = ast.parse(casbin_to_python(matcher).strip(), mode="eval")
+    except SyntaxError:
+        return None  # compile_matcher reports it, with the rest of the policy's problems
+    try:
+        _check_features(tree, role_functions)
+    except MatcherError as exc:
+        return str(exc)
+    return None
+
+
 def compile_matcher(
-    matcher: str, fields: Sequence[str], functions: Mapping[str, Callable[..., Any]]
+    matcher: str, fields: Sequence[str], functions: Mapping[str, Callable[..., Any]],
+    role_functions: Collection[str] = (),
 ) -> tuple[Callable[..., Any], dict[str, Any]]:
     """(function(*fields) -> result, its globals). Callers may rebind a function in globals."""
     try:
         tree = ast.parse(casbin_to_python(matcher).strip(), mode="eval")
     except SyntaxError as exc:
         raise MatcherError(f"matcher is not a valid expression ({exc.msg})") from None
+    _check_features(tree, role_functions)
     tree = _Attributes().visit(tree)
     known = set(fields) | set(functions) | {"_field"}
     for node in ast.walk(tree):
         if not isinstance(node, _ALLOWED):
-            raise MatcherError(f"matcher may not use {type(node).__name__} expressions")
+            raise MatcherError(unsupported(f"{type(node).__name__} expressions in the matcher",
+                                           "see the table for the operators it may use"))
         if isinstance(node, ast.Name) and node.id not in known:
             raise MatcherError(f"matcher uses an unknown name {node.id!r}")
         if isinstance(node, ast.Call) and (
@@ -67,7 +133,9 @@ def compile_matcher(
             or node.keywords
         ):
             called = node.func.id if isinstance(node.func, ast.Name) else ast.unparse(node.func)
-            raise MatcherError(f"matcher calls {called!r}, which is not a matcher function")
+            raise MatcherError(f"matcher calls {called!r}, which is not a matcher function "
+                               "(custom functions are not supported; "
+                               f"the functions are: {', '.join(sorted(functions))}; see {DOCS})")
     lambda_node = ast.Expression(body=ast.Lambda(
         args=ast.arguments(posonlyargs=[], args=[ast.arg(arg=f) for f in fields], vararg=None,
                            kwonlyargs=[], kw_defaults=[], kwarg=None, defaults=[]),

@@ -34,8 +34,11 @@ class SessionStore(Protocol):
         ``SessionInvalid`` when the request carries a session that cannot be used — the store
         has then already added the cookies that make the browser drop it."""
 
-    async def clear(self, request: RequestView, cookies: CookieJar) -> None:
-        """End the request's session (sign-out): forget it and expire every cookie it used."""
+    async def clear(self, request: RequestView, cookies: CookieJar, *, must_forget: bool = False) -> None:
+        """End the request's session: forget it and expire every cookie it used. ``must_forget``
+        (sign-out): when the stored copy cannot be deleted, raise ``SessionStoreUnavailable``
+        and add no cookie — a sign-out that only drops the cookie leaves any copy of the cookie
+        working. Otherwise (a session already unusable) forgetting is best effort."""
 
     async def verify_connection(self) -> None:
         """Raise when the backing service is unreachable (readiness); the cookie store has none."""

@@ -107,7 +107,7 @@ class CookieSessionStore:
         for cookie in sealed:
             cookies.set(cookie)
 
-    async def clear(self, request: RequestView, cookies: CookieJar) -> None:
+    async def clear(self, request: RequestView, cookies: CookieJar, *, must_forget: bool = False) -> None:
         self._expire(request, cookies)
 
     async def refresh_exclusively(

@@ -34,6 +34,9 @@ class Session:
     created_at: int
     last_seen_at: int
     id_token: str | None = field(default=None, repr=False)  # only when RP-initiated logout needs it
+    # The claims userinfo supplied (a refresh asks again instead of keeping them); None: no
+    # userinfo was asked, or a session written before this was recorded.
+    userinfo_claims: tuple[str, ...] | None = field(default=None, repr=False)
 
     @classmethod
     def new(
@@ -47,6 +50,7 @@ class Session:
         access_expires_at: int | None,
         now: float,
         id_token: str | None = None,
+        userinfo_claims: tuple[str, ...] | None = None,
     ) -> Session:
         """A session for a login that just completed: always a new id."""
         return cls(
@@ -54,6 +58,7 @@ class Session:
             refresh_token=refresh_token, access_expires_at=access_expires_at,
             created_at=int(now), last_seen_at=int(now),
             id=secrets.token_urlsafe(SESSION_ID_BYTES), id_token=id_token,
+            userinfo_claims=userinfo_claims,
         )
 
     def to_json(self) -> bytes:
@@ -68,6 +73,8 @@ class Session:
                            ("it", self.id_token)):
             if value is not None:
                 data[key] = value
+        if self.userinfo_claims is not None:
+            data["u"] = list(self.userinfo_claims)
         return json.dumps(data, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
 
     @classmethod
@@ -84,7 +91,7 @@ class Session:
             claims=_claims(data), access_token=_text(data, "at"),
             refresh_token=_optional_text(data, "rt"), access_expires_at=_optional_int(data, "exp"),
             created_at=_int(data, "ct"), last_seen_at=_int(data, "ls"),
-            id_token=_optional_text(data, "it"),
+            id_token=_optional_text(data, "it"), userinfo_claims=_names(data, "u"),
         )
         if not _SESSION_ID.fullmatch(session.id):
             raise SessionInvalid("malformed session id")
@@ -113,6 +120,15 @@ def _int(data: dict[str, Any], key: str) -> int:
 
 def _optional_int(data: dict[str, Any], key: str) -> int | None:
     return None if key not in data else _int(data, key)
+
+
+def _names(data: dict[str, Any], key: str) -> tuple[str, ...] | None:
+    value = data.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise SessionInvalid(f"session field {key!r} is not a list of names")
+    return tuple(value)
 
 
 def _claims(data: dict[str, Any]) -> dict[str, Any]:

@@ -154,18 +154,22 @@ class RedisSessionStore:
         sealed = self._cipher.seal(ticket.encode(), name=self._name)
         cookies.set(self._cookie(sealed, self._lifetime.remaining(session, self._clock())))
 
-    async def clear(self, request: RequestView, cookies: CookieJar) -> None:
-        cookies.set(self._cookie("", 0))
+    async def clear(self, request: RequestView, cookies: CookieJar, *, must_forget: bool = False) -> None:
         try:
             ticket = self._ticket(request)
         except SessionInvalid:
-            return
+            ticket = None
         if ticket is not None:
             try:
                 await self._forget(ticket.id)
             except SessionStoreUnavailable:
-                # Signed out here anyway; the copy in Redis lapses with its TTL.
+                if must_forget:
+                    # A sign-out: the session lives on in Redis, and so would a copied cookie.
+                    # Say so (503) and keep the cookie, rather than report a sign-out.
+                    raise
+                # Already unusable (revoked, expired, refused refresh): it lapses with its TTL.
                 log.warning("session not deleted from redis: unreachable")
+        cookies.set(self._cookie("", 0))
 
     async def verify_connection(self) -> None:
         try:

@@ -14,6 +14,7 @@ from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
 
+from gatekeeper.headernames import NEVER_FORWARDED, fold, is_forwarding, is_override
 from gatekeeper.settings.auth import AuthSettings, IssuerSettings
 from gatekeeper.settings.common import (
     ENV_PREFIX,
@@ -23,16 +24,18 @@ from gatekeeper.settings.common import (
     check_host_port,
     split_host_port,
 )
+from gatekeeper.settings.forward_auth import ForwardAuthSettings
 from gatekeeper.settings.oidc import OidcSettings, ProviderSettings
 from gatekeeper.settings.redis import RedisSettings, RevocationSettings, check_redis_url, is_tls
 from gatekeeper.settings.routes import PolicySettings, RateLimitRule, check_path_pattern, check_pattern_shape
 from gatekeeper.settings.session import HEADER_ROOM_BYTES, SESSION_CHUNK_BYTES, SessionSettings
+from gatekeeper.settings.subjects import IssuerEntry, resolve_prefixes
 
 __all__ = [
     "ENV_PREFIX", "HEADER_ROOM_BYTES", "MIN_SESSION_SECRET_BYTES", "SESSION_CHUNK_BYTES",
-    "AsymmetricAlgorithm", "AuthSettings", "IssuerSettings", "OidcSettings", "PolicySettings",
-    "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings", "SessionSettings",
-    "Settings", "check_path_pattern", "check_pattern_shape", "check_redis_url", "fold_header_name",
+    "AsymmetricAlgorithm", "AuthSettings", "ForwardAuthSettings", "IssuerSettings", "OidcSettings",
+    "PolicySettings", "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings",
+    "SessionSettings", "Settings", "check_path_pattern", "check_pattern_shape", "check_redis_url",
     "split_host_port",
 ]
 
@@ -40,8 +43,10 @@ DEFAULT_HEADERS = {
     "X-Auth-Request-User": "sub",
     "X-Auth-Request-Email": "email",
     "X-Auth-Request-Groups": "roles",
+    "X-Auth-Request-Issuer": "iss",  # the verifying issuer: X-Auth-Request-User is per issuer
 }
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
+_RESERVED_HEADERS = frozenset({b"authorization", b"cookie", b"x-request-id", b"x-auth-request-access-token"})
 
 
 class Settings(FrozenModel):
@@ -63,7 +68,7 @@ class Settings(FrozenModel):
         "closed (1008) once expired, revoked or no longer allowed by the policy.")
     public_paths: list[str] = Field(
         default_factory=list,
-        description="No login needed (`/public/*` prefix or exact); subject `anonymous`.",
+        description="No login needed (`/public/*` prefix or exact); subject `role:anonymous`.",
     )
     trusted_proxies: list[str] = Field(
         default_factory=list,
@@ -76,6 +81,7 @@ class Settings(FrozenModel):
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="JSON logs.")
     access_log: bool = Field(default=True, description="One JSON line per request on stdout.")
     auth: AuthSettings = Field(default_factory=AuthSettings)
+    forward_auth: ForwardAuthSettings = Field(default_factory=ForwardAuthSettings)
     oidc: OidcSettings | None = None
     session: SessionSettings = Field(default_factory=SessionSettings)
     policy: PolicySettings | None = None
@@ -89,7 +95,8 @@ class Settings(FrozenModel):
     )
     headers: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_HEADERS),
-        description="Identity header → claim path (`roles` = the roles, comma-joined).",
+        description="Identity header → claim path (`roles` = the roles, comma-joined; `sub` = the "
+        "subject, issuer-namespaced with several issuers; `iss` = the issuer that verified it).",
     )
     pass_access_token: bool = Field(default=False, description="Send X-Auth-Request-Access-Token.")
     pass_authorization_header: bool = Field(default=True, description="Forward Authorization as received.")
@@ -139,12 +146,21 @@ class Settings(FrozenModel):
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
-        folded = [fold_header_name(name) for name in value]
         for name in value:
             if not _HEADER_NAME.fullmatch(name):
                 raise ValueError(f"{name!r} is not a valid header name")
-        if len(folded) != len(set(folded)):
-            raise ValueError("two header names fold to the same name ('_', '.', '-' are alike)")
+            folded = fold(name.encode("ascii"))
+            # A claim value must never become framing, a hop-by-hop instruction, a path or
+            # method override, a claim about the client's address, or a header gatekeeper reads
+            # or sets itself. (Other auth proxies' names such as X-Forwarded-User or Remote-User
+            # are fine: every client copy of them goes.)
+            if (folded in NEVER_FORWARDED or is_override(folded) or is_forwarding(folded)
+                    or folded in _RESERVED_HEADERS):
+                raise ValueError(f"{name!r} is a header gatekeeper strips or sets itself")
+        folded_names = [fold(name.encode("ascii")) for name in value]
+        if len(folded_names) != len(set(folded_names)):
+            raise ValueError("two header names fold to the same name (case and every character "
+                             "but letters and digits are alike)")
         return value
 
     @model_validator(mode="after")
@@ -152,6 +168,20 @@ class Settings(FrozenModel):
         if split_host_port(self.listen)[1] == split_host_port(self.admin_listen)[1]:
             raise ValueError("listen and admin_listen must use different ports")
         return self
+
+    @model_validator(mode="after")
+    def _subject_namespaces(self) -> Settings:
+        self.subject_prefixes()  # raises ValueError naming the keys in conflict
+        return self
+
+    def subject_prefixes(self) -> dict[str, str]:
+        """issuer → the prefix of its subjects (issue 11 §1.9, see gatekeeper/subjects.py)."""
+        entries = [IssuerEntry(f"auth.issuers[{i}]", e.issuer, e.subject_prefix)
+                   for i, e in enumerate(self.auth.issuers)]
+        if self.oidc is not None:
+            entries += [IssuerEntry(f"oidc.providers[{i}]", p.issuer, p.subject_prefix)
+                        for i, p in enumerate(self.oidc.providers)]
+        return resolve_prefixes(entries)
 
     @property
     def uses_redis(self) -> bool:
@@ -179,7 +209,3 @@ class Settings(FrozenModel):
                 f"max_header_bytes >= {largest}: raise max_header_bytes or lower session.max_chunks")
         return self
 
-
-def fold_header_name(name: str) -> str:
-    """Python, PHP and CGI apps fold '_', '.' and '-' together (CVE-2025-64484)."""
-    return name.lower().replace("_", "-").replace(".", "-")

@@ -10,6 +10,7 @@ from pydantic import (
 )
 
 from gatekeeper.settings.common import AsymmetricAlgorithm, FrozenModel, check_http_url
+from gatekeeper.settings.subjects import SUBJECT_PREFIX_DESCRIPTION, check_issuer_url, check_prefix
 
 
 class IssuerSettings(FrozenModel):
@@ -21,11 +22,22 @@ class IssuerSettings(FrozenModel):
         min_length=1,
         description="Allow-list; asymmetric only (never `none` or HMAC).",
     )
+    subject_prefix: str | None = Field(default=None, description=SUBJECT_PREFIX_DESCRIPTION)
 
     @field_validator("issuer", "jwks_uri")
     @classmethod
     def _http_url(cls, value: str | None) -> str | None:
         return None if value is None else check_http_url(value)
+
+    @field_validator("issuer")
+    @classmethod
+    def _no_fragment(cls, value: str) -> str:
+        return check_issuer_url(value)
+
+    @field_validator("subject_prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        return check_prefix(value)
 
 
 class AuthSettings(FrozenModel):
@@ -59,7 +71,12 @@ class AuthSettings(FrozenModel):
     jwks_max_ttl_seconds: int = Field(default=3600, ge=30, le=86400, description="Upper bound on max-age.")
     jwks_min_ttl_seconds: int = Field(default=60, ge=5, le=86400, description="Lower bound on max-age.")
     jwks_fetch_timeout_seconds: float = Field(
-        default=5.0, gt=0, le=60, description="Per discovery/JWKS fetch."
+        default=5.0, gt=0, le=60,
+        description="Total deadline of one discovery/JWKS fetch, connect to last byte.",
+    )
+    jwks_max_bytes: int = Field(
+        default=1_048_576, ge=4096, le=67_108_864,
+        description="Largest discovery/JWKS answer read; a larger one fails the fetch.",
     )
 
     @field_validator("token_sources")

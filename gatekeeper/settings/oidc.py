@@ -13,10 +13,12 @@ from pydantic import (
 )
 
 from gatekeeper.settings.common import AsymmetricAlgorithm, FrozenModel, check_http_url
+from gatekeeper.settings.subjects import SUBJECT_PREFIX_DESCRIPTION, check_issuer_url, check_prefix
 
 _PROVIDER_ID = re.compile(r"[a-z0-9][a-z0-9\-]{0,31}")
 _PROVIDER_KEYS = ("id", "display_name", "issuer", "client_id", "client_secret", "token_auth_method",
-                  "scopes", "redirect_url", "hosts", "algorithms", "userinfo", "end_session")
+                  "scopes", "redirect_url", "hosts", "algorithms", "userinfo", "end_session",
+                  "subject_prefix")
 
 
 class ProviderSettings(FrozenModel):
@@ -35,14 +37,22 @@ class ProviderSettings(FrozenModel):
     hosts: list[str] = Field(default_factory=list, description="Requests for these hosts use this provider.")
     algorithms: list[AsymmetricAlgorithm] = Field(
         default=["RS256", "ES256"], min_length=1, description="ID token algorithms accepted.")
-    userinfo: bool = Field(default=True, description="Fetch userinfo at login (its `sub` must match).")
+    userinfo: bool = Field(
+        default=True,
+        description="Fetch userinfo at login and at every refresh (its `sub` must match).")
     end_session: bool = Field(
         default=True, description="Continue sign-out at the provider's end_session_endpoint.")
+    subject_prefix: str | None = Field(default=None, description=SUBJECT_PREFIX_DESCRIPTION)
 
     @field_validator("issuer")
     @classmethod
     def _issuer(cls, value: str) -> str:
-        return check_http_url(value)
+        return check_issuer_url(check_http_url(value))
+
+    @field_validator("subject_prefix")
+    @classmethod
+    def _prefix(cls, value: str | None) -> str | None:
+        return check_prefix(value)
 
     @field_validator("id")
     @classmethod
@@ -93,7 +103,16 @@ class OidcSettings(FrozenModel):
         default=600, ge=60, le=3600, description="A started login must come back within this.")
     post_logout_redirect_url: str | None = Field(
         default=None, description="Registered at the provider; default: `/` on the redirect_url's host.")
-    http_timeout_seconds: float = Field(default=10.0, gt=0, le=60, description="Provider calls.")
+    http_timeout_seconds: float = Field(
+        default=10.0, gt=0, le=60,
+        description="Total deadline of one provider call (discovery, token, userinfo).")
+    http_max_bytes: int = Field(
+        default=1_048_576, ge=4096, le=67_108_864,
+        description="Largest provider answer read (discovery, token, userinfo); larger fails.")
+    backchannel_logout_max_age_minutes: int = Field(
+        default=5, ge=1, le=60,
+        description="A back-channel logout token issued (`iat`) longer ago than this is refused; "
+        "its `jti` is remembered as long as it could be accepted.")
 
     @model_validator(mode="before")
     @classmethod

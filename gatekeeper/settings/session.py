@@ -56,6 +56,11 @@ class SessionSettings(FrozenModel):
     max_chunks: int = Field(
         default=6, ge=1, le=16,
         description="Most cookies (~3.8 KB each) one session may use; must fit in max_header_bytes.")
+    allowed_origins: list[str] = Field(
+        default_factory=list, max_length=100,
+        description="Other origins (`https://host[:port]`) whose pages may send session-cookie "
+        "requests that change something (not GET/HEAD/OPTIONS) and open WebSockets; our own "
+        "origin (the redirect URL's, the request's Host) always may. Others get 403.")
     redis_cache_seconds: float = Field(
         default=1.0, ge=0, le=5,
         description="Redis store: a replica reuses a session it read for this long (one Redis read "
@@ -86,6 +91,17 @@ class SessionSettings(FrozenModel):
     def _cookie_name(cls, value: str) -> str:
         if not _COOKIE_NAME.fullmatch(value):
             raise ValueError(f"{value!r} is not a valid cookie name")
+        return value
+
+    @field_validator("allowed_origins")
+    @classmethod
+    def _origins(cls, value: list[str]) -> list[str]:
+        from gatekeeper.origin import parse_origin  # settings stays import-light
+
+        for item in value:
+            if parse_origin(item) is None:
+                raise ValueError(f"{item!r} is not an origin: scheme://host[:port], http or https, "
+                                 "no path (not even '/'), no '*' or 'null'")
         return value
 
     @field_validator("cookie_domain")

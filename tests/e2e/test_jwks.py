@@ -127,6 +127,61 @@ def test_a_rotated_key_is_fetched_on_its_first_token(upstream: Upstream, tmp_pat
         assert issuer.fetch_counts["/jwks"] == fetches + 2
 
 
+@pytest.mark.parametrize("withdraw", [
+    pytest.param(lambda i, kid: i.rotate(drop_old=True), id="the key is rotated out"),
+    pytest.param(lambda i, kid: (i.remove_key(kid), i.add_key("RS256", kid=kid)),
+                 id="the same kid now names another key"),
+])
+def test_a_cached_token_stops_working_once_its_key_leaves_the_jwks(
+    upstream: Upstream, tmp_path: Path, withdraw: Callable[[DevIssuer, str], object]
+) -> None:
+    with (served_issuer(algorithms=("RS256",)) as issuer,
+          gatekeeper_for(issuer, upstream, tmp_path, jwks_min_refresh_seconds=0) as gk):
+        old_kid = issuer.key().kid
+        cached = mint(issuer, "cached")
+        assert call(gk, cached).status_code == 200
+        assert call(gk, cached).status_code == 200  # a cache hit now
+
+        withdraw(issuer, old_kid)
+        # A token under a kid gatekeeper has not seen makes it fetch the JWKS again.
+        trigger = forge.signed({"kid": "not-yet-seen"}, forge.decode_payload(mint(issuer, "x")),
+                               forge.attacker_key("RS256"), "RS256")
+        fetches = issuer.fetch_counts["/jwks"]
+        assert call(gk, trigger).status_code == 401
+        assert issuer.fetch_counts["/jwks"] == fetches + 1
+
+        before = len(upstream.recorder)
+        response = call(gk, cached)
+        assert response.status_code == 401, response.text
+        assert response.json()["error"] in ("unknown_kid", "bad_signature")
+        assert len(upstream.recorder) == before
+        assert call(gk, mint(issuer, "new-key")).status_code == 200
+
+
+def test_a_rotation_right_after_start_is_picked_up_on_its_first_token(
+    upstream: Upstream, tmp_path: Path
+) -> None:
+    """The start-up fetch does not use up the unknown-kid budget (issue 11 §2.5): a long interval
+    here, so a rotation just after start would otherwise wait a minute."""
+    with (served_issuer(algorithms=("RS256",)) as issuer,
+          gatekeeper_for(issuer, upstream, tmp_path, jwks_min_refresh_seconds=60) as gk):
+        assert wait_until_ready(gk).status_code == 200  # the start-up fetch has landed
+        fetches = issuer.fetch_counts["/jwks"]
+
+        issuer.rotate(drop_old=True)
+        response = call(gk, mint(issuer, "rotated"))
+
+        assert response.status_code == 200, response.text
+        assert issuer.fetch_counts["/jwks"] == fetches + 1
+        # A flood of made-up kids in the same interval costs no further fetch.
+        now = int(time.time())
+        claims = {"iss": issuer.issuer, "sub": "x", "aud": AUDIENCE, "iat": now, "exp": now + 300}
+        key = forge.attacker_key("RS256")
+        forged = [forge.signed({"kid": f"flood-{i}"}, claims, key, "RS256") for i in range(200)]
+        assert burst(gk, forged) == Counter({(401, "unknown_kid"): 200})
+        assert issuer.fetch_counts["/jwks"] == fetches + 1
+
+
 def test_known_keys_keep_working_while_the_issuer_is_down(upstream: Upstream, tmp_path: Path) -> None:
     with (served_issuer(algorithms=("RS256",)) as issuer,
           gatekeeper_for(issuer, upstream, tmp_path, jwks_min_refresh_seconds=0) as gk):
@@ -244,6 +299,68 @@ def _keys(issuer: DevIssuer, http: httpx.AsyncClient, auth: AuthSettings | None 
           **settings: Any) -> IssuerKeys:
     return IssuerKeys(IssuerSettings(issuer=issuer.issuer, audience=[AUDIENCE], **settings),
                       auth or AuthSettings(), http, Metrics(), clock=lambda: 1000.0)
+
+
+class Clock:
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_unknown_kids_cost_one_fetch_per_interval_and_start_up_costs_none(lone_issuer: DevIssuer) -> None:
+    clock = Clock()
+    interval = AuthSettings().jwks_min_refresh_seconds
+
+    async def flood(keys: IssuerKeys, wave: int) -> set[str]:
+        kids = [f"made-up-{wave}-{i}" for i in range(100)]
+        results = await asyncio.gather(*(keys.key_for(kid, "RS256") for kid in kids),
+                                       return_exceptions=True)
+        return {getattr(r, "code", type(r).__name__) for r in results}
+
+    async def scenario() -> list[int]:
+        counts = []
+        async with httpx.AsyncClient(trust_env=False) as http:
+            keys = IssuerKeys(IssuerSettings(issuer=lone_issuer.issuer, audience=[AUDIENCE]),
+                              AuthSettings(), http, Metrics(), clock=clock)
+            await keys.start()  # returns before the first fetch ends
+            try:
+                lone_issuer.rotate(drop_old=True)  # right after start: maybe before, maybe after
+                new_kid = lone_issuer.key().kid
+                assert (await keys.key_for(new_kid, "RS256")).kid == new_kid
+                counts.append(lone_issuer.fetch_counts["/jwks"])
+                for wave in range(3):  # same interval: no fetch at all
+                    assert await flood(keys, wave) == {"unknown_kid"}
+                counts.append(lone_issuer.fetch_counts["/jwks"])
+                for wave in range(3, 6):  # a new interval each time: one fetch each
+                    clock.now += interval
+                    assert await flood(keys, wave) == {"unknown_kid"}
+                    counts.append(lone_issuer.fetch_counts["/jwks"])
+            finally:
+                await keys.aclose()
+        return counts
+
+    counts = asyncio.run(scenario())
+    assert counts[0] <= 2, "start-up, then at most one more for the rotated kid"
+    assert counts[1] - counts[0] <= 1
+    assert counts[2:] == [counts[1] + 1, counts[1] + 2, counts[1] + 3]
+
+
+def test_a_token_that_comes_before_the_first_fetch_ends_waits_for_it(lone_issuer: DevIssuer) -> None:
+    lone_issuer.jwks_delay_seconds = 0.5  # start() returns long before the keys are in
+
+    async def scenario() -> str | None:
+        async with httpx.AsyncClient(trust_env=False) as http:
+            keys = _keys(lone_issuer, http)
+            await keys.start()
+            try:
+                assert not keys.ready
+                return (await keys.key_for(lone_issuer.key().kid, "RS256")).kid
+            finally:
+                await keys.aclose()
+    assert asyncio.run(scenario()) == lone_issuer.key().kid
+    assert lone_issuer.fetch_counts["/jwks"] == 1
 
 
 @pytest.mark.parametrize(("max_age", "delay"), [

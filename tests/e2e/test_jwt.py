@@ -299,6 +299,63 @@ def test_a_huge_authorization_header_is_refused_but_never_a_server_error(world: 
     assert len(world.upstream.recorder) == before
 
 
+# -- one token, one spelling (RFC 7515 §2) ------------------------------------------------------
+
+_B64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+SPELLINGS = {
+    "padded with =": lambda s: s + "=" * (-len(s) % 4),
+    "+ and / instead of - and _": lambda s: s.replace("-", "+").replace("_", "/"),
+    "non-zero trailing bits": lambda s: s[:-1] + _B64URL[_B64URL.index(s[-1]) | 1],
+}
+
+
+def _spelled(w: World, part: int, spelling: str) -> tuple[str, str]:
+    """A token signed by the issuer's real key over exactly the text sent, with segment ``part``
+    respelled: (the canonical token, the respelled one). Both carry the same bytes everywhere."""
+    key = w.issuer.key(alg="RS256")
+    for filler in range(64):  # until the segment has "-" or "_" and unused bits to set
+        header = forge.segment({"alg": "RS256", "kid": key.kid, "typ": "JWT", "n": "?" * filler})
+        payload = forge.segment(w.claims(sub="respelled", note="?" * filler))
+        segments = [header, payload, ""]
+        segments[2] = forge.b64url_encode(
+            forge.sign(f"{header}.{payload}".encode(), key.private_key, "RS256"))
+        if len(segments[part]) % 4 in (2, 3) and ("-" in segments[part] or "_" in segments[part]):
+            break
+    canonical = ".".join(segments)
+    segments[part] = SPELLINGS[spelling](segments[part])
+    if part < 2:  # the issuer signs the text it sends: the signature holds for the respelling
+        signing_input = f"{segments[0]}.{segments[1]}"
+        segments[2] = forge.b64url_encode(
+            forge.sign(signing_input.encode(), key.private_key, "RS256"))
+    return canonical, ".".join(segments)
+
+
+def _send(w: World, token: str, source: str) -> httpx.Response:
+    if source == "header":
+        return w.get(token=token)
+    w.sent.append(token)
+    return w.get("cookie", headers=[("Cookie", f"access_token={token}")])
+
+
+@pytest.mark.parametrize("source", ["header", "cookie"], ids=["in the header", "in a cookie"])
+@pytest.mark.parametrize("spelling", list(SPELLINGS))
+@pytest.mark.parametrize("part", [0, 1, 2], ids=["header", "payload", "signature"])
+def test_a_segment_in_non_canonical_base64url_is_refused_not_normalised(
+    world: World, part: int, spelling: str, source: str
+) -> None:
+    canonical, respelled = _spelled(world, part, spelling)
+    assert canonical != respelled
+    assert _send(world, canonical, source).status_code == 200, "the token itself is good"
+    before = len(world.upstream.recorder)
+
+    response = _send(world, respelled, source)
+
+    assert response.status_code == 401, response.text
+    assert CHALLENGE.fullmatch(response.headers["www-authenticate"]), response.headers
+    assert response.json()["error"] == "malformed_token"
+    assert len(world.upstream.recorder) == before, "the app saw a respelled token"
+
+
 # -- good tokens ---------------------------------------------------------------------------------
 
 
@@ -328,7 +385,9 @@ def test_a_token_without_kid_is_accepted_when_exactly_one_key_fits(world: World)
     assert "kid" not in forge.decode_header(token)
     response = world.get("narrow", token=token)
     assert response.status_code == 200, response.text
-    assert world.upstream.recorder.last.header("x-auth-request-user") == "solo"
+    # Two issuers configured there: the subject carries its issuer (issue 11 §1.9).
+    assert world.upstream.recorder.last.header("x-auth-request-user") == f"{world.single.issuer}#solo"
+    assert world.upstream.recorder.last.header("x-auth-request-issuer") == world.single.issuer
 
 
 @pytest.mark.parametrize("scheme", ["bearer", "BEARER", "BeArEr"])

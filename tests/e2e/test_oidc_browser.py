@@ -31,10 +31,10 @@ SESSION_SECRET = "browser-e2e-session-secret-0123456789abcdef"
 MODEL = Path(__file__).resolve().parents[2] / "policies" / "model.conf"
 # "/" is the public landing page: the provider sends the browser there after signing out.
 POLICY = """\
-p, anonymous, /, GET|HEAD, allow
-p, authenticated, /hello, GET|HEAD, allow
-p, authenticated, /docs/*, GET|HEAD, allow
-p, admin, /admin/*, GET|HEAD, allow
+p, role:anonymous, /, GET|HEAD, allow
+p, role:authenticated, /hello, GET|HEAD, allow
+p, role:authenticated, /docs/*, GET|HEAD, allow
+p, role:admin, /admin/*, GET|HEAD, allow
 """
 PAGE = "/hello?from=browser"
 # Encoded path and query characters, and a query that names other places: all must survive.
@@ -124,7 +124,7 @@ def test_chromium_signs_in_and_lands_on_the_page_it_asked_for_showing_who_it_is(
         assert page.url == gk.url + PAGE
         shown = echo(page)
         assert shown["path"] == "/hello" and shown["query"] == "from=browser"
-        assert header(shown, "x-auth-request-user") == [alice.sub]
+        assert header(shown, "x-auth-request-user") == [f"{op.issuer}#{alice.sub}"]
         assert header(shown, "x-auth-request-email") == [alice.email]
         assert header(shown, "x-auth-request-groups") == ["admin,user"]
 
@@ -142,7 +142,7 @@ def test_chromium_signs_in_and_lands_on_the_page_it_asked_for_showing_who_it_is(
 
         response = page.goto(gk.url + "/admin/panel")
         assert response is not None and response.status == 200
-        assert header(echo(page), "x-auth-request-user") == [alice.sub]
+        assert header(echo(page), "x-auth-request-user") == [f"{op.issuer}#{alice.sub}"]
 
         page.goto(gk.url + "/oauth2/userinfo")
         info = json.loads(page.inner_text("pre"))
@@ -180,7 +180,7 @@ def test_bob_in_a_fresh_browser_returns_to_an_encoded_url_and_is_denied_the_admi
         shown = echo(page)
         assert shown["raw_path"] == ENCODED_PAGE.split("?")[0]
         assert shown["query"] == ENCODED_PAGE.split("?")[1]
-        assert header(shown, "x-auth-request-user") == [bob.sub]
+        assert header(shown, "x-auth-request-user") == [f"{op.issuer}#{bob.sub}"]
         assert header(shown, "x-auth-request-email") == [bob.email]
 
         response = page.goto(gk.url + "/admin/panel")
@@ -237,7 +237,7 @@ def test_a_link_on_another_site_cannot_sign_the_user_out_without_asking(
         with page.expect_navigation():
             page.click("a.button:text-is('Stay signed in')")
         page.goto(gk.url + PAGE)
-        assert header(echo(page), "x-auth-request-user") == [op.users["alice"].sub]
+        assert header(echo(page), "x-auth-request-user") == [f"{op.issuer}#{op.users['alice'].sub}"]
 
         page.goto(lure_url.replace("127.0.0.1", "localhost"))
         with page.expect_navigation():
@@ -264,4 +264,4 @@ def test_a_protected_page_in_a_frame_asks_the_top_window_to_sign_in(
         assert page.url == gk.url + PAGE  # another origin held the frame: back to the framed page
         page.goto(holder_url)
         shown = json.loads(frame.locator("pre").inner_text())
-        assert header(shown, "x-auth-request-user") == [op.users["alice"].sub]
+        assert header(shown, "x-auth-request-user") == [f"{op.issuer}#{op.users['alice'].sub}"]

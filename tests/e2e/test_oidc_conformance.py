@@ -212,6 +212,15 @@ def _signed_with(alg: str, *, garbled: bool = False) -> Edit:
     return edit
 
 
+def _padded_signature(world: World, header: dict[str, Any], claims: dict[str, Any]) -> str:
+    """Signed by the provider's own key; the signature segment then padded with "=" (RFC 7515
+    §2 forbids it; PyJWT alone accepts it): one token, two spellings."""
+    key = world.issuer.key(alg="RS256")
+    header.update(alg="RS256", kid=key.kid)
+    token = forge.signed(header, claims, key.private_key, "RS256")
+    return token + "=" * (-len(token.rsplit(".", 1)[1]) % 4)
+
+
 def _without_kid(world: World, header: dict[str, Any], claims: dict[str, Any]) -> None:
     header["kid"] = None  # the provider signs with its current key for the alg, and names none
 
@@ -295,7 +304,9 @@ class Accepted:
             assert _session_cookies(answer)
             page = client.get(PAGE)
         assert page.status_code == 200
-        assert world.upstream.recorder.last.header("x-auth-request-user") == "alice"
+        # Beside the suite's bearer issuer: the subject names its issuer (issue 11 §1.9).
+        assert world.upstream.recorder.last.header("x-auth-request-user") == \
+            f"{world.issuer.issuer}#alice"
         if self.refetches_keys:
             assert world.issuer.fetch_counts["/jwks"] > fetched
 
@@ -352,7 +363,9 @@ class RefreshContinues:
             page = client.get(PAGE)
         assert page.status_code == 200
         assert _session_cookies(page)  # the refreshed session replaces the old one
-        assert world.upstream.recorder.last.header("x-auth-request-user") == "alice"
+        # Beside the suite's bearer issuer: the subject names its issuer (issue 11 §1.9).
+        assert world.upstream.recorder.last.header("x-auth-request-user") == \
+            f"{world.issuer.issuer}#alice"
         assert world.provider.grant_counts["refresh_token"] - refreshes == 1
 
 
@@ -402,6 +415,9 @@ CASES = [
                  id="invalid-sig-rs256: an RS256 ID token with a garbled signature is refused"),
     pytest.param(Refused(_on("code", _signed_with("ES256", garbled=True)), "id_token_signature"),
                  id="invalid-sig-es256: an ES256 ID token with a garbled signature is refused"),
+    pytest.param(Refused(_on("code", _padded_signature), "id_token_malformed"),
+                 id="idtoken-padded-base64url: an ID token whose signature is padded with = is "
+                    "refused, not normalised"),
     pytest.param(Refused(_on("code", _hmac_with_public_key), "id_token_alg"),
                  id="invalid-sig-hs256-key-confusion: HS256 keyed with the provider's RSA public key "
                     "is refused"),

@@ -82,11 +82,11 @@ def test_a_browser_is_sent_to_the_provider_with_pkce_state_and_nonce(
     assert query["state"] and query["nonce"] and query["state"] != query["nonce"]
     cookie = response.headers["set-cookie"]
     assert cookie.startswith(f"_gatekeeper_login_{query['state']}=")
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/oauth2/callback" in cookie
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/;" in cookie
 
 
 def test_login_returns_to_the_original_page_and_the_app_sees_the_identity(
-    gk: Gatekeeper, upstream: Upstream
+    gk: Gatekeeper, upstream: Upstream, op: OidcProvider
 ) -> None:
     with browser(gk) as client:
         back = log_in(client, gk, "/hello?x=1")
@@ -97,7 +97,9 @@ def test_login_returns_to_the_original_page_and_the_app_sees_the_identity(
         page = client.get("/hello?x=1")
     assert page.status_code == 200
     seen = upstream.recorder.last
-    assert seen.header("x-auth-request-user") == "alice-0001"
+    # The login issuer is one of two configured here: the subject names it (issue 11 §1.9).
+    assert seen.header("x-auth-request-user") == f"{op.issuer}#alice-0001"
+    assert seen.header("x-auth-request-issuer") == op.issuer
     assert seen.header("x-auth-request-email") == "alice@example.test"
     assert seen.header("x-auth-request-groups") == "admin,user"
     cookie_header = seen.header("cookie") or ""
@@ -179,7 +181,9 @@ def test_logins_started_in_several_tabs_all_complete(gk: Gatekeeper) -> None:
     assert [r.headers.get("location") for r in landed] == ["/hello?tab=3", "/hello?tab=2", "/hello?tab=1"]
 
 
-def test_the_session_outlives_the_access_token_by_refreshing_it(gk: Gatekeeper, upstream: Upstream) -> None:
+def test_the_session_outlives_the_access_token_by_refreshing_it(
+    gk: Gatekeeper, upstream: Upstream, op: OidcProvider
+) -> None:
     with browser(gk) as client:
         log_in(client, gk)
         first = client.get("/oauth2/userinfo").json()["expires_at"]
@@ -189,7 +193,7 @@ def test_the_session_outlives_the_access_token_by_refreshing_it(gk: Gatekeeper, 
         assert any(c.startswith("_gatekeeper=") for c in page.headers.get_list("set-cookie"))
         second = client.get("/oauth2/userinfo").json()["expires_at"]
     assert second > first
-    assert upstream.recorder.last.header("x-auth-request-user") == "alice-0001"
+    assert upstream.recorder.last.header("x-auth-request-user") == f"{op.issuer}#alice-0001"
 
 
 def test_parallel_requests_after_expiry_refresh_once(gk: Gatekeeper) -> None:

@@ -157,6 +157,8 @@ TARGETS: list[tuple[bytes, str, str]] = [
     (b"/admin./x", "refused", "a trailing dot (Windows drops it)"),
     (b"/admin?x=/public/", "refused", "a public path in the query"),
     (b"/admin#frag", "refused", "a raw fragment"),
+    (b"/public/x#/../../admin/x", "refused", "a raw # before dot segments, cut by the server"),
+    (b"/public/x?q#/../../admin/x", "refused", "a raw # in the query"),
     (b"/public/%252e%252e/admin", "public", "a double-encoded dot-dot stays encoded"),
     (b"/public/x?/../../admin", "public", "dot-dot in the query only"),
     (b"/public/.../admin", "public", "three dots are a name"),

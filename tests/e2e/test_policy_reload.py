@@ -35,9 +35,9 @@ REPO = Path(__file__).resolve().parents[2]
 MODEL = (REPO / "policies" / "model.conf").read_text()
 RELOAD_TIMEOUT = 15.0
 
-V1 = "# v1: viewers read the docs\np, viewer, /docs/*, GET, allow\n"
-V2 = V1 + "# v2: and the reports\np, viewer, /reports/*, GET, allow\n"
-BROKEN = V1 + "p, viewer, /reports/*, GET\n"  # line 3: one field short
+V1 = "# v1: viewers read the docs\np, role:viewer, /docs/*, GET, allow\n"
+V2 = V1 + "# v2: and the reports\np, role:viewer, /reports/*, GET, allow\n"
+BROKEN = V1 + "p, role:viewer, /reports/*, GET\n"  # line 3: one field short
 BROKEN_LINE = "policy.csv:3"
 
 

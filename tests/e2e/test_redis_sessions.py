@@ -226,7 +226,8 @@ def test_a_login_through_a_is_a_session_on_b_and_the_cookie_is_only_a_ticket(
     with with_cookie(pair.b, cookie) as on_b:
         assert on_b.get("/hello?via=b").status_code == 200
     seen = upstream.recorder.last
-    assert seen.header("x-auth-request-user") == "alice-0001"
+    # Beside the suite's bearer issuer: the subject names its issuer (issue 11 §1.9).
+    assert seen.header("x-auth-request-user") == f"{pair.a.config['oidc']['issuer']}#alice-0001"
     assert seen.header("x-auth-request-email") == "alice@example.test"
     assert token_via_a and seen.header("x-auth-request-access-token") == token_via_a
     assert token_via_a not in cookie
@@ -352,6 +353,88 @@ def test_back_channel_logout_takes_only_post(pair: Pair) -> None:
         assert client.post(BACKCHANNEL, data={}).status_code == 400
 
 
+LOGOUT_MAX_AGE_MINUTES = 60  # backchannel_logout_max_age_minutes of the gatekeeper below
+LEEWAY = 30  # auth.leeway_seconds (the default)
+
+
+@pytest.fixture(scope="module")
+def logout_gk(gatekeeper_factory: Callable[..., Gatekeeper], redis_server: RedisServer,
+              dev_op: tuple[DevIssuer, DevLogin], port_c: int) -> Gatekeeper:
+    issuer, _ = dev_op
+    oidc = {"issuer": issuer.issuer, "client_id": "gatekeeper", "client_secret": "dev-client-secret",
+            "redirect_url": callback_of(port_c),
+            "backchannel_logout_max_age_minutes": LOGOUT_MAX_AGE_MINUTES}
+    return gatekeeper_factory(**replica_config(free_port(), redis_server, oidc, "bcl:"))
+
+
+def logout_token(issuer: DevIssuer, *, issued_ago: float, **claims: Any) -> str:
+    """A logout token signed by the provider's own key (§2.4), issued ``issued_ago`` seconds ago
+    and good for an hour from now by its exp, so only its iat can make it too old."""
+    now = time.time()
+    return issuer.mint("nobody", audience="gatekeeper", now=now - issued_ago, ttl_seconds=3600,
+                       headers={"typ": "logout+jwt"}, omit=["nbf"],
+                       claims={"events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+                               "exp": int(now) + 3600, **claims})
+
+
+def post_logout(gk: Gatekeeper, token: str) -> httpx.Response:
+    with httpx.Client(base_url=gk.url, trust_env=False, timeout=10) as client:
+        return client.post(BACKCHANNEL, data={"logout_token": token})
+
+
+MAX_AGE = LOGOUT_MAX_AGE_MINUTES * 60
+
+
+@pytest.mark.parametrize(("issued_ago", "accepted"), [
+    pytest.param(0, True, id="just issued"),
+    pytest.param(MAX_AGE - 60, True, id="a minute inside the bound"),
+    pytest.param(MAX_AGE + LEEWAY + 60, False, id="a minute past the bound and the leeway"),
+    pytest.param(86400, False, id="a day old"),
+    pytest.param(365 * 86400, False, id="a year old"),
+])
+def test_a_logout_token_older_than_the_bound_is_refused(
+    logout_gk: Gatekeeper, dev_op: tuple[DevIssuer, DevLogin], issued_ago: float, accepted: bool
+) -> None:
+    answer = post_logout(logout_gk, logout_token(dev_op[0], issued_ago=issued_ago))
+    if accepted:
+        assert answer.status_code == 200, answer.text
+    else:
+        assert answer.status_code == 400, answer.text
+        assert answer.json()["error_description"] == "logout_token_stale"
+
+
+def test_a_logout_token_spelled_with_base64_padding_is_refused(
+    logout_gk: Gatekeeper, dev_op: tuple[DevIssuer, DevLogin]
+) -> None:
+    token = logout_token(dev_op[0], issued_ago=0)
+    padded = token + "=" * (-len(token.rsplit(".", 1)[1]) % 4)
+    assert padded != token
+    answer = post_logout(logout_gk, padded)
+    assert answer.status_code == 400, answer.text
+    assert answer.json()["error_description"] == "logout_token_malformed"
+    assert post_logout(logout_gk, token).status_code == 200  # the token itself is good
+
+
+def test_a_logout_tokens_jti_is_remembered_as_long_as_the_token_could_be_accepted(
+    logout_gk: Gatekeeper, dev_op: tuple[DevIssuer, DevLogin], redis_server: RedisServer
+) -> None:
+    jti = f"jti-{time.time_ns()}"
+    token = logout_token(dev_op[0], issued_ago=0, jti=jti)
+    iat = forge.decode_payload(token)["iat"]
+    assert post_logout(logout_gk, token).status_code == 200
+    client = redis_server.client()
+    try:
+        keys = [k for k in client.keys("bcl:*") if k.endswith(jti.encode())]
+        assert len(keys) == 1, keys
+        remembered_until = time.time() + client.ttl(keys[0])
+    finally:
+        client.close()
+    # Accepted until iat + max age + leeway: a replay up to then must find the jti.
+    assert remembered_until >= iat + MAX_AGE + LEEWAY
+    answer = post_logout(logout_gk, token)
+    assert answer.status_code == 400 and answer.json()["error_description"] == "logout_token_replayed"
+
+
 # ------------------------------------------------------------------ refresh once across replicas
 
 
@@ -408,6 +491,32 @@ def test_a_frozen_redis_answers_session_requests_503_and_keeps_the_cookie(
         assert eventually(lambda gk=gk: status(gk, cookie) == 200)
         with gk.admin() as admin:
             assert admin.get("/readyz").json()["checks"]["sessions"]["detail"] == "redis reachable"
+
+
+@pytest.mark.parametrize("accept", [BROWSER, API], ids=["a browser", "an API client"])
+def test_a_sign_out_while_redis_hangs_is_503_and_nothing_pretends_it_worked(
+    pair: Pair, redis_server: RedisServer, op: OidcProvider, accept: dict[str, str]
+) -> None:
+    with browser(pair.a) as client:
+        cookie = log_in(client, pair.a)
+    redis_server.freeze()
+    try:
+        with with_cookie(pair.a, cookie, accept) as page:
+            failed = page.get("/oauth2/sign_out", headers={"sec-fetch-site": "same-origin"})
+    finally:
+        redis_server.thaw()
+    # Neither the browser (its cookie kept) nor the provider (no redirect) is told it worked.
+    assert failed.status_code == 503 and "location" not in failed.headers
+    assert failed.headers["retry-after"] == "5" and not ends_cookie(failed)
+    assert "session_store_unavailable" in failed.text
+    assert eventually(lambda: status(pair.b, cookie) == 200)  # still signed in, as it said
+
+    with with_cookie(pair.a, cookie) as page:  # once Redis is back the sign-out goes through
+        done = page.get("/oauth2/sign_out", headers={"sec-fetch-site": "same-origin"})
+    assert done.status_code == 302 and done.headers["location"].startswith(op.issuer)
+    assert ends_cookie(done)
+    for gk in (pair.a, pair.b):  # a copy of the cookie no longer works anywhere
+        assert eventually(lambda gk=gk: sends_to_login(gk, cookie, op.issuer), CACHE_BOUND)
 
 
 def check_degraded(gk: Gatekeeper, cookie: str, bearer: dict[str, str]) -> None:

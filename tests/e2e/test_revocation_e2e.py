@@ -243,7 +243,10 @@ def test_a_revoked_subject_s_session_ends_and_cannot_sign_in_again(
     if store == "redis":
         assert stored_sessions(redis, prefix) == 1
 
-    assert revoke(gk, {"sub": "alice", "expires_at": time.time() + 3600}).status_code == 200
+    # The login issuer is not the bearer one: its subjects are namespaced, revoked with iss.
+    login_issuer = gk.config["oidc"]["issuer"]
+    assert revoke(gk, {"sub": "alice", "iss": login_issuer,
+                       "expires_at": time.time() + 3600}).status_code == 200
     poll(lambda: with_session(gk, cookie, BROWSER).status_code != 200, "the session refused", 5)
 
     # A browser is sent to sign in again, and its session cookie is cleared.

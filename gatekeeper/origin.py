@@ -1,0 +1,143 @@
+"""Where a cookie-authenticated request comes from: cross-site request forgery and cross-site
+WebSocket hijacking, defence in depth beyond ``SameSite=Lax``.
+
+``SameSite=Lax`` keeps the session cookie off a cross-*site* POST, but a *site* is the registrable
+domain: a page on another subdomain or another port of the same host is the same site, and its
+forms, fetches and WebSocket handshakes carry the cookie. A WebSocket handshake is a GET, so Lax
+never stops it, and browsers apply no CORS to it (the server must check ``Origin``, RFC 6455
+§10.2). So a request authenticated by the session cookie that can change something — any method
+but GET, HEAD, OPTIONS, and any upgrade — must come from our own origin or a configured one
+(``session.allowed_origins``); otherwise 403. A bearer token in the ``Authorization`` header is not
+ambient authority and is unaffected; one read from a cookie (``auth.token_sources: cookie:NAME``)
+is, and is judged like the session.
+
+What browsers send, and what it means here (Fetch §3.1 ``Origin``, Fetch Metadata §2.4):
+- ``Origin`` on every WebSocket handshake and every non-GET/HEAD request. ``null`` (sandboxed
+  frames, ``data:`` pages, a cross-origin redirect, ``Referrer-Policy: no-referrer`` on a form)
+  names nobody: refused. Exactly ``scheme://host[:port]``: a path, a trailing ``/``, user info,
+  two values, are no browser's — refused. Scheme and host compare case-insensitively and a
+  default port equals none (RFC 6454 §6.1); any other scheme or port is another origin.
+- ``Sec-Fetch-Site`` (cross-site, same-site, same-origin, none) on requests to a secure context.
+  Without ``Origin``: ``same-origin`` and ``none`` (typed by the user) pass, anything else is
+  refused; with our own ``Origin`` it must not contradict it (``cross-site``, ``same-site``).
+- Neither: the ``Referer``'s origin, when there is one. None of the three: not a browser that
+  could be forged (curl with a copied cookie), or one so old that SameSite is all there is.
+
+Our own origins: those of the configured redirect URLs, and the request's ``Host`` (which a page
+cannot choose for the browser) with https, or with the scheme the request arrived on.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from urllib.parse import urlsplit
+
+from gatekeeper.principal import Principal
+from gatekeeper.request import RequestView
+
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+_ORIGIN = re.compile(r"(https?)://([a-z0-9.\-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?", re.IGNORECASE)
+_AUTHORITY = re.compile(r"([a-z0-9.\-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?", re.IGNORECASE)
+
+# Reason codes of a refusal (a fixed set: they become metric labels).
+ORIGIN_NOT_ALLOWED = "origin_not_allowed"
+CROSS_SITE_REQUEST = "cross_site_request"
+ORIGIN_AMBIGUOUS = "origin_ambiguous"
+
+
+def _serialize(scheme: str, host: str, port: str | None) -> str | None:
+    scheme, host = scheme.lower(), host.lower()
+    number = _DEFAULT_PORTS[scheme] if port is None else int(port)
+    if not 0 < number < 65536:
+        return None
+    return f"{scheme}://{host}" + ("" if number == _DEFAULT_PORTS[scheme] else f":{number}")
+
+
+def parse_origin(value: str) -> str | None:
+    """``scheme://host[:port]`` normalised (lower case, default port dropped); None when
+    ``value`` is not exactly an http(s) origin (``null``, a path, user info, another scheme)."""
+    match = _ORIGIN.fullmatch(value)
+    return None if match is None else _serialize(*match.groups())
+
+
+def origin_of_url(url: str) -> str | None:
+    """The origin of an absolute http(s) URL (a ``Referer``, a configured redirect URL)."""
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return None
+    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
+        return None
+    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
+    return _serialize(parts.scheme, host, None if port is None else str(port))
+
+
+def by_cookie(principal: Principal, request: RequestView) -> bool:
+    """Did a cookie the browser adds by itself authenticate this request? A session, or a bearer
+    token that is not the one in the Authorization header (a page cannot set that header on
+    another origin's request without CORS)."""
+    if principal.via == "session":
+        return True
+    if principal.via != "bearer" or principal.token is None:
+        return False
+    for value in request.header_values(b"authorization"):
+        scheme, _, rest = value.strip().partition(b" ")
+        if scheme.lower() == b"bearer" and rest.strip() == principal.token.encode("latin-1"):
+            return False
+    return True
+
+
+def needs_origin_check(request: RequestView) -> bool:
+    """Can this request change something? Any method but GET/HEAD/OPTIONS, and any handshake
+    (a WebSocket's is a GET; forward-auth sees it by its ``Sec-WebSocket-Key``)."""
+    return (request.method not in SAFE_METHODS or request.header(b"sec-websocket-key") is not None
+            or request.header(b"upgrade") is not None)
+
+
+class OriginCheck:
+    """``own``: our origins (the redirect URLs'); ``allowed``: other origins allowed to send
+    cookie-authenticated unsafe requests (``session.allowed_origins``)."""
+
+    def __init__(self, own: Iterable[str], allowed: Iterable[str]) -> None:
+        self._own = frozenset(o for o in (origin_of_url(url) for url in own) if o)
+        self._allowed = frozenset(o for o in (parse_origin(v) for v in allowed) if o)
+
+    def refusal(self, request: RequestView) -> str | None:
+        """None when the request may go on, else the reason code of a 403."""
+        if not needs_origin_check(request):
+            return None
+        origins = request.header_values(b"origin")
+        sites = request.header_values(b"sec-fetch-site")
+        if len(origins) > 1 or len(sites) > 1:
+            return ORIGIN_AMBIGUOUS  # which one would the app's framework read?
+        site = sites[0].strip().lower() if sites else None
+        if origins:
+            origin = parse_origin(origins[0].decode("latin-1"))
+            if origin is not None and origin in self._allowed:
+                return None  # a partner's page: cross-site by design
+            if origin is None or origin not in self._own_for(request):
+                return ORIGIN_NOT_ALLOWED
+            # Our own origin, but the browser says another site started it: do not guess.
+            return CROSS_SITE_REQUEST if site in (b"cross-site", b"same-site") else None
+        if site is not None:
+            return None if site in (b"same-origin", b"none") else CROSS_SITE_REQUEST
+        referer = request.header_values(b"referer")
+        if referer:
+            origin = origin_of_url(referer[0].decode("latin-1")) if len(referer) == 1 else None
+            if origin is None or not (origin in self._allowed or origin in self._own_for(request)):
+                return ORIGIN_NOT_ALLOWED
+        return None
+
+    def _own_for(self, request: RequestView) -> frozenset[str]:
+        hosts = request.header_values(b"host")
+        match = _AUTHORITY.fullmatch(hosts[0].decode("latin-1")) if len(hosts) == 1 else None
+        if match is None:
+            return self._own
+        host, port = match.groups()
+        # Behind a TLS-terminating proxy gatekeeper sees http while the browser used https.
+        schemes = {"https", "http" if request.scheme in ("http", "ws") else "https"}
+        found = {_serialize(scheme, host, port) for scheme in schemes}
+        return self._own | {o for o in found if o}

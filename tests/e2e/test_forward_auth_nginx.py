@@ -1,0 +1,224 @@
+"""Forward-auth behind a real nginx, configured with the recipe from docs/forward-auth.md.
+
+nginx (Debian's, with auth_request) on 127.0.0.1 asks a real gatekeeper process (default
+``forward_auth.proxy: nginx``, the default policy, ``public_paths: ["/public/*"]``) and proxies
+to the recording upstream. Hostile requests are written byte for byte to nginx; the invariant is
+checked from the upstream's own record: nothing reached it that the policy denies, read the way
+an app may read it — the path decoded and resolved, or the path and method an app takes from
+``X-Original-URL`` / ``X-HTTP-Method-Override`` and their ``_``/``.`` spellings.
+"""
+
+from __future__ import annotations
+
+import re
+import shutil
+import socket
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from urllib.parse import unquote
+
+import pytest
+
+from gatekeeper.devissuer import DevIssuer
+from gatekeeper.forward_auth import split_uri
+from gatekeeper.headernames import fold
+from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS
+from tests.conftest import AUDIENCE, Gatekeeper, Upstream
+from tests.e2e.test_policy_bypass import app_reading
+from tests.support.servers import free_port, run_process
+from tests.support.upstream import RecordedRequest
+
+REPO = Path(__file__).resolve().parents[2]
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
+
+
+def recipe() -> str:
+    """The one ```nginx block of docs/forward-auth.md: what users copy is what is tested."""
+    blocks = re.findall(r"```nginx\n(.*?)```", (REPO / "docs" / "forward-auth.md").read_text(), re.S)
+    assert len(blocks) == 1, "docs/forward-auth.md must hold exactly one nginx recipe"
+    return blocks[0]
+
+
+@pytest.fixture(scope="module")
+def gatekeeper(gatekeeper_factory: Callable[..., Gatekeeper],
+               tmp_path_factory: pytest.TempPathFactory) -> Gatekeeper:
+    policies = tmp_path_factory.mktemp("policies")
+    for name in ("model.conf", "policy.csv"):
+        shutil.copy(REPO / "policies" / name, policies / name)
+    return gatekeeper_factory(trusted_proxies=["127.0.0.1/32"],
+                              policy={"model": str(policies / "model.conf"),
+                                      "policy": str(policies / "policy.csv")})
+
+
+@pytest.fixture(scope="module")
+def nginx(gatekeeper: Gatekeeper, upstream: Upstream,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
+    """nginx running the documented recipe, its addresses replaced by the test's; its port."""
+    port, prefix = free_port(), tmp_path_factory.mktemp("nginx")
+    server = recipe()
+    for documented, actual in (("listen 80;", f"listen 127.0.0.1:{port};"),
+                               ("127.0.0.1:4180", gatekeeper.config["listen"]),
+                               ("127.0.0.1:8080", f"127.0.0.1:{upstream.port}")):
+        assert documented in server
+        server = server.replace(documented, actual)
+    temp = "\n".join(f"    {kind}_temp_path {prefix}/{kind};"
+                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = prefix / "nginx.conf"
+    conf.write_text(f"""daemon off;
+master_process off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+{temp}
+{server}
+}}
+""")
+    with run_process([NGINX, "-p", str(prefix), "-c", str(conf)], ready_port=port):
+        yield port
+
+
+@pytest.fixture(scope="module")
+def viewer(issuer: DevIssuer) -> str:
+    return issuer.mint("bob", audience=AUDIENCE, ttl_seconds=3600, claims={"roles": ["viewer"]})
+
+
+def send(port: int, upstream: Upstream, request_line: bytes, headers: bytes = b"",
+         ) -> tuple[int, list[RecordedRequest]]:
+    """One request written byte for byte to nginx; (status, what reached the upstream)."""
+    before = len(upstream.recorder)
+    data = (request_line + b"\r\nHost: app.example\r\n" + headers + b"Connection: close\r\n\r\n")
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        sock.sendall(data)
+        received = bytearray()
+        while len(received) < 1 << 20 and (chunk := sock.recv(65536)):
+            received += chunk
+    status = re.match(rb"HTTP/1\.[01] (\d{3}) ", bytes(received))
+    assert status, f"no HTTP answer to {data[:200]!r}: {bytes(received[:200])!r}"
+    # nginx answers after the upstream did: whatever this request caused is recorded by now.
+    return int(status.group(1)), list(upstream.recorder.requests[before:])
+
+
+def allowed_for_anyone(method: str, path: str) -> bool:
+    """The policy for an anonymous caller: GET|HEAD under /public/ (policies/policy.csv)."""
+    return method in ("GET", "HEAD") and app_reading(path).startswith("/public/")
+
+
+def app_views(record: RecordedRequest) -> list[tuple[str, str]]:
+    """Every (method, path) an app may act on for this request: its request line, decoded or
+    not, and whatever an override header in any spelling tells it instead."""
+    paths = [record.path, unquote(record.raw_path.decode("latin-1"))]
+    methods = [record.method]
+    uri_names = {fold(n.encode()) for n in URI_CARRIERS}
+    method_names = {fold(n.encode()) for n in METHOD_CARRIERS}
+    for name, value in record.headers:
+        folded = fold(name)
+        if folded in uri_names:
+            try:
+                raw = split_uri(value)[0]
+            except Exception:  # not a URI gatekeeper would read: take it as the app might
+                raw = value
+            paths.append(unquote(raw.decode("latin-1")))
+        elif folded in method_names:
+            methods.append(value.decode("latin-1").upper())
+    return [(m, p) for m in methods for p in paths]
+
+
+def assert_nothing_denied_reached(forwarded: list[RecordedRequest]) -> None:
+    for record in forwarded:
+        for method, path in app_views(record):
+            assert allowed_for_anyone(method, path), (
+                f"the app received {record.method} {record.raw_path!r} and may act on "
+                f"{method} {path!r}: the policy denies that to an anonymous caller")
+        names = {fold(n) for n, _ in record.headers}
+        assert b"x-auth-request-user" not in names, "a client-written identity reached the app"
+
+
+ALL_SPELLINGS = [spelled for name in ("X-Forwarded-Uri", "X-Original-URI", "X-Original-URL",
+                                      "X-Rewrite-URL")
+                 for spelled in (name, name.replace("-", "_"), name.upper(), name.replace("-", "."))]
+METHOD_SPELLINGS = [spelled for name in ("X-Forwarded-Method", "X-Original-Method",
+                                         "X-HTTP-Method-Override", "X-Method-Override")
+                    for spelled in (name, name.replace("-", "_"), name.lower())]
+
+HOSTILE: list[tuple[bytes, bytes, str]] = [
+    *[(b"GET /admin/x HTTP/1.1", f"{name}: /public/x\r\n".encode(),
+       f"{name} says /public while /admin is asked") for name in ALL_SPELLINGS],
+    *[(b"GET /public/x HTTP/1.1", f"{name}: /admin/x\r\n".encode(),
+       f"{name} says /admin while /public is asked") for name in ALL_SPELLINGS],
+    *[(b"GET /public/x HTTP/1.1", f"{name}: DELETE\r\n".encode(), f"{name} DELETE on a public GET")
+      for name in METHOD_SPELLINGS],
+    *[(b"DELETE /public/x HTTP/1.1", f"{name}: GET\r\n".encode(), f"{name} GET on a DELETE")
+      for name in METHOD_SPELLINGS],
+    (b"GET /admin/x HTTP/1.1", b"X-Original-URI: /public/x\r\nX-Original-URI: /public/y\r\n",
+     "two client copies of the header nginx sets"),
+    (b"GET /admin/x HTTP/1.1", b"X-Original-Method: GET\r\nX-Original-URI: /public/x\r\n",
+     "client copies of both headers nginx sets"),
+    (b"GET /admin/x HTTP/1.1", b"X-Auth-Request-User: admin\r\n", "a client-written identity"),
+    (b"GET /public/x HTTP/1.1", b"X-Auth-Request-User: admin\r\n",
+     "a client-written identity on a public path"),
+    (b"GET /public/x#/../../admin/x HTTP/1.1", b"", "a raw # then dot segments"),
+    (b"GET /public/%23/../admin/x HTTP/1.1", b"", "an encoded # then dot segments"),
+    (b"GET /public/x?#/../admin HTTP/1.1", b"", "a raw # in the query"),
+    (b"GET /public/../admin/x HTTP/1.1", b"", "climbing out of /public"),
+    (b"GET /public/%2e%2e/admin/x HTTP/1.1", b"", "an encoded dot-dot"),
+    (b"GET /public/.%2E/admin/x HTTP/1.1", b"", "a half-encoded dot-dot"),
+    (b"GET /public/%2e%2e%2fadmin/x HTTP/1.1", b"", "dot-dot and an encoded slash"),
+    (b"GET //admin/x HTTP/1.1", b"", "a doubled leading slash"),
+    (b"GET /public//../admin/x HTTP/1.1", b"", "a double slash before dot-dot"),
+    (b"GET /public/..;/admin/x HTTP/1.1", b"", "the Tomcat dot-dot-semicolon"),
+    (b"GET /public/x;/../../admin/x HTTP/1.1", b"", "a ; parameter then dot segments"),
+    (b"GET /%61dmin/x HTTP/1.1", b"", "an encoded letter of admin"),
+    (b"GET /public\\..\\admin/x HTTP/1.1", b"", "backslashes"),
+    (b"GET /public/[x]/../../admin/x HTTP/1.1", b"", "raw brackets"),
+    (b"GET http://app.example/admin/x HTTP/1.1", b"", "an absolute-form target"),
+    (b"GET /public/x HTTP/1.1", b"X-Forwarded-Uri: /public/x, /admin/x\r\n",
+     "a comma-joined X-Forwarded-Uri"),
+    (b"get /public/x HTTP/1.1", b"", "a lower-case method"),
+    (b"POST /public/x HTTP/1.1", b"Content-Length: 0\r\n", "a method the policy denies"),
+]
+
+
+@pytest.mark.parametrize(("request_line", "headers", "why"), HOSTILE, ids=[w for _, _, w in HOSTILE])
+def test_nothing_the_policy_denies_reaches_the_app(nginx: int, upstream: Upstream,
+                                                   request_line: bytes, headers: bytes,
+                                                   why: str) -> None:
+    status, forwarded = send(nginx, upstream, request_line, headers)
+    assert_nothing_denied_reached(forwarded)
+    if not forwarded:
+        assert status >= 400
+
+
+CONTROLS = [
+    (b"GET /public/x HTTP/1.1", b"", "/public/x"),
+    (b"GET /public/a/../x?q=1 HTTP/1.1", b"", "/public/x"),
+    (b"HEAD /public/x HTTP/1.1", b"X-Forwarded-Uri: /public/x\r\n", "/public/x"),
+]
+
+
+@pytest.mark.parametrize(("request_line", "headers", "path"), CONTROLS, ids=[
+    "a public page", "a public page through a dot segment", "a carrier that agrees"])
+def test_what_the_policy_allows_still_passes(nginx: int, upstream: Upstream, request_line: bytes,
+                                             headers: bytes, path: str) -> None:
+    status, forwarded = send(nginx, upstream, request_line, headers)
+    assert status == 200 and [app_reading(r.path) for r in forwarded] == [path]
+    assert_nothing_denied_reached(forwarded)
+
+
+def test_a_token_reaches_the_app_with_the_identity_gatekeeper_vouched_for(
+        nginx: int, upstream: Upstream, viewer: str) -> None:
+    status, forwarded = send(nginx, upstream, b"GET /api/p1/items HTTP/1.1",
+                             f"Authorization: Bearer {viewer}\r\nX-Auth-Request-User: admin\r\n".encode())
+    assert status == 200 and len(forwarded) == 1
+    identity = [v for n, v in forwarded[0].headers if n.lower() == b"x-auth-request-user"]
+    assert identity == [b"bob"]
+
+
+def test_a_viewer_cannot_delete_through_a_method_override(nginx: int, upstream: Upstream,
+                                                          viewer: str) -> None:
+    status, forwarded = send(nginx, upstream, b"GET /api/p1/items/7 HTTP/1.1",
+                             f"Authorization: Bearer {viewer}\r\n"
+                             "X-HTTP-Method-Override: DELETE\r\n".encode())
+    assert forwarded == [] and status >= 400
