@@ -6,23 +6,22 @@ raises AssertionError naming the invariant it broke. "Did not crash" is the leas
 check also states what an accepted input means (the path the app will see, the host a browser
 will visit, the only tokens and cookies that may open).
 
-Known gaps in today's code (issue 11) are *tolerated* through a named parameter whose default
-keeps the fuzz run green; the strict form runs in test_properties.py as a strict xfail, so the
-day the gap is closed that test fails and the tolerance is removed with it:
-- ``TOLERATED_RAW_PATH_BYTES``: canonical_path accepts raw ``#``, ``?``, ``[`` and ``]``
-  (outside RFC 3986 pchar; §1.2 of the issue).
+Known gaps in today's code are *tolerated* through a named switch whose default keeps the fuzz
+run green; the strict form runs in test_properties.py as a strict xfail, so the day the gap is
+closed that test fails and the switch goes with it:
 - ``TOLERATE_SPLIT_UTF8``: canonical_path checks UTF-8 on the decoded segments joined without
   their slashes, so ``/caf%C3/%A9`` passes although the app decodes invalid UTF-8 from it
-  (found by the paths target; paths.py is being reworked for §1.2, so it is reported, not fixed).
-- ``TOLERATE_NONCANONICAL_JWS``: a signed token still verifies with padding (``==``) after its
-  signature segment (§1.7: non-canonical base64url must be refused).
-- ``tolerate_conflicting_copies``: forward-auth takes the first of several original-URI headers
-  instead of refusing conflicting copies (§1.1).
+  (found by the paths target).
+Closed since the targets were written, switches kept at "strict": ``TOLERATED_RAW_PATH_BYTES``
+(raw ``#``, ``?``, ``[``, ``]`` were accepted, issue 11 §1.2), ``TOLERATE_NONCANONICAL_JWS``
+(a padded signature segment verified, §1.7); conflicting forward-auth sources (§1.1) are now
+always checked.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import re
 from collections.abc import Mapping
 from pathlib import Path
@@ -36,19 +35,21 @@ from pydantic import BaseModel
 from gatekeeper.authn.bearer import claim_at
 from gatekeeper.config_file import load_settings
 from gatekeeper.errors import BadRequest, ConfigError, InvalidToken, SessionInvalid
-from gatekeeper.forward_auth import original_request
+from gatekeeper.forward_auth import ForwardAuth
+from gatekeeper.headernames import fold
 from gatekeeper.paths import canonical_path
 from gatekeeper.redirects import MAX_LENGTH, AllowedDomain, parse_allowed_domains, safe_redirect
 from gatekeeper.settings import Settings
+from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS, ForwardAuthSettings
 from tests.fuzz.subjects import AUDIENCE, ISSUER, BearerSubject, CookieSubject
 
 # -- paths --------------------------------------------------------------------------------------
 
 UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 PCHAR = UNRESERVED | frozenset(b"!$&'()*+,;=:@")  # RFC 3986 §3.3, escapes aside
-TOLERATED_RAW_PATH_BYTES = frozenset(b"#?[]")  # see the module docstring
+TOLERATED_RAW_PATH_BYTES: frozenset[int] = frozenset()  # none since main refuses them (§1.2)
 TOLERATE_SPLIT_UTF8 = True  # see the module docstring
-TOLERATE_NONCANONICAL_JWS = True  # see the module docstring
+TOLERATE_NONCANONICAL_JWS = False  # closed on main (§1.7): kept as a switch for the next gap
 # Escapes that must never survive into a canonical path: "/", "\", "?", "#", NUL and controls.
 _NEVER_ENCODED = frozenset(b"/\\?#") | frozenset(range(0x20)) | {0x7F}
 _ESCAPE = re.compile(r"%([0-9A-Fa-f]{2})")
@@ -238,38 +239,64 @@ def check_session_cookie(subject: CookieSubject, cookie_header: bytes) -> None:
 
 # -- forward-auth -------------------------------------------------------------------------------
 
-URI_HEADERS = (b"x-forwarded-uri", b"x-original-uri", b"x-original-url")
-METHOD_HEADERS = (b"x-forwarded-method", b"x-original-method")
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT"})
+PROXIES = ("nginx", "traefik", "caddy", "envoy", "custom")
+CUSTOM_HEADERS = ("X-Auth-Uri", "X-Auth-Method")
+_URI_CARRIERS = frozenset(fold(n.encode()) for n in URI_CARRIERS)
+_METHOD_CARRIERS = frozenset(fold(n.encode()) for n in METHOD_CARRIERS)
 
 
-def check_forward_auth(headers: list[tuple[bytes, bytes]], *, trusted: bool,
-                       tolerate_conflicting_copies: bool = True) -> None:
-    scope: dict[str, Any] = {"type": "http", "method": "GET", "path": "/oauth2/auth",
-                             "raw_path": b"/oauth2/auth", "query_string": b"", "headers": headers}
+@functools.cache
+def forward_auth(proxy: str) -> ForwardAuth:
+    custom = dict(zip(("uri_header", "method_header"), CUSTOM_HEADERS, strict=True))
+    return ForwardAuth(ForwardAuthSettings(proxy=proxy, **(custom if proxy == "custom" else {})))
+
+
+def check_forward_auth(proxy: str, headers: list[tuple[bytes, bytes]], *, trusted: bool,
+                       target: bytes = b"/oauth2/auth", method: str = "GET") -> None:
+    """``target``/``method``: the check request's own (Envoy asks at /oauth2/auth + the path)."""
+    raw_path, _, query = target.partition(b"?")
+    scope: dict[str, Any] = {"type": "http", "method": method, "path": raw_path.decode("latin-1"),
+                             "raw_path": raw_path, "query_string": query, "headers": headers}
     try:
-        view = original_request(scope, trusted)
+        view = forward_auth(proxy).original_request(scope, trusted)
     except BadRequest as exc:
         assert exc.status == 400
         return
     assert trusted, "an untrusted peer named the original request"
-    uris = [value for name, value in headers if name in URI_HEADERS]
-    methods = [value for name, value in headers if name in METHOD_HEADERS]
-    if not tolerate_conflicting_copies:
-        assert len(set(uris)) == 1, f"conflicting original URIs accepted: {uris}"
-        assert len(set(methods)) <= 1, f"conflicting original methods accepted: {methods}"
-    sources = [uri for uri in uris if _derived_from(view.path, view.raw_path, view.query, uri)]
-    assert sources, f"path {view.path!r} is not derived from any original-URI header: {uris}"
-    check_canonical_path(view.raw_path)
-    assert view.method in METHODS
-    # a method header's value, or GET when there is none (an empty one reads as absent today)
-    possible = {m.upper() for m in methods if m} | ({b"GET"} if b"" in methods or not methods else set())
-    assert view.method.encode() in possible, (view.method, methods)
+    uri_name, method_name = (n.lower().encode() if n else None
+                             for n in ForwardAuthSettings(**_custom(proxy)).sources())
+    if uri_name is None:
+        uri = target.removeprefix(b"/oauth2/auth")
+    else:
+        values = [value for name, value in headers if name == uri_name]
+        assert len(values) == 1, f"{uri_name!r} sent {len(values)} times and accepted"
+        uri = values[0]
+    named_method = (method.encode("latin-1") if method_name is None
+                    else [v for n, v in headers if n == method_name])
+    if method_name is not None:
+        assert len(named_method) == 1, f"{method_name!r} sent {len(named_method)} times and accepted"
+        named_method = named_method[0]
+    # the configured source and nothing else decides; every other carrier agrees with it
+    for name, value in headers:
+        if fold(name) in _URI_CARRIERS and name != uri_name:
+            assert value == uri, f"{name!r}: {value!r} disagrees with {uri!r} and was accepted"
+        if fold(name) in _METHOD_CARRIERS and name != method_name:
+            assert value == named_method, f"{name!r}: {value!r} disagrees with {named_method!r}"
+    assert view.method == named_method.decode("latin-1") and view.method in METHODS, view.method
+    # origin-form, or absolute-form whose path (empty: "/") follows the authority
+    rest = uri if uri.startswith(b"/") else re.sub(rb"^(?i:https?)://[^/?#]*", b"", uri, count=1)
+    rest = rest if rest.startswith(b"/") else b"/" + rest
+    uri_path, _, uri_query = rest.partition(b"?")
+    assert (view.raw_path, view.query) == (uri_path, uri_query), f"{view.raw_path!r} is not from {uri!r}"
+    assert check_canonical_path(view.raw_path) == view.path, (view.raw_path, view.path)
+    assert not re.search(rb"[\x00-\x20#\x7f-\xff]", view.query), f"query {view.query!r} accepted"
 
 
-def _derived_from(path: str, raw_path: bytes, query: bytes, uri: bytes) -> bool:
-    uri_path, _, uri_query = uri.partition(b"?")
-    return raw_path == uri_path and query == uri_query and check_canonical_path(uri_path) == path
+def _custom(proxy: str) -> dict[str, str]:
+    if proxy != "custom":
+        return {"proxy": proxy}
+    return {"proxy": proxy, "uri_header": CUSTOM_HEADERS[0], "method_header": CUSTOM_HEADERS[1]}
 
 
 # -- config -------------------------------------------------------------------------------------

@@ -21,15 +21,15 @@ REDIRECTS = [
     "https://a.good.com.evil.com/", "https://a.good.com\\@evil.com/", "https://xn--bcher-kva.good.com/",
     "https://0x7f.1/", "/a/..//evil.com", "https://a.good.com%2F@evil.com/", "/\uff0f\uff0fevil.com",
 ]
-FORWARD_AUTH = [
-    "trusted\nx-forwarded-uri: /public/x\nx-forwarded-method: POST",
-    "trusted\nx-original-uri: /admin/x?y=1\nx-original-method: delete",
-    "trusted\nx-forwarded-uri: /public/x\nx-original-uri: /admin/x",
-    "trusted\nx-forwarded-uri: /admin\nx-forwarded-uri: /public/",
-    "untrusted\nx-forwarded-uri: /public/x",
-    "trusted\nx-original-url: /a/%2e%2e/admin\nhost: app.example.com",
-    "trusted\nx-forwarded-method: GET",
-    "trusted\nx-forwarded-uri: /public/x#/../../admin",
+FORWARD_AUTH = [  # line 1: trusted|untrusted, proxy, own target, own method
+    "trusted nginx\nx-original-uri: /public/x\nx-original-method: POST",
+    "trusted nginx\nx-original-uri: /admin/x?y=1\nx-original-method: DELETE\nx-forwarded-uri: /public/",
+    "trusted traefik\nx-forwarded-uri: /public/x\nx-forwarded-method: GET\nx-original-url: /admin/x",
+    "trusted nginx\nx-original-uri: /admin\nx-original-uri: /public/\nx-original-method: GET",
+    "untrusted nginx\nx-original-uri: /public/x\nx-original-method: GET",
+    "trusted custom\nx-auth-uri: https://app.example.com/a/%2e%2e/admin\nx-auth-method: GET",
+    "trusted envoy /oauth2/auth/public/x?y=1 GET\nx-http-method-override: DELETE",
+    "trusted nginx\nx-original-uri: /public/x?#/../../admin\nx-original-method: GET",
 ]
 CONFIG = [
     "upstream: http://127.0.0.1:8080\nauth:\n  issuers:\n    - issuer: https://idp.example.com\n"

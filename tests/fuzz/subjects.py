@@ -108,7 +108,7 @@ class BearerSubject:
         auth = AuthSettings(issuers=[issuer], token_sources=["header", f"cookie:{COOKIE_TOKEN_NAME}"],
                             token_cache_size=0, jwks_min_refresh_seconds=3600)
         body = json.dumps(_jwks()).encode()
-        transport = httpx.MockTransport(lambda _: httpx.Response(200, content=body))
+        transport = httpx.MockTransport(lambda _: httpx.Response(200, stream=httpx.ByteStream(body)))
         metrics = Metrics()
         keys = IssuerKeys(issuer, auth, httpx.AsyncClient(transport=transport), metrics)
         assert run(keys.refresh()), keys.last_error

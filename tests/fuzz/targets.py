@@ -57,14 +57,23 @@ def fuzz_cookie(data: bytes) -> None:
 
 
 def fuzz_forward_auth(data: bytes) -> None:
-    """Line 1: ``trusted`` or anything else; then one ``name: value`` header per line."""
+    """Line 1: ``trusted`` or not, the proxy kind, the check request's own target and method
+    (Envoy's source);
+    then one ``name: value`` header per line."""
     first, _, rest = data.partition(b"\n")
+    words = first.split(b" ")
+    word = words[1].decode("latin-1") if len(words) > 1 else "nginx"
+    # a proxy's name, or any other word: its length picks one (so mutations reach them all)
+    proxy = word if word in invariants.PROXIES else invariants.PROXIES[len(word) % len(invariants.PROXIES)]
+    target = words[2] if len(words) > 2 else b"/oauth2/auth"
+    method = words[3].decode("latin-1") if len(words) > 3 else "GET"
     headers = []
     for line in rest.split(b"\n"):
         name, sep, value = line.partition(b":")
         if sep:
             headers.append((name.strip().lower(), value.strip(b" \t")))
-    invariants.check_forward_auth(headers, trusted=first.strip() == b"trusted")
+    invariants.check_forward_auth(proxy, headers, trusted=words[0] == b"trusted", target=target,
+                                  method=method)
 
 
 @functools.cache

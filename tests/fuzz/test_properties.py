@@ -62,7 +62,6 @@ def test_a_path_of_plain_segments_is_accepted_unchanged(segments: list[str], tra
     pytest.param(b"/a[0]", id="a raw '[' is refused"),
     pytest.param(b"/a]", id="a raw ']' is refused"),
 ])
-@pytest.mark.xfail(strict=True, reason=KNOWN_GAP + " (issue 11 §1.2)")
 def test_no_raw_byte_outside_pchar_is_accepted(raw: bytes) -> None:
     invariants.check_canonical_path(raw, tolerated=frozenset())
 
@@ -156,7 +155,6 @@ def test_every_signed_token_is_still_accepted(bearer: subjects.BearerSubject, to
     assert principal is not None and principal.token == token
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_GAP + " (issue 11 §1.7)")
 def test_a_padded_signature_segment_is_refused(bearer: subjects.BearerSubject) -> None:
     token = subjects.TOKENS[1] + "=="
     invariants.check_bearer(bearer, [(b"authorization", f"Bearer {token}".encode())], exact=True)
@@ -224,28 +222,39 @@ def test_the_sealed_cookies_still_open(cookies: tuple[subjects.CookieSubject, li
 
 # -- forward-auth -------------------------------------------------------------------------------
 
-FA_NAMES = [*invariants.URI_HEADERS, *invariants.METHOD_HEADERS, b"host", b"x-forwarded-for"]
-fa_values = st.one_of(path_bytes, st.sampled_from([b"GET", b"post", b"DELETE", b"BREW", b""]),
-                      path_bytes.map(lambda p: p + b"?q=/admin"))
+FA_NAMES = [b"x-original-uri", b"x-forwarded-uri", b"x-original-url", b"x-rewrite-url", b"x-auth-uri",
+            b"x-original-method", b"x-forwarded-method", b"x-http-method-override", b"x-auth-method",
+            b"x_original_uri", b"X-Forwarded-Uri", b"host"]
+fa_values = st.one_of(path_bytes, st.sampled_from([b"GET", b"POST", b"post", b"DELETE", b"BREW", b""]),
+                      path_bytes.map(lambda p: p + b"?q=/admin"),
+                      path_bytes.map(lambda p: b"https://app.example.com" + p))
 
 
 @PROPERTY
-@given(st.lists(st.tuples(st.sampled_from(FA_NAMES), fa_values), max_size=5), st.booleans())
-def test_forward_auth_decides_on_a_path_from_an_original_uri_header(
-        headers: list[tuple[bytes, bytes]], trusted: bool) -> None:
-    invariants.check_forward_auth(headers, trusted=trusted)
+@given(st.sampled_from(invariants.PROXIES),
+       st.lists(st.tuples(st.sampled_from(FA_NAMES), fa_values), max_size=5), st.booleans(),
+       path_bytes, st.sampled_from(["GET", "POST", "get", "BREW"]))
+def test_forward_auth_decides_only_on_its_configured_source(
+        proxy: str, headers: list[tuple[bytes, bytes]], trusted: bool, target: bytes, method: str) -> None:
+    invariants.check_forward_auth(proxy, headers, trusted=trusted, target=b"/oauth2/auth" + target,
+                                  method=method)
 
 
-def test_forward_auth_reads_the_original_uri() -> None:
-    view = invariants.original_request(
-        {"type": "http", "path": "/oauth2/auth", "headers": [(b"x-forwarded-uri", b"/public/%61?x=1")]}, True)
-    assert (view.path, view.query, view.method) == ("/public/a", b"x=1", "GET")
-
-
-@pytest.mark.xfail(strict=True, reason=KNOWN_GAP + " (issue 11 §1.1)")
-def test_conflicting_original_uris_are_refused() -> None:
-    headers = [(b"x-forwarded-uri", b"/public/x"), (b"x-original-uri", b"/admin/x")]
-    invariants.check_forward_auth(headers, trusted=True, tolerate_conflicting_copies=False)
+@pytest.mark.parametrize(("proxy", "headers", "target", "expected"), [
+    pytest.param("nginx", [(b"x-original-uri", b"/public/%61?x=1"), (b"x-original-method", b"GET")],
+                 b"/oauth2/auth", "/public/a", id="nginx reads X-Original-URI"),
+    pytest.param("traefik", [(b"x-forwarded-uri", b"/a/b"), (b"x-forwarded-method", b"POST")],
+                 b"/oauth2/auth", "/a/b", id="traefik reads X-Forwarded-Uri"),
+    pytest.param("custom", [(b"x-auth-uri", b"https://h.example/c"), (b"x-auth-method", b"GET")],
+                 b"/oauth2/auth", "/c", id="a custom header may hold an absolute URL"),
+    pytest.param("envoy", [], b"/oauth2/auth/e/f", "/e/f", id="envoy asks at /oauth2/auth + the path"),
+])
+def test_forward_auth_still_reads_the_original_request(
+        proxy: str, headers: list[tuple[bytes, bytes]], target: bytes, expected: str) -> None:
+    scope = {"type": "http", "method": "GET", "path": target.decode(), "raw_path": target,
+             "query_string": b"", "headers": headers}
+    assert invariants.forward_auth(proxy).original_request(scope, True).path == expected
+    invariants.check_forward_auth(proxy, headers, trusted=True, target=target)
 
 
 # -- config -------------------------------------------------------------------------------------
