@@ -56,11 +56,11 @@ from tests.support.upstream import RecordedRequest, Recorder, create_upstream_ap
 
 ROOT = Path(__file__).resolve().parents[1]
 POLICY = """\
-p, anonymous, /public/*, GET|HEAD, allow
-p, authenticated, /api/*, *, allow
-p, authenticated, /live/*, GET, allow
-p, admin, /admin/*, *, allow
-p, authenticated, /api/private/*, *, deny
+p, role:anonymous, /public/*, GET|HEAD, allow
+p, role:authenticated, /api/*, *, allow
+p, role:authenticated, /live/*, GET, allow
+p, role:admin, /admin/*, *, allow
+p, role:authenticated, /api/private/*, *, deny
 """
 SAMPLE_SECONDS = 2.0
 
