@@ -8,14 +8,17 @@ that survive byte-level mutation: text stays text, a header list is one header p
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from gatekeeper.errors import SessionInvalid
 from tests.fuzz import invariants, subjects
 
 SEEDS = Path(__file__).resolve().parent / "seeds"
+CORPUS = Path(__file__).resolve().parent / "corpus"
 
 
 def _text(data: bytes) -> str:
@@ -46,9 +49,16 @@ def fuzz_bearer(data: bytes) -> None:
 
 @functools.cache
 def cookie_subject() -> subjects.CookieSubject:
+    """The store, knowing every session sealed for the seeds. A working corpus may still hold
+    sessions sealed for older seeds (--write-seeds seals anew): those that open are ours too.
+    Nothing else can be in it: an input that opened as an unknown session crashed the run and
+    went to artifacts/, never into the corpus."""
     subject = subjects.CookieSubject.build()
     for seed in sorted((SEEDS / "cookie").glob("sealed-*")):
         subject.register_cookie_header(seed.read_bytes())
+    for kept in sorted((CORPUS / "cookie").glob("*")) if (CORPUS / "cookie").is_dir() else []:
+        with contextlib.suppress(SessionInvalid, KeyError, ValueError):
+            subject.register_cookie_header(kept.read_bytes())
     return subject
 
 
