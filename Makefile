@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   := .venv
 PY     := $(VENV)/bin/python
 
-.PHONY: demo test lint bench lock clean
+.PHONY: demo test lint bench soak fuzz fuzz-short lock clean
 
 # Lint and tests run on exactly the versions CI and the image get: every package from the hashed
 # requirements-dev.lock (the image's requirements.lock plus the test tools), then the project
@@ -31,6 +31,26 @@ test: lint   # the test OpenID provider's node packages too, when missing or old
 
 bench: $(VENV)/.installed   # needs wrk and nginx (apt-get install wrk nginx-light)
 	$(PY) bench/run_gatekeeper.py
+
+# Mixed traffic through two workers for SOAK_SECONDS (default 10 min); see bench/soak.py.
+SOAK_SECONDS ?= 600
+soak: $(VENV)/.installed
+	$(PY) bench/soak.py --seconds $(SOAK_SECONDS)
+
+# Coverage-guided fuzzing (atheris) of the canonicalizer, redirects, bearer tokens, session
+# cookies, forward-auth headers and the config loader: FUZZ_SECONDS per target (default 10 min
+# each, ~1 h in all). The corpus grows in tests/fuzz/corpus/ and is reused by the next run;
+# an input that breaks an invariant lands in tests/fuzz/artifacts/. See tests/fuzz/run.py.
+FUZZ_SECONDS ?= 600
+$(VENV)/.fuzz-installed: $(VENV)/.installed
+	$(PY) -m pip install --quiet --only-binary :all: 'atheris>=3.0,<4'   # = pyproject's fuzz extra
+	touch $@
+
+fuzz: $(VENV)/.fuzz-installed
+	$(PY) -m tests.fuzz.run --all --seconds $(FUZZ_SECONDS)
+
+fuzz-short: $(VENV)/.fuzz-installed   # what .ci/run does after make test: 20 s per target
+	$(PY) -m tests.fuzz.run --all --seconds 20
 
 # The pinned, hashed dependencies, resolved for every Python 3.11 (uv's universal mode keeps the
 # markers, e.g. async-timeout before 3.11.3): requirements-dev.lock (runtime + test tools, what

@@ -20,6 +20,8 @@ from pydantic import ValidationError
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import ENV_PREFIX, Settings
 
+MAX_CONFIG_DEPTH = 32  # the deepest real key path is 5 levels (oidc.providers.0.scopes.0)
+MAX_CONFIG_VALUES = 100_000  # far above any real file; bounds the walk of a YAML alias bomb
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
@@ -58,22 +60,16 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
     env = os.environ if environ is None else environ
     raw: Any = {}
     if path is not None:
-        try:
-            text = Path(path).read_text(encoding="utf-8")
-        except OSError as exc:
-            raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
-        try:
-            raw = yaml.safe_load(text) or {}
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f" line {mark.line + 1}" if mark is not None else ""
-            raise ConfigError([f"{path}:{where} invalid YAML"]) from exc
+        raw = _read_yaml(Path(path))
         if not isinstance(raw, dict):
             raise ConfigError([f"{path}: the top level must be a mapping of keys"])
+        _check_shape(raw)
     problems: list[str] = []
     expanded = _expand(raw, "", env, problems)
+    merged = _apply_env_overrides(expanded, env)
+    _check_shape(merged)
     try:
-        settings = Settings.model_validate(_apply_env_overrides(expanded, env))
+        settings = Settings.model_validate(merged)
     except ValidationError as exc:
         problems.extend(_format_error(e) for e in exc.errors(include_input=False))
         raise ConfigError(problems) from None
@@ -87,6 +83,46 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
             "model": base / settings.policy.model, "policy": base / settings.policy.policy})
         settings = settings.model_copy(update={"policy": policy})
     return settings
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_bytes().decode("utf-8")
+    except OSError as exc:
+        raise ConfigError([f"{path}: cannot read ({exc.strerror})"]) from exc
+    except UnicodeDecodeError as exc:
+        raise ConfigError([f"{path}: not UTF-8 (byte {exc.start})"]) from None
+    try:
+        return yaml.safe_load(text) or {}
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError([f"{path}:{where} invalid YAML"]) from exc
+    except ValueError:
+        # PyYAML's constructors raise plain ValueError: "2001-02-30", an integer over Python's
+        # 4,300-digit limit. The message may quote the value, so it is not repeated.
+        raise ConfigError([f"{path}: invalid YAML (a date or number that cannot be read)"]) from None
+    except RecursionError:
+        raise ConfigError([f"{path}: invalid YAML (nested too deeply)"]) from None
+
+
+def _check_shape(data: dict[str, Any]) -> None:
+    """Bounded nesting and size, walked without recursion: YAML aliases share nodes, so ten
+    lines can stand for millions of values ("billion laughs") or for a list holding itself."""
+    stack: list[tuple[Any, int, str]] = [(data, 0, "")]
+    seen = 0
+    while stack:
+        node, depth, path = stack.pop()
+        seen += 1
+        if seen > MAX_CONFIG_VALUES:
+            raise ConfigError([f"(top level): more than {MAX_CONFIG_VALUES} values once YAML "
+                               "aliases are expanded"])
+        if depth > MAX_CONFIG_DEPTH:
+            raise ConfigError([f"{path}: nested deeper than {MAX_CONFIG_DEPTH} levels"])
+        if isinstance(node, dict):
+            stack.extend((v, depth + 1, f"{path}.{k}" if path else str(k)) for k, v in node.items())
+        elif isinstance(node, list):
+            stack.extend((v, depth + 1, f"{path}.{i}") for i, v in enumerate(node))
 
 
 # Kubernetes injects these for a Service named gatekeeper[-…] (service links): never config.
@@ -107,7 +143,7 @@ def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> di
         if value[:1] in ("[", "{"):
             try:
                 parsed = json.loads(value)
-            except ValueError:
+            except (ValueError, RecursionError):
                 parsed = value  # let validation name the key and the reason
         node = merged
         for key in keys[:-1]:
