@@ -62,6 +62,9 @@ def _canonicalize(raw: bytes) -> str:
     out: list[bytes] = []
     decoded_all = bytearray()
     for position, segment in enumerate(segments):
+        # The app decodes each segment between slashes: "/caf%C3/%A9" is invalid UTF-8 to it,
+        # so the check must see the slash too, not the segments glued together.
+        decoded_all.append(0x2F)
         text, was_encoded_dot = _decode_segment(segment, decoded_all)
         last = position == len(segments) - 1
         if text in (b".", b".."):

@@ -43,9 +43,9 @@ from tests.support.spellings import FOREIGN_IDENTITY, FORWARDING, IDENTITY, OVER
 
 REPO = Path(__file__).resolve().parents[2]
 POLICY = """\
-p, admin, /*, *, allow
-p, user, /items/:id, GET|HEAD|POST, allow
-p, anonymous, /public/*, GET|HEAD, allow
+p, role:admin, /*, *, allow
+p, role:user, /items/:id, GET|HEAD|POST, allow
+p, role:anonymous, /public/*, GET|HEAD, allow
 """
 SPOOF = "spoofed"  # in every value a client writes into a header gatekeeper must strip
 # Frameworks whose own header lookup reads "X_Auth_Request_User" as "X-Auth-Request-User"

@@ -9,10 +9,9 @@ will visit, the only tokens and cookies that may open).
 Known gaps in today's code are *tolerated* through a named switch whose default keeps the fuzz
 run green; the strict form runs in test_properties.py as a strict xfail, so the day the gap is
 closed that test fails and the switch goes with it:
-- ``TOLERATE_SPLIT_UTF8``: canonical_path checks UTF-8 on the decoded segments joined without
-  their slashes, so ``/caf%C3/%A9`` passes although the app decodes invalid UTF-8 from it
-  (found by the paths target).
-Closed since the targets were written, switches kept at "strict": ``TOLERATED_RAW_PATH_BYTES``
+Closed since the targets were written, switches kept at "strict": ``TOLERATE_SPLIT_UTF8``
+(``/caf%C3/%A9`` passed the UTF-8 check on segments glued without their slashes, found by the
+paths target), ``TOLERATED_RAW_PATH_BYTES``
 (raw ``#``, ``?``, ``[``, ``]`` were accepted, issue 11 §1.2), ``TOLERATE_NONCANONICAL_JWS``
 (a padded signature segment verified, §1.7); conflicting forward-auth sources (§1.1) are now
 always checked.
@@ -48,7 +47,7 @@ from tests.fuzz.subjects import AUDIENCE, ISSUER, BearerSubject, CookieSubject
 UNRESERVED = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~")
 PCHAR = UNRESERVED | frozenset(b"!$&'()*+,;=:@")  # RFC 3986 §3.3, escapes aside
 TOLERATED_RAW_PATH_BYTES: frozenset[int] = frozenset()  # none since main refuses them (§1.2)
-TOLERATE_SPLIT_UTF8 = True  # see the module docstring
+TOLERATE_SPLIT_UTF8 = False  # see the module docstring
 TOLERATE_NONCANONICAL_JWS = False  # closed on main (§1.7): kept as a switch for the next gap
 # Escapes that must never survive into a canonical path: "/", "\", "?", "#", NUL and controls.
 _NEVER_ENCODED = frozenset(b"/\\?#") | frozenset(range(0x20)) | {0x7F}

@@ -23,8 +23,6 @@ from tests.fuzz import invariants, subjects, targets
 
 PROPERTY = settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
 SLOW_PROPERTY = settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
-KNOWN_GAP = ("known gap of today's code, tolerated by the fuzz run (see invariants.py); "
-             "when this XPASSes, drop the tolerance")
 
 # -- paths --------------------------------------------------------------------------------------
 
@@ -66,9 +64,9 @@ def test_no_raw_byte_outside_pchar_is_accepted(raw: bytes) -> None:
     invariants.check_canonical_path(raw, tolerated=frozenset())
 
 
-@pytest.mark.xfail(strict=True, reason=KNOWN_GAP + " (UTF-8 checked across segment boundaries)")
 def test_the_app_never_decodes_invalid_utf8_from_a_canonical_path() -> None:
-    invariants.check_canonical_path(b"/caf%C3/%A9", tolerate_split_utf8=False)
+    assert invariants.check_canonical_path(b"/caf%C3/%A9", tolerate_split_utf8=False) is None
+    assert invariants.check_canonical_path(b"/caf%C3%A9/x", tolerate_split_utf8=False) == "/caf%C3%A9/x"
 
 
 # -- redirects ----------------------------------------------------------------------------------
