@@ -42,18 +42,22 @@ SESSION_SECRET = "fuzz-session-secret-0123456789abcdefghijkl"
 SESSION_NOW = 1_900_000_000.0  # the cookie store's clock: sealed sessions are young at this time
 
 
+_LOOP: list[asyncio.AbstractEventLoop] = []  # the one loop of this process, while open
+
+
 def run(coroutine: Coroutine[Any, Any, T]) -> T:
-    """Run a coroutine on this thread's loop (one loop for the whole fuzz run: a new loop per
+    """Run a coroutine on this process's loop (one loop for the whole fuzz run: a new loop per
     input would cost more than the code under test)."""
-    try:
-        loop = asyncio.get_event_loop_policy().get_event_loop()
-    except RuntimeError:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-    if loop.is_closed():
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-    return loop.run_until_complete(coroutine)
+    if not _LOOP or _LOOP[0].is_closed():
+        _LOOP[:] = [asyncio.new_event_loop()]
+    return _LOOP[0].run_until_complete(coroutine)
+
+
+def close_loop() -> None:
+    """Close the loop (the tests do at the end of their module: a loop left to the garbage
+    collector warns about its sockets in whichever later test it is collected)."""
+    while _LOOP:
+        _LOOP.pop().close()
 
 
 def request(headers: list[tuple[bytes, bytes]], path: str = "/") -> RequestView:

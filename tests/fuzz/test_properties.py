@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 import string
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -22,7 +23,15 @@ from gatekeeper.errors import ConfigError
 from tests.fuzz import invariants, subjects, targets
 
 PROPERTY = settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+
+
 SLOW_PROPERTY = settings(deadline=None, max_examples=60, suppress_health_check=[HealthCheck.too_slow])
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _one_loop_closed_at_the_end() -> Iterator[None]:
+    yield
+    subjects.close_loop()
 
 # -- paths --------------------------------------------------------------------------------------
 
