@@ -216,6 +216,15 @@ def claim_at(claims: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
+def is_list_member(text: str) -> bool:
+    """Whether ``text`` reads back as itself from a comma-joined header. An app reads such a
+    header as an HTTP list (RFC 9110 §5.6.1): split at commas, white space around a member
+    dropped (Python's ``strip()`` drops Unicode white space too), a quoted member unquoted — so
+    ``" admin"``, ``admin `` or ``"admin"`` would be ``admin`` to it. Such a member is left out
+    (fail closed), never sent as another name than the policy saw."""
+    return bool(text) and text == text.strip() and "," not in text and '"' not in text
+
+
 def roles_from_claims(claims: Mapping[str, Any], paths: Sequence[str]) -> tuple[str, ...]:
     roles: dict[str, None] = {}  # ordered set: first seen first
     for path in paths:
@@ -224,8 +233,8 @@ def roles_from_claims(claims: Mapping[str, Any], paths: Sequence[str]) -> tuple[
             value = [value]
         if isinstance(value, list):
             for role in value:
-                # Roles travel comma-joined in one header: a role holding a comma would read
-                # as two roles to the app, so it is not granted at all (fail closed).
-                if isinstance(role, str) and role and "," not in role:
+                # Roles travel comma-joined in one header (X-Auth-Request-Groups): a role the
+                # app would read as another, or as two, is not granted at all.
+                if isinstance(role, str) and is_list_member(role):
                     roles[role] = None
     return tuple(roles)

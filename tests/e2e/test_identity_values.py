@@ -1,0 +1,100 @@
+"""Claim values the app would read as another identity than gatekeeper vouched for.
+
+Roles reach the app comma-joined in one header (X-Auth-Request-Groups), and so does any list
+claim a ``headers`` entry names. An app reads that value as an HTTP list (RFC 9110 §5.6.1):
+split at commas, optional white space around each member dropped, a quoted member unquoted. A
+role that the list reading turns into another name — `` admin``, ``admin ``, ``"admin"`` — was
+never fed to the policy under that name, so the app must not see it at all.
+
+An address the provider says it has not verified (``email_verified`` false) identifies nobody:
+anyone can type one in at many providers (the "nOAuth" account takeover of apps keyed on
+e-mail), so it never reaches the app as X-Auth-Request-Email.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+
+from gatekeeper.devissuer import DevIssuer
+from tests.conftest import AUDIENCE, Gatekeeper, Upstream
+from tests.support.upstream import RecordedRequest
+
+GROUPS = "x-auth-request-groups"
+
+
+def http_list(values: list[str]) -> set[str]:
+    """Members of a comma-list header as an app's framework reads them (RFC 9110 §5.6.1)."""
+    members: set[str] = set()
+    for value in values:
+        for member in value.split(","):
+            member = member.strip()
+            if len(member) >= 2 and member[0] == member[-1] == '"':
+                member = member[1:-1]
+            if member:
+                members.add(member)
+    return members
+
+
+def _seen(gk: Gatekeeper, upstream: Upstream, token: str, path: str) -> RecordedRequest:
+    before = len(upstream.recorder)
+    response = httpx.get(f"{gk.url}{path}", headers={"authorization": f"Bearer {token}"},
+                         timeout=10)
+    assert response.status_code == 200, response.text
+    assert len(upstream.recorder) == before + 1
+    return upstream.recorder.last
+
+
+@pytest.mark.parametrize("role", [
+    " admin", "admin ", "\tadmin", "admin\u00a0", '"admin"', '" admin"', "dev,admin",
+], ids=["leading space", "trailing space", "leading tab", "trailing no-break space",
+        "quoted", "quoted with a space", "holding a comma"])
+def test_a_role_the_app_would_read_as_another_is_not_granted(
+    gatekeeper: Gatekeeper, upstream: Upstream, issuer: DevIssuer, role: str
+) -> None:
+    token = issuer.mint("alice", audience=AUDIENCE, claims={"roles": ["dev", role]})
+    seen = _seen(gatekeeper, upstream, token, "/echo/role-spelling")
+    assert http_list(seen.header_values(GROUPS)) == {"dev"}
+
+
+@pytest.fixture(scope="module")
+def groups_gatekeeper(gatekeeper_factory: Callable[..., Gatekeeper]) -> Gatekeeper:
+    return gatekeeper_factory(headers={"X-Auth-Request-User": "sub", "X-Groups": "groups"})
+
+
+@pytest.mark.parametrize("member", [" admin", "admin ", '"admin"', "dev,admin"],
+                         ids=["leading space", "trailing space", "quoted", "holding a comma"])
+def test_a_list_claim_member_the_app_would_read_as_another_is_left_out(
+    groups_gatekeeper: Gatekeeper, upstream: Upstream, issuer: DevIssuer, member: str
+) -> None:
+    token = issuer.mint("alice", audience=AUDIENCE, claims={"groups": ["dev", member]})
+    seen = _seen(groups_gatekeeper, upstream, token, "/echo/list-claim")
+    assert http_list(seen.header_values("x-groups")) == {"dev"}
+
+
+@pytest.mark.parametrize("verified", [False, "false", "False", 0, None, "no"],
+                         ids=["false", "string false", "string False", "zero", "null", "string no"])
+def test_an_unverified_email_never_reaches_the_app(
+    gatekeeper: Gatekeeper, upstream: Upstream, issuer: DevIssuer, verified: Any
+) -> None:
+    token = issuer.mint("alice", audience=AUDIENCE,
+                        claims={"email": "ceo@example.com", "email_verified": verified})
+    seen = _seen(gatekeeper, upstream, token, "/echo/unverified-email")
+    assert seen.header_values("x-auth-request-user") == ["alice"]
+    assert seen.header_values("x-auth-request-email") == []
+
+
+@pytest.mark.parametrize("claims", [
+    {"email": "alice@example.com", "email_verified": True},
+    {"email": "alice@example.com", "email_verified": "true"},
+    {"email": "alice@example.com"},
+], ids=["verified", "string true (Cognito userinfo)", "no email_verified claim"])
+def test_an_email_not_said_to_be_unverified_reaches_the_app(
+    gatekeeper: Gatekeeper, upstream: Upstream, issuer: DevIssuer, claims: dict[str, Any]
+) -> None:
+    token = issuer.mint("alice", audience=AUDIENCE, claims=claims)
+    seen = _seen(gatekeeper, upstream, token, "/echo/verified-email")
+    assert seen.header_values("x-auth-request-email") == ["alice@example.com"]
