@@ -67,8 +67,12 @@ class HeaderPolicy:
             value = _claim_text(principal, claim)
             if value is None:
                 continue
-            if _UNSAFE_VALUE.search(value):
-                raise InvalidToken(f"claim {claim} holds control characters", code="unsafe_claim")
+            # Control characters could split the header; white space at either end is dropped by
+            # every HTTP parser (RFC 9110 §5.5) and by an app's strip(): " alice" would reach
+            # the app as "alice", whom a revocation or the app's own rules name.
+            if _UNSAFE_VALUE.search(value) or value != value.strip():
+                raise InvalidToken(f"claim {claim} holds control characters or white space at "
+                                   "an end", code="unsafe_claim")
             headers.append((name, value.encode("utf-8")))
         if self._pass_access_token and token is not None:
             headers.append((ACCESS_TOKEN_HEADER.encode(), token.encode("ascii")))

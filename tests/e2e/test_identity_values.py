@@ -98,3 +98,25 @@ def test_an_email_not_said_to_be_unverified_reaches_the_app(
     token = issuer.mint("alice", audience=AUDIENCE, claims=claims)
     seen = _seen(gatekeeper, upstream, token, "/echo/verified-email")
     assert seen.header_values("x-auth-request-email") == ["alice@example.com"]
+
+
+@pytest.mark.parametrize(("subject", "claims"), [
+    (" alice", {}), ("alice ", {}), ("\u00a0alice", {}), ("alice\u3000", {}),
+    ("bob", {"email": " alice@example.com"}), ("bob", {"email": "alice@example.com "}),
+], ids=["a subject with a leading space", "a subject with a trailing space",
+        "a subject with a leading no-break space", "a subject with a trailing ideographic space",
+        "an email with a leading space", "an email with a trailing space"])
+def test_a_claim_an_http_parser_would_trim_into_another_identity_is_refused(
+    gatekeeper: Gatekeeper, upstream: Upstream, issuer: DevIssuer, subject: str,
+    claims: dict[str, Any],
+) -> None:
+    """RFC 9110 §5.5: a field value has no white space at either end, so every parser drops it:
+    the app would see ``alice`` (whom a revocation or the app's own rules name) for a token
+    whose subject is not ``alice``. Refused like a claim holding control characters."""
+    token = issuer.mint(subject, audience=AUDIENCE, claims=claims)
+    before = len(upstream.recorder)
+    response = httpx.get(f"{gatekeeper.url}/echo/edge-space",
+                         headers={"authorization": f"Bearer {token}"}, timeout=10)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "unsafe_claim"
+    assert len(upstream.recorder) == before
