@@ -146,6 +146,12 @@ class BearerAuthenticator:
         if "crit" in header:
             # RFC 7515 §4.1.11: we understand no critical extension, so any is a reject.
             raise InvalidToken("unsupported critical header", code="unsupported_crit")
+        if "cnf" in payload:
+            # RFC 7800 §3.1 / RFC 9449 §6 / RFC 8705 §3: good only with proof of the bound key (a
+            # DPoP proof, the TLS client certificate), which gatekeeper cannot check; a stolen
+            # sender-constrained token must not pass as a bearer token.
+            raise InvalidToken("a key-bound token needs a proof gatekeeper cannot check",
+                               code="bound_token")
         issuer = payload.get("iss")
         keys = self._keys.get(issuer) if isinstance(issuer, str) else None
         if keys is None:

@@ -120,3 +120,25 @@ def test_a_claim_an_http_parser_would_trim_into_another_identity_is_refused(
     assert response.status_code == 401, response.text
     assert response.json()["error"] == "unsafe_claim"
     assert len(upstream.recorder) == before
+
+
+@pytest.mark.parametrize("cnf", [
+    {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},
+    {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"},
+    {"jwk": {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
+             "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}},
+], ids=["DPoP key thumbprint (RFC 9449)", "mTLS certificate thumbprint (RFC 8705)",
+        "proof-of-possession key (RFC 7800)"])
+def test_a_token_bound_to_a_key_is_not_accepted_as_a_bearer_token(
+    gatekeeper: Gatekeeper, upstream: Upstream, issuer: DevIssuer, cnf: dict[str, Any]
+) -> None:
+    """A ``cnf`` claim says the token is good only with proof of a key (a DPoP proof, the TLS
+    client certificate), which gatekeeper cannot check: a stolen copy must not pass as a plain
+    bearer token."""
+    token = issuer.mint("alice", audience=AUDIENCE, claims={"cnf": cnf})
+    before = len(upstream.recorder)
+    response = httpx.get(f"{gatekeeper.url}/echo/bound",
+                         headers={"authorization": f"Bearer {token}"}, timeout=10)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "bound_token"
+    assert len(upstream.recorder) == before
