@@ -107,6 +107,19 @@ def _check_numeric_dates(payload: Mapping[str, Any]) -> None:
             raise InvalidToken(f"claim {name} is not a number", code="invalid_claim")
 
 
+def _typed_as_another_kind(typ: Any) -> bool:
+    """RFC 8725 §3.11: explicit typing keeps one kind of JWT from passing as another. A ``typ``
+    naming a kind (``<kind>+jwt``, media type or short form, RFC 7515 §4.1.9) other than an
+    access token (``at+jwt``, RFC 9068 §2.1) — a logout token, a DPoP proof, a security event —
+    is refused; plain ``JWT`` or none says nothing and passes."""
+    if typ is None:
+        return False
+    if not isinstance(typ, str):
+        return True
+    kind = typ.lower().removeprefix("application/")
+    return kind.endswith("+jwt") and kind != "at+jwt"
+
+
 class BearerAuthenticator:
     def __init__(
         self, auth: AuthSettings, keys: Mapping[str, IssuerKeys], metrics: Metrics,
@@ -146,6 +159,8 @@ class BearerAuthenticator:
         if "crit" in header:
             # RFC 7515 §4.1.11: we understand no critical extension, so any is a reject.
             raise InvalidToken("unsupported critical header", code="unsupported_crit")
+        if _typed_as_another_kind(header.get("typ")):
+            raise InvalidToken("the token is typed for another use", code="wrong_token_type")
         if "cnf" in payload:
             # RFC 7800 §3.1 / RFC 9449 §6 / RFC 8705 §3: good only with proof of the bound key (a
             # DPoP proof, the TLS client certificate), which gatekeeper cannot check; a stolen

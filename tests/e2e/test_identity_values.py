@@ -142,3 +142,31 @@ def test_a_token_bound_to_a_key_is_not_accepted_as_a_bearer_token(
     assert response.status_code == 401, response.text
     assert response.json()["error"] == "bound_token"
     assert len(upstream.recorder) == before
+
+
+@pytest.mark.parametrize("typ", [
+    "logout+jwt", "application/logout+jwt", "dpop+jwt", "secevent+jwt", "LOGOUT+JWT",
+    "token-introspection+jwt",
+], ids=lambda t: f"typ {t}")
+def test_a_token_typed_as_another_kind_is_not_an_access_token(
+    gatekeeper: Gatekeeper, upstream: Upstream, issuer: DevIssuer, typ: str
+) -> None:
+    """RFC 8725 §3.11: a JWT typed for another use (a logout token, a DPoP proof, a security
+    event) is not an access token, even signed by the issuer with the right claims."""
+    token = issuer.mint("alice", audience=AUDIENCE, headers={"typ": typ})
+    before = len(upstream.recorder)
+    response = httpx.get(f"{gatekeeper.url}/echo/typed",
+                         headers={"authorization": f"Bearer {token}"}, timeout=10)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == "wrong_token_type"
+    assert len(upstream.recorder) == before
+
+
+@pytest.mark.parametrize("typ", ["JWT", "at+jwt", "application/at+jwt", "AT+JWT"],
+                         ids=lambda t: f"typ {t}")
+def test_an_access_token_typed_as_one_passes(
+    gatekeeper: Gatekeeper, upstream: Upstream, issuer: DevIssuer, typ: str
+) -> None:
+    token = issuer.mint("alice", audience=AUDIENCE, headers={"typ": typ})
+    seen = _seen(gatekeeper, upstream, token, "/echo/typed-ok")
+    assert seen.header_values("x-auth-request-user") == ["alice"]
