@@ -18,6 +18,7 @@ import jwt
 from gatekeeper.authn.jwks import IssuerKeys, SigningKey
 from gatekeeper.authn.jws import peek_token
 from gatekeeper.errors import BadRequest, InvalidToken
+from gatekeeper.headernames import fold
 from gatekeeper.lru import LRU
 from gatekeeper.metrics import Metrics
 from gatekeeper.principal import Principal
@@ -40,10 +41,31 @@ def find_token(request: RequestView, sources: Sequence[str]) -> str | None:
                 if token is not None:
                     return token
         else:
-            token = request.cookie(source.partition(":")[2])
+            token = _token_cookie(request.header_values(b"cookie"), source.partition(":")[2])
             if token:
                 return token
     return None
+
+
+def _token_cookie(headers: Sequence[bytes], name: str) -> str | None:
+    """The one cookie ``name`` of the request, split as the simplest app parser splits (at every
+    ``;``, names trimmed), never unquoted. Which of two same-named cookies an app reads differs
+    by framework (Werkzeug, PHP, Express: the first; Starlette, SimpleCookie: the last), a
+    quoted value may hide another, and some read names loosely (ASP.NET ignores case, PHP turns
+    ``.`` and space into ``_``): a second one, or one in a spelling that folds to ``name``, could
+    be a token the app reads and gatekeeper never verified — 400, like two Authorization headers."""
+    wanted = name.encode("latin-1")
+    found: list[bytes] = []
+    for header in headers:
+        for segment in header.split(b";"):
+            key, _, value = segment.partition(b"=")
+            key = key.strip(b" \t")
+            if fold(key) == fold(wanted):
+                if key != wanted or found:
+                    raise BadRequest(f"more than one {name} cookie, or one spelled otherwise",
+                                     code="duplicate_token_cookie")
+                found.append(value.strip(b" \t"))
+    return found[0].decode("latin-1") if found else None
 
 
 def _from_authorization(value: bytes) -> str | None:

@@ -170,3 +170,54 @@ def test_an_access_token_typed_as_one_passes(
     token = issuer.mint("alice", audience=AUDIENCE, headers={"typ": typ})
     seen = _seen(gatekeeper, upstream, token, "/echo/typed-ok")
     assert seen.header_values("x-auth-request-user") == ["alice"]
+
+
+@pytest.fixture(scope="module")
+def cookie_gatekeeper(gatekeeper_factory: Callable[..., Gatekeeper]) -> Gatekeeper:
+    return gatekeeper_factory(auth={"token_sources": ["cookie:tok"]})
+
+
+def _forged(subject: str) -> str:
+    """A token for ``subject`` no issuer signed: what an app that decodes the cookie trusting
+    gatekeeper to have checked it would read as the caller."""
+    import base64
+    import json
+
+    def part(data: dict[str, Any]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+    return f"{part({'alg': 'RS256'})}.{part({'sub': subject, 'aud': AUDIENCE})}.c2ln"
+
+
+@pytest.mark.parametrize("layout", [
+    ["tok={good}; tok={forged}"],
+    ["tok={forged}; tok={good}"],
+    ["tok={good}", "tok={forged}"],
+    ['theme="x; tok={forged}"; tok={good}'],
+    ["tok={good}; tok ={forged}"],
+], ids=["twice in one header", "the forged one first", "in two Cookie headers",
+        "one hidden in another's quoted value", "a space before '='"])
+def test_a_token_cookie_sent_twice_is_a_bad_request(
+    cookie_gatekeeper: Gatekeeper, upstream: Upstream, issuer: DevIssuer, layout: list[str]
+) -> None:
+    """Which of two same-named cookies counts differs by framework (first: Werkzeug, PHP,
+    Express; last: Starlette, Python's SimpleCookie) and by how it splits quoted values: the
+    app could read a token gatekeeper never verified. Refused, like two Authorization headers."""
+    good = issuer.mint("mallory", audience=AUDIENCE)
+    headers = [("cookie", v.format(good=good, forged=_forged("alice"))) for v in layout]
+    before = len(upstream.recorder)
+    response = httpx.get(f"{cookie_gatekeeper.url}/echo/cookie-twice", headers=headers, timeout=10)
+    assert response.status_code == 400, response.text
+    assert response.json()["error"] == "duplicate_token_cookie"
+    assert len(upstream.recorder) == before
+
+
+def test_one_token_cookie_among_others_passes(
+    cookie_gatekeeper: Gatekeeper, upstream: Upstream, issuer: DevIssuer
+) -> None:
+    good = issuer.mint("mallory", audience=AUDIENCE)
+    before = len(upstream.recorder)
+    response = httpx.get(f"{cookie_gatekeeper.url}/echo/cookie-once",
+                         headers={"cookie": f"theme=dark; tok={good}; tokx=1"}, timeout=10)
+    assert response.status_code == 200, response.text
+    assert len(upstream.recorder) == before + 1
+    assert upstream.recorder.last.header_values("x-auth-request-user") == ["mallory"]
