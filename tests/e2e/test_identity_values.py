@@ -13,17 +13,20 @@ e-mail), so it never reaches the app as X-Auth-Request-Email.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
 import pytest
 
 from gatekeeper.devissuer import DevIssuer
-from tests.conftest import AUDIENCE, Gatekeeper, Upstream
+from gatekeeper.devlogin import DevLogin
+from tests.conftest import AUDIENCE, Gatekeeper, Upstream, served_login_issuer
+from tests.support.oidc import login_with_http_client
 from tests.support.upstream import RecordedRequest
 
 GROUPS = "x-auth-request-groups"
+BROWSER = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
 
 
 def http_list(values: list[str]) -> set[str]:
@@ -221,3 +224,51 @@ def test_one_token_cookie_among_others_passes(
     assert response.status_code == 200, response.text
     assert len(upstream.recorder) == before + 1
     assert upstream.recorder.last.header_values("x-auth-request-user") == ["mallory"]
+
+
+@pytest.fixture(scope="module")
+def login_gatekeeper(gatekeeper_factory: Callable[..., Gatekeeper]
+                     ) -> Iterator[tuple[Gatekeeper, DevLogin]]:
+    import secrets
+
+    from tests.support.servers import free_port
+
+    port = free_port()
+    callback = f"http://127.0.0.1:{port}/oauth2/callback"
+    with served_login_issuer([callback]) as (dev, provider):
+        yield gatekeeper_factory(
+            listen=f"127.0.0.1:{port}",
+            oidc={"issuer": dev.issuer, "client_id": "gatekeeper",
+                  "client_secret": "dev-client-secret", "redirect_url": callback},
+            session={"secret": secrets.token_urlsafe(32), "cookie_secure": False},
+        ), provider
+
+
+def test_a_login_whose_identity_cannot_reach_the_app_fails_at_the_callback(
+    login_gatekeeper: tuple[Gatekeeper, DevLogin], upstream: Upstream
+) -> None:
+    """Not a session that every request then refuses, sending the browser to log in again and
+    again (the provider remembers the user, so that would be an endless loop)."""
+    gk, provider = login_gatekeeper
+
+    def hook(header: dict[str, Any], claims: dict[str, Any], phase: str) -> str | None:
+        claims["email"] = " alice@example.com"
+        return None
+    provider.id_token_hook = hook
+    provider.userinfo_overrides = {"email": None}
+    try:
+        before = len(upstream.recorder)
+        with gk.client(headers=BROWSER) as browser:
+            started = browser.get("/page")
+            assert started.status_code == 302, started.text
+            callback = login_with_http_client(browser, started.headers["location"], "alice",
+                                              "alice-password")
+            answer = browser.get(callback)
+            assert answer.status_code != 302, answer.headers.get("location")
+            assert "unsafe_claim" in answer.text
+            again = browser.get("/page")
+        assert again.status_code == 302  # no session: a new login, not the page
+        assert len(upstream.recorder) == before
+    finally:
+        provider.id_token_hook = None
+        provider.userinfo_overrides = {}
