@@ -69,9 +69,14 @@ def _token_cookie(headers: Sequence[bytes], name: str) -> str | None:
 
 
 def _from_authorization(value: bytes) -> str | None:
+    words = value.split(None, 1)
+    if not words or words[0].lower() != b"bearer":
+        return None  # another scheme (Basic, …) is not ours to judge
+    # Django REST framework and Flask-HTTPAuth split at any white space: "Bearer<TAB>token" is a
+    # bearer token to them, so it is ours to check — and RFC 6750 §2.1 has a space there.
     scheme, _, rest = value.strip().partition(b" ")
     if scheme.lower() != b"bearer":
-        return None  # another scheme (Basic, …) is not ours to judge
+        raise InvalidToken("malformed bearer credentials", code="malformed_token")
     token = rest.strip()
     if not _B64TOKEN.fullmatch(token):
         raise InvalidToken("malformed bearer credentials", code="malformed_token")

@@ -13,6 +13,7 @@ e-mail), so it never reaches the app as X-Auth-Request-Email.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -22,6 +23,7 @@ import pytest
 from gatekeeper.devissuer import DevIssuer
 from gatekeeper.devlogin import DevLogin
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream, served_login_issuer
+from tests.e2e.test_proxy import raw_request, request_bytes
 from tests.support.oidc import login_with_http_client
 from tests.support.upstream import RecordedRequest
 
@@ -184,7 +186,6 @@ def _forged(subject: str) -> str:
     """A token for ``subject`` no issuer signed: what an app that decodes the cookie trusting
     gatekeeper to have checked it would read as the caller."""
     import base64
-    import json
 
     def part(data: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
@@ -272,3 +273,21 @@ def test_a_login_whose_identity_cannot_reach_the_app_fails_at_the_callback(
     finally:
         provider.id_token_hook = None
         provider.userinfo_overrides = {}
+
+
+@pytest.mark.parametrize("separator", ["\t", " \t", "\t "], ids=["tab", "space tab", "tab space"])
+def test_a_bearer_credential_an_app_would_read_is_checked_not_passed_on(
+    gatekeeper: Gatekeeper, upstream: Upstream, separator: str
+) -> None:
+    """RFC 6750 §2.1 separates ``Bearer`` from its token by spaces; Django REST framework and
+    Flask-HTTPAuth split the header at any white space, so ``Bearer<TAB>token`` is a bearer
+    token to them. Gatekeeper must not take it for another scheme, pass it to the app unchecked
+    (here on a public path, or beside a session), and let the app read a forged identity."""
+    forged = _forged("alice")
+    before = len(upstream.recorder)
+    response = raw_request(gatekeeper.url, request_bytes(
+        "GET", "/public/bearer-tab",
+        [("Host", "gk.test"), ("Authorization", f"Bearer{separator}{forged}")]))
+    assert response.status == 401, response.body
+    assert json.loads(response.body)["error"] in ("malformed_token", "bad_issuer")
+    assert len(upstream.recorder) == before
