@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import ipaddress
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gatekeeper.authn.bearer import claim_at
+from gatekeeper.authn.bearer import claim_at, is_list_member
 from gatekeeper.errors import InvalidToken
 from gatekeeper.headernames import (
     FORWARDED_FROM_TRUSTED,
@@ -67,8 +67,12 @@ class HeaderPolicy:
             value = _claim_text(principal, claim)
             if value is None:
                 continue
-            if _UNSAFE_VALUE.search(value):
-                raise InvalidToken(f"claim {claim} holds control characters", code="unsafe_claim")
+            # Control characters could split the header; white space at either end is dropped by
+            # every HTTP parser (RFC 9110 §5.5) and by an app's strip(): " alice" would reach
+            # the app as "alice", whom a revocation or the app's own rules name.
+            if _UNSAFE_VALUE.search(value) or value != value.strip():
+                raise InvalidToken(f"claim {claim} holds control characters or white space at "
+                                   "an end", code="unsafe_claim")
             headers.append((name, value.encode("utf-8")))
         if self._pass_access_token and token is not None:
             headers.append((ACCESS_TOKEN_HEADER.encode(), token.encode("ascii")))
@@ -152,7 +156,17 @@ def _claim_text(principal: Principal, claim: str) -> str | None:
         return principal.subject  # issuer-namespaced (subjects.py): one identity per issuer
     if claim == "iss":
         return principal.issuer or None  # the issuer that verified it, not a copied claim
+    if claim == "email" and not _email_verified(principal.claims):
+        return None
     return _as_text(claim_at(principal.claims, claim))
+
+
+def _email_verified(claims: Mapping[str, Any]) -> bool:
+    """OIDC Core §5.1: ``email_verified`` false means the provider did not check that address;
+    many let users type in any (the "nOAuth" takeover of apps keyed on e-mail). Only a claim
+    that is absent, ``true`` or ``"true"`` (some providers send strings) lets it through."""
+    verified = claims.get("email_verified", True)
+    return verified is True or verified == "true"
 
 
 def _as_text(value: Any) -> str | None:
@@ -161,7 +175,9 @@ def _as_text(value: Any) -> str | None:
     if isinstance(value, str | int | float):
         return str(value)
     if isinstance(value, list) and all(isinstance(v, str | int | float) for v in value):
-        return ",".join(str(v) for v in value) if value else None
+        # Joined as a comma list: a member the app would read as another is left out.
+        members = [str(v) for v in value if not isinstance(v, str) or is_list_member(v)]
+        return ",".join(members) if members else None
     return None
 
 

@@ -67,6 +67,11 @@ class Pipeline:
         return Decision(Outcome.ALLOW, verdict.reason, principal, identity_headers=identity,
                         path=request.path, rule=verdict.rule)
 
+    def identity(self, principal: Principal) -> list[tuple[bytes, bytes]]:
+        """The identity headers the app gets for ``principal``; raises ``InvalidToken`` for a
+        claim that cannot be sent (control characters, white space at an end)."""
+        return self._headers.identity_headers(principal, principal.token)
+
     async def authenticate(self, request: RequestView) -> Principal:
         """Who is calling (ANONYMOUS when no credentials); raises on bad credentials."""
         return await self._authenticate(request)

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
 from gatekeeper.cookies import CookieJar
 
 
 class RequestView:
-    __slots__ = ("_cookies", "client", "headers", "method", "path", "query", "raw_path", "scheme",
+    __slots__ = ("client", "headers", "method", "path", "query", "raw_path", "scheme",
                  "set_cookies")
 
     def __init__(self, scope: dict[str, Any], path: str) -> None:
@@ -25,7 +23,6 @@ class RequestView:
         self.client: str = client[0] if client else ""
         self.scheme: str = scope.get("scheme", "http")
         self.path = path  # canonical path: what the policy sees and the app receives
-        self._cookies: dict[str, str] | None = None
         # Cookies the answer must set, whatever it is (session refreshed or ended, login state).
         self.set_cookies: CookieJar | None = None
 
@@ -43,21 +40,3 @@ class RequestView:
             if k == name:
                 return v
         return None
-
-    def cookie(self, name: str) -> str | None:
-        if self._cookies is None:
-            self._cookies = parse_cookies(self.header_values(b"cookie"))
-        return self._cookies.get(name)
-
-
-def parse_cookies(values: Iterable[bytes]) -> dict[str, str]:
-    cookies: dict[str, str] = {}
-    for value in values:
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(value.decode("latin-1"))
-        except CookieError:
-            continue
-        for key, morsel in jar.items():
-            cookies.setdefault(key, morsel.value)
-    return cookies

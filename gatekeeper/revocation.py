@@ -100,6 +100,9 @@ def parse_request(body: bytes, now: float, namespaces: SubjectNamespaces | None 
         raise BadRequest(f"{kind} must be a string of 1 to {MAX_VALUE_CHARS} printable characters")
     if "iss" in data:
         value = _namespaced(kind, value, data["iss"], namespaces or SubjectNamespaces())
+    elif kind == "sub" and namespaces is not None and not namespaces.holds(value):
+        raise BadRequest("this subject is in no configured issuer's name space (it would revoke "
+                         "nobody): give the namespaced subject, or sub with iss")
     expires_at = data.get("expires_at")
     try:
         if isinstance(expires_at, bool) or not isinstance(expires_at, int | float):

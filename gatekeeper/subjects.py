@@ -106,3 +106,18 @@ class SubjectNamespaces:
 
     def knows(self, issuer: str) -> bool:
         return issuer in self._prefixes
+
+    def holds(self, subject: str) -> bool:
+        """Whether a caller of some configured issuer can be ``subject`` (a revocation naming
+        any other revokes nobody: a plain ``alice`` when every issuer is namespaced, another
+        case of an issuer's prefix)."""
+        if not self._prefixes:
+            return True
+        for issuer, prefix in self._prefixes.items():
+            if subject.startswith(prefix):
+                try:
+                    self.subject(issuer, subject[len(prefix):])
+                except SubjectClash:
+                    continue
+                return True
+        return False

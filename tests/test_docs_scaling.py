@@ -40,8 +40,9 @@ def test_every_revoke_example_is_a_body_post_revoke_accepts() -> None:
     bodies = re.findall(r'^  -d "(.*)"$', DOC.read_text(encoding="utf-8"), re.M)
     assert len(bodies) == 3
     now = time.time()
-    # The page's issuer of the `iss` example, beside a main one: as a config with two would have.
-    namespaces = SubjectNamespaces({"https://idp.example.com": "https://idp.example.com#",
+    # The page's issuer of the `iss` example, beside a main one mapped into the plain name space
+    # (whose plain subjects the example without `iss` names): as a config with two would have.
+    namespaces = SubjectNamespaces({"https://idp.example.com": "",
                                     "https://partner.example.com": "https://partner.example.com#"})
     for body in bodies:
         echoed = subprocess.run(["bash", "-c", f'echo "{body}"'], capture_output=True, text=True, check=True,

@@ -18,6 +18,7 @@ import jwt
 from gatekeeper.authn.jwks import IssuerKeys, SigningKey
 from gatekeeper.authn.jws import peek_token
 from gatekeeper.errors import BadRequest, InvalidToken
+from gatekeeper.headernames import fold
 from gatekeeper.lru import LRU
 from gatekeeper.metrics import Metrics
 from gatekeeper.principal import Principal
@@ -40,16 +41,42 @@ def find_token(request: RequestView, sources: Sequence[str]) -> str | None:
                 if token is not None:
                     return token
         else:
-            token = request.cookie(source.partition(":")[2])
+            token = _token_cookie(request.header_values(b"cookie"), source.partition(":")[2])
             if token:
                 return token
     return None
 
 
+def _token_cookie(headers: Sequence[bytes], name: str) -> str | None:
+    """The one cookie ``name`` of the request, split as the simplest app parser splits (at every
+    ``;``, names trimmed), never unquoted. Which of two same-named cookies an app reads differs
+    by framework (Werkzeug, PHP, Express: the first; Starlette, SimpleCookie: the last), a
+    quoted value may hide another, and some read names loosely (ASP.NET ignores case, PHP turns
+    ``.`` and space into ``_``): a second one, or one in a spelling that folds to ``name``, could
+    be a token the app reads and gatekeeper never verified — 400, like two Authorization headers."""
+    wanted = name.encode("latin-1")
+    found: list[bytes] = []
+    for header in headers:
+        for segment in header.split(b";"):
+            key, _, value = segment.partition(b"=")
+            key = key.strip(b" \t")
+            if fold(key) == fold(wanted):
+                if key != wanted or found:
+                    raise BadRequest(f"more than one {name} cookie, or one spelled otherwise",
+                                     code="duplicate_token_cookie")
+                found.append(value.strip(b" \t"))
+    return found[0].decode("latin-1") if found else None
+
+
 def _from_authorization(value: bytes) -> str | None:
+    words = value.split(None, 1)
+    if not words or words[0].lower() != b"bearer":
+        return None  # another scheme (Basic, …) is not ours to judge
+    # Django REST framework and Flask-HTTPAuth split at any white space: "Bearer<TAB>token" is a
+    # bearer token to them, so it is ours to check — and RFC 6750 §2.1 has a space there.
     scheme, _, rest = value.strip().partition(b" ")
     if scheme.lower() != b"bearer":
-        return None  # another scheme (Basic, …) is not ours to judge
+        raise InvalidToken("malformed bearer credentials", code="malformed_token")
     token = rest.strip()
     if not _B64TOKEN.fullmatch(token):
         raise InvalidToken("malformed bearer credentials", code="malformed_token")
@@ -107,6 +134,19 @@ def _check_numeric_dates(payload: Mapping[str, Any]) -> None:
             raise InvalidToken(f"claim {name} is not a number", code="invalid_claim")
 
 
+def _typed_as_another_kind(typ: Any) -> bool:
+    """RFC 8725 §3.11: explicit typing keeps one kind of JWT from passing as another. A ``typ``
+    naming a kind (``<kind>+jwt``, media type or short form, RFC 7515 §4.1.9) other than an
+    access token (``at+jwt``, RFC 9068 §2.1) — a logout token, a DPoP proof, a security event —
+    is refused; plain ``JWT`` or none says nothing and passes."""
+    if typ is None:
+        return False
+    if not isinstance(typ, str):
+        return True
+    kind = typ.lower().removeprefix("application/")
+    return kind.endswith("+jwt") and kind != "at+jwt"
+
+
 class BearerAuthenticator:
     def __init__(
         self, auth: AuthSettings, keys: Mapping[str, IssuerKeys], metrics: Metrics,
@@ -146,6 +186,14 @@ class BearerAuthenticator:
         if "crit" in header:
             # RFC 7515 §4.1.11: we understand no critical extension, so any is a reject.
             raise InvalidToken("unsupported critical header", code="unsupported_crit")
+        if _typed_as_another_kind(header.get("typ")):
+            raise InvalidToken("the token is typed for another use", code="wrong_token_type")
+        if "cnf" in payload:
+            # RFC 7800 §3.1 / RFC 9449 §6 / RFC 8705 §3: good only with proof of the bound key (a
+            # DPoP proof, the TLS client certificate), which gatekeeper cannot check; a stolen
+            # sender-constrained token must not pass as a bearer token.
+            raise InvalidToken("a key-bound token needs a proof gatekeeper cannot check",
+                               code="bound_token")
         issuer = payload.get("iss")
         keys = self._keys.get(issuer) if isinstance(issuer, str) else None
         if keys is None:
@@ -216,6 +264,15 @@ def claim_at(claims: Mapping[str, Any], dotted: str) -> Any:
     return node
 
 
+def is_list_member(text: str) -> bool:
+    """Whether ``text`` reads back as itself from a comma-joined header. An app reads such a
+    header as an HTTP list (RFC 9110 §5.6.1): split at commas, white space around a member
+    dropped (Python's ``strip()`` drops Unicode white space too), a quoted member unquoted — so
+    ``" admin"``, ``admin `` or ``"admin"`` would be ``admin`` to it. Such a member is left out
+    (fail closed), never sent as another name than the policy saw."""
+    return bool(text) and text == text.strip() and "," not in text and '"' not in text
+
+
 def roles_from_claims(claims: Mapping[str, Any], paths: Sequence[str]) -> tuple[str, ...]:
     roles: dict[str, None] = {}  # ordered set: first seen first
     for path in paths:
@@ -224,8 +281,8 @@ def roles_from_claims(claims: Mapping[str, Any], paths: Sequence[str]) -> tuple[
             value = [value]
         if isinstance(value, list):
             for role in value:
-                # Roles travel comma-joined in one header: a role holding a comma would read
-                # as two roles to the app, so it is not granted at all (fail closed).
-                if isinstance(role, str) and role and "," not in role:
+                # Roles travel comma-joined in one header (X-Auth-Request-Groups): a role the
+                # app would read as another, or as two, is not granted at all.
+                if isinstance(role, str) and is_list_member(role):
                     roles[role] = None
     return tuple(roles)

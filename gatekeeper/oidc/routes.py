@@ -221,6 +221,13 @@ class LoginRoutes:
         except SessionInvalid as exc:  # a subject that reads as another issuer's
             raise LoginFailed("this account cannot sign in here", code=exc.code) from exc
         try:
+            # A session every request would refuse sends the browser back to the provider,
+            # which remembers the user: an endless loop. Refuse it here, once.
+            self._pipeline.identity(principal)
+        except InvalidToken as exc:
+            raise LoginFailed("this account's identity cannot be passed on to the app",
+                              code=exc.code) from exc
+        try:
             self._pipeline.check_revoked(principal)  # RevocationStale (503) fails the login too
         except TokenRevoked as exc:
             raise LoginDenied("Your access to this application has been revoked.",

@@ -183,6 +183,22 @@ def test_revoking_the_partners_alice_leaves_the_main_alice(
         time.sleep(0.05)
 
 
+def test_a_revocation_that_names_a_subject_of_no_issuer_is_refused(
+    namespaced: tuple[Gatekeeper, str], issuer: DevIssuer, partner: DevIssuer
+) -> None:
+    """With every issuer namespaced, a plain "alice" (or another case of an issuer's prefix) is
+    nobody's subject: stored, it would revoke nobody while the answer says "revoked"."""
+    gk, _ = namespaced
+    expires_at = int(time.time()) + 3600
+    for sub in ("alice", f"{issuer.issuer.upper()}#alice", f"{partner.issuer}/#alice",
+                f" {partner.issuer}#alice"):
+        with gk.admin() as admin:
+            answer = admin.post("/revoke", headers={"Authorization": f"Bearer {ADMIN_SECRET}"},
+                                json={"sub": sub, "expires_at": expires_at})
+        assert answer.status_code == 400, (sub, answer.text)
+        assert "name space" in answer.json()["error_description"], answer.text
+
+
 def test_a_plain_sub_that_spells_the_partners_subject_is_refused(
     mapped: tuple[Gatekeeper, str], issuer: DevIssuer, partner: DevIssuer
 ) -> None:
