@@ -15,7 +15,7 @@ import pytest
 
 from gatekeeper.devissuer import DevIssuer
 from gatekeeper.oidc.login import MAX_PENDING_LOGINS
-from tests.conftest import Gatekeeper, served_login_issuer
+from tests.conftest import Gatekeeper, callback_of, login_oidc, served_login_issuer
 from tests.support.oidc import login_with_http_client
 from tests.support.servers import free_port
 
@@ -31,7 +31,7 @@ def port() -> int:
 
 @pytest.fixture(scope="module")
 def op(port: int) -> Iterator[DevIssuer]:
-    with served_login_issuer([f"http://127.0.0.1:{port}/oauth2/callback"]) as (dev, _login):
+    with served_login_issuer([callback_of(port)]) as (dev, _login):
         yield dev
 
 
@@ -39,8 +39,7 @@ def op(port: int) -> Iterator[DevIssuer]:
 def gk(gatekeeper_factory: Callable[..., Gatekeeper], op: DevIssuer, port: int) -> Gatekeeper:
     return gatekeeper_factory(
         listen=f"127.0.0.1:{port}",
-        oidc={"issuer": op.issuer, "client_id": "gatekeeper", "client_secret": "dev-client-secret",
-              "redirect_url": f"http://127.0.0.1:{port}/oauth2/callback"},
+        oidc=login_oidc(op, port),
         session={"secret": SESSION_SECRET, "cookie_secure": False},
     )
 

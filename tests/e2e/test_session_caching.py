@@ -15,7 +15,7 @@ import httpx
 import pytest
 
 from gatekeeper.devissuer import DevIssuer
-from tests.conftest import Gatekeeper, served_login_issuer
+from tests.conftest import Gatekeeper, callback_of, login_oidc, served_login_issuer
 from tests.support.oidc import login_with_http_client
 from tests.support.servers import free_port, serve_asgi
 
@@ -40,7 +40,7 @@ def port() -> int:
 
 @pytest.fixture(scope="module")
 def op(port: int) -> Iterator[DevIssuer]:
-    with served_login_issuer([f"http://127.0.0.1:{port}/oauth2/callback"]) as (dev, _login):
+    with served_login_issuer([callback_of(port)]) as (dev, _login):
         yield dev
 
 
@@ -49,9 +49,7 @@ def gk(gatekeeper_factory: Callable[..., Gatekeeper], op: DevIssuer, port: int) 
     with serve_asgi(cacheable_app) as app_url:
         yield gatekeeper_factory(
             listen=f"127.0.0.1:{port}", upstream=app_url,
-            oidc={"issuer": op.issuer, "client_id": "gatekeeper", "client_secret": "dev-client-secret",
-                  "redirect_url": f"http://127.0.0.1:{port}/oauth2/callback",
-                  "refresh_margin_seconds": 3600},
+            oidc=login_oidc(op, port, refresh_margin_seconds=3600),
             session={"secret": SESSION_SECRET, "cookie_secure": False},
         )
 
