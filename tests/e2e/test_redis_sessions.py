@@ -39,6 +39,7 @@ from tests.support.oidc import (
     logout_with_http_client,
     run_oidc_provider,
 )
+from tests.support.poll import eventually
 from tests.support.redis import RedisServer, run_redis
 from tests.support.servers import free_port, serve_asgi
 
@@ -193,15 +194,6 @@ def sends_to_login(gk: Gatekeeper, cookie: str, issuer: str) -> bool:
 def ends_cookie(response: httpx.Response) -> bool:
     cookies = response.headers.get_list("set-cookie")
     return any(c.startswith(f"{COOKIE}=") and "Max-Age=0" in c for c in cookies)
-
-
-def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def redis_values(server: RedisServer, prefix: str) -> bytes:
