@@ -22,7 +22,7 @@ import pytest
 
 from gatekeeper.devissuer import DevIssuer
 from gatekeeper.devlogin import DevLogin
-from tests.conftest import AUDIENCE, Gatekeeper, Upstream, served_login_issuer
+from tests.conftest import AUDIENCE, Gatekeeper, Upstream, callback_of, login_oidc, served_login_issuer
 from tests.e2e.test_proxy import raw_request, request_bytes
 from tests.support.oidc import login_with_http_client
 from tests.support.upstream import RecordedRequest
@@ -231,12 +231,10 @@ def login_gatekeeper(gatekeeper_factory: Callable[..., Gatekeeper]
     from tests.support.servers import free_port
 
     port = free_port()
-    callback = f"http://127.0.0.1:{port}/oauth2/callback"
-    with served_login_issuer([callback]) as (dev, provider):
+    with served_login_issuer([callback_of(port)]) as (dev, provider):
         yield gatekeeper_factory(
             listen=f"127.0.0.1:{port}",
-            oidc={"issuer": dev.issuer, "client_id": "gatekeeper",
-                  "client_secret": "dev-client-secret", "redirect_url": callback},
+            oidc=login_oidc(dev, port),
             session={"secret": secrets.token_urlsafe(32), "cookie_secure": False},
         ), provider
 
