@@ -93,6 +93,19 @@ def login_oidc(dev: DevIssuer, port: int, **extra: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="module")
+def login_port() -> int:
+    """The port of a module's browser-login gatekeeper, known before the provider starts."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def login_issuer(login_port: int) -> Iterator[DevIssuer]:
+    """A ``served_login_issuer`` whose client may come back to 127.0.0.1:``login_port``."""
+    with served_login_issuer([callback_of(login_port)]) as (dev, _login):
+        yield dev
+
+
+@pytest.fixture(scope="module")
 def issuer() -> Iterator[DevIssuer]:
     with served_issuer() as dev:
         yield dev
