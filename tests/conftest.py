@@ -80,6 +80,31 @@ def served_login_issuer(
         yield dev, provider
 
 
+def callback_of(port: int) -> str:
+    """The redirect URL of a gatekeeper listening on 127.0.0.1:``port``."""
+    return f"http://127.0.0.1:{port}/oauth2/callback"
+
+
+def login_oidc(dev: DevIssuer, port: int, **extra: Any) -> dict[str, Any]:
+    """The ``oidc`` config of a gatekeeper on 127.0.0.1:``port`` logging in at a
+    ``served_login_issuer`` with its default client."""
+    return {"issuer": dev.issuer, "client_id": "gatekeeper", "client_secret": "dev-client-secret",
+            "redirect_url": callback_of(port), **extra}
+
+
+@pytest.fixture(scope="module")
+def login_port() -> int:
+    """The port of a module's browser-login gatekeeper, known before the provider starts."""
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def login_issuer(login_port: int) -> Iterator[DevIssuer]:
+    """A ``served_login_issuer`` whose client may come back to 127.0.0.1:``login_port``."""
+    with served_login_issuer([callback_of(login_port)]) as (dev, _login):
+        yield dev
+
+
 @pytest.fixture(scope="module")
 def issuer() -> Iterator[DevIssuer]:
     with served_issuer() as dev:

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import os
 import re
 import shutil
@@ -38,6 +37,7 @@ from gatekeeper.policy.engine import CompiledPolicy
 from gatekeeper.policy.features import DOCS
 from gatekeeper.policy.loader import PolicyError, load_policy
 from gatekeeper.policy.reload import PolicyHolder
+from tests.support.policy import casbin_quiet
 
 ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "casbin"
@@ -47,11 +47,8 @@ T, F = True, False
 @pytest.fixture(autouse=True, scope="module")
 def quiet_casbin() -> Iterator[None]:
     """The stock Enforcer logs every decision."""
-    logger = logging.getLogger("casbin")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    yield
-    logger.setLevel(level)
+    with casbin_quiet():
+        yield
 
 
 def files(model: str, policy: str) -> tuple[Path, Path]:

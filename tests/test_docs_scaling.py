@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.revocation import parse_request
+from gatekeeper.revocation_entry import parse_request
 from gatekeeper.subjects import SubjectNamespaces
 from tests.test_docs_providers import Block, load_block, yaml_blocks
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import logging
 import os
 import random
 import re
@@ -39,6 +38,7 @@ from gatekeeper.policy.loader import PolicyError, load_policy
 from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.principal import Principal
 from gatekeeper.subjects import ANONYMOUS_ROLE, AUTHENTICATED_ROLE, as_role
+from tests.support.policy import casbin_quiet
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_MODEL = REPO / "policies" / "model.conf"
@@ -116,11 +116,8 @@ class StockReference:
 @pytest.fixture(autouse=True, scope="module")
 def quiet_casbin() -> Iterator[None]:
     """The stock Enforcer logs every decision; thousands of lines only slow the test down."""
-    logger = logging.getLogger("casbin")
-    level = logger.level
-    logger.setLevel(logging.ERROR)
-    yield
-    logger.setLevel(level)
+    with casbin_quiet():
+        yield
 
 
 # ------------------------------------------------------------------ generated policies

@@ -51,7 +51,8 @@ from gatekeeper.metrics import Metrics
 from gatekeeper.principal import Principal
 from gatekeeper.ratelimit import RedisWindowCounter
 from gatekeeper.redisconn import connect
-from gatekeeper.revocation import Revocation, RevocationList
+from gatekeeper.revocation import RevocationList
+from gatekeeper.revocation_entry import Revocation
 from gatekeeper.sessions import CookieJar, Session
 from gatekeeper.sessions.redis import RedisSessionStore
 from gatekeeper.settings import RevocationSettings, Settings

@@ -30,11 +30,11 @@ from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import Outcome, Principal, Via
 from gatekeeper.redisconn import connect
 from gatekeeper.request import RequestView
-from gatekeeper.revocation import (
+from gatekeeper.revocation import RevocationList
+from gatekeeper.revocation_entry import (
     MAX_AHEAD_SECONDS,
     MAX_VALUE_CHARS,
     Revocation,
-    RevocationList,
     parse_request,
 )
 from gatekeeper.settings import Settings

@@ -2,6 +2,7 @@
 
     GET {prefix}/start?rd=&provider=   begin a login (or show the provider chooser)
     GET {prefix}/callback              the provider's answer: code → tokens → session → rd
+                                       (its checks: callback.py)
     GET|POST {prefix}/sign_out?rd=     end the session; continue at the provider's end_session
                                        (sent by another site: a page that asks first)
     GET {prefix}/userinfo              the caller's identity as JSON (session or bearer)
@@ -27,20 +28,17 @@ from gatekeeper.authn.session import SessionAuthenticator
 from gatekeeper.errors import (
     GatekeeperError,
     InvalidToken,
-    LoginDenied,
     LoginFailed,
     RevocationStale,
-    SessionInvalid,
     SessionRevoked,
     SessionStoreUnavailable,
     SessionTooLarge,
-    TokenRevoked,
     Unauthenticated,
 )
 from gatekeeper.metrics import Metrics
 from gatekeeper.oidc.backchannel import LogoutEverywhere, log_out_everywhere
+from gatekeeper.oidc.callback import LoginCompletion
 from gatekeeper.oidc.claims import ClaimsFilter
-from gatekeeper.oidc.idtoken import verify_id_token
 from gatekeeper.oidc.login import LoginCookies, PendingLogin
 from gatekeeper.oidc.navigation import (
     is_from_another_site,
@@ -56,7 +54,6 @@ from gatekeeper.redirects import safe_redirect
 from gatekeeper.request import RequestView
 from gatekeeper.responses import HTML, own_headers, send_raw, wants_html
 from gatekeeper.sessions.base import SessionStore
-from gatekeeper.sessions.model import Session
 from gatekeeper.settings import OidcSettings
 
 log = logging.getLogger("gatekeeper.oidc")
@@ -95,11 +92,11 @@ class LoginRoutes:
         self._store = store
         self.sessions = sessions  # the gate re-reads an open WebSocket's session through it
         self._login_cookies = login_cookies
-        self._claims = claims
         self._pipeline = pipeline
         self._metrics = metrics
         self._clock = clock
         self._logout_everywhere = logout_everywhere
+        self._completion = LoginCompletion(providers, sessions, claims, pipeline, clock)
         self._routes = {
             f"{self.prefix}/start": self._start,
             f"{self.prefix}/callback": self._callback,
@@ -202,36 +199,7 @@ class LoginRoutes:
 
     async def _complete(self, request: RequestView, send: Send, request_id: str,
                         login: PendingLogin, params: Mapping[str, str]) -> Answered:
-        provider = self._providers.get(login.provider)
-        if provider is None:
-            raise LoginFailed("the sign-in provider is no longer configured", code="unknown_provider")
-        if "error" in params:
-            raise _provider_error(params, login)
-        endpoints = await provider.endpoints()
-        issuer = params.get("iss")
-        if (issuer is not None or endpoints.iss_parameter) and issuer != provider.settings.issuer:
-            # RFC 9207: the answer names who sent it; another issuer means a mix-up attack.
-            raise LoginFailed("the sign-in response comes from another issuer", code="login_issuer_mismatch")
-        code = params.get("code")
-        if not code:
-            raise LoginFailed("the sign-in response has no code", code="login_code_missing")
-        session = await self._session_from_code(provider, login, code)
-        try:
-            principal = self.sessions.principal(session)
-        except SessionInvalid as exc:  # a subject that reads as another issuer's
-            raise LoginFailed("this account cannot sign in here", code=exc.code) from exc
-        try:
-            # A session every request would refuse sends the browser back to the provider,
-            # which remembers the user: an endless loop. Refuse it here, once.
-            self._pipeline.identity(principal)
-        except InvalidToken as exc:
-            raise LoginFailed("this account's identity cannot be passed on to the app",
-                              code=exc.code) from exc
-        try:
-            self._pipeline.check_revoked(principal)  # RevocationStale (503) fails the login too
-        except TokenRevoked as exc:
-            raise LoginDenied("Your access to this application has been revoked.",
-                              code="access_revoked") from exc
+        provider, session, principal = await self._completion.complete(login, params)
         cookies = request.cookies_out()
         try:
             await self._store.save(request, cookies, session)
@@ -242,29 +210,6 @@ class LoginRoutes:
                                  "request_id": request_id})
         answered = await self._redirect(send, request_id, login.return_to, "login_completed")
         return Answered(answered.status, Decision(Outcome.ALLOW, "login_completed", principal))
-
-    async def _session_from_code(self, provider: Provider, login: PendingLogin, code: str) -> Session:
-        tokens = await provider.exchange_code(code, login.code_verifier)
-        if tokens.id_token is None:
-            raise LoginFailed("the provider returned no ID token (is the openid scope granted?)",
-                              code="id_token_missing")
-        claims = await verify_id_token(tokens.id_token, provider.keys, provider.rules,
-                                       nonce=login.nonce, now=self._clock())
-        userinfo = None
-        if provider.settings.userinfo:
-            userinfo = await provider.userinfo(tokens.access_token)
-            if userinfo is not None and userinfo.get("sub") != claims["sub"]:
-                # OIDC Core §5.3.2: otherwise the userinfo answer is about someone else.
-                raise LoginFailed("the provider's userinfo is about another user",
-                                  code="userinfo_sub_mismatch")
-        keep_id_token = provider.settings.end_session and (await provider.endpoints()).end_session
-        kept, from_userinfo = self._claims.kept(claims, userinfo)
-        return Session.new(
-            subject=claims["sub"], provider=provider.id, claims=kept, userinfo_claims=from_userinfo,
-            access_token=tokens.access_token, refresh_token=tokens.refresh_token,
-            access_expires_at=tokens.access_expires_at, now=self._clock(),
-            id_token=tokens.id_token if keep_id_token else None,  # only logout needs it
-        )
 
     async def _sign_out(self, request: RequestView, send: Send, request_id: str) -> Answered:
         return_to = self._safe(_params(request).get("rd"))
@@ -414,26 +359,6 @@ def identity(principal: Principal) -> dict[str, Any]:
         "issuer": principal.issuer,
         "expires_at": int(principal.expires_at) or None,
     }
-
-
-# The error codes an authorization response may carry (RFC 6749 §4.1.2.1, OIDC Core §3.1.2.6).
-# Anyone can put anything in ``error=``: another value is "other", so that a reason code, a log
-# field and a metric label never take a value a client chose (each would be a new time series).
-AUTHORIZATION_ERRORS = frozenset({
-    "invalid_request", "unauthorized_client", "access_denied", "unsupported_response_type",
-    "invalid_scope", "server_error", "temporarily_unavailable", "interaction_required",
-    "login_required", "account_selection_required", "consent_required", "invalid_request_uri",
-    "invalid_request_object", "request_not_supported", "request_uri_not_supported",
-    "registration_not_supported",
-})
-
-
-def _provider_error(params: Mapping[str, str], login: PendingLogin) -> LoginFailed:
-    error = params.get("error", "")
-    code = error if error in AUTHORIZATION_ERRORS else "other"
-    if code == "access_denied":
-        return LoginDenied("The sign-in was cancelled or refused at the provider.")
-    return LoginFailed(f"The provider could not sign you in ({code}).", code=f"provider_{code}")
 
 
 def _params(request: RequestView) -> dict[str, str]:

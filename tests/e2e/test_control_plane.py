@@ -31,12 +31,14 @@ import yaml
 from gatekeeper.devissuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream, gatekeeper_config, served_issuer
 from tests.support import forge
+from tests.support.poll import eventually
 from tests.support.servers import ProcessHandle, free_port, peak_rss_bytes, rss_bytes, run_process
 
 MODES = ["drip", "hang", "huge", "huge-chunked", "gzip-bomb", "deep-json"]
 DEADLINE = 2.0  # auth.jwks_fetch_timeout_seconds and oidc.http_timeout_seconds here
 # Gatekeeper's own size is well under this; a body read whole (400 MB, 200 MB inflated) is not.
 GROWTH_BOUND = 64 * 1024 * 1024
+WAIT = 20.0  # for what the control plane does in the background
 
 
 @contextmanager
@@ -57,15 +59,6 @@ def gatekeeper(config: dict[str, Any], tmp_path: Path) -> Iterator[Gatekeeper]:
                      ready_url=f"{admin_url}/healthz", timeout=15) as handle:
         yield Gatekeeper(url=f"http://{config['listen']}", admin_url=admin_url, process=handle,
                          config=config, config_path=path)
-
-
-def wait_for(check: Any, seconds: float = 20.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def readyz(gk: Gatekeeper) -> dict[str, Any]:
@@ -109,7 +102,7 @@ def test_a_hostile_issuer_never_blocks_start_other_issuers_memory_or_shutdown(
             baseline = rss_bytes(pid)
             with gk.admin() as admin:
                 assert admin.get("/healthz").status_code == 200
-            assert wait_for(lambda: readyz(gk)["checks"][f"issuer {honest.issuer}"]["ok"])
+            assert eventually(lambda: readyz(gk)["checks"][f"issuer {honest.issuer}"]["ok"], WAIT)
             report = readyz(gk)
             assert report["ready"] is False, report
             assert f"issuer {hostile}" in report["failing"], report
@@ -124,7 +117,7 @@ def test_a_hostile_issuer_never_blocks_start_other_issuers_memory_or_shutdown(
                 assert bad.json()["error"] == "keys_unavailable"
             # The hostile issuer was asked at least twice (start-up, then the retry or the
             # token), and every answer was given up on.
-            assert wait_for(lambda: hostile_process.output().count("request ") >= 2)
+            assert eventually(lambda: hostile_process.output().count("request ") >= 2, WAIT)
 
             peak = peak_rss_bytes(pid)
             assert peak - baseline < GROWTH_BOUND, (mode, baseline, peak)
@@ -169,8 +162,8 @@ def test_a_body_larger_than_the_cap_is_refused_even_from_an_honest_issuer(
         config = gatekeeper_config(honest, upstream.url, auth={
             "jwks_max_bytes": 16384, "jwks_min_refresh_seconds": 30})
         with gatekeeper(config, tmp_path) as gk:
-            assert wait_for(lambda: "larger than 16384 bytes" in str(
-                readyz(gk)["checks"][f"issuer {honest.issuer}"]))
+            assert eventually(lambda: "larger than 16384 bytes" in str(
+                readyz(gk)["checks"][f"issuer {honest.issuer}"]), WAIT)
             with gk.client() as client:
                 answer = client.get("/x", headers={
                     "Authorization": f"Bearer {honest.mint('alice', audience=AUDIENCE)}"})
@@ -188,8 +181,8 @@ def test_control_plane_urls_in_readyz_carry_no_credentials_or_query(
         config = gatekeeper_config(issuer, upstream.url, auth={"issuers": [
             {"issuer": issuer.issuer, "audience": [AUDIENCE], "jwks_uri": secret_uri}]})
         with gatekeeper(config, tmp_path) as gk:
-            assert wait_for(lambda: readyz(gk)["checks"][f"issuer {issuer.issuer}"]["detail"]
-                            != "not fetched yet")
+            assert eventually(lambda: readyz(gk)["checks"][f"issuer {issuer.issuer}"]["detail"]
+                              != "not fetched yet", WAIT)
             with gk.admin() as admin:
                 text = admin.get("/readyz").text
             assert "HTTP 503" in text

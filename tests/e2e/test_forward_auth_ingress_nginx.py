@@ -10,36 +10,29 @@ caller (everything but ``/`` and ``/public/*``) reaches it.
 
 from __future__ import annotations
 
-import re
-import shutil
-import socket
 from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
 
 from tests.conftest import Gatekeeper, Upstream
 from tests.e2e.test_policy_bypass import app_reading
-from tests.support.servers import free_port, run_process
+from tests.support.nginx import needs_nginx, run_nginx, status_of
+from tests.support.policy import copy_default_policy
+from tests.support.servers import free_port
 from tests.support.upstream import RecordedRequest
 
-REPO = Path(__file__).resolve().parents[2]
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
+pytestmark = needs_nginx
 
 
 @pytest.fixture(scope="module")
 def gatekeeper(gatekeeper_factory: Callable[..., Gatekeeper],
                tmp_path_factory: pytest.TempPathFactory) -> Gatekeeper:
-    policies = tmp_path_factory.mktemp("policies")
-    shutil.copy(REPO / "policies" / "model.conf", policies / "model.conf")
-    (policies / "policy.csv").write_text((REPO / "policies" / "policy.csv").read_text()
-                                         + "p, anonymous, /, GET|HEAD, allow\n")
     return gatekeeper_factory(
         trusted_proxies=["127.0.0.1/32"], public_paths=["/", "/public/*"],
         forward_auth={"proxy": "custom", "uri_header": "X-Original-URL",
                       "method_header": "X-Original-Method"},
-        policy={"model": str(policies / "model.conf"), "policy": str(policies / "policy.csv")})
+        policy=copy_default_policy(tmp_path_factory.mktemp("policies"),
+                                   extra_rules="p, anonymous, /, GET|HEAD, allow\n"))
 
 
 @pytest.fixture(scope="module")
@@ -47,18 +40,7 @@ def nginx(gatekeeper: Gatekeeper, upstream: Upstream,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """nginx with ingress-nginx's external-auth headers; only Host app.example reaches the app."""
     port, prefix = free_port(), tmp_path_factory.mktemp("nginx")
-    temp = "\n".join(f"    {kind}_temp_path {prefix}/{kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    conf = prefix / "nginx.conf"
-    conf.write_text(f"""daemon off;
-master_process off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-{temp}
-    server {{
+    servers = f"""    server {{
         listen 127.0.0.1:{port} default_server;
         server_name _;
         return 404;
@@ -80,10 +62,8 @@ http {{
             proxy_set_header X-Auth-Request-Redirect $request_uri;
             proxy_set_header X-Sent-From "nginx-ingress-controller";
         }}
-    }}
-}}
-""")
-    with run_process([NGINX, "-p", str(prefix), "-c", str(conf)], ready_port=port):
+    }}"""
+    with run_nginx(servers, prefix, port):
         yield port
 
 
@@ -91,14 +71,8 @@ def send(port: int, upstream: Upstream, target: bytes, host: bytes,
          ) -> tuple[int, list[RecordedRequest]]:
     before = len(upstream.recorder)
     data = b"GET " + target + b" HTTP/1.1\r\nHost: " + host + b"\r\nConnection: close\r\n\r\n"
-    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
-        sock.sendall(data)
-        received = bytearray()
-        while len(received) < 1 << 20 and (chunk := sock.recv(65536)):
-            received += chunk
-    status = re.match(rb"HTTP/1\.[01] (\d{3}) ", bytes(received))
-    assert status, f"no HTTP answer to {data!r}: {bytes(received[:200])!r}"
-    return int(status.group(1)), list(upstream.recorder.requests[before:])
+    status = status_of(port, data)
+    return status, list(upstream.recorder.requests[before:])
 
 
 HOSTS = [b"app.example:80?", b"app.example:443?x=", b"app.example:80#", b"app.example:?",

@@ -11,8 +11,6 @@ an app may read it — the path decoded and resolved, or the path and method an 
 from __future__ import annotations
 
 import re
-import shutil
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import unquote
@@ -25,12 +23,13 @@ from gatekeeper.headernames import fold
 from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
 from tests.e2e.test_policy_bypass import app_reading
-from tests.support.servers import free_port, run_process
+from tests.support.nginx import needs_nginx, run_nginx, status_of
+from tests.support.policy import copy_default_policy
+from tests.support.servers import free_port
 from tests.support.upstream import RecordedRequest
 
 REPO = Path(__file__).resolve().parents[2]
-NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
-pytestmark = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
+pytestmark = needs_nginx
 
 
 def recipe() -> str:
@@ -43,12 +42,8 @@ def recipe() -> str:
 @pytest.fixture(scope="module")
 def gatekeeper(gatekeeper_factory: Callable[..., Gatekeeper],
                tmp_path_factory: pytest.TempPathFactory) -> Gatekeeper:
-    policies = tmp_path_factory.mktemp("policies")
-    for name in ("model.conf", "policy.csv"):
-        shutil.copy(REPO / "policies" / name, policies / name)
     return gatekeeper_factory(trusted_proxies=["127.0.0.1/32"],
-                              policy={"model": str(policies / "model.conf"),
-                                      "policy": str(policies / "policy.csv")})
+                              policy=copy_default_policy(tmp_path_factory.mktemp("policies")))
 
 
 @pytest.fixture(scope="module")
@@ -62,21 +57,7 @@ def nginx(gatekeeper: Gatekeeper, upstream: Upstream,
                                ("127.0.0.1:8080", f"127.0.0.1:{upstream.port}")):
         assert documented in server
         server = server.replace(documented, actual)
-    temp = "\n".join(f"    {kind}_temp_path {prefix}/{kind};"
-                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
-    conf = prefix / "nginx.conf"
-    conf.write_text(f"""daemon off;
-master_process off;
-pid {prefix}/nginx.pid;
-error_log {prefix}/error.log info;
-events {{ worker_connections 64; }}
-http {{
-    access_log off;
-{temp}
-{server}
-}}
-""")
-    with run_process([NGINX, "-p", str(prefix), "-c", str(conf)], ready_port=port):
+    with run_nginx(server, prefix, port):
         yield port
 
 
@@ -90,15 +71,8 @@ def send(port: int, upstream: Upstream, request_line: bytes, headers: bytes = b"
     """One request written byte for byte to nginx; (status, what reached the upstream)."""
     before = len(upstream.recorder)
     data = (request_line + b"\r\nHost: app.example\r\n" + headers + b"Connection: close\r\n\r\n")
-    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
-        sock.sendall(data)
-        received = bytearray()
-        while len(received) < 1 << 20 and (chunk := sock.recv(65536)):
-            received += chunk
-    status = re.match(rb"HTTP/1\.[01] (\d{3}) ", bytes(received))
-    assert status, f"no HTTP answer to {data[:200]!r}: {bytes(received[:200])!r}"
-    # nginx answers after the upstream did: whatever this request caused is recorded by now.
-    return int(status.group(1)), list(upstream.recorder.requests[before:])
+    status = status_of(port, data)
+    return status, list(upstream.recorder.requests[before:])
 
 
 def allowed_for_anyone(method: str, path: str) -> bool:

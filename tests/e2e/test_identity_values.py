@@ -22,13 +22,24 @@ import pytest
 
 from gatekeeper.devissuer import DevIssuer
 from gatekeeper.devlogin import DevLogin
-from tests.conftest import AUDIENCE, Gatekeeper, Upstream, served_login_issuer
+from tests.conftest import AUDIENCE, Gatekeeper, Upstream, callback_of, login_oidc, served_login_issuer
 from tests.e2e.test_proxy import raw_request, request_bytes
 from tests.support.oidc import login_with_http_client
 from tests.support.upstream import RecordedRequest
 
 GROUPS = "x-auth-request-groups"
 BROWSER = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def assert_refused(gatekeeper: Gatekeeper, upstream: Upstream, token: str, path: str,
+                   error: str) -> None:
+    """The bearer ``token`` at ``path`` gets 401 with ``error``, and the app sees nothing."""
+    before = len(upstream.recorder)
+    response = httpx.get(f"{gatekeeper.url}{path}",
+                         headers={"authorization": f"Bearer {token}"}, timeout=10)
+    assert response.status_code == 401, response.text
+    assert response.json()["error"] == error
+    assert len(upstream.recorder) == before
 
 
 def http_list(values: list[str]) -> set[str]:
@@ -119,12 +130,7 @@ def test_a_claim_an_http_parser_would_trim_into_another_identity_is_refused(
     the app would see ``alice`` (whom a revocation or the app's own rules name) for a token
     whose subject is not ``alice``. Refused like a claim holding control characters."""
     token = issuer.mint(subject, audience=AUDIENCE, claims=claims)
-    before = len(upstream.recorder)
-    response = httpx.get(f"{gatekeeper.url}/echo/edge-space",
-                         headers={"authorization": f"Bearer {token}"}, timeout=10)
-    assert response.status_code == 401, response.text
-    assert response.json()["error"] == "unsafe_claim"
-    assert len(upstream.recorder) == before
+    assert_refused(gatekeeper, upstream, token, "/echo/edge-space", "unsafe_claim")
 
 
 @pytest.mark.parametrize("cnf", [
@@ -141,12 +147,7 @@ def test_a_token_bound_to_a_key_is_not_accepted_as_a_bearer_token(
     client certificate), which gatekeeper cannot check: a stolen copy must not pass as a plain
     bearer token."""
     token = issuer.mint("alice", audience=AUDIENCE, claims={"cnf": cnf})
-    before = len(upstream.recorder)
-    response = httpx.get(f"{gatekeeper.url}/echo/bound",
-                         headers={"authorization": f"Bearer {token}"}, timeout=10)
-    assert response.status_code == 401, response.text
-    assert response.json()["error"] == "bound_token"
-    assert len(upstream.recorder) == before
+    assert_refused(gatekeeper, upstream, token, "/echo/bound", "bound_token")
 
 
 @pytest.mark.parametrize("typ", [
@@ -159,12 +160,7 @@ def test_a_token_typed_as_another_kind_is_not_an_access_token(
     """RFC 8725 §3.11: a JWT typed for another use (a logout token, a DPoP proof, a security
     event) is not an access token, even signed by the issuer with the right claims."""
     token = issuer.mint("alice", audience=AUDIENCE, headers={"typ": typ})
-    before = len(upstream.recorder)
-    response = httpx.get(f"{gatekeeper.url}/echo/typed",
-                         headers={"authorization": f"Bearer {token}"}, timeout=10)
-    assert response.status_code == 401, response.text
-    assert response.json()["error"] == "wrong_token_type"
-    assert len(upstream.recorder) == before
+    assert_refused(gatekeeper, upstream, token, "/echo/typed", "wrong_token_type")
 
 
 @pytest.mark.parametrize("typ", ["JWT", "at+jwt", "application/at+jwt", "AT+JWT"],
@@ -235,12 +231,10 @@ def login_gatekeeper(gatekeeper_factory: Callable[..., Gatekeeper]
     from tests.support.servers import free_port
 
     port = free_port()
-    callback = f"http://127.0.0.1:{port}/oauth2/callback"
-    with served_login_issuer([callback]) as (dev, provider):
+    with served_login_issuer([callback_of(port)]) as (dev, provider):
         yield gatekeeper_factory(
             listen=f"127.0.0.1:{port}",
-            oidc={"issuer": dev.issuer, "client_id": "gatekeeper",
-                  "client_secret": "dev-client-secret", "redirect_url": callback},
+            oidc=login_oidc(dev, port),
             session={"secret": secrets.token_urlsafe(32), "cookie_secure": False},
         ), provider
 

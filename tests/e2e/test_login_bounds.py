@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -15,9 +15,8 @@ import pytest
 
 from gatekeeper.devissuer import DevIssuer
 from gatekeeper.oidc.login import MAX_PENDING_LOGINS
-from tests.conftest import Gatekeeper, served_login_issuer
+from tests.conftest import Gatekeeper, login_oidc
 from tests.support.oidc import login_with_http_client
-from tests.support.servers import free_port
 
 SESSION_SECRET = "bounds-e2e-session-secret-0123456789abcdef"
 BROWSER = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
@@ -25,22 +24,10 @@ ABANDONED = 150  # ~130 made the callback 431 before the bound
 
 
 @pytest.fixture(scope="module")
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def op(port: int) -> Iterator[DevIssuer]:
-    with served_login_issuer([f"http://127.0.0.1:{port}/oauth2/callback"]) as (dev, _login):
-        yield dev
-
-
-@pytest.fixture(scope="module")
-def gk(gatekeeper_factory: Callable[..., Gatekeeper], op: DevIssuer, port: int) -> Gatekeeper:
+def gk(gatekeeper_factory: Callable[..., Gatekeeper], login_issuer: DevIssuer, login_port: int) -> Gatekeeper:
     return gatekeeper_factory(
-        listen=f"127.0.0.1:{port}",
-        oidc={"issuer": op.issuer, "client_id": "gatekeeper", "client_secret": "dev-client-secret",
-              "redirect_url": f"http://127.0.0.1:{port}/oauth2/callback"},
+        listen=f"127.0.0.1:{login_port}",
+        oidc=login_oidc(login_issuer, login_port),
         session={"secret": SESSION_SECRET, "cookie_secure": False},
     )
 

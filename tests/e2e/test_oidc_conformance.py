@@ -31,7 +31,7 @@ import pytest
 
 from gatekeeper.devissuer import DevIssuer
 from gatekeeper.devlogin import DevLogin
-from tests.conftest import Gatekeeper, Upstream, served_login_issuer
+from tests.conftest import Gatekeeper, Upstream, callback_of, served_login_issuer
 from tests.support import forge
 from tests.support.oidc import login_with_http_client
 from tests.support.servers import free_port
@@ -50,15 +50,11 @@ def _config(issuer: DevIssuer, port: int) -> dict[str, Any]:
     return {
         "listen": f"127.0.0.1:{port}",
         "oidc": {"issuer": issuer.issuer, "client_id": CLIENT_ID, "client_secret": CLIENT_SECRET,
-                 "redirect_url": _callback(port), "algorithms": ["RS256", "ES256"],
+                 "redirect_url": callback_of(port), "algorithms": ["RS256", "ES256"],
                  "refresh_margin_seconds": 0},
         "session": {"secret": SESSION_SECRET, "cookie_secure": False},
         "auth": {"leeway_seconds": LEEWAY, "jwks_min_refresh_seconds": 0},
     }
-
-
-def _callback(port: int) -> str:
-    return f"http://127.0.0.1:{port}/oauth2/callback"
 
 
 def _session_cookies(response: httpx.Response) -> list[str]:
@@ -130,7 +126,7 @@ def listen_port() -> int:
 
 @pytest.fixture(scope="module")
 def op(listen_port: int) -> Iterator[tuple[DevIssuer, DevLogin]]:
-    with served_login_issuer([_callback(listen_port)], client_id=CLIENT_ID,
+    with served_login_issuer([callback_of(listen_port)], client_id=CLIENT_ID,
                              client_secret=CLIENT_SECRET) as pair:
         yield pair
 
@@ -147,7 +143,7 @@ def world(gatekeeper_factory: Callable[..., Gatekeeper], op: tuple[DevIssuer, De
 def misdiscovered(gatekeeper_factory: Callable[..., Gatekeeper]) -> Iterator[Gatekeeper]:
     """A gatekeeper whose provider's discovery names another issuer from the start."""
     port = free_port()
-    with served_login_issuer([_callback(port)], client_id=CLIENT_ID,
+    with served_login_issuer([callback_of(port)], client_id=CLIENT_ID,
                              client_secret=CLIENT_SECRET) as (issuer, _):
         issuer.discovery_overrides = {"issuer": "http://evil.example"}
         yield gatekeeper_factory(**_config(issuer, port))

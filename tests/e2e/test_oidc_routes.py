@@ -27,7 +27,7 @@ from gatekeeper.devissuer import DevIssuer
 from gatekeeper.devlogin import DevLogin
 from gatekeeper.oidc.login import PendingLogin
 from gatekeeper.sessions.crypto import SessionCipher
-from tests.conftest import Gatekeeper, Upstream, served_login_issuer
+from tests.conftest import Gatekeeper, Upstream, callback_of, served_login_issuer
 from tests.support.oidc import login_with_http_client
 from tests.support.servers import free_port
 
@@ -62,10 +62,6 @@ class Op:
 @pytest.fixture(scope="module")
 def ports() -> dict[str, int]:
     return {name: free_port() for name in GATEKEEPERS}
-
-
-def callback_of(port: int) -> str:
-    return f"http://127.0.0.1:{port}/oauth2/callback"
 
 
 @pytest.fixture(scope="module")

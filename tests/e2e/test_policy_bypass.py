@@ -12,32 +12,26 @@ from __future__ import annotations
 
 import posixpath
 import re
-import shutil
 import socket
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
 
 from gatekeeper.devissuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
+from tests.support.policy import copy_default_policy
 from tests.support.upstream import RecordedRequest
 
-REPO = Path(__file__).resolve().parents[2]
 REFUSED = {400, 401, 403, 404}
 
 
 @pytest.fixture(scope="module")
 def gatekeeper(gatekeeper_factory: Callable[..., Gatekeeper],
                tmp_path_factory: pytest.TempPathFactory) -> Gatekeeper:
-    policies = tmp_path_factory.mktemp("policies")
-    for name in ("model.conf", "policy.csv"):
-        shutil.copy(REPO / "policies" / name, policies / name)
     return gatekeeper_factory(public_paths=["/public/*"],
-                              policy={"model": str(policies / "model.conf"),
-                                      "policy": str(policies / "policy.csv")})
+                              policy=copy_default_policy(tmp_path_factory.mktemp("policies")))
 
 
 @pytest.fixture(scope="module")

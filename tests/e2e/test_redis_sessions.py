@@ -31,7 +31,7 @@ from websockets.exceptions import ConnectionClosed
 
 from gatekeeper.devissuer import DevIssuer
 from gatekeeper.devlogin import DevLogin
-from tests.conftest import AUDIENCE, Gatekeeper, Upstream, served_login_issuer
+from tests.conftest import AUDIENCE, Gatekeeper, Upstream, callback_of, login_oidc, served_login_issuer
 from tests.support import forge
 from tests.support.oidc import (
     OidcProvider,
@@ -39,6 +39,7 @@ from tests.support.oidc import (
     logout_with_http_client,
     run_oidc_provider,
 )
+from tests.support.poll import eventually
 from tests.support.redis import RedisServer, run_redis
 from tests.support.servers import free_port, serve_asgi
 
@@ -51,10 +52,6 @@ BACKCHANNEL = "/oauth2/backchannel_logout"
 # session.redis_cache_seconds (1 s): how long another replica may still serve an ended session;
 # with room for a loaded machine.
 CACHE_BOUND = 3.0
-
-
-def callback_of(port: int) -> str:
-    return f"http://127.0.0.1:{port}/oauth2/callback"
 
 
 def replica_config(port: int, redis: RedisServer, oidc: dict[str, Any], prefix: str) -> dict[str, Any]:
@@ -147,8 +144,7 @@ def dev_op(port_c: int) -> Iterator[tuple[DevIssuer, DevLogin]]:
 def refresh_pair(gatekeeper_factory: Callable[..., Gatekeeper], redis_server: RedisServer,
                  dev_op: tuple[DevIssuer, DevLogin], port_c: int) -> Pair:
     issuer, _ = dev_op
-    oidc = {"issuer": issuer.issuer, "client_id": "gatekeeper", "client_secret": "dev-client-secret",
-            "redirect_url": callback_of(port_c), "refresh_margin_seconds": 0}
+    oidc = login_oidc(issuer, port_c, refresh_margin_seconds=0)
     return Pair(a=gatekeeper_factory(**replica_config(port_c, redis_server, oidc, "refresh:")),
                 b=gatekeeper_factory(**replica_config(free_port(), redis_server, oidc, "refresh:")))
 
@@ -193,15 +189,6 @@ def sends_to_login(gk: Gatekeeper, cookie: str, issuer: str) -> bool:
 def ends_cookie(response: httpx.Response) -> bool:
     cookies = response.headers.get_list("set-cookie")
     return any(c.startswith(f"{COOKIE}=") and "Max-Age=0" in c for c in cookies)
-
-
-def eventually(check: Callable[[], bool], seconds: float = 10.0) -> bool:
-    deadline = time.monotonic() + seconds
-    while not check():
-        if time.monotonic() > deadline:
-            return False
-        time.sleep(0.1)
-    return True
 
 
 def redis_values(server: RedisServer, prefix: str) -> bytes:
@@ -361,9 +348,7 @@ LEEWAY = 30  # auth.leeway_seconds (the default)
 def logout_gk(gatekeeper_factory: Callable[..., Gatekeeper], redis_server: RedisServer,
               dev_op: tuple[DevIssuer, DevLogin], port_c: int) -> Gatekeeper:
     issuer, _ = dev_op
-    oidc = {"issuer": issuer.issuer, "client_id": "gatekeeper", "client_secret": "dev-client-secret",
-            "redirect_url": callback_of(port_c),
-            "backchannel_logout_max_age_minutes": LOGOUT_MAX_AGE_MINUTES}
+    oidc = login_oidc(issuer, port_c, backchannel_logout_max_age_minutes=LOGOUT_MAX_AGE_MINUTES)
     return gatekeeper_factory(**replica_config(free_port(), redis_server, oidc, "bcl:"))
 
 

@@ -19,7 +19,7 @@ import jwt
 import pytest
 
 from gatekeeper.devissuer import DevIssuer
-from tests.conftest import AUDIENCE, Gatekeeper, served_login_issuer
+from tests.conftest import AUDIENCE, Gatekeeper, callback_of, login_oidc, served_login_issuer
 from tests.support.oidc import login_with_http_client
 from tests.support.redis import RedisServer, run_redis
 from tests.support.servers import free_port
@@ -186,13 +186,11 @@ def login_replica(request: pytest.FixtureRequest, gatekeeper_factory: Callable[.
     """A gatekeeper with browser login at the dev provider, cookie or Redis sessions, and the
     revocation list; and its Redis key prefix."""
     port = free_port()
-    callback = f"http://127.0.0.1:{port}/oauth2/callback"
     prefix = f"sessions-{request.param}:"
-    with served_login_issuer([callback]) as (issuer, _):
+    with served_login_issuer([callback_of(port)]) as (issuer, _):
         yield gatekeeper_factory(
             listen=f"127.0.0.1:{port}",
-            oidc={"issuer": issuer.issuer, "client_id": "gatekeeper", "client_secret": "dev-client-secret",
-                  "redirect_url": callback},
+            oidc=login_oidc(issuer, port),
             session={"secret": secrets.token_urlsafe(32), "cookie_secure": False, "store": request.param},
             redis={"url": redis.url, "key_prefix": prefix},
             revocation={"enabled": True, "admin_secret": ADMIN_SECRET, "resync_seconds": 1,

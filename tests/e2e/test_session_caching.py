@@ -15,9 +15,9 @@ import httpx
 import pytest
 
 from gatekeeper.devissuer import DevIssuer
-from tests.conftest import Gatekeeper, served_login_issuer
+from tests.conftest import Gatekeeper, login_oidc
 from tests.support.oidc import login_with_http_client
-from tests.support.servers import free_port, serve_asgi
+from tests.support.servers import serve_asgi
 
 SESSION_SECRET = "caching-e2e-session-secret-0123456789abcdef"
 
@@ -34,24 +34,12 @@ async def cacheable_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 
 @pytest.fixture(scope="module")
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def op(port: int) -> Iterator[DevIssuer]:
-    with served_login_issuer([f"http://127.0.0.1:{port}/oauth2/callback"]) as (dev, _login):
-        yield dev
-
-
-@pytest.fixture(scope="module")
-def gk(gatekeeper_factory: Callable[..., Gatekeeper], op: DevIssuer, port: int) -> Iterator[Gatekeeper]:
+def gk(gatekeeper_factory: Callable[..., Gatekeeper], login_issuer: DevIssuer,
+       login_port: int) -> Iterator[Gatekeeper]:
     with serve_asgi(cacheable_app) as app_url:
         yield gatekeeper_factory(
-            listen=f"127.0.0.1:{port}", upstream=app_url,
-            oidc={"issuer": op.issuer, "client_id": "gatekeeper", "client_secret": "dev-client-secret",
-                  "redirect_url": f"http://127.0.0.1:{port}/oauth2/callback",
-                  "refresh_margin_seconds": 3600},
+            listen=f"127.0.0.1:{login_port}", upstream=app_url,
+            oidc=login_oidc(login_issuer, login_port, refresh_margin_seconds=3600),
             session={"secret": SESSION_SECRET, "cookie_secure": False},
         )
 

@@ -13,39 +13,26 @@ from __future__ import annotations
 import base64
 import os
 import socket
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
 import pytest
 
 from gatekeeper.devissuer import DevIssuer
-from tests.conftest import AUDIENCE, Gatekeeper, Upstream, served_login_issuer
+from tests.conftest import AUDIENCE, Gatekeeper, Upstream, login_oidc
 from tests.support.browser import chromium_page
 from tests.support.oidc import login_with_http_client
-from tests.support.servers import free_port
 
 SESSION_SECRET = "origin-e2e-session-secret-0123456789abcdef"
 PARTNER = "https://partner.example:8443"
 
 
 @pytest.fixture(scope="module")
-def port() -> int:
-    return free_port()
-
-
-@pytest.fixture(scope="module")
-def op(port: int) -> Iterator[DevIssuer]:
-    with served_login_issuer([f"http://127.0.0.1:{port}/oauth2/callback"]) as (dev, _login):
-        yield dev
-
-
-@pytest.fixture(scope="module")
-def gk(gatekeeper_factory: Callable[..., Gatekeeper], op: DevIssuer, port: int) -> Gatekeeper:
+def gk(gatekeeper_factory: Callable[..., Gatekeeper], login_issuer: DevIssuer, login_port: int) -> Gatekeeper:
     return gatekeeper_factory(
-        listen=f"127.0.0.1:{port}",
-        oidc={"issuer": op.issuer, "client_id": "gatekeeper", "client_secret": "dev-client-secret",
-              "redirect_url": f"http://127.0.0.1:{port}/oauth2/callback"},
+        listen=f"127.0.0.1:{login_port}",
+        oidc=login_oidc(login_issuer, login_port),
         session={"secret": SESSION_SECRET, "cookie_secure": False, "allowed_origins": [PARTNER]},
         trusted_proxies=["127.0.0.1/32"],  # forward-auth answers only trusted peers
     )
@@ -120,11 +107,11 @@ def _fill(text: str, port: int) -> str:
                          ids=[name for name, _, _ in POST_CASES])
 @pytest.mark.parametrize("method", ["POST", "DELETE", "PATCH"])
 def test_a_session_request_that_changes_something_must_come_from_an_allowed_origin(
-    gk: Gatekeeper, upstream: Upstream, cookies: dict[str, str], port: int, method: str,
+    gk: Gatekeeper, upstream: Upstream, cookies: dict[str, str], login_port: int, method: str,
     headers: list[tuple[str, str]], allowed: bool,
 ) -> None:
     marker = os.urandom(6).hex()
-    sent = [cookie_header(cookies), *((k.encode(), _fill(v, port).encode()) for k, v in headers)]
+    sent = [cookie_header(cookies), *((k.encode(), _fill(v, login_port).encode()) for k, v in headers)]
     with httpx.Client(base_url=gk.url, trust_env=False, timeout=10) as client:
         response = client.request(method, f"/change?m={marker}", headers=sent, content=b"x=1")
     assert (response.status_code, reached(upstream, marker)) == ((200, True) if allowed else (403, False))
@@ -221,12 +208,12 @@ WS_CASES: list[tuple[str, list[tuple[str, str]], bool]] = [
 @pytest.mark.parametrize(("headers", "allowed"), [(h, a) for _, h, a in WS_CASES],
                          ids=[name for name, _, _ in WS_CASES])
 def test_a_session_websocket_must_come_from_an_allowed_origin(
-    gk: Gatekeeper, upstream: Upstream, cookies: dict[str, str], port: int,
+    gk: Gatekeeper, upstream: Upstream, cookies: dict[str, str], login_port: int,
     headers: list[tuple[str, str]], allowed: bool,
 ) -> None:
     marker = os.urandom(6).hex()
-    status = handshake(port, [cookie_header(cookies),
-                              *((k.encode(), _fill(v, port).encode()) for k, v in headers)], marker)
+    sent = [cookie_header(cookies), *((k.encode(), _fill(v, login_port).encode()) for k, v in headers)]
+    status = handshake(login_port, sent, marker)
     expected = b"HTTP/1.1 101 " if allowed else b"HTTP/1.1 403 "
     assert status.startswith(expected), status
     assert reached(upstream, marker) is allowed
@@ -245,13 +232,13 @@ FORWARD_CASES: list[tuple[str, str, list[tuple[str, str]], int]] = [
 @pytest.mark.parametrize(("method", "headers", "expected"), [(m, h, e) for _, m, h, e in FORWARD_CASES],
                          ids=[name for name, _, _, _ in FORWARD_CASES])
 def test_forward_auth_judges_the_original_request_s_origin_the_same_way(
-    gk: Gatekeeper, cookies: dict[str, str], port: int, method: str,
+    gk: Gatekeeper, cookies: dict[str, str], login_port: int, method: str,
     headers: list[tuple[str, str]], expected: int,
 ) -> None:
     # nginx's auth_request passes the client's headers along; the recipe adds X-Original-URI/-Method.
     sent = [cookie_header(cookies), (b"x-original-uri", b"/change"),
             (b"x-original-method", method.encode()),
-            *((k.encode(), _fill(v, port).encode()) for k, v in headers)]
+            *((k.encode(), _fill(v, login_port).encode()) for k, v in headers)]
     with httpx.Client(base_url=gk.url, trust_env=False, timeout=10) as client:
         assert client.get("/oauth2/auth", headers=sent).status_code == expected
 

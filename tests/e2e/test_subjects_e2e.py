@@ -27,7 +27,15 @@ import pytest
 import yaml
 
 from gatekeeper.devissuer import DevIssuer
-from tests.conftest import AUDIENCE, Gatekeeper, Upstream, served_issuer, served_login_issuer
+from tests.conftest import (
+    AUDIENCE,
+    Gatekeeper,
+    Upstream,
+    callback_of,
+    login_oidc,
+    served_issuer,
+    served_login_issuer,
+)
 from tests.support.oidc import login_with_http_client
 from tests.support.redis import RedisServer, run_redis
 from tests.support.servers import free_port
@@ -259,16 +267,14 @@ def login_and_bearer(gatekeeper_factory: Callable[..., Gatekeeper], partner: Dev
     """The main issuer both for bearer tokens and for browser login, beside a partner issuer
     (so every subject is namespaced)."""
     port = free_port()
-    callback = f"http://127.0.0.1:{port}/oauth2/callback"
-    with served_login_issuer([callback]) as (main, _):
+    with served_login_issuer([callback_of(port)]) as (main, _):
         policy = (f"g, {main.issuer}#alice, role:admin\n"
                   "p, role:admin, /admin/*, *, allow\n")
         yield gatekeeper_factory(
             listen=f"127.0.0.1:{port}",
             auth={"issuers": [{"issuer": main.issuer, "audience": [AUDIENCE]},
                               {"issuer": partner.issuer, "audience": [AUDIENCE]}]},
-            oidc={"issuer": main.issuer, "client_id": "gatekeeper",
-                  "client_secret": "dev-client-secret", "redirect_url": callback},
+            oidc=login_oidc(main, port),
             session={"secret": secrets.token_urlsafe(32), "cookie_secure": False},
             policy=policy_file(tmp_path_factory.mktemp("login"), policy),
         ), main

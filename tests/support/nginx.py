@@ -1,0 +1,61 @@
+"""A real nginx (Debian's, with auth_request) in front of gatekeeper, and raw requests to it.
+
+    with run_nginx(server_blocks, tmp_path_factory.mktemp("nginx"), port):
+        status = status_of(port, b"GET /x HTTP/1.1\\r\\nHost: app.example\\r\\n...\\r\\n\\r\\n")
+
+nginx runs in the foreground as one process, everything under its prefix directory; the server
+blocks given must listen on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import re
+import shutil
+import socket
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.support.servers import run_process
+
+__all__ = ["NGINX", "needs_nginx", "run_nginx", "status_of"]
+
+NGINX = shutil.which("nginx") or "/usr/sbin/nginx"
+needs_nginx = pytest.mark.skipif(not Path(NGINX).exists(), reason="nginx is not installed")
+
+
+@contextlib.contextmanager
+def run_nginx(server_blocks: str, prefix: Path, port: int) -> Iterator[None]:
+    """nginx serving ``server_blocks`` inside its ``http {}``, until ``port`` accepts."""
+    temp = "\n".join(f"    {kind}_temp_path {prefix}/{kind};"
+                     for kind in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi"))
+    conf = prefix / "nginx.conf"
+    conf.write_text(f"""daemon off;
+master_process off;
+pid {prefix}/nginx.pid;
+error_log {prefix}/error.log info;
+events {{ worker_connections 64; }}
+http {{
+    access_log off;
+{temp}
+{server_blocks}
+}}
+""")
+    with run_process([NGINX, "-p", str(prefix), "-c", str(conf)], ready_port=port):
+        yield
+
+
+def status_of(port: int, data: bytes) -> int:
+    """Write ``data`` byte for byte to 127.0.0.1:``port``, read until nginx closes (at most
+    1 MiB); the status of its answer. nginx answers after the upstream did, so whatever the
+    request caused upstream is recorded by the time this returns."""
+    with socket.create_connection(("127.0.0.1", port), timeout=15) as sock:
+        sock.sendall(data)
+        received = bytearray()
+        while len(received) < 1 << 20 and (chunk := sock.recv(65536)):
+            received += chunk
+    status = re.match(rb"HTTP/1\.[01] (\d{3}) ", bytes(received))
+    assert status, f"no HTTP answer to {data[:200]!r}: {bytes(received[:200])!r}"
+    return int(status.group(1))
