@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from http.cookies import CookieError, SimpleCookie
 from typing import Any
 
-from gatekeeper.cookies import CookieJar
+from gatekeeper.cookies import CookieJar, request_cookies
 
 
 class RequestView:
@@ -46,18 +44,8 @@ class RequestView:
 
     def cookie(self, name: str) -> str | None:
         if self._cookies is None:
-            self._cookies = parse_cookies(self.header_values(b"cookie"))
-        return self._cookies.get(name)
-
-
-def parse_cookies(values: Iterable[bytes]) -> dict[str, str]:
-    cookies: dict[str, str] = {}
-    for value in values:
-        jar: SimpleCookie = SimpleCookie()
-        try:
-            jar.load(value.decode("latin-1"))
-        except CookieError:
-            continue
-        for key, morsel in jar.items():
-            cookies.setdefault(key, morsel.value)
-    return cookies
+            self._cookies = request_cookies(self.header_values(b"cookie"))
+        value = self._cookies.get(name)
+        if value is not None and len(value) > 1 and value[0] == value[-1] == '"':
+            return value[1:-1]  # a DQUOTE-wrapped cookie-value (RFC 6265 §4.1.1)
+        return value
