@@ -737,6 +737,23 @@ def test_key_match2_decides_as_casbins_on_hostile_strings(pattern: str, value: s
                                                                 pattern)
 
 
+# Patterns of several wildcards, matched without a regular expression (functions._Wildcards):
+# long enough for '/*', ':name' and '.' to combine in every order.
+WILDCARD_PIECES = ["/", "a", "b", ":id", "/*", ".", "/a", "ab", "x.", "*", ":", "-"]
+
+
+@given(st.lists(st.sampled_from(WILDCARD_PIECES), max_size=10).map("".join),
+       st.lists(st.sampled_from(["/", "a", "b", "ab", ".", "/a/", "b/a", "//", "-"]),
+                max_size=10).map("".join),
+       st.sampled_from(["", "zz", "a/b", "/b/"]), st.sampled_from(["", "/", "x", "/b"]))
+def test_key_match2_on_many_wildcards_decides_as_casbins(pattern: str, value: str, star: str,
+                                                          tail: str) -> None:
+    fitted = pattern.replace(":id", "1").replace("*", star) + tail
+    for candidate in (value, fitted):
+        assert _outcome(key_match2, candidate, pattern) == _outcome(casbin_ops.key_match2,
+                                                                    candidate, pattern)
+
+
 def _outcome(function: Callable[[str, str], bool], value: str, pattern: str) -> object:
     try:
         return function(value, pattern)

@@ -63,3 +63,35 @@ def test_a_cookie_header_costs_what_its_bytes_cost(
     assert spent < PER_ROUND_CPU_BOUND * rounds + 0.5, f"{spent:.1f} s CPU for {rounds} rounds"
     assert_served(response)
     assert during
+
+
+# Python's re backtracks: keyMatch2's "/*" becomes ".*", and k of them against a path that
+# almost matches cost time of degree k in its length (CWE-1333). Four of them on a 6 KB path
+# cost ~14 s per request before the fix.
+WILDCARD_RULES = {
+    "four '/*' wildcards": ("/public/*/b/*/c/*/d/*", b"/public/" + b"b/c/" * 1500),
+    "three '/*' and a ':param'": ("/public/*/b/*/c/*/:name/d", b"/public/" + b"b/c/" * 1500),
+    "wildcards after a ':param'": ("/public/:t/*/b/*/c/*/d/*", b"/public/t/" + b"b/c/" * 1500),
+}
+
+
+@pytest.mark.parametrize(("pattern", "target"), list(WILDCARD_RULES.values()),
+                         ids=list(WILDCARD_RULES))
+def test_a_path_costs_what_its_bytes_cost_against_wildcard_rules(
+    start_gatekeeper: Callable[..., Gatekeeper], tmp_path: Path, pattern: str, target: bytes,
+) -> None:
+    model = Path(__file__).resolve().parents[2] / "policies" / "model.conf"
+    policy = tmp_path / "policy.csv"
+    policy.write_text(f"p, role:anonymous, /public/*, GET, allow\n"
+                      f"p, role:anonymous, {pattern}, GET, deny\n")
+    gk = start_gatekeeper(policy={"model": str(model), "policy": str(policy)})
+    pid = gk.process.pid
+    before = cpu_seconds(pid)
+    siege, response, during = under_siege(gk, lambda: stream_head(gk, _request(target, b""), b"",
+                                                                  0, b""))
+    spent = cpu_seconds(pid) - before
+    rounds = len(siege.results)
+    assert all(attack.statuses == [200] for attack in siege.results)  # no rule denies it
+    assert spent < PER_ROUND_CPU_BOUND * rounds + 0.5, f"{spent:.1f} s CPU for {rounds} rounds"
+    assert_served(response)
+    assert during
