@@ -30,9 +30,11 @@ import logging
 import socket
 import struct
 import time
+from collections.abc import Callable
 from typing import Any, cast
 
 import httptools
+from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gatekeeper.server.limits import BodyPace, ConnectionLimits, HeadBudget, HeadRefused
@@ -76,6 +78,22 @@ class OriginFormProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
 
+class _HoldingFlow(FlowControl):
+    """uvicorn's flow control, except that reading stays paused while ``held()``: bytes kept
+    behind a waiting pipelined request must not grow by a read each time an app's receive()
+    or a finished answer resumes reading (the protocol resumes it once they are parsed)."""
+
+    def __init__(self, transport: asyncio.Transport, held: Callable[[], bool]) -> None:
+        super().__init__(transport)
+        self._held = held
+
+    def resume_reading(self) -> None:
+        if self._held():
+            self.read_paused = False  # the transport stays paused: the stash's, not ours
+            return
+        super().resume_reading()
+
+
 class RefusalLog:
     """One warning per refusal reason and ``interval`` at most, with the count since the last:
     an attack must not turn into a flood of log lines (one object per worker process)."""
@@ -117,6 +135,7 @@ class EdgeProtocol(OriginFormProtocol):
     # -- asyncio.Protocol ---------------------------------------------------------------------
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self.flow = _HoldingFlow(transport, lambda: bool(self._stash))
         if len(self.connections) > self._limits.max_connections:
             self._refuse(HeadRefused(503, "max_connections reached"))
             return
@@ -193,7 +212,8 @@ class EdgeProtocol(OriginFormProtocol):
 
     def _hold(self, rest: memoryview) -> None:
         self._stash = bytes(rest)
-        self.flow.pause_reading()
+        # The transport itself, not uvicorn's flow control: a receive() would resume that.
+        self.transport.pause_reading()
         if len(self._stash) > PIPELINE_STASH_LIMIT:
             self._refusals.refused(None, "pipelined too far ahead")
             self.transport.close()  # answers are still owed to earlier requests: no status
@@ -201,6 +221,8 @@ class EdgeProtocol(OriginFormProtocol):
     def _feed_stash(self) -> None:
         if self._stash and not self.pipeline and not self.transport.is_closing():
             self.data_received(b"")
+            if not self._stash and not self.flow.read_paused and not self.transport.is_closing():
+                self.transport.resume_reading()
 
     def _feed(self, data: memoryview) -> None:
         """uvicorn's data_received for one piece, telling our refusals from parse errors."""
@@ -299,7 +321,8 @@ class EdgeProtocol(OriginFormProtocol):
             return
         now = self.loop.time()
         cycle = self.cycle
-        if self.flow.read_paused or (cycle is not None and cycle.waiting_for_100_continue):
+        if (self.flow.read_paused or self._stash
+                or (cycle is not None and cycle.waiting_for_100_continue)):
             pace.restart(now)  # we held the body up, not the client
         elif now >= pace.due():
             self._pace = None

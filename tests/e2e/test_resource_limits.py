@@ -171,6 +171,19 @@ def test_pipelined_requests_are_all_answered_in_order(
     assert [p.decode() for p in paths] == [*expected, "/public/up", *expected, "/public/last"]
 
 
+def test_pipelined_heads_near_the_limit_are_all_answered(
+    start_gatekeeper: Callable[..., Gatekeeper],
+) -> None:
+    # 1.4 MB sent at once, ~29 KB a head: what waits unparsed must not grow by a read each
+    # time an answer completes (it would pass the 1 MiB cap and cut a well-behaved client off).
+    gk = start_gatekeeper()
+    head = b"GET /public/x HTTP/1.1\r\nHost: gk.test\r\n" + b"".join(
+        b"X-A%d: %s\r\n" % (i, b"v" * 300) for i in range(95))
+    last = head.replace(b"Host:", b"Connection: close\r\nHost:")
+    attack = stream_head(gk, (head + b"\r\n") * 49 + last + b"\r\n", b"", 0, b"")
+    assert attack.statuses == [200] * 50 and attack.closed
+
+
 # -- §2.2 slow or silent clients dropped --------------------------------------------------------
 
 def test_a_slowloris_head_is_dropped_at_the_deadline_while_others_are_served(
