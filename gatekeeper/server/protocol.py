@@ -259,7 +259,9 @@ class EdgeProtocol(OriginFormProtocol):
         self._budget.headers_complete()
         self._disarm_head_deadline()
         lengths = [v for k, v in self.headers if k in (b"content-length", b"transfer-encoding")]
-        self._body_left = int(lengths[0]) if len(lengths) == 1 and lengths[0].isdigit() else 0
+        framing = lengths[0] if len(lengths) == 1 else b""
+        # At most 19 digits: int() refuses over 4,300 (CVE-2020-10735), llhttp allows leading zeros.
+        self._body_left = int(framing) if framing.isdigit() and len(framing) < 20 else 0
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
