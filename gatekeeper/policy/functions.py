@@ -206,6 +206,34 @@ def key_match2(key1: str, key2: str) -> bool:
     return plan.match(key1)
 
 
+@functools.lru_cache(maxsize=_PATTERN_CACHE)
+def _key_match35_plan(pattern: str, five: bool) -> _Wildcards | re.Pattern[str]:
+    # As casbin's key_match3 / key_match5: '/*' any suffix, '{name}' one segment.
+    translated = pattern.replace("/*", "/.*")
+    if five:
+        translated = casbin_ops.KEY_MATCH5_PATTERN.sub("[^/]+", translated, 0)
+    else:
+        translated = casbin_ops.KEY_MATCH3_PATTERN.sub(r"\g<1>[^\/]+\g<2>", translated, 0)
+    return _Wildcards.parse(translated) or re.compile("^" + translated + "$")
+
+
+def _key_match35(key1: str, key2: str, five: bool) -> bool:
+    plan = _key_match35_plan(key2, five)
+    if isinstance(plan, re.Pattern) or "\n" in key1:
+        return plan.match(key1) is not None if isinstance(plan, re.Pattern) else bool(
+            (casbin_ops.key_match5 if five else casbin_ops.key_match3)(key1, key2))
+    return plan.match(key1)
+
+
+def key_match3(key1: str, key2: str) -> bool:
+    return _key_match35(key1, key2, five=False)
+
+
+def key_match5(key1: str, key2: str) -> bool:
+    query = key1.find("?")  # casbin's key_match5 compares the path without its query
+    return _key_match35(key1 if query < 0 else key1[:query], key2, five=True)
+
+
 def regex_match(key1: str, key2: str) -> bool:
     return _regex(key2).match(key1) is not None
 
@@ -227,9 +255,9 @@ def matcher_functions() -> dict[str, Callable[..., Any]]:
     return {
         "keyMatch": casbin_ops.key_match_func,
         "keyMatch2": key_match2,
-        "keyMatch3": casbin_ops.key_match3_func,
+        "keyMatch3": key_match3,
         "keyMatch4": casbin_ops.key_match4_func,
-        "keyMatch5": casbin_ops.key_match5_func,
+        "keyMatch5": key_match5,
         "keyGet": casbin_ops.key_get,
         "keyGet2": casbin_ops.key_get2,
         "regexMatch": regex_match,
