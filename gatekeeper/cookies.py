@@ -6,11 +6,12 @@ jar's ``Set-Cookie`` headers to whatever the answer turns out to be: proxied, re
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
 _EPOCH = "Thu, 01 Jan 1970 00:00:00 GMT"
+_OWS = b" \t"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,3 +101,18 @@ def private_answer(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, byte
         kept = [d for d, n in zip(directives, names, strict=True) if n not in _SHARED_DIRECTIVES]
         kept.insert(0, b"private")
     return [*rest, (b"cache-control", b", ".join(kept))]
+
+
+def request_cookies(values: Iterable[bytes]) -> dict[str, str]:
+    """Cookie name → value of a request's Cookie headers; the first of a repeated name wins (the
+    most specific path comes first, RFC 6265 §5.4). Parsed as ``strip_session_cookies`` splits,
+    so what gatekeeper reads is exactly what it removes; one split, linear in the header's bytes
+    (the standard library's ``SimpleCookie`` is quadratic on quoted backslashes, CVE-2024-7592)."""
+    cookies: dict[str, str] = {}
+    for value in values:
+        for segment in value.split(b";"):
+            name, _, rest = segment.partition(b"=")
+            key = name.strip(_OWS).decode("latin-1")
+            if key:
+                cookies.setdefault(key, rest.strip(_OWS).decode("latin-1"))
+    return cookies

@@ -33,7 +33,13 @@ from hypothesis import strategies as st
 from gatekeeper.authz import PolicyAuthorizer, PublicPaths
 from gatekeeper.metrics import Metrics
 from gatekeeper.policy.engine import CompiledPolicy, PolicyVerdict
-from gatekeeper.policy.functions import key_match2, matcher_functions, method_match
+from gatekeeper.policy.functions import (
+    key_match2,
+    key_match3,
+    key_match5,
+    matcher_functions,
+    method_match,
+)
 from gatekeeper.policy.loader import PolicyError, load_policy
 from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.principal import Principal
@@ -732,6 +738,35 @@ def test_key_match2_decides_as_casbins_on_hostile_strings(pattern: str, value: s
         warnings.simplefilter("ignore", FutureWarning)  # "[[": a possible nested set, to both
         assert _outcome(key_match2, value, pattern) == _outcome(casbin_ops.key_match2, value,
                                                                 pattern)
+
+
+# Patterns of several wildcards, matched without a regular expression (functions._Wildcards):
+# long enough for '/*', ':name' and '.' to combine in every order.
+WILDCARD_PIECES = ["/", "a", "b", ":id", "/*", ".", "/a", "ab", "x.", "*", ":", "-"]
+
+
+@given(st.lists(st.sampled_from(WILDCARD_PIECES), max_size=10).map("".join),
+       st.lists(st.sampled_from(["/", "a", "b", "ab", ".", "/a/", "b/a", "//", "-"]),
+                max_size=10).map("".join),
+       st.sampled_from(["", "zz", "a/b", "/b/"]), st.sampled_from(["", "/", "x", "/b"]))
+def test_key_match2_on_many_wildcards_decides_as_casbins(pattern: str, value: str, star: str,
+                                                          tail: str) -> None:
+    fitted = pattern.replace(":id", "1").replace("*", star) + tail
+    for candidate in (value, fitted):
+        assert _outcome(key_match2, candidate, pattern) == _outcome(casbin_ops.key_match2,
+                                                                    candidate, pattern)
+
+
+@given(st.lists(st.sampled_from([*WILDCARD_PIECES, "{id}", "{", "}"]), max_size=10).map("".join),
+       st.lists(st.sampled_from(["/", "a", "b", "ab", ".", "/a/", "b/a", "?q", "?", "-"]),
+                max_size=10).map("".join),
+       st.sampled_from(["", "zz", "a/b", "/b/"]), st.sampled_from(["", "/", "x", "?a/b"]))
+def test_key_match3_and_5_decide_as_casbins(pattern: str, value: str, star: str,
+                                            tail: str) -> None:
+    fitted = pattern.replace("{id}", "1").replace("*", star) + tail
+    for ours, theirs in ((key_match3, casbin_ops.key_match3), (key_match5, casbin_ops.key_match5)):
+        for candidate in (value, fitted):
+            assert _outcome(ours, candidate, pattern) == _outcome(theirs, candidate, pattern)
 
 
 def _outcome(function: Callable[[str, str], bool], value: str, pattern: str) -> object:

@@ -24,10 +24,10 @@ from dataclasses import asdict, dataclass
 
 from authlib.common.security import generate_token
 
-from gatekeeper.cookies import SetCookie
+from gatekeeper.cookies import SetCookie, request_cookies
 from gatekeeper.errors import LoginFailed, SessionInvalid
 from gatekeeper.request import RequestView
-from gatekeeper.sessions.cookie import LOGIN_COOKIE_INFIX, request_cookies
+from gatekeeper.sessions.cookie import LOGIN_COOKIE_INFIX
 from gatekeeper.sessions.crypto import SessionCipher
 
 _STATE = re.compile(r"[A-Za-z0-9_\-]{22,64}")

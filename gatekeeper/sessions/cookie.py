@@ -24,6 +24,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
+from gatekeeper.cookies import request_cookies
 from gatekeeper.errors import SessionInvalid, SessionTooLarge
 from gatekeeper.lru import LRU
 from gatekeeper.request import RequestView
@@ -172,20 +173,6 @@ def owns(cookie: bytes, name: bytes) -> bool:
     if cookie.startswith(prefix + LOGIN_COOKIE_INFIX[1:].encode()):
         return True
     return cookie.startswith(prefix) and cookie[len(prefix) :].isdigit()  # bytes: ASCII digits only
-
-
-def request_cookies(values: Iterable[bytes]) -> dict[str, str]:
-    """Cookie name → value; the first of a repeated name wins (the most specific path comes
-    first, RFC 6265 §5.4). Parsed like ``strip_session_cookies`` splits, so what gatekeeper reads
-    is exactly what it removes."""
-    cookies: dict[str, str] = {}
-    for value in values:
-        for segment in value.split(b";"):
-            name, _, rest = segment.partition(b"=")
-            key = name.strip(_OWS).decode("latin-1")
-            if key:
-                cookies.setdefault(key, rest.strip(_OWS).decode("latin-1"))
-    return cookies
 
 
 def strip_session_cookies(

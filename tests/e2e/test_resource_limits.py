@@ -25,6 +25,7 @@ from tests.support.attacks import (
     drip_body,
     gatekeeper_starter,
     hold_unread,
+    pipeline_unread,
     stream_head,
     under_siege,
     wait_closed,
@@ -128,6 +129,59 @@ def test_a_head_just_within_every_limit_is_served(
     headers += b"X-Fill: " + b"f" * (8192 - used) + b"\r\n"
     attack = stream_head(gk, b"GET " + target + b" HTTP/1.1\r\n" + headers + b"\r\n", b"", 0, b"")
     assert attack.statuses == [200]
+
+
+def test_pipelined_requests_are_parsed_one_ahead_not_a_read_at_a_time(
+    start_gatekeeper: Callable[..., Gatekeeper],
+) -> None:
+    # uvicorn parsed every request of a read and queued an object for each (~1.7 KB for these
+    # 35 bytes): 256 KB pipelined on a connection that does not read took ~13 MB, and 30 such
+    # connections ~400 MB. Now the rest waits as bytes (at most one read each, ~8 MB here).
+    gk = start_gatekeeper()
+    request = b"GET /public/x HTTP/1.1\r\nHost:a\r\n\r\n"
+    before = peak_rss_bytes(gk.process.pid)
+    held = []
+    try:
+        for _ in range(30):
+            sock, attack = pipeline_unread(gk, request, 256 * 1024)
+            held.append(sock)
+            assert attack.statuses[:1] == [200]
+        with gk.client(timeout=30) as client:  # served while all 30 are held
+            response = client.get("/public/served")
+        growth = peak_rss_bytes(gk.process.pid) - before
+    finally:
+        for sock in held:
+            sock.close()
+    assert growth < RSS_GROWTH_LIMIT, f"peak RSS grew by {growth / MiB:.0f} MiB"
+    assert_served(response)
+
+
+def test_pipelined_requests_are_all_answered_in_order(
+    start_gatekeeper: Callable[..., Gatekeeper],
+) -> None:
+    gk = start_gatekeeper()
+    requests = b"".join(b"GET /public/%d HTTP/1.1\r\nHost: gk.test\r\n\r\n" % i
+                        for i in range(3000))
+    upload = b"POST /public/up HTTP/1.1\r\nHost: gk.test\r\nContent-Length: 5000\r\n\r\n"
+    last = b"GET /public/last HTTP/1.1\r\nHost: gk.test\r\nConnection: close\r\n\r\n"
+    attack = stream_head(gk, requests + upload + b"u" * 5000 + requests + last, b"", 0, b"")
+    assert attack.statuses == [200] * 6002 and attack.closed
+    paths = re.findall(rb'"path": ?"(/public/[^"]*)"', attack.received)
+    expected = [f"/public/{i}" for i in range(3000)]
+    assert [p.decode() for p in paths] == [*expected, "/public/up", *expected, "/public/last"]
+
+
+def test_pipelined_heads_near_the_limit_are_all_answered(
+    start_gatekeeper: Callable[..., Gatekeeper],
+) -> None:
+    # 1.4 MB sent at once, ~29 KB a head: what waits unparsed must not grow by a read each
+    # time an answer completes (it would pass the 1 MiB cap and cut a well-behaved client off).
+    gk = start_gatekeeper()
+    head = b"GET /public/x HTTP/1.1\r\nHost: gk.test\r\n" + b"".join(
+        b"X-A%d: %s\r\n" % (i, b"v" * 300) for i in range(95))
+    last = head.replace(b"Host:", b"Connection: close\r\nHost:")
+    attack = stream_head(gk, (head + b"\r\n") * 49 + last + b"\r\n", b"", 0, b"")
+    assert attack.statuses == [200] * 50 and attack.closed
 
 
 # -- §2.2 slow or silent clients dropped --------------------------------------------------------

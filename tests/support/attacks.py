@@ -214,6 +214,34 @@ def hold_unread(gk: Gatekeeper, request: bytes, hold: float) -> Attack:
     return attack
 
 
+def pipeline_unread(gk: Gatekeeper, request: bytes, volume: int) -> tuple[socket.socket, Attack]:
+    """Send ``request`` repeated up to ``volume`` bytes at once (pipelined) on a connection that
+    reads only the first answer, which proves gatekeeper parsed the read that held the first
+    request; return the connection, still open, for the caller to close."""
+    attack = Attack()
+    sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    sock.settimeout(10)  # a server that stops reading ends the sending, not the test
+    sock.connect(address(gk))
+    data = request * (volume // len(request))
+    try:
+        sock.sendall(data)
+        attack.sent = len(data)
+    except TimeoutError:
+        pass
+    deadline = time.monotonic() + ATTACK_SECONDS
+    while not attack.statuses and time.monotonic() < deadline:  # no more than the first
+        try:
+            chunk = sock.recv(512)
+        except TimeoutError:
+            continue
+        if not chunk:
+            attack.closed = True
+            break
+        attack.received += chunk
+    return sock, attack
+
+
 def wait_closed(sock: socket.socket, timeout: float) -> bytes:
     """What the server sends until it closes; TimeoutError if it keeps the connection open."""
     sock.settimeout(timeout)

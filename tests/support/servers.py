@@ -260,3 +260,11 @@ def rss_bytes(pid: int) -> int:
 def peak_rss_bytes(pid: int) -> int:
     """Highest resident set size so far (VmHWM)."""
     return _proc_status_kib(pid, "VmHWM") * 1024
+
+
+def cpu_seconds(pid: int) -> float:
+    """CPU time the process has used so far, user + system (/proc/<pid>/stat fields 14, 15):
+    what an attack costs, whatever else shares the machine (unlike a wall-clock time)."""
+    with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        fields = stat.read().rsplit(")", 1)[1].split()  # after the command name, which may hold spaces
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
