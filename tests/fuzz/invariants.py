@@ -183,7 +183,8 @@ def canonical_b64url(segment: str) -> bool:
 
 def check_bearer(subject: BearerSubject, headers: list[tuple[bytes, bytes]], *,
                  exact: bool = not TOLERATE_NONCANONICAL_JWS) -> None:
-    """Any header list → no credentials (None), 400 (a duplicate Authorization) or 401, or the
+    """Any header list → no credentials (None), 400 (a duplicate Authorization or token cookie)
+    or 401, or the
     principal of a token the issuer signed, spelled in canonical base64url (``exact``; else any
     spelling of the same signed header and payload is tolerated)."""
     try:
@@ -192,7 +193,7 @@ def check_bearer(subject: BearerSubject, headers: list[tuple[bytes, bytes]], *,
         assert exc.status == 401 and exc.code, exc
         return
     except BadRequest as exc:
-        assert exc.code == "duplicate_authorization", exc.code
+        assert exc.code in ("duplicate_authorization", "duplicate_token_cookie"), exc.code
         return
     if principal is None:
         return
@@ -331,9 +332,15 @@ def check_config(path: Path, environ: Mapping[str, str]) -> Settings | None:
         roots = (str(path), "(top level)", *_known_roots(document, environ))
         secrets = _secret_values(document) | {
             value for name, value in environ.items() if name.lower().endswith(tuple(SECRET_KEYS))}
+        # A problem names its key, as it must, even where the file spells a value into a key:
+        # what is judged is the rest of the line.
+        keys = sorted(set(_keys(document)), key=len, reverse=True)
         for problem in exc.problems:
+            rest = problem
+            for key in keys:
+                rest = rest.replace(key, "")
             # only marked values: a short or common one may occur in the message by chance
-            echoed = [secret for secret in secrets if SECRET_MARKER in secret and secret in problem]
+            echoed = [secret for secret in secrets if SECRET_MARKER in secret and secret in rest]
             assert not echoed, f"a secret was echoed: {problem!r}"
             # "<where>: <reason>", where = the file, "(top level)" or a dotted key path whose
             # first part is a key of the file, of the environment overrides, or of the schema
@@ -365,6 +372,22 @@ def _secret_values(document: Any) -> set[str]:
             stack.extend((child, key) for child in node)
         elif isinstance(node, str) and key in SECRET_KEYS:
             found.add(node)
+    return found
+
+
+def _keys(document: Any) -> list[str]:
+    """Every mapping key of the document, walked like ``_secret_values`` (bounded)."""
+    found: list[str] = []
+    stack: list[Any] = [document]
+    for _ in range(100_000):
+        if not stack:
+            break
+        node = stack.pop()
+        if isinstance(node, dict):
+            found.extend(str(key) for key in node)
+            stack.extend(node.values())
+        elif isinstance(node, list):
+            stack.extend(node)
     return found
 
 
