@@ -332,6 +332,8 @@ def check_config(path: Path, environ: Mapping[str, str]) -> Settings | None:
         roots = (str(path), "(top level)", *_known_roots(document, environ))
         secrets = _secret_values(document) | {
             value for name, value in environ.items() if name.lower().endswith(tuple(SECRET_KEYS))}
+        # A value the file also gives a key that holds no secret may be quoted for that key.
+        secrets -= _secret_values(document, secret=False)
         # A problem names its key, as it must, even where the file spells a value into a key:
         # what is judged is the rest of the line.
         keys = sorted(set(_keys(document)), key=len, reverse=True)
@@ -357,9 +359,9 @@ def _document(path: Path) -> Any:
         return None
 
 
-def _secret_values(document: Any) -> set[str]:
-    """Strings under a secret-holding key; walked without recursion and bounded, since a YAML
-    alias may make the document hold itself."""
+def _secret_values(document: Any, *, secret: bool = True) -> set[str]:
+    """Strings under a secret-holding key (``secret=False``: under any other key); walked
+    without recursion and bounded, since a YAML alias may make the document hold itself."""
     found: set[str] = set()
     stack: list[tuple[Any, str]] = [(document, "")]
     for _ in range(100_000):
@@ -370,7 +372,7 @@ def _secret_values(document: Any) -> set[str]:
             stack.extend((child, str(k)) for k, child in node.items())
         elif isinstance(node, list):
             stack.extend((child, key) for child in node)
-        elif isinstance(node, str) and key in SECRET_KEYS:
+        elif isinstance(node, str) and (key in SECRET_KEYS) == secret:
             found.add(node)
     return found
 

@@ -49,14 +49,14 @@ def fuzz_one(name: str, libfuzzer_args: list[str]) -> None:
     atheris.Fuzz()
 
 
-def fuzz_all(seconds: int, names: list[str]) -> int:
+def fuzz_all(seconds: int, names: list[str], seed: int = 0) -> int:
     failed = []
     for name in names:
         started = time.monotonic()
         print(f"== fuzz {name}: {seconds} s", flush=True)
         result = subprocess.run(
             [sys.executable, "-m", "tests.fuzz.run", name, f"-max_total_time={seconds}",
-             "-print_final_stats=1"], cwd=ROOT, check=False, stdout=subprocess.PIPE,
+             f"-seed={seed}", "-print_final_stats=1"], cwd=ROOT, check=False, stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT, text=True)
         output = result.stdout
         stats = [line for line in output.splitlines() if line.startswith(("stat::number", "#"))]
@@ -86,13 +86,16 @@ def main() -> int:
     parser.add_argument("--all", action="store_true", help="every target in turn, each bounded")
     parser.add_argument("--seconds", type=int, default=20, help="per target, with --all")
     parser.add_argument("--only", default=",".join(NAMES), help="comma-separated targets, with --all")
+    parser.add_argument("--seed", type=int, default=0,
+                        help="libFuzzer's seed, with --all (0: a new one each run; CI's short run "
+                        "fixes one, so what it finds can be replayed)")
     parser.add_argument("--write-seeds", action="store_true")
     args, rest = parser.parse_known_args()
     if args.write_seeds:
         write_seeds()
         return 0
     if args.all:
-        return fuzz_all(args.seconds, [n for n in args.only.split(",") if n])
+        return fuzz_all(args.seconds, [n for n in args.only.split(",") if n], args.seed)
     if args.target is None:
         parser.error("name a target, or --all")
     fuzz_one(args.target, rest)
