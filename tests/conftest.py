@@ -119,6 +119,18 @@ def upstream() -> Iterator[Upstream]:
         yield Upstream(url=url, recorder=recorder, port=port)
 
 
+@pytest.fixture
+def start_gatekeeper(
+    tmp_path: Path, issuer: DevIssuer, upstream: Upstream
+) -> Iterator[Callable[..., Gatekeeper]]:
+    """A gatekeeper process per call, all stopped at the end: each attack test reads a clean
+    peak RSS or CPU time of its own (tests/support/attacks.py)."""
+    from tests.support.attacks import gatekeeper_starter  # it imports this module
+
+    with gatekeeper_starter(tmp_path, issuer, upstream) as start:
+        yield start
+
+
 def gatekeeper_config(issuer: DevIssuer | None, upstream_url: str, **overrides: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "listen": f"127.0.0.1:{free_port()}",

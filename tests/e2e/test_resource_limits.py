@@ -9,13 +9,11 @@ from __future__ import annotations
 import re
 import socket
 import time
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 
 import pytest
 
-from gatekeeper.devissuer import DevIssuer
-from tests.conftest import Gatekeeper, Upstream
+from tests.conftest import Gatekeeper
 from tests.support.attacks import (
     RSS_GROWTH_LIMIT,
     MiB,
@@ -23,7 +21,6 @@ from tests.support.attacks import (
     assert_served,
     drip,
     drip_body,
-    gatekeeper_starter,
     hold_unread,
     pipeline_unread,
     stream_head,
@@ -31,15 +28,6 @@ from tests.support.attacks import (
     wait_closed,
 )
 from tests.support.servers import peak_rss_bytes
-
-
-@pytest.fixture
-def start_gatekeeper(
-    tmp_path: Path, issuer: DevIssuer, upstream: Upstream
-) -> Iterator[Callable[..., Gatekeeper]]:
-    with gatekeeper_starter(tmp_path, issuer, upstream) as start:
-        yield start
-
 
 # -- §2.1 request heads bounded while they are read --------------------------------------------
 

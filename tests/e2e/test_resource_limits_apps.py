@@ -11,34 +11,22 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from gatekeeper.devissuer import DevIssuer
-from tests.conftest import Gatekeeper, Upstream
+from tests.conftest import Gatekeeper
 from tests.support.attacks import (
     EMPTY_FRAGMENT,
     RSS_GROWTH_LIMIT,
     MiB,
     assert_served,
-    gatekeeper_starter,
     ping_flood,
     under_siege,
 )
 from tests.support.servers import peak_rss_bytes, serve_asgi
-
-
-@pytest.fixture
-def start_gatekeeper(
-    tmp_path: Path, issuer: DevIssuer, upstream: Upstream
-) -> Iterator[Callable[..., Gatekeeper]]:
-    with gatekeeper_starter(tmp_path, issuer, upstream) as start:
-        yield start
-
 
 # -- §2.8 WebSocket messages bounded both ways --------------------------------------------------
 

@@ -9,23 +9,14 @@ Another client is served while the attack goes on (tests/support/attacks.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from gatekeeper.devissuer import DevIssuer
-from tests.conftest import Gatekeeper, Upstream
-from tests.support.attacks import assert_served, gatekeeper_starter, stream_head, under_siege
+from tests.conftest import Gatekeeper
+from tests.support.attacks import assert_served, stream_head, under_siege
 from tests.support.servers import cpu_seconds
-
-
-@pytest.fixture
-def start_gatekeeper(
-    tmp_path: Path, issuer: DevIssuer, upstream: Upstream
-) -> Iterator[Callable[..., Gatekeeper]]:
-    with gatekeeper_starter(tmp_path, issuer, upstream) as start:
-        yield start
 
 
 def _request(target: bytes, header: bytes) -> bytes:

@@ -1,7 +1,7 @@
 """Attacks for the resource tests: raw-socket clients that send too much, too slowly or never
 read, repeated from a thread (a siege) while another client is served.
 
-    def test_x(start_gatekeeper):                        # gatekeeper_starter, as a fixture
+    def test_x(start_gatekeeper):                        # conftest: gatekeeper_starter as a fixture
         gk = start_gatekeeper(max_header_count=20)        # a process of its own: clean VmHWM
         siege, response, during = under_siege(gk, lambda: stream_head(gk, head, b"a", MiB))
 
@@ -41,8 +41,8 @@ SEND_CHUNK = 64 * 1024
 def gatekeeper_starter(
     tmp_path: Path, issuer: DevIssuer, upstream: Upstream
 ) -> Iterator[Callable[..., Gatekeeper]]:
-    """Start a gatekeeper process per call, all stopped on exit (a clean VmHWM each). Test
-    modules wrap it in a function-scoped ``start_gatekeeper`` fixture."""
+    """Start a gatekeeper process per call, all stopped on exit (a clean VmHWM each). The
+    function-scoped ``start_gatekeeper`` fixture (tests/conftest.py) wraps it."""
     with ExitStack() as stack:
         def start(upstream_url: str | None = None, **overrides: Any) -> Gatekeeper:
             config = gatekeeper_config(issuer, upstream_url or upstream.url, **overrides)
