@@ -7,8 +7,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatekeeper.errors import BadRequest
-from gatekeeper.headernames import fold, never_from_client
+from gatekeeper.headernames import fold, is_forwarding, is_override, never_from_client
 from gatekeeper.method_override import refuse_method_override
+from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS
 
 # RFC 9110 token characters besides letters and digits: all of them are accepted by the parser.
 _SEPARATORS = "!#$%&'*+-.^_`|~"
@@ -58,3 +59,11 @@ def test_an_override_parameter_is_refused(query: bytes) -> None:
     with pytest.raises(BadRequest) as caught:
         refuse_method_override(query)
     assert caught.value.code == "method_override"
+
+
+def test_every_header_forward_auth_reads_a_uri_or_method_from_is_stripped_before_the_app() -> None:
+    """Forward-auth's carriers (settings/forward_auth.py) and the strip classes here are two
+    lists with two jobs: a carrier missing here would reach the app as a route or a method."""
+    for name in (*URI_CARRIERS, *METHOD_CARRIERS):
+        folded = fold(name.encode())
+        assert is_override(folded) or is_forwarding(folded), name
