@@ -10,7 +10,7 @@ Scenarios (each with -c32 and -c4, interleaved rounds, medians):
       gk-redis-session-uncached-*  the same with session.redis_cache_seconds 0 (a GET per request)
   (f) gk-token-revocation-{1,2}w  (b) with the revocation list on (a local lookup per request)
 
-A dev issuer (gatekeeper.devissuer, with its login side) serves discovery and JWKS from this
+A dev issuer (gatekeeper.dev.issuer, with its login side) serves discovery and JWKS from this
 process; gatekeeper fetches the keys once at start, so the issuer is idle during the measured
 runs. The session cookie is sealed here with the config's session secret, as a login through the
 dev issuer would leave it (ID token, JWT access token, refresh token, claims): a login is not on
@@ -42,10 +42,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_policy
 import harness
 
+from gatekeeper.clients.redis import connect
 from gatekeeper.cookies import CookieJar
-from gatekeeper.devissuer import DevIssuer, create_issuer_app
-from gatekeeper.devlogin import DevClient, DevLogin
-from gatekeeper.redisconn import connect
+from gatekeeper.dev.issuer import DevIssuer, create_issuer_app
+from gatekeeper.dev.login import DevClient, DevLogin
 from gatekeeper.request import RequestView
 from gatekeeper.sessions.cookie import CookieSessionStore
 from gatekeeper.sessions.model import Session

@@ -15,12 +15,12 @@ import tempfile
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from gatekeeper.config_file import load_settings
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings, split_host_port
+from gatekeeper.settings.file import load_settings
 
 if TYPE_CHECKING:  # the CLI imports the policy modules only when a command needs them
-    from gatekeeper.policy.cli import CheckResult
+    from gatekeeper.cli.policy import CheckResult
     from gatekeeper.policy.loader import LoadReport
 
 
@@ -54,7 +54,7 @@ def _load_or_report(args: argparse.Namespace) -> Settings | None:
 def _check_policy_or_report(settings: Settings) -> CheckResult | None:
     """The policy, loaded and linted; None after reporting its problems (the same lines for
     check and run)."""
-    from gatekeeper.policy.cli import CheckResult, check_policy_files
+    from gatekeeper.cli.policy import CheckResult, check_policy_files
 
     if settings.policy is None:
         return CheckResult([], [], "")
@@ -81,7 +81,7 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_test(args: argparse.Namespace) -> int:
-    from gatekeeper.policy.cli import policy_test
+    from gatekeeper.cli.policy import policy_test
 
     return policy_test(_config_path(args), sub=args.sub, iss=args.iss, roles=args.role, claims=args.claim,
                        anonymous=args.anonymous, method=args.method, path=args.path,
@@ -89,7 +89,7 @@ def cmd_policy_test(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
-    from gatekeeper.policy.cli import policy_check
+    from gatekeeper.cli.policy import policy_check
 
     return policy_check(_config_path(args))
 
@@ -160,7 +160,7 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from gatekeeper.demo import run_demo
+    from gatekeeper.dev.demo import run_demo
 
     return run_demo(port=int(args.port), admin_port=int(args.admin_port),
                     exit_after_check=bool(args.check))

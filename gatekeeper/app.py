@@ -21,32 +21,32 @@ import httpx
 import uvicorn
 
 from gatekeeper import logs
-from gatekeeper.admin import Check, UpstreamProbe, create_admin_app
 from gatekeeper.authn.bearer import BearerAuthenticator
-from gatekeeper.authn.jwks import IssuerKeys
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
-from gatekeeper.forward_auth import ForwardAuth
-from gatekeeper.gate import Gate
+from gatekeeper.clients.redis import RedisClient, connect
+from gatekeeper.edge.forward_auth import ForwardAuth
+from gatekeeper.edge.gate import Gate
+from gatekeeper.edge.proxy import Proxy
+from gatekeeper.edge.websocket import WebSocketProxy
+from gatekeeper.login.routes import LoginRoutes
+from gatekeeper.login.wiring import BrowserLogin
 from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
-from gatekeeper.oidc.browser import BrowserLogin
 from gatekeeper.oidc.provider import Provider
-from gatekeeper.oidc.routes import LoginRoutes
+from gatekeeper.ops.admin import Check, UpstreamProbe, create_admin_app
 from gatekeeper.origin import OriginCheck
 from gatekeeper.pipeline import Authenticator, Pipeline
 from gatekeeper.policy.loader import LoadReport, load_policy
 from gatekeeper.policy.reload import PolicyHolder
-from gatekeeper.proxy import Proxy
 from gatekeeper.ratelimit import RateLimits, RedisWindowCounter
-from gatekeeper.redisconn import RedisClient, connect
 from gatekeeper.revocation import RevocationList
 from gatekeeper.server.limits import ConnectionLimits
 from gatekeeper.server.protocol import edge_protocol, limits_of
 from gatekeeper.settings import OidcSettings, Settings, split_host_port
 from gatekeeper.subjects import SubjectNamespaces
+from gatekeeper.tokens.jwks import IssuerKeys
 from gatekeeper.upstream import Http1Pool
-from gatekeeper.websocket import WebSocketProxy
 
 log = logging.getLogger("gatekeeper")
 

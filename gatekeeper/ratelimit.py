@@ -54,14 +54,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, Protocol
 
-from gatekeeper import pages
+from gatekeeper.clients.redis import REDIS_ERRORS, RedisClient
+from gatekeeper.edge import pages
+from gatekeeper.edge.responses import HTML, own_headers, send_raw, wants_html
 from gatekeeper.errors import RateLimited
 from gatekeeper.metrics import Metrics
 from gatekeeper.paths import PathPatterns, matches_prefix_pattern
 from gatekeeper.principal import Decision, Outcome, Principal
-from gatekeeper.redisconn import REDIS_ERRORS, RedisClient
 from gatekeeper.request import RequestView
-from gatekeeper.responses import HTML, own_headers, send_raw, wants_html
 from gatekeeper.settings import RateLimitRule
 
 log = logging.getLogger("gatekeeper.ratelimit")

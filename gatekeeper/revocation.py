@@ -36,7 +36,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from gatekeeper.admin import Check
+from gatekeeper.clients.redis import REDIS_ERRORS, RedisClient
 from gatekeeper.errors import (
     RevocationStale,
     RevocationStoreUnavailable,
@@ -44,8 +44,8 @@ from gatekeeper.errors import (
     TokenRevoked,
 )
 from gatekeeper.metrics import Metrics
+from gatekeeper.ops.admin import Check
 from gatekeeper.principal import Principal
-from gatekeeper.redisconn import REDIS_ERRORS, RedisClient
 from gatekeeper.revocation_entry import Kind, Revocation, parse_member, parse_request
 from gatekeeper.settings import RevocationSettings
 from gatekeeper.subjects import SubjectNamespaces

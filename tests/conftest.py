@@ -19,8 +19,8 @@ import httpx
 import pytest
 import yaml
 
-from gatekeeper.devissuer import DevIssuer, create_issuer_app
-from gatekeeper.devlogin import DevClient, DevLogin
+from gatekeeper.dev.issuer import DevIssuer, create_issuer_app
+from gatekeeper.dev.login import DevClient, DevLogin
 from tests.support.servers import ProcessHandle, free_port, run_process, serve_asgi
 from tests.support.upstream import Recorder, create_upstream_app
 
@@ -69,7 +69,7 @@ def served_login_issuer(
     redirect_uris: list[str], *, post_logout_redirect_uris: list[str] | None = None,
     client_id: str = "gatekeeper", client_secret: str = "dev-client-secret", **login: Any,
 ) -> Iterator[tuple[DevIssuer, DevLogin]]:
-    """A DevIssuer with its login side (gatekeeper/devlogin.py): a small OpenID Provider whose
+    """A DevIssuer with its login side (gatekeeper/dev/login.py): a small OpenID Provider whose
     ``id_token_hook`` / ``userinfo_overrides`` make it misbehave on purpose."""
     dev = DevIssuer()
     port = free_port()

@@ -1,4 +1,4 @@
-"""ControlPlane (gatekeeper/controlplane.py) against hostile issuer processes on loopback: every
+"""ControlPlane (gatekeeper/clients/controlplane.py) against hostile issuer processes on loopback: every
 call ends within its total deadline or its size cap, whatever the other side does.
 
 End to end (a gatekeeper process next to a hostile issuer): tests/e2e/test_control_plane.py.
@@ -14,7 +14,7 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from gatekeeper.controlplane import ControlPlane, FetchError, safe_url
+from gatekeeper.clients.controlplane import ControlPlane, FetchError, safe_url
 from tests.support.servers import ProcessHandle, free_port, run_process
 
 DEADLINE = 1.0

@@ -1,4 +1,4 @@
-"""The dev issuer's login side (gatekeeper/devlogin.py) over real HTTP, as a relying party sees it."""
+"""The dev issuer's login side (gatekeeper/dev/login.py) over real HTTP, as a relying party sees it."""
 
 from __future__ import annotations
 
@@ -15,8 +15,8 @@ import httpx
 import jwt
 import pytest
 
-from gatekeeper.devissuer import DevIssuer, create_issuer_app
-from gatekeeper.devlogin import SESSION_COOKIE, DevClient, DevLogin
+from gatekeeper.dev.issuer import DevIssuer, create_issuer_app
+from gatekeeper.dev.login import SESSION_COOKIE, DevClient, DevLogin
 from tests.support import forge
 from tests.support.oidc import LoginError, login_with_http_client
 from tests.support.servers import serve_asgi

@@ -17,8 +17,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from gatekeeper.config_file import load_settings
 from gatekeeper.settings import Settings
+from gatekeeper.settings.file import load_settings
 
 DOC = Path(__file__).resolve().parent.parent / "docs" / "providers.md"
 FRAGMENT = "<!-- fragment -->"

@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import ValidationError
 
+from gatekeeper.edge.forward_auth import ForwardAuth, split_uri
 from gatekeeper.errors import BadRequest
-from gatekeeper.forward_auth import ForwardAuth, split_uri
 from gatekeeper.headernames import fold
 from gatekeeper.paths import canonical_path
 from gatekeeper.settings import Settings

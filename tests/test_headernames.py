@@ -6,9 +6,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from gatekeeper.edge.method_override import refuse_method_override
 from gatekeeper.errors import BadRequest
 from gatekeeper.headernames import fold, is_forwarding, is_override, never_from_client
-from gatekeeper.method_override import refuse_method_override
 from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS
 
 # RFC 9110 token characters besides letters and digits: all of them are accepted by the parser.

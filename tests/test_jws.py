@@ -1,4 +1,4 @@
-"""The one JWS compact reader (gatekeeper/authn/jws.py): every segment must be canonical
+"""The one JWS compact reader (gatekeeper/tokens/jws.py): every segment must be canonical
 unpadded base64url (RFC 7515 §2); other spellings of the same bytes are refused, not normalised.
 
 End to end (a real gatekeeper, tokens signed by the real issuer key): tests/e2e/test_jwt.py.
@@ -11,8 +11,8 @@ import json
 
 import pytest
 
-from gatekeeper.authn.jws import b64url_decode, peek_token
 from gatekeeper.errors import InvalidToken
+from gatekeeper.tokens.jws import b64url_decode, peek_token
 from tests.support import forge
 
 ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"

@@ -15,11 +15,11 @@ from typing import Any, TypeVar
 import pytest
 
 from gatekeeper.errors import LoginFailed, ProviderUnavailable, SessionInvalid
+from gatekeeper.login.navigation import accept_quality, is_navigation
+from gatekeeper.login.state import MAX_PENDING_LOGINS, LoginCookies, PendingLogin
 from gatekeeper.metrics import Metrics
 from gatekeeper.oidc.claims import ClaimsFilter
 from gatekeeper.oidc.idtoken import IdTokenRules, check_refreshed
-from gatekeeper.oidc.login import MAX_PENDING_LOGINS, LoginCookies, PendingLogin
-from gatekeeper.oidc.navigation import accept_quality, is_navigation
 from gatekeeper.oidc.provider import TokenSet, parse_discovery
 from gatekeeper.oidc.refresh import REMEMBER_SECONDS, SessionRefresher
 from gatekeeper.request import RequestView

@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gatekeeper.edge.method_override import refuse_method_override
 from gatekeeper.errors import BadRequest
-from gatekeeper.method_override import refuse_method_override
 from gatekeeper.paths import canonical_path
 
 CANONICAL = [

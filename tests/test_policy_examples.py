@@ -21,11 +21,11 @@ from typing import Any
 import pytest
 import yaml
 
-from gatekeeper.config_file import load_settings
 from gatekeeper.paths import canonical_path
 from gatekeeper.policy.engine import PolicyVerdict
 from gatekeeper.policy.loader import LoadReport, load_policy
 from gatekeeper.principal import ANONYMOUS, Principal
+from gatekeeper.settings.file import load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"

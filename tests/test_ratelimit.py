@@ -21,7 +21,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from gatekeeper.config_file import load_settings
+from gatekeeper.clients.redis import RedisClient, connect
 from gatekeeper.errors import ConfigError, RateLimited
 from gatekeeper.metrics import Metrics
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome, Principal
@@ -34,9 +34,9 @@ from gatekeeper.ratelimit import (
     client_address,
     send_rate_limited,
 )
-from gatekeeper.redisconn import RedisClient, connect
 from gatekeeper.request import RequestView
 from gatekeeper.settings import RateLimitRule, RedisSettings, Settings
+from gatekeeper.settings.file import load_settings
 from tests.support.redis import RedisServer, run_redis
 
 T = TypeVar("T")

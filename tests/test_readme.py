@@ -9,8 +9,8 @@ from pathlib import Path
 
 import yaml
 
-from gatekeeper.config_file import load_settings
-from gatekeeper.reference import BEGIN, END, render
+from gatekeeper.settings.file import load_settings
+from gatekeeper.settings.reference import BEGIN, END, render
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
@@ -18,7 +18,7 @@ README = (ROOT / "README.md").read_text()
 
 def test_config_reference_matches_the_model() -> None:
     start, end = README.index(BEGIN), README.index(END) + len(END)
-    assert README[start:end] == render(), "run: python -m gatekeeper.reference and paste into README"
+    assert README[start:end] == render(), "run: python -m gatekeeper.settings.reference and paste into README"
 
 
 def test_every_yaml_example_in_the_readme_is_a_valid_config(tmp_path: Path) -> None:

@@ -23,9 +23,9 @@ import redis
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gatekeeper.clients.redis import RedisClient, connect
 from gatekeeper.cookies import CookieJar
 from gatekeeper.errors import SessionInvalid, SessionStoreUnavailable
-from gatekeeper.redisconn import RedisClient, connect
 from gatekeeper.request import RequestView
 from gatekeeper.sessions import redis as redis_store
 from gatekeeper.sessions.crypto import SessionCipher

@@ -41,6 +41,7 @@ from pydantic import ValidationError
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 
+from gatekeeper.clients.redis import connect
 from gatekeeper.errors import (
     RevocationStoreUnavailable,
     SessionInvalid,
@@ -50,7 +51,6 @@ from gatekeeper.errors import (
 from gatekeeper.metrics import Metrics
 from gatekeeper.principal import Principal
 from gatekeeper.ratelimit import RedisWindowCounter
-from gatekeeper.redisconn import connect
 from gatekeeper.revocation import RevocationList
 from gatekeeper.revocation_entry import Revocation
 from gatekeeper.sessions import CookieJar, Session

@@ -21,14 +21,14 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from gatekeeper.admin import UpstreamProbe, create_admin_app
 from gatekeeper.authz import AuthenticatedOnly, PublicPaths
+from gatekeeper.clients.redis import connect
 from gatekeeper.errors import BadRequest, RevocationStale, SessionRevoked, TokenRevoked
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
+from gatekeeper.ops.admin import UpstreamProbe, create_admin_app
 from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import Outcome, Principal, Via
-from gatekeeper.redisconn import connect
 from gatekeeper.request import RequestView
 from gatekeeper.revocation import RevocationList
 from gatekeeper.revocation_entry import (

@@ -22,9 +22,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import SecretStr
 
-from gatekeeper.config_file import load_settings
+from gatekeeper.clients.redis import connect
 from gatekeeper.errors import ConfigError, Unauthenticated
-from gatekeeper.redisconn import connect
 from gatekeeper.request import RequestView
 from gatekeeper.sessions import (
     CookieJar,
@@ -41,6 +40,7 @@ from gatekeeper.sessions.cookie import CHUNK_BYTES, CLEAR_BOUND
 from gatekeeper.sessions.crypto import NONCE_BYTES, VERSION
 from gatekeeper.sessions.redis import RedisSessionStore
 from gatekeeper.settings import RedisSettings, SessionSettings, Settings
+from gatekeeper.settings.file import load_settings
 from tests.support.redis import RedisServer, run_redis
 
 SECRET_A = "a" * 16 + secrets.token_hex(16)

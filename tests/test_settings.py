@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from gatekeeper.config_file import load_settings
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import Settings
+from gatekeeper.settings.file import load_settings
 
 SECRET = "s3cret-value-of-at-least-32-bytes!"  # session.secret needs 32 bytes
 

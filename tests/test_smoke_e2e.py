@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from gatekeeper.devissuer import DevIssuer
+from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
 
 
@@ -42,8 +42,8 @@ def test_an_unexpected_error_fails_closed_with_a_json_500() -> None:
     """A bug in a pipeline stage must answer 500 and proxy nothing — not crash the connection."""
     import asyncio
 
-    from gatekeeper.forward_auth import ForwardAuth
-    from gatekeeper.gate import Gate
+    from gatekeeper.edge.forward_auth import ForwardAuth
+    from gatekeeper.edge.gate import Gate
     from gatekeeper.logs import AccessLog
     from gatekeeper.metrics import Metrics
     from gatekeeper.mutate import HeaderPolicy

@@ -15,8 +15,6 @@ from typing import Any
 
 import jwt
 
-from gatekeeper.authn.jwks import IssuerKeys, SigningKey
-from gatekeeper.authn.jws import peek_token
 from gatekeeper.errors import BadRequest, InvalidToken
 from gatekeeper.headernames import fold
 from gatekeeper.lru import LRU
@@ -25,6 +23,8 @@ from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
 from gatekeeper.settings import AuthSettings
 from gatekeeper.subjects import SubjectClash, SubjectNamespaces
+from gatekeeper.tokens.jwks import IssuerKeys, SigningKey
+from gatekeeper.tokens.jws import peek_token
 
 _B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token
 

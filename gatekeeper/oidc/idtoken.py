@@ -16,9 +16,9 @@ from typing import Any
 
 import jwt
 
-from gatekeeper.authn.jwks import IssuerKeys
-from gatekeeper.authn.jws import peek_token
 from gatekeeper.errors import GatekeeperError, KeysUnavailable, LoginFailed, ProviderUnavailable
+from gatekeeper.tokens.jwks import IssuerKeys
+from gatekeeper.tokens.jws import peek_token
 
 # PyJWT's exception → (our code, what the page says). Order matters: subclasses first.
 _CHECKS: tuple[tuple[type[Exception], str, str], ...] = (

@@ -22,12 +22,12 @@ from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
-from gatekeeper.authn.jwks import IssuerKeys
-from gatekeeper.controlplane import ControlPlane, FetchError
+from gatekeeper.clients.controlplane import ControlPlane, FetchError
 from gatekeeper.errors import LoginFailed, ProviderUnavailable
 from gatekeeper.metrics import Metrics
 from gatekeeper.oidc.idtoken import IdTokenRules
 from gatekeeper.settings import AuthSettings, IssuerSettings, OidcSettings, ProviderSettings
+from gatekeeper.tokens.jwks import IssuerKeys
 
 if TYPE_CHECKING:
     import httpx  # the control plane's client; calls go through ControlPlane

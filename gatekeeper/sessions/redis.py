@@ -40,10 +40,10 @@ from typing import TypeVar
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
+from gatekeeper.clients.redis import REDIS_ERRORS, RedisClient
 from gatekeeper.cookies import CookieJar, SetCookie, request_cookies
 from gatekeeper.errors import SessionInvalid, SessionStoreUnavailable
 from gatekeeper.lru import LRU
-from gatekeeper.redisconn import REDIS_ERRORS, RedisClient
 from gatekeeper.request import RequestView
 from gatekeeper.sessions.base import Clock
 from gatekeeper.sessions.crypto import SessionCipher

@@ -33,7 +33,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gatekeeper.devissuer import DevIssuer
+from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, gatekeeper_config
 from tests.e2e.test_policy_bypass import TARGETS
 from tests.e2e.test_proxy import raw_request

@@ -28,7 +28,7 @@ from typing import Any
 import pytest
 import yaml
 
-from gatekeeper.devissuer import DevIssuer
+from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream, gatekeeper_config, served_issuer
 from tests.support import forge
 from tests.support.poll import eventually

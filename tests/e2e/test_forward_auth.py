@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 import pytest
 
-from gatekeeper.devissuer import DevIssuer
+from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
 
 

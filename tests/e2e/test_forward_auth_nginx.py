@@ -17,8 +17,8 @@ from urllib.parse import unquote
 
 import pytest
 
-from gatekeeper.devissuer import DevIssuer
-from gatekeeper.forward_auth import split_uri
+from gatekeeper.dev.issuer import DevIssuer
+from gatekeeper.edge.forward_auth import split_uri
 from gatekeeper.headernames import fold
 from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream

@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 from websockets.asyncio.client import connect
 
-from gatekeeper.devissuer import DevIssuer
+from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
 from tests.e2e.test_proxy import _ws_url, access_log_entries, raw_request, request_bytes
 from tests.support.spellings import FOREIGN_IDENTITY, FORWARDING, OVERRIDES, TRUSTED_FORWARDING, spellings

@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gatekeeper.devissuer import DevIssuer
-from gatekeeper.devlogin import DevLogin
+from gatekeeper.dev.issuer import DevIssuer
+from gatekeeper.dev.login import DevLogin
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream, callback_of, login_oidc, served_login_issuer
 from tests.e2e.test_proxy import raw_request, request_bytes
 from tests.support.oidc import login_with_http_client

@@ -24,10 +24,10 @@ import pytest
 import yaml
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
 
-from gatekeeper.authn.jwks import IssuerKeys, SigningKey, cache_ttl, parse_jwks
-from gatekeeper.devissuer import DevIssuer
+from gatekeeper.dev.issuer import DevIssuer
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import AuthSettings, IssuerSettings
+from gatekeeper.tokens.jwks import IssuerKeys, SigningKey, cache_ttl, parse_jwks
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream, gatekeeper_config, served_issuer
 from tests.support import forge
 from tests.support.servers import run_process

@@ -13,7 +13,7 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from gatekeeper.devissuer import DevIssuer
+from gatekeeper.dev.issuer import DevIssuer
 from gatekeeper.logs import JsonFormatter, redact
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
 

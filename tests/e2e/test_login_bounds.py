@@ -13,8 +13,8 @@ from urllib.parse import parse_qs, urlsplit
 import httpx
 import pytest
 
-from gatekeeper.devissuer import DevIssuer
-from gatekeeper.oidc.login import MAX_PENDING_LOGINS
+from gatekeeper.dev.issuer import DevIssuer
+from gatekeeper.login.state import MAX_PENDING_LOGINS
 from tests.conftest import Gatekeeper, login_oidc
 from tests.support.oidc import login_with_http_client
 

@@ -1,6 +1,6 @@
 """The OpenID Foundation's relying-party conformance cases for the code flow, as one table.
 
-A real gatekeeper process logs a browser in at the dev OpenID Provider (gatekeeper/devlogin.py),
+A real gatekeeper process logs a browser in at the dev OpenID Provider (gatekeeper/dev/login.py),
 which misbehaves on purpose for one row at a time: its ``id_token_hook`` forges or edits the ID
 token, ``userinfo_overrides`` lies about the user, its issuer rotates or breaks signing keys. Row
 ids are the OIDF module names without their ``oidcc-client-test-`` prefix; rows the suite does
@@ -29,8 +29,8 @@ from typing import Any, Literal
 import httpx
 import pytest
 
-from gatekeeper.devissuer import DevIssuer
-from gatekeeper.devlogin import DevLogin
+from gatekeeper.dev.issuer import DevIssuer
+from gatekeeper.dev.login import DevLogin
 from tests.conftest import Gatekeeper, Upstream, callback_of, served_login_issuer
 from tests.support import forge
 from tests.support.oidc import login_with_http_client

@@ -1,6 +1,6 @@
 """Roles the provider withdraws are withdrawn at the session's next refresh (issue 11 §1.5).
 
-A real gatekeeper process and the dev provider (gatekeeper/devlogin.py) on loopback; the app's
+A real gatekeeper process and the dev provider (gatekeeper/dev/login.py) on loopback; the app's
 own record (the X-Auth-Request-Groups it received) says which roles the session carried. Each
 row logs alice in with her roles, withdraws one or all of them at the provider the way real
 providers do, lets the access token run out and checks what the refreshed session carries —
@@ -20,8 +20,8 @@ from typing import Any
 import httpx
 import pytest
 
-from gatekeeper.devissuer import DevIssuer
-from gatekeeper.devlogin import DevLogin
+from gatekeeper.dev.issuer import DevIssuer
+from gatekeeper.dev.login import DevLogin
 from tests.conftest import Gatekeeper, Upstream, served_login_issuer
 from tests.support.oidc import login_with_http_client
 from tests.support.redis import RedisServer, run_redis

@@ -1,5 +1,5 @@
 """The browser-login routes end to end: a real gatekeeper process, two dev OpenID Providers
-(gatekeeper/devlogin.py) and an httpx client that keeps cookies the way a browser does.
+(gatekeeper/dev/login.py) and an httpx client that keeps cookies the way a browser does.
 
 Covered: choosing among several providers (chooser page, ``provider=``, ``hosts``), hostile
 ``rd`` values on the way in (``/start``) and out (``/sign_out``), the allow-list, the error pages
@@ -23,9 +23,9 @@ from urllib.parse import parse_qs, urljoin, urlsplit
 import httpx
 import pytest
 
-from gatekeeper.devissuer import DevIssuer
-from gatekeeper.devlogin import DevLogin
-from gatekeeper.oidc.login import PendingLogin
+from gatekeeper.dev.issuer import DevIssuer
+from gatekeeper.dev.login import DevLogin
+from gatekeeper.login.state import PendingLogin
 from gatekeeper.sessions.crypto import SessionCipher
 from tests.conftest import Gatekeeper, Upstream, callback_of, served_login_issuer
 from tests.support.oidc import login_with_http_client

@@ -19,7 +19,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from gatekeeper.devissuer import DevIssuer
+from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
 from tests.support.policy import copy_default_policy
 from tests.support.upstream import RecordedRequest

@@ -27,7 +27,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from gatekeeper.devissuer import DevIssuer
+from gatekeeper.dev.issuer import DevIssuer
 from gatekeeper.policy.loader import load_policy
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream, gatekeeper_config
 

@@ -24,7 +24,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Subprotocol
 
-from gatekeeper.devissuer import DevIssuer
+from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
 from tests.support.servers import free_port, peak_rss_bytes
 from tests.support.upstream import HEAD_BODY_LENGTH, pattern_bytes, pattern_sha256

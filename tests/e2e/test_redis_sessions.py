@@ -29,8 +29,8 @@ from starlette.routing import Route
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
-from gatekeeper.devissuer import DevIssuer
-from gatekeeper.devlogin import DevLogin
+from gatekeeper.dev.issuer import DevIssuer
+from gatekeeper.dev.login import DevLogin
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream, callback_of, login_oidc, served_login_issuer
 from tests.support import forge
 from tests.support.oidc import (

@@ -18,7 +18,7 @@ import httpx
 import jwt
 import pytest
 
-from gatekeeper.devissuer import DevIssuer
+from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, callback_of, login_oidc, served_login_issuer
 from tests.support.oidc import login_with_http_client
 from tests.support.redis import RedisServer, run_redis

@@ -14,7 +14,7 @@ from urllib.parse import parse_qsl
 import httpx
 import pytest
 
-from gatekeeper.devissuer import DevIssuer
+from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import Gatekeeper, login_oidc
 from tests.support.oidc import login_with_http_client
 from tests.support.servers import serve_asgi

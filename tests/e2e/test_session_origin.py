@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from gatekeeper.devissuer import DevIssuer
+from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream, login_oidc
 from tests.support.browser import chromium_page
 from tests.support.oidc import login_with_http_client

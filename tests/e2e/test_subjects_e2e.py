@@ -26,7 +26,7 @@ import httpx
 import pytest
 import yaml
 
-from gatekeeper.devissuer import DevIssuer
+from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import (
     AUDIENCE,
     Gatekeeper,

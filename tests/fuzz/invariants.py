@@ -32,13 +32,13 @@ import yaml
 from pydantic import BaseModel
 
 from gatekeeper.authn.bearer import claim_at
-from gatekeeper.config_file import load_settings
+from gatekeeper.edge.forward_auth import ForwardAuth
 from gatekeeper.errors import BadRequest, ConfigError, InvalidToken, SessionInvalid
-from gatekeeper.forward_auth import ForwardAuth
 from gatekeeper.headernames import fold
 from gatekeeper.paths import canonical_path
 from gatekeeper.redirects import MAX_LENGTH, AllowedDomain, parse_allowed_domains, safe_redirect
 from gatekeeper.settings import Settings
+from gatekeeper.settings.file import load_settings
 from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS, ForwardAuthSettings
 from tests.fuzz.subjects import AUDIENCE, ISSUER, BearerSubject, CookieSubject
 

@@ -19,7 +19,6 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from gatekeeper.authn.bearer import BearerAuthenticator
-from gatekeeper.authn.jwks import IssuerKeys
 from gatekeeper.cookies import CookieJar
 from gatekeeper.metrics import Metrics
 from gatekeeper.principal import Principal
@@ -28,6 +27,7 @@ from gatekeeper.sessions.cookie import CookieSessionStore, chunk_names, request_
 from gatekeeper.sessions.crypto import SessionCipher
 from gatekeeper.sessions.model import Session
 from gatekeeper.settings import AuthSettings, IssuerSettings, SessionSettings
+from gatekeeper.tokens.jwks import IssuerKeys
 
 T = TypeVar("T")
 

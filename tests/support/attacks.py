@@ -27,7 +27,7 @@ from typing import Any
 import httpx
 import yaml
 
-from gatekeeper.devissuer import DevIssuer
+from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import Gatekeeper, Upstream, gatekeeper_config
 from tests.support.servers import run_process
 

@@ -48,7 +48,7 @@ from urllib.parse import parse_qs, unquote_plus, urlencode, urlsplit
 import jwt
 from starlette.routing import Route
 
-from gatekeeper.devissuer import DevIssuer, IssuerKey
+from gatekeeper.dev.issuer import DevIssuer, IssuerKey
 
 __all__ = ["DEMO_USERS", "SESSION_COOKIE", "DevClient", "DevLogin", "DevUser", "IdTokenHook"]
 
@@ -180,7 +180,7 @@ class DevLogin:
         self._revoked_families: set[str] = set()
 
     def routes(self) -> list[Route]:
-        from gatekeeper.devlogin_http import login_routes  # the HTTP face imports this module
+        from gatekeeper.dev.login_http import login_routes  # the HTTP face imports this module
 
         return login_routes(self)
 

@@ -13,6 +13,11 @@ import time
 from typing import Any
 
 from gatekeeper.cookies import private_answer
+from gatekeeper.edge.forward_auth import ForwardAuth
+from gatekeeper.edge.method_override import refuse_method_override
+from gatekeeper.edge.proxy import ClientDisconnected, Proxy, body_framing
+from gatekeeper.edge.responses import send_decision, send_error, send_raw, websocket_denial
+from gatekeeper.edge.websocket import WebSocketProxy
 from gatekeeper.errors import (
     BadRequest,
     GatekeeperError,
@@ -21,22 +26,17 @@ from gatekeeper.errors import (
     SessionRevoked,
     UpstreamError,
 )
-from gatekeeper.forward_auth import ForwardAuth
+from gatekeeper.login.routes import LoginRoutes
 from gatekeeper.logs import AccessLog
-from gatekeeper.method_override import refuse_method_override
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
-from gatekeeper.oidc.routes import LoginRoutes
 from gatekeeper.paths import canonical_path
 from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome
-from gatekeeper.proxy import ClientDisconnected, Proxy, body_framing
 from gatekeeper.ratelimit import RateLimits, send_rate_limited
 from gatekeeper.request import RequestView
-from gatekeeper.responses import send_decision, send_error, send_raw, websocket_denial
-from gatekeeper.websocket import WebSocketProxy
 
-log = logging.getLogger("gatekeeper.gate")
+log = logging.getLogger("gatekeeper.edge.gate")
 
 Scope = dict[str, Any]
 Receive = Any

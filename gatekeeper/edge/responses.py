@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from gatekeeper import pages
+from gatekeeper.edge import pages
 from gatekeeper.errors import GatekeeperError, InvalidToken
 from gatekeeper.principal import Decision, Outcome
 

@@ -25,9 +25,9 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from gatekeeper.edge.method_override import refuse_method_override
 from gatekeeper.errors import BadRequest
 from gatekeeper.headernames import fold
-from gatekeeper.method_override import refuse_method_override
 from gatekeeper.paths import check_query, path_as_sent
 from gatekeeper.request import RequestView
 from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS, ForwardAuthSettings

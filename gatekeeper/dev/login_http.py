@@ -13,7 +13,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from gatekeeper.devlogin import (
+from gatekeeper.dev.login import (
     _NO_STORE,
     SESSION_COOKIE,
     DevLogin,

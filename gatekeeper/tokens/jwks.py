@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any
 import jwt
 from cryptography.hazmat.primitives import serialization
 
-from gatekeeper.controlplane import ControlPlane, Fetched, FetchError
+from gatekeeper.clients.controlplane import ControlPlane, Fetched, FetchError
 from gatekeeper.errors import InvalidToken, KeysUnavailable
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import AuthSettings, IssuerSettings

@@ -14,9 +14,9 @@ from collections.abc import Callable, Mapping
 
 from gatekeeper.authn.session import SessionAuthenticator
 from gatekeeper.errors import InvalidToken, LoginDenied, LoginFailed, SessionInvalid, TokenRevoked
+from gatekeeper.login.state import PendingLogin
 from gatekeeper.oidc.claims import ClaimsFilter
 from gatekeeper.oidc.idtoken import verify_id_token
-from gatekeeper.oidc.login import PendingLogin
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import Principal

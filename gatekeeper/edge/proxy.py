@@ -19,7 +19,7 @@ from gatekeeper.principal import Decision
 from gatekeeper.request import RequestView
 from gatekeeper.upstream import UpstreamResponse, UpstreamTransport
 
-log = logging.getLogger("gatekeeper.proxy")
+log = logging.getLogger("gatekeeper.edge.proxy")
 
 Scope = dict[str, Any]
 Receive = Any

@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs, urlencode, urlsplit
 
-from gatekeeper import pages
 from gatekeeper.authn.session import SessionAuthenticator
+from gatekeeper.edge import pages
+from gatekeeper.edge.responses import HTML, own_headers, send_raw, wants_html
 from gatekeeper.errors import (
     GatekeeperError,
     InvalidToken,
@@ -35,24 +36,23 @@ from gatekeeper.errors import (
     SessionTooLarge,
     Unauthenticated,
 )
-from gatekeeper.metrics import Metrics
-from gatekeeper.oidc.backchannel import LogoutEverywhere, log_out_everywhere
-from gatekeeper.oidc.callback import LoginCompletion
-from gatekeeper.oidc.claims import ClaimsFilter
-from gatekeeper.oidc.login import LoginCookies, PendingLogin
-from gatekeeper.oidc.navigation import (
+from gatekeeper.login.callback import LoginCompletion
+from gatekeeper.login.navigation import (
     is_from_another_site,
     is_navigation,
     is_nested,
     same_origin_target,
 )
-from gatekeeper.oidc.prompts import ask_before_signing_out, sign_in_from_the_top
+from gatekeeper.login.prompts import ask_before_signing_out, sign_in_from_the_top
+from gatekeeper.login.state import LoginCookies, PendingLogin
+from gatekeeper.metrics import Metrics
+from gatekeeper.oidc.backchannel import LogoutEverywhere, log_out_everywhere
+from gatekeeper.oidc.claims import ClaimsFilter
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import Decision, Outcome, Principal
 from gatekeeper.redirects import safe_redirect
 from gatekeeper.request import RequestView
-from gatekeeper.responses import HTML, own_headers, send_raw, wants_html
 from gatekeeper.sessions.base import SessionStore
 from gatekeeper.settings import OidcSettings
 

@@ -35,13 +35,13 @@ from pydantic import (
 
 from gatekeeper.authn.bearer import roles_from_claims
 from gatekeeper.authz import FixedPolicy, PolicyAuthorizer, PublicPaths
-from gatekeeper.config_file import load_settings
 from gatekeeper.errors import BadRequest, ConfigError
 from gatekeeper.paths import canonical_path
 from gatekeeper.policy.engine import CompiledPolicy, Rule
 from gatekeeper.policy.loader import LoadReport, PolicyError, load_policy
 from gatekeeper.principal import ANONYMOUS, Principal
 from gatekeeper.settings import PolicySettings, Settings
+from gatekeeper.settings.file import load_settings
 from gatekeeper.settings.routes import HTTP_METHOD
 from gatekeeper.subjects import SubjectClash, SubjectNamespaces
 

@@ -28,14 +28,14 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from gatekeeper.authn.jwks import IssuerKeys
 from gatekeeper.errors import BadRequest, GatekeeperError
 from gatekeeper.metrics import Metrics
+from gatekeeper.tokens.jwks import IssuerKeys
 
 if TYPE_CHECKING:  # revocation.py imports Check from here
     from gatekeeper.revocation import RevocationList
 
-log = logging.getLogger("gatekeeper.admin")
+log = logging.getLogger("gatekeeper.ops.admin")
 MAX_REVOKE_BODY_BYTES = 4096
 
 

@@ -15,15 +15,15 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.frames import EXTERNAL_CLOSE_CODES
 from websockets.typing import Subprotocol
 
+from gatekeeper.edge.responses import own_headers, send_error, send_raw, websocket_denial
 from gatekeeper.errors import UpstreamUnavailable
 from gatekeeper.headernames import fold
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.principal import Decision
 from gatekeeper.request import RequestView
-from gatekeeper.responses import own_headers, send_error, send_raw, websocket_denial
 
-log = logging.getLogger("gatekeeper.websocket")
+log = logging.getLogger("gatekeeper.edge.websocket")
 
 Scope = dict[str, Any]
 Receive = Any

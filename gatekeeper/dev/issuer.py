@@ -7,7 +7,7 @@ its private keys in memory only: it is not an identity provider.
     token = issuer.mint("alice", audience="my-api", claims={"roles": ["admin"]})
     app = create_issuer_app(issuer)   # GET /.well-known/openid-configuration, GET /jwks
 
-``create_issuer_app(issuer, login=DevLogin(...))`` adds a login side (gatekeeper/devlogin.py):
+``create_issuer_app(issuer, login=DevLogin(...))`` adds a login side (gatekeeper/dev/login.py):
 authorize, token, userinfo and logout endpoints, for relying parties under test.
 
 Every published key is bound to one algorithm through the JWK ``alg`` member (RFC 7517 §4.4), so a
@@ -38,7 +38,7 @@ from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 if TYPE_CHECKING:
-    from gatekeeper.devlogin import DevLogin
+    from gatekeeper.dev.login import DevLogin
 
 __all__ = [
     "DEFAULT_ALGORITHMS",

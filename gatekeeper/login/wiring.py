@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from gatekeeper.admin import Check
 from gatekeeper.authn.session import SessionAuthenticator
+from gatekeeper.clients.redis import RedisClient
 from gatekeeper.errors import SessionStoreUnavailable
+from gatekeeper.login.routes import LoginRoutes
+from gatekeeper.login.state import LoginCookies
 from gatekeeper.metrics import Metrics
 from gatekeeper.oidc.claims import ClaimsFilter
-from gatekeeper.oidc.login import LoginCookies
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.oidc.refresh import SessionRefresher
-from gatekeeper.oidc.routes import LoginRoutes
+from gatekeeper.ops.admin import Check
 from gatekeeper.pipeline import Pipeline
-from gatekeeper.redisconn import RedisClient
 from gatekeeper.sessions.base import SessionStore
 from gatekeeper.sessions.cookie import CookieSessionStore
 from gatekeeper.sessions.crypto import SessionCipher
