@@ -185,6 +185,10 @@ def main() -> int:
     parser.add_argument("--redis", action="store_true",
                         help="also sessions in Redis (needs redis-server): gk-redis-session-*")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "gatekeeper")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="a checkout of an earlier commit (git worktree add DIR REV): its "
+                        "gatekeeper runs the same token/public/session scenarios in the same run, "
+                        "named *@baseline, so a change is compared side by side")
     args = parser.parse_args()
 
     issuer, issuer_server = serve_issuer()
@@ -209,6 +213,11 @@ def main() -> int:
                    "GATEKEEPER_UPSTREAM": "http://127.0.0.1:{upstream_port}"}
             scenarios.append(harness.Scenario(f"gk-{kind}-{workers}w", command, env, path=path,
                                               headers=headers))
+            if args.baseline is not None:  # PYTHONPATH wins over the venv's editable install
+                env = {**env, "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}",
+                       "PYTHONPATH": str(args.baseline.resolve())}
+                scenarios.append(harness.Scenario(f"gk-{kind}-{workers}w@baseline", command, env,
+                                                  path=path, headers=headers))
         if redis_server is not None and redis_cookie is not None:
             redis_config = write_config(directory, issuer, workers, redis_url=redis_server)
             env = {"GATEKEEPER_LISTEN": "127.0.0.1:{port}",
