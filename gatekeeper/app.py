@@ -46,14 +46,11 @@ from gatekeeper.server.protocol import edge_protocol, limits_of
 from gatekeeper.settings import OidcSettings, Settings, split_host_port
 from gatekeeper.subjects import SubjectNamespaces
 from gatekeeper.tokens.jwks import IssuerKeys
-from gatekeeper.types import Check
+from gatekeeper.types import Check, Receive, Scope, Send
 from gatekeeper.upstream import Http1Pool
 
 log = logging.getLogger("gatekeeper")
 
-Scope = dict[str, Any]
-Receive = Any
-Send = Any
 
 
 class _QuietServer(uvicorn.Server):

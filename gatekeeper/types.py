@@ -6,13 +6,14 @@ listener, so the revocation list imported the admin app to report its readiness)
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 # ASGI 3 (asgiref's spec): a connection's scope, the receive and send callables, their messages.
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
+# Plain dicts (what uvicorn and our own protocol hand over), so a scope can be copied and merged.
+Scope = dict[str, Any]
+Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 
