@@ -1,6 +1,6 @@
 """Forward an allowed request to the app and stream the answer back. Bodies are never buffered.
 
-This module owns the edge between ASGI and the upstream transport (``upstream.py``): request
+This module owns the edge between ASGI and the upstream transport (gatekeeper/upstream/): request
 framing checks, the outgoing target and headers, and streaming in both directions.
 """
 
