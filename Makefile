@@ -23,6 +23,7 @@ demo: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(PY) -m ruff check gatekeeper tests bench
 	$(PY) -m mypy
+	$(VENV)/bin/lint-imports --no-cache   # the layers, no cycles, one owner per library: pyproject.toml
 
 test: lint   # the test OpenID provider's node packages too, when missing or older than the lock file
 	[ tests/oidc/node_modules/.package-lock.json -nt tests/oidc/package-lock.json ] || \

@@ -44,7 +44,8 @@ import harness
 
 from gatekeeper.clients.redis import connect
 from gatekeeper.cookies import CookieJar
-from gatekeeper.dev.issuer import DevIssuer, create_issuer_app
+from gatekeeper.dev.issuer import DevIssuer
+from gatekeeper.dev.issuer_http import create_issuer_app
 from gatekeeper.dev.login import DevClient, DevLogin
 from gatekeeper.request import RequestView
 from gatekeeper.sessions.cookie import CookieSessionStore

@@ -34,7 +34,7 @@ from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.oidc.provider import Provider
-from gatekeeper.ops.admin import Check, UpstreamProbe, create_admin_app
+from gatekeeper.ops.admin import UpstreamProbe, create_admin_app
 from gatekeeper.origin import OriginCheck
 from gatekeeper.pipeline import Authenticator, Pipeline
 from gatekeeper.policy.loader import LoadReport, load_policy
@@ -46,13 +46,11 @@ from gatekeeper.server.protocol import edge_protocol, limits_of
 from gatekeeper.settings import OidcSettings, Settings, split_host_port
 from gatekeeper.subjects import SubjectNamespaces
 from gatekeeper.tokens.jwks import IssuerKeys
+from gatekeeper.types import Check, Receive, Scope, Send
 from gatekeeper.upstream import Http1Pool
 
 log = logging.getLogger("gatekeeper")
 
-Scope = dict[str, Any]
-Receive = Any
-Send = Any
 
 
 class _QuietServer(uvicorn.Server):

@@ -31,48 +31,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from urllib.parse import urlsplit
 
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
+from gatekeeper.weborigin import origin_of_url, parse_origin, serialize_origin
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-_DEFAULT_PORTS = {"http": 80, "https": 443}
-_ORIGIN = re.compile(r"(https?)://([a-z0-9.\-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?", re.IGNORECASE)
 _AUTHORITY = re.compile(r"([a-z0-9.\-]+|\[[0-9a-f:.]+\])(?::([0-9]{1,5}))?", re.IGNORECASE)
 
 # Reason codes of a refusal (a fixed set: they become metric labels).
 ORIGIN_NOT_ALLOWED = "origin_not_allowed"
 CROSS_SITE_REQUEST = "cross_site_request"
 ORIGIN_AMBIGUOUS = "origin_ambiguous"
-
-
-def _serialize(scheme: str, host: str, port: str | None) -> str | None:
-    scheme, host = scheme.lower(), host.lower()
-    number = _DEFAULT_PORTS[scheme] if port is None else int(port)
-    if not 0 < number < 65536:
-        return None
-    return f"{scheme}://{host}" + ("" if number == _DEFAULT_PORTS[scheme] else f":{number}")
-
-
-def parse_origin(value: str) -> str | None:
-    """``scheme://host[:port]`` normalised (lower case, default port dropped); None when
-    ``value`` is not exactly an http(s) origin (``null``, a path, user info, another scheme)."""
-    match = _ORIGIN.fullmatch(value)
-    return None if match is None else _serialize(*match.groups())
-
-
-def origin_of_url(url: str) -> str | None:
-    """The origin of an absolute http(s) URL (a ``Referer``, a configured redirect URL)."""
-    try:
-        parts = urlsplit(url)
-        port = parts.port
-    except ValueError:
-        return None
-    if parts.scheme.lower() not in _DEFAULT_PORTS or not parts.hostname or "@" in parts.netloc:
-        return None
-    host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
-    return _serialize(parts.scheme, host, None if port is None else str(port))
 
 
 def by_cookie(principal: Principal, request: RequestView) -> bool:
@@ -139,5 +109,5 @@ class OriginCheck:
         host, port = match.groups()
         # Behind a TLS-terminating proxy gatekeeper sees http while the browser used https.
         schemes = {"https", "http" if request.scheme in ("http", "ws") else "https"}
-        found = {_serialize(scheme, host, port) for scheme in schemes}
+        found = {serialize_origin(scheme, host, port) for scheme in schemes}
         return self._own | {o for o in found if o}

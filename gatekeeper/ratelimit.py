@@ -63,10 +63,10 @@ from gatekeeper.paths import PathPatterns, matches_prefix_pattern
 from gatekeeper.principal import Decision, Outcome, Principal
 from gatekeeper.request import RequestView
 from gatekeeper.settings import RateLimitRule
+from gatekeeper.types import Send
 
 log = logging.getLogger("gatekeeper.ratelimit")
 
-Send = Any
 
 PAUSE_SECONDS = 1.0
 WARN_EVERY_SECONDS = 30.0

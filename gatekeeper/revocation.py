@@ -44,11 +44,11 @@ from gatekeeper.errors import (
     TokenRevoked,
 )
 from gatekeeper.metrics import Metrics
-from gatekeeper.ops.admin import Check
 from gatekeeper.principal import Principal
 from gatekeeper.revocation_entry import Kind, Revocation, parse_member, parse_request
 from gatekeeper.settings import RevocationSettings
 from gatekeeper.subjects import SubjectNamespaces
+from gatekeeper.types import Check
 
 log = logging.getLogger("gatekeeper.revocation")
 

@@ -1,15 +1,15 @@
 """Who a caller is, as the policy, the revocation list and the app see it: users and roles apart,
 and every issuer's users apart.
 
-Two name spaces meet in a Casbin policy: the caller's own subject and the roles it holds. Fed
-as plain strings into one space, a token whose ``sub`` is ``admin`` *is* the role ``admin``
-(issue 11 §1.8). So roles — the token's roles and the built-in ``authenticated`` and
-``anonymous`` — always reach the policy as ``role:<name>``, and a user subject that would land
-in that space (folded as an app or a loose matcher might fold it: case, width, white space) is
-refused, never matched. For policies written before the ``role:`` prefix, the plain names they
-use as roles are refused as subjects too (``legacy_role_names``).
+Two name spaces meet in a Casbin policy: the caller's own subject and the roles it holds. Fed as
+plain strings into one space, a token whose ``sub`` is ``admin`` *is* the role ``admin``: a user
+could name themself into a role. So roles — the token's roles and the built-in ``authenticated``
+and ``anonymous`` — always reach the policy as ``role:<name>``, and a user subject that would
+land in that space (folded as an app or a loose matcher might fold it: case, width, white space)
+is refused, never matched. For policies written before the ``role:`` prefix, the plain names
+they use as roles are refused as subjects too (``legacy_role_names``).
 
-Two issuers can both have an ``alice`` (§1.9): a subject is ``<prefix><sub>``, the prefix being
+Two issuers can both have an ``alice``: a subject is ``<prefix><sub>``, the prefix being
 the issuer's. With one issuer the prefix is empty; with several it defaults to ``<issuer>#`` —
 issuer URLs are distinct and hold no ``#`` (OpenID Connect Discovery §4.3, checked in settings),
 so two of them never make the same subject — unless the config maps an issuer explicitly

@@ -19,7 +19,8 @@ import httpx
 import pytest
 import yaml
 
-from gatekeeper.dev.issuer import DevIssuer, create_issuer_app
+from gatekeeper.dev.issuer import DevIssuer
+from gatekeeper.dev.issuer_http import create_issuer_app
 from gatekeeper.dev.login import DevClient, DevLogin
 from tests.support.servers import ProcessHandle, free_port, run_process, serve_asgi
 from tests.support.upstream import Recorder, create_upstream_app

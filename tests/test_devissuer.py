@@ -19,7 +19,8 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import connect as ws_connect
 from websockets.typing import Subprotocol
 
-from gatekeeper.dev.issuer import DevIssuer, create_issuer_app
+from gatekeeper.dev.issuer import DevIssuer
+from gatekeeper.dev.issuer_http import create_issuer_app
 from tests.support import forge
 from tests.support.servers import (
     free_port,

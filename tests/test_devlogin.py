@@ -15,7 +15,8 @@ import httpx
 import jwt
 import pytest
 
-from gatekeeper.dev.issuer import DevIssuer, create_issuer_app
+from gatekeeper.dev.issuer import DevIssuer
+from gatekeeper.dev.issuer_http import create_issuer_app
 from gatekeeper.dev.login import SESSION_COOKIE, DevClient, DevLogin
 from tests.support import forge
 from tests.support.oidc import LoginError, login_with_http_client

@@ -236,7 +236,7 @@ class BearerAuthenticator:
             raise InvalidToken("token not yet valid (nbf/iat)", code="not_yet_valid")
         expires_at = float(claims["exp"])
         try:
-            # One identity per issuer (issue 11 §1.9): the partner's "alice" is not ours.
+            # One identity per issuer (subjects.py): the partner's "alice" is not ours.
             subject = self._namespaces.subject(issuer, subject)
         except SubjectClash as exc:
             raise InvalidToken("subject not accepted", code="subject_namespace_clash") from exc

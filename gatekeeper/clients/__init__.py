@@ -1,0 +1,3 @@
+"""The clients to services gatekeeper depends on: Redis (redis.py) and issuers' HTTP endpoints
+(controlplane.py).
+"""

@@ -28,7 +28,8 @@ from starlette.routing import Route
 
 from gatekeeper import logs
 from gatekeeper.app import _QuietServer, create_app
-from gatekeeper.dev.issuer import DevIssuer, create_issuer_app
+from gatekeeper.dev.issuer import DevIssuer
+from gatekeeper.dev.issuer_http import create_issuer_app
 from gatekeeper.dev.login import DevClient, DevLogin
 from gatekeeper.settings import Settings
 

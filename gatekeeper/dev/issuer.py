@@ -1,14 +1,13 @@
-"""A development OpenID token issuer: signing keys, token minting, discovery and JWKS over HTTP.
+"""A development OpenID token issuer: signing keys, token minting, the discovery and JWKS documents.
 
 Used by ``gatekeeper demo`` and by the tests as a real issuer. It never verifies anything and keeps
 its private keys in memory only: it is not an identity provider.
 
     issuer = DevIssuer("http://127.0.0.1:9000")
     token = issuer.mint("alice", audience="my-api", claims={"roles": ["admin"]})
-    app = create_issuer_app(issuer)   # GET /.well-known/openid-configuration, GET /jwks
 
-``create_issuer_app(issuer, login=DevLogin(...))`` adds a login side (gatekeeper/dev/login.py):
-authorize, token, userinfo and logout endpoints, for relying parties under test.
+Its HTTP face is ``gatekeeper.dev.issuer_http.create_issuer_app``, which also serves the login
+side (gatekeeper/dev/login.py) when given one.
 
 Every published key is bound to one algorithm through the JWK ``alg`` member (RFC 7517 §4.4), so a
 strict verifier accepts a token only with the algorithm its key names. Keys for RS256, PS256, ES256
@@ -17,7 +16,6 @@ and EdDSA exist from the start; ``add_key``/``rotate`` create any other.
 
 from __future__ import annotations
 
-import asyncio
 import secrets
 import threading
 import time
@@ -25,27 +23,18 @@ import uuid
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import Any, Literal
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from jwt.algorithms import ECAlgorithm, OKPAlgorithm, RSAAlgorithm
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
-from starlette.types import ASGIApp, Receive, Scope, Send
-
-if TYPE_CHECKING:
-    from gatekeeper.dev.login import DevLogin
 
 __all__ = [
     "DEFAULT_ALGORITHMS",
     "SUPPORTED_ALGORITHMS",
     "DevIssuer",
     "IssuerKey",
-    "create_issuer_app",
 ]
 
 PrivateKey = rsa.RSAPrivateKey | ec.EllipticCurvePrivateKey | ed25519.Ed25519PrivateKey
@@ -301,54 +290,3 @@ def _family(alg: str) -> Family:
         return _FAMILY[alg]
     except KeyError:
         raise ValueError(f"unsupported algorithm {alg!r}; one of {SUPPORTED_ALGORITHMS}") from None
-
-
-# -- HTTP -------------------------------------------------------------------------------------
-
-
-class _Knobs:
-    """Pure ASGI wrapper: counts every request by path and plays 'down' before any routing."""
-
-    def __init__(self, app: ASGIApp, issuer: DevIssuer) -> None:
-        self.app = app
-        self.issuer = issuer
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http":
-            self.issuer.fetch_counts[scope["path"]] += 1
-            if self.issuer.down:
-                response = JSONResponse({"error": "issuer down"}, status_code=503)
-                await response(scope, receive, send)
-                return
-        await self.app(scope, receive, send)
-
-
-def create_issuer_app(issuer: DevIssuer, *, login: DevLogin | None = None) -> ASGIApp:
-    """The issuer's HTTP face: discovery and JWKS, reading ``issuer``'s knobs on every request.
-
-    With ``login``, also its routes (authorize, token, userinfo, logout), advertised in discovery.
-    """
-
-    def cache_headers() -> dict[str, str]:
-        return {"Cache-Control": f"public, max-age={issuer.jwks_max_age_seconds}"}
-
-    async def discovery(request: Request) -> Response:
-        if issuer.discovery_delay_seconds:
-            await asyncio.sleep(issuer.discovery_delay_seconds)
-        extra = login.discovery() if login is not None else None
-        return JSONResponse(issuer.discovery(extra), headers=cache_headers())
-
-    async def jwks(request: Request) -> Response:
-        # The delay lets single-flight tests pile many verifications onto one slow fetch.
-        if issuer.jwks_delay_seconds:
-            await asyncio.sleep(issuer.jwks_delay_seconds)
-        body = issuer.jwks() if issuer.jwks_override is None else issuer.jwks_override
-        return JSONResponse(body, headers=cache_headers())
-
-    routes = [
-        Route("/.well-known/openid-configuration", discovery, methods=["GET"]),
-        Route("/jwks", jwks, methods=["GET"]),
-    ]
-    if login is not None:
-        routes += login.routes()
-    return _Knobs(Starlette(routes=routes), issuer)

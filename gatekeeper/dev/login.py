@@ -1,7 +1,7 @@
 """The dev issuer's login side: a minimal OpenID Provider for the authorization code flow with PKCE.
 
     login = DevLogin(issuer, clients=[DevClient("web", "web-secret", [rp_url + "/oauth2/callback"])])
-    app = create_issuer_app(issuer, login=login)
+    app = create_issuer_app(issuer, login=login)   # gatekeeper/dev/issuer_http.py
 
 Routes, served next to discovery and JWKS:
 
@@ -46,7 +46,6 @@ from typing import Any
 from urllib.parse import parse_qs, unquote_plus, urlencode, urlsplit
 
 import jwt
-from starlette.routing import Route
 
 from gatekeeper.dev.issuer import DevIssuer, IssuerKey
 
@@ -178,11 +177,6 @@ class DevLogin:
         self._codes: dict[str, _Code] = {}
         self._refresh_tokens: dict[str, _RefreshToken] = {}
         self._revoked_families: set[str] = set()
-
-    def routes(self) -> list[Route]:
-        from gatekeeper.dev.login_http import login_routes  # the HTTP face imports this module
-
-        return login_routes(self)
 
     def discovery(self) -> dict[str, Any]:
         """The members this adds to the issuer's discovery document."""

@@ -1,6 +1,6 @@
-"""The dev issuer's login side over HTTP: the routes of devlogin.py's DevLogin and its HTML pages.
+"""The dev issuer's login side over HTTP: the routes of login.py's DevLogin and its HTML pages.
 
-See devlogin.py for what each route does; this module only turns requests into DevLogin calls
+See login.py for what each route does; this module only turns requests into DevLogin calls
 and answers into responses (JSON, redirects, the login form).
 """
 

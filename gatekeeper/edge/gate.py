@@ -35,12 +35,10 @@ from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome
 from gatekeeper.ratelimit import RateLimits, send_rate_limited
 from gatekeeper.request import RequestView
+from gatekeeper.types import Receive, Scope, Send
 
 log = logging.getLogger("gatekeeper.edge.gate")
 
-Scope = dict[str, Any]
-Receive = Any
-Send = Any
 
 _COUNTERS_KEPT = 4096
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._\-]{8,128}")

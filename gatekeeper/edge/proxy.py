@@ -1,6 +1,6 @@
 """Forward an allowed request to the app and stream the answer back. Bodies are never buffered.
 
-This module owns the edge between ASGI and the upstream transport (``upstream.py``): request
+This module owns the edge between ASGI and the upstream transport (gatekeeper/upstream/): request
 framing checks, the outgoing target and headers, and streaming in both directions.
 """
 
@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 from urllib.parse import urlsplit
 
 from gatekeeper.errors import BadRequest, UpstreamError
@@ -17,13 +16,11 @@ from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy, strip_response_headers
 from gatekeeper.principal import Decision
 from gatekeeper.request import RequestView
+from gatekeeper.types import Receive, Scope, Send
 from gatekeeper.upstream import UpstreamResponse, UpstreamTransport
 
 log = logging.getLogger("gatekeeper.edge.proxy")
 
-Scope = dict[str, Any]
-Receive = Any
-Send = Any
 
 
 class ClientDisconnected(Exception):

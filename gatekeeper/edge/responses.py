@@ -12,8 +12,7 @@ from typing import Any
 from gatekeeper.edge import pages
 from gatekeeper.errors import GatekeeperError, InvalidToken
 from gatekeeper.principal import Decision, Outcome
-
-Send = Any
+from gatekeeper.types import Send
 
 _REALM = 'realm="gatekeeper"'
 

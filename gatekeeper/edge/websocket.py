@@ -22,12 +22,10 @@ from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.principal import Decision
 from gatekeeper.request import RequestView
+from gatekeeper.types import Receive, Scope, Send
 
 log = logging.getLogger("gatekeeper.edge.websocket")
 
-Scope = dict[str, Any]
-Receive = Any
-Send = Any
 
 # The websockets client writes its own handshake headers; never copy the client's.
 _HANDSHAKE = frozenset({b"host", b"sec-websocket-key", b"sec-websocket-version",

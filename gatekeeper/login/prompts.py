@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 from gatekeeper.edge import pages
-from gatekeeper.edge.responses import HTML, Send, own_headers, send_raw
+from gatekeeper.edge.responses import HTML, own_headers, send_raw
+from gatekeeper.types import Send
 
 
 async def ask_before_signing_out(send: Send, request_id: str, sign_out: str, stay: str) -> int:

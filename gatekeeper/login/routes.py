@@ -55,11 +55,10 @@ from gatekeeper.redirects import safe_redirect
 from gatekeeper.request import RequestView
 from gatekeeper.sessions.base import SessionStore
 from gatekeeper.settings import OidcSettings
+from gatekeeper.types import Receive, Send
 
 log = logging.getLogger("gatekeeper.oidc")
 
-Send = Any
-Receive = Any
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,6 @@ from gatekeeper.metrics import Metrics
 from gatekeeper.oidc.claims import ClaimsFilter
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.oidc.refresh import SessionRefresher
-from gatekeeper.ops.admin import Check
 from gatekeeper.pipeline import Pipeline
 from gatekeeper.sessions.base import SessionStore
 from gatekeeper.sessions.cookie import CookieSessionStore
@@ -21,6 +20,7 @@ from gatekeeper.sessions.crypto import SessionCipher
 from gatekeeper.sessions.redis import RedisSessionStore
 from gatekeeper.settings import OidcSettings, Settings
 from gatekeeper.subjects import SubjectNamespaces
+from gatekeeper.types import Check
 
 
 class BrowserLogin:

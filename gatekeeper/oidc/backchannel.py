@@ -9,15 +9,15 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol
+from typing import Protocol
 from urllib.parse import parse_qs
 
 from gatekeeper.errors import GatekeeperError, LoginFailed
 from gatekeeper.oidc.idtoken import logout_token_acceptable_until, verify_logout_token
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.tokens.jws import peek_token
+from gatekeeper.types import Receive
 
-Receive = Any
 MAX_FORM_BYTES = 16384  # a logout token is a few KB
 
 

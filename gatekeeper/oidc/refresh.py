@@ -5,7 +5,8 @@ treats a second use of the old one as theft and revokes the whole grant: the use
 (oauth2-proxy #1992). So per session there is one refresh in flight that every concurrent
 request awaits, and its result is remembered for a while: a request that still carries the old
 cookie — sent before the browser saw the new one — gets the refreshed session, not a second
-refresh with a dead token. (Across replicas this needs Redis: the next issue.)
+refresh with a dead token. Across replicas, the Redis session store makes it one refresh per
+session for all of them (``refresh_exclusively`` in gatekeeper/sessions/redis.py).
 """
 
 from __future__ import annotations

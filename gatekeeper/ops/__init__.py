@@ -1,0 +1,1 @@
+"""What operators talk to: the admin listener (/healthz, /readyz, /metrics, POST /revoke)."""

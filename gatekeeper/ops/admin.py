@@ -19,8 +19,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
@@ -30,19 +29,12 @@ from starlette.routing import Route
 
 from gatekeeper.errors import BadRequest, GatekeeperError
 from gatekeeper.metrics import Metrics
+from gatekeeper.revocation import RevocationList
 from gatekeeper.tokens.jwks import IssuerKeys
-
-if TYPE_CHECKING:  # revocation.py imports Check from here
-    from gatekeeper.revocation import RevocationList
+from gatekeeper.types import Check as Check  # re-exported: callers written before types.py
 
 log = logging.getLogger("gatekeeper.ops.admin")
 MAX_REVOKE_BODY_BYTES = 4096
-
-
-@dataclass(frozen=True, slots=True)
-class Check:
-    ok: bool
-    detail: str
 
 
 class UpstreamProbe:

@@ -238,7 +238,7 @@ class CompiledPolicy:
         if not authenticated:
             subject = ANONYMOUS_SUBJECT
         elif names_a_role(subject, self.role_names):
-            # A user called "admin" or "role:admin" must not act as that role (issue 11 §1.8).
+            # A user called "admin" or "role:admin" must not act as that role (subjects.py).
             return PolicyVerdict(False, None, refused=NAMES_A_ROLE)
         subjects = self.subjects(subject, roles, authenticated)
         request = {"sub": subject, "obj": path, "act": method, "claims": claims}

@@ -1,4 +1,4 @@
-"""The one configuration model and all its validation (config_file.py reads it from YAML).
+"""The one configuration model and all its validation (settings/file.py reads it from YAML).
 
 Everything a component needs is validated here, once, at start; components receive their own
 frozen sub-model and never read ``os.environ`` themselves. Every problem is reported together,
@@ -206,7 +206,7 @@ class Settings(FrozenModel):
         return self
 
     def subject_prefixes(self) -> dict[str, str]:
-        """issuer → the prefix of its subjects (issue 11 §1.9, see gatekeeper/subjects.py)."""
+        """issuer → the prefix of its subjects (see gatekeeper/subjects.py)."""
         entries = [IssuerEntry(f"auth.issuers[{i}]", e.issuer, e.subject_prefix)
                    for i, e in enumerate(self.auth.issuers)]
         if self.oidc is not None:

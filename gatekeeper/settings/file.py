@@ -2,7 +2,7 @@
 
 Every problem is reported together, each with its dotted key path and reason; no value is
 ever echoed back (secrets live in values). The model itself, and all validation, is in
-settings.py.
+gatekeeper/settings/ (``Settings`` in __init__.py, a module per section).
 """
 
 from __future__ import annotations

@@ -14,6 +14,7 @@ from pydantic import (
 
 from gatekeeper.settings.common import MIN_SESSION_SECRET_BYTES, FrozenModel
 from gatekeeper.settings.redis import check_redis_url
+from gatekeeper.weborigin import parse_origin
 
 SESSION_CHUNK_BYTES = 3800  # per session cookie, name=value (sessions/cookie.py)
 HEADER_ROOM_BYTES = 8192  # the other headers of a browser request, the app's cookies included
@@ -96,8 +97,6 @@ class SessionSettings(FrozenModel):
     @field_validator("allowed_origins")
     @classmethod
     def _origins(cls, value: list[str]) -> list[str]:
-        from gatekeeper.origin import parse_origin  # settings stays import-light
-
         for item in value:
             if parse_origin(item) is None:
                 raise ValueError(f"{item!r} is not an origin: scheme://host[:port], http or https, "

@@ -7,18 +7,26 @@ import asyncio
 import collections
 import select
 from collections.abc import AsyncIterator
-from typing import TYPE_CHECKING, cast
+from typing import Protocol, cast
 
 import httptools
 
 from gatekeeper.errors import UpstreamTimeout, UpstreamUnavailable
 
-if TYPE_CHECKING:
-    from gatekeeper.upstream.pool import Http1Pool
-
 _HIGH_WATER = 256 * 1024  # pause reading the app when this much response body is unconsumed
 _LOW_WATER = 64 * 1024
 _IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"})
+
+
+class ConnectionOwner(Protocol):
+    """What a connection needs of its pool (``Http1Pool``): declared here, so the pool imports
+    the connection and not the other way round."""
+
+    read_timeout: float
+
+    def release(self, conn: _Connection) -> None: ...
+
+    def forget(self, conn: _Connection) -> None: ...
 
 
 class _ProtocolViolation(Exception):
@@ -26,7 +34,7 @@ class _ProtocolViolation(Exception):
 
 
 class _Connection(asyncio.Protocol):
-    def __init__(self, pool: Http1Pool) -> None:
+    def __init__(self, pool: ConnectionOwner) -> None:
         self._pool = pool
         self.transport: asyncio.Transport | None = None
         self.parser = httptools.HttpResponseParser(self)
@@ -137,7 +145,7 @@ class _Connection(asyncio.Protocol):
 class _Response:
     """One response being read; also the UpstreamResponse the proxy streams from."""
 
-    def __init__(self, conn: _Connection, pool: Http1Pool, method: str) -> None:
+    def __init__(self, conn: _Connection, pool: ConnectionOwner, method: str) -> None:
         self._conn = conn
         self._pool = pool
         self._method = method

@@ -16,12 +16,10 @@ import pytest
 
 from tests.conftest import Gatekeeper, Upstream
 from tests.e2e.test_policy_bypass import app_reading
-from tests.support.nginx import needs_nginx, run_nginx, status_of
+from tests.support.nginx import run_nginx, status_of
 from tests.support.policy import copy_default_policy
 from tests.support.servers import free_port
 from tests.support.upstream import RecordedRequest
-
-pytestmark = needs_nginx
 
 
 @pytest.fixture(scope="module")

@@ -23,13 +23,12 @@ from gatekeeper.headernames import fold
 from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
 from tests.e2e.test_policy_bypass import app_reading
-from tests.support.nginx import needs_nginx, run_nginx, status_of
+from tests.support.nginx import run_nginx, status_of
 from tests.support.policy import copy_default_policy
 from tests.support.servers import free_port
 from tests.support.upstream import RecordedRequest
 
 REPO = Path(__file__).resolve().parents[2]
-pytestmark = needs_nginx
 
 
 def recipe() -> str:

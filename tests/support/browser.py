@@ -4,8 +4,9 @@
         page.goto(url)
         page.fill("input[name=username]", "alice")
 
-Playwright never downloads a browser here (no ``playwright install``): it drives /usr/bin/chromium,
-which ``.ci/run`` installs with apt-get. Each call starts a new browser with an empty profile.
+Playwright never downloads a browser here (no ``playwright install``): it drives Debian's
+chromium, which ``.ci/run`` installs with apt-get, found on ``PATH`` or named by ``CHROMIUM_BIN``
+(tests/support/tools.py). Each call starts a new browser with an empty profile.
 """
 
 from __future__ import annotations
@@ -13,13 +14,12 @@ from __future__ import annotations
 import contextlib
 import tempfile
 from collections.abc import Iterator, Sequence
-from pathlib import Path
 
 from playwright.sync_api import Page, sync_playwright
 
-__all__ = ["CHROMIUM", "CHROMIUM_FLAGS", "chromium_page"]
+from tests.support.tools import CHROMIUM, require
 
-CHROMIUM = "/usr/bin/chromium"
+__all__ = ["CHROMIUM_FLAGS", "chromium_page"]
 
 # Headless on a machine without a network beyond loopback: no sandbox (root in a container), no GPU,
 # and none of the background traffic to Google's hosts (refused here, slow at every start).
@@ -38,17 +38,18 @@ CHROMIUM_FLAGS: tuple[str, ...] = (
 @contextlib.contextmanager
 def chromium_page(
     *,
-    executable_path: str = CHROMIUM,
+    executable_path: str | None = None,
     extra_args: Sequence[str] = (),
     timeout_ms: float = 10_000,
 ) -> Iterator[Page]:
     """Launch Chromium headless with a fresh user-data-dir; yield its page; close it all on exit.
 
     ``timeout_ms`` is Playwright's default for every wait and navigation of the page: a bound on
-    how long a broken test hangs, not something a test asserts on.
+    how long a broken test hangs, not something a test asserts on. Without ``executable_path``,
+    the chromium found on this machine (or the test fails naming the package to install).
     """
-    if not Path(executable_path).exists():
-        raise RuntimeError(f"{executable_path} is missing: apt-get install chromium (.ci/run does it)")
+    if executable_path is None:
+        executable_path = require(CHROMIUM)
     with (
         tempfile.TemporaryDirectory(prefix="gatekeeper-chromium-") as profile,
         sync_playwright() as playwright,

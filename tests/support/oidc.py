@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import shutil
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -27,6 +26,7 @@ from urllib.parse import urljoin, urlsplit
 import httpx
 
 from tests.support.servers import ProcessHandle, run_process
+from tests.support.tools import NODE, require, require_node_packages
 
 __all__ = [
     "LoginError",
@@ -91,14 +91,8 @@ def run_oidc_provider(
     ``env`` adds or overrides the provider's ``OIDC_*`` settings (see the top of provider.mjs),
     e.g. ``{"OIDC_ID_TOKEN_ALG": "ES256"}`` or ``{"OIDC_JWT_ACCESS_TOKEN_AUDIENCE": "api"}``.
     """
-    node = shutil.which("node")
-    if node is None:
-        raise RuntimeError("node is not installed: the test OpenID provider needs Node.js 18 or later")
-    if not (OIDC_DIR / "node_modules" / "oidc-provider").is_dir():
-        raise RuntimeError(
-            "tests/oidc/node_modules is missing: run `npm ci --prefix tests/oidc` "
-            "(make test does it when it is missing)"
-        )
+    node = require(NODE)  # Node.js 18 or later
+    require_node_packages(OIDC_DIR, "oidc-provider")
     settings: dict[str, str | None] = {
         "OIDC_REDIRECT_URIS": json.dumps(list(redirect_uris)),
         "OIDC_POST_LOGOUT_REDIRECT_URIS": json.dumps(list(post_logout_redirect_uris)),

@@ -19,7 +19,6 @@ The other topologies listen on free ports of 127.0.0.1, each in a temp dir of it
 from __future__ import annotations
 
 import contextlib
-import shutil
 import signal
 import subprocess
 import tempfile
@@ -32,8 +31,7 @@ from typing import Any
 import redis
 
 from tests.support.servers import ProcessHandle, free_port, run_process
-
-REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
+from tests.support.tools import REDIS_CLI, REDIS_SERVER, require
 
 
 @dataclass
@@ -54,7 +52,8 @@ class RedisServer:
         return redis.Redis(unix_socket_path=str(self.socket), socket_timeout=5)
 
     def start(self) -> None:
-        argv = [REDIS_SERVER, "--port", "0", "--unixsocket", str(self.socket), "--unixsocketperm", "700",
+        argv = [require(REDIS_SERVER), "--port", "0", "--unixsocket", str(self.socket),
+                "--unixsocketperm", "700",
                 "--dir", str(self.directory), "--dbfilename", "dump.rdb", "--save", "",
                 "--appendonly", "no", "--loglevel", "warning"]
         self.process = self._stack.enter_context(run_process(argv, timeout=10))
@@ -101,8 +100,7 @@ class RedisServer:
 
 @contextlib.contextmanager
 def run_redis() -> Iterator[RedisServer]:
-    if not Path(REDIS_SERVER).exists():
-        raise RuntimeError("redis-server is missing: apt-get install redis-server (.ci/run does it)")
+    require(REDIS_SERVER)
     with tempfile.TemporaryDirectory(prefix="gk-redis-") as directory:
         server = RedisServer(Path(directory))
         server.start()
@@ -146,7 +144,7 @@ def run_redis_tcp(*args: str, directory: Path | None = None, tls: bool = False) 
             directory = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gk-redis-")))
         port = free_port()
         ports = ["--port", "0", "--tls-port", str(port)] if tls else ["--port", str(port)]
-        argv = [REDIS_SERVER, *ports, "--dir", str(directory), *_COMMON, *args]
+        argv = [require(REDIS_SERVER), *ports, "--dir", str(directory), *_COMMON, *args]
         process = stack.enter_context(_run(argv, port))
         yield TcpRedis(port, directory, process)
 
@@ -167,7 +165,7 @@ def run_sentinel(master: TcpRedis, name: str = "mymaster", *, down_after_ms: int
             f"sentinel down-after-milliseconds {name} {down_after_ms}",
             f"sentinel failover-timeout {name} {failover_timeout_ms}",
             *extra, ""]))
-        with _run([REDIS_SERVER, str(config), "--sentinel"], port) as process:
+        with _run([require(REDIS_SERVER), str(config), "--sentinel"], port) as process:
             sentinel = TcpRedis(port, Path(directory), process)
             _wait(lambda: sentinel.client(password=password).sentinel_get_master_addr_by_name(name)
                   is not None,
@@ -188,7 +186,7 @@ def run_cluster(masters: int = 3) -> Iterator[list[TcpRedis]]:
                 "--cluster-port", str(free_port()), "--cluster-node-timeout", "2000",
                 directory=directory)))
         created = subprocess.run(
-            [shutil.which("redis-cli") or "/usr/bin/redis-cli", "--cluster", "create",
+            [require(REDIS_CLI), "--cluster", "create",
              *(node.address for node in nodes), "--cluster-replicas", "0", "--cluster-yes"],
             capture_output=True, text=True, timeout=30, check=False)
         if created.returncode != 0:
@@ -201,8 +199,6 @@ def run_cluster(masters: int = 3) -> Iterator[list[TcpRedis]]:
 
 @contextlib.contextmanager
 def _run(argv: list[str], port: int) -> Iterator[ProcessHandle]:
-    if not Path(REDIS_SERVER).exists():
-        raise RuntimeError("redis-server is missing: apt-get install redis-server (.ci/run does it)")
     with run_process(argv, ready_port=port, timeout=10) as process:
         yield process
 
