@@ -64,6 +64,7 @@ lock: $(VENV)/.installed
 	{ sed -n '/^#/p;/^[^#]/q' requirements-dev.lock; $(UV_COMPILE) --extra test; } > requirements-dev.lock.new
 	{ sed -n '/^#/p;/^[^#]/q' requirements.lock; \
 	  $(UV_COMPILE) --constraint requirements-dev.lock.new; } > requirements.lock.new
+	sed -i 's/requirements-dev\.lock\.new/requirements-dev.lock/' requirements.lock.new
 	mv requirements-dev.lock.new requirements-dev.lock
 	mv requirements.lock.new requirements.lock
 
