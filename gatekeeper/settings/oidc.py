@@ -162,5 +162,6 @@ class OidcSettings(FrozenModel):
 
     def redirect_url_of(self, provider: ProviderSettings) -> str:
         url = provider.redirect_url or self.redirect_url
-        assert url is not None  # _coherent
+        if url is None:  # _coherent refuses such a config; a hand-built one may still get here
+            raise ValueError(f"provider {provider.id!r} has no redirect_url")
         return url
