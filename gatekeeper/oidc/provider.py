@@ -175,7 +175,8 @@ class Provider:
             redirect_uri=self.redirect_url, scope=" ".join(self.settings.scopes), state=state,
             nonce=nonce, code_challenge=create_s256_code_challenge(code_verifier),
             code_challenge_method="S256")
-        return url
+        extra = self.settings.extra_auth_params  # never the protocol's own: settings/oidc.py
+        return url + "&" + urlencode(extra) if extra else url
 
     async def exchange_code(self, code: str, code_verifier: str) -> TokenSet:
         body = prepare_token_request("authorization_code", code=code, redirect_uri=self.redirect_url,

@@ -1,0 +1,44 @@
+"""What a newcomer stumbled on at browser login (ISSUE12 §4), each through a real gatekeeper
+process and a dev OpenID Provider (gatekeeper/dev/login.py) over HTTP.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+
+from gatekeeper.dev.issuer import DevIssuer
+from tests.conftest import Gatekeeper, login_oidc
+
+SESSION_SECRET = "stumbles-e2e-session-secret-0123456789abcdef"
+BROWSER = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
+
+
+def query_of(url: str) -> dict[str, list[str]]:
+    return parse_qs(urlsplit(url).query, keep_blank_values=True)
+
+
+def browser(gk: Gatekeeper) -> httpx.Client:
+    return httpx.Client(base_url=gk.url, trust_env=False, timeout=10, headers=BROWSER)
+
+
+# -- extra authorization parameters (Google's refresh token) ------------------------------------
+
+def test_extra_auth_params_reach_the_provider_beside_the_protocols_own(
+    start_gatekeeper: Callable[..., Gatekeeper], login_issuer: DevIssuer, login_port: int
+) -> None:
+    gk = start_gatekeeper(
+        listen=f"127.0.0.1:{login_port}",
+        oidc=login_oidc(login_issuer, login_port,
+                        extra_auth_params={"prompt": "consent", "access_type": "offline"}),
+        session={"secret": SESSION_SECRET, "cookie_secure": False})
+    with browser(gk) as client:
+        started = client.get("/hello")
+    assert started.status_code == 302
+    query = query_of(started.headers["location"])
+    assert query["prompt"] == ["consent"] and query["access_type"] == ["offline"]
+    for own in ("state", "nonce", "code_challenge", "code_challenge_method", "redirect_uri",
+                "client_id", "response_type", "scope"):
+        assert len(query[own]) == 1, own  # the protocol's own, once each
