@@ -61,12 +61,24 @@ class TokenSet:
     access_expires_at: int | None
 
 
+class IssuerMismatch(ValueError):
+    """The discovery document names another issuer than the configured one: often the same
+    provider written differently (a trailing '/', http for https), which the message says."""
+
+    def __init__(self, found: Any, configured: str) -> None:
+        self.found = found if isinstance(found, str) else None
+        shown = repr(found)[:200]
+        super().__init__(f"its discovery document names the issuer {shown}, but the configured "
+                         f"issuer is {configured!r}; the two must be equal character for "
+                         "character (a trailing '/' counts)")
+
+
 def parse_discovery(document: Any, issuer: str) -> Endpoints:
     if not isinstance(document, dict):
         raise ValueError("the discovery document is not a JSON object")
     if document.get("issuer") != issuer:
         # Discovery §4.3: exactly the issuer we asked about, or a mix-up is possible.
-        raise ValueError("the discovery document names another issuer")
+        raise IssuerMismatch(document.get("issuer"), issuer)
 
     def url(name: str) -> str:
         value = document.get(name)
@@ -119,6 +131,7 @@ class Provider:
         self._discovering: asyncio.Task[Endpoints | None] | None = None
         self._last_attempt = float("-inf")
         self.last_error: str | None = "not discovered yet"
+        self._mismatch: str | None = None  # what to tell a browser when the issuer is misnamed
 
     @property
     def ready(self) -> bool:
@@ -135,6 +148,10 @@ class Provider:
         if time.monotonic() - self._last_attempt >= _RETRY_SECONDS or self._discovering:
             await self._discover_once()
         if self._endpoints is None:
+            if self._mismatch is not None:
+                raise ProviderUnavailable(f"the sign-in provider {self.display_name} is set up "
+                                          f"wrongly: {self._mismatch}",
+                                          code="provider_issuer_mismatch")
             raise ProviderUnavailable(f"the sign-in provider {self.display_name} is not reachable",
                                       code="provider_unavailable")
         return self._endpoints
@@ -159,13 +176,25 @@ class Provider:
         try:
             response = (await self._http.get(url)).raise_for_status()
             self._endpoints = parse_discovery(response.json(), self.settings.issuer)
+        except IssuerMismatch as exc:
+            fix = (f"set {self._issuer_key} to {exc.found!r} if that is this provider"
+                   if exc.found is not None else "is this the provider's issuer URL?")
+            self._mismatch = f"{exc}: {fix}"
+            self.last_error = f"discovery at {url}: {self._mismatch}"
+            log.warning("oidc discovery failed", extra={"provider": self.id, "error": self.last_error})
+            return None
         except (FetchError, ValueError) as exc:
             self.last_error = f"discovery: {type(exc).__name__}: {exc}"[:300]
             log.warning("oidc discovery failed", extra={"provider": self.id, "error": self.last_error})
             return None
-        self.last_error = None
+        self.last_error = self._mismatch = None
         log.info("oidc provider discovered", extra={"provider": self.id})
         return self._endpoints
+
+    @property
+    def _issuer_key(self) -> str:
+        # The short form (one provider under `oidc`) gets the id "default".
+        return "oidc.issuer" if self.id == "default" else f"the issuer of oidc provider {self.id!r}"
 
     # -- protocol calls ------------------------------------------------------------------
     async def authorization_url(self, *, state: str, nonce: str, code_verifier: str) -> str:

@@ -4,6 +4,7 @@ process and a dev OpenID Provider (gatekeeper/dev/login.py) over HTTP.
 
 from __future__ import annotations
 
+import html
 from collections.abc import Callable
 from urllib.parse import parse_qs, urlsplit
 
@@ -42,3 +43,30 @@ def test_extra_auth_params_reach_the_provider_beside_the_protocols_own(
     for own in ("state", "nonce", "code_challenge", "code_challenge_method", "redirect_uri",
                 "client_id", "response_type", "scope"):
         assert len(query[own]) == 1, own  # the protocol's own, once each
+
+
+# -- an issuer written differently from the provider's own -------------------------------------
+
+def test_an_issuer_with_a_trailing_slash_is_named_with_the_fix_in_readyz_the_page_and_the_log(
+    start_gatekeeper: Callable[..., Gatekeeper], login_issuer: DevIssuer, login_port: int
+) -> None:
+    written = login_issuer.issuer + "/"
+    gk = start_gatekeeper(
+        listen=f"127.0.0.1:{login_port}",
+        oidc={**login_oidc(login_issuer, login_port), "issuer": written},
+        session={"secret": SESSION_SECRET, "cookie_secure": False})
+    fix = f"set oidc.issuer to {login_issuer.issuer!r}"
+    with gk.admin() as admin:
+        ready = admin.get("/readyz")
+    assert ready.status_code == 503
+    detail = ready.json()["checks"]["oidc"]["detail"]
+    assert repr(written) in detail and fix in detail, detail
+    assert "ValueError" not in detail
+    with browser(gk) as client:
+        page = client.get("/hello")
+    assert page.status_code == 502 and page.headers["content-type"].startswith("text/html")
+    text = html.unescape(page.text)
+    assert repr(written) in text and repr(login_issuer.issuer) in text and fix in text, text
+    assert "not reachable" not in text
+    [line] = [line for line in gk.process.output().splitlines() if "oidc discovery failed" in line][:1]
+    assert repr(written) in line and fix in line, line
