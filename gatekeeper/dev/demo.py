@@ -151,7 +151,7 @@ async def _demo(port: int, admin_port: int, exit_after_check: bool, policy_dir: 
     base = f"http://127.0.0.1:{port}"
     client_secret = secrets.token_urlsafe(24)
     login = DevLogin(issuer, clients=[DevClient(
-        DEMO_CLIENT_ID, client_secret, [f"{base}/oauth2/callback"], [f"{base}/"])])
+        DEMO_CLIENT_ID, client_secret, [f"{base}/oauth2/callback"], [f"{base}/oauth2/signed_out"])])
     (policy_dir / "model.conf").write_text(DEMO_MODEL)
     (policy_dir / "policy.csv").write_text(DEMO_POLICY)
     settings = Settings.model_validate(

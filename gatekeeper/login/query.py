@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlsplit
 
 from gatekeeper.errors import LoginFailed
 from gatekeeper.redirects import safe_redirect
@@ -28,6 +28,11 @@ def params_or_empty(request: RequestView) -> dict[str, str]:
         return params(request)
     except LoginFailed:
         return {}
+
+
+def origin_of(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}"
 
 
 class ReturnAddresses:

@@ -3,6 +3,7 @@
     GET {prefix}/start?rd=&provider=   begin a login (or show the provider chooser)   signin.py
     GET {prefix}/callback              the provider's answer: code → session → rd     signin.py
     GET|POST {prefix}/sign_out?rd=     end the session; continue at the provider       signout.py
+    GET {prefix}/signed_out            back from the provider's logout: on to rd       signout.py
     GET {prefix}/userinfo              the caller's identity as JSON                   userinfo.py
     POST {prefix}/backchannel_logout   OIDC Back-Channel Logout 1.0 (session.store:    backchannel_logout.py
                                        redis)
@@ -50,6 +51,7 @@ class LoginRoutes:
             f"{prefix}/start": sign_in.start,
             f"{prefix}/callback": sign_in.callback,
             f"{prefix}/sign_out": sign_out.sign_out,
+            f"{prefix}/signed_out": sign_out.signed_out,
             f"{prefix}/userinfo": userinfo.answer,
         }
         self._backchannel_url = f"{prefix}/backchannel_logout"

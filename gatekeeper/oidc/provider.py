@@ -275,8 +275,10 @@ class Provider:
                                       code="userinfo_unavailable")
         return claims
 
-    async def end_session_url(self, id_token: str | None, post_logout_redirect_url: str) -> str | None:
-        """RP-Initiated Logout 1.0 §2, when the provider offers it and it is enabled."""
+    async def end_session_url(self, id_token: str | None, post_logout_redirect_url: str,
+                              state: str | None = None) -> str | None:
+        """RP-Initiated Logout 1.0 §2, when the provider offers it and it is enabled; ``state``
+        comes back to the post-logout redirect URL (§3)."""
         if not self.settings.end_session:
             return None
         try:
@@ -289,5 +291,7 @@ class Provider:
                   "post_logout_redirect_uri": post_logout_redirect_url}
         if id_token:
             params["id_token_hint"] = id_token
+        if state:
+            params["state"] = state
         separator = "&" if "?" in endpoints.end_session else "?"
         return endpoints.end_session + separator + urlencode(params)

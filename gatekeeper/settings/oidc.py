@@ -129,7 +129,9 @@ class OidcSettings(FrozenModel):
     login_timeout_seconds: int = Field(
         default=600, ge=60, le=3600, description="A started login must come back within this.")
     post_logout_redirect_url: str | None = Field(
-        default=None, description="Registered at the provider; default: `/` on the redirect_url's host.")
+        default=None,
+        description="Where the provider's logout returns, registered there; default: "
+        "`{prefix}/signed_out` on the redirect_url's host, which goes on to the sign-out's `rd`.")
     http_timeout_seconds: float = Field(
         default=10.0, gt=0, le=60,
         description="Total deadline of one provider call (discovery, token, userinfo).")

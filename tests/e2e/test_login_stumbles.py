@@ -5,13 +5,16 @@ process and a dev OpenID Provider (gatekeeper/dev/login.py) over HTTP.
 from __future__ import annotations
 
 import html
-from collections.abc import Callable
-from urllib.parse import parse_qs, urlsplit
+from collections.abc import Callable, Iterator
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
+import pytest
 
 from gatekeeper.dev.issuer import DevIssuer
-from tests.conftest import Gatekeeper, login_oidc
+from tests.conftest import Gatekeeper, callback_of, login_oidc, served_login_issuer
+from tests.support.oidc import login_with_http_client
+from tests.support.servers import free_port
 
 SESSION_SECRET = "stumbles-e2e-session-secret-0123456789abcdef"
 BROWSER = {"accept": "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8"}
@@ -70,3 +73,58 @@ def test_an_issuer_with_a_trailing_slash_is_named_with_the_fix_in_readyz_the_pag
     assert "not reachable" not in text
     [line] = [line for line in gk.process.output().splitlines() if "oidc discovery failed" in line][:1]
     assert repr(written) in line and fix in line, line
+
+
+# -- sign-out at a provider with RP-initiated logout keeps rd ---------------------------------
+
+@pytest.fixture(scope="module")
+def logout_port() -> int:
+    return free_port()
+
+
+@pytest.fixture(scope="module")
+def logout_gk(gatekeeper_factory: Callable[..., Gatekeeper], logout_port: int) -> Iterator[Gatekeeper]:
+    base = f"http://127.0.0.1:{logout_port}"
+    with served_login_issuer([callback_of(logout_port)],
+                             post_logout_redirect_uris=[f"{base}/oauth2/signed_out"]) as (dev, _):
+        yield gatekeeper_factory(listen=f"127.0.0.1:{logout_port}", oidc=login_oidc(dev, logout_port),
+                                 session={"secret": SESSION_SECRET, "cookie_secure": False})
+
+
+def signed_in(client: httpx.Client) -> None:
+    started = client.get("/hello")
+    callback = login_with_http_client(client, started.headers["location"], "alice", "alice-password")
+    assert client.get(callback).status_code == 302
+    assert client.get("/hello").status_code == 200
+
+
+def through_the_providers_logout(client: httpx.Client, gk: Gatekeeper, sign_out: str) -> httpx.Response:
+    """Sign out at gatekeeper, follow the provider's logout back; gatekeeper's answer there."""
+    out = client.get(sign_out)
+    assert out.status_code == 302 and urlsplit(out.headers["location"]).path == "/logout"
+    assert query_of(out.headers["location"])["post_logout_redirect_uri"] == [
+        f"{gk.url}/oauth2/signed_out"]  # one fixed URL, registered once
+    back = client.get(out.headers["location"])
+    assert back.status_code == 302 and back.headers["location"].startswith(f"{gk.url}/oauth2/signed_out")
+    return client.get(back.headers["location"])
+
+
+@pytest.mark.parametrize(("rd", "lands"), [
+    ("/somewhere?x=1", "/somewhere?x=1"),
+    ("//evil.example/x", "/"),
+], ids=["a same-origin rd survives the provider's logout", "a hostile rd is made safe as before"])
+def test_sign_out_at_the_provider_goes_on_to_rd(logout_gk: Gatekeeper, rd: str, lands: str) -> None:
+    with browser(logout_gk) as client:
+        signed_in(client)
+        answer = through_the_providers_logout(client, logout_gk,
+                                              "/oauth2/sign_out?" + urlencode({"rd": rd}))
+        assert answer.status_code == 302 and answer.headers["location"] == lands
+        assert client.get("/hello").status_code == 302  # signed out: sent to log in
+
+
+def test_sign_out_without_rd_ends_on_a_signed_out_page(logout_gk: Gatekeeper) -> None:
+    with browser(logout_gk) as client:
+        signed_in(client)
+        answer = through_the_providers_logout(client, logout_gk, "/oauth2/sign_out")
+        assert answer.status_code == 200 and "You are signed out." in answer.text
+        assert client.get("/hello").status_code == 302
