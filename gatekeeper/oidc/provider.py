@@ -68,8 +68,8 @@ class IssuerMismatch(ValueError):
     def __init__(self, found: Any, configured: str) -> None:
         self.found = found if isinstance(found, str) else None
         shown = repr(found)[:200]
-        super().__init__(f"its discovery document names the issuer {shown}, but the configured "
-                         f"issuer is {configured!r}; the two must be equal character for "
+        super().__init__(f"its discovery document names another issuer, {shown}, than the "
+                         f"configured {configured!r}; the two must be equal character for "
                          "character (a trailing '/' counts)")
 
 
@@ -150,8 +150,7 @@ class Provider:
         if self._endpoints is None:
             if self._mismatch is not None:
                 raise ProviderUnavailable(f"the sign-in provider {self.display_name} is set up "
-                                          f"wrongly: {self._mismatch}",
-                                          code="provider_issuer_mismatch")
+                                          f"wrongly: {self._mismatch}", code="provider_unavailable")
             raise ProviderUnavailable(f"the sign-in provider {self.display_name} is not reachable",
                                       code="provider_unavailable")
         return self._endpoints
