@@ -5,8 +5,9 @@ process and a dev OpenID Provider (gatekeeper/dev/login.py) over HTTP.
 from __future__ import annotations
 
 import html
+import re
 from collections.abc import Callable, Iterator
-from urllib.parse import parse_qs, urlencode, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 import pytest
@@ -128,3 +129,87 @@ def test_sign_out_without_rd_ends_on_a_signed_out_page(logout_gk: Gatekeeper) ->
         answer = through_the_providers_logout(client, logout_gk, "/oauth2/sign_out")
         assert answer.status_code == 200 and "You are signed out." in answer.text
         assert client.get("/hello").status_code == 302
+
+
+# -- a login begun on another host name than the redirect_url's --------------------------------
+
+@pytest.fixture(scope="module")
+def localhost_gk(gatekeeper_factory: Callable[..., Gatekeeper]) -> Iterator[Gatekeeper]:
+    """Listens on 127.0.0.1, but its redirect_url names localhost (a newcomer's first config)."""
+    port = free_port()
+    callback = f"http://localhost:{port}/oauth2/callback"
+    with served_login_issuer([callback]) as (dev, _):
+        yield gatekeeper_factory(listen=f"127.0.0.1:{port}",
+                                 oidc={**login_oidc(dev, port), "redirect_url": callback},
+                                 session={"secret": SESSION_SECRET, "cookie_secure": False})
+
+
+def on_localhost(gk: Gatekeeper) -> str:
+    return gk.url.replace("127.0.0.1", "localhost")
+
+
+@pytest.mark.parametrize("begin", ["/hello?x=1", "/oauth2/start?rd=%2Fhello%3Fx%3D1"],
+                         ids=["a protected page", "the start route"])
+def test_a_login_begun_on_127_0_0_1_moves_to_the_redirect_urls_host_and_completes(
+    localhost_gk: Gatekeeper, begin: str
+) -> None:
+    with browser(localhost_gk) as client:
+        moved = client.get(begin)
+        assert moved.status_code == 302
+        location = moved.headers["location"]
+        assert location.startswith(f"{on_localhost(localhost_gk)}/oauth2/start?"), location
+        assert query_of(location)["rd"] == ["/hello?x=1"]
+        assert not [c for c in moved.headers.get_list("set-cookie") if "_login_" in c]  # none here
+        started = client.get(location)  # on localhost now: the login begins there
+        assert started.status_code == 302 and "_gatekeeper_login_" in started.headers["set-cookie"]
+        callback = login_with_http_client(client, started.headers["location"], "alice", "alice-password")
+        assert callback.startswith(f"{on_localhost(localhost_gk)}/oauth2/callback?")
+        back = client.get(callback)
+        assert back.status_code == 302 and back.headers["location"] == "/hello?x=1"
+        assert client.get(f"{on_localhost(localhost_gk)}/hello").status_code == 200
+
+
+def test_a_moved_start_is_not_moved_again(localhost_gk: Gatekeeper) -> None:
+    """A proxy in front that rewrites Host must not make the move loop: one move, then begin."""
+    with browser(localhost_gk) as client:
+        started = client.get("/oauth2/start", params={"rd": "/hello", "moved": "1"})
+    assert started.status_code == 302 and "_gatekeeper_login_" in started.headers["set-cookie"]
+
+
+def test_a_callback_without_its_login_says_which_host_the_login_must_use(localhost_gk: Gatekeeper) -> None:
+    with browser(localhost_gk) as client:
+        answer = client.get(f"{on_localhost(localhost_gk)}/oauth2/callback",
+                            params={"state": "s" * 32, "code": "c"})
+    assert answer.status_code == 400 and "login_state_unknown" in answer.text
+    assert f"open the site at {on_localhost(localhost_gk)}" in html.unescape(answer.text)
+
+
+# -- a cancelled login offers the page it began on ----------------------------------------------
+
+def cancel_at_provider(client: httpx.Client, authorize_url: str) -> str:
+    """Press the dev provider's Cancel button; return where it sends the browser."""
+    form = client.get(authorize_url)
+    assert form.status_code == 200 and 'value="cancel"' in form.text
+    carried = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.text))
+    answer = client.post(urljoin(authorize_url, "authorize"),
+                         data={**{k: html.unescape(v) for k, v in carried.items()}, "action": "cancel"})
+    assert answer.status_code == 302
+    return answer.headers["location"]
+
+
+@pytest.mark.parametrize(("referer", "back"), [
+    ("{gk}/public/home?tab=2", "/public/home?tab=2"),
+    ("https://elsewhere.example/page", None),
+    (None, None),
+], ids=["our own page: offered", "another site's page: not offered", "no referer: not offered"])
+def test_a_cancelled_login_offers_the_page_it_began_on(logout_gk: Gatekeeper, referer: str | None,
+                                                       back: str | None) -> None:
+    headers = {} if referer is None else {"referer": referer.format(gk=logout_gk.url)}
+    with browser(logout_gk) as client:
+        started = client.get("/hello", headers=headers)
+        answer = client.get(cancel_at_provider(client, started.headers["location"]))
+    assert answer.status_code == 403 and "Sign-in cancelled" in answer.text
+    links = {label: html.unescape(href) for href, label in
+             re.findall(r'<a class="button" href="([^"]*)">([^<]*)</a>', answer.text)}
+    assert links.get("Back to the page you came from") == back
+    assert query_of(links["Sign in again"])["rd"] == ["/hello"]
