@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from gatekeeper.dev.login import DEMO_USERS
 from tests.support.servers import free_port
 
 
@@ -21,6 +22,9 @@ def test_demo_self_check_shows_allowed_and_denied_requests_and_a_browser_login()
     browser = [line for line in lines if "browser login" in line]
     denied = [line for line in lines if line.strip().startswith("401  GET /hello")]
     assert len(allowed) == 1 and '"x-auth-request-user": "alice"' in allowed[0]
+    # One alice: her token carries the e-mail address she signs in with at the dev login.
+    [alice] = [user for user in DEMO_USERS if user.username == "alice"]
+    assert f'"x-auth-request-email": "{alice.email}"' in allowed[0]
     assert len(denied) == 3  # no token, wrong audience, spoofed header
     assert any("spoofed" in line for line in denied)
     admin = [line.strip()[:4] for line in lines if "GET /admin/users" in line]

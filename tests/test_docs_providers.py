@@ -135,6 +135,17 @@ def test_every_provider_section_has_a_validated_config(
         assert provider.end_session is end_session, f"{heading}: end_session"
 
 
+def test_googles_config_asks_for_a_refresh_token_in_googles_words(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    [config, *_] = [b for b in CONFIGS if b.section == "Google"]
+    settings = load_block(config, tmp_path, monkeypatch)
+    assert settings.oidc is not None
+    (provider,) = settings.oidc.providers
+    assert provider.extra_auth_params == {"access_type": "offline", "prompt": "consent"}
+    assert "offline_access" not in provider.scopes  # Google ignores it
+
+
 def test_the_several_providers_example_selects_by_host_and_by_chooser(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -250,3 +250,24 @@ def test_one_issuer_for_tokens_and_login_is_one_plain_name_space(tmp_path: Path)
 def test_subject_prefixes_that_could_mix_identities_are_refused(tmp_path: Path, text: str,
                                                                 words: str) -> None:
     assert any(words in p for p in problems(tmp_path, text)), problems(tmp_path, text)
+
+
+LOGIN = ("oidc: {issuer: https://a.example, client_id: c, client_secret: s,"
+         " redirect_url: 'https://app/oauth2/callback', extra_auth_params: {%s}}\n"
+         "session: {secret: " + "s" * 44 + "}\n")
+
+
+@pytest.mark.parametrize("name", ["state", "nonce", "code_challenge", "code_challenge_method",
+                                  "redirect_uri", "client_id", "response_type", "scope",
+                                  "response_mode", "request_uri", "Nonce"])
+def test_extra_auth_params_may_not_set_the_protocols_own(tmp_path: Path, name: str) -> None:
+    found = problems(tmp_path, LOGIN % f"prompt: consent, {name}: x")
+    assert [p for p in found if "extra_auth_params" in p and repr(name) in p], found
+
+
+def test_extra_auth_params_are_kept_in_their_order(tmp_path: Path) -> None:
+    text = LOGIN % "prompt: consent, access_type: offline"
+    oidc = load_settings(write(tmp_path, text), environ={}).oidc
+    assert oidc is not None
+    [provider] = oidc.providers
+    assert provider.extra_auth_params == {"prompt": "consent", "access_type": "offline"}

@@ -30,7 +30,7 @@ from gatekeeper import logs
 from gatekeeper.app import _QuietServer, create_app
 from gatekeeper.dev.issuer import DevIssuer
 from gatekeeper.dev.issuer_http import create_issuer_app
-from gatekeeper.dev.login import DevClient, DevLogin
+from gatekeeper.dev.login import DEMO_USERS, DevClient, DevLogin
 from gatekeeper.settings import Settings
 
 AUDIENCE = "demo-api"
@@ -87,6 +87,22 @@ def _free_port() -> int:
         return port
 
 
+def demo_tokens(issuer: DevIssuer) -> dict[str, str]:
+    """The demo's bearer tokens. alice and bob are the dev login's users (DEMO_USERS): one
+    e-mail address and one set of roles each, whether they sign in or send a token."""
+    users = {user.username: user for user in DEMO_USERS}
+    alice, bob = users["alice"], users["bob"]
+    return {
+        "alice": issuer.mint(alice.sub, audience=AUDIENCE, ttl_seconds=TOKEN_TTL_SECONDS,
+                             claims={"email": alice.email, "roles": list(alice.roles)}),
+        "carol": issuer.mint("carol", audience=AUDIENCE, ttl_seconds=TOKEN_TTL_SECONDS,
+                             claims={"email": "carol@example.test", "roles": ["user"]}),
+        # The wrong audience on purpose: the demo shows it refused.
+        "bob": issuer.mint(bob.sub, audience="some-other-api", ttl_seconds=TOKEN_TTL_SECONDS,
+                           claims={"email": bob.email}),
+    }
+
+
 def _server(app: Any, port: int, quiet: bool = True, **kwargs: Any) -> uvicorn.Server:
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, access_log=False, log_config=None, log_level="warning", **kwargs
@@ -136,7 +152,7 @@ async def _demo(port: int, admin_port: int, exit_after_check: bool, policy_dir: 
     base = f"http://127.0.0.1:{port}"
     client_secret = secrets.token_urlsafe(24)
     login = DevLogin(issuer, clients=[DevClient(
-        DEMO_CLIENT_ID, client_secret, [f"{base}/oauth2/callback"], [f"{base}/"])])
+        DEMO_CLIENT_ID, client_secret, [f"{base}/oauth2/callback"], [f"{base}/oauth2/signed_out"])])
     (policy_dir / "model.conf").write_text(DEMO_MODEL)
     (policy_dir / "policy.csv").write_text(DEMO_POLICY)
     settings = Settings.model_validate(
@@ -175,22 +191,7 @@ async def _demo(port: int, admin_port: int, exit_after_check: bool, policy_dir: 
     try:
         if serving.done():
             return 1
-        tokens = {
-            "alice": issuer.mint(
-                "alice",
-                audience=AUDIENCE,
-                ttl_seconds=TOKEN_TTL_SECONDS,
-                claims={"email": "alice@example.com", "roles": ["admin", "user"]},
-            ),
-            "carol": issuer.mint("carol", audience=AUDIENCE, ttl_seconds=TOKEN_TTL_SECONDS,
-                                 claims={"email": "carol@example.com", "roles": ["user"]}),
-            "bob": issuer.mint(
-                "bob",
-                audience="some-other-api",
-                ttl_seconds=TOKEN_TTL_SECONDS,
-                claims={"email": "bob@example.com"},
-            ),
-        }
+        tokens = demo_tokens(issuer)
         print(
             f"\ngatekeeper demo: proxy {base} → echo app :{echo_port}; "
             f"dev issuer {issuer.issuer}; admin http://127.0.0.1:{admin_port}/readyz\n"

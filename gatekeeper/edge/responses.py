@@ -7,6 +7,7 @@ Client-facing text comes from the error's ``description`` (written for clients),
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from gatekeeper.edge import pages
@@ -110,6 +111,11 @@ def websocket_denial(scope: Any, send: Send) -> Send | None:
 def own_headers(request_id: str) -> list[tuple[bytes, bytes]]:
     """What every answer gatekeeper writes itself carries: the request id, and no caching."""
     return [(b"x-request-id", request_id.encode("ascii")), (b"cache-control", b"no-store")]
+
+
+def json_answer_body(fields: Mapping[str, Any], request_id: str) -> bytes:
+    """A JSON body of ``fields`` and the request id (the login routes' answers)."""
+    return json.dumps({**fields, "request_id": request_id}).encode()
 
 
 def _json_body(code: str, description: str, request_id: str) -> bytes:

@@ -14,11 +14,11 @@ from collections.abc import Callable, Mapping
 
 from gatekeeper.authn.session import SessionAuthenticator
 from gatekeeper.errors import InvalidToken, LoginDenied, LoginFailed, SessionInvalid, TokenRevoked
+from gatekeeper.login.ports import IdentityCheck, RevocationCheck
 from gatekeeper.login.state import PendingLogin
 from gatekeeper.oidc.claims import ClaimsFilter
 from gatekeeper.oidc.idtoken import verify_id_token
 from gatekeeper.oidc.provider import Provider
-from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import Principal
 from gatekeeper.sessions.model import Session
 
@@ -27,12 +27,13 @@ class LoginCompletion:
     """Checks a provider's answer to one login and makes its session."""
 
     def __init__(self, providers: Mapping[str, Provider], sessions: SessionAuthenticator,
-                 claims: ClaimsFilter, pipeline: Pipeline,
+                 claims: ClaimsFilter, identities: IdentityCheck, revocations: RevocationCheck,
                  clock: Callable[[], float] = time.time) -> None:
         self._providers = providers
         self._sessions = sessions
         self._claims = claims
-        self._pipeline = pipeline
+        self._identities = identities
+        self._revocations = revocations
         self._clock = clock
 
     async def complete(self, login: PendingLogin,
@@ -59,12 +60,12 @@ class LoginCompletion:
         try:
             # A session every request would refuse sends the browser back to the provider,
             # which remembers the user: an endless loop. Refuse it here, once.
-            self._pipeline.identity(principal)
+            self._identities.identity(principal)
         except InvalidToken as exc:
             raise LoginFailed("this account's identity cannot be passed on to the app",
                               code=exc.code) from exc
         try:
-            self._pipeline.check_revoked(principal)  # RevocationStale (503) fails the login too
+            self._revocations.check_revoked(principal)  # RevocationStale (503) fails the login too
         except TokenRevoked as exc:
             raise LoginDenied("Your access to this application has been revoked.",
                               code="access_revoked") from exc

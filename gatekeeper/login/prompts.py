@@ -9,21 +9,18 @@
 from __future__ import annotations
 
 from gatekeeper.edge import pages
-from gatekeeper.edge.responses import HTML, own_headers, send_raw
-from gatekeeper.types import Send
+from gatekeeper.login.answer import Answer, page
+from gatekeeper.principal import Decision, Outcome
 
 
-async def ask_before_signing_out(send: Send, request_id: str, sign_out: str, stay: str) -> int:
-    body = pages.render("Sign out?", "Another site sent you here to sign out.",
-                        actions=[("Sign out", sign_out), ("Stay signed in", stay)],
-                        request_id=request_id)
-    await send_raw(send, 200, [*own_headers(request_id), *pages.NOT_FRAMED], HTML, body)
-    return 200
+def ask_before_signing_out(request_id: str, sign_out: str, stay: str) -> Answer:
+    return page(request_id, 200, Decision(Outcome.UNAUTHENTICATED, "sign_out_confirm"),
+                "Sign out?", "Another site sent you here to sign out.",
+                actions=[("Sign out", sign_out), ("Stay signed in", stay)],
+                extra_headers=pages.NOT_FRAMED)
 
 
-async def sign_in_from_the_top(send: Send, request_id: str, start: str) -> int:
-    body = pages.render("Sign-in required", "Sign in to see this content.",
-                        actions=[("Sign in", start)], top=True, request_id=request_id)
-    headers = [*own_headers(request_id), (b"www-authenticate", b'Bearer realm="gatekeeper"')]
-    await send_raw(send, 401, headers, HTML, body)
-    return 401
+def sign_in_from_the_top(request_id: str, start: str) -> Answer:
+    return page(request_id, 401, Decision(Outcome.UNAUTHENTICATED, "login_required"),
+                "Sign-in required", "Sign in to see this content.", actions=[("Sign in", start)],
+                top=True, extra_headers=[(b"www-authenticate", b'Bearer realm="gatekeeper"')])

@@ -44,13 +44,18 @@ class PendingLogin:
     provider: str
     return_to: str  # already checked by safe_redirect
     expires_at: int
+    # The page the user was on when the login began (a same-origin Referer, checked), offered
+    # again when the login is cancelled; None when unknown.
+    came_from: str | None = None
 
     @classmethod
-    def begin(cls, *, provider: str, return_to: str, now: float, timeout_seconds: int) -> PendingLogin:
+    def begin(cls, *, provider: str, return_to: str, now: float, timeout_seconds: int,
+              came_from: str | None = None) -> PendingLogin:
         return cls(
             state=secrets.token_urlsafe(24), nonce=secrets.token_urlsafe(24),
             code_verifier=generate_token(64),  # RFC 7636 §4.1: 43-128 unreserved characters
             provider=provider, return_to=return_to, expires_at=int(now) + timeout_seconds,
+            came_from=came_from,
         )
 
 

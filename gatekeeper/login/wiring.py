@@ -6,14 +6,20 @@ from collections.abc import Mapping
 
 from gatekeeper.authn.session import SessionAuthenticator
 from gatekeeper.clients.redis import RedisClient
-from gatekeeper.errors import SessionStoreUnavailable
+from gatekeeper.errors import ConfigError, SessionStoreUnavailable
+from gatekeeper.login.backchannel_logout import BackchannelLogout
+from gatekeeper.login.callback import LoginCompletion
+from gatekeeper.login.ports import LoginChecks
+from gatekeeper.login.query import ReturnAddresses
 from gatekeeper.login.routes import LoginRoutes
+from gatekeeper.login.signin import SignIn
+from gatekeeper.login.signout import SignOut
 from gatekeeper.login.state import LoginCookies
+from gatekeeper.login.userinfo import UserInfo
 from gatekeeper.metrics import Metrics
 from gatekeeper.oidc.claims import ClaimsFilter
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.oidc.refresh import SessionRefresher
-from gatekeeper.pipeline import Pipeline
 from gatekeeper.sessions.base import SessionStore
 from gatekeeper.sessions.cookie import CookieSessionStore
 from gatekeeper.sessions.crypto import SessionCipher
@@ -35,7 +41,8 @@ class BrowserLogin:
         self.store: SessionStore
         self._redis_store: RedisSessionStore | None = None
         if settings.session.store == "redis":
-            assert redis_client is not None  # Settings.uses_redis
+            if redis_client is None:  # the app opens one whenever Settings.uses_redis
+                raise ConfigError(["session.store: redis needs a Redis connection (redis.url)"])
             self._redis_store = RedisSessionStore(redis_client, settings.session, settings.redis)
             self.store = self._redis_store
         else:
@@ -51,10 +58,27 @@ class BrowserLogin:
             secure=settings.session.cookie_secure,
             timeout_seconds=oidc.login_timeout_seconds)
 
-    def routes(self, pipeline: Pipeline) -> LoginRoutes:
-        return LoginRoutes(self._oidc, self._providers, self.store, self.sessions,
-                           self._login_cookies, self._claims, pipeline, self._metrics,
-                           logout_everywhere=self._redis_store)
+    def routes(self, checks: LoginChecks) -> LoginRoutes:
+        """The routes, given what they need of the pipeline: authenticate (userinfo), the
+        revocation check and the identity headers (a login must yield a usable identity)."""
+        oidc, providers = self._oidc, self._providers
+        addresses = ReturnAddresses(oidc.allowed_redirect_domains)
+        completion = LoginCompletion(providers, self.sessions, self._claims,
+                                     identities=checks, revocations=checks)
+        sign_in = SignIn(prefix=oidc.prefix, login_timeout_seconds=oidc.login_timeout_seconds,
+                         providers=providers, store=self.store, login_cookies=self._login_cookies,
+                         completion=completion, addresses=addresses, metrics=self._metrics)
+        sign_out = SignOut(prefix=oidc.prefix, post_logout_redirect_url=oidc.post_logout_redirect_url,
+                           providers=providers, store=self.store, sessions=self.sessions,
+                           addresses=addresses)
+        backchannel = None
+        if self._redis_store is not None:
+            backchannel = BackchannelLogout(
+                providers, self._redis_store,
+                max_age_seconds=oidc.backchannel_logout_max_age_minutes * 60)
+        return LoginRoutes(prefix=oidc.prefix, browser_login=oidc.browser_login, sign_in=sign_in,
+                           sign_out=sign_out, userinfo=UserInfo(checks), sessions=self.sessions,
+                           backchannel=backchannel)
 
     async def check(self) -> Check:
         """Readiness: every provider discovered, with keys. A login needs both."""

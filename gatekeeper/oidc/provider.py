@@ -61,30 +61,40 @@ class TokenSet:
     access_expires_at: int | None
 
 
+class IssuerMismatch(ValueError):
+    """The discovery document names another issuer than the configured one: often the same
+    provider written differently (a trailing '/', http for https), which the message says."""
+
+    def __init__(self, found: Any, configured: str) -> None:
+        self.found = found if isinstance(found, str) else None
+        shown = repr(found)[:200]
+        super().__init__(f"its discovery document names another issuer, {shown}, than the "
+                         f"configured {configured!r}; the two must be equal character for "
+                         "character (a trailing '/' counts)")
+
+
 def parse_discovery(document: Any, issuer: str) -> Endpoints:
     if not isinstance(document, dict):
         raise ValueError("the discovery document is not a JSON object")
     if document.get("issuer") != issuer:
         # Discovery §4.3: exactly the issuer we asked about, or a mix-up is possible.
-        raise ValueError("the discovery document names another issuer")
+        raise IssuerMismatch(document.get("issuer"), issuer)
 
-    def url(name: str, *, required: bool) -> str | None:
+    def url(name: str) -> str:
         value = document.get(name)
-        if value is None and not required:
-            return None
         # Printable ASCII only: it becomes a Location header.
         if (not isinstance(value, str) or not value.isascii() or _UNSAFE_URL.search(value)
                 or urlsplit(value).scheme not in ("https", "http")):
             raise ValueError(f"the discovery document has no usable {name}")
         return value
 
-    authorization, token = url("authorization_endpoint", required=True), url("token_endpoint",
-                                                                               required=True)
-    assert authorization is not None and token is not None
+    def optional_url(name: str) -> str | None:
+        return None if document.get(name) is None else url(name)
+
     return Endpoints(
-        authorization=authorization, token=token,
-        userinfo=url("userinfo_endpoint", required=False),
-        end_session=url("end_session_endpoint", required=False),
+        authorization=url("authorization_endpoint"), token=url("token_endpoint"),
+        userinfo=optional_url("userinfo_endpoint"),
+        end_session=optional_url("end_session_endpoint"),
         iss_parameter=document.get("authorization_response_iss_parameter_supported") is True,
     )
 
@@ -121,6 +131,7 @@ class Provider:
         self._discovering: asyncio.Task[Endpoints | None] | None = None
         self._last_attempt = float("-inf")
         self.last_error: str | None = "not discovered yet"
+        self._mismatch: str | None = None  # what to tell a browser when the issuer is misnamed
 
     @property
     def ready(self) -> bool:
@@ -137,6 +148,9 @@ class Provider:
         if time.monotonic() - self._last_attempt >= _RETRY_SECONDS or self._discovering:
             await self._discover_once()
         if self._endpoints is None:
+            if self._mismatch is not None:
+                raise ProviderUnavailable(f"the sign-in provider {self.display_name} is set up "
+                                          f"wrongly: {self._mismatch}", code="provider_unavailable")
             raise ProviderUnavailable(f"the sign-in provider {self.display_name} is not reachable",
                                       code="provider_unavailable")
         return self._endpoints
@@ -161,13 +175,25 @@ class Provider:
         try:
             response = (await self._http.get(url)).raise_for_status()
             self._endpoints = parse_discovery(response.json(), self.settings.issuer)
+        except IssuerMismatch as exc:
+            fix = (f"set {self._issuer_key} to {exc.found!r} if that is this provider"
+                   if exc.found is not None else "is this the provider's issuer URL?")
+            self._mismatch = f"{exc}: {fix}"
+            self.last_error = f"discovery at {url}: {self._mismatch}"
+            log.warning("oidc discovery failed", extra={"provider": self.id, "error": self.last_error})
+            return None
         except (FetchError, ValueError) as exc:
             self.last_error = f"discovery: {type(exc).__name__}: {exc}"[:300]
             log.warning("oidc discovery failed", extra={"provider": self.id, "error": self.last_error})
             return None
-        self.last_error = None
+        self.last_error = self._mismatch = None
         log.info("oidc provider discovered", extra={"provider": self.id})
         return self._endpoints
+
+    @property
+    def _issuer_key(self) -> str:
+        # The short form (one provider under `oidc`) gets the id "default".
+        return "oidc.issuer" if self.id == "default" else f"the issuer of oidc provider {self.id!r}"
 
     # -- protocol calls ------------------------------------------------------------------
     async def authorization_url(self, *, state: str, nonce: str, code_verifier: str) -> str:
@@ -177,7 +203,8 @@ class Provider:
             redirect_uri=self.redirect_url, scope=" ".join(self.settings.scopes), state=state,
             nonce=nonce, code_challenge=create_s256_code_challenge(code_verifier),
             code_challenge_method="S256")
-        return url
+        extra = self.settings.extra_auth_params  # never the protocol's own: settings/oidc.py
+        return url + "&" + urlencode(extra) if extra else url
 
     async def exchange_code(self, code: str, code_verifier: str) -> TokenSet:
         body = prepare_token_request("authorization_code", code=code, redirect_uri=self.redirect_url,
@@ -247,8 +274,10 @@ class Provider:
                                       code="userinfo_unavailable")
         return claims
 
-    async def end_session_url(self, id_token: str | None, post_logout_redirect_url: str) -> str | None:
-        """RP-Initiated Logout 1.0 §2, when the provider offers it and it is enabled."""
+    async def end_session_url(self, id_token: str | None, post_logout_redirect_url: str,
+                              state: str | None = None) -> str | None:
+        """RP-Initiated Logout 1.0 §2, when the provider offers it and it is enabled; ``state``
+        comes back to the post-logout redirect URL (§3)."""
         if not self.settings.end_session:
             return None
         try:
@@ -261,5 +290,7 @@ class Provider:
                   "post_logout_redirect_uri": post_logout_redirect_url}
         if id_token:
             params["id_token_hint"] = id_token
+        if state:
+            params["state"] = state
         separator = "&" if "?" in endpoints.end_session else "?"
         return endpoints.end_session + separator + urlencode(params)

@@ -82,7 +82,7 @@ class SessionRefresher:
             return remembered[0]
         task = self._inflight.get(session.id)
         if task is None:
-            task = asyncio.create_task(self._refresh_once(session, exclusive))
+            task = asyncio.create_task(self._refresh_once(session, session.refresh_token, exclusive))
             self._inflight[session.id] = task
             task.add_done_callback(lambda _: self._inflight.pop(session.id, None))
         try:
@@ -95,11 +95,11 @@ class SessionRefresher:
         except LoginFailed as exc:
             raise SessionInvalid("the session could not be refreshed", code=exc.code) from exc
 
-    async def _refresh_once(self, session: Session, exclusive: Exclusive | None) -> Session:
+    async def _refresh_once(self, session: Session, refresh_token: str,
+                            exclusive: Exclusive | None) -> Session:
         refreshed = await (self._refresh(session) if exclusive is None
                            else exclusive(session, self._refresh))
-        assert session.refresh_token is not None  # current() checked
-        self._recent.put((session.id, session.refresh_token), (refreshed, self._clock()))
+        self._recent.put((session.id, refresh_token), (refreshed, self._clock()))
         return refreshed
 
     async def _refresh(self, session: Session) -> Session:

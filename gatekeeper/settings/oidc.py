@@ -18,7 +18,16 @@ from gatekeeper.settings.subjects import SUBJECT_PREFIX_DESCRIPTION, check_issue
 _PROVIDER_ID = re.compile(r"[a-z0-9][a-z0-9\-]{0,31}")
 _PROVIDER_KEYS = ("id", "display_name", "issuer", "client_id", "client_secret", "token_auth_method",
                   "scopes", "redirect_url", "hosts", "algorithms", "userinfo", "end_session",
-                  "subject_prefix")
+                  "subject_prefix", "extra_auth_params")
+# The authorization request's own parameters (RFC 6749 §4.1.1, RFC 7636 §4.3, OIDC Core §3.1.2.1):
+# gatekeeper sets them for each login, and the login's checks rely on their values (state and
+# PKCE against login CSRF and code injection, nonce against ID token replay). ``request`` and
+# ``request_uri`` (RFC 9101) would replace them all; ``response_mode`` would move the answer away
+# from the GET callback.
+PROTOCOL_AUTH_PARAMS = frozenset({
+    "state", "nonce", "code_challenge", "code_challenge_method", "redirect_uri", "client_id",
+    "response_type", "scope", "response_mode", "request", "request_uri"})
+_AUTH_PARAM = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 
 
 class ProviderSettings(FrozenModel):
@@ -43,6 +52,24 @@ class ProviderSettings(FrozenModel):
     end_session: bool = Field(
         default=True, description="Continue sign-out at the provider's end_session_endpoint.")
     subject_prefix: str | None = Field(default=None, description=SUBJECT_PREFIX_DESCRIPTION)
+    extra_auth_params: dict[str, str] = Field(
+        default_factory=dict, max_length=16,
+        description="Added to the authorization request, e.g. Google's refresh token: "
+        "`{prompt: consent, access_type: offline}`. The protocol's own (state, nonce, "
+        "code_challenge*, redirect_uri, client_id, response_type, scope, response_mode, "
+        "request*) are refused.")
+
+    @field_validator("extra_auth_params")
+    @classmethod
+    def _extra_auth_params(cls, value: dict[str, str]) -> dict[str, str]:
+        for name in value:
+            if not _AUTH_PARAM.fullmatch(name):
+                raise ValueError(f"{name[:40]!r} is not a parameter name (letters, digits, _ . -)")
+            lowered = name.lower()
+            if lowered in PROTOCOL_AUTH_PARAMS or lowered.startswith("code_challenge"):
+                raise ValueError(f"{name!r} is set by gatekeeper for each login (the protocol's "
+                                 "own parameter, which its checks rely on); remove it")
+        return value
 
     @field_validator("issuer")
     @classmethod
@@ -102,7 +129,9 @@ class OidcSettings(FrozenModel):
     login_timeout_seconds: int = Field(
         default=600, ge=60, le=3600, description="A started login must come back within this.")
     post_logout_redirect_url: str | None = Field(
-        default=None, description="Registered at the provider; default: `/` on the redirect_url's host.")
+        default=None,
+        description="Where the provider's logout returns, registered there; default: "
+        "`{prefix}/signed_out` on the redirect_url's host, which goes on to the sign-out's `rd`.")
     http_timeout_seconds: float = Field(
         default=10.0, gt=0, le=60,
         description="Total deadline of one provider call (discovery, token, userinfo).")
@@ -162,5 +191,6 @@ class OidcSettings(FrozenModel):
 
     def redirect_url_of(self, provider: ProviderSettings) -> str:
         url = provider.redirect_url or self.redirect_url
-        assert url is not None  # _coherent
+        if url is None:  # _coherent refuses such a config; a hand-built one may still get here
+            raise ValueError(f"provider {provider.id!r} has no redirect_url")
         return url

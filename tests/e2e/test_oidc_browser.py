@@ -50,7 +50,7 @@ def listen_port() -> int:
 def op(listen_port: int) -> Iterator[OidcProvider]:
     base = f"http://127.0.0.1:{listen_port}"
     with run_oidc_provider(redirect_uris=[f"{base}/oauth2/callback"],
-                           post_logout_redirect_uris=[f"{base}/"]) as provider:
+                           post_logout_redirect_uris=[f"{base}/oauth2/signed_out"]) as provider:
         yield provider
 
 
@@ -157,12 +157,13 @@ def test_signing_out_confirms_at_the_provider_and_the_next_visit_asks_to_sign_in
         sign_in(page, gk, op, op.users["alice"])
         assert page.url == gk.url + PAGE
 
-        page.goto(gk.url + "/oauth2/sign_out")
+        page.goto(gk.url + "/oauth2/sign_out?rd=/")
         assert page.url.startswith(op.issuer + "/session/end"), page.url
         assert page.text_content("h1") == "Sign out"
         with page.expect_navigation():
             page.click("button[type=submit]")
-        assert page.url == gk.url + "/"  # the registered post_logout_redirect_uri
+        # Back through the registered post_logout_redirect_uri (/oauth2/signed_out) to rd.
+        assert page.url == gk.url + "/"
         assert header(echo(page), "x-auth-request-user") == []  # the public page, signed out
         assert gatekeeper_cookies(page, gk) == []
 

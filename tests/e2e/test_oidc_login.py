@@ -31,7 +31,7 @@ def listen_port() -> int:
 def op(listen_port: int) -> Iterator[OidcProvider]:
     base = f"http://127.0.0.1:{listen_port}"
     with run_oidc_provider(redirect_uris=[f"{base}/oauth2/callback"],
-                           post_logout_redirect_uris=[f"{base}/"],
+                           post_logout_redirect_uris=[f"{base}/oauth2/signed_out"],
                            access_token_ttl=ACCESS_TOKEN_TTL) as provider:
         yield provider
 
@@ -140,7 +140,8 @@ def test_sign_out_ends_the_session_and_continues_at_the_provider(gk: Gatekeeper,
         location = urlsplit(out.headers["location"])
         assert out.headers["location"].startswith(op.issuer)
         query = {k: v[0] for k, v in parse_qs(location.query).items()}
-        assert query["post_logout_redirect_uri"] == f"{gk.url}/"
+        assert query["post_logout_redirect_uri"] == f"{gk.url}/oauth2/signed_out"
+        assert query["state"] == "/goodbye"  # rd, back at signed_out after the provider
         assert query["id_token_hint"].count(".") == 2
         expired = [c for c in out.headers.get_list("set-cookie") if c.startswith("_gatekeeper=")]
         assert expired and "Max-Age=0" in expired[0]

@@ -182,7 +182,7 @@ def test_a_host_of_a_provider_goes_straight_to_it(gk: Gatekeeper, corp: Op, part
                                                   path: str, provider: str) -> None:
     expected = {"corp": corp, "partner": partner}[provider]
     with browser(gk, host=host) as client:
-        response = client.get(path)
+        response = to_the_login_host(gk, client.get(path))
     assert response.status_code == 302
     assert response.headers["location"].startswith(f"{expected.url}/authorize?")
     assert query_of(response.headers["location"])["client_id"] == expected.client_id
@@ -190,8 +190,18 @@ def test_a_host_of_a_provider_goes_straight_to_it(gk: Gatekeeper, corp: Op, part
 
 def test_an_explicit_provider_wins_over_the_host(gk: Gatekeeper, partner: Op) -> None:
     with browser(gk, host="corp.localtest") as client:
-        response = client.get("/oauth2/start?provider=partner&rd=/x")
+        response = to_the_login_host(gk, client.get("/oauth2/start?provider=partner&rd=/x"))
     assert response.headers["location"].startswith(f"{partner.url}/authorize?")
+
+
+def to_the_login_host(gk: Gatekeeper, response: httpx.Response) -> httpx.Response:
+    """These hosts are not the redirect_url's (127.0.0.1), where the login cookie must be set: the
+    login moves there first, naming the provider the host chose; that start's answer."""
+    assert response.status_code == 302
+    location = response.headers["location"]
+    assert location.startswith(f"{gk.url}/oauth2/start?") and query_of(location)["moved"] == "1"
+    with browser(gk) as client:
+        return client.get(location)
 
 
 @pytest.mark.parametrize(("provider", "user", "sub"), [("corp", "alice", "alice"), ("partner", "bob", "bob")])

@@ -115,7 +115,7 @@ def deliveries(port_a: int) -> Iterator[tuple[str, list[Delivery]]]:
 @pytest.fixture(scope="module")
 def op(port_a: int, deliveries: tuple[str, list[Delivery]]) -> Iterator[OidcProvider]:
     with run_oidc_provider(redirect_uris=[callback_of(port_a)],
-                           post_logout_redirect_uris=[f"http://127.0.0.1:{port_a}/"],
+                           post_logout_redirect_uris=[f"http://127.0.0.1:{port_a}/oauth2/signed_out"],
                            backchannel_logout_uri=deliveries[0]) as provider:
         yield provider
 
