@@ -36,6 +36,7 @@ from gatekeeper.errors import (
     SessionTooLarge,
     Unauthenticated,
 )
+from gatekeeper.exchange import Exchange
 from gatekeeper.login.callback import LoginCompletion
 from gatekeeper.login.navigation import (
     is_from_another_site,
@@ -52,7 +53,6 @@ from gatekeeper.oidc.provider import Provider
 from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import Decision, Outcome, Principal
 from gatekeeper.redirects import safe_redirect
-from gatekeeper.request import RequestView
 from gatekeeper.sessions.base import SessionStore
 from gatekeeper.settings import OidcSettings
 
@@ -109,7 +109,7 @@ class LoginRoutes:
         return path in self._routes or (path == self._backchannel
                                         and self._logout_everywhere is not None)
 
-    async def handle(self, request: RequestView, receive: Receive, send: Send,
+    async def handle(self, request: Exchange, receive: Receive, send: Send,
                      request_id: str) -> Answered:
         if request.path == self._backchannel:
             return await self._backchannel_logout(request, receive, send, request_id)
@@ -120,7 +120,7 @@ class LoginRoutes:
             return await self._failed(request, send, request_id, exc)
 
     # -- the redirect that starts a login --------------------------------------------------
-    def wants_login(self, request: RequestView, decision: Decision) -> bool:
+    def wants_login(self, request: Exchange, decision: Decision) -> bool:
         """An unauthenticated request that should be sent to log in rather than get a 401."""
         if decision.outcome is not Outcome.UNAUTHENTICATED:
             return False
@@ -129,14 +129,14 @@ class LoginRoutes:
         mode = self._settings.browser_login
         return mode == "always" or (mode == "auto" and is_navigation(request))
 
-    async def end_revoked_session(self, request: RequestView, request_id: str) -> None:
+    async def end_revoked_session(self, request: Exchange, request_id: str) -> None:
         """A session whose subject or token was revoked ends here, cookie and stored copy, so no
         refresh brings it back. A browser may sign in again: the callback refuses a revoked
         subject, so that cannot loop."""
         await self._store.clear(request, request.cookies_out())
         log.info("revoked session ended", extra={"request_id": request_id})
 
-    async def redirect_to_login(self, request: RequestView, send: Send, request_id: str) -> Answered:
+    async def redirect_to_login(self, request: Exchange, send: Send, request_id: str) -> Answered:
         target = request.raw_path.decode("latin-1")
         if request.query:
             target += "?" + request.query.decode("latin-1")
@@ -157,7 +157,7 @@ class LoginRoutes:
             return await self._failed(request, send, request_id, exc)
 
     # -- routes --------------------------------------------------------------------------
-    async def _start(self, request: RequestView, send: Send, request_id: str) -> Answered:
+    async def _start(self, request: Exchange, send: Send, request_id: str) -> Answered:
         params = _params(request)
         return_to = self._safe(params.get("rd"))
         provider = self._choose(request, params.get("provider"))
@@ -171,7 +171,7 @@ class LoginRoutes:
             return Answered(200, Decision(Outcome.UNAUTHENTICATED, "login_chooser"))
         return await self._begin(request, send, request_id, provider, return_to)
 
-    async def _begin(self, request: RequestView, send: Send, request_id: str, provider: Provider,
+    async def _begin(self, request: Exchange, send: Send, request_id: str, provider: Provider,
                      return_to: str) -> Answered:
         login = PendingLogin.begin(provider=provider.id, return_to=return_to, now=self._clock(),
                                    timeout_seconds=self._settings.login_timeout_seconds)
@@ -182,7 +182,7 @@ class LoginRoutes:
             cookies.set(cookie)
         return await self._redirect(send, request_id, url, "login_started")
 
-    async def _callback(self, request: RequestView, send: Send, request_id: str) -> Answered:
+    async def _callback(self, request: Exchange, send: Send, request_id: str) -> Answered:
         params = _params(request)
         state = params.get("state")
         try:
@@ -197,7 +197,7 @@ class LoginRoutes:
             # "Sign in again" goes back to the page the user first asked for.
             return await self._failed(request, send, request_id, exc, return_to=login.return_to)
 
-    async def _complete(self, request: RequestView, send: Send, request_id: str,
+    async def _complete(self, request: Exchange, send: Send, request_id: str,
                         login: PendingLogin, params: Mapping[str, str]) -> Answered:
         provider, session, principal = await self._completion.complete(login, params)
         cookies = request.cookies_out()
@@ -211,7 +211,7 @@ class LoginRoutes:
         answered = await self._redirect(send, request_id, login.return_to, "login_completed")
         return Answered(answered.status, Decision(Outcome.ALLOW, "login_completed", principal))
 
-    async def _sign_out(self, request: RequestView, send: Send, request_id: str) -> Answered:
+    async def _sign_out(self, request: Exchange, send: Send, request_id: str) -> Answered:
         return_to = self._safe(_params(request).get("rd"))
         if is_from_another_site(request):
             # Signing out on another site's say-so would let any page log our users out.
@@ -232,7 +232,7 @@ class LoginRoutes:
                                       "request_id": request_id})
         return await self._redirect(send, request_id, location, "signed_out")
 
-    async def _sign_out_failed(self, request: RequestView, send: Send, request_id: str,
+    async def _sign_out_failed(self, request: Exchange, send: Send, request_id: str,
                                exc: SessionStoreUnavailable, return_to: str) -> Answered:
         """503 and the cookie kept: the session could not be ended where it is stored, and
         neither the browser nor the provider is told otherwise. Trying again is safe."""
@@ -252,7 +252,7 @@ class LoginRoutes:
         await send_raw(send, 503, headers, HTML, body)
         return Answered(503, decision)
 
-    async def _userinfo(self, request: RequestView, send: Send, request_id: str) -> Answered:
+    async def _userinfo(self, request: Exchange, send: Send, request_id: str) -> Answered:
         try:
             principal = await self._pipeline.authenticate(request)
         except Unauthenticated as exc:
@@ -270,7 +270,7 @@ class LoginRoutes:
         return await self._json(send, request_id, 200, identity(principal),
                                 Decision(Outcome.ALLOW, "userinfo", principal))
 
-    async def _backchannel_logout(self, request: RequestView, receive: Receive, send: Send,
+    async def _backchannel_logout(self, request: Exchange, receive: Receive, send: Send,
                                   request_id: str) -> Answered:
         """The provider tells us a user logged out (OIDC Back-Channel Logout 1.0 §2.5-2.8):
         200 once every session of that sid (or sub) is deleted from Redis: ended here at once, on
@@ -300,7 +300,7 @@ class LoginRoutes:
                                 Decision(Outcome.ALLOW, "backchannel_logout"))
 
     # -- helpers -------------------------------------------------------------------------
-    def _choose(self, request: RequestView, hint: str | None) -> Provider | None:
+    def _choose(self, request: Exchange, hint: str | None) -> Provider | None:
         if hint is not None:
             return self._providers.get(hint)
         host = (request.header(b"host") or b"").decode("latin-1").lower()
@@ -325,7 +325,7 @@ class LoginRoutes:
         await send_raw(send, status, own_headers(request_id), b"application/json", payload)
         return Answered(status, decision)
 
-    async def _failed(self, request: RequestView, send: Send, request_id: str,
+    async def _failed(self, request: Exchange, send: Send, request_id: str,
                       exc: LoginFailed | SessionStoreUnavailable | RevocationStale,
                       return_to: str = "/") -> Answered:
         provider = _params_or_empty(request).get("provider")
@@ -361,7 +361,7 @@ def identity(principal: Principal) -> dict[str, Any]:
     }
 
 
-def _params(request: RequestView) -> dict[str, str]:
+def _params(request: Exchange) -> dict[str, str]:
     """Query parameters, each at most once: a repeated state or code is refused, not guessed."""
     try:
         parsed = parse_qs(request.query.decode("latin-1"), keep_blank_values=True,
@@ -374,7 +374,7 @@ def _params(request: RequestView) -> dict[str, str]:
     return {name: values[0] for name, values in parsed.items()}
 
 
-def _params_or_empty(request: RequestView) -> dict[str, str]:
+def _params_or_empty(request: Exchange) -> dict[str, str]:
     try:
         return _params(request)
     except LoginFailed:
