@@ -57,7 +57,7 @@ def test_an_unexpected_error_fails_closed_with_a_json_500() -> None:
             raise AssertionError("must not proxy")
 
     settings = Settings()
-    gate = Gate(Broken(), NoProxy(), None, ForwardAuth(settings.forward_auth),  # type: ignore[arg-type]
+    gate = Gate(Broken(), NoProxy(), None, ForwardAuth(settings.forward_auth, lambda _: False),  # type: ignore[arg-type]
                 Metrics(), AccessLog(enabled=False), GateSettings(settings.max_header_bytes))
     sent: list[dict[str, object]] = []
 

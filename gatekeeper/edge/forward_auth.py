@@ -31,7 +31,6 @@ from gatekeeper.errors import BadRequest
 from gatekeeper.exchange import Exchange
 from gatekeeper.headernames import fold
 from gatekeeper.paths import check_query, path_as_sent
-from gatekeeper.request import RequestView
 from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS, ForwardAuthSettings
 
 PATH = "/oauth2/auth"
@@ -53,8 +52,7 @@ def _bad(reason: str, code: str) -> BadRequest:
 class ForwardAuth:
     """Reads the original request of a forward-auth check; built once from the settings."""
 
-    def __init__(self, settings: ForwardAuthSettings,
-                 is_trusted: Callable[[str], bool] = lambda _: False) -> None:
+    def __init__(self, settings: ForwardAuthSettings, is_trusted: Callable[[str], bool]) -> None:
         self._is_trusted = is_trusted  # trusted_proxies (gatekeeper/mutate.py)
         uri_header, method_header = settings.sources()
         self._uri_name = _wire_name(uri_header)
@@ -72,15 +70,7 @@ class ForwardAuth:
         """The exchange about the request the front proxy asks about (this check's id, start and
         cookie jar); 400 when it is not certain, or the peer is not a trusted proxy."""
         client = scope.get("client")
-        original, path = self._original(scope, self._is_trusted(client[0] if client else ""))
-        return Exchange(original, path, request_id, started)
-
-    def original_request(self, scope: dict[str, Any], peer_trusted: bool) -> RequestView:
-        """A view of the request the front proxy is asking about; 400 when it is not certain."""
-        return RequestView(*self._original(scope, peer_trusted))
-
-    def _original(self, scope: dict[str, Any], peer_trusted: bool) -> tuple[dict[str, Any], str]:
-        if not peer_trusted:
+        if not self._is_trusted(client[0] if client else ""):
             raise _bad("answers only peers on trusted_proxies", "untrusted_forward_auth")
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         uri = (_own_target(scope) if self._uri_name is None
@@ -97,7 +87,7 @@ class ForwardAuth:
         refuse_method_override(query)
         original = dict(scope, method=method.decode("ascii"), path=path, raw_path=raw_path,
                         query_string=query)
-        return original, path
+        return Exchange(original, path, request_id, started)
 
 
 def split_uri(uri: bytes) -> tuple[bytes, bytes]:
