@@ -15,7 +15,6 @@ import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import httpx
 import uvicorn
@@ -25,8 +24,9 @@ from gatekeeper.authn.bearer import BearerAuthenticator
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
 from gatekeeper.clients.redis import RedisClient, connect
 from gatekeeper.edge.forward_auth import ForwardAuth
-from gatekeeper.edge.gate import Gate
+from gatekeeper.edge.gate import Gate, GateSettings
 from gatekeeper.edge.proxy import Proxy
+from gatekeeper.edge.responses import send_raw
 from gatekeeper.edge.websocket import WebSocketProxy
 from gatekeeper.login.routes import LoginRoutes
 from gatekeeper.login.wiring import BrowserLogin
@@ -48,6 +48,7 @@ from gatekeeper.subjects import SubjectNamespaces
 from gatekeeper.tokens.jwks import IssuerKeys
 from gatekeeper.types import Check, Receive, Scope, Send
 from gatekeeper.upstream import Http1Pool
+from gatekeeper.upstream.address import UpstreamAddress
 
 log = logging.getLogger("gatekeeper")
 
@@ -139,8 +140,7 @@ class GatekeeperApp:
         gate = self._gate
         if gate is None:
             if scope["type"] == "http":
-                await send({"type": "http.response.start", "status": 503, "headers": []})
-                await send({"type": "http.response.body", "body": b""})
+                await send_raw(send, 503, [], b"text/plain", b"")
             return
         await gate(scope, receive, send)
 
@@ -183,9 +183,8 @@ class GatekeeperApp:
         # Start every issuer together: an issuer that is down must not delay the others.
         await asyncio.gather(*(keys.start() for keys in self.issuer_keys.values()))
 
-        upstream = urlsplit(settings.upstream)
-        host, port = upstream.hostname or "127.0.0.1", upstream.port or 80
-        pool = Http1Pool(host, port, max_connections=settings.upstream_max_connections,
+        upstream = UpstreamAddress.parse(settings.upstream)  # parsed once, handed on as a value
+        pool = Http1Pool(upstream.host, upstream.port, max_connections=settings.upstream_max_connections,
                          connect_timeout=settings.upstream_connect_timeout_seconds,
                          read_timeout=settings.upstream_timeout_seconds)
         stack.push_async_callback(pool.aclose)
@@ -243,27 +242,28 @@ class GatekeeperApp:
                    [settings.oidc.redirect_url_of(p) for p in settings.oidc.providers])
             origins = OriginCheck(own, settings.session.allowed_origins)
         pipeline = Pipeline(authenticators, authorizer, headers, revocations=revocations,
-                            origins=origins)
+                            origins=origins, rate_limits=rate_limits)
         if settings.oidc is not None:
+            # The routes authenticate with the chain; the chain ends a revoked session with them.
             login = browser.routes(pipeline)
+            pipeline = pipeline.ending_revoked_sessions(login)
         self._gate = Gate(
             pipeline,
-            Proxy(settings.upstream, pool, headers, self.metrics),
-            WebSocketProxy(settings.upstream, headers, self.metrics,
+            Proxy(upstream, pool, headers, self.metrics),
+            WebSocketProxy(upstream, headers, self.metrics,
                            settings.upstream_connect_timeout_seconds,
                            settings.websocket_recheck_seconds, settings.auth.leeway_seconds,
                            settings.websocket_max_message_bytes),
+            ForwardAuth(settings.forward_auth, headers.is_trusted),
             self.metrics,
             access_log,
-            settings.max_header_bytes,
-            headers,
-            ForwardAuth(settings.forward_auth),
+            GateSettings(max_header_bytes=settings.max_header_bytes),
             login,
-            rate_limits=rate_limits,
         )
         if self._serve_admin:
-            admin = create_admin_app(self.metrics, self.issuer_keys, UpstreamProbe(host, port),
-                                     extra_checks, revocations=revocations)
+            admin = create_admin_app(self.metrics, self.issuer_keys,
+                                     UpstreamProbe(upstream.host, upstream.port), extra_checks,
+                                     revocations=revocations)
             await stack.enter_async_context(
                 admin_listener(admin, settings.admin_listen, shared=settings.workers > 1,
                                limits=limits_of(settings)))

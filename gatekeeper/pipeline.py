@@ -1,31 +1,77 @@
-"""decide(request) -> Decision: authenticate (+ revocation list) → authorize → identity. No
-responses, no upstream I/O.
+"""decide(exchange) -> Decision: the whole chain, one stage after another, each a small Protocol.
 
-The whole request pipeline is visible here; gate.py turns the Decision into a response and
-proxy.py forwards what was allowed.
+    authenticate    the first authenticator that takes responsibility wins (bearer, session)
+    revocation      a revoked token or session is refused (401); a session's cookie and stored
+                    copy are ended on the way out (``RevokedSessionEnder``)
+    origin          credentials a browser sent by itself must come from our pages (CSRF, CSWSH)
+    authorize       the policy: allowed, or 401 (anonymous) / 403 (someone)
+    rate limit      a budget per caller on the configured paths: 429
+    mutate          the identity headers the app (or the ingress) gets
+
+The same chain serves a proxied request, a WebSocket handshake and a forward-auth check
+(edge/gate.py only dispatches and renders). Stages decide, never answer: a stage that refuses
+raises a ``GatekeeperError``, which becomes the Decision's error; edge/responses.py turns it into
+the answer. A stage that is not configured costs one ``is None`` test, never an await.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
 from gatekeeper.authz import Authorizer
-from gatekeeper.errors import Forbidden, GatekeeperError, Unauthenticated
-from gatekeeper.mutate import HeaderPolicy
+from gatekeeper.errors import Forbidden, GatekeeperError, RateLimited, SessionRevoked, Unauthenticated
+from gatekeeper.exchange import Exchange
 from gatekeeper.origin import by_cookie
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome, Principal
 from gatekeeper.request import RequestView
 
-if TYPE_CHECKING:
-    from gatekeeper.origin import OriginCheck
-    from gatekeeper.revocation import RevocationList
+Headers = tuple[tuple[bytes, bytes], ...]
 
 
 class Authenticator(Protocol):
-    """``None`` = not mine; raise = bad credentials; a Principal = success (first one wins)."""
+    """``None`` = not mine; raise = bad credentials; a Principal = success (first one wins).
+    Takes the exchange: a session refreshed on the way sets its cookie on the answer."""
 
-    async def authenticate(self, request: RequestView) -> Principal | None: ...
+    async def authenticate(self, request: Exchange) -> Principal | None: ...
+
+
+class RevocationCheck(Protocol):
+    """In memory, no I/O: raise ``TokenRevoked`` (``SessionRevoked`` for a session), or
+    ``RevocationStale`` (503) when the list is too old to say (gatekeeper/revocation.py)."""
+
+    def check(self, principal: Principal) -> None: ...
+
+
+class RevokedSessionEnder(Protocol):
+    """Ends a revoked session, cookie and stored copy, so no refresh brings it back (the login
+    routes: gatekeeper/login/)."""
+
+    async def end_revoked_session(self, request: Exchange, request_id: str) -> None: ...
+
+
+class OriginGuard(Protocol):
+    """None when the page that sent the request is ours; else the reason (gatekeeper/origin.py)."""
+
+    def refusal(self, request: RequestView) -> str | None: ...
+
+
+class RateLimiter(Protocol):
+    """``covers`` is in memory; only a path some rule covers pays for ``spend`` (Redis)
+    (gatekeeper/ratelimit.py)."""
+
+    def covers(self, path: str) -> bool: ...
+
+    async def spend(self, request: RequestView, principal: Principal) -> Headers:
+        """The budget headers for the answer; raise ``RateLimited`` when it is spent."""
+        ...
+
+
+class Mutator(Protocol):
+    """The identity headers for ``principal``; raise ``InvalidToken`` for a claim that cannot
+    be sent (gatekeeper/mutate.py)."""
+
+    def identity_headers(self, principal: Principal, token: str | None) -> list[tuple[bytes, bytes]]: ...
 
 
 class Pipeline:
@@ -33,46 +79,65 @@ class Pipeline:
         self,
         authenticators: Sequence[Authenticator],
         authorizer: Authorizer,
-        headers: HeaderPolicy,
+        mutator: Mutator,
         *,
-        revocations: RevocationList | None = None,
-        origins: OriginCheck | None = None,
+        revocations: RevocationCheck | None = None,
+        origins: OriginGuard | None = None,
+        rate_limits: RateLimiter | None = None,
+        revoked_sessions: RevokedSessionEnder | None = None,
     ) -> None:
-        self._origins = origins
         self._authenticators = tuple(authenticators)
-        self._authorizer = authorizer
-        self._headers = headers
         self._revocations = revocations
+        self._revoked_sessions = revoked_sessions
+        self._origins = origins
+        self._authorizer = authorizer
+        self._rate_limits = rate_limits
+        self._mutator = mutator
 
-    async def decide(self, request: RequestView) -> Decision:
+    def ending_revoked_sessions(self, ender: RevokedSessionEnder) -> Pipeline:
+        """The same chain, ending a revoked session's cookie with ``ender``. (The login routes
+        are built with the chain they use to authenticate, then handed to it this way.)"""
+        return Pipeline(self._authenticators, self._authorizer, self._mutator,
+                        revocations=self._revocations, origins=self._origins,
+                        rate_limits=self._rate_limits, revoked_sessions=ender)
+
+    async def decide(self, exchange: Exchange) -> Decision:
+        path = exchange.path
+        principal = ANONYMOUS
         try:
-            principal = await self._authenticate(request)
-            if self._origins is not None and by_cookie(principal, request):
+            principal = await self._authenticate(exchange)
+            if self._origins is not None and by_cookie(principal, exchange):
                 # The cookie came along by itself: is the page that sent it ours? (CSRF, CSWSH)
-                refused = self._origins.refusal(request)
+                refused = self._origins.refusal(exchange)
                 if refused is not None:
-                    error = Forbidden("this request did not come from this site's pages", code=refused)
-                    return Decision(Outcome.ERROR, refused, principal, error=error, path=request.path)
-            verdict = self._authorizer.authorize(principal, request.method, request.path)
+                    raise Forbidden("this request did not come from this site's pages", code=refused)
+            verdict = self._authorizer.authorize(principal, exchange.method, path)
             if not verdict.allowed:
                 outcome = (Outcome.UNAUTHENTICATED if principal.via == "anonymous"
                            else Outcome.UNAUTHORIZED)
-                return Decision(outcome, verdict.reason, principal, path=request.path,
-                                rule=verdict.rule)
-            identity = self._headers.identity_headers(principal, principal.token)
+                return Decision(outcome, verdict.reason, principal, path=path, rule=verdict.rule)
+            budget: Headers = ()
+            if self._rate_limits is not None and self._rate_limits.covers(path):
+                budget = await self._rate_limits.spend(exchange, principal)
+            identity = self._mutator.identity_headers(principal, principal.token)
         except Unauthenticated as exc:
-            return Decision(Outcome.UNAUTHENTICATED, exc.code, error=exc, path=request.path)
+            if self._revoked_sessions is not None and isinstance(exc, SessionRevoked):
+                await self._revoked_sessions.end_revoked_session(exchange, exchange.request_id)
+            return Decision(Outcome.UNAUTHENTICATED, exc.code, error=exc, path=path)
+        except (Forbidden, RateLimited) as exc:  # refused with the caller known: logged as them
+            rule_name = exc.rule if isinstance(exc, RateLimited) else None
+            return Decision(Outcome.ERROR, exc.code, principal, error=exc, path=path, rule=rule_name)
         except GatekeeperError as exc:
-            return Decision(Outcome.ERROR, exc.code, error=exc, path=request.path)
+            return Decision(Outcome.ERROR, exc.code, error=exc, path=path)
         return Decision(Outcome.ALLOW, verdict.reason, principal, identity_headers=identity,
-                        path=request.path, rule=verdict.rule)
+                        path=path, rule=verdict.rule, response_headers=budget)
 
     def identity(self, principal: Principal) -> list[tuple[bytes, bytes]]:
         """The identity headers the app gets for ``principal``; raises ``InvalidToken`` for a
         claim that cannot be sent (control characters, white space at an end)."""
-        return self._headers.identity_headers(principal, principal.token)
+        return self._mutator.identity_headers(principal, principal.token)
 
-    async def authenticate(self, request: RequestView) -> Principal:
+    async def authenticate(self, request: Exchange) -> Principal:
         """Who is calling (ANONYMOUS when no credentials); raises on bad credentials."""
         return await self._authenticate(request)
 
@@ -95,7 +160,7 @@ class Pipeline:
         if self._revocations is not None and principal.via != "anonymous":
             self._revocations.check(principal)
 
-    async def _authenticate(self, request: RequestView) -> Principal:
+    async def _authenticate(self, request: Exchange) -> Principal:
         for authenticator in self._authenticators:
             principal = await authenticator.authenticate(request)
             if principal is not None:

@@ -1,5 +1,6 @@
 """Rate limits (``rate_limits``): a sliding window per caller, counted in Redis so that every
-replica enforces the same limit. Over the limit: 429 with ``Retry-After``.
+replica enforces the same limit. Over the limit: ``RateLimited``, which
+the edge answers with 429 and ``Retry-After`` (edge/responses.py).
 
 Which rule: the first one whose path pattern and methods match the (canonical) request, checked
 after the pipeline allowed the request, so the caller is known. Paths no rule can match cost one
@@ -46,27 +47,24 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import ipaddress
-import json
 import logging
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gatekeeper.clients.redis import REDIS_ERRORS, RedisClient
-from gatekeeper.edge import pages
-from gatekeeper.edge.responses import HTML, own_headers, send_raw, wants_html
 from gatekeeper.errors import RateLimited
 from gatekeeper.metrics import Metrics
 from gatekeeper.paths import PathPatterns, matches_prefix_pattern
-from gatekeeper.principal import Decision, Outcome, Principal
+from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
 from gatekeeper.settings import RateLimitRule
-from gatekeeper.types import Send
 
 log = logging.getLogger("gatekeeper.ratelimit")
 
+_Budget = tuple[tuple[bytes, bytes], ...]
 
 PAUSE_SECONDS = 1.0
 WARN_EVERY_SECONDS = 30.0
@@ -255,7 +253,8 @@ class _Rule:
 
 
 class RateLimits:
-    """The configured rules over a WindowCounter; ``check`` is the gate's one call."""
+    """The configured rules over a WindowCounter: the pipeline's rate-limit stage (``covers``,
+    then ``spend``). It decides; edge/responses.py writes the 429."""
 
     def __init__(
         self,
@@ -305,32 +304,33 @@ class RateLimits:
         digest = hashlib.blake2b(caller.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
         return f"{rule.key_head}{digest}{rule.key_tail}"
 
-    async def check(self, request: RequestView, decision: Decision) -> Decision:
-        """``decision`` (an allowed one) as it is, or refused with ``RateLimited``."""
+    def covers(self, path: str) -> bool:
+        """In memory: may a rule apply to ``path``? Only then does a request pay for ``spend``."""
+        return path in self._any_rule
+
+    async def spend(self, request: RequestView, principal: Principal) -> _Budget:
+        """Count the request against the first rule it matches: the budget headers for the
+        answer, or raise ``RateLimited`` (429) when it is spent. Redis unavailable: ()."""
         rule = self.match(request.method, request.path)
         if rule is None:
-            return decision
+            return ()
         if self._clock() < self._paused_until:
             self._let_through(rule, None)
-            return decision
+            return ()
         try:
-            count = await self._counter.hit(self.key(rule, request, decision.principal),
+            count = await self._counter.hit(self.key(rule, request, principal),
                                             rule.limit, rule.window_seconds * 1000)
         except CounterUnavailable as exc:
             self._paused_until = self._clock() + PAUSE_SECONDS
             self._let_through(rule, exc)
-            return decision
+            return ()
         if count.allowed:
             rule.metrics["allowed"].inc()
-            return replace(decision, response_headers=(
-                (b"x-ratelimit-limit", str(rule.limit).encode()),
-                (b"x-ratelimit-remaining", str(count.remaining).encode())))
+            return ((b"x-ratelimit-limit", str(rule.limit).encode()),
+                    (b"x-ratelimit-remaining", str(count.remaining).encode()))
         rule.metrics["limited"].inc()
-        refused = RateLimited(limit=rule.limit, window_seconds=rule.window_seconds,
-                              retry_after=max(1, math.ceil(count.retry_after_ms / 1000)),
-                              rule=rule.name)
-        return replace(decision, outcome=Outcome.ERROR, reason=refused.code, error=refused,
-                       rule=rule.name)
+        raise RateLimited(limit=rule.limit, window_seconds=rule.window_seconds,
+                          retry_after=max(1, math.ceil(count.retry_after_ms / 1000)), rule=rule.name)
 
     def _let_through(self, rule: _Rule, error: CounterUnavailable | None) -> None:
         rule.metrics["unavailable"].inc()
@@ -343,20 +343,3 @@ class RateLimits:
             self._unchecked = 0
             self._next_warning = now + WARN_EVERY_SECONDS
 
-
-async def send_rate_limited(send: Send, error: RateLimited, request_id: str,
-                            accept: bytes | None) -> int:
-    """429 (RFC 6585 §4) with Retry-After (RFC 9110 §10.2.3) and X-RateLimit-Limit/-Remaining."""
-    headers = [*own_headers(request_id), (b"retry-after", str(error.retry_after).encode()),
-               (b"x-ratelimit-limit", str(error.limit).encode()), (b"x-ratelimit-remaining", b"0")]
-    if wants_html(accept):
-        body = pages.render("Too many requests",
-                            f"Please wait {error.retry_after} s, then try again.",
-                            request_id=request_id)
-        content_type = HTML
-    else:
-        body = json.dumps({"error": error.code, "error_description": error.description,
-                           "retry_after": error.retry_after, "request_id": request_id}).encode()
-        content_type = b"application/json"
-    await send_raw(send, 429, headers, content_type, body)
-    return 429

@@ -1,15 +1,16 @@
-"""A read-only view of the incoming request that every pipeline stage shares."""
+"""A read-only view of the incoming request that every pipeline stage shares.
+
+Read-only for real (slots, nothing to set after construction): what one answer must carry
+(cookies, the request id) lives on the ``Exchange`` (gatekeeper/exchange.py), which extends it.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
-from gatekeeper.cookies import CookieJar
-
 
 class RequestView:
-    __slots__ = ("client", "headers", "method", "path", "query", "raw_path", "scheme",
-                 "set_cookies")
+    __slots__ = ("client", "headers", "method", "path", "query", "raw_path", "scheme")
 
     def __init__(self, scope: dict[str, Any], path: str) -> None:
         # Matched and forwarded upper-case: a lowercase "get" must not slip past rules written
@@ -23,13 +24,6 @@ class RequestView:
         self.client: str = client[0] if client else ""
         self.scheme: str = scope.get("scheme", "http")
         self.path = path  # canonical path: what the policy sees and the app receives
-        # Cookies the answer must set, whatever it is (session refreshed or ended, login state).
-        self.set_cookies: CookieJar | None = None
-
-    def cookies_out(self) -> CookieJar:
-        if self.set_cookies is None:
-            self.set_cookies = CookieJar()
-        return self.set_cookies
 
     def header_values(self, name: bytes) -> list[bytes]:
         """All values of a header; ``name`` in lower case (ASGI servers lower-case names)."""

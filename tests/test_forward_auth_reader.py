@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from gatekeeper.edge.forward_auth import ForwardAuth, split_uri
 from gatekeeper.errors import BadRequest
+from gatekeeper.exchange import Exchange
 from gatekeeper.headernames import fold
 from gatekeeper.paths import canonical_path
 from gatekeeper.settings import Settings
@@ -24,8 +25,13 @@ from gatekeeper.settings.forward_auth import (
 Headers = list[tuple[str, str]]
 
 
-def reader(proxy: str = "nginx", **keys: str) -> ForwardAuth:
-    return ForwardAuth(ForwardAuthSettings(proxy=proxy, **keys))  # type: ignore[arg-type]
+def reader(proxy: str = "nginx", *, trusted: bool = True, **keys: str) -> ForwardAuth:
+    return ForwardAuth(ForwardAuthSettings(proxy=proxy, **keys),  # type: ignore[arg-type]
+                       lambda peer: trusted and peer == "127.0.0.1")
+
+
+def original(fa: ForwardAuth, scope: dict[str, Any]) -> Exchange:
+    return fa.original(scope, "test-request", 0.0)
 
 
 def scope_of(headers: Headers, path: str = "/oauth2/auth", method: str = "GET",
@@ -36,7 +42,7 @@ def scope_of(headers: Headers, path: str = "/oauth2/auth", method: str = "GET",
 
 
 def ask(headers: Headers, proxy: str = "nginx", **keys: str) -> tuple[str, str, bytes]:
-    view = reader(proxy, **keys).original_request(scope_of(headers), peer_trusted=True)
+    view = original(reader(proxy, **keys), scope_of(headers))
     return view.method, view.path, view.query
 
 
@@ -190,15 +196,14 @@ def test_envoy_reads_the_check_requests_own_target_and_method() -> None:
     fa = reader("envoy")
     scope = scope_of([], path="/oauth2/auth/api/%78", method="PATCH", query=b"q=1")
     assert fa.handles(scope)
-    view = fa.original_request(scope, peer_trusted=True)
+    view = original(fa, scope)
     assert (view.method, view.path, view.query) == ("PATCH", "/api/x", b"q=1")
     with pytest.raises(BadRequest, match="dot segment"):  # Envoy forwards it as sent
-        fa.original_request(scope_of([], path="/oauth2/auth/admin/../api/x"), peer_trusted=True)
+        original(fa, scope_of([], path="/oauth2/auth/admin/../api/x"))
     with pytest.raises(BadRequest, match="disagrees"):
-        fa.original_request(scope_of([("X-Forwarded-Uri", "/public/x")], path="/oauth2/auth/admin"),
-                            peer_trusted=True)
+        original(fa, scope_of([("X-Forwarded-Uri", "/public/x")], path="/oauth2/auth/admin"))
     with pytest.raises(BadRequest, match="no original path"):
-        fa.original_request(scope_of([], path="/oauth2/auth"), peer_trusted=True)
+        original(fa, scope_of([], path="/oauth2/auth"))
 
 
 def test_only_envoy_owns_the_paths_below_oauth2_auth() -> None:
@@ -208,7 +213,7 @@ def test_only_envoy_owns_the_paths_below_oauth2_auth() -> None:
 
 def test_an_untrusted_peer_is_refused_before_anything_is_read() -> None:
     with pytest.raises(BadRequest) as caught:
-        reader().original_request(scope_of(NGINX), peer_trusted=False)
+        original(reader(trusted=False), scope_of(NGINX))
     assert caught.value.code == "untrusted_forward_auth"
 
 

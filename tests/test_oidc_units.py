@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 import pytest
 
 from gatekeeper.errors import LoginFailed, ProviderUnavailable, SessionInvalid
+from gatekeeper.exchange import Exchange
 from gatekeeper.login.navigation import accept_quality, is_navigation
 from gatekeeper.login.state import MAX_PENDING_LOGINS, LoginCookies, PendingLogin
 from gatekeeper.metrics import Metrics
@@ -22,7 +23,6 @@ from gatekeeper.oidc.claims import ClaimsFilter
 from gatekeeper.oidc.idtoken import IdTokenRules, check_refreshed
 from gatekeeper.oidc.provider import TokenSet, parse_discovery
 from gatekeeper.oidc.refresh import REMEMBER_SECONDS, SessionRefresher
-from gatekeeper.request import RequestView
 from gatekeeper.sessions.crypto import SessionCipher
 from gatekeeper.sessions.model import Session
 
@@ -36,10 +36,10 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
 
 def request(method: str = "GET", headers: dict[str, str] | None = None,
-            cookies: list[str] | None = None) -> RequestView:
+            cookies: list[str] | None = None) -> Exchange:
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
     raw += [(b"cookie", value.encode("latin-1")) for value in cookies or []]
-    return RequestView({"type": "http", "method": method, "path": "/", "headers": raw}, "/")
+    return Exchange({"type": "http", "method": method, "path": "/", "headers": raw}, "/", "test-req", 0.0)
 
 
 class Clock:
@@ -192,7 +192,7 @@ def pending(**changes: Any) -> PendingLogin:
     return dataclasses.replace(login, **changes)
 
 
-def presented(*cookies: tuple[str, str]) -> RequestView:
+def presented(*cookies: tuple[str, str]) -> Exchange:
     return request("GET", cookies=["; ".join(f"{name}={value}" for name, value in cookies)])
 
 

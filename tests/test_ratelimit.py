@@ -15,13 +15,13 @@ import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from dataclasses import replace
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
 from gatekeeper.clients.redis import RedisClient, connect
+from gatekeeper.edge.responses import send_decision
 from gatekeeper.errors import ConfigError, RateLimited
 from gatekeeper.metrics import Metrics
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome, Principal
@@ -32,7 +32,6 @@ from gatekeeper.ratelimit import (
     WindowCounter,
     bucket,
     client_address,
-    send_rate_limited,
 )
 from gatekeeper.request import RequestView
 from gatekeeper.settings import RateLimitRule, RedisSettings, Settings
@@ -414,7 +413,16 @@ def test_a_redis_that_forgot_the_script_loads_it_again(server: RedisServer) -> N
 
 # ------------------------------------------------------------------ the gate's call, failing open
 
-ALLOWED = Decision(Outcome.ALLOW, "authenticated", alice(), path="/api/x", rule="policy.csv:3")
+CALLER = alice()
+Budget = tuple[tuple[bytes, bytes], ...]
+
+
+async def spent(checker: RateLimits, request: RequestView) -> Budget | RateLimited:
+    """The stage's answer: the budget headers, or the refusal it raised."""
+    try:
+        return await checker.spend(request, CALLER)
+    except RateLimited as exc:
+        return exc
 
 
 def sample(metrics: Metrics, result: str, rule_index: str = "0") -> float:
@@ -427,18 +435,17 @@ def test_over_the_limit_the_decision_is_refused_with_its_reason() -> None:
     metrics = Metrics()
     checker = limits([rule("/other"), rule("/api/*", limit=1, window_seconds=60)], metrics=metrics)
 
-    async def scenario() -> tuple[Decision, Decision, Decision]:
-        return (await checker.check(view(), ALLOWED), await checker.check(view(), ALLOWED),
-                await checker.check(view("/unlimited"), ALLOWED))
+    async def scenario() -> tuple[Budget | RateLimited, ...]:
+        return (await spent(checker, view()), await spent(checker, view()),
+                await spent(checker, view("/unlimited")))
 
     first, second, unmatched = asyncio.run(scenario())
-    assert unmatched is ALLOWED  # no rule: as it was, no budget to tell
-    assert first == replace(ALLOWED, response_headers=((b"x-ratelimit-limit", b"1"),
-                                                       (b"x-ratelimit-remaining", b"0")))
-    assert not second.allowed and second.reason == "rate_limited" and second.rule == "rate_limits[1]"
-    assert second.principal is ALLOWED.principal and second.path == "/api/x"
-    assert isinstance(second.error, RateLimited) and second.error.status == 429
-    assert second.error.limit == 1 and 1 <= second.error.retry_after <= 120
+    assert not checker.covers("/unlimited") and checker.covers("/api/x")
+    assert unmatched == ()  # no rule: no budget to tell
+    assert first == ((b"x-ratelimit-limit", b"1"), (b"x-ratelimit-remaining", b"0"))
+    assert isinstance(second, RateLimited) and second.rule == "rate_limits[1]"
+    assert second.code == "rate_limited" and second.status == 429
+    assert second.limit == 1 and 1 <= second.retry_after <= 120
     assert (sample(metrics, "allowed", "1"), sample(metrics, "limited", "1")) == (1, 1)
 
 
@@ -450,19 +457,19 @@ def test_a_frozen_redis_lets_requests_through_quickly(server: RedisServer,
                      prefix=fresh() + ":")
 
     async def scenario() -> list[float]:
-        assert (await checker.check(view(), ALLOWED)).allowed
-        assert not (await checker.check(view(), ALLOWED)).allowed
+        assert not isinstance(await spent(checker, view()), RateLimited)
+        assert isinstance(await spent(checker, view()), RateLimited)
         took = []
         server.freeze()
         try:
             for _ in range(3):
                 started = time.monotonic()
-                assert (await checker.check(view(), ALLOWED)) is ALLOWED  # fail open
+                assert await spent(checker, view()) == ()  # fail open
                 took.append(time.monotonic() - started)
         finally:
             server.thaw()
         await asyncio.sleep(1.1)  # the pause after a failure ends: enforced again
-        assert not (await checker.check(view(), ALLOWED)).allowed
+        assert isinstance(await spent(checker, view()), RateLimited)
         return took
 
     with caplog.at_level(logging.WARNING, logger="gatekeeper.ratelimit"):
@@ -479,9 +486,9 @@ def test_a_redis_that_is_gone_lets_requests_through(tmp_path: Path) -> None:
     client = connect(missing)
     checker = limits([rule("/api/*")], RedisWindowCounter(client, 0.3))
 
-    async def scenario() -> Decision:
-        return await checker.check(view(), ALLOWED)
-    assert run(scenario, client) is ALLOWED
+    async def scenario() -> Budget | RateLimited:
+        return await spent(checker, view())
+    assert run(scenario, client) == ()
 
 
 # ------------------------------------------------------------------ the 429
@@ -493,7 +500,8 @@ def answer(accept: bytes | None) -> tuple[int, dict[str, str], bytes]:
         sent.append(message)
 
     error = RateLimited(limit=5, window_seconds=30, retry_after=7, rule="rate_limits[0]")
-    status = asyncio.run(send_rate_limited(send, error, "req-12345678", accept))
+    refused = Decision(Outcome.ERROR, error.code, CALLER, error=error, rule=error.rule)
+    status = asyncio.run(send_decision(send, refused, "req-12345678", accept))
     headers = {k.decode(): v.decode() for k, v in sent[0]["headers"]}
     assert status == sent[0]["status"]
     return status, headers, sent[1]["body"]

@@ -24,12 +24,12 @@ import pytest
 from gatekeeper.authz import AuthenticatedOnly, PublicPaths
 from gatekeeper.clients.redis import connect
 from gatekeeper.errors import BadRequest, RevocationStale, SessionRevoked, TokenRevoked
+from gatekeeper.exchange import Exchange
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.ops.admin import UpstreamProbe, create_admin_app
 from gatekeeper.pipeline import Pipeline
 from gatekeeper.principal import Outcome, Principal, Via
-from gatekeeper.request import RequestView
 from gatekeeper.revocation import RevocationList
 from gatekeeper.revocation_entry import (
     MAX_AHEAD_SECONDS,
@@ -324,7 +324,7 @@ class Fixed:
     def __init__(self, principal: Principal | None) -> None:
         self.principal = principal
 
-    async def authenticate(self, request: RequestView) -> Principal | None:
+    async def authenticate(self, request: Exchange) -> Principal | None:
         return self.principal
 
 
@@ -332,8 +332,8 @@ def test_the_pipeline_refuses_revoked_sessions_and_fails_closed_when_stale(
         server: RedisServer, prefix: str) -> None:
     clocks = Clocks()
 
-    def request(path: str) -> RequestView:
-        return RequestView({"type": "http", "method": "GET", "path": path, "headers": []}, path)
+    def request(path: str) -> Exchange:
+        return Exchange({"type": "http", "method": "GET", "path": path, "headers": []}, path, "test-req", 0.0)
 
     async def scenario() -> None:
         async with replica(server.url, prefix, clocks=clocks) as revocations:

@@ -24,7 +24,7 @@ from pydantic import SecretStr
 
 from gatekeeper.clients.redis import connect
 from gatekeeper.errors import ConfigError, Unauthenticated
-from gatekeeper.request import RequestView
+from gatekeeper.exchange import Exchange
 from gatekeeper.sessions import (
     CookieJar,
     CookieSessionStore,
@@ -80,8 +80,8 @@ def settings(**overrides: Any) -> SessionSettings:
     return SessionSettings.model_validate(values)
 
 
-def view(headers: list[tuple[bytes, bytes]]) -> RequestView:
-    return RequestView({"type": "http", "method": "GET", "path": "/", "headers": headers}, "/")
+def view(headers: list[tuple[bytes, bytes]]) -> Exchange:
+    return Exchange({"type": "http", "method": "GET", "path": "/", "headers": headers}, "/", "test-req", 0.0)
 
 
 class Browser:
@@ -97,7 +97,7 @@ class Browser:
             else:
                 self.cookies[cookie.name] = cookie.value
 
-    def request(self) -> RequestView:
+    def request(self) -> Exchange:
         if not self.cookies:
             return view([])
         header = "; ".join(f"{name}={value}" for name, value in self.cookies.items())

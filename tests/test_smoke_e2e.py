@@ -43,10 +43,9 @@ def test_an_unexpected_error_fails_closed_with_a_json_500() -> None:
     import asyncio
 
     from gatekeeper.edge.forward_auth import ForwardAuth
-    from gatekeeper.edge.gate import Gate
+    from gatekeeper.edge.gate import Gate, GateSettings
     from gatekeeper.logs import AccessLog
     from gatekeeper.metrics import Metrics
-    from gatekeeper.mutate import HeaderPolicy
     from gatekeeper.settings import Settings
 
     class Broken:
@@ -54,12 +53,12 @@ def test_an_unexpected_error_fails_closed_with_a_json_500() -> None:
             raise KeyError("a bug")
 
     class NoProxy:
-        async def forward(self, *args: object) -> tuple[int, float]:
+        async def forward(self, *args: object) -> int:
             raise AssertionError("must not proxy")
 
     settings = Settings()
-    gate = Gate(Broken(), NoProxy(), None, Metrics(), AccessLog(enabled=False),  # type: ignore[arg-type]
-                settings.max_header_bytes, HeaderPolicy(settings), ForwardAuth(settings.forward_auth))
+    gate = Gate(Broken(), NoProxy(), None, ForwardAuth(settings.forward_auth, lambda _: False),  # type: ignore[arg-type]
+                Metrics(), AccessLog(enabled=False), GateSettings(settings.max_header_bytes))
     sent: list[dict[str, object]] = []
 
     async def receive() -> dict[str, object]:

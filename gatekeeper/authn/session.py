@@ -12,11 +12,11 @@ from collections.abc import Mapping, Sequence
 
 from gatekeeper.authn.bearer import roles_from_claims
 from gatekeeper.errors import SessionInvalid, SessionStoreUnavailable
+from gatekeeper.exchange import Exchange
 from gatekeeper.lru import LRU
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.oidc.refresh import SessionRefresher
 from gatekeeper.principal import Principal
-from gatekeeper.request import RequestView
 from gatekeeper.sessions.base import SessionStore
 from gatekeeper.sessions.model import Session
 from gatekeeper.subjects import SubjectClash, SubjectNamespaces
@@ -41,7 +41,7 @@ class SessionAuthenticator:
         # One Principal per (session, access token): identity headers are cached per Principal.
         self._principals: LRU[tuple[str, str], Principal] = LRU(_PRINCIPALS)
 
-    async def authenticate(self, request: RequestView) -> Principal | None:
+    async def authenticate(self, request: Exchange) -> Principal | None:
         cookies = request.cookies_out()
         session = await self._store.load(request, cookies)
         if session is None:
@@ -60,7 +60,7 @@ class SessionAuthenticator:
             await self._store.save(request, cookies, current)
         return principal
 
-    async def session(self, request: RequestView) -> Session | None:
+    async def session(self, request: Exchange) -> Session | None:
         """The request's session as stored, for sign-out (None when absent or unusable).
         Raises ``SessionStoreUnavailable``: a sign-out cannot go on without the store."""
         try:
@@ -68,7 +68,7 @@ class SessionAuthenticator:
         except SessionInvalid:
             return None
 
-    async def still_signed_in(self, request: RequestView) -> str | None:
+    async def still_signed_in(self, request: Exchange) -> str | None:
         """None while the request's session is still stored and within its lifetime, else the
         reason code (a sign-out or back-channel logout since; Redis unreachable fails closed).
         For a connection that outlives its request: an open WebSocket."""

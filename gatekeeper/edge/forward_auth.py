@@ -23,13 +23,14 @@ Only here are those headers read; on the proxy path they never take part (CVE-20
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any
 
 from gatekeeper.edge.method_override import refuse_method_override
 from gatekeeper.errors import BadRequest
+from gatekeeper.exchange import Exchange
 from gatekeeper.headernames import fold
 from gatekeeper.paths import check_query, path_as_sent
-from gatekeeper.request import RequestView
 from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS, ForwardAuthSettings
 
 PATH = "/oauth2/auth"
@@ -51,7 +52,8 @@ def _bad(reason: str, code: str) -> BadRequest:
 class ForwardAuth:
     """Reads the original request of a forward-auth check; built once from the settings."""
 
-    def __init__(self, settings: ForwardAuthSettings) -> None:
+    def __init__(self, settings: ForwardAuthSettings, is_trusted: Callable[[str], bool]) -> None:
+        self._is_trusted = is_trusted  # trusted_proxies (gatekeeper/mutate.py)
         uri_header, method_header = settings.sources()
         self._uri_name = _wire_name(uri_header)
         self._method_name = _wire_name(method_header)
@@ -64,9 +66,11 @@ class ForwardAuth:
         path: str = scope["path"]
         return path == PATH or (self._uri_name is None and path.startswith(PATH + "/"))
 
-    def original_request(self, scope: dict[str, Any], peer_trusted: bool) -> RequestView:
-        """A view of the request the front proxy is asking about; 400 when it is not certain."""
-        if not peer_trusted:
+    def original(self, scope: dict[str, Any], request_id: str, started: float) -> Exchange:
+        """The exchange about the request the front proxy asks about (this check's id, start and
+        cookie jar); 400 when it is not certain, or the peer is not a trusted proxy."""
+        client = scope.get("client")
+        if not self._is_trusted(client[0] if client else ""):
             raise _bad("answers only peers on trusted_proxies", "untrusted_forward_auth")
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         uri = (_own_target(scope) if self._uri_name is None
@@ -83,7 +87,7 @@ class ForwardAuth:
         refuse_method_override(query)
         original = dict(scope, method=method.decode("ascii"), path=path, raw_path=raw_path,
                         query_string=query)
-        return RequestView(original, path)
+        return Exchange(original, path, request_id, started)
 
 
 def split_uri(uri: bytes) -> tuple[bytes, bytes]:

@@ -1,6 +1,14 @@
-"""The ASGI edge: request → Decision (pipeline) → 401 / 403 / 400 / proxy, plus the access log.
+"""The ASGI edge: dispatch on the scope type, run the pipeline, render its Decision; the access log.
 
-Pure ASGI on the request path (no BaseHTTPMiddleware): this is the hottest code in gatekeeper.
+    http        /oauth2/auth (forward-auth)  → pipeline → 202 / 401 / 403 / 429
+                a login route (login/)        → the route answers
+                anything else                 → framing checked → pipeline → proxy, or the answer
+    websocket   pipeline → the app's handshake, or the HTTP answer as a handshake refusal
+
+The chain itself (authenticate, revocation, origin, authorize, rate limit, mutate) is the
+pipeline's (pipeline.py), the same for all three; every answer written here is built by
+responses.py. Pure ASGI on the request path (no BaseHTTPMiddleware): this is the hottest code
+in gatekeeper.
 """
 
 from __future__ import annotations
@@ -10,31 +18,21 @@ import logging
 import re
 import secrets
 import time
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
 from gatekeeper.cookies import private_answer
 from gatekeeper.edge.forward_auth import ForwardAuth
 from gatekeeper.edge.method_override import refuse_method_override
 from gatekeeper.edge.proxy import ClientDisconnected, Proxy, body_framing
-from gatekeeper.edge.responses import send_decision, send_error, send_raw, websocket_denial
+from gatekeeper.edge.responses import refuse_websocket, send_check_passed, send_decision, send_error
 from gatekeeper.edge.websocket import WebSocketProxy
-from gatekeeper.errors import (
-    BadRequest,
-    GatekeeperError,
-    HeadersTooLarge,
-    RateLimited,
-    SessionRevoked,
-    UpstreamError,
-)
-from gatekeeper.login.routes import LoginRoutes
+from gatekeeper.errors import BadRequest, GatekeeperError, HeadersTooLarge, UpstreamError
+from gatekeeper.exchange import Exchange
 from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
-from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.paths import canonical_path
-from gatekeeper.pipeline import Pipeline
-from gatekeeper.principal import ANONYMOUS, Decision, Outcome
-from gatekeeper.ratelimit import RateLimits, send_rate_limited
-from gatekeeper.request import RequestView
+from gatekeeper.principal import ANONYMOUS, Decision, Outcome, Principal
 from gatekeeper.types import Receive, Scope, Send
 
 log = logging.getLogger("gatekeeper.edge.gate")
@@ -42,6 +40,56 @@ log = logging.getLogger("gatekeeper.edge.gate")
 
 _COUNTERS_KEPT = 4096
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._\-]{8,128}")
+
+
+# -- what the gate needs from its collaborators (narrow, so any implementation fits) ------------
+
+class Decider(Protocol):
+    """The pipeline (pipeline.py) as the edge uses it."""
+
+    async def decide(self, exchange: Exchange) -> Decision: ...
+
+    def still_allowed(self, principal: Principal, method: str, path: str, now: float) -> str | None: ...
+
+
+class LoginAnswer(Protocol):
+    """What a login route did, for the access log."""
+
+    @property
+    def status(self) -> int: ...
+
+    @property
+    def decision(self) -> Decision: ...
+
+
+class SignedInCheck(Protocol):
+    async def still_signed_in(self, request: Exchange) -> str | None: ...
+
+
+class LoginEdge(Protocol):
+    """The browser-login routes (login/) as the edge reaches them."""
+
+    @property
+    def sign_out_url(self) -> str: ...
+
+    @property
+    def sessions(self) -> SignedInCheck: ...  # re-reads an open WebSocket's session
+
+    def handles(self, path: str) -> bool: ...
+
+    async def handle(self, request: Exchange, receive: Receive, send: Send,
+                     request_id: str) -> LoginAnswer: ...
+
+    def wants_login(self, request: Exchange, decision: Decision) -> bool: ...
+
+    async def redirect_to_login(self, request: Exchange, send: Send, request_id: str) -> LoginAnswer: ...
+
+
+@dataclass(frozen=True, slots=True)
+class GateSettings:
+    """The gate's own settings values (from ``Settings`` at wiring)."""
+
+    max_header_bytes: int  # the HTTP parser has no limit of its own: bound what the pipeline reads
 
 
 def request_id_of(scope: Scope) -> str:
@@ -59,12 +107,12 @@ _STARTS_AN_ANSWER = frozenset({"http.response.start", "websocket.accept",
                                "websocket.http.response.start"})
 
 
-def _setting_cookies(send: Send, request: RequestView) -> Send:
-    """``send`` that adds the request's queued Set-Cookie headers to whatever answer starts, and
+def _setting_cookies(send: Send, exchange: Exchange) -> Send:
+    """``send`` that adds the exchange's queued Set-Cookie headers to whatever answer starts, and
     keeps shared caches from storing that answer."""
 
     async def sending(message: dict[str, Any]) -> None:
-        jar = request.set_cookies
+        jar = exchange.set_cookies
         if jar and message["type"] in _STARTS_AN_ANSWER:
             headers = list(message.get("headers", ()))
             if message["type"] != "websocket.accept":  # a 101 is never stored by a cache
@@ -93,27 +141,23 @@ def _adding_headers(send: Send, headers: tuple[tuple[bytes, bytes], ...]) -> Sen
 class Gate:
     def __init__(
         self,
-        pipeline: Pipeline,
+        pipeline: Decider,
         proxy: Proxy,
         websockets: WebSocketProxy,
+        forward_auth: ForwardAuth,
         metrics: Metrics,
         access_log: AccessLog,
-        max_header_bytes: int,
-        headers: HeaderPolicy,
-        forward_auth: ForwardAuth,
-        login: LoginRoutes | None = None,
-        rate_limits: RateLimits | None = None,
+        settings: GateSettings,
+        login: LoginEdge | None = None,
     ) -> None:
-        self._headers = headers
-        self._forward_auth_reader = forward_auth
-        self._rate_limits = rate_limits
-        self._login = login
-        self._max_header_bytes = max_header_bytes
         self._pipeline = pipeline
         self._proxy = proxy
         self._websockets = websockets
+        self._forward_auth = forward_auth
         self._metrics = metrics
         self._access_log = access_log
+        self._max_header_bytes = settings.max_header_bytes
+        self._login = login
         self._counters: dict[tuple[str, str, int], Any] = {}  # labelled children, looked up once
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -125,49 +169,45 @@ class Gate:
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         request_id = request_id_of(scope)
-        upstream_seconds: float | None = None
+        exchange: Exchange | None = None
         decision: Decision | None = None
+        login = self._login
         try:
             self._check_header_size(scope)
-            if self._forward_auth_reader.handles(scope):
-                decision, status = await self._forward_auth(scope, send, request_id)
-                self._record(scope, decision, status, started, None, request_id)
-                return
-            request = RequestView(scope, canonical_path(scope.get("raw_path") or b"/"))
-            login = self._login
-            if login is not None:
-                send = _setting_cookies(send, request)
-                if login.handles(request.path):
-                    answered = await login.handle(request, receive, send, request_id)
-                    self._record(scope, answered.decision, answered.status, started, None, request_id)
-                    return
-            body_framing(request)
-            refuse_method_override(request.query)
-            decision = await self._pipeline.decide(request)
-            await self._end_if_revoked(request, decision, request_id)
-            if decision.allowed and self._rate_limits is not None:
-                decision = await self._rate_limits.check(request, decision)
-            if decision.allowed:
-                if decision.response_headers:
-                    send = _adding_headers(send, decision.response_headers)
-                status, upstream_seconds = await self._proxy.forward(
-                    scope, receive, send, request, decision, request_id)
-            elif isinstance(decision.error, RateLimited):
-                status = await send_rate_limited(send, decision.error, request_id,
-                                                 request.header(b"accept"))
-            elif login is not None and login.wants_login(request, decision):
-                status = (await login.redirect_to_login(request, send, request_id)).status
+            if self._forward_auth.handles(scope):
+                exchange = self._forward_auth.original(scope, request_id, started)
+                if login is not None:
+                    # A refreshed or ended session: the ingress passes Set-Cookie on to the
+                    # browser (nginx: auth_request_set $cookie $upstream_http_set_cookie).
+                    send = _setting_cookies(send, exchange)
+                decision = await self._pipeline.decide(exchange)
+                status = await (send_check_passed(send, decision, request_id) if decision.allowed
+                                else send_decision(send, decision, request_id,
+                                                   exchange.header(b"accept")))
             else:
-                sign_out = (login.sign_out_url if login is not None
-                            and decision.principal.via == "session" else None)
-                status = await send_decision(send, decision, request_id, request.header(b"accept"),
-                                             sign_out)
+                exchange = Exchange(scope, canonical_path(scope.get("raw_path") or b"/"),
+                                    request_id, started)
+                if login is not None:
+                    send = _setting_cookies(send, exchange)
+                    if login.handles(exchange.path):
+                        answered = await login.handle(exchange, receive, send, request_id)
+                        decision, status = answered.decision, answered.status
+                        self._record(scope, request_id, started, exchange, decision, status)
+                        return
+                exchange.framing = body_framing(exchange)
+                refuse_method_override(exchange.query)
+                decision = await self._pipeline.decide(exchange)
+                if decision.allowed:
+                    if decision.response_headers:
+                        send = _adding_headers(send, decision.response_headers)
+                    status = await self._proxy.forward(exchange, receive, send, decision)
+                else:
+                    status = await self._refuse(exchange, send, decision)
         except ClientDisconnected:
             status = 499  # nginx's convention: the client closed the request
         except (BadRequest, UpstreamError) as exc:
             principal = decision.principal if decision else ANONYMOUS
-            decision = Decision(Outcome.ERROR, exc.code, principal, error=exc,
-                                path=decision.path if decision else scope.get("path", ""))
+            decision = Decision(Outcome.ERROR, exc.code, principal, error=exc)
             status = await send_error(send, exc, request_id)
         except Exception as exc:
             # A bug, not a client's fault. Fail closed with a plain 500 (nothing was proxied
@@ -175,91 +215,67 @@ class Gate:
             log.error("internal error", extra={"request_id": request_id,
                                                "error": type(exc).__name__})
             internal = GatekeeperError("internal error", code="internal_error")
-            decision = Decision(Outcome.ERROR, internal.code, error=internal,
-                                path=scope.get("path", ""))
+            decision = Decision(Outcome.ERROR, internal.code, error=internal)
             status = 500
             with contextlib.suppress(Exception):  # the response may have started already
                 await send_error(send, internal, request_id)
-        self._record(scope, decision, status, started, upstream_seconds, request_id)
+        self._record(scope, request_id, started, exchange, decision, status)
+
+    async def _refuse(self, exchange: Exchange, send: Send, decision: Decision) -> int:
+        """A proxied request the pipeline refused: a browser is sent to log in, others get
+        the decision's answer (401, 403, 429, 503…)."""
+        login = self._login
+        if login is not None and login.wants_login(exchange, decision):
+            return (await login.redirect_to_login(exchange, send, exchange.request_id)).status
+        sign_out = (login.sign_out_url if login is not None
+                    and decision.principal.via == "session" else None)
+        return await send_decision(send, decision, exchange.request_id, exchange.header(b"accept"),
+                                   sign_out)
 
     def _check_header_size(self, scope: Scope) -> None:
-        # The HTTP parser has no limit of its own: bound what the pipeline will look at.
         size = sum(len(name) + len(value) for name, value in scope["headers"])
         if size > self._max_header_bytes:
             raise HeadersTooLarge("request headers too large")
 
-    async def _end_if_revoked(self, request: RequestView, decision: Decision, request_id: str) -> None:
-        if self._login is not None and isinstance(decision.error, SessionRevoked):
-            await self._login.end_revoked_session(request, request_id)
-
-    async def _forward_auth(
-        self, scope: Scope, send: Send, request_id: str
-    ) -> tuple[Decision, int]:
-        """The pipeline's answer about another request, for an ingress: 202 / 401 / 403."""
-        client = scope.get("client")
-        trusted = self._headers.is_trusted(client[0] if client else "")
-        original = self._forward_auth_reader.original_request(scope, trusted)
-        if self._login is not None:
-            # A refreshed or ended session: the ingress passes Set-Cookie on to the browser
-            # (nginx: auth_request_set $cookie $upstream_http_set_cookie).
-            send = _setting_cookies(send, original)
-        decision = await self._pipeline.decide(original)
-        await self._end_if_revoked(original, decision, request_id)
-        if not decision.allowed:
-            accept = original.header(b"accept")
-            return decision, await send_decision(send, decision, request_id, accept)
-        headers = [*decision.identity_headers, (b"x-request-id", request_id.encode("ascii"))]
-        await send_raw(send, 202, headers, b"text/plain", b"")
-        return decision, 202
-
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
         request_id = request_id_of(scope)
-        request: RequestView | None = None
+        exchange: Exchange | None = None
         try:
             self._check_header_size(scope)
-            request = RequestView(scope, canonical_path(scope.get("raw_path") or b"/"))
-            refuse_method_override(request.query)
+            exchange = Exchange(scope, canonical_path(scope.get("raw_path") or b"/"),
+                                request_id, started)
+            refuse_method_override(exchange.query)
             if self._login is not None:
-                send = _setting_cookies(send, request)
-            decision = await self._pipeline.decide(request)
-            if decision.allowed and self._rate_limits is not None:
-                decision = await self._rate_limits.check(request, decision)
+                send = _setting_cookies(send, exchange)
+            decision = await self._pipeline.decide(exchange)
         except GatekeeperError as exc:
             decision = Decision(Outcome.ERROR, exc.code, error=exc)
-        if request is None or not decision.allowed:
+        if exchange is None or not decision.allowed:
             await receive()  # websocket.connect
-            denial = websocket_denial(scope, send)
-            accept = request.header(b"accept") if request is not None else None
-            if denial is None:
-                await send({"type": "websocket.close", "code": 1008})  # the server answers 403
-                status = 403
-            elif isinstance(decision.error, RateLimited):  # 429 with Retry-After, as for HTTP
-                status = await send_rate_limited(denial, decision.error, request_id, accept)
-            else:  # the same answer as for HTTP: 401 with its challenge, 403, 503
-                status = await send_decision(denial, decision, request_id, accept)
-            self._record(scope, decision, status, started, None, request_id)
+            accept = exchange.header(b"accept") if exchange is not None else None
+            status = await refuse_websocket(scope, send, decision, request_id, accept)
+            self._record(scope, request_id, started, exchange, decision, status)
             return
-        principal, path = decision.principal, request.path
+        principal, path, login, opened = decision.principal, exchange.path, self._login, exchange
 
         async def recheck(now: float) -> str | None:
             reason = self._pipeline.still_allowed(principal, "GET", path, now)
-            if reason is None and principal.via == "session" and self._login is not None:
-                reason = await self._login.sessions.still_signed_in(request)  # signed out since?
+            if reason is None and principal.via == "session" and login is not None:
+                reason = await login.sessions.still_signed_in(opened)  # signed out since?
             return reason
 
-        status = await self._websockets.forward(scope, receive, send, request, decision, request_id,
-                                                recheck)
-        self._record(scope, decision, status, started, None, request_id)
+        status = await self._websockets.forward(scope, exchange, receive, send, decision, recheck)
+        self._record(scope, request_id, started, exchange, decision, status)
 
     def _record(
         self,
         scope: Scope,
+        request_id: str,
+        started: float,
+        exchange: Exchange | None,
         decision: Decision | None,
         status: int,
-        started: float,
-        upstream_seconds: float | None,
-        request_id: str,
     ) -> None:
         total = time.perf_counter() - started
         outcome = decision.outcome.value if decision else "error"
@@ -272,10 +288,14 @@ class Gate:
         counter.inc()
         self._metrics.request_seconds.observe(total)
         client = scope.get("client")
+        # The path decided on: canonical, or for forward-auth the one asked about; before a
+        # target could be read (400), the path as the server decoded it.
+        path = exchange.path if exchange is not None else scope.get("path", "")
+        upstream_seconds = exchange.upstream_seconds if exchange is not None else None
         self._access_log.write({
             "request_id": request_id,
             "method": scope.get("method", "GET"),
-            "path": decision.path if decision else scope.get("path", ""),
+            "path": path,
             "status": status,
             "subject": decision.principal.subject if decision else "anonymous",
             "decision": outcome,

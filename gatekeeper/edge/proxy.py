@@ -1,7 +1,8 @@
 """Forward an allowed request to the app and stream the answer back. Bodies are never buffered.
 
 This module owns the edge between ASGI and the upstream transport (gatekeeper/upstream/): request
-framing checks, the outgoing target and headers, and streaming in both directions.
+framing checks (``body_framing``, run once by the gate before the pipeline; the result rides on
+the Exchange), the outgoing target and headers, and streaming in both directions.
 """
 
 from __future__ import annotations
@@ -9,15 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from urllib.parse import urlsplit
 
 from gatekeeper.errors import BadRequest, UpstreamError
+from gatekeeper.exchange import Exchange
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy, strip_response_headers
 from gatekeeper.principal import Decision
 from gatekeeper.request import RequestView
-from gatekeeper.types import Receive, Scope, Send
+from gatekeeper.types import Receive, Send
 from gatekeeper.upstream import UpstreamResponse, UpstreamTransport
+from gatekeeper.upstream.address import UpstreamAddress
 
 log = logging.getLogger("gatekeeper.edge.proxy")
 
@@ -90,31 +92,27 @@ class _RequestBody:
 
 class Proxy:
     def __init__(
-        self, upstream: str, transport: UpstreamTransport, headers: HeaderPolicy, metrics: Metrics
+        self, upstream: UpstreamAddress, transport: UpstreamTransport, headers: HeaderPolicy,
+        metrics: Metrics,
     ) -> None:
         self._transport = transport
         self._headers = headers
         self._metrics = metrics
-        self._default_host = (urlsplit(upstream).netloc or "localhost").encode("ascii")
+        self._default_host = upstream.netloc.encode("ascii")
 
-    async def forward(
-        self,
-        scope: Scope,
-        receive: Receive,
-        send: Send,
-        request: RequestView,
-        decision: Decision,
-        request_id: str,
-    ) -> tuple[int, float]:
-        """Stream the exchange; return (status sent, seconds until the app's headers)."""
-        has_body, length = body_framing(request)
-        host = request.header(b"host") or self._default_host
-        headers = self._headers.upstream_headers(request, decision.identity_headers, request_id, host)
+    async def forward(self, exchange: Exchange, receive: Receive, send: Send,
+                      decision: Decision) -> int:
+        """Stream the exchange; return the status sent. ``exchange.framing`` was checked by the
+        gate; ``exchange.upstream_seconds`` is set once the app's headers arrived."""
+        has_body, length = exchange.framing
+        request_id = exchange.request_id
+        host = exchange.header(b"host") or self._default_host
+        headers = self._headers.upstream_headers(exchange, decision.identity_headers, request_id, host)
         body = _RequestBody(receive) if has_body else None
         started = time.perf_counter()
         response = await self._transport.send(
-            request.method, upstream_target(request), headers, body, length if has_body else None)
-        upstream_seconds = time.perf_counter() - started
+            exchange.method, upstream_target(exchange), headers, body, length if has_body else None)
+        upstream_seconds = exchange.upstream_seconds = time.perf_counter() - started
         self._metrics.upstream_seconds.observe(upstream_seconds)
         watcher: asyncio.Task[None] | None = None
         try:
@@ -141,10 +139,10 @@ class Proxy:
                 # stall (UpstreamTimeout) too: re-raised, the gate would start a second response.
                 log.warning("upstream response truncated",
                             extra={"request_id": request_id, "reason": exc.code})
-                return response.status, upstream_seconds
+                return response.status
             await send({"type": "http.response.body", "body": b"", "more_body": False})
         finally:
             if watcher is not None:
                 watcher.cancel()
             await response.aclose()
-        return response.status, upstream_seconds
+        return response.status

@@ -1,4 +1,9 @@
-"""Every answer gatekeeper writes itself (not proxied): one function from Decision to response.
+"""Every answer gatekeeper writes itself (not proxied), built here and nowhere else: one function
+from Decision to response (``send_decision``: 401 with its challenge, 403, 429 with
+``Retry-After``, 503, 400; JSON or a small HTML page by ``Accept``), the errors of the proxy hop
+(``send_error``: 400/502/504/500), a WebSocket handshake refused (``refuse_websocket``,
+``refuse_handshake``), forward-auth's 202 (``send_check_passed``), and the admin listener's
+error bodies (``error_json``). The pipeline's stages decide, never answer.
 
 Client-facing text comes from the error's ``description`` (written for clients), never from
 ``str(exc)`` of a library exception, and never echoes a token.
@@ -11,7 +16,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from gatekeeper.edge import pages
-from gatekeeper.errors import GatekeeperError, InvalidToken
+from gatekeeper.errors import GatekeeperError, InvalidToken, RateLimited, UpstreamUnavailable
 from gatekeeper.principal import Decision, Outcome
 from gatekeeper.types import Send
 
@@ -51,6 +56,8 @@ async def send_decision(
     sign_out: str | None = None,
 ) -> int:
     """``sign_out``: the sign-out route, offered on the HTML 403 page to a browser session."""
+    if isinstance(decision.error, RateLimited):
+        return await _send_rate_limited(send, decision.error, request_id, accept)
     status = status_of(decision)
     code, description = error_body(decision)
     headers = own_headers(request_id)
@@ -91,6 +98,59 @@ async def send_error(send: Send, error: GatekeeperError, request_id: str) -> int
 HTML = b"text/html; charset=utf-8"
 
 
+async def _send_rate_limited(send: Send, error: RateLimited, request_id: str,
+                             accept: bytes | None) -> int:
+    """429 (RFC 6585 §4) with Retry-After (RFC 9110 §10.2.3) and X-RateLimit-Limit/-Remaining."""
+    headers = [*own_headers(request_id), (b"retry-after", str(error.retry_after).encode()),
+               (b"x-ratelimit-limit", str(error.limit).encode()), (b"x-ratelimit-remaining", b"0")]
+    if wants_html(accept):
+        body = pages.render("Too many requests",
+                            f"Please wait {error.retry_after} s, then try again.",
+                            request_id=request_id)
+        content_type = HTML
+    else:
+        body = json.dumps({"error": error.code, "error_description": error.description,
+                           "retry_after": error.retry_after, "request_id": request_id}).encode()
+        content_type = b"application/json"
+    await send_raw(send, 429, headers, content_type, body)
+    return 429
+
+
+async def send_check_passed(send: Send, decision: Decision, request_id: str) -> int:
+    """Forward-auth's "yes": 202 with the identity headers (for ``auth_request_set``) and the
+    rate-limit budget, if a rule applies."""
+    headers = [*decision.identity_headers, *decision.response_headers,
+               (b"x-request-id", request_id.encode("ascii"))]
+    await send_raw(send, 202, headers, b"text/plain", b"")
+    return 202
+
+
+async def refuse_websocket(scope: Any, send: Send, decision: Decision, request_id: str,
+                           accept: bytes | None) -> int:
+    """A handshake the pipeline refused: the same answer as for HTTP (401 with its challenge,
+    403, 429, 503) when the server can send one; else a close before accept (the server's 403)."""
+    denial = websocket_denial(scope, send)
+    if denial is None:
+        await send({"type": "websocket.close", "code": 1008})
+        return 403
+    return await send_decision(denial, decision, request_id, accept)
+
+
+async def refuse_handshake(scope: Any, send: Send, status: int, content_type: str | None,
+                           body: bytes | None, request_id: str) -> int:
+    """Answer the client's handshake with ``status`` (the app's, or 502 when it could not be
+    reached); without the denial extension, the server's 403 is all a client can get."""
+    denial = websocket_denial(scope, send)
+    if denial is None:
+        await send({"type": "websocket.close", "code": 1011})
+        return 403
+    if status == 502:
+        return await send_error(denial, UpstreamUnavailable("the app could not be reached"), request_id)
+    await send_raw(denial, status, own_headers(request_id),
+                   (content_type or "text/plain").encode("latin-1"), body or b"")
+    return status
+
+
 def websocket_denial(scope: Any, send: Send) -> Send | None:
     """A ``send`` that answers a WebSocket handshake with a plain HTTP response (the ASGI
     WebSocket Denial Response extension: a 401 with its challenge, a 503, the app's own 404),
@@ -121,6 +181,11 @@ def json_answer_body(fields: Mapping[str, Any], request_id: str) -> bytes:
 def _json_body(code: str, description: str, request_id: str) -> bytes:
     return json.dumps({"error": code, "error_description": description,
                        "request_id": request_id}).encode()
+
+
+def error_json(code: str, description: str) -> bytes:
+    """An error body for a listener without request ids (the admin listener)."""
+    return json.dumps({"error": code, "error_description": description}).encode()
 
 
 async def send_raw(

@@ -15,14 +15,14 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from websockets.frames import EXTERNAL_CLOSE_CODES
 from websockets.typing import Subprotocol
 
-from gatekeeper.edge.responses import own_headers, send_error, send_raw, websocket_denial
-from gatekeeper.errors import UpstreamUnavailable
+from gatekeeper.edge.responses import refuse_handshake
+from gatekeeper.exchange import Exchange
 from gatekeeper.headernames import fold
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.principal import Decision
-from gatekeeper.request import RequestView
 from gatekeeper.types import Receive, Scope, Send
+from gatekeeper.upstream.address import UpstreamAddress
 
 log = logging.getLogger("gatekeeper.edge.websocket")
 
@@ -35,10 +35,10 @@ _HANDSHAKE = frozenset({b"host", b"sec-websocket-key", b"sec-websocket-version",
 
 class WebSocketProxy:
     def __init__(
-        self, upstream: str, headers: HeaderPolicy, metrics: Metrics, open_timeout: float,
-        recheck_seconds: float, leeway_seconds: float, max_message_bytes: int,
+        self, upstream: UpstreamAddress, headers: HeaderPolicy, metrics: Metrics,
+        open_timeout: float, recheck_seconds: float, leeway_seconds: float, max_message_bytes: int,
     ) -> None:
-        self._base = "ws://" + upstream.split("://", 1)[1].rstrip("/")
+        self._base = upstream.websocket_base
         self._headers = headers
         self._metrics = metrics
         self._open_timeout = open_timeout
@@ -49,11 +49,10 @@ class WebSocketProxy:
     async def forward(
         self,
         scope: Scope,
+        exchange: Exchange,
         receive: Receive,
         send: Send,
-        request: RequestView,
         decision: Decision,
-        request_id: str,
         recheck: Callable[[float], Awaitable[str | None]],
     ) -> int:
         """Relay one WebSocket session; return the HTTP status of the handshake we answered.
@@ -61,15 +60,16 @@ class WebSocketProxy:
         message = await receive()
         if message["type"] != "websocket.connect":
             return 400
-        host = request.header(b"host") or b"localhost"
+        request_id = exchange.request_id
+        host = exchange.header(b"host") or b"localhost"
         headers = [
             (k.decode("latin-1"), v.decode("latin-1"))
             for k, v in self._headers.upstream_headers(
-                request, decision.identity_headers, request_id, host)
+                exchange, decision.identity_headers, request_id, host)
             if fold(k) not in _HANDSHAKE  # Sec_WebSocket_Key is HTTP_SEC_WEBSOCKET_KEY to a WSGI app
         ]
-        origin = request.header(b"origin")
-        target = request.path + ("?" + request.query.decode("latin-1") if request.query else "")
+        origin = exchange.header(b"origin")
+        target = exchange.path + ("?" + exchange.query.decode("latin-1") if exchange.query else "")
         try:
             upstream = await connect(
                 self._base + target,
@@ -86,11 +86,11 @@ class WebSocketProxy:
                 max_queue=4,  # messages read ahead of a slow client: 4 x max_size at most
             )
         except InvalidStatus as exc:  # the app said no: pass its answer on, as for HTTP
-            return await _refuse(scope, send, exc.response.status_code,
+            return await refuse_handshake(scope, send, exc.response.status_code,
                                  exc.response.headers.get("content-type"), bytes(exc.response.body),
                                  request_id)
         except (OSError, InvalidHandshake, TimeoutError):
-            return await _refuse(scope, send, 502, None, None, request_id)
+            return await refuse_handshake(scope, send, 502, None, None, request_id)
         await send({"type": "websocket.accept", "subprotocol": upstream.subprotocol})
         self._metrics.websockets.inc()
         watch = self._watch(recheck, decision.principal.expires_at, request_id)
@@ -115,21 +115,6 @@ class WebSocketProxy:
                 log.info("websocket closed: no longer allowed",
                          extra={"reason": reason, "request_id": request_id})
                 return reason
-
-
-async def _refuse(scope: Scope, send: Send, status: int, content_type: str | None,
-                  body: bytes | None, request_id: str) -> int:
-    """Answer the client's handshake with ``status`` (the app's, or 502 when it could not be
-    reached); without the denial extension, the server's 403 is all a client can get."""
-    denial = websocket_denial(scope, send)
-    if denial is None:
-        await send({"type": "websocket.close", "code": 1011})
-        return 403
-    if status == 502:
-        return await send_error(denial, UpstreamUnavailable("the app could not be reached"), request_id)
-    await send_raw(denial, status, own_headers(request_id),
-                   (content_type or "text/plain").encode("latin-1"), body or b"")
-    return status
 
 
 def _sendable(code: int) -> int:

@@ -13,11 +13,11 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 from gatekeeper.errors import LoginFailed, SessionStoreUnavailable
+from gatekeeper.exchange import Exchange
 from gatekeeper.login.answer import Answer, json_answer
 from gatekeeper.oidc.backchannel import LogoutEverywhere, log_out_everywhere
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.principal import Decision, Outcome
-from gatekeeper.request import RequestView
 
 log = logging.getLogger("gatekeeper.oidc")
 
@@ -32,7 +32,7 @@ class BackchannelLogout:
         self._max_age = max_age_seconds
         self._clock = clock
 
-    async def answer(self, request: RequestView, receive: Receive, request_id: str) -> Answer:
+    async def answer(self, request: Exchange, receive: Receive, request_id: str) -> Answer:
         if request.method != "POST":
             return json_answer(request_id, 405, {"error": "invalid_request",
                                "error_description": "POST a logout_token"},

@@ -7,15 +7,15 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from gatekeeper.exchange import Exchange
 from gatekeeper.principal import Principal
-from gatekeeper.request import RequestView
 
 
 class Authenticate(Protocol):
     """Who is calling: ANONYMOUS without credentials; raises ``Unauthenticated`` for bad ones,
     another ``GatekeeperError`` when a dependency (keys, session store) cannot say."""
 
-    async def authenticate(self, request: RequestView) -> Principal: ...
+    async def authenticate(self, request: Exchange) -> Principal: ...
 
 
 class RevocationCheck(Protocol):

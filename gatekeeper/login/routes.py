@@ -21,6 +21,7 @@ from typing import Literal
 from gatekeeper.authn.session import SessionAuthenticator
 from gatekeeper.edge.responses import send_raw
 from gatekeeper.errors import InvalidToken, LoginFailed, SessionRevoked, SessionStoreUnavailable
+from gatekeeper.exchange import Exchange
 from gatekeeper.login.answer import Answer
 from gatekeeper.login.backchannel_logout import BackchannelLogout
 from gatekeeper.login.navigation import is_navigation
@@ -28,10 +29,9 @@ from gatekeeper.login.signin import SignIn
 from gatekeeper.login.signout import SignOut
 from gatekeeper.login.userinfo import UserInfo
 from gatekeeper.principal import Decision, Outcome
-from gatekeeper.request import RequestView
 from gatekeeper.types import Receive, Send
 
-Route = Callable[[RequestView, str], Awaitable[Answer]]
+Route = Callable[[Exchange, str], Awaitable[Answer]]
 
 
 class LoginRoutes:
@@ -60,13 +60,13 @@ class LoginRoutes:
         return path in self._routes or (path == self._backchannel_url
                                         and self._backchannel is not None)
 
-    async def handle(self, request: RequestView, receive: Receive, send: Send,
+    async def handle(self, request: Exchange, receive: Receive, send: Send,
                      request_id: str) -> Answer:
         answer = await self._answer(request, receive, request_id)
         await _send(send, answer)
         return answer
 
-    async def _answer(self, request: RequestView, receive: Receive, request_id: str) -> Answer:
+    async def _answer(self, request: Exchange, receive: Receive, request_id: str) -> Answer:
         if request.path == self._backchannel_url and self._backchannel is not None:
             return await self._backchannel.answer(request, receive, request_id)
         route = self._routes[request.path]
@@ -75,7 +75,7 @@ class LoginRoutes:
         except (LoginFailed, SessionStoreUnavailable) as exc:
             return self._sign_in.failed(request, request_id, exc)
 
-    def wants_login(self, request: RequestView, decision: Decision) -> bool:
+    def wants_login(self, request: Exchange, decision: Decision) -> bool:
         """An unauthenticated request that should be sent to log in rather than get a 401."""
         if decision.outcome is not Outcome.UNAUTHENTICATED:
             return False
@@ -84,12 +84,12 @@ class LoginRoutes:
         mode = self._browser_login
         return mode == "always" or (mode == "auto" and is_navigation(request))
 
-    async def redirect_to_login(self, request: RequestView, send: Send, request_id: str) -> Answer:
+    async def redirect_to_login(self, request: Exchange, send: Send, request_id: str) -> Answer:
         answer = await self._sign_in.redirect_to_login(request, request_id)
         await _send(send, answer)
         return answer
 
-    async def end_revoked_session(self, request: RequestView, request_id: str) -> None:
+    async def end_revoked_session(self, request: Exchange, request_id: str) -> None:
         await self._sign_out.end_revoked(request, request_id)
 
 

@@ -24,6 +24,7 @@ from gatekeeper.errors import (
     SessionStoreUnavailable,
     SessionTooLarge,
 )
+from gatekeeper.exchange import Exchange
 from gatekeeper.login.answer import Answer, json_answer, page, redirect
 from gatekeeper.login.callback import LoginCompletion
 from gatekeeper.login.navigation import is_nested, same_origin_target
@@ -33,7 +34,6 @@ from gatekeeper.login.state import LoginCookies, PendingLogin
 from gatekeeper.metrics import Metrics
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.principal import Decision, Outcome
-from gatekeeper.request import RequestView
 from gatekeeper.sessions.base import SessionStore
 
 log = logging.getLogger("gatekeeper.oidc")
@@ -61,7 +61,7 @@ class SignIn:
         self._metrics = metrics
         self._clock = clock
 
-    async def redirect_to_login(self, request: RequestView, request_id: str) -> Answer:
+    async def redirect_to_login(self, request: Exchange, request_id: str) -> Answer:
         """A protected page without a session: off to the provider, back to this page after."""
         target = request.raw_path.decode("latin-1")
         if request.query:
@@ -82,7 +82,7 @@ class SignIn:
         except LoginFailed as exc:
             return self.failed(request, request_id, exc)
 
-    async def start(self, request: RequestView, request_id: str) -> Answer:
+    async def start(self, request: Exchange, request_id: str) -> Answer:
         query = params(request)
         return_to = self._addresses.safe(query.get("rd"))
         provider = self._choose(request, query.get("provider"))
@@ -95,7 +95,7 @@ class SignIn:
         moved = self._move_to_login_host(request, request_id, provider, return_to, query)
         return moved or await self._begin(request, request_id, provider, return_to)
 
-    def _move_to_login_host(self, request: RequestView, request_id: str, provider: Provider,
+    def _move_to_login_host(self, request: Exchange, request_id: str, provider: Provider,
                             return_to: str, query: Mapping[str, str]) -> Answer | None:
         """A redirect to this start on the redirect_url's host, when the browser is on another
         one (and was not sent here by that redirect already); None to begin here."""
@@ -113,7 +113,7 @@ class SignIn:
             {"rd": return_to, "provider": provider.id, MOVED: "1"})
         return redirect(request_id, start, "login_moved")
 
-    async def _begin(self, request: RequestView, request_id: str, provider: Provider,
+    async def _begin(self, request: Exchange, request_id: str, provider: Provider,
                      return_to: str) -> Answer:
         came_from = same_origin_target(request)
         if came_from is not None:
@@ -127,7 +127,7 @@ class SignIn:
             cookies.set(cookie)
         return redirect(request_id, url, "login_started")
 
-    async def callback(self, request: RequestView, request_id: str) -> Answer:
+    async def callback(self, request: Exchange, request_id: str) -> Answer:
         query = params(request)
         state = query.get("state")
         try:
@@ -152,7 +152,7 @@ class SignIn:
             return self.failed(request, request_id, exc, return_to=login.return_to,
                                came_from=login.came_from)
 
-    async def _complete(self, request: RequestView, request_id: str, login: PendingLogin,
+    async def _complete(self, request: Exchange, request_id: str, login: PendingLogin,
                         query: Mapping[str, str]) -> Answer:
         provider, session, principal = await self._completion.complete(login, query)
         try:
@@ -165,7 +165,7 @@ class SignIn:
         return redirect(request_id, login.return_to, "login_completed",
                         Decision(Outcome.ALLOW, "login_completed", principal))
 
-    def failed(self, request: RequestView, request_id: str, exc: Failure,
+    def failed(self, request: Exchange, request_id: str, exc: Failure,
                return_to: str = "/", came_from: str | None = None) -> Answer:
         provider = params_or_empty(request).get("provider")
         self._metrics.logins.labels(provider=provider if provider in self._providers else "-",
@@ -183,7 +183,7 @@ class SignIn:
                     exc.description or "The sign-in could not be completed.",
                     actions=[*back, ("Sign in again", again)], detail=f"Reason: {exc.code}")
 
-    def _choose(self, request: RequestView, hint: str | None) -> Provider | None:
+    def _choose(self, request: Exchange, hint: str | None) -> Provider | None:
         if hint is not None:
             return self._providers.get(hint)
         host = (request.header(b"host") or b"").decode("latin-1").lower()

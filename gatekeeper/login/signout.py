@@ -17,13 +17,13 @@ from urllib.parse import urlencode
 from gatekeeper.authn.session import SessionAuthenticator
 from gatekeeper.edge.responses import wants_html
 from gatekeeper.errors import SessionStoreUnavailable
+from gatekeeper.exchange import Exchange
 from gatekeeper.login.answer import Answer, json_answer, page, redirect
 from gatekeeper.login.navigation import is_from_another_site
 from gatekeeper.login.prompts import ask_before_signing_out
 from gatekeeper.login.query import ReturnAddresses, origin_of, params
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.principal import Decision, Outcome
-from gatekeeper.request import RequestView
 from gatekeeper.sessions.base import SessionStore
 
 log = logging.getLogger("gatekeeper.oidc")
@@ -44,7 +44,7 @@ class SignOut:
         self._sessions = sessions
         self._addresses = addresses
 
-    async def sign_out(self, request: RequestView, request_id: str) -> Answer:
+    async def sign_out(self, request: Exchange, request_id: str) -> Answer:
         rd = params(request).get("rd")
         return_to = self._addresses.safe(rd)
         if is_from_another_site(request):
@@ -67,7 +67,7 @@ class SignOut:
                                       "request_id": request_id})
         return redirect(request_id, location, "signed_out")
 
-    async def signed_out(self, request: RequestView, request_id: str) -> Answer:
+    async def signed_out(self, request: Exchange, request_id: str) -> Answer:
         """Where the provider sends the browser after its logout: on to the ``rd`` the sign-out
         carried in ``state``, or a page that says so."""
         rd = params(request).get("state")
@@ -77,14 +77,14 @@ class SignOut:
         return page(request_id, 200, Decision(Outcome.UNAUTHENTICATED, "signed_out"), "Signed out",
                     "You are signed out.", actions=[("Sign in again", again)])
 
-    async def end_revoked(self, request: RequestView, request_id: str) -> None:
+    async def end_revoked(self, request: Exchange, request_id: str) -> None:
         """A session whose subject or token was revoked ends here, cookie and stored copy, so no
         refresh brings it back. A browser may sign in again: the callback refuses a revoked
         subject, so that cannot loop."""
         await self._store.clear(request, request.cookies_out())
         log.info("revoked session ended", extra={"request_id": request_id})
 
-    def _failed(self, request: RequestView, request_id: str, exc: SessionStoreUnavailable,
+    def _failed(self, request: Exchange, request_id: str, exc: SessionStoreUnavailable,
                 return_to: str) -> Answer:
         """503 and the cookie kept: the session could not be ended where it is stored, and
         neither the browser nor the provider is told otherwise. Trying again is safe."""

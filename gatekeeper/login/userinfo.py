@@ -5,17 +5,17 @@ from __future__ import annotations
 from typing import Any
 
 from gatekeeper.errors import GatekeeperError, Unauthenticated
+from gatekeeper.exchange import Exchange
 from gatekeeper.login.answer import Answer, json_answer
 from gatekeeper.login.ports import Authenticate
 from gatekeeper.principal import Decision, Outcome, Principal
-from gatekeeper.request import RequestView
 
 
 class UserInfo:
     def __init__(self, authenticate: Authenticate) -> None:
         self._authenticate = authenticate
 
-    async def answer(self, request: RequestView, request_id: str) -> Answer:
+    async def answer(self, request: Exchange, request_id: str) -> Answer:
         try:
             principal = await self._authenticate.authenticate(request)
         except Unauthenticated as exc:

@@ -27,6 +27,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gatekeeper.edge.responses import error_json
 from gatekeeper.errors import BadRequest, GatekeeperError
 from gatekeeper.metrics import Metrics
 from gatekeeper.revocation import RevocationList
@@ -141,5 +142,5 @@ async def _body(request: Request, limit: int) -> bytes:
 
 def _error(status: int, code: str, description: str,
            headers: Mapping[str, str] | None = None) -> Response:
-    return JSONResponse({"error": code, "error_description": description}, status_code=status,
-                        headers=headers)
+    return Response(error_json(code, description), status_code=status, headers=headers,
+                    media_type="application/json")

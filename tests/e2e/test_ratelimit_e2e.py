@@ -157,3 +157,48 @@ def test_websocket_upgrades_count_against_the_limit_and_the_refusal_is_a_429(
 
     assert asyncio.run(sessions()) == [101] * 5 + [429] * 2
     assert [r.status_code for r in alternate(replicas, path, 1, headers)] == [429]  # one budget
+
+
+@pytest.fixture(scope="module")
+def ingress(gatekeeper_factory: Callable[..., Gatekeeper], replicas: Pair) -> Gatekeeper:
+    """A third replica answering forward-auth checks (Traefik-style), on the same Redis budget."""
+    return gatekeeper_factory(redis=replicas[0].config["redis"], rate_limits=RULES,
+                              trusted_proxies=["127.0.0.1/32"], forward_auth={"proxy": "traefik"})
+
+
+def test_http_websocket_and_forward_auth_spend_one_budget(
+        replicas: Pair, ingress: Gatekeeper, issuer: DevIssuer) -> None:
+    headers = bearer(issuer, subject())
+    path = f"/limited/{secrets.token_hex(4)}"
+
+    def http() -> tuple[int, str | None]:
+        with replicas[0].client() as client:
+            response = client.get(path, headers=headers)
+        return response.status_code, response.headers.get("retry-after")
+
+    def forward_auth() -> tuple[int, str | None]:
+        with ingress.client() as client:
+            response = client.get("/oauth2/auth", headers={
+                **headers, "X-Forwarded-Uri": path, "X-Forwarded-Method": "GET"})
+        return response.status_code, response.headers.get("retry-after")
+
+    async def opened() -> tuple[int, str | None]:
+        url = "ws://" + replicas[1].url.split("://", 1)[1] + path
+        try:
+            async with ws_connect(url, proxy=None, open_timeout=10, additional_headers=headers):
+                return 101, None
+        except InvalidStatus as exc:
+            return exc.response.status_code, exc.response.headers.get("retry-after")
+
+    def websocket() -> tuple[int, str | None]:
+        return asyncio.run(opened())
+
+    ways = {"http": http, "forward-auth": forward_auth, "websocket": websocket}
+    within = [(name, ways[name]()[0]) for name in
+              ("http", "forward-auth", "websocket", "http", "forward-auth")]
+    assert within == [("http", 200), ("forward-auth", 202), ("websocket", 101), ("http", 200),
+                      ("forward-auth", 202)]
+    for name, way in ways.items():  # the budget is spent whichever way the next one comes
+        status, retry_after = way()
+        assert (name, status) == (name, 429)
+        assert retry_after is not None and 1 <= int(retry_after) <= 60

@@ -9,6 +9,7 @@ and Redis copy) and the same subject cannot sign in again. Every wait is a bound
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -17,8 +18,11 @@ from typing import Any
 import httpx
 import jwt
 import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidStatus
 
 from gatekeeper.dev.issuer import DevIssuer
+from gatekeeper.dev.login import DevUser
 from tests.conftest import AUDIENCE, Gatekeeper, callback_of, login_oidc, served_login_issuer
 from tests.support.oidc import login_with_http_client
 from tests.support.redis import RedisServer, run_redis
@@ -187,7 +191,8 @@ def login_replica(request: pytest.FixtureRequest, gatekeeper_factory: Callable[.
     revocation list; and its Redis key prefix."""
     port = free_port()
     prefix = f"sessions-{request.param}:"
-    with served_login_issuer([callback_of(port)]) as (issuer, _):
+    with served_login_issuer([callback_of(port)]) as (issuer, login):
+        login.users["carol"] = CAROL  # revoked by the WebSocket test only
         yield gatekeeper_factory(
             listen=f"127.0.0.1:{port}",
             oidc=login_oidc(issuer, port),
@@ -196,6 +201,9 @@ def login_replica(request: pytest.FixtureRequest, gatekeeper_factory: Callable[.
             revocation={"enabled": True, "admin_secret": ADMIN_SECRET, "resync_seconds": 1,
                         "max_stale_seconds": MAX_STALE},
         ), prefix
+
+
+CAROL = DevUser("carol", "carol-password", "carol", "Carol", "carol@example.test", ("user",))
 
 
 def log_in(gk: Gatekeeper, user: str) -> tuple[str | None, httpx.Response]:
@@ -270,3 +278,32 @@ def test_a_revoked_subject_s_session_ends_and_cannot_sign_in_again(
     cookie, back = log_in(gk, "bob")
     assert back.status_code == 302
     assert cookie and with_session(gk, cookie, API).status_code == 200
+
+
+def test_a_websocket_upgrade_with_a_revoked_session_ends_it_as_a_request_does(
+        login_replica: tuple[Gatekeeper, str], redis: RedisServer) -> None:
+    gk, prefix = login_replica
+    cookie, back = log_in(gk, "carol")
+    assert back.status_code == 302 and cookie, back.text
+    stored = stored_sessions(redis, prefix)  # carol's, and others' of earlier tests
+    assert revoke(gk, {"sub": "carol", "iss": gk.config["oidc"]["issuer"],
+                       "expires_at": time.time() + 3600}).status_code == 200
+
+    async def upgrade() -> tuple[int, list[str]]:
+        url = "ws://" + gk.url.split("://", 1)[1] + "/ws"
+        try:
+            async with ws_connect(url, proxy=None, open_timeout=10, origin=gk.url,  # type: ignore[arg-type]
+                                  additional_headers={"Cookie": f"{COOKIE}={cookie}"}):
+                return 101, []
+        except InvalidStatus as exc:
+            return exc.response.status_code, exc.response.headers.get_all("set-cookie")
+
+    # Only WebSocket upgrades until the revocation is seen: nothing else may end the session.
+    answers: list[tuple[int, list[str]]] = []
+    poll(lambda: answers.append(asyncio.run(upgrade())) or answers[-1][0] != 101,
+         "the upgrade refused", 5)
+    status, set_cookie = answers[-1]
+    assert status == 401
+    assert any(c.startswith(f"{COOKIE}=") and "Max-Age=0" in c for c in set_cookie), set_cookie
+    if gk.config["session"]["store"] == "redis":  # and ended where it is kept
+        assert stored_sessions(redis, prefix) == stored - 1

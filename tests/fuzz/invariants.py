@@ -249,7 +249,11 @@ _METHOD_CARRIERS = frozenset(fold(n.encode()) for n in METHOD_CARRIERS)
 @functools.cache
 def forward_auth(proxy: str) -> ForwardAuth:
     custom = dict(zip(("uri_header", "method_header"), CUSTOM_HEADERS, strict=True))
-    return ForwardAuth(ForwardAuthSettings(proxy=proxy, **(custom if proxy == "custom" else {})))
+    return ForwardAuth(ForwardAuthSettings(proxy=proxy, **(custom if proxy == "custom" else {})),
+                       lambda peer: peer == TRUSTED_PEER)
+
+
+TRUSTED_PEER = "127.0.0.1"  # the one peer on trusted_proxies
 
 
 def check_forward_auth(proxy: str, headers: list[tuple[bytes, bytes]], *, trusted: bool,
@@ -257,9 +261,10 @@ def check_forward_auth(proxy: str, headers: list[tuple[bytes, bytes]], *, truste
     """``target``/``method``: the check request's own (Envoy asks at /oauth2/auth + the path)."""
     raw_path, _, query = target.partition(b"?")
     scope: dict[str, Any] = {"type": "http", "method": method, "path": raw_path.decode("latin-1"),
-                             "raw_path": raw_path, "query_string": query, "headers": headers}
+                             "raw_path": raw_path, "query_string": query, "headers": headers,
+                             "client": (TRUSTED_PEER if trusted else "203.0.113.9", 1)}
     try:
-        view = forward_auth(proxy).original_request(scope, trusted)
+        view = forward_auth(proxy).original(scope, "fuzz-request", 0.0)
     except BadRequest as exc:
         assert exc.status == 400
         return

@@ -259,8 +259,8 @@ def test_forward_auth_decides_only_on_its_configured_source(
 def test_forward_auth_still_reads_the_original_request(
         proxy: str, headers: list[tuple[bytes, bytes]], target: bytes, expected: str) -> None:
     scope = {"type": "http", "method": "GET", "path": target.decode(), "raw_path": target,
-             "query_string": b"", "headers": headers}
-    assert invariants.forward_auth(proxy).original_request(scope, True).path == expected
+             "query_string": b"", "headers": headers, "client": (invariants.TRUSTED_PEER, 1)}
+    assert invariants.forward_auth(proxy).original(scope, "test-request", 0.0).path == expected
     invariants.check_forward_auth(proxy, headers, trusted=True, target=target)
 
 
