@@ -109,8 +109,8 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
     import uvicorn
 
     from gatekeeper import logs
-    from gatekeeper.app import DrainingServer, create_app, create_worker_app
-    from gatekeeper.server.protocol import edge_protocol, limits_of
+    from gatekeeper.app import DrainingServer, connection_limits, create_app, create_worker_app
+    from gatekeeper.server.protocol import edge_protocol
     from gatekeeper.server.websocket import EdgeWebSocketProtocol
 
     logs.configure(settings.log_level)
@@ -132,7 +132,7 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
         host=host,
         port=port,
         loop="uvloop",
-        http=edge_protocol(limits_of(settings)),
+        http=edge_protocol(connection_limits(settings)),
         ws=EdgeWebSocketProtocol,
         # Bounds a client's message, after permessage-deflate: 1009 beyond (RFC 6455 §7.4.1).
         ws_max_size=settings.websocket_max_message_bytes,

@@ -28,6 +28,7 @@ from gatekeeper.edge.forward_auth import ForwardAuth
 from gatekeeper.edge.gate import Gate
 from gatekeeper.edge.proxy import Proxy
 from gatekeeper.edge.websocket import WebSocketProxy
+from gatekeeper.errors import ConfigError
 from gatekeeper.login.routes import LoginRoutes
 from gatekeeper.login.wiring import BrowserLogin
 from gatekeeper.logs import AccessLog
@@ -42,7 +43,7 @@ from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.ratelimit import RateLimits, RedisWindowCounter
 from gatekeeper.revocation import RevocationList
 from gatekeeper.server.limits import ConnectionLimits
-from gatekeeper.server.protocol import edge_protocol, limits_of
+from gatekeeper.server.protocol import edge_protocol
 from gatekeeper.settings import OidcSettings, Settings, split_host_port
 from gatekeeper.subjects import SubjectNamespaces
 from gatekeeper.tokens.jwks import IssuerKeys
@@ -78,6 +79,21 @@ class DrainingServer(uvicorn.Server):
             self._on_exit()  # e.g. /readyz turns 503 at once, while in-flight requests finish
         if sig == signal.SIGTERM and sig in self._captured_signals:
             self._captured_signals.remove(sig)
+
+
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    """The server's section: the per-connection bounds (config keys of the same names)."""
+    return ConnectionLimits(
+        max_request_line_bytes=settings.max_request_line_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        max_header_count=settings.max_header_count,
+        request_head_timeout_seconds=settings.request_head_timeout_seconds,
+        keep_alive_timeout_seconds=settings.keep_alive_timeout_seconds,
+        max_connections=settings.max_connections,
+        request_body_timeout_seconds=settings.request_body_timeout_seconds,
+        request_body_min_bytes_per_second=settings.request_body_min_bytes_per_second,
+        send_timeout_seconds=settings.send_timeout_seconds,
+    )
 
 
 def bind_socket(address: str, *, reuse_port: bool = False) -> socket.socket:
@@ -191,7 +207,7 @@ class GatekeeperApp:
                          connect_timeout=settings.upstream_connect_timeout_seconds,
                          read_timeout=settings.upstream_timeout_seconds)
         stack.push_async_callback(pool.aclose)
-        headers = HeaderPolicy(settings)
+        headers = HeaderPolicy(settings.header_section())
         access_log = AccessLog(settings.access_log)
         stack.callback(access_log.flush)
         public_paths = PublicPaths(settings.public_paths)
@@ -210,13 +226,13 @@ class GatekeeperApp:
         redis_client: RedisClient | None = None
         if settings.uses_redis:
             # One pool for the process, closed last: the stack unwinds in reverse.
-            redis_client = connect(settings)
+            redis_client = connect(settings.redis_connection())
             stack.push_async_callback(redis_client.aclose)
         namespaces = SubjectNamespaces(settings.subject_prefixes())
         revocations: RevocationList | None = None
         if settings.revocation.enabled:
-            assert redis_client is not None
-            revocations = RevocationList(redis_client, settings.revocation,
+            revocations = RevocationList(_needs(redis_client, "revocation.enabled"),
+                                         settings.revocation,
                                          settings.redis.key_prefix, self.metrics,
                                          namespaces=namespaces)
             await revocations.start()
@@ -233,9 +249,9 @@ class GatekeeperApp:
             extra_checks["sessions"] = browser.store_check
         rate_limits: RateLimits | None = None
         if settings.rate_limits:
-            assert redis_client is not None  # settings.uses_redis
             rate_limits = RateLimits(
-                settings.rate_limits, RedisWindowCounter(redis_client, settings.redis.timeout_seconds),
+                settings.rate_limits,
+                RedisWindowCounter(_needs(redis_client, "rate_limits"), settings.redis.timeout_seconds),
                 key_prefix=settings.redis.key_prefix, is_trusted=headers.is_trusted,
                 metrics=self.metrics)
         origins = None
@@ -268,7 +284,7 @@ class GatekeeperApp:
                                      extra_checks, revocations=revocations)
             await stack.enter_async_context(
                 admin_listener(admin, settings.admin_listen, shared=settings.workers > 1,
-                               limits=limits_of(settings)))
+                               limits=connection_limits(settings)))
         log.info("gatekeeper ready", extra={"listen": settings.listen, "upstream": settings.upstream,
                                             "admin_listen": settings.admin_listen})
 
@@ -284,6 +300,13 @@ class GatekeeperApp:
         # A provider that is down at start is retried on demand: bearer traffic must not wait.
         await asyncio.gather(*(p.start() for p in providers.values()))
         return BrowserLogin(settings, oidc, providers, self.metrics, redis_client)
+
+
+def _needs(client: RedisClient | None, key: str) -> RedisClient:
+    """``Settings.uses_redis`` covers ``key``: a real error, not an assert (gone under -O)."""
+    if client is None:
+        raise ConfigError([f"{key}: needs redis, which is not connected"])
+    return client
 
 
 def _policy_check(holder: PolicyHolder) -> Callable[[], Awaitable[Check]]:

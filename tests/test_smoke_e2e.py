@@ -59,7 +59,8 @@ def test_an_unexpected_error_fails_closed_with_a_json_500() -> None:
 
     settings = Settings()
     gate = Gate(Broken(), NoProxy(), None, Metrics(), AccessLog(enabled=False),  # type: ignore[arg-type]
-                settings.max_header_bytes, HeaderPolicy(settings), ForwardAuth(settings.forward_auth))
+                settings.max_header_bytes, HeaderPolicy(settings.header_section()),
+                ForwardAuth(settings.forward_auth))
     sent: list[dict[str, object]] = []
 
     async def receive() -> dict[str, object]:

@@ -68,23 +68,21 @@ def parse_discovery(document: Any, issuer: str) -> Endpoints:
         # Discovery §4.3: exactly the issuer we asked about, or a mix-up is possible.
         raise ValueError("the discovery document names another issuer")
 
-    def url(name: str, *, required: bool) -> str | None:
+    def url(name: str) -> str:
         value = document.get(name)
-        if value is None and not required:
-            return None
         # Printable ASCII only: it becomes a Location header.
         if (not isinstance(value, str) or not value.isascii() or _UNSAFE_URL.search(value)
                 or urlsplit(value).scheme not in ("https", "http")):
             raise ValueError(f"the discovery document has no usable {name}")
         return value
 
-    authorization, token = url("authorization_endpoint", required=True), url("token_endpoint",
-                                                                               required=True)
-    assert authorization is not None and token is not None
+    def optional_url(name: str) -> str | None:
+        return None if document.get(name) is None else url(name)
+
     return Endpoints(
-        authorization=authorization, token=token,
-        userinfo=url("userinfo_endpoint", required=False),
-        end_session=url("end_session_endpoint", required=False),
+        authorization=url("authorization_endpoint"), token=url("token_endpoint"),
+        userinfo=optional_url("userinfo_endpoint"),
+        end_session=optional_url("end_session_endpoint"),
         iss_parameter=document.get("authorization_response_iss_parameter_supported") is True,
     )
 

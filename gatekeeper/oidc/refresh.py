@@ -97,8 +97,8 @@ class SessionRefresher:
     async def _refresh_once(self, session: Session, exclusive: Exclusive | None) -> Session:
         refreshed = await (self._refresh(session) if exclusive is None
                            else exclusive(session, self._refresh))
-        assert session.refresh_token is not None  # current() checked
-        self._recent.put((session.id, session.refresh_token), (refreshed, self._clock()))
+        if session.refresh_token is not None:  # always (current() checked); only then remembered
+            self._recent.put((session.id, session.refresh_token), (refreshed, self._clock()))
         return refreshed
 
     async def _refresh(self, session: Session) -> Session:

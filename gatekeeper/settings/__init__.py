@@ -25,6 +25,7 @@ from gatekeeper.settings.common import (
     split_host_port,
 )
 from gatekeeper.settings.forward_auth import ForwardAuthSettings
+from gatekeeper.settings.headers import HeaderSettings
 from gatekeeper.settings.oidc import OidcSettings, ProviderSettings
 from gatekeeper.settings.redis import RedisSettings, RevocationSettings, check_redis_url, is_tls
 from gatekeeper.settings.routes import PolicySettings, RateLimitRule, check_path_pattern, check_pattern_shape
@@ -33,7 +34,8 @@ from gatekeeper.settings.subjects import IssuerEntry, resolve_prefixes
 
 __all__ = [
     "ENV_PREFIX", "HEADER_ROOM_BYTES", "MIN_SESSION_SECRET_BYTES", "SESSION_CHUNK_BYTES",
-    "AsymmetricAlgorithm", "AuthSettings", "ForwardAuthSettings", "IssuerSettings", "OidcSettings",
+    "AsymmetricAlgorithm", "AuthSettings", "ForwardAuthSettings", "HeaderSettings", "IssuerSettings",
+    "OidcSettings",
     "PolicySettings", "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings",
     "SessionSettings", "Settings", "check_path_pattern", "check_pattern_shape", "check_redis_url",
     "split_host_port",
@@ -220,6 +222,18 @@ class Settings(FrozenModel):
 
     def redis_url(self) -> str:
         return self.redis.url or self.session.redis_url
+
+    def redis_connection(self) -> RedisSettings:
+        """The redis section with its url resolved (``redis.url``, else ``session.redis_url``)."""
+        return self.redis.model_copy(update={"url": self.redis_url()})
+
+    def header_section(self) -> HeaderSettings:
+        """The keys that shape what the app receives (mutate.HeaderPolicy)."""
+        return HeaderSettings(
+            headers=dict(self.headers), pass_access_token=self.pass_access_token,
+            pass_authorization_header=self.pass_authorization_header,
+            trusted_proxies=tuple(self.trusted_proxies),
+            session_cookie=self.session.cookie_name if self.oidc is not None else None)
 
     @model_validator(mode="after")
     def _redis_tls(self) -> Settings:

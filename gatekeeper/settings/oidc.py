@@ -12,6 +12,7 @@ from pydantic import (
     model_validator,
 )
 
+from gatekeeper.errors import ConfigError
 from gatekeeper.settings.common import AsymmetricAlgorithm, FrozenModel, check_http_url
 from gatekeeper.settings.subjects import SUBJECT_PREFIX_DESCRIPTION, check_issuer_url, check_prefix
 
@@ -162,5 +163,7 @@ class OidcSettings(FrozenModel):
 
     def redirect_url_of(self, provider: ProviderSettings) -> str:
         url = provider.redirect_url or self.redirect_url
-        assert url is not None  # _coherent
+        if url is None:  # refused by _coherent; a real error, not an assert (gone under -O)
+            raise ConfigError([f"oidc.redirect_url: not set, nor the redirect_url of provider "
+                               f"{provider.id!r}"])
         return url
