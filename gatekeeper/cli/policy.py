@@ -288,7 +288,7 @@ def _describe_rule(outcome: Outcome) -> str:
         return str(outcome.rule)
     if outcome.reason == "no_credentials":
         return "none: anonymous callers are considered only on public_paths (the proxy answers 401)"
-    return "no rule matched: default deny"
+    return "no allow rule matched: default deny"
 
 
 def read_cases(path: Path) -> list[Case]:
