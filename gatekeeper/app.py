@@ -74,6 +74,10 @@ class DrainingServer(uvicorn.Server):
         self._on_exit = on_exit
 
     def handle_exit(self, sig: int, frame: Any) -> None:
+        if not self.should_exit:  # the first signal; a second one makes uvicorn stop at once
+            log.info("stopping: finishing in-flight requests",
+                     extra={"signal": signal.Signals(sig).name,
+                            "drain_seconds": self.config.timeout_graceful_shutdown})
         super().handle_exit(sig, frame)
         if self._on_exit is not None:
             self._on_exit()  # e.g. /readyz turns 503 at once, while in-flight requests finish

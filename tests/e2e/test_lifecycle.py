@@ -99,6 +99,10 @@ def test_sigterm_exits_with_code_zero(
     except subprocess.TimeoutExpired:
         pytest.fail(f"gatekeeper still running after SIGTERM:\n{gk.process.output()}")
     assert code == 0, gk.process.output()
+    stopping = [entry for entry in map(json.loads, (line for line in gk.process.output().splitlines()
+                                                    if line.startswith("{")))
+                if entry.get("message") == "stopping: finishing in-flight requests"]
+    assert [(e["signal"], e["drain_seconds"]) for e in stopping] == [("SIGTERM", 5)]
 
 
 def test_sigterm_turns_readiness_off_at_once_while_requests_drain(
