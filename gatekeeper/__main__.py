@@ -121,11 +121,20 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
     import uvicorn
 
     from gatekeeper import logs
-    from gatekeeper.app import DrainingServer, connection_limits, create_app, create_worker_app
+    from gatekeeper.app import (
+        DrainingServer,
+        bind_public_listener,
+        connection_limits,
+        create_app,
+        create_worker_app,
+    )
     from gatekeeper.server.protocol import edge_protocol
     from gatekeeper.server.websocket import EdgeWebSocketProtocol
 
     logs.configure(settings.log_level)
+    sock = bind_public_listener(settings)
+    if sock is None:
+        sys.exit(3)
     host, port = split_host_port(settings.listen)
     app: Any = create_app(settings, policy=policy)
     metrics_dir: str | None = None
@@ -160,13 +169,13 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
         from uvicorn.supervisors import Multiprocess
 
         try:
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            Multiprocess(config, sockets=[sock]).run()
         finally:
             if metrics_dir is not None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
         return
     server = DrainingServer(config, on_exit=app.start_draining)
-    server.run()
+    server.run(sockets=[sock])
     if not server.started:
         sys.exit(3)
 

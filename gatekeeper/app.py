@@ -100,7 +100,15 @@ def connection_limits(settings: Settings) -> ConnectionLimits:
     )
 
 
-def bind_socket(address: str, *, reuse_port: bool = False) -> socket.socket:
+class BindError(Exception):
+    """A listener's address cannot be bound: one line naming the key and the address."""
+
+    def __init__(self, key: str, address: str, error: OSError) -> None:
+        super().__init__(f"{key} {address}: cannot bind ({error.strerror or error})")
+
+
+def bind_socket(address: str, *, key: str, reuse_port: bool = False) -> socket.socket:
+    """Bound and inheritable (workers > 1 share it); BindError naming ``key`` if it cannot be."""
     host, port = split_host_port(address)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -109,17 +117,28 @@ def bind_socket(address: str, *, reuse_port: bool = False) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise BindError(key, address, exc) from exc
     sock.set_inheritable(True)
     return sock
+
+
+def bind_public_listener(settings: Settings) -> socket.socket | None:
+    """``listen``, bound before the lifespan starts, so that "gatekeeper ready" is logged only
+    once both listeners are bound (uvicorn would bind it after startup, then fail). None after
+    logging why it cannot be bound."""
+    try:
+        return bind_socket(settings.listen, key="listen")
+    except BindError as exc:
+        log.error("startup failed", extra={"error": str(exc)})
+        return None
 
 
 @contextlib.asynccontextmanager
 async def admin_listener(app: Any, address: str, *, shared: bool,
                          limits: ConnectionLimits) -> AsyncIterator[None]:
-    sock = bind_socket(address, reuse_port=shared)
+    sock = bind_socket(address, key="admin_listen", reuse_port=shared)
     # The same bounds as the public listener: the admin port is reachable too.
     config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None,
                             log_level="warning", http=edge_protocol(limits),
@@ -172,8 +191,10 @@ class GatekeeperApp:
             try:
                 await self._start(stack)
             except Exception as exc:
-                log.error("startup failed", extra={"error": f"{type(exc).__name__}: {exc}"})
-                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                error = str(exc) if isinstance(exc, BindError) else f"{type(exc).__name__}: {exc}"
+                log.error("startup failed", extra={"error": error})
+                # No message: uvicorn would log it a second time; the line above says it.
+                await send({"type": "lifespan.startup.failed", "message": ""})
                 return
             # Everything built so far lives as long as the process: keep it out of the
             # collector's full passes, which otherwise show up as latency spikes.

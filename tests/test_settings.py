@@ -438,3 +438,30 @@ def test_one_run_reports_a_typo_an_env_override_and_a_missing_policy_file(tmp_pa
     assert any(line.startswith("log_level:") and
                line.endswith("(set by the environment variable GATEKEEPER_LOG_LEVEL)") for line in lines)
     assert "upstrem: unknown key (did you mean upstream?)" in lines
+
+
+@pytest.mark.parametrize(("listen", "admin", "upstream", "key"), [
+    ("127.0.0.1:8080", "127.0.0.1:9901", "http://127.0.0.1:8080", "listen"),
+    ("0.0.0.0:8080", "127.0.0.1:9901", "http://127.0.0.1:8080", "listen"),
+    ("0.0.0.0:8080", "127.0.0.1:9901", "http://localhost:8080", "listen"),
+    ("[::]:8080", "127.0.0.1:9901", "http://127.0.0.1:8080", "listen"),
+    ("127.0.0.1:4180", "localhost:8080", "http://127.0.0.1:8080", "admin_listen"),
+    ("127.0.0.1:80", "127.0.0.1:9901", "http://127.0.0.1", "listen"),
+], ids=["the same address", "a wildcard listener", "localhost and a wildcard",
+        "an IPv6 wildcard", "the admin listener", "the upstream's default port 80"])
+def test_an_upstream_that_is_gatekeeper_itself_is_refused_naming_both_keys(
+    tmp_path: Path, listen: str, admin: str, upstream: str, key: str
+) -> None:
+    found = problems(tmp_path, f"listen: '{listen}'\nadmin_listen: '{admin}'\nupstream: {upstream}\n")
+    assert found == [f"upstream: is gatekeeper's own {key} ({listen if key == 'listen' else admin}): "
+                     "every request would come back to gatekeeper; give the app its own port"]
+
+
+@pytest.mark.parametrize(("listen", "upstream"), [
+    ("0.0.0.0:8080", "http://app:8080"),
+    ("10.0.0.5:8080", "http://127.0.0.1:8080"),
+    ("127.0.0.1:4180", "http://127.0.0.1:8080"),
+], ids=["another host on the same port", "another local address", "another port"])
+def test_an_upstream_elsewhere_on_the_same_port_is_fine(tmp_path: Path, listen: str, upstream: str) -> None:
+    settings = load_settings(write(tmp_path, f"listen: '{listen}'\nupstream: {upstream}\n"), environ={})
+    assert settings.upstream == upstream

@@ -12,7 +12,7 @@ import re
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gatekeeper.headernames import NEVER_FORWARDED, fold, is_forwarding, is_override
 from gatekeeper.settings.auth import AuthSettings, IssuerSettings
@@ -49,6 +49,32 @@ DEFAULT_HEADERS = {
 }
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
 _RESERVED_HEADERS = frozenset({b"authorization", b"cookie", b"x-request-id", b"x-auth-request-access-token"})
+
+
+def _local(host: str) -> str | None:
+    """'any' for a wildcard address, 'loopback' for this host's loopback, else None."""
+    if host in ("", "*"):
+        return "any"
+    if host.lower() == "localhost":
+        return "loopback"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return "any" if address.is_unspecified else "loopback" if address.is_loopback else None
+
+
+def _same_socket(listen: str, host: str, port: int) -> bool:
+    """Would a connection to host:port reach the listener bound to ``listen``?"""
+    bound, bound_port = split_host_port(listen)
+    if bound_port != port:
+        return False
+    if bound.lower() == host.lower():
+        return True
+    # A wildcard listener takes connections to any local address; loopback names one another
+    # (localhost, 127.0.0.1, ::1 — a dual-stack resolver may pick either).
+    kinds = (_local(host), _local(bound))
+    return None not in kinds and ("any" in kinds or kinds == ("loopback", "loopback"))
 
 
 class Settings(FrozenModel):
@@ -141,12 +167,21 @@ class Settings(FrozenModel):
 
     @field_validator("upstream")
     @classmethod
-    def _upstream(cls, value: str) -> str:
+    def _upstream(cls, value: str, info: ValidationInfo) -> str:
         parts = urlsplit(value)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError("must be http://HOST:PORT (the app on localhost)")
         if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ValueError("must not carry a path, query or fragment")
+        try:
+            port = parts.port or 80
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        for key in ("listen", "admin_listen"):  # validated before upstream (field order)
+            address = info.data.get(key)
+            if address is not None and _same_socket(address, parts.hostname, port):
+                raise ValueError(f"is gatekeeper's own {key} ({address}): every request would "
+                                 f"come back to gatekeeper; give the app its own port")
         return value
 
     @field_validator("public_paths")
