@@ -239,14 +239,14 @@ def test_one_issuer_for_tokens_and_login_is_one_plain_name_space(tmp_path: Path)
 
 
 @pytest.mark.parametrize(("text", "words"), [
-    (TWO % (", subject_prefix: 'p:'", ", subject_prefix: 'p:x'"), "auth.issuers[1].subject_prefix"),
+    (TWO % (", subject_prefix: 'p:'", ", subject_prefix: 'p:x'"), "auth.issuers.1.subject_prefix"),
     (TWO % (", subject_prefix: 'https://b.example#'", ""), "could overlap"),
     (TWO % (", subject_prefix: 'Role:x'", ""), "auth.issuers.0.subject_prefix:"),
     ("auth:\n  issuers:\n    - {issuer: 'https://a.example/#x', audience: [x]}\n", "auth.issuers.0.issuer:"),
     ("auth:\n  issuers:\n    - {issuer: https://a.example, audience: [x], subject_prefix: 'x:'}\n"
      "oidc: {issuer: https://a.example, client_id: c, client_secret: s, subject_prefix: 'y:',"
      " redirect_url: 'https://app/oauth2/callback'}\nsession: {secret: " + "s" * 44 + "}\n",
-     "oidc.providers[0].subject_prefix"),
+     "auth.issuers.0.subject_prefix and oidc.subject_prefix name the same issuer"),
 ], ids=["a prefix that begins another is refused", "a prefix equal to another issuer's default is refused",
         "a prefix in the roles' name space is refused", "an issuer with a fragment is refused",
         "one issuer with two prefixes is refused"])

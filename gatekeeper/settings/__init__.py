@@ -244,10 +244,10 @@ class Settings(FrozenModel):
 
     def subject_prefixes(self) -> dict[str, str]:
         """issuer → the prefix of its subjects (issue 11 §1.9, see gatekeeper/subjects.py)."""
-        entries = [IssuerEntry(f"auth.issuers[{i}]", e.issuer, e.subject_prefix)
+        entries = [IssuerEntry(f"auth.issuers.{i}", e.issuer, e.subject_prefix)
                    for i, e in enumerate(self.auth.issuers)]
         if self.oidc is not None:
-            entries += [IssuerEntry(f"oidc.providers[{i}]", p.issuer, p.subject_prefix)
+            entries += [IssuerEntry(self.oidc.provider_key(i), p.issuer, p.subject_prefix)
                         for i, p in enumerate(self.oidc.providers)]
         return resolve_prefixes(entries)
 
