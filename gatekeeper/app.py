@@ -248,6 +248,10 @@ class GatekeeperApp:
             stack.push_async_callback(holder.aclose)
             authorizer = PolicyAuthorizer(holder, public_paths)
             extra_checks["policy"] = _policy_check(holder)
+        else:
+            # SIGHUP's default action ends the process: an operator's `kill -HUP` (a reload
+            # elsewhere) would stop the sidecar without a word.
+            stack.callback(_on_sighup(lambda: log.info("SIGHUP: no policy to reload")))
         redis_client: RedisClient | None = None
         if settings.uses_redis:
             # One pool for the process, closed last: the stack unwinds in reverse.
@@ -325,6 +329,20 @@ class GatekeeperApp:
         # A provider that is down at start is retried on demand: bearer traffic must not wait.
         await asyncio.gather(*(p.start() for p in providers.values()))
         return BrowserLogin(settings, oidc, providers, self.metrics, redis_client)
+
+
+def _on_sighup(handler: Callable[[], None]) -> Callable[[], None]:
+    """Install ``handler`` for SIGHUP on the running loop; returns its removal."""
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, handler)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no SIGHUP
+        return lambda: None
+
+    def remove() -> None:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+    return remove
 
 
 def _needs(client: RedisClient | None, key: str) -> RedisClient:

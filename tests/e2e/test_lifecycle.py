@@ -137,6 +137,24 @@ def test_sigterm_turns_readiness_off_at_once_while_requests_drain(
         thread.join(30)
 
 
+def test_sighup_without_a_policy_is_logged_and_does_not_stop_gatekeeper(
+    gatekeeper_factory: Callable[..., Gatekeeper]
+) -> None:
+    gk = gatekeeper_factory()
+    assert "policy" not in gk.config
+    gk.process.send_signal(signal.SIGHUP)
+
+    def logged() -> list[dict[str, object]]:
+        lines = [line for line in gk.process.output().splitlines() if line.startswith("{")]
+        return [e for e in map(json.loads, lines) if e.get("message") == "SIGHUP: no policy to reload"]
+
+    _poll(lambda: bool(logged()) or gk.process.proc.poll() is not None, 10, "the SIGHUP log line")
+    assert gk.process.proc.poll() is None, gk.process.output()[-2000:]
+    assert len(logged()) == 1
+    with gk.admin() as admin:
+        assert admin.get("/healthz").status_code == 200
+
+
 # -- a port that cannot be bound ---------------------------------------------------------------------
 
 
