@@ -465,3 +465,18 @@ def test_an_upstream_that_is_gatekeeper_itself_is_refused_naming_both_keys(
 def test_an_upstream_elsewhere_on_the_same_port_is_fine(tmp_path: Path, listen: str, upstream: str) -> None:
     settings = load_settings(write(tmp_path, f"listen: '{listen}'\nupstream: {upstream}\n"), environ={})
     assert settings.upstream == upstream
+
+
+def test_a_problem_in_a_value_from_a_variable_names_the_variable_not_its_value(tmp_path: Path) -> None:
+    found = problems(tmp_path, "upstream: ${APP_URL}\nlisten: ${HOST}:${PORT}\n",
+                     env={"APP_URL": "ftp://secret-host", "HOST": "0.0.0.0", "PORT": "x"})
+    assert sorted(found) == [
+        "listen: must be HOST:PORT, e.g. 0.0.0.0:4180 (from ${HOST}, ${PORT})",
+        "upstream: must be http://HOST:PORT (the app on localhost) (from ${APP_URL})"]
+
+
+def test_an_override_replaces_the_file_s_variable_as_the_source(tmp_path: Path) -> None:
+    found = problems(tmp_path, "upstream: ${APP_URL}\n", env={"APP_URL": "http://127.0.0.1:1",
+                                                                "GATEKEEPER_UPSTREAM": "ftp://x"})
+    assert found == ["upstream: must be http://HOST:PORT (the app on localhost) "
+                     "(set by the environment variable GATEKEEPER_UPSTREAM)"]

@@ -27,27 +27,35 @@ MAX_CONFIG_VALUES = 100_000  # far above any real file; bounds the walk of a YAM
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _expand(node: Any, path: str, environ: Mapping[str, str], problems: list[str]) -> Any:
+Loc = tuple[str, ...]
+
+
+def _expand(node: Any, loc: Loc, environ: Mapping[str, str], problems: list[str],
+            sources: dict[Loc, str]) -> Any:
+    """${VAR} expanded in every string value; ``sources`` records which variables a value
+    holds, so that a problem with it names them (never their values)."""
     if isinstance(node, dict):
-        return {k: _expand(v, f"{path}.{k}" if path else str(k), environ, problems) for k, v in node.items()}
+        return {k: _expand(v, (*loc, str(k)), environ, problems, sources) for k, v in node.items()}
     if isinstance(node, list):
-        return [_expand(v, f"{path}.{i}", environ, problems) for i, v in enumerate(node)]
+        return [_expand(v, (*loc, str(i)), environ, problems, sources) for i, v in enumerate(node)]
     if isinstance(node, str):
+        used: list[str] = []
 
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
+            used.append(f"${{{name}}}")
             if name in environ:
                 return environ[name]
             if default is not None:
                 return default
-            problems.append(f"{path}: environment variable {name} is not set")
+            problems.append(f"{'.'.join(loc)}: environment variable {name} is not set")
             return ""
 
-        return _ENV_REF.sub(substitute, node)
+        expanded = _ENV_REF.sub(substitute, node)
+        if used:
+            sources[loc] = f"from {', '.join(dict.fromkeys(used))}"
+        return expanded
     return node
-
-
-Loc = tuple[str, ...]
 
 
 def _format_error(error: Any, sources: Mapping[Loc, str], inline_oidc: bool) -> str:
@@ -62,9 +70,9 @@ def _format_error(error: Any, sources: Mapping[Loc, str], inline_oidc: bool) -> 
             message += f" (did you mean {close[0]}?)"
     # pydantic prefixes custom messages; the key path already says where.
     message = message.removeprefix("Value error, ")
-    variable = next((name for prefix, name in sources.items() if loc[:len(prefix)] == prefix), None)
-    if variable is not None:
-        message += f" (set by the environment variable {variable})"
+    source = next((text for prefix, text in sources.items() if loc[:len(prefix)] == prefix), None)
+    if source is not None:
+        message += f" ({source})"
     return f"{'.'.join(loc) or '(top level)'}: {message}"
 
 
@@ -115,8 +123,9 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
             raise ConfigError([f"{path}: the top level must be a mapping of keys"])
         _check_shape(raw)
     problems: list[str] = []
-    expanded = _expand(raw, "", env, problems)
-    merged, sources = _apply_env_overrides(expanded, env)
+    sources: dict[Loc, str] = {}
+    expanded = _expand(raw, (), env, problems, sources)
+    merged = _apply_env_overrides(expanded, env, sources)
     _check_shape(merged)
     # absolute(), not resolve(): in a ConfigMap volume the file is a symlink into a hidden
     # ..<timestamp>/ directory, and the policies sit next to the link, not its target.
@@ -184,16 +193,18 @@ def override_variables(environ: Mapping[str, str]) -> list[str]:
                   and name != "GATEKEEPER_CONFIG" and not _SERVICE_LINK.fullmatch(name))
 
 
-def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]
-                         ) -> tuple[dict[str, Any], dict[Loc, str]]:
+def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str],
+                         sources: dict[Loc, str]) -> dict[str, Any]:
     """GATEKEEPER_AUTH__LEEWAY_SECONDS=10 sets auth.leeway_seconds; JSON values for lists/maps.
-    Also returns which variable set which key path, so that a problem there names it."""
+    ``sources`` records which variable set which key path, so that a problem there names it."""
     merged = dict(data)
-    sources: dict[Loc, str] = {}
     for name in override_variables(environ):
         value = environ[name]
         keys = name[len(ENV_PREFIX) :].lower().split("__")
-        sources[tuple(keys)] = name
+        overridden = tuple(keys)
+        for loc in [loc for loc in sources if loc[:len(overridden)] == overridden]:
+            del sources[loc]  # the file's value (and its ${VAR}s) is replaced
+        sources[overridden] = f"set by the environment variable {name}"
         parsed: Any = value
         if value[:1] in ("[", "{"):
             try:
@@ -206,4 +217,4 @@ def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]
             node[key] = dict(child) if isinstance(child, dict) else {}
             node = node[key]
         node[keys[-1]] = parsed
-    return merged, sources
+    return merged
