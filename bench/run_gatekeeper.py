@@ -109,7 +109,7 @@ def session_cookie(issuer: DevIssuer, redis_url: str | None = None) -> str:
             await CookieSessionStore(config).save(request, jar, session)
             return
         redis_settings = RedisSettings(url=redis_url)
-        client = connect(Settings(session=config, redis=redis_settings))
+        client = connect(Settings(session=config, redis=redis_settings).redis_connection())
         try:
             await RedisSessionStore(client, config, redis_settings).save(request, jar, session)
         finally:

@@ -68,6 +68,16 @@ def _check_policy_or_report(settings: Settings) -> CheckResult | None:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from gatekeeper.settings.file import override_variables
+
+    path = _config_path(args)
+    variables = override_variables(os.environ)
+    if path is None and not variables:
+        # Nothing of the user's to check: "ok" here would pass a CI step that checks nothing.
+        print("gatekeeper: no config file given: pass --config FILE or set GATEKEEPER_CONFIG "
+              "(no GATEKEEPER_* variables are set either: there is nothing to check but the "
+              "built-in defaults)", file=sys.stderr)
+        return 2
     settings = _load_or_report(args)
     if settings is None:
         return 2
@@ -75,7 +85,9 @@ def cmd_check(args: argparse.Namespace) -> int:
     if policy is None:
         return 2
     summary = f", policy {policy.summary}" if policy.summary else ""
-    print(f"ok: {_config_path(args) or '(defaults)'} is valid "
+    what = (path if path is not None else
+            f"no config file given: the built-in defaults with {', '.join(variables)}")
+    print(f"ok: {what} {'is' if path is not None else 'are'} valid "
           f"({len(settings.auth.issuers)} issuer(s), upstream {settings.upstream}{summary})")
     return 0
 
@@ -109,11 +121,20 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
     import uvicorn
 
     from gatekeeper import logs
-    from gatekeeper.app import DrainingServer, create_app, create_worker_app
-    from gatekeeper.server.protocol import edge_protocol, limits_of
+    from gatekeeper.app import (
+        DrainingServer,
+        bind_public_listener,
+        connection_limits,
+        create_app,
+        create_worker_app,
+    )
+    from gatekeeper.server.protocol import edge_protocol
     from gatekeeper.server.websocket import EdgeWebSocketProtocol
 
     logs.configure(settings.log_level)
+    sock = bind_public_listener(settings)
+    if sock is None:
+        sys.exit(3)
     host, port = split_host_port(settings.listen)
     app: Any = create_app(settings, policy=policy)
     metrics_dir: str | None = None
@@ -132,7 +153,7 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
         host=host,
         port=port,
         loop="uvloop",
-        http=edge_protocol(limits_of(settings)),
+        http=edge_protocol(connection_limits(settings)),
         ws=EdgeWebSocketProtocol,
         # Bounds a client's message, after permessage-deflate: 1009 beyond (RFC 6455 §7.4.1).
         ws_max_size=settings.websocket_max_message_bytes,
@@ -148,13 +169,13 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
         from uvicorn.supervisors import Multiprocess
 
         try:
-            Multiprocess(config, sockets=[config.bind_socket()]).run()
+            Multiprocess(config, sockets=[sock]).run()
         finally:
             if metrics_dir is not None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
         return
     server = DrainingServer(config, on_exit=app.start_draining)
-    server.run()
+    server.run(sockets=[sock])
     if not server.started:
         sys.exit(3)
 
@@ -166,8 +187,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
                     exit_after_check=bool(args.check))
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("gatekeeper")
+    except PackageNotFoundError:  # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="gatekeeper", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"gatekeeper {_version()}")
     sub = parser.add_subparsers(dest="command", required=True)
     for name, func, text in (
         ("run", cmd_run, "serve (config from --config or GATEKEEPER_CONFIG)"),

@@ -28,6 +28,7 @@ from gatekeeper.edge.gate import Gate, GateSettings
 from gatekeeper.edge.proxy import Proxy
 from gatekeeper.edge.responses import send_raw
 from gatekeeper.edge.websocket import WebSocketProxy
+from gatekeeper.errors import ConfigError
 from gatekeeper.login.routes import LoginRoutes
 from gatekeeper.login.wiring import BrowserLogin
 from gatekeeper.logs import AccessLog
@@ -42,7 +43,7 @@ from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.ratelimit import RateLimits, RedisWindowCounter
 from gatekeeper.revocation import RevocationList
 from gatekeeper.server.limits import ConnectionLimits
-from gatekeeper.server.protocol import edge_protocol, limits_of
+from gatekeeper.server.protocol import edge_protocol
 from gatekeeper.settings import OidcSettings, Settings, split_host_port
 from gatekeeper.subjects import SubjectNamespaces
 from gatekeeper.tokens.jwks import IssuerKeys
@@ -72,6 +73,10 @@ class DrainingServer(uvicorn.Server):
         self._on_exit = on_exit
 
     def handle_exit(self, sig: int, frame: Any) -> None:
+        if not self.should_exit:  # the first signal; a second one makes uvicorn stop at once
+            log.info("stopping: finishing in-flight requests",
+                     extra={"signal": signal.Signals(sig).name,
+                            "drain_seconds": self.config.timeout_graceful_shutdown})
         super().handle_exit(sig, frame)
         if self._on_exit is not None:
             self._on_exit()  # e.g. /readyz turns 503 at once, while in-flight requests finish
@@ -79,7 +84,30 @@ class DrainingServer(uvicorn.Server):
             self._captured_signals.remove(sig)
 
 
-def bind_socket(address: str, *, reuse_port: bool = False) -> socket.socket:
+def connection_limits(settings: Settings) -> ConnectionLimits:
+    """The server's section: the per-connection bounds (config keys of the same names)."""
+    return ConnectionLimits(
+        max_request_line_bytes=settings.max_request_line_bytes,
+        max_header_bytes=settings.max_header_bytes,
+        max_header_count=settings.max_header_count,
+        request_head_timeout_seconds=settings.request_head_timeout_seconds,
+        keep_alive_timeout_seconds=settings.keep_alive_timeout_seconds,
+        max_connections=settings.max_connections,
+        request_body_timeout_seconds=settings.request_body_timeout_seconds,
+        request_body_min_bytes_per_second=settings.request_body_min_bytes_per_second,
+        send_timeout_seconds=settings.send_timeout_seconds,
+    )
+
+
+class BindError(Exception):
+    """A listener's address cannot be bound: one line naming the key and the address."""
+
+    def __init__(self, key: str, address: str, error: OSError) -> None:
+        super().__init__(f"{key} {address}: cannot bind ({error.strerror or error})")
+
+
+def bind_socket(address: str, *, key: str, reuse_port: bool = False) -> socket.socket:
+    """Bound and inheritable (workers > 1 share it); BindError naming ``key`` if it cannot be."""
     host, port = split_host_port(address)
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
@@ -88,17 +116,28 @@ def bind_socket(address: str, *, reuse_port: bool = False) -> socket.socket:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
     try:
         sock.bind((host, port))
-    except OSError:
+    except OSError as exc:
         sock.close()
-        raise
+        raise BindError(key, address, exc) from exc
     sock.set_inheritable(True)
     return sock
+
+
+def bind_public_listener(settings: Settings) -> socket.socket | None:
+    """``listen``, bound before the lifespan starts, so that "gatekeeper ready" is logged only
+    once both listeners are bound (uvicorn would bind it after startup, then fail). None after
+    logging why it cannot be bound."""
+    try:
+        return bind_socket(settings.listen, key="listen")
+    except BindError as exc:
+        log.error("startup failed", extra={"error": str(exc)})
+        return None
 
 
 @contextlib.asynccontextmanager
 async def admin_listener(app: Any, address: str, *, shared: bool,
                          limits: ConnectionLimits) -> AsyncIterator[None]:
-    sock = bind_socket(address, reuse_port=shared)
+    sock = bind_socket(address, key="admin_listen", reuse_port=shared)
     # The same bounds as the public listener: the admin port is reachable too.
     config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None,
                             log_level="warning", http=edge_protocol(limits),
@@ -150,8 +189,10 @@ class GatekeeperApp:
             try:
                 await self._start(stack)
             except Exception as exc:
-                log.error("startup failed", extra={"error": f"{type(exc).__name__}: {exc}"})
-                await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                error = str(exc) if isinstance(exc, BindError) else f"{type(exc).__name__}: {exc}"
+                log.error("startup failed", extra={"error": error})
+                # No message: uvicorn would log it a second time; the line above says it.
+                await send({"type": "lifespan.startup.failed", "message": ""})
                 return
             # Everything built so far lives as long as the process: keep it out of the
             # collector's full passes, which otherwise show up as latency spikes.
@@ -188,7 +229,7 @@ class GatekeeperApp:
                          connect_timeout=settings.upstream_connect_timeout_seconds,
                          read_timeout=settings.upstream_timeout_seconds)
         stack.push_async_callback(pool.aclose)
-        headers = HeaderPolicy(settings)
+        headers = HeaderPolicy(settings.header_section())
         access_log = AccessLog(settings.access_log)
         stack.callback(access_log.flush)
         public_paths = PublicPaths(settings.public_paths)
@@ -204,16 +245,20 @@ class GatekeeperApp:
             stack.push_async_callback(holder.aclose)
             authorizer = PolicyAuthorizer(holder, public_paths)
             extra_checks["policy"] = _policy_check(holder)
+        else:
+            # SIGHUP's default action ends the process: an operator's `kill -HUP` (a reload
+            # elsewhere) would stop the sidecar without a word.
+            stack.callback(_on_sighup(lambda: log.info("SIGHUP: no policy to reload")))
         redis_client: RedisClient | None = None
         if settings.uses_redis:
             # One pool for the process, closed last: the stack unwinds in reverse.
-            redis_client = connect(settings)
+            redis_client = connect(settings.redis_connection())
             stack.push_async_callback(redis_client.aclose)
         namespaces = SubjectNamespaces(settings.subject_prefixes())
         revocations: RevocationList | None = None
         if settings.revocation.enabled:
-            assert redis_client is not None
-            revocations = RevocationList(redis_client, settings.revocation,
+            revocations = RevocationList(_needs(redis_client, "revocation.enabled"),
+                                         settings.revocation,
                                          settings.redis.key_prefix, self.metrics,
                                          namespaces=namespaces)
             await revocations.start()
@@ -230,9 +275,9 @@ class GatekeeperApp:
             extra_checks["sessions"] = browser.store_check
         rate_limits: RateLimits | None = None
         if settings.rate_limits:
-            assert redis_client is not None  # settings.uses_redis
             rate_limits = RateLimits(
-                settings.rate_limits, RedisWindowCounter(redis_client, settings.redis.timeout_seconds),
+                settings.rate_limits,
+                RedisWindowCounter(_needs(redis_client, "rate_limits"), settings.redis.timeout_seconds),
                 key_prefix=settings.redis.key_prefix, is_trusted=headers.is_trusted,
                 metrics=self.metrics)
         origins = None
@@ -266,7 +311,7 @@ class GatekeeperApp:
                                      revocations=revocations)
             await stack.enter_async_context(
                 admin_listener(admin, settings.admin_listen, shared=settings.workers > 1,
-                               limits=limits_of(settings)))
+                               limits=connection_limits(settings)))
         log.info("gatekeeper ready", extra={"listen": settings.listen, "upstream": settings.upstream,
                                             "admin_listen": settings.admin_listen})
 
@@ -282,6 +327,27 @@ class GatekeeperApp:
         # A provider that is down at start is retried on demand: bearer traffic must not wait.
         await asyncio.gather(*(p.start() for p in providers.values()))
         return BrowserLogin(settings, oidc, providers, self.metrics, redis_client)
+
+
+def _on_sighup(handler: Callable[[], None]) -> Callable[[], None]:
+    """Install ``handler`` for SIGHUP on the running loop; returns its removal."""
+    loop = asyncio.get_running_loop()
+    try:
+        loop.add_signal_handler(signal.SIGHUP, handler)
+    except (NotImplementedError, RuntimeError, ValueError):  # not the main thread, or no SIGHUP
+        return lambda: None
+
+    def remove() -> None:
+        loop.remove_signal_handler(signal.SIGHUP)
+
+    return remove
+
+
+def _needs(client: RedisClient | None, key: str) -> RedisClient:
+    """``Settings.uses_redis`` covers ``key``: a real error, not an assert (gone under -O)."""
+    if client is None:
+        raise ConfigError([f"{key}: needs redis, which is not connected"])
+    return client
 
 
 def _policy_check(holder: PolicyHolder) -> Callable[[], Awaitable[Check]]:

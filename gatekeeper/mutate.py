@@ -27,7 +27,7 @@ from gatekeeper.lru import LRU
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
 from gatekeeper.sessions.cookie import strip_session_cookies
-from gatekeeper.settings import Settings
+from gatekeeper.settings import HeaderSettings
 
 ACCESS_TOKEN_HEADER = "X-Auth-Request-Access-Token"
 _SET_BY_GATEKEEPER = frozenset({b"date", b"x-request-id"})
@@ -36,9 +36,9 @@ _UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f]")
 
 
 class HeaderPolicy:
-    """Built once from settings; applied to every request."""
+    """Built once from the header section (``Settings.header_section()``); applied to every request."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: HeaderSettings) -> None:
         self._identity = [(name.encode("ascii"), claim) for name, claim in settings.headers.items()]
         self._protected = frozenset(
             fold(n.encode("ascii")) for n in [*settings.headers, ACCESS_TOKEN_HEADER]
@@ -46,7 +46,7 @@ class HeaderPolicy:
         self._pass_authorization = settings.pass_authorization_header
         # Gatekeeper's own cookies never reach the app: they hold tokens, and a large session
         # makes apps answer 431 (a long-standing oauth2-proxy complaint).
-        self._session_cookie = (settings.session.cookie_name if settings.oidc is not None else None)
+        self._session_cookie = settings.session_cookie
         self._pass_access_token = settings.pass_access_token
         self._trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
         self._trusted_cache: dict[str, bool] = {}

@@ -49,10 +49,13 @@ CASES: list[tuple[str, dict[str, Any], set[str]]] = [
     ("a host that only starts like loopback", config(auth={"issuers": [{
         "issuer": "http://127.0.0.1.example.com", "audience": ["api"]}]}), {"auth.issuers.0.issuer"}),
     ("an http login provider", config(oidc=login(issuer="http://idp.example.com")),
-     {"oidc.providers.0.issuer"}),
+     {"oidc.issuer"}),
     ("an http redirect url (one provider's keys under oidc)",
      config(oidc=login(redirect_url="http://app.example.com/oauth2/callback")),
-     {"oidc.providers.0.redirect_url"}),
+     {"oidc.redirect_url"}),
+    ("an http provider in the providers list", config(oidc={
+        "providers": [login(), login(id="second", issuer="http://idp2.example.com")]}),
+     {"oidc.providers.1.issuer"}),
     ("an http redirect url for several providers", config(oidc={
         "providers": [{k: v for k, v in login().items() if k != "redirect_url"}],
         "redirect_url": "http://app.example.com/oauth2/callback"}), {"oidc.redirect_url"}),

@@ -90,8 +90,46 @@ def test_a_deny_rule_exits_1_and_names_the_rule_and_the_inherited_subjects(confi
 def test_no_matching_rule_is_a_default_deny(config: Path) -> None:
     result = run("policy", "test", "--sub", "erin", "GET", "/api/p1/items", config=config)
     assert result.returncode == 1
-    assert field(result.stdout, "rule") == "no rule matched: default deny"
+    assert field(result.stdout, "rule") == "no allow rule matched: default deny"
     assert field(result.stdout, "subjects") == "erin, role:anonymous, role:authenticated"
+
+
+ALLOW_WINS_MODEL = MODEL.read_text().replace(
+    "e = some(where (p.eft == allow)) && !some(where (p.eft == deny))",
+    "e = some(where (p.eft == allow))")
+
+
+def test_a_rule_that_never_decides_is_not_named_as_the_decider(tmp_path: Path) -> None:
+    """Under ``some(where (p.eft == allow))`` a deny rule decides nothing: a request it matches
+    with no allow is the default deny. (Casbin's own explain names the last matching rule.)"""
+    assert MODEL.read_text() != ALLOW_WINS_MODEL
+    model, policy = tmp_path / "model.conf", tmp_path / "policy.csv"
+    model.write_text(ALLOW_WINS_MODEL)
+    policy.write_text("p, role:viewer, /reports/*, GET, allow\n"
+                      "p, role:viewer, /admin/*, GET, deny\n")
+    config = write_config(tmp_path, model, policy)
+    denied = run("policy", "test", "--sub", "bob", "--role", "viewer", "GET", "/admin/x",
+                 config=config)
+    assert denied.returncode == 1, denied.stdout + denied.stderr
+    assert "a deny rule never decides" in denied.stderr  # the lint says so at load, too
+    assert (field(denied.stdout, "rule"), field(denied.stdout, "reason")) == (
+        "no allow rule matched: default deny", "no_matching_rule")
+    allowed = run("policy", "test", "--sub", "bob", "--role", "viewer", "GET", "/reports/x",
+                  config=config)
+    assert allowed.returncode == 0
+    assert field(allowed.stdout, "rule") == "policy.csv:1: p, role:viewer, /reports/*, GET, allow"
+
+
+def test_a_misspelled_effect_is_an_error_naming_its_line(tmp_path: Path) -> None:
+    policy = tmp_path / "policy.csv"
+    policy.write_text(POLICY.read_text().replace(AUDIT_DENY, AUDIT_DENY.replace("deny", "Deny")))
+    config = write_config(tmp_path, policy=policy)
+    for command in (("check",), ("policy", "test", "--sub", "carol", "--role", "admin",
+                                 "DELETE", "/api/p1/items/audit")):
+        result = run(*command, config=config)
+        assert result.returncode == 2, result.stdout
+        assert f"{line_of(POLICY, AUDIT_DENY)}: effect 'Deny' is neither 'allow' nor 'deny'" \
+            in result.stderr
 
 
 @pytest.mark.parametrize(("method", "code", "decided"), [

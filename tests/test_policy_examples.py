@@ -388,6 +388,7 @@ def _blocks(language: str) -> list[str]:
 def test_every_config_in_the_tutorial_is_valid(tmp_path: Path) -> None:
     configs = [b for b in _blocks("yaml") if isinstance(yaml.safe_load(b), dict)]
     assert len(configs) >= 4
+    (tmp_path / "policies").symlink_to(POLICIES)  # as in the tutorial: next to the config
     for index, block in enumerate(configs):
         path = tmp_path / f"config{index}.yaml"
         path.write_text(block)

@@ -327,7 +327,7 @@ def run(scenario: Callable[[], Coroutine[Any, Any, T]], *clients: RedisClient) -
 
 
 def redis_client(server: RedisServer, timeout: float = 0.5) -> RedisClient:
-    return connect(Settings(redis=RedisSettings(url=server.url, timeout_seconds=timeout)))
+    return connect(RedisSettings(url=server.url, timeout_seconds=timeout))
 
 
 Scenario = Callable[[WindowCounter], Awaitable[None]]
@@ -483,7 +483,7 @@ def test_a_frozen_redis_lets_requests_through_quickly(server: RedisServer,
 
 def test_a_redis_that_is_gone_lets_requests_through(tmp_path: Path) -> None:
     missing = Settings(redis=RedisSettings(url=f"unix://{tmp_path}/nothing.sock", timeout_seconds=0.3))
-    client = connect(missing)
+    client = connect(missing.redis_connection())
     checker = limits([rule("/api/*")], RedisWindowCounter(client, 0.3))
 
     async def scenario() -> Budget | RateLimited:

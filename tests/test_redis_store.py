@@ -65,7 +65,7 @@ class Replicas:
         sessions = SessionSettings.model_validate({"secret": [secret], "cookie_domain": None,
                                                    "redis_cache_seconds": cache_seconds})
         config = RedisSettings(url=self.server.url, key_prefix=self.prefix, timeout_seconds=timeout)
-        client = connect(Settings(session=sessions, redis=config))
+        client = connect(Settings(session=sessions, redis=config).redis_connection())
         self.clients.append(client)
         return RedisSessionStore(client, sessions, config, monotonic=monotonic)
 

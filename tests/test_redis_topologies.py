@@ -81,7 +81,7 @@ def settings(url: str, **redis_keys: Any) -> Settings:
 @contextlib.asynccontextmanager
 async def session_store(config: Settings) -> AsyncIterator[RedisSessionStore]:
     """One replica's session store over its own client, closed in this event loop."""
-    client = connect(config)
+    client = connect(config.redis_connection())
     try:
         yield RedisSessionStore(client, config.session, config.redis)
     finally:
@@ -347,7 +347,7 @@ def test_without_the_channel_rule_revocations_are_refused_not_pretended() -> Non
 async def _every_feature(config: Settings) -> None:
     """Sessions, the rate-limit script, and revocations (stored, published, subscribed)."""
     await round_trip(config)
-    client = connect(config)
+    client = connect(config.redis_connection())
     revocations = RevocationList(client, RevocationSettings(resync_seconds=3600, max_stale_seconds=7200),
                                  config.redis.key_prefix, Metrics())
     try:
@@ -428,7 +428,7 @@ def test_rediss_sentinel_url_uses_tls_to_the_master_verified_against_the_ca(pki:
 ])
 def test_sentinel_hosts_are_read_from_the_url(hosts: str, expected: list[tuple[str, int]]) -> None:
     async def scenario() -> list[tuple[str, int]]:
-        client = connect(settings(f"redis+sentinel://{hosts}/mymaster"))  # connects lazily
+        client = connect(settings(f"redis+sentinel://{hosts}/mymaster").redis_connection())  # connects lazily
         try:
             sentinels = client.connection_pool.sentinel_manager.sentinels  # type: ignore[attr-defined]
             return [(s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs["port"])
@@ -583,7 +583,7 @@ def test_cluster_carries_revocations_from_one_replica_to_another(cluster: list[T
     alice = Principal(subject="alice", roles=(), claims={"sub": "alice", "jti": "j1"}, via="bearer")
 
     async def scenario() -> None:
-        clients = [connect(config), connect(config)]
+        clients = [connect(config.redis_connection()), connect(config.redis_connection())]
         lists = [RevocationList(c, revocation, config.redis.key_prefix, Metrics()) for c in clients]
         try:
             for revocations in lists:
@@ -593,7 +593,7 @@ def test_cluster_carries_revocations_from_one_replica_to_another(cluster: list[T
             await lists[0].revoke(Revocation("jti", "j1", time.time() + 60))
             await _eventually(lambda: _refuses(lists[1], alice), 3, "the revocation reached replica 2")
             # And a replica that starts later reads the whole list.
-            late_client = connect(config)
+            late_client = connect(config.redis_connection())
             clients.append(late_client)
             late = RevocationList(late_client, revocation, config.redis.key_prefix, Metrics())
             lists.append(late)
@@ -614,7 +614,7 @@ def test_cluster_runs_the_rate_limit_script_per_caller(cluster: list[TcpRedis]) 
     keys = [f"{prefix}rl:0:{secrets.token_hex(16)}:60" for _ in range(6)]
 
     async def scenario() -> None:
-        client = connect(config)
+        client = connect(config.redis_connection())
         try:
             counter = RedisWindowCounter(client, config.redis.timeout_seconds)
             for key in keys:

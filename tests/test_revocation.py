@@ -87,7 +87,7 @@ async def replica(url: str, prefix: str, *, clocks: Clocks | None = None,
                   **revocation: Any) -> AsyncIterator[RevocationList]:
     """One gatekeeper's revocation list: its own Redis client, started and closed."""
     config = settings(url, **revocation)
-    client = connect(config)
+    client = connect(config.redis_connection())
     clocks = clocks or Clocks()
     revocations = RevocationList(client, config.revocation, prefix, Metrics(),
                                  clock=clocks.wall, monotonic=clocks.monotonic)
@@ -339,7 +339,7 @@ def test_the_pipeline_refuses_revoked_sessions_and_fails_closed_when_stale(
         async with replica(server.url, prefix, clocks=clocks) as revocations:
             authenticator = Fixed(who("alice", via="session"))
             pipeline = Pipeline([authenticator], AuthenticatedOnly(PublicPaths(["/public/*"])),
-                                HeaderPolicy(Settings()), revocations=revocations)
+                                HeaderPolicy(Settings().header_section()), revocations=revocations)
             assert (await pipeline.decide(request("/app"))).allowed
             await revocations.revoke(Revocation("sub", "alice", in_(60)))
             decision = await pipeline.decide(request("/app"))
@@ -365,7 +365,7 @@ def test_an_open_connection_is_no_longer_allowed_once_revoked_expired_or_the_lis
     async def scenario() -> None:
         async with replica(server.url, prefix, clocks=clocks) as revocations:
             pipeline = Pipeline([], AuthenticatedOnly(PublicPaths(["/public/*"])),
-                                HeaderPolicy(Settings()), revocations=revocations)
+                                HeaderPolicy(Settings().header_section()), revocations=revocations)
             now = time.time()
             alice = dataclasses.replace(who("alice", jti="a1"), expires_at=now + 60)
             assert pipeline.still_allowed(alice, "GET", "/app", now) is None

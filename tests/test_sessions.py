@@ -131,7 +131,7 @@ def _redis_store(request: pytest.FixtureRequest) -> StoreFactory:
 
     def make(config: SessionSettings, clock: Clock) -> SessionStore:
         redis_settings = RedisSettings(url=server.url)
-        client = connect(Settings(session=config, redis=redis_settings))
+        client = connect(Settings(session=config, redis=redis_settings).redis_connection())
         _OPEN_CLIENTS.append(client)
         return RedisSessionStore(client, config, redis_settings, clock=clock)
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, TextIO
@@ -140,11 +140,12 @@ class Outcome:
 class Decider:
     """The proxy's authorizer over one loaded policy, plus what the CLI prints about it."""
 
-    def __init__(self, settings: Settings, policy: CompiledPolicy) -> None:
-        self._authorizer = PolicyAuthorizer(FixedPolicy(policy), PublicPaths(settings.public_paths))
+    def __init__(self, policy: CompiledPolicy, *, public_paths: Sequence[str],
+                 roles_claims: Sequence[str], subject_prefixes: Mapping[str, str]) -> None:
+        self._authorizer = PolicyAuthorizer(FixedPolicy(policy), PublicPaths(public_paths))
         self._policy = policy
-        self._roles_claims = settings.auth.roles_claims
-        self._namespaces = SubjectNamespaces(settings.subject_prefixes())
+        self._roles_claims = list(roles_claims)
+        self._namespaces = SubjectNamespaces(dict(subject_prefixes))
         self.rules = {rule.source: rule for rule in policy.rules}
 
     def principal(self, request: CaseRequest) -> Principal:
@@ -196,7 +197,9 @@ def _decider(config_path: str | None) -> Decider:
         raise UsageError(["the policy cannot be loaded (details: gatekeeper policy check):",
                           *exc.problems]) from exc
     _print_warnings(report.warnings)
-    return Decider(settings, report.policy)
+    return Decider(report.policy, public_paths=settings.public_paths,
+                   roles_claims=settings.auth.roles_claims,
+                   subject_prefixes=settings.subject_prefixes())
 
 
 def parse_claims(pairs: Sequence[str]) -> dict[str, Any]:
@@ -285,7 +288,7 @@ def _describe_rule(outcome: Outcome) -> str:
         return str(outcome.rule)
     if outcome.reason == "no_credentials":
         return "none: anonymous callers are considered only on public_paths (the proxy answers 401)"
-    return "no rule matched: default deny"
+    return "no allow rule matched: default deny"
 
 
 def read_cases(path: Path) -> list[Case]:

@@ -23,16 +23,19 @@ from redis.asyncio.sentinel import Sentinel
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from gatekeeper.settings import Settings
+from gatekeeper.errors import ConfigError
+from gatekeeper.settings import RedisSettings
 
 RedisClient = Redis | RedisCluster
 # What a failing Redis raises: catch these, never bare Exception.
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
 
-def connect(settings: Settings) -> RedisClient:
-    config = settings.redis
-    url = settings.redis_url()
+def connect(config: RedisSettings) -> RedisClient:
+    """``config``: the redis section with its url resolved (``Settings.redis_connection()``)."""
+    url = config.url
+    if url is None:
+        raise ConfigError(["redis.url: not set (nor session.redis_url)"])
     password = config.password.get_secret_value() if config.password is not None else None
     if config.password_file is not None:
         password = config.password_file.read_text().strip()

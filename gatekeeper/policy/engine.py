@@ -89,7 +89,7 @@ class Rule:
 @dataclass(frozen=True, slots=True)
 class PolicyVerdict:
     allowed: bool
-    rule: Rule | None  # the rule that decided; None when no rule matched (default deny)
+    rule: Rule | None  # the rule that decided; None for the default deny (no allow matched)
     refused: str | None = None  # a reason code when the request was refused before any rule
 
     @property
@@ -255,7 +255,12 @@ class CompiledPolicy:
         self._namespace["g"] = g
         match = self._match
         effects: set[Effector] = set()
+        # The rule named as the decider: the one at which the effect was settled, or, for an
+        # allow settled only at the end (deny-override with no deny), a matching allow. Casbin's
+        # explain names the last matching rule whatever its effect, so a deny that never
+        # decides under some(where (p.eft == allow)) was named for a default deny.
         decided_by: int | None = None
+        last_allow: int | None = None
         for position in self._candidates(subjects):
             rule = self.rules[position]
             try:
@@ -269,13 +274,16 @@ class CompiledPolicy:
                 effects.add(Effector.INDETERMINATE)
                 continue
             if self._eft_index is None:
-                effects.add(Effector.ALLOW)
+                effect = Effector.ALLOW
             else:
                 eft = rule.values[self._eft_index]
-                effects.add(Effector.ALLOW if eft == "allow"
-                            else Effector.DENY if eft == "deny" else Effector.INDETERMINATE)
-            decided_by = position
+                effect = (Effector.ALLOW if eft == "allow"
+                          else Effector.DENY if eft == "deny" else Effector.INDETERMINATE)
+            effects.add(effect)
+            if effect == Effector.ALLOW:
+                last_allow = position
             if self._effector.intermediate_effect(effects) != Effector.INDETERMINATE:
+                decided_by = position
                 break
         if not self.rules:
             # Casbin, given no rules at all, evaluates the matcher once with empty rule fields
@@ -286,6 +294,8 @@ class CompiledPolicy:
                 empty = False
             effects.add(Effector.ALLOW if empty else Effector.INDETERMINATE)
         allowed = effect_to_bool(self._effector.final_effect(effects))
+        if decided_by is None and allowed:
+            decided_by = last_allow
         return PolicyVerdict(allowed, self.rules[decided_by] if decided_by is not None else None)
 
     def try_rule(self, rule: Rule | None, subject: str, method: str, path: str) -> bool:

@@ -66,6 +66,9 @@ class PolicyHolder:
         if self.active is not None and report.policy.digest == self.active.digest:
             # Same content: keep the warm decision cache. A refusal reported earlier is
             # over, though: the files on disk are the serving policy again.
+            if self.last_error is not None:
+                log.info("policy files hold the serving policy again; the refusal is over",
+                         extra={"reason": reason, "digest": report.policy.digest})
             self.last_error = None
             return False
         if self.active is not None:
@@ -102,6 +105,8 @@ class PolicyHolder:
             self._watcher = asyncio.create_task(self._watch(), name="policy-watch")
 
     def _on_sighup(self) -> None:
+        log.info("SIGHUP: reloading the policy", extra={"active_digest": self.active.digest
+                                                         if self.active else None})
         asyncio.get_running_loop().create_task(self.reload("SIGHUP"))
 
     async def _watch(self) -> None:

@@ -38,7 +38,6 @@ from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
 from gatekeeper.server.limits import BodyPace, ConnectionLimits, HeadBudget, HeadRefused
-from gatekeeper.settings import Settings
 
 log = logging.getLogger("gatekeeper.server")
 
@@ -349,20 +348,6 @@ class EdgeProtocol(OriginFormProtocol):
             STATUS_LINE[status], b"content-type: text/plain; charset=utf-8\r\n",
             b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body), body]))
         self.transport.close()
-
-
-def limits_of(settings: Settings) -> ConnectionLimits:
-    return ConnectionLimits(
-        max_request_line_bytes=settings.max_request_line_bytes,
-        max_header_bytes=settings.max_header_bytes,
-        max_header_count=settings.max_header_count,
-        request_head_timeout_seconds=settings.request_head_timeout_seconds,
-        keep_alive_timeout_seconds=settings.keep_alive_timeout_seconds,
-        max_connections=settings.max_connections,
-        request_body_timeout_seconds=settings.request_body_timeout_seconds,
-        request_body_min_bytes_per_second=settings.request_body_min_bytes_per_second,
-        send_timeout_seconds=settings.send_timeout_seconds,
-    )
 
 
 def edge_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:

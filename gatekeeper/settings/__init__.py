@@ -12,7 +12,7 @@ import re
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gatekeeper.headernames import NEVER_FORWARDED, fold, is_forwarding, is_override
 from gatekeeper.settings.auth import AuthSettings, IssuerSettings
@@ -25,6 +25,7 @@ from gatekeeper.settings.common import (
     split_host_port,
 )
 from gatekeeper.settings.forward_auth import ForwardAuthSettings
+from gatekeeper.settings.headers import HeaderSettings
 from gatekeeper.settings.oidc import OidcSettings, ProviderSettings
 from gatekeeper.settings.redis import RedisSettings, RevocationSettings, check_redis_url, is_tls
 from gatekeeper.settings.routes import PolicySettings, RateLimitRule, check_path_pattern, check_pattern_shape
@@ -33,7 +34,8 @@ from gatekeeper.settings.subjects import IssuerEntry, resolve_prefixes
 
 __all__ = [
     "ENV_PREFIX", "HEADER_ROOM_BYTES", "MIN_SESSION_SECRET_BYTES", "SESSION_CHUNK_BYTES",
-    "AsymmetricAlgorithm", "AuthSettings", "ForwardAuthSettings", "IssuerSettings", "OidcSettings",
+    "AsymmetricAlgorithm", "AuthSettings", "ForwardAuthSettings", "HeaderSettings", "IssuerSettings",
+    "OidcSettings",
     "PolicySettings", "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings",
     "SessionSettings", "Settings", "check_path_pattern", "check_pattern_shape", "check_redis_url",
     "split_host_port",
@@ -47,6 +49,32 @@ DEFAULT_HEADERS = {
 }
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
 _RESERVED_HEADERS = frozenset({b"authorization", b"cookie", b"x-request-id", b"x-auth-request-access-token"})
+
+
+def _local(host: str) -> str | None:
+    """'any' for a wildcard address, 'loopback' for this host's loopback, else None."""
+    if host in ("", "*"):
+        return "any"
+    if host.lower() == "localhost":
+        return "loopback"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return "any" if address.is_unspecified else "loopback" if address.is_loopback else None
+
+
+def _same_socket(listen: str, host: str, port: int) -> bool:
+    """Would a connection to host:port reach the listener bound to ``listen``?"""
+    bound, bound_port = split_host_port(listen)
+    if bound_port != port:
+        return False
+    if bound.lower() == host.lower():
+        return True
+    # A wildcard listener takes connections to any local address; loopback names one another
+    # (localhost, 127.0.0.1, ::1 — a dual-stack resolver may pick either).
+    kinds = (_local(host), _local(bound))
+    return None not in kinds and ("any" in kinds or kinds == ("loopback", "loopback"))
 
 
 class Settings(FrozenModel):
@@ -139,12 +167,21 @@ class Settings(FrozenModel):
 
     @field_validator("upstream")
     @classmethod
-    def _upstream(cls, value: str) -> str:
+    def _upstream(cls, value: str, info: ValidationInfo) -> str:
         parts = urlsplit(value)
         if parts.scheme != "http" or not parts.hostname:
             raise ValueError("must be http://HOST:PORT (the app on localhost)")
         if parts.path not in ("", "/") or parts.query or parts.fragment:
             raise ValueError("must not carry a path, query or fragment")
+        try:
+            port = parts.port or 80
+        except ValueError:
+            raise ValueError("has an invalid port") from None
+        for key in ("listen", "admin_listen"):  # validated before upstream (field order)
+            address = info.data.get(key)
+            if address is not None and _same_socket(address, parts.hostname, port):
+                raise ValueError(f"is gatekeeper's own {key} ({address}): every request would "
+                                 f"come back to gatekeeper; give the app its own port")
         return value
 
     @field_validator("public_paths")
@@ -207,10 +244,10 @@ class Settings(FrozenModel):
 
     def subject_prefixes(self) -> dict[str, str]:
         """issuer → the prefix of its subjects (see gatekeeper/subjects.py)."""
-        entries = [IssuerEntry(f"auth.issuers[{i}]", e.issuer, e.subject_prefix)
+        entries = [IssuerEntry(f"auth.issuers.{i}", e.issuer, e.subject_prefix)
                    for i, e in enumerate(self.auth.issuers)]
         if self.oidc is not None:
-            entries += [IssuerEntry(f"oidc.providers[{i}]", p.issuer, p.subject_prefix)
+            entries += [IssuerEntry(self.oidc.provider_key(i), p.issuer, p.subject_prefix)
                         for i, p in enumerate(self.oidc.providers)]
         return resolve_prefixes(entries)
 
@@ -220,6 +257,18 @@ class Settings(FrozenModel):
 
     def redis_url(self) -> str:
         return self.redis.url or self.session.redis_url
+
+    def redis_connection(self) -> RedisSettings:
+        """The redis section with its url resolved (``redis.url``, else ``session.redis_url``)."""
+        return self.redis.model_copy(update={"url": self.redis_url()})
+
+    def header_section(self) -> HeaderSettings:
+        """The keys that shape what the app receives (mutate.HeaderPolicy)."""
+        return HeaderSettings(
+            headers=dict(self.headers), pass_access_token=self.pass_access_token,
+            pass_authorization_header=self.pass_authorization_header,
+            trusted_proxies=tuple(self.trusted_proxies),
+            session_cookie=self.session.cookie_name if self.oidc is not None else None)
 
     @model_validator(mode="after")
     def _redis_tls(self) -> Settings:

@@ -7,52 +7,110 @@ gatekeeper/settings/ (``Settings`` in __init__.py, a module per section).
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from gatekeeper.errors import ConfigError
-from gatekeeper.settings import ENV_PREFIX, Settings
+from gatekeeper.settings import ENV_PREFIX, OidcSettings, ProviderSettings, Settings
 
 MAX_CONFIG_DEPTH = 32  # the deepest real key path is 5 levels (oidc.providers.0.scopes.0)
 MAX_CONFIG_VALUES = 100_000  # far above any real file; bounds the walk of a YAML alias bomb
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 
 
-def _expand(node: Any, path: str, environ: Mapping[str, str], problems: list[str]) -> Any:
+Loc = tuple[str, ...]
+
+
+def _expand(node: Any, loc: Loc, environ: Mapping[str, str], problems: list[str],
+            sources: dict[Loc, str]) -> Any:
+    """${VAR} expanded in every string value; ``sources`` records which variables a value
+    holds, so that a problem with it names them (never their values)."""
     if isinstance(node, dict):
-        return {k: _expand(v, f"{path}.{k}" if path else str(k), environ, problems) for k, v in node.items()}
+        return {k: _expand(v, (*loc, str(k)), environ, problems, sources) for k, v in node.items()}
     if isinstance(node, list):
-        return [_expand(v, f"{path}.{i}", environ, problems) for i, v in enumerate(node)]
+        return [_expand(v, (*loc, str(i)), environ, problems, sources) for i, v in enumerate(node)]
     if isinstance(node, str):
+        used: list[str] = []
 
         def substitute(match: re.Match[str]) -> str:
             name, default = match.group(1), match.group(2)
+            used.append(f"${{{name}}}")
             if name in environ:
                 return environ[name]
             if default is not None:
                 return default
-            problems.append(f"{path}: environment variable {name} is not set")
+            problems.append(f"{'.'.join(loc)}: environment variable {name} is not set")
             return ""
 
-        return _ENV_REF.sub(substitute, node)
+        expanded = _ENV_REF.sub(substitute, node)
+        if used:
+            sources[loc] = f"from {', '.join(dict.fromkeys(used))}"
+        return expanded
     return node
 
 
-def _format_error(error: Any) -> str:
-    loc = ".".join(str(part) for part in error["loc"]) or "(top level)"
+def _format_error(error: Any, sources: Mapping[Loc, str], inline_oidc: bool) -> str:
+    loc: Loc = tuple(str(part) for part in error["loc"])
+    if inline_oidc and loc[:3] == ("oidc", "providers", "0"):
+        loc = ("oidc", *loc[3:])  # the short form: the key as the user wrote it (oidc.issuer)
     message = str(error["msg"])
     if error["type"] == "extra_forbidden":
         message = "unknown key"
+        close = difflib.get_close_matches(loc[-1], known_keys(loc[:-1]), n=1, cutoff=0.6)
+        if close:
+            message += f" (did you mean {close[0]}?)"
     # pydantic prefixes custom messages; the key path already says where.
     message = message.removeprefix("Value error, ")
-    return f"{loc}: {message}"
+    source = next((text for prefix, text in sources.items() if loc[:len(prefix)] == prefix), None)
+    if source is not None:
+        message += f" ({source})"
+    return f"{'.'.join(loc) or '(top level)'}: {message}"
+
+
+def known_keys(loc: Loc) -> list[str]:
+    """The keys a config file may give at ``loc`` (for "did you mean"); [] when not a mapping."""
+    node: Any = Settings
+    for part in loc:
+        node = _unwrap(node)
+        if isinstance(node, type) and issubclass(node, BaseModel):
+            if part not in node.model_fields:
+                return []
+            node = node.model_fields[part].annotation
+        elif get_origin(node) is list and part.isdigit():
+            node = get_args(node)[0]
+        elif get_origin(node) is dict:
+            node = get_args(node)[1]
+        else:
+            return []
+    node = _unwrap(node)
+    if not (isinstance(node, type) and issubclass(node, BaseModel)):
+        return []
+    keys = list(node.model_fields)
+    if node is OidcSettings:  # the short form: one provider's keys directly under oidc
+        keys += [key for key in ProviderSettings.model_fields if key != "id"]
+    return keys
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X | None`` → ``X``."""
+    if get_origin(annotation) in (Union, UnionType):
+        options = [arg for arg in get_args(annotation) if arg is not type(None)]
+        return options[0] if len(options) == 1 else annotation
+    return annotation
+
+
+def _is_inline_oidc(data: Mapping[str, Any]) -> bool:
+    oidc = data.get("oidc")
+    return isinstance(oidc, dict) and "issuer" in oidc and "providers" not in oidc
 
 
 def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = None) -> Settings:
@@ -65,23 +123,21 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
             raise ConfigError([f"{path}: the top level must be a mapping of keys"])
         _check_shape(raw)
     problems: list[str] = []
-    expanded = _expand(raw, "", env, problems)
-    merged = _apply_env_overrides(expanded, env)
+    sources: dict[Loc, str] = {}
+    expanded = _expand(raw, (), env, problems, sources)
+    merged = _apply_env_overrides(expanded, env, sources)
     _check_shape(merged)
+    # absolute(), not resolve(): in a ConfigMap volume the file is a symlink into a hidden
+    # ..<timestamp>/ directory, and the policies sit next to the link, not its target.
+    config_dir = None if path is None else Path(path).absolute().parent
     try:
-        settings = Settings.model_validate(merged)
+        settings = Settings.model_validate(merged, context={"config_dir": config_dir})
     except ValidationError as exc:
-        problems.extend(_format_error(e) for e in exc.errors(include_input=False))
+        inline = _is_inline_oidc(merged)
+        problems.extend(_format_error(e, sources, inline) for e in exc.errors(include_input=False))
         raise ConfigError(problems) from None
     if problems:
         raise ConfigError(problems)
-    if settings.policy is not None and path is not None:
-        # absolute(), not resolve(): in a ConfigMap volume the file is a symlink into a hidden
-        # ..<timestamp>/ directory, and the policies sit next to the link, not its target.
-        base = Path(path).absolute().parent
-        policy = settings.policy.model_copy(update={
-            "model": base / settings.policy.model, "policy": base / settings.policy.policy})
-        settings = settings.model_copy(update={"policy": policy})
     return settings
 
 
@@ -131,14 +187,24 @@ _SERVICE_LINK = re.compile(
     r"|PORT_\d+_(TCP|UDP|SCTP)(_PROTO|_PORT|_ADDR)?)")
 
 
-def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str]) -> dict[str, Any]:
-    """GATEKEEPER_AUTH__LEEWAY_SECONDS=10 sets auth.leeway_seconds; JSON values for lists/maps."""
+def override_variables(environ: Mapping[str, str]) -> list[str]:
+    """The GATEKEEPER_* variables that set config keys, sorted."""
+    return sorted(name for name in environ if name.startswith(ENV_PREFIX)
+                  and name != "GATEKEEPER_CONFIG" and not _SERVICE_LINK.fullmatch(name))
+
+
+def _apply_env_overrides(data: dict[str, Any], environ: Mapping[str, str],
+                         sources: dict[Loc, str]) -> dict[str, Any]:
+    """GATEKEEPER_AUTH__LEEWAY_SECONDS=10 sets auth.leeway_seconds; JSON values for lists/maps.
+    ``sources`` records which variable set which key path, so that a problem there names it."""
     merged = dict(data)
-    for name, value in sorted(environ.items()):
-        if (not name.startswith(ENV_PREFIX) or name == "GATEKEEPER_CONFIG"
-                or _SERVICE_LINK.fullmatch(name)):
-            continue
+    for name in override_variables(environ):
+        value = environ[name]
         keys = name[len(ENV_PREFIX) :].lower().split("__")
+        overridden = tuple(keys)
+        for loc in [loc for loc in sources if loc[:len(overridden)] == overridden]:
+            del sources[loc]  # the file's value (and its ${VAR}s) is replaced
+        sources[overridden] = f"set by the environment variable {name}"
         parsed: Any = value
         if value[:1] in ("[", "{"):
             try:

@@ -57,9 +57,9 @@ def localhost_only_warnings(settings: Settings) -> list[str]:
                  ("oidc.post_logout_redirect_url", oidc.post_logout_redirect_url)]
     for index, provider in enumerate(oidc.providers):
         if _plain_http_elsewhere(provider.issuer):
-            found.append(f"oidc.providers.{index}.issuer: plain http to a host other than "
+            found.append(f"{oidc.provider_key(index, 'issuer')}: plain http to a host other than "
                          "localhost: anyone on the path can forge ID tokens and read codes")
-        redirects.append((f"oidc.providers.{index}.redirect_url", provider.redirect_url))
+        redirects.append((oidc.provider_key(index, "redirect_url"), provider.redirect_url))
     for key, url in redirects:
         if _plain_http_elsewhere(url):
             found.append(f"{key}: plain http on a host other than localhost: the login code and "

@@ -7,11 +7,14 @@ from typing import Any, Literal
 
 from pydantic import (
     Field,
+    ModelWrapValidatorHandler,
+    PrivateAttr,
     SecretStr,
     field_validator,
     model_validator,
 )
 
+from gatekeeper.errors import ConfigError
 from gatekeeper.settings.common import AsymmetricAlgorithm, FrozenModel, check_http_url
 from gatekeeper.settings.subjects import SUBJECT_PREFIX_DESCRIPTION, check_issuer_url, check_prefix
 
@@ -143,17 +146,29 @@ class OidcSettings(FrozenModel):
         description="A back-channel logout token issued (`iat`) longer ago than this is refused; "
         "its `jti` is remembered as long as it could be accepted.")
 
-    @model_validator(mode="before")
+    _short_form: bool = PrivateAttr(default=False)  # written as one provider's keys under oidc
+
+    @model_validator(mode="wrap")
     @classmethod
-    def _inline_provider(cls, data: Any) -> Any:
+    def _inline_provider(cls, data: Any, handler: ModelWrapValidatorHandler[OidcSettings]
+                         ) -> OidcSettings:
         # The short form: one provider's keys directly under `oidc` (the documented shape).
-        if isinstance(data, dict) and "issuer" in data:
+        short = isinstance(data, dict) and "issuer" in data
+        if short:
             if "providers" in data:
                 raise ValueError("give either `providers` or one provider's keys (issuer, …), not both")
             provider = {k: v for k, v in data.items() if k in _PROVIDER_KEYS}
             rest = {k: v for k, v in data.items() if k not in _PROVIDER_KEYS}
-            return {**rest, "providers": [provider]}
-        return data
+            data = {**rest, "providers": [provider]}
+        settings = handler(data)
+        settings._short_form = short
+        return settings
+
+    def provider_key(self, index: int, key: str = "") -> str:
+        """A provider's config key as the user wrote it: ``oidc.redirect_url`` in the short
+        form, ``oidc.providers.1.redirect_url`` in the list."""
+        where = "oidc" if self._short_form else f"oidc.providers.{index}"
+        return f"{where}.{key}" if key else where
 
     @field_validator("redirect_url", "post_logout_redirect_url")
     @classmethod
@@ -191,6 +206,7 @@ class OidcSettings(FrozenModel):
 
     def redirect_url_of(self, provider: ProviderSettings) -> str:
         url = provider.redirect_url or self.redirect_url
-        if url is None:  # _coherent refuses such a config; a hand-built one may still get here
-            raise ValueError(f"provider {provider.id!r} has no redirect_url")
+        if url is None:  # refused by _coherent; a real error, not an assert (gone under -O)
+            raise ConfigError([f"oidc.redirect_url: not set, nor the redirect_url of provider "
+                               f"{provider.id!r}"])
         return url

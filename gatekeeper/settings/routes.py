@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal
 
 from pydantic import (
     Field,
+    ValidationInfo,
     field_validator,
 )
 
@@ -23,6 +25,25 @@ class PolicySettings(FrozenModel):
     watch: bool = Field(default=True, description="Reload when the files change (and on SIGHUP).")
     decision_cache_size: int = Field(
         default=65536, ge=0, le=10_000_000, description="Decisions kept per policy (LRU).")
+
+    @field_validator("model", "policy")
+    @classmethod
+    def _file(cls, value: Path, info: ValidationInfo) -> Path:
+        """Read from a config file (``load_settings`` passes ``config_dir`` in the context): the
+        path, made absolute from the file's directory, must be a readable file — reported with
+        its key and every other problem, not after them by the policy loader."""
+        context = info.context
+        if not isinstance(context, dict) or "config_dir" not in context:
+            return value
+        directory: Path | None = context["config_dir"]
+        path = value if directory is None else directory / value
+        if not path.is_file():
+            where = "" if value.is_absolute() or directory is None else \
+                " (a relative path is read from the config file's directory)"
+            raise ValueError(f"{path}: {'not a file' if path.exists() else 'no such file'}{where}")
+        if not os.access(path, os.R_OK):
+            raise ValueError(f"{path}: cannot be read (permissions)")
+        return path
 
 
 HTTP_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §9.1: a method is a token

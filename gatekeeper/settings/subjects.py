@@ -39,7 +39,7 @@ def check_issuer_url(value: str) -> str:
 
 @dataclass(frozen=True, slots=True)
 class IssuerEntry:
-    key: str  # "auth.issuers[0]", "oidc.providers[1]"
+    key: str  # "auth.issuers.0", "oidc.providers.1", "oidc" (one provider's keys under oidc)
     issuer: str
     prefix: str | None  # as configured; None = the default
 

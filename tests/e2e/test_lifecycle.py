@@ -6,16 +6,19 @@ import json
 import signal
 import socket
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from gatekeeper.dev.issuer import DevIssuer
-from tests.conftest import AUDIENCE, Gatekeeper, Upstream
+from tests.conftest import AUDIENCE, Gatekeeper, Upstream, gatekeeper_config
 from tests.e2e.test_proxy import access_log_entries
 from tests.support.servers import free_port
 
@@ -99,6 +102,10 @@ def test_sigterm_exits_with_code_zero(
     except subprocess.TimeoutExpired:
         pytest.fail(f"gatekeeper still running after SIGTERM:\n{gk.process.output()}")
     assert code == 0, gk.process.output()
+    stopping = [entry for entry in map(json.loads, (line for line in gk.process.output().splitlines()
+                                                    if line.startswith("{")))
+                if entry.get("message") == "stopping: finishing in-flight requests"]
+    assert [(e["signal"], e["drain_seconds"]) for e in stopping] == [("SIGTERM", 5)]
 
 
 def test_sigterm_turns_readiness_off_at_once_while_requests_drain(
@@ -128,6 +135,50 @@ def test_sigterm_turns_readiness_off_at_once_while_requests_drain(
         assert "draining" in ready.json()["failing"]
     finally:
         thread.join(30)
+
+
+def test_sighup_without_a_policy_is_logged_and_does_not_stop_gatekeeper(
+    gatekeeper_factory: Callable[..., Gatekeeper]
+) -> None:
+    gk = gatekeeper_factory()
+    assert "policy" not in gk.config
+    gk.process.send_signal(signal.SIGHUP)
+
+    def logged() -> list[dict[str, object]]:
+        lines = [line for line in gk.process.output().splitlines() if line.startswith("{")]
+        return [e for e in map(json.loads, lines) if e.get("message") == "SIGHUP: no policy to reload"]
+
+    _poll(lambda: bool(logged()) or gk.process.proc.poll() is not None, 10, "the SIGHUP log line")
+    assert gk.process.proc.poll() is None, gk.process.output()[-2000:]
+    assert len(logged()) == 1
+    with gk.admin() as admin:
+        assert admin.get("/healthz").status_code == 200
+
+
+# -- a port that cannot be bound ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("key", ["listen", "admin_listen"])
+def test_a_port_in_use_is_one_line_naming_the_key_and_no_ready(
+    issuer: DevIssuer, upstream: Upstream, tmp_path: Path, key: str
+) -> None:
+    config = gatekeeper_config(issuer, upstream.url)
+    host, port = config[key].rsplit(":", 1)
+    with socket.socket() as taken:
+        taken.bind((host, int(port)))
+        taken.listen()
+        path = tmp_path / "gatekeeper.yaml"
+        path.write_text(yaml.safe_dump(config))
+        result = subprocess.run([sys.executable, "-m", "gatekeeper", "run", "--config", str(path)],
+                                capture_output=True, text=True, timeout=60, check=False)
+    output = result.stdout + result.stderr
+    assert result.returncode == 3, output
+    assert "gatekeeper ready" not in output
+    naming = [line for line in output.splitlines() if config[key] in line]
+    assert len(naming) == 1, output
+    entry = json.loads(naming[0])
+    assert (entry["message"], entry["error"]) == (
+        "startup failed", f"{key} {config[key]}: cannot bind (Address already in use)")
 
 
 # -- readiness ----------------------------------------------------------------------------------------

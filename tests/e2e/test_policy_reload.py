@@ -74,6 +74,15 @@ def metric(gk: Gatekeeper, name: str, **labels: str) -> float | None:
     return None
 
 
+def logged(gk: Gatekeeper, message: str) -> list[dict[str, Any]]:
+    """gatekeeper's JSON log lines with this message."""
+    lines = [line for line in gk.process.output().splitlines() if line.startswith("{")]
+    return [entry for entry in map(json.loads, lines) if entry.get("message") == message]
+
+
+RESTORED = "policy files hold the serving policy again; the refusal is over"
+
+
 def digest_of(model: Path, policy: Path) -> str:
     return load_policy(model, policy).policy.digest
 
@@ -162,10 +171,13 @@ def test_a_broken_policy_file_is_refused_and_the_old_one_keeps_serving(
     assert "refused" in check["detail"] and BROKEN_LINE in check["detail"]
     assert metric(gk, "gatekeeper_policy_active", digest=good_digest) == 1.0
 
+    assert logged(gk, RESTORED) == []
     write_atomically(policy, V1)  # reverted to what is serving: the refusal is history
     poll(lambda: "refused" not in readyz(gk).json()["checks"]["policy"]["detail"],
          "/readyz stops reporting the refusal once the file is good again")
     assert status(gk, "/docs/a", token) == 200
+    poll(lambda: bool(logged(gk, RESTORED)), "a log line says the refusal is over")
+    assert logged(gk, RESTORED)[0]["digest"] == good_digest
 
     write_atomically(policy, BROKEN)  # broken again, then repaired with a new grant
     poll(lambda: BROKEN_LINE in readyz(gk).json()["checks"]["policy"]["detail"],
@@ -256,10 +268,14 @@ def test_sighup_reloads_when_watching_is_off(
     successes = metric(gk, "gatekeeper_policy_reloads_total", result="success") or 0.0
     write_atomically(policy, V2)
     assert status(gk, "/reports/a", token) == 403  # nobody told it yet
+    assert logged(gk, "SIGHUP: reloading the policy") == []
     gk.process.send_signal(signal.SIGHUP)
     poll(lambda: status(gk, "/reports/a", token) == 200, "SIGHUP loads the new file")
     assert metric(gk, "gatekeeper_policy_reloads_total", result="success") == successes + 1
     assert gk.process.returncode is None  # SIGHUP did not end the process
+    assert [e["level"] for e in logged(gk, "SIGHUP: reloading the policy")] == ["info"]
+    gk.process.send_signal(signal.SIGHUP)  # unchanged files: the SIGHUP is still seen in the log
+    poll(lambda: len(logged(gk, "SIGHUP: reloading the policy")) == 2, "the second SIGHUP is logged")
 
     write_atomically(policy, BROKEN)  # a refused SIGHUP reload keeps the policy too
     failures = metric(gk, "gatekeeper_policy_reloads_total", result="failure") or 0.0

@@ -310,4 +310,4 @@ def test_two_prefixes_that_could_overlap_are_refused_at_start(
     result = subprocess.run([sys.executable, "-m", "gatekeeper", "check", "--config", str(path)],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 2, result.stdout + result.stderr
-    assert "auth.issuers[1].subject_prefix" in result.stderr and "overlap" in result.stderr
+    assert "auth.issuers.1.subject_prefix" in result.stderr and "overlap" in result.stderr

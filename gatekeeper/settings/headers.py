@@ -1,0 +1,19 @@
+"""The header section: what shapes the headers the app receives, gathered from the top-level keys.
+
+The keys stay where users write them (``headers``, ``pass_access_token``, …: the documented
+interface); ``Settings.header_section()`` hands ``mutate.HeaderPolicy`` just these values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class HeaderSettings:
+    headers: Mapping[str, str]  # identity header → claim path
+    pass_access_token: bool
+    pass_authorization_header: bool
+    trusted_proxies: tuple[str, ...]  # IPs or CIDRs, validated by Settings
+    session_cookie: str | None  # gatekeeper's own cookie, stripped; None without browser login
