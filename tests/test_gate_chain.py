@@ -112,7 +112,7 @@ class Login:
 def build(caller: Caller, *, limit: int | None = None, login: Login | None = None,
           app: App | None = None) -> Gate:
     settings = Settings(trusted_proxies=["127.0.0.1/32"])
-    metrics, headers = Metrics(), HeaderPolicy(settings)
+    metrics, headers = Metrics(), HeaderPolicy(settings.header_section())
     upstream = UpstreamAddress.parse("http://127.0.0.1:9")
     rate_limits = None if limit is None else RateLimits(
         [RateLimitRule(path="/limited/*", limit=limit, window_seconds=60)], MemoryWindowCounter(),

@@ -9,8 +9,9 @@ from typing import Any
 
 import pytest
 
+from gatekeeper.edge.responses import Answer
 from gatekeeper.errors import InvalidToken, KeysUnavailable
-from gatekeeper.login.answer import Answer, redirect
+from gatekeeper.login.answer import redirect
 from gatekeeper.login.userinfo import UserInfo
 from gatekeeper.principal import ANONYMOUS, Outcome, Principal
 from gatekeeper.request import RequestView

@@ -25,7 +25,14 @@ from gatekeeper.cookies import private_answer
 from gatekeeper.edge.forward_auth import ForwardAuth
 from gatekeeper.edge.method_override import refuse_method_override
 from gatekeeper.edge.proxy import ClientDisconnected, Proxy, body_framing
-from gatekeeper.edge.responses import refuse_websocket, send_check_passed, send_decision, send_error
+from gatekeeper.edge.responses import (
+    Answer,
+    refuse_websocket,
+    send_answer,
+    send_check_passed,
+    send_decision,
+    send_error,
+)
 from gatekeeper.edge.websocket import WebSocketProxy
 from gatekeeper.errors import BadRequest, GatekeeperError, HeadersTooLarge, UpstreamError
 from gatekeeper.exchange import Exchange
@@ -52,16 +59,6 @@ class Decider(Protocol):
     def still_allowed(self, principal: Principal, method: str, path: str, now: float) -> str | None: ...
 
 
-class LoginAnswer(Protocol):
-    """What a login route did, for the access log."""
-
-    @property
-    def status(self) -> int: ...
-
-    @property
-    def decision(self) -> Decision: ...
-
-
 class SignedInCheck(Protocol):
     async def still_signed_in(self, request: Exchange) -> str | None: ...
 
@@ -77,12 +74,11 @@ class LoginEdge(Protocol):
 
     def handles(self, path: str) -> bool: ...
 
-    async def handle(self, request: Exchange, receive: Receive, send: Send,
-                     request_id: str) -> LoginAnswer: ...
+    async def handle(self, request: Exchange, receive: Receive, request_id: str) -> Answer: ...
 
     def wants_login(self, request: Exchange, decision: Decision) -> bool: ...
 
-    async def redirect_to_login(self, request: Exchange, send: Send, request_id: str) -> LoginAnswer: ...
+    async def redirect_to_login(self, request: Exchange, request_id: str) -> Answer: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -190,8 +186,8 @@ class Gate:
                 if login is not None:
                     send = _setting_cookies(send, exchange)
                     if login.handles(exchange.path):
-                        answered = await login.handle(exchange, receive, send, request_id)
-                        decision, status = answered.decision, answered.status
+                        answer = await login.handle(exchange, receive, request_id)
+                        decision, status = answer.decision, await send_answer(send, answer)
                         self._record(scope, request_id, started, exchange, decision, status)
                         return
                 exchange.framing = body_framing(exchange)
@@ -226,7 +222,8 @@ class Gate:
         the decision's answer (401, 403, 429, 503…)."""
         login = self._login
         if login is not None and login.wants_login(exchange, decision):
-            return (await login.redirect_to_login(exchange, send, exchange.request_id)).status
+            return await send_answer(send, await login.redirect_to_login(exchange,
+                                                                         exchange.request_id))
         sign_out = (login.sign_out_url if login is not None
                     and decision.principal.via == "session" else None)
         return await send_decision(send, decision, exchange.request_id, exchange.header(b"accept"),

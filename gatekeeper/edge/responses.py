@@ -2,8 +2,10 @@
 from Decision to response (``send_decision``: 401 with its challenge, 403, 429 with
 ``Retry-After``, 503, 400; JSON or a small HTML page by ``Accept``), the errors of the proxy hop
 (``send_error``: 400/502/504/500), a WebSocket handshake refused (``refuse_websocket``,
-``refuse_handshake``), forward-auth's 202 (``send_check_passed``), and the admin listener's
-error bodies (``error_json``). The pipeline's stages decide, never answer.
+``refuse_handshake``), forward-auth's 202 (``send_check_passed``), the admin listener's
+error bodies (``error_json``), and the login routes' ``Answer`` values (``send_answer``; the
+routes build them with login/answer.py and never touch ``send``). The pipeline's stages decide,
+never answer.
 
 Client-facing text comes from the error's ``description`` (written for clients), never from
 ``str(exc)`` of a library exception, and never echoes a token.
@@ -13,6 +15,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 from gatekeeper.edge import pages
@@ -21,6 +24,24 @@ from gatekeeper.principal import Decision, Outcome
 from gatekeeper.types import Send
 
 _REALM = 'realm="gatekeeper"'
+
+Header = tuple[bytes, bytes]
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One complete answer a route computed, and the decision it carries (access log, metrics)."""
+
+    status: int
+    decision: Decision
+    headers: tuple[Header, ...] = ()
+    content_type: bytes = b"text/plain"
+    body: bytes = b""
+
+
+async def send_answer(send: Send, answer: Answer) -> int:
+    await send_raw(send, answer.status, list(answer.headers), answer.content_type, answer.body)
+    return answer.status
 
 
 def wants_html(accept: bytes | None) -> bool:

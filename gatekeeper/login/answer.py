@@ -1,4 +1,5 @@
-"""What a login route answers: a value the edge sends, so the routes never touch ``send``.
+"""How a login route builds its answer: an ``Answer`` value (edge/responses.py) that the edge
+sends, so the routes never touch ``send``.
 
 Every answer is gatekeeper's own (``own_headers``: the request id, ``no-store``); its Set-Cookie
 headers are the request's cookie jar, which the edge adds to whatever answer starts. Bodies are
@@ -8,25 +9,11 @@ built by edge/responses.py (JSON) and edge/pages.py (HTML).
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from gatekeeper.edge import pages
-from gatekeeper.edge.responses import HTML, json_answer_body, own_headers
+from gatekeeper.edge.responses import HTML, Answer, Header, json_answer_body, own_headers
 from gatekeeper.principal import Decision, Outcome
-
-Header = tuple[bytes, bytes]
-
-
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """One complete HTTP answer and the decision it carries (for the access log and metrics)."""
-
-    status: int
-    decision: Decision
-    headers: tuple[Header, ...] = ()
-    content_type: bytes = b"text/plain"
-    body: bytes = b""
 
 
 def redirect(request_id: str, location: str, reason: str,

@@ -12,9 +12,10 @@ import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from gatekeeper.edge.responses import Answer
 from gatekeeper.errors import LoginFailed, SessionStoreUnavailable
 from gatekeeper.exchange import Exchange
-from gatekeeper.login.answer import Answer, json_answer
+from gatekeeper.login.answer import json_answer
 from gatekeeper.oidc.backchannel import LogoutEverywhere, log_out_everywhere
 from gatekeeper.oidc.provider import Provider
 from gatekeeper.principal import Decision, Outcome

@@ -9,7 +9,8 @@
 from __future__ import annotations
 
 from gatekeeper.edge import pages
-from gatekeeper.login.answer import Answer, page
+from gatekeeper.edge.responses import Answer
+from gatekeeper.login.answer import page
 from gatekeeper.principal import Decision, Outcome
 
 

@@ -8,8 +8,8 @@
     POST {prefix}/backchannel_logout   OIDC Back-Channel Logout 1.0 (session.store:    backchannel_logout.py
                                        redis)
 
-Each handler returns an Answer (answer.py); this facade sends it and hands the gate its status
-and decision for the access log. It also decides which unauthenticated requests are sent to log
+Each handler returns an Answer (edge/responses.py, built with answer.py); the gate sends it and
+logs its status and decision. It also decides which unauthenticated requests are sent to log
 in (``wants_login``) rather than answered 401.
 """
 
@@ -19,17 +19,16 @@ from collections.abc import Awaitable, Callable
 from typing import Literal
 
 from gatekeeper.authn.session import SessionAuthenticator
-from gatekeeper.edge.responses import send_raw
+from gatekeeper.edge.responses import Answer
 from gatekeeper.errors import InvalidToken, LoginFailed, SessionRevoked, SessionStoreUnavailable
 from gatekeeper.exchange import Exchange
-from gatekeeper.login.answer import Answer
 from gatekeeper.login.backchannel_logout import BackchannelLogout
 from gatekeeper.login.navigation import is_navigation
 from gatekeeper.login.signin import SignIn
 from gatekeeper.login.signout import SignOut
 from gatekeeper.login.userinfo import UserInfo
 from gatekeeper.principal import Decision, Outcome
-from gatekeeper.types import Receive, Send
+from gatekeeper.types import Receive
 
 Route = Callable[[Exchange, str], Awaitable[Answer]]
 
@@ -60,13 +59,7 @@ class LoginRoutes:
         return path in self._routes or (path == self._backchannel_url
                                         and self._backchannel is not None)
 
-    async def handle(self, request: Exchange, receive: Receive, send: Send,
-                     request_id: str) -> Answer:
-        answer = await self._answer(request, receive, request_id)
-        await _send(send, answer)
-        return answer
-
-    async def _answer(self, request: Exchange, receive: Receive, request_id: str) -> Answer:
+    async def handle(self, request: Exchange, receive: Receive, request_id: str) -> Answer:
         if request.path == self._backchannel_url and self._backchannel is not None:
             return await self._backchannel.answer(request, receive, request_id)
         route = self._routes[request.path]
@@ -84,14 +77,9 @@ class LoginRoutes:
         mode = self._browser_login
         return mode == "always" or (mode == "auto" and is_navigation(request))
 
-    async def redirect_to_login(self, request: Exchange, send: Send, request_id: str) -> Answer:
-        answer = await self._sign_in.redirect_to_login(request, request_id)
-        await _send(send, answer)
-        return answer
+    async def redirect_to_login(self, request: Exchange, request_id: str) -> Answer:
+        return await self._sign_in.redirect_to_login(request, request_id)
 
     async def end_revoked_session(self, request: Exchange, request_id: str) -> None:
         await self._sign_out.end_revoked(request, request_id)
 
-
-async def _send(send: Send, answer: Answer) -> None:
-    await send_raw(send, answer.status, list(answer.headers), answer.content_type, answer.body)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Mapping
 from urllib.parse import urlencode, urlsplit
 
-from gatekeeper.edge.responses import wants_html
+from gatekeeper.edge.responses import Answer, wants_html
 from gatekeeper.errors import (
     LoginFailed,
     RevocationStale,
@@ -25,7 +25,7 @@ from gatekeeper.errors import (
     SessionTooLarge,
 )
 from gatekeeper.exchange import Exchange
-from gatekeeper.login.answer import Answer, json_answer, page, redirect
+from gatekeeper.login.answer import json_answer, page, redirect
 from gatekeeper.login.callback import LoginCompletion
 from gatekeeper.login.navigation import is_nested, same_origin_target
 from gatekeeper.login.prompts import sign_in_from_the_top

@@ -15,10 +15,10 @@ from collections.abc import Mapping
 from urllib.parse import urlencode
 
 from gatekeeper.authn.session import SessionAuthenticator
-from gatekeeper.edge.responses import wants_html
+from gatekeeper.edge.responses import Answer, wants_html
 from gatekeeper.errors import SessionStoreUnavailable
 from gatekeeper.exchange import Exchange
-from gatekeeper.login.answer import Answer, json_answer, page, redirect
+from gatekeeper.login.answer import json_answer, page, redirect
 from gatekeeper.login.navigation import is_from_another_site
 from gatekeeper.login.prompts import ask_before_signing_out
 from gatekeeper.login.query import ReturnAddresses, origin_of, params

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from gatekeeper.edge.responses import Answer
 from gatekeeper.errors import GatekeeperError, Unauthenticated
 from gatekeeper.exchange import Exchange
-from gatekeeper.login.answer import Answer, json_answer
+from gatekeeper.login.answer import json_answer
 from gatekeeper.login.ports import Authenticate
 from gatekeeper.principal import Decision, Outcome, Principal
 
