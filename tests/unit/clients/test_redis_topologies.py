@@ -56,12 +56,12 @@ from gatekeeper.revocation_entry import Revocation
 from gatekeeper.sessions import CookieJar, Session
 from gatekeeper.sessions.redis import RedisSessionStore
 from gatekeeper.settings import RevocationSettings, Settings
+from tests.support.paths import ROOT
 from tests.support.redis import TcpRedis, run_cluster, run_redis_tcp, run_sentinel
-from tests.test_sessions import Browser, login
+from tests.unit.sessions.test_sessions import Browser, login
 
 T = TypeVar("T")
 SECRET = "t" * 16 + secrets.token_hex(16)
-ROOT = Path(__file__).resolve().parent.parent
 ACL_PASSWORD = "gk-" + secrets.token_hex(8)
 DEFAULT_PASSWORD = "default-" + secrets.token_hex(8)
 

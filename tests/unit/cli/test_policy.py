@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
 POLICIES = ROOT / "policies"
 MODEL, POLICY = POLICIES / "model.conf", POLICIES / "policy.csv"
 TENANTS_MODEL, TENANTS_POLICY = POLICIES / "tenants.model.conf", POLICIES / "tenants.policy.csv"

@@ -14,9 +14,10 @@ import pytest
 
 from gatekeeper.revocation_entry import parse_request
 from gatekeeper.subjects import SubjectNamespaces
-from tests.test_docs_providers import Block, load_block, yaml_blocks
+from tests.docs.test_providers import Block, load_block, yaml_blocks
+from tests.support.paths import ROOT
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "scaling.md"
+DOC = ROOT / "docs" / "scaling.md"
 BLOCKS = yaml_blocks(DOC.read_text(encoding="utf-8"))
 CONFIGS = [b for b in BLOCKS if not b.fragment]
 

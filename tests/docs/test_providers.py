@@ -19,8 +19,9 @@ import yaml
 
 from gatekeeper.settings import Settings
 from gatekeeper.settings.file import load_settings
+from tests.support.paths import ROOT
 
-DOC = Path(__file__).resolve().parent.parent / "docs" / "providers.md"
+DOC = ROOT / "docs" / "providers.md"
 FRAGMENT = "<!-- fragment -->"
 ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 

@@ -35,9 +35,9 @@ import pytest
 from packaging.requirements import Requirement
 
 from gatekeeper.settings import Settings, split_host_port
+from tests.support.paths import ROOT
 from tests.support.servers import free_port
 
-ROOT = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
 CONFIG_PATH = "/etc/gatekeeper/gatekeeper.yaml"  # the documented mount point
 VENV_PATH = "/opt/gatekeeper"

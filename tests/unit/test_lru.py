@@ -9,8 +9,9 @@ from pathlib import Path
 from gatekeeper.lru import DEFAULT_MAX_BYTES, LRU, approx_bytes
 from gatekeeper.policy.loader import load_policy
 from gatekeeper.principal import Principal
+from tests.support.paths import ROOT
 
-MODEL = Path(__file__).resolve().parents[1] / "policies" / "model.conf"
+MODEL = ROOT / "policies" / "model.conf"
 
 
 def test_the_entry_bound_drops_the_least_recent() -> None:

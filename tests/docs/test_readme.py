@@ -11,8 +11,8 @@ import yaml
 
 from gatekeeper.settings.file import load_settings
 from gatekeeper.settings.reference import BEGIN, END, render
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()
 
 

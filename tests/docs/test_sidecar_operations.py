@@ -35,9 +35,9 @@ from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
 from gatekeeper.ops.admin import Check, create_admin_app
 from gatekeeper.settings import Settings, split_host_port
-from tests.test_docs_providers import Block, load_block, yaml_blocks
+from tests.docs.test_providers import Block, load_block, yaml_blocks
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "gatekeeper"
 DOCS = {name: (ROOT / "docs" / name).read_text(encoding="utf-8")
         for name in ("sidecar.md", "operations.md")}

@@ -26,8 +26,8 @@ from gatekeeper.policy.engine import PolicyVerdict
 from gatekeeper.policy.loader import LoadReport, load_policy
 from gatekeeper.principal import ANONYMOUS, Principal
 from gatekeeper.settings.file import load_settings
+from tests.support.paths import ROOT
 
-ROOT = Path(__file__).resolve().parent.parent
 POLICIES = ROOT / "policies"
 TUTORIAL = ROOT / "docs" / "policies.md"
 

@@ -13,11 +13,11 @@ from __future__ import annotations
 import ast
 import re
 from functools import cache
-from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
+from tests.support.paths import ROOT
+
 DOC = (ROOT / "docs" / "security.md").read_text()
 README = (ROOT / "README.md").read_text()
 

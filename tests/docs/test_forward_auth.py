@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 
 import pytest
 
 from gatekeeper.settings.forward_auth import METHOD_CARRIERS, PROXY_SOURCES, URI_CARRIERS
+from tests.support.paths import ROOT
 
-DOC = (Path(__file__).resolve().parent.parent / "docs" / "forward-auth.md").read_text()
+DOC = (ROOT / "docs" / "forward-auth.md").read_text()
 
 
 @pytest.mark.parametrize("proxy", sorted(PROXY_SOURCES))

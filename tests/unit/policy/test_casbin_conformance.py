@@ -37,9 +37,9 @@ from gatekeeper.policy.engine import CompiledPolicy
 from gatekeeper.policy.features import DOCS
 from gatekeeper.policy.loader import PolicyError, load_policy
 from gatekeeper.policy.reload import PolicyHolder
+from tests.support.paths import ROOT
 from tests.support.policy import casbin_quiet
 
-ROOT = Path(__file__).resolve().parent.parent
 DATA = ROOT / "tests" / "data" / "casbin"
 T, F = True, False
 
@@ -156,7 +156,7 @@ def requests(case: Evaluated, width: int) -> list[tuple[str, ...]]:
 
 def beneath_subject_namespaces(policy: CompiledPolicy) -> CompiledPolicy:
     """Casbin's semantics, compared beneath gatekeeper's own subject name spaces: a caller named
-    like a role is refused before any rule is read (issue 11 §1.8; tests/test_policy_engine.py
+    like a role is refused before any rule is read (issue 11 §1.8; tests/unit/policy/test_engine.py
     and tests/e2e/test_subjects_e2e.py), and Casbin's examples, written without ``role:``, name
     their users and roles alike. Here a request's subject is a plain name, as Casbin takes it."""
     policy.role_names = frozenset()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from urllib.parse import SplitResult, unquote, urljoin, urlsplit
 
 import pytest
@@ -11,13 +10,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from gatekeeper.redirects import MAX_LENGTH, AllowedDomain, parse_allowed_domains, safe_redirect
+from tests.support.paths import DATA
 
 BASE = "https://app.example.com/x"
 ORIGIN = "app.example.com"
 GOOD = (".good.com",)
 PUNY = "xn--bcher-kva"  # "bücher" in punycode
 CORPUS_DOMAINS = (".whitelisteddomain.tld",)  # the allow-listed name the corpus attacks
-CORPUS_FILE = Path(__file__).resolve().parent / "data" / "openredirects.txt"  # see data/README.md
+CORPUS_FILE = DATA / "openredirects.txt"  # see data/README.md
 
 
 def browser_resolve(location: str, base: str = BASE) -> SplitResult:

@@ -44,10 +44,10 @@ from gatekeeper.policy.loader import PolicyError, load_policy
 from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.principal import Principal
 from gatekeeper.subjects import ANONYMOUS_ROLE, AUTHENTICATED_ROLE, as_role
+from tests.support.paths import ROOT
 from tests.support.policy import casbin_quiet
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = REPO / "policies" / "model.conf"
+DEFAULT_MODEL = ROOT / "policies" / "model.conf"
 
 RBAC_MATCHER = "g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act)"
 DENY_WINS = "some(where (p.eft == allow)) && !some(where (p.eft == deny))"
@@ -313,7 +313,7 @@ def test_the_default_model_evaluates_only_the_rules_of_the_callers_subjects(tmp_
 
 
 def test_the_shipped_model_is_indexed() -> None:
-    policy = load_policy(DEFAULT_MODEL, REPO / "policies" / "policy.csv").policy
+    policy = load_policy(DEFAULT_MODEL, ROOT / "policies" / "policy.csv").policy
     assert policy.indexed
 
 
@@ -481,8 +481,8 @@ def test_claims_decisions_are_never_shared_between_callers(tmp_path: Path) -> No
 
 # ------------------------------------------------------------------ roles per request
 def test_token_roles_hold_for_their_request_only(tmp_path: Path) -> None:
-    policy = load_policy(DEFAULT_MODEL, REPO / "policies" / "policy.csv").policy
-    stock = StockReference(DEFAULT_MODEL, REPO / "policies" / "policy.csv")
+    policy = load_policy(DEFAULT_MODEL, ROOT / "policies" / "policy.csv").policy
+    stock = StockReference(DEFAULT_MODEL, ROOT / "policies" / "policy.csv")
     asks = [("admin",), (), ("admin",), (), ("editor",), ()]
     answers = [policy.decide("bob", roles, "GET", "/admin/x", authenticated=True).allowed
                for roles in asks]
@@ -490,7 +490,7 @@ def test_token_roles_hold_for_their_request_only(tmp_path: Path) -> None:
     assert answers == [stock.enforce("bob", roles, True, "GET", "/admin/x")[0] for roles in asks]
     # The role graph itself learned nothing about bob.
     assert "role:admin" not in policy.subjects("bob", [], authenticated=True)
-    fresh = load_policy(DEFAULT_MODEL, REPO / "policies" / "policy.csv").policy
+    fresh = load_policy(DEFAULT_MODEL, ROOT / "policies" / "policy.csv").policy
     assert fresh.decide("bob", [], "GET", "/admin/x", authenticated=True) == \
         policy.decide("bob", [], "GET", "/admin/x", authenticated=True)
 
@@ -655,7 +655,7 @@ def test_an_unreadable_file_is_named(tmp_path: Path) -> None:
 
 
 def test_the_shipped_policy_loads_without_warnings() -> None:
-    report = load_policy(DEFAULT_MODEL, REPO / "policies" / "policy.csv")
+    report = load_policy(DEFAULT_MODEL, ROOT / "policies" / "policy.csv")
     assert report.warnings == []
     assert report.policy.rules
 

@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from gatekeeper.policy.loader import PolicyError, load_policy
+from tests.support.paths import ROOT
 
-REPO = Path(__file__).resolve().parent.parent
-DEFAULT_MODEL = (REPO / "policies" / "model.conf").read_text()
+DEFAULT_MODEL = (ROOT / "policies" / "model.conf").read_text()
 METHOD_MATCH = "methodMatch(r.act, p.act)"
 
 
