@@ -18,7 +18,6 @@
 from __future__ import annotations
 
 import ast
-import asyncio
 import io
 import json
 import re
@@ -36,6 +35,7 @@ from gatekeeper.metrics import Metrics
 from gatekeeper.ops.admin import Check, create_admin_app
 from gatekeeper.settings import Settings, split_host_port
 from tests.docs.test_providers import Block, load_block, yaml_blocks
+from tests.support.fakes import run
 from tests.support.paths import ROOT
 
 PACKAGE = ROOT / "gatekeeper"
@@ -256,7 +256,7 @@ def access_log_own_fields() -> set[str]:
         log.write({})
         log.flush()
 
-    asyncio.run(write_one())
+    run(write_one())
     return set(json.loads(stream.getvalue()))
 
 
@@ -359,7 +359,7 @@ def readiness_check_names() -> set[str]:
             checks: dict[str, object] = (await client.get("/readyz")).json()["checks"]
             return checks
 
-    own = asyncio.run(ask())
+    own = run(ask())
     return {name.replace(issuer, "<iss>") for name in own} | extra_check_names()
 
 

@@ -14,6 +14,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 
 from tests.conftest import Gatekeeper, Upstream
+from tests.support.fakes import run
 from tests.support.oidc import OidcProvider, login_with_http_client, run_oidc_provider
 from tests.support.servers import free_port
 
@@ -235,6 +236,6 @@ def test_a_websocket_handshake_that_refreshes_the_session_hands_the_browser_its_
             assert await asyncio.wait_for(ws.recv(), 10) == "hi"
             return ws.response.headers.get_all("set-cookie")
 
-    cookies = asyncio.run(handshake())
+    cookies = run(handshake())
     # Without it the browser would keep the old session, whose refresh token is now spent.
     assert any(c.startswith("_gatekeeper=") and "Max-Age=0" not in c for c in cookies), cookies

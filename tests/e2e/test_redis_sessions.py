@@ -33,6 +33,7 @@ from gatekeeper.dev.issuer import DevIssuer
 from gatekeeper.dev.login import DevLogin
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream, callback_of, login_oidc, served_login_issuer
 from tests.support import forge
+from tests.support.fakes import run
 from tests.support.oidc import (
     OidcProvider,
     login_with_http_client,
@@ -272,7 +273,7 @@ def test_an_open_websocket_of_a_session_signed_out_on_another_replica_is_closed(
                     await asyncio.sleep(0.25)
             return ws.close_code, ws.close_reason
 
-    assert asyncio.run(session()) == (1008, "session_ended")
+    assert run(session()) == (1008, "session_ended")
 
 
 # ------------------------------------------------------------------ back-channel logout

@@ -26,6 +26,7 @@ from tests.support.attacks import (
     ping_flood,
     under_siege,
 )
+from tests.support.fakes import run
 from tests.support.servers import peak_rss_bytes, serve_asgi
 
 # -- §2.8 WebSocket messages bounded both ways --------------------------------------------------
@@ -79,7 +80,7 @@ def _ws_session(gk: Gatekeeper, first: bytes, compression: str | None) -> tuple[
             except ConnectionClosed:
                 pass
             return ws.close_code, received
-    return asyncio.run(session())
+    return run(session())
 
 
 @pytest.mark.parametrize(("first", "compression"), [
@@ -122,7 +123,7 @@ def test_a_websocket_message_within_the_limit_passes_both_ways(
             await asyncio.wait_for(ws.recv(), 30)
             return echoed, app.received[-3], app.received[-2]
 
-    assert asyncio.run(session()) == (2 * MiB, 2 * MiB, MiB)
+    assert run(session()) == (2 * MiB, 2 * MiB, MiB)
 
 
 def test_a_client_that_pings_and_never_reads_the_pongs_is_no_longer_read(

@@ -19,7 +19,8 @@ import jwt
 import pytest
 
 from gatekeeper.dev.issuer import DevIssuer
-from tests.conftest import AUDIENCE, Gatekeeper, callback_of, login_oidc, served_login_issuer
+from tests.conftest import Gatekeeper, callback_of, login_oidc, served_login_issuer
+from tests.support.fakes import mint
 from tests.support.oidc import login_with_http_client
 from tests.support.redis import RedisServer, run_redis
 from tests.support.servers import free_port
@@ -43,10 +44,6 @@ def replicas(gatekeeper_factory: Callable[..., Gatekeeper],
                        "max_stale_seconds": MAX_STALE},
     }
     return gatekeeper_factory(**config), gatekeeper_factory(**config)
-
-
-def mint(issuer: DevIssuer, subject: str) -> str:
-    return issuer.mint(subject, audience=AUDIENCE, ttl_seconds=3600)
 
 
 def jti(token: str) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
+from tests.support.fakes import run
 
 
 def test_valid_token_reaches_the_app_with_identity(gatekeeper: Gatekeeper, issuer: DevIssuer,
@@ -40,7 +41,6 @@ def test_admin_endpoints(gatekeeper: Gatekeeper) -> None:
 
 def test_an_unexpected_error_fails_closed_with_a_json_500() -> None:
     """A bug in a pipeline stage must answer 500 and proxy nothing — not crash the connection."""
-    import asyncio
 
     from gatekeeper.edge.forward_auth import ForwardAuth
     from gatekeeper.edge.gate import Gate
@@ -70,7 +70,7 @@ def test_an_unexpected_error_fails_closed_with_a_json_500() -> None:
 
     scope = {"type": "http", "method": "GET", "path": "/x", "raw_path": b"/x", "query_string": b"",
              "headers": [], "client": ("127.0.0.1", 1), "scheme": "http"}
-    asyncio.run(gate(scope, receive, send))
+    run(gate(scope, receive, send))
     assert sent[0]["status"] == 500
     assert b"internal_error" in sent[1]["body"]  # type: ignore[operator]
     assert b"a bug" not in sent[1]["body"]  # type: ignore[operator]

@@ -37,6 +37,7 @@ from gatekeeper.ratelimit import (
 from gatekeeper.request import RequestView
 from gatekeeper.settings import RateLimitRule, RedisSettings, Settings
 from gatekeeper.settings.file import load_settings
+from tests.support.fakes import FakeClock
 from tests.support.redis import RedisServer, run_redis
 
 T = TypeVar("T")
@@ -261,16 +262,9 @@ def test_callers_are_told_apart() -> None:
 
 # ------------------------------------------------------------------ the algorithm (deterministic)
 
-class Clock:
-    def __init__(self, now: float) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
 
 def test_the_previous_window_is_weighted_by_how_much_of_it_still_counts() -> None:
-    clock = Clock(1000.0)  # the start of a 10 s window
+    clock = FakeClock(1000.0)  # the start of a 10 s window
     counter = MemoryWindowCounter(clock)
 
     async def scenario() -> list[tuple[bool, int, int]]:
@@ -293,7 +287,7 @@ def test_the_previous_window_is_weighted_by_how_much_of_it_still_counts() -> Non
 
 
 def test_a_full_window_waits_for_the_next_one_to_age_it() -> None:
-    clock = Clock(2002.0)
+    clock = FakeClock(2002.0)
     counter = MemoryWindowCounter(clock)
 
     async def scenario() -> int:

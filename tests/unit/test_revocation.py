@@ -15,8 +15,8 @@ import json
 import logging
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
-from typing import Any, TypeVar
+from collections.abc import AsyncIterator, Callable, Iterator
+from typing import Any
 
 import httpx
 import pytest
@@ -39,15 +39,11 @@ from gatekeeper.revocation_entry import (
 )
 from gatekeeper.settings import Settings
 from gatekeeper.subjects import SubjectNamespaces
+from tests.support.fakes import run
 from tests.support.redis import RedisServer, run_redis
 
-T = TypeVar("T")
 SECRET = "s3cr3t-" + secrets.token_hex(20)  # 47 characters
 NOW = 1_800_000_000.0
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
 
 
 @pytest.fixture(scope="module")

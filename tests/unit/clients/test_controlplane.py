@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from gatekeeper.clients.controlplane import ControlPlane, FetchError, safe_url
+from tests.support.fakes import run
 from tests.support.servers import ProcessHandle, free_port, run_process
 
 DEADLINE = 1.0
@@ -63,10 +64,10 @@ def test_a_hostile_answer_fails_the_call_within_its_bounds(
                 plane = ControlPlane(http, deadline_seconds=DEADLINE, max_bytes=1_000_000)
                 return (await plane.get(url)).json()
         with pytest.raises(FetchError, match=says):
-            asyncio.run(deep())
+            run(deep())
         return
     with pytest.raises(FetchError, match=says) as caught:
-        asyncio.run(_fetch(url))
+        run(_fetch(url))
     assert "127.0.0.1" in str(caught.value)
 
 
@@ -88,7 +89,7 @@ def test_calls_to_one_party_are_capped_so_a_hung_one_cannot_take_every_connectio
             seen.append(process.output().count("request ") - before)
             return await asyncio.gather(*calls, return_exceptions=True)
 
-    results = asyncio.run(scenario())
+    results = run(scenario())
     assert seen == [4]
     assert all(isinstance(r, FetchError) for r in results)
 

@@ -26,10 +26,10 @@ import secrets
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 import redis
@@ -56,18 +56,14 @@ from gatekeeper.revocation_entry import Revocation
 from gatekeeper.sessions import CookieJar, Session
 from gatekeeper.sessions.redis import RedisSessionStore
 from gatekeeper.settings import RevocationSettings, Settings
+from tests.support.fakes import run
 from tests.support.paths import ROOT
 from tests.support.redis import TcpRedis, run_cluster, run_redis_tcp, run_sentinel
 from tests.unit.sessions.test_sessions import Browser, login
 
-T = TypeVar("T")
 SECRET = "t" * 16 + secrets.token_hex(16)
 ACL_PASSWORD = "gk-" + secrets.token_hex(8)
 DEFAULT_PASSWORD = "default-" + secrets.token_hex(8)
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
 
 
 def settings(url: str, **redis_keys: Any) -> Settings:

@@ -21,6 +21,7 @@ from websockets.typing import Subprotocol
 
 from gatekeeper.dev.issuer import DevIssuer, create_issuer_app
 from tests.support import forge
+from tests.support.fakes import run
 from tests.support.servers import (
     free_port,
     peak_rss_bytes,
@@ -201,7 +202,7 @@ def test_jwks_delay_makes_concurrent_fetches_overlap(
         return [r.status_code for r in responses]
 
     started = time.monotonic()
-    assert asyncio.run(fetch_many()) == [200] * 5
+    assert run(fetch_many()) == [200] * 5
     elapsed = time.monotonic() - started
     assert 0.3 <= elapsed < 1.2  # five delayed fetches in parallel, not in series
     assert issuer.fetch_counts["/jwks"] == 5

@@ -7,10 +7,9 @@ import asyncio
 import dataclasses
 import json
 import secrets
-from collections.abc import Coroutine
 from dataclasses import asdict
 from types import SimpleNamespace
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 
@@ -25,14 +24,10 @@ from gatekeeper.oidc.refresh import REMEMBER_SECONDS, SessionRefresher
 from gatekeeper.request import RequestView
 from gatekeeper.sessions.crypto import SessionCipher
 from gatekeeper.sessions.model import Session
+from tests.support.fakes import FakeClock, run
 
-T = TypeVar("T")
 T0 = 1_700_000_000.0
 SECRET = "unit-session-secret-" + secrets.token_hex(16)
-
-
-def run(coro: Coroutine[Any, Any, T]) -> T:
-    return asyncio.run(coro)
 
 
 def request(method: str = "GET", headers: dict[str, str] | None = None,
@@ -40,14 +35,6 @@ def request(method: str = "GET", headers: dict[str, str] | None = None,
     raw = [(k.lower().encode("latin-1"), v.encode("latin-1")) for k, v in (headers or {}).items()]
     raw += [(b"cookie", value.encode("latin-1")) for value in cookies or []]
     return RequestView({"type": "http", "method": method, "path": "/", "headers": raw}, "/")
-
-
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 # -- navigation ---------------------------------------------------------------------------------
@@ -413,7 +400,7 @@ def session(*, refresh_token: str | None = "refresh-0", expires_in: float = 30) 
                        access_expires_at=int(T0 + expires_in), now=T0 - 3600)
 
 
-def refresher(provider: FakeProvider, clock: Clock, margin: int = 60) -> SessionRefresher:
+def refresher(provider: FakeProvider, clock: FakeClock, margin: int = 60) -> SessionRefresher:
     return SessionRefresher({provider.id: provider}, ClaimsFilter([]), Metrics(),  # type: ignore[dict-item]
                             margin_seconds=margin, clock=clock)
 
@@ -421,7 +408,7 @@ def refresher(provider: FakeProvider, clock: Clock, margin: int = 60) -> Session
 def test_a_session_not_due_is_returned_as_is() -> None:
     provider = FakeProvider()
     old = session(expires_in=3600)
-    assert run(refresher(provider, Clock()).current(old)) is old
+    assert run(refresher(provider, FakeClock()).current(old)) is old
     assert provider.calls == []
 
 
@@ -430,7 +417,7 @@ def test_fifty_concurrent_requests_refresh_once() -> None:
     old = session(expires_in=30)  # inside the 60 s margin
 
     async def main() -> list[Session]:
-        sessions = refresher(provider, Clock())
+        sessions = refresher(provider, FakeClock())
         return await asyncio.gather(*(sessions.current(old) for _ in range(50)))
 
     results = run(main())
@@ -444,7 +431,7 @@ def test_fifty_concurrent_requests_refresh_once() -> None:
 
 def test_a_late_request_with_the_old_cookie_gets_the_refreshed_session() -> None:
     provider = FakeProvider()
-    clock = Clock()
+    clock = FakeClock()
     sessions = refresher(provider, clock)
     old = session(expires_in=30)
 
@@ -460,7 +447,7 @@ def test_a_late_request_with_the_old_cookie_gets_the_refreshed_session() -> None
 
 def test_the_refreshed_session_is_not_refreshed_again_while_fresh() -> None:
     provider = FakeProvider()
-    sessions = refresher(provider, Clock())
+    sessions = refresher(provider, FakeClock())
 
     async def main() -> Session:
         fresh = await sessions.current(session(expires_in=30))
@@ -475,7 +462,7 @@ def test_a_caller_cancelled_mid_refresh_does_not_cancel_it_for_the_others() -> N
     old = session(expires_in=30)
 
     async def main() -> list[Session]:
-        sessions = refresher(provider, Clock())
+        sessions = refresher(provider, FakeClock())
         first = asyncio.create_task(sessions.current(old))
         others = [asyncio.create_task(sessions.current(old)) for _ in range(5)]
         await asyncio.sleep(0)
@@ -490,14 +477,14 @@ def test_a_caller_cancelled_mid_refresh_does_not_cancel_it_for_the_others() -> N
 def test_a_provider_that_does_not_rotate_keeps_the_refresh_token() -> None:
     provider = FakeProvider()
     provider.rotate = False
-    fresh = run(refresher(provider, Clock()).current(session(expires_in=30)))
+    fresh = run(refresher(provider, FakeClock()).current(session(expires_in=30)))
     assert fresh.refresh_token == "refresh-0" and fresh.access_token == "access-1"
 
 
 def test_without_a_refresh_token_a_still_valid_session_is_used_while_it_lasts() -> None:
     provider = FakeProvider()
     old = session(refresh_token=None, expires_in=30)
-    assert run(refresher(provider, Clock()).current(old)) is old
+    assert run(refresher(provider, FakeClock()).current(old)) is old
     assert provider.calls == []
 
 
@@ -506,7 +493,7 @@ def test_without_a_refresh_token_a_still_valid_session_is_used_while_it_lasts() 
 def test_without_a_refresh_token_an_expired_session_is_invalid(expired_for: int) -> None:
     provider = FakeProvider()
     with pytest.raises(SessionInvalid) as caught:
-        run(refresher(provider, Clock()).current(session(refresh_token=None, expires_in=-expired_for)))
+        run(refresher(provider, FakeClock()).current(session(refresh_token=None, expires_in=-expired_for)))
     assert caught.value.code == "session_token_expired"
     assert provider.calls == []
 
@@ -514,7 +501,7 @@ def test_without_a_refresh_token_an_expired_session_is_invalid(expired_for: int)
 def test_an_unreachable_provider_keeps_a_still_valid_session_and_retries_next_time() -> None:
     provider = FakeProvider()
     provider.error = ProviderUnavailable("down", code="token_endpoint_unavailable")
-    sessions = refresher(provider, Clock())
+    sessions = refresher(provider, FakeClock())
     old = session(expires_in=30)
 
     async def main() -> tuple[Session, Session]:
@@ -530,7 +517,7 @@ def test_an_unreachable_provider_after_expiry_ends_the_session() -> None:
     provider = FakeProvider()
     provider.error = ProviderUnavailable("down", code="token_endpoint_unavailable")
     with pytest.raises(SessionInvalid) as caught:
-        run(refresher(provider, Clock()).current(session(expires_in=-1)))
+        run(refresher(provider, FakeClock()).current(session(expires_in=-1)))
     assert caught.value.code == "refresh_failed"
 
 
@@ -540,7 +527,7 @@ def test_a_refused_refresh_ends_the_session_with_the_providers_code(expires_in: 
     provider.error = LoginFailed("the provider refused the refresh token (invalid_grant)",
                                  code="token_invalid_grant")
     with pytest.raises(SessionInvalid) as caught:
-        run(refresher(provider, Clock()).current(session(expires_in=expires_in)))
+        run(refresher(provider, FakeClock()).current(session(expires_in=expires_in)))
     assert caught.value.code == "token_invalid_grant"
 
 
@@ -550,7 +537,7 @@ def test_a_refused_refresh_is_reported_once_to_every_concurrent_caller() -> None
     old = session(expires_in=30)
 
     async def main() -> list[BaseException | Session]:
-        sessions = refresher(provider, Clock())
+        sessions = refresher(provider, FakeClock())
         return await asyncio.gather(*(sessions.current(old) for _ in range(20)), return_exceptions=True)
 
     results = run(main())
@@ -561,7 +548,7 @@ def test_a_refused_refresh_is_reported_once_to_every_concurrent_caller() -> None
 def test_a_session_of_a_provider_no_longer_configured_is_invalid() -> None:
     provider = FakeProvider("other")
     with pytest.raises(SessionInvalid) as caught:
-        run(refresher(provider, Clock()).current(session(expires_in=-1)))
+        run(refresher(provider, FakeClock()).current(session(expires_in=-1)))
     assert caught.value.code == "unknown_provider"
 
 
@@ -578,7 +565,7 @@ def userinfo_session(*, claims: dict[str, Any], from_userinfo: tuple[str, ...] |
 
 def role_refresher(provider: FakeProvider, userinfo_budget: float = 5.0) -> SessionRefresher:
     return SessionRefresher({provider.id: provider}, ClaimsFilter(ROLE_PATHS), Metrics(),  # type: ignore[dict-item]
-                            margin_seconds=60, clock=Clock(), userinfo_budget_seconds=userinfo_budget)
+                            margin_seconds=60, clock=FakeClock(), userinfo_budget_seconds=userinfo_budget)
 
 
 ID_CLAIMS = {"iss": "https://op.example", "sub": "alice", "aud": "gk", "email": "a@x"}

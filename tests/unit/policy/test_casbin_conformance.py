@@ -16,7 +16,6 @@ Enforcer told the same per-request facts).
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import re
@@ -37,6 +36,7 @@ from gatekeeper.policy.engine import CompiledPolicy
 from gatekeeper.policy.features import DOCS
 from gatekeeper.policy.loader import PolicyError, load_policy
 from gatekeeper.policy.reload import PolicyHolder
+from tests.support.fakes import run
 from tests.support.paths import ROOT
 from tests.support.policy import casbin_quiet
 
@@ -291,7 +291,7 @@ def test_a_refused_model_at_reload_keeps_the_old_policy_serving(tmp_path: Path) 
         finally:
             await holder.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_refused_model_at_start_is_a_clear_error(tmp_path: Path) -> None:

@@ -10,7 +10,6 @@ generator is seeded: a failure prints the seed, the policy and the request, and 
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import random
@@ -44,6 +43,7 @@ from gatekeeper.policy.loader import PolicyError, load_policy
 from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.principal import Principal
 from gatekeeper.subjects import ANONYMOUS_ROLE, AUTHENTICATED_ROLE, as_role
+from tests.support.fakes import run
 from tests.support.paths import ROOT
 from tests.support.policy import casbin_quiet
 
@@ -371,7 +371,7 @@ def test_a_reloaded_policy_never_answers_from_the_old_cache(tmp_path: Path) -> N
         finally:
             await holder.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_loader_failure_of_any_kind_is_a_refused_reload(tmp_path: Path) -> None:
@@ -399,7 +399,7 @@ def test_a_loader_failure_of_any_kind_is_a_refused_reload(tmp_path: Path) -> Non
         finally:
             await holder.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
     assert metrics.registry.get_sample_value(
         "gatekeeper_policy_reloads_total", {"result": "failure"}) == 1.0
 
@@ -422,9 +422,9 @@ def test_start_serves_the_policy_the_cli_loaded_unless_the_files_changed_since(t
         return holder.active
 
     checked = load_policy(model, policy_file)
-    assert asyncio.run(start(checked)) is checked.policy and loads == []
+    assert run(start(checked)) is checked.policy and loads == []
     policy_file.write_text("p, role:viewer, /reports/*, GET, allow\n")  # edited after the check
-    served = asyncio.run(start(checked))
+    served = run(start(checked))
     assert loads == [policy_file] and served is not checked.policy
     assert served.decide("bob", ["viewer"], "GET", "/reports/a", authenticated=True).allowed
 

@@ -32,6 +32,7 @@ from gatekeeper.sessions.crypto import SessionCipher
 from gatekeeper.sessions.model import Session
 from gatekeeper.sessions.redis import RedisSessionStore
 from gatekeeper.settings import RedisSettings, SessionSettings, Settings
+from tests.support.fakes import run
 from tests.support.redis import RedisServer, run_redis
 
 SECRET = "redis-store-secret-" + secrets.token_hex(16)
@@ -77,7 +78,7 @@ class Replicas:
                 while self.clients:
                     await self.clients.pop().aclose()
 
-        return asyncio.run(closing())
+        return run(closing())
 
 
 @pytest.fixture

@@ -41,6 +41,7 @@ from gatekeeper.sessions.crypto import NONCE_BYTES, VERSION
 from gatekeeper.sessions.redis import RedisSessionStore
 from gatekeeper.settings import RedisSettings, SessionSettings, Settings
 from gatekeeper.settings.file import load_settings
+from tests.support.fakes import FakeClock
 from tests.support.redis import RedisServer, run_redis
 
 SECRET_A = "a" * 16 + secrets.token_hex(16)
@@ -64,14 +65,6 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
                 await _OPEN_CLIENTS.pop().aclose()
 
     return asyncio.run(scenario())
-
-
-class Clock:
-    def __init__(self, now: float = T0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
 
 
 def settings(**overrides: Any) -> SessionSettings:
@@ -119,7 +112,7 @@ def login(now: float = T0, *, subject: str = "alice", padding: int = 0) -> Sessi
 
 # ------------------------------------------------------------------ the stores under contract
 
-StoreFactory = Callable[[SessionSettings, Clock], SessionStore]
+StoreFactory = Callable[[SessionSettings, FakeClock], SessionStore]
 
 
 def _cookie_store(request: pytest.FixtureRequest) -> StoreFactory:
@@ -129,7 +122,7 @@ def _cookie_store(request: pytest.FixtureRequest) -> StoreFactory:
 def _redis_store(request: pytest.FixtureRequest) -> StoreFactory:
     server: RedisServer = request.getfixturevalue("redis_server")
 
-    def make(config: SessionSettings, clock: Clock) -> SessionStore:
+    def make(config: SessionSettings, clock: FakeClock) -> SessionStore:
         redis_settings = RedisSettings(url=server.url)
         client = connect(Settings(session=config, redis=redis_settings))
         _OPEN_CLIENTS.append(client)
@@ -157,8 +150,8 @@ def make_store(request: pytest.FixtureRequest) -> StoreFactory:
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
+def clock() -> FakeClock:
+    return FakeClock()
 
 
 async def saved(store: SessionStore, browser: Browser, session: Session) -> CookieJar:
@@ -179,7 +172,7 @@ async def loaded(store: SessionStore, browser: Browser) -> tuple[Session | None,
 # ------------------------------------------------------------------ contract: every store
 
 
-def test_a_saved_session_loads_back_unchanged(make_store: StoreFactory, clock: Clock) -> None:
+def test_a_saved_session_loads_back_unchanged(make_store: StoreFactory, clock: FakeClock) -> None:
     async def scenario() -> None:
         store, browser, session = make_store(settings(), clock), Browser(theme="dark"), login()
         await saved(store, browser, session)
@@ -192,7 +185,7 @@ def test_a_saved_session_loads_back_unchanged(make_store: StoreFactory, clock: C
 
 
 def test_a_request_without_a_session_loads_none_and_sets_nothing(
-    make_store: StoreFactory, clock: Clock
+    make_store: StoreFactory, clock: FakeClock
 ) -> None:
     async def scenario() -> None:
         store = make_store(settings(), clock)
@@ -203,7 +196,7 @@ def test_a_request_without_a_session_loads_none_and_sets_nothing(
     run(scenario())
 
 
-def test_every_login_gets_a_new_random_session_id(make_store: StoreFactory, clock: Clock) -> None:
+def test_every_login_gets_a_new_random_session_id(make_store: StoreFactory, clock: FakeClock) -> None:
     ids = {login().id for _ in range(500)}
     assert len(ids) == 500
     assert all(len(base64.urlsafe_b64decode(i + "==")) * 8 >= 128 for i in ids)
@@ -220,7 +213,9 @@ def test_every_login_gets_a_new_random_session_id(make_store: StoreFactory, cloc
     run(scenario())
 
 
-def test_saving_over_a_session_leaves_only_the_new_cookies(make_store: StoreFactory, clock: Clock) -> None:
+def test_saving_over_a_session_leaves_only_the_new_cookies(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
     async def scenario() -> None:
         store, browser = make_store(settings(), clock), Browser(theme="dark")
         await saved(store, browser, login(padding=9000))
@@ -233,7 +228,7 @@ def test_saving_over_a_session_leaves_only_the_new_cookies(make_store: StoreFact
 
 
 def test_tampering_with_any_character_of_any_cookie_is_refused(
-    make_store: StoreFactory, clock: Clock
+    make_store: StoreFactory, clock: FakeClock
 ) -> None:
     async def scenario() -> None:
         store, browser = make_store(settings(), clock), Browser()
@@ -262,7 +257,7 @@ def _other(char: str) -> str:
 
 
 def test_a_session_sealed_with_another_secret_is_refused_and_cleared(
-    make_store: StoreFactory, clock: Clock
+    make_store: StoreFactory, clock: FakeClock
 ) -> None:
     async def scenario() -> None:
         browser = Browser(theme="dark")
@@ -277,7 +272,7 @@ def test_a_session_sealed_with_another_secret_is_refused_and_cleared(
 
 
 def test_rotation_the_first_secret_seals_and_every_secret_opens(
-    make_store: StoreFactory, clock: Clock
+    make_store: StoreFactory, clock: FakeClock
 ) -> None:
     async def scenario() -> None:
         old_only = make_store(settings(secret=[SECRET_A]), clock)
@@ -295,7 +290,7 @@ def test_rotation_the_first_secret_seals_and_every_secret_opens(
     run(scenario())
 
 
-def test_a_large_session_is_stored_and_reassembled(make_store: StoreFactory, clock: Clock) -> None:
+def test_a_large_session_is_stored_and_reassembled(make_store: StoreFactory, clock: FakeClock) -> None:
     async def scenario() -> None:
         store, browser = make_store(settings(), clock), Browser(theme="dark")
         session = login(padding=12000)
@@ -308,7 +303,7 @@ def test_a_large_session_is_stored_and_reassembled(make_store: StoreFactory, clo
 
 def test_the_absolute_lifetime_ends_a_session_however_active(make_store: StoreFactory) -> None:
     async def scenario() -> None:
-        clock = Clock()
+        clock = FakeClock()
         config = settings(lifetime_seconds=3600, idle_seconds=900)
         store, browser = make_store(config, clock), Browser()
         await saved(store, browser, login(clock.now))
@@ -326,7 +321,7 @@ def test_the_absolute_lifetime_ends_a_session_however_active(make_store: StoreFa
     run(scenario())
 
 
-def test_the_idle_lifetime_ends_an_unused_session(make_store: StoreFactory, clock: Clock) -> None:
+def test_the_idle_lifetime_ends_an_unused_session(make_store: StoreFactory, clock: FakeClock) -> None:
     async def scenario() -> None:
         store, browser = make_store(settings(idle_seconds=900), clock), Browser()
         await saved(store, browser, login(clock.now))
@@ -342,7 +337,7 @@ def test_the_idle_lifetime_ends_an_unused_session(make_store: StoreFactory, cloc
     run(scenario())
 
 
-def test_last_seen_is_rewritten_at_most_once_a_minute(make_store: StoreFactory, clock: Clock) -> None:
+def test_last_seen_is_rewritten_at_most_once_a_minute(make_store: StoreFactory, clock: FakeClock) -> None:
     async def scenario() -> None:
         store, browser = make_store(settings(), clock), Browser()
         session = login(clock.now)
@@ -358,7 +353,7 @@ def test_last_seen_is_rewritten_at_most_once_a_minute(make_store: StoreFactory, 
     run(scenario())
 
 
-def test_clear_expires_every_cookie_of_the_session(make_store: StoreFactory, clock: Clock) -> None:
+def test_clear_expires_every_cookie_of_the_session(make_store: StoreFactory, clock: FakeClock) -> None:
     async def scenario() -> None:
         store, browser = make_store(settings(), clock), Browser(theme="dark", _gatekeeper_x="app")
         await saved(store, browser, login(padding=9000))
@@ -380,7 +375,7 @@ def test_clear_expires_every_cookie_of_the_session(make_store: StoreFactory, clo
      "Path=/; Domain=example.com; Max-Age=28800; HttpOnly; SameSite=Lax"),
 ], ids=["secure host-only by default", "insecure with a domain when configured"])
 def test_cookie_attributes_are_exact(
-    make_store: StoreFactory, clock: Clock, overrides: dict[str, Any], attributes: str
+    make_store: StoreFactory, clock: FakeClock, overrides: dict[str, Any], attributes: str
 ) -> None:
     async def scenario() -> None:
         store, browser = make_store(settings(**overrides), clock), Browser()
@@ -399,7 +394,9 @@ def test_cookie_attributes_are_exact(
     run(scenario())
 
 
-def test_the_apps_request_keeps_its_cookies_and_loses_ours(make_store: StoreFactory, clock: Clock) -> None:
+def test_the_apps_request_keeps_its_cookies_and_loses_ours(
+    make_store: StoreFactory, clock: FakeClock
+) -> None:
     async def scenario() -> None:
         store, browser = make_store(settings(), clock), Browser(theme="dark", _gatekeeper_x="app")
         await saved(store, browser, login(padding=9000))
@@ -410,21 +407,21 @@ def test_the_apps_request_keeps_its_cookies_and_loses_ours(make_store: StoreFact
     run(scenario())
 
 
-def test_verify_connection_succeeds(make_store: StoreFactory, clock: Clock) -> None:
+def test_verify_connection_succeeds(make_store: StoreFactory, clock: FakeClock) -> None:
     run(make_store(settings(), clock).verify_connection())
 
 
 # ------------------------------------------------------------------ the cookie store's layout
 
 
-def cookie_store(clock: Clock | None = None, **overrides: Any) -> CookieSessionStore:
-    return CookieSessionStore(settings(**overrides), clock=clock or Clock())
+def cookie_store(clock: FakeClock | None = None, **overrides: Any) -> CookieSessionStore:
+    return CookieSessionStore(settings(**overrides), clock=clock or FakeClock())
 
 
 def test_requests_still_carrying_the_old_cookie_get_the_same_new_cookie() -> None:
     """A browser's parallel requests sent before it saw the touched cookie: sealed once."""
     async def scenario() -> None:
-        clock = Clock()
+        clock = FakeClock()
         store, browser = cookie_store(clock), Browser()
         await saved(store, browser, login(clock.now))
         clock.now += 61
@@ -632,7 +629,7 @@ def test_the_cipher_refuses_short_secrets_and_a_missing_secret() -> None:
     with pytest.raises(ValueError):
         SessionCipher([])
     with pytest.raises(ConfigError, match=r"session\.secret"):
-        CookieSessionStore(SessionSettings(), clock=Clock())
+        CookieSessionStore(SessionSettings(), clock=FakeClock())
 
 
 def test_sealed_bytes_reveal_nothing_of_the_session() -> None:

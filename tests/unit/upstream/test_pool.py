@@ -19,6 +19,7 @@ import pytest
 
 from gatekeeper.errors import UpstreamTimeout, UpstreamUnavailable
 from gatekeeper.upstream import Http1Pool
+from tests.support.fakes import run
 
 
 class Close(bytes):
@@ -179,7 +180,7 @@ def test_a_malformed_response_is_refused_and_its_connection_dropped(shape: str) 
             assert [len(heads) for heads in server.connections] == [1, 1]  # never reused
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_the_bytes_of_a_split_response_never_surface() -> None:
@@ -199,7 +200,7 @@ def test_the_bytes_of_a_split_response_never_surface() -> None:
             await pool.aclose()
         return seen
 
-    assert not any(b"evil" in part for part in asyncio.run(scenario()))
+    assert not any(b"evil" in part for part in run(scenario()))
 
 
 # -- framing that is allowed ---------------------------------------------------------------------------
@@ -215,7 +216,7 @@ def test_a_response_without_length_is_read_until_close_and_not_reused() -> None:
             assert [len(heads) for heads in server.connections] == [1, 1]
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_response_cut_short_of_its_length_is_an_error() -> None:
@@ -225,7 +226,7 @@ def test_a_response_cut_short_of_its_length_is_an_error() -> None:
             with pytest.raises(UpstreamUnavailable):  # before or after the headers surfaced
                 await fetch(server.pool())
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_response_cut_short_after_its_headers_surfaced_raises_from_the_body() -> None:
@@ -251,7 +252,7 @@ def test_a_response_cut_short_after_its_headers_surfaced_raises_from_the_body() 
             await response.aclose()
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_chunked_response_is_decoded() -> None:
@@ -265,7 +266,7 @@ def test_a_chunked_response_is_decoded() -> None:
             assert [len(heads) for heads in server.connections] == [2]
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_trailers_of_a_chunked_response_never_become_headers() -> None:
@@ -281,7 +282,7 @@ def test_trailers_of_a_chunked_response_never_become_headers() -> None:
             assert [len(heads) for heads in server.connections] == [2]
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 @pytest.mark.parametrize("interim", [
@@ -300,7 +301,7 @@ def test_interim_responses_are_skipped_and_only_the_final_one_surfaces(interim: 
             assert [len(heads) for heads in server.connections] == [2]
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_head_response_surfaces_without_waiting_for_a_body() -> None:
@@ -311,7 +312,7 @@ def test_a_head_response_surfaces_without_waiting_for_a_body() -> None:
             assert (status, headers, body) == (200, [(b"Content-Length", b"1234")], b"")
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 # -- keep-alive --------------------------------------------------------------------------------------
@@ -328,7 +329,7 @@ def test_two_requests_reuse_one_connection() -> None:
             assert pool.open_connections == 1
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 @pytest.mark.parametrize("closing", [
@@ -344,7 +345,7 @@ def test_a_response_that_ends_the_connection_is_not_reused(closing: bytes) -> No
             assert [len(heads) for heads in server.connections] == [1, 1]
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_an_idle_connection_closed_by_the_app_is_replaced() -> None:
@@ -362,7 +363,7 @@ def test_an_idle_connection_closed_by_the_app_is_replaced() -> None:
             assert [len(heads) for heads in server.connections] == [1, 1]
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_close_racing_a_reused_idempotent_request_is_retried_once_on_a_fresh_connection() -> None:
@@ -377,7 +378,7 @@ def test_a_close_racing_a_reused_idempotent_request_is_retried_once_on_a_fresh_c
                 [b"GET /one HTTP/1.1", b"DELETE /two HTTP/1.1"], [b"DELETE /two HTTP/1.1"]]
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_non_idempotent_request_is_never_retried() -> None:
@@ -391,7 +392,7 @@ def test_a_non_idempotent_request_is_never_retried() -> None:
             assert sum(len(heads) for heads in server.connections) == 2  # sent once only
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_retry_happens_at_most_once() -> None:
@@ -403,7 +404,7 @@ def test_a_retry_happens_at_most_once() -> None:
             assert len(server.connections) == 1  # a fresh connection is not retried
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 # -- request side ------------------------------------------------------------------------------------
@@ -427,7 +428,7 @@ def test_a_header_with_cr_or_lf_is_refused_before_anything_is_written(name: byte
             assert pool.open_connections == 0
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_request_body_is_streamed_with_its_framing() -> None:
@@ -448,7 +449,7 @@ def test_a_request_body_is_streamed_with_its_framing() -> None:
             assert server.bodies == [b"hello world", b"hello world", b""]
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_an_answer_before_the_whole_body_was_read_is_forwarded() -> None:
@@ -468,7 +469,7 @@ def test_an_answer_before_the_whole_body_was_read_is_forwarded() -> None:
             assert len(server.connections) == 2
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_slow_but_steady_request_body_is_not_a_timeout() -> None:
@@ -487,7 +488,7 @@ def test_a_slow_but_steady_request_body_is_not_a_timeout() -> None:
             assert server.bodies == [b"x" * 800]
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_request_body_that_stops_flowing_times_out() -> None:
@@ -503,7 +504,7 @@ def test_a_request_body_that_stops_flowing_times_out() -> None:
                 await asyncio.wait_for(fetch(pool, "POST", b"/upload", stall(), 100), 5)
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 # -- limits and timeouts -----------------------------------------------------------------------------
@@ -543,7 +544,7 @@ def test_the_pool_cap_makes_a_third_request_wait_and_time_out() -> None:
             assert len(server.connections) == 2
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_request_waiting_at_the_cap_gets_the_next_released_connection() -> None:
@@ -568,7 +569,7 @@ def test_a_request_waiting_at_the_cap_gets_the_next_released_connection() -> Non
             gates[1].set()  # lets the server's handler finish
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_request_waiting_at_the_cap_gets_the_slot_of_a_closed_connection() -> None:
@@ -590,7 +591,7 @@ def test_a_request_waiting_at_the_cap_gets_the_slot_of_a_closed_connection() -> 
             await second.aclose()
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_many_concurrent_requests_share_a_capped_pool_without_leaking_slots() -> None:
@@ -616,7 +617,7 @@ def test_many_concurrent_requests_share_a_capped_pool_without_leaking_slots() ->
             assert 3 < len(server.connections) < 60  # closed ones were replaced, others reused
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_slow_answer_is_a_timeout_and_the_connection_is_dropped() -> None:
@@ -637,7 +638,7 @@ def test_a_slow_answer_is_a_timeout_and_the_connection_is_dropped() -> None:
             assert len(server.connections) == 2
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 @pytest.mark.parametrize("stray", [
@@ -659,7 +660,7 @@ def test_an_idle_connection_holding_unread_bytes_is_never_reused(stray: bytes) -
             assert [len(heads) for heads in server.connections] == [1, 1]
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_body_that_stalls_is_a_timeout() -> None:
@@ -675,7 +676,7 @@ def test_a_body_that_stalls_is_a_timeout() -> None:
             await response.aclose()
             await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
 
 
 def test_a_refused_connection_is_upstream_refused() -> None:
@@ -689,4 +690,4 @@ def test_a_refused_connection_is_upstream_refused() -> None:
             assert caught.value.code == "upstream_refused"
         await pool.aclose()
 
-    asyncio.run(scenario())
+    run(scenario())
