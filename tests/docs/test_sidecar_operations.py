@@ -105,7 +105,7 @@ def names_in(cell: str) -> frozenset[str]:
 
 def first_code(cell: str) -> str:
     """The cell's first backquoted text: the name a row documents."""
-    found = CODE.findall(cell)
+    found: list[str] = CODE.findall(cell)
     assert found, f"no `name` in {cell!r}"
     return found[0]
 
@@ -242,7 +242,7 @@ def record_fields() -> set[str]:
                 and isinstance(n.func, ast.Attribute) and n.func.attr == "write"]
     (entry,) = write.args
     assert isinstance(entry, ast.Dict)
-    keys = [k.value for k in entry.keys if isinstance(k, ast.Constant)]
+    keys = [k.value for k in entry.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
     assert len(keys) == len(entry.keys), "only literal keys (no **spread) in the access-log line"
     return set(keys)
 
@@ -291,14 +291,18 @@ def code_log_lines() -> set[tuple[str, str, str, frozenset[str]]]:
                      and isinstance(n.value, ast.Call) and isinstance(n.value.func, ast.Attribute)
                      and n.value.func.attr == "getLogger" and n.value.args
                      and isinstance(n.value.args[0], ast.Constant)]
+        assert isinstance(logger, str), f"{path}: a literal logger name"
         for call in calls:
             message = call.args[0]
-            assert isinstance(message, ast.Constant), f"{path}:{call.lineno}: a literal message"
+            assert isinstance(message, ast.Constant) and isinstance(message.value, str), (
+                f"{path}:{call.lineno}: a literal message")
+            assert isinstance(call.func, ast.Attribute)  # as selected above
             fields: set[str] = set()
             for keyword in call.keywords:
                 if keyword.arg == "extra":
                     assert isinstance(keyword.value, ast.Dict), f"{path}:{call.lineno}"
-                    fields |= {k.value for k in keyword.value.keys if isinstance(k, ast.Constant)}
+                    fields |= {k.value for k in keyword.value.keys
+                               if isinstance(k, ast.Constant) and isinstance(k.value, str)}
             lines.add((logger, call.func.attr, message.value, frozenset(fields)))
     return lines
 
@@ -330,11 +334,12 @@ def extra_check_names() -> set[str]:
     for node in ast.walk(tree):
         if (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store)
                 and isinstance(node.value, ast.Name) and node.value.id == "extra_checks"):
-            assert isinstance(node.slice, ast.Constant)
+            assert isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)
             names.add(node.slice.value)
         if (isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name)
                 and node.target.id == "extra_checks" and isinstance(node.value, ast.Dict)):
-            names |= {k.value for k in node.value.keys if isinstance(k, ast.Constant)}
+            names |= {k.value for k in node.value.keys
+                      if isinstance(k, ast.Constant) and isinstance(k.value, str)}
     return names
 
 
@@ -351,7 +356,8 @@ def readiness_check_names() -> set[str]:
     """Every check /readyz can report: the admin app's own (run for real, with one issuer whose
     url becomes ``<iss>``) and the ones app.py adds."""
     issuer = "https://idp.example.com/realms/demo"
-    admin = create_admin_app(Metrics(), {issuer: _Keys()}, _Upstream())  # duck-typed stand-ins
+    admin = create_admin_app(Metrics(), {issuer: _Keys()},  # type: ignore[dict-item]
+                             _Upstream())  # type: ignore[arg-type]  # duck-typed stand-ins
 
     async def ask() -> dict[str, object]:
         transport = httpx.ASGITransport(app=admin)

@@ -203,7 +203,8 @@ def test_parallel_requests_after_expiry_refresh_once(gk: Gatekeeper) -> None:
     with browser(gk) as client:
         log_in(client, gk)
         time.sleep(ACCESS_TOKEN_TTL + 0.5)
-        jar = {c.name: c.value for c in client.cookies.jar if c.name.startswith("_gatekeeper")}
+        jar = {c.name: c.value for c in client.cookies.jar
+               if c.name.startswith("_gatekeeper") and c.value is not None}
 
         def fetch(_: int) -> int:
             with httpx.Client(base_url=gk.url, trust_env=False, headers=BROWSER, cookies=jar) as c:
@@ -234,6 +235,7 @@ def test_a_websocket_handshake_that_refreshes_the_session_hands_the_browser_its_
                               additional_headers={"Cookie": cookie}) as ws:
             await ws.send("hi")
             assert await asyncio.wait_for(ws.recv(), 10) == "hi"
+            assert ws.response is not None
             return ws.response.headers.get_all("set-cookie")
 
     cookies = run(handshake())

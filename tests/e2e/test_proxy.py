@@ -363,7 +363,8 @@ def test_a_websocket_is_relayed_with_identity_headers(
             data = await asyncio.wait_for(ws.recv(), 10)
             await ws.send("whoami")
             whoami = json.loads(await asyncio.wait_for(ws.recv(), 10))
-            return str(text), bytes(data), whoami, ws.subprotocol
+            assert isinstance(data, bytes)
+            return str(text), data, whoami, ws.subprotocol
 
     text, data, whoami, subprotocol = run(session())
     assert text == "hello"

@@ -234,7 +234,9 @@ def test_a_revoked_subject_s_session_ends_and_cannot_sign_in_again(
     store = gk.config["session"]["store"]
     cookie, back = log_in(gk, "alice")
     assert back.status_code == 302 and back.headers["location"] == "/echo", back.text
-    assert cookie and with_session(gk, cookie, API).status_code == 200
+    assert cookie
+    signed_in: str = cookie  # the lambda below reads this one; `cookie` is reused further down
+    assert with_session(gk, cookie, API).status_code == 200
     if store == "redis":
         assert stored_sessions(redis, prefix) == 1
 
@@ -242,7 +244,7 @@ def test_a_revoked_subject_s_session_ends_and_cannot_sign_in_again(
     login_issuer = gk.config["oidc"]["issuer"]
     assert revoke(gk, {"sub": "alice", "iss": login_issuer,
                        "expires_at": time.time() + 3600}).status_code == 200
-    poll(lambda: with_session(gk, cookie, BROWSER).status_code != 200, "the session refused", 5)
+    poll(lambda: with_session(gk, signed_in, BROWSER).status_code != 200, "the session refused", 5)
 
     # A browser is sent to sign in again, and its session cookie is cleared.
     navigation = with_session(gk, cookie, BROWSER)

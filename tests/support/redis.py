@@ -19,6 +19,7 @@ The other topologies listen on free ports of 127.0.0.1, each in a temp dir of it
 from __future__ import annotations
 
 import contextlib
+import functools
 import shutil
 import signal
 import subprocess
@@ -194,8 +195,8 @@ def run_cluster(masters: int = 3) -> Iterator[list[TcpRedis]]:
         if created.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed:\n{created.stdout}{created.stderr}")
         for node in nodes:
-            _wait(lambda node=node: node.client().cluster("info")["cluster_state"] == "ok",
-                  f"cluster node {node.port} not ok", node.process)
+            _wait(functools.partial(_cluster_ok, node), f"cluster node {node.port} not ok",
+                  node.process)
         yield nodes
 
 
@@ -205,6 +206,10 @@ def _run(argv: list[str], port: int) -> Iterator[ProcessHandle]:
         raise RuntimeError("redis-server is missing: apt-get install redis-server (.ci/run does it)")
     with run_process(argv, ready_port=port, timeout=10) as process:
         yield process
+
+
+def _cluster_ok(node: TcpRedis) -> bool:
+    return bool(node.client().cluster("info")["cluster_state"] == "ok")
 
 
 def _wait(condition: Callable[[], bool], what: str, process: ProcessHandle, timeout: float = 10) -> None:

@@ -13,7 +13,7 @@ def test_a_label_takes_at_most_its_bound_of_values_then_other() -> None:
     for i in range(1000):
         counter.labels(reason=f"r{i}", status="200").inc()
     samples = {(s.labels["reason"], s.labels["status"]): s.value
-               for s in registry.collect().__next__().samples if s.name == "t_total"}
+               for s in next(iter(registry.collect())).samples if s.name == "t_total"}
     assert samples == {("r0", "200"): 1, ("r1", "200"): 1, ("r2", "200"): 1, (OTHER, "200"): 997}
 
 

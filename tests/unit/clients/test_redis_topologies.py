@@ -38,7 +38,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from pydantic import ValidationError
+from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.sentinel import SentinelConnectionPool
 from redis.crc import key_slot
 
 from gatekeeper.clients.redis import connect
@@ -426,7 +428,10 @@ def test_sentinel_hosts_are_read_from_the_url(hosts: str, expected: list[tuple[s
     async def scenario() -> list[tuple[str, int]]:
         client = connect(settings(f"redis+sentinel://{hosts}/mymaster"))  # connects lazily
         try:
-            sentinels = client.connection_pool.sentinel_manager.sentinels  # type: ignore[attr-defined]
+            assert isinstance(client, Redis)  # a Sentinel URL makes a plain client on a sentinel pool
+            pool = client.connection_pool
+            assert isinstance(pool, SentinelConnectionPool)
+            sentinels = pool.sentinel_manager.sentinels
             return [(s.connection_pool.connection_kwargs["host"], s.connection_pool.connection_kwargs["port"])
                     for s in sentinels]
         finally:
@@ -471,6 +476,7 @@ async def _failover(master: TcpRedis, replica: TcpRedis, watching: TcpRedis) -> 
             # What redis-py asks (SENTINEL MASTERS): the new address, and no longer down. (GET-
             # MASTER-ADDR-BY-NAME names the replica a moment earlier, while still "o_down".)
             state = watching.client().sentinel_master("mymaster")
+            assert isinstance(state, dict)
             return int(state["port"]) == replica.port and not (state["is_sdown"] or state["is_odown"])
 
         await asyncio.to_thread(wait_until, promoted, 20, "the replica promoted")
@@ -494,7 +500,8 @@ def cluster_settings(nodes: list[TcpRedis]) -> Settings:
 
 
 def _nodes_holding(nodes: list[TcpRedis], prefix: str) -> dict[int, list[bytes]]:
-    held = {node.port: node.client().keys(f"{prefix}*") for node in nodes}
+    held = {node.port: [k for k in node.client().keys(f"{prefix}*") if isinstance(k, bytes)]
+            for node in nodes}
     return {port: keys for port, keys in held.items() if keys}
 
 
@@ -639,6 +646,7 @@ def test_cluster_a_frozen_node_costs_a_request_one_timeout_not_retries(cluster: 
             await store.verify_connection()
             name = secrets.token_hex(8)
             node = client.get_node_from_key(f"{prefix}seen:{name}")
+            assert node is not None
             frozen = next(n for n in cluster if n.port == node.port)
             frozen.process.send_signal(signal.SIGSTOP)
             try:

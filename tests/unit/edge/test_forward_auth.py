@@ -25,7 +25,7 @@ Headers = list[tuple[str, str]]
 
 
 def reader(proxy: str = "nginx", **keys: str) -> ForwardAuth:
-    return ForwardAuth(ForwardAuthSettings(proxy=proxy, **keys))  # type: ignore[arg-type]
+    return ForwardAuth(ForwardAuthSettings(proxy=proxy, **keys))
 
 
 def scope_of(headers: Headers, path: str = "/oauth2/auth", method: str = "GET",
@@ -231,7 +231,7 @@ BAD_SETTINGS = [
 def test_a_bad_forward_auth_section_is_refused_naming_the_key(section: dict[str, str],
                                                               message: str) -> None:
     with pytest.raises(ValidationError) as caught:
-        Settings(forward_auth=section)  # type: ignore[arg-type]
+        Settings(forward_auth=section)
     text = str(caught.value)
     assert "forward_auth" in text and message in text
 
@@ -279,7 +279,7 @@ def checks(draw: st.DrawFn) -> tuple[str, Headers]:
 @given(checks())
 def test_the_decision_path_is_the_configured_headers_or_400(check: tuple[str, Headers]) -> None:
     proxy, headers = check
-    uri_name, method_name = ForwardAuthSettings(proxy=proxy).sources()  # type: ignore[arg-type]
+    uri_name, method_name = ForwardAuthSettings(proxy=proxy).sources()
     assert uri_name is not None and method_name is not None
     try:
         method, path, query = ask(headers, proxy)

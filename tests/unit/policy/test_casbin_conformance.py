@@ -439,7 +439,8 @@ def test_the_docs_table_names_every_casbin_example_this_suite_checks() -> None:
     table = (ROOT / "docs" / "policies.md").read_text().split("## Casbin model features")[1]
     table = table.split("\n## ")[0]
     examples = set()
-    for case in [*EVALUATED, *REFUSED]:
+    cases: list[Evaluated | Refused] = [*EVALUATED, *REFUSED]
+    for case in cases:
         header = files(case.model, case.policy)[0].read_text().splitlines()[0]
         found = re.search(r"Casbin's example model '([a-z_0-9]+)", header)
         if found:
