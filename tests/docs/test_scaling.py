@@ -14,7 +14,7 @@ import pytest
 
 from gatekeeper.revocation_entry import parse_request
 from gatekeeper.subjects import SubjectNamespaces
-from tests.docs.test_providers import Block, load_block, yaml_blocks
+from tests.support.docs import Block, load_block, yaml_blocks
 from tests.support.paths import ROOT
 
 DOC = ROOT / "docs" / "scaling.md"

@@ -34,7 +34,7 @@ from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
 from gatekeeper.ops.admin import Check, create_admin_app
 from gatekeeper.settings import Settings, split_host_port
-from tests.docs.test_providers import Block, load_block, yaml_blocks
+from tests.support.docs import Block, load_block, yaml_blocks
 from tests.support.fakes import run
 from tests.support.paths import ROOT
 

@@ -61,7 +61,7 @@ from gatekeeper.settings import RevocationSettings, Settings
 from tests.support.fakes import run
 from tests.support.paths import ROOT
 from tests.support.redis import TcpRedis, run_cluster, run_redis_tcp, run_sentinel
-from tests.unit.sessions.test_sessions import Browser, login
+from tests.support.sessions import Browser, login
 
 SECRET = "t" * 16 + secrets.token_hex(16)
 ACL_PASSWORD = "gk-" + secrets.token_hex(8)

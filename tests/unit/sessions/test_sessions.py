@@ -24,7 +24,6 @@ from pydantic import SecretStr
 
 from gatekeeper.clients.redis import connect
 from gatekeeper.errors import ConfigError, Unauthenticated
-from gatekeeper.request import RequestView
 from gatekeeper.sessions import (
     CookieJar,
     CookieSessionStore,
@@ -43,6 +42,7 @@ from gatekeeper.settings import RedisSettings, SessionSettings, Settings
 from gatekeeper.settings.file import load_settings
 from tests.support.fakes import FakeClock
 from tests.support.redis import RedisServer, run_redis
+from tests.support.sessions import Browser, login, view
 
 SECRET_A = "a" * 16 + secrets.token_hex(16)
 SECRET_B = "b" * 16 + secrets.token_hex(16)
@@ -71,43 +71,6 @@ def settings(**overrides: Any) -> SessionSettings:
     values: dict[str, Any] = {"secret": [SECRET_A], "cookie_domain": None}
     values.update(overrides)
     return SessionSettings.model_validate(values)
-
-
-def view(headers: list[tuple[bytes, bytes]]) -> RequestView:
-    return RequestView({"type": "http", "method": "GET", "path": "/", "headers": headers}, "/")
-
-
-class Browser:
-    """Keeps cookies the way a browser does: Set-Cookie stores, Max-Age=0 deletes."""
-
-    def __init__(self, **app_cookies: str) -> None:
-        self.cookies: dict[str, str] = dict(app_cookies)
-
-    def accept(self, jar: CookieJar) -> None:
-        for cookie in jar:
-            if cookie.max_age is not None and cookie.max_age <= 0:
-                self.cookies.pop(cookie.name, None)
-            else:
-                self.cookies[cookie.name] = cookie.value
-
-    def request(self) -> RequestView:
-        if not self.cookies:
-            return view([])
-        header = "; ".join(f"{name}={value}" for name, value in self.cookies.items())
-        return view([(b"cookie", header.encode("latin-1"))])
-
-
-def login(now: float = T0, *, subject: str = "alice", padding: int = 0) -> Session:
-    """A session like one an OIDC login leaves; ``padding`` bytes of claims make it larger."""
-    claims: dict[str, Any] = {"sub": subject, "email": f"{subject}@example.com",
-                              "roles": ["admin", "dev"], "name": "Ålice Ünicode"}
-    if padding:
-        claims["groups"] = [secrets.token_hex(16) for _ in range(padding // 35 + 1)]
-    return Session.new(subject=subject, provider="keycloak", claims=claims,
-                       access_token="at." + secrets.token_urlsafe(600),
-                       refresh_token="rt." + secrets.token_urlsafe(300),
-                       access_expires_at=int(now) + 300, now=now,
-                       id_token="it." + secrets.token_urlsafe(500))
 
 
 # ------------------------------------------------------------------ the stores under contract
