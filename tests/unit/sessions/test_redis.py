@@ -341,10 +341,12 @@ def test_a_frozen_redis_answers_unavailable_in_time_and_keeps_the_cookie(replica
         cookies = [await save(store, first), await save(store, second)]
         replicas.server.freeze()
         try:
-            for call in (lambda jar: store.load(view(cookies[0]), jar),
-                         lambda jar: store.save(view(None), jar, login()),
-                         lambda jar: store.save(view(cookies[0]), jar, refreshed(first)),
-                         lambda jar: store.verify_connection()):
+            calls: list[Callable[[CookieJar], Awaitable[object]]] = [
+                lambda jar: store.load(view(cookies[0]), jar),
+                lambda jar: store.save(view(None), jar, login()),
+                lambda jar: store.save(view(cookies[0]), jar, refreshed(first)),
+                lambda jar: store.verify_connection()]
+            for call in calls:
                 jar = CookieJar()
                 started = time.monotonic()
                 with pytest.raises(SessionStoreUnavailable):
