@@ -4,7 +4,7 @@
 #   docker run --read-only --tmpfs /tmp -v "$PWD/deploy-config:/etc/gatekeeper:ro" \
 #       -p 4180:4180 -p 9901:9901 gatekeeper:0.1.0
 #
-# Contract (tests/test_container.py checks it, and runs the same install without an engine):
+# Contract (tests/packaging/test_container.py checks it, and runs the same install without an engine):
 #   - config: /etc/gatekeeper/gatekeeper.yaml; policies: /etc/gatekeeper/policies/ (a relative
 #     policy path is read from the config file's directory). Mount both, e.g. from a ConfigMap.
 #   - ports: 4180 (the proxy, `listen`), 9901 (/healthz /readyz /metrics, `admin_listen`).

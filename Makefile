@@ -22,7 +22,7 @@ demo: $(VENV)/.installed
 
 lint: $(VENV)/.installed
 	$(PY) -m ruff check gatekeeper tests bench
-	$(PY) -m mypy
+	$(PY) -m mypy   # gatekeeper/ and tests/: what and how strictly is pyproject's [tool.mypy]
 	$(VENV)/bin/lint-imports --no-cache   # the layers, no cycles, one owner per library: pyproject.toml
 
 test: lint   # the test OpenID provider's node packages too, when missing or older than the lock file

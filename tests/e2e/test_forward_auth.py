@@ -8,7 +8,8 @@ from collections.abc import Callable
 import pytest
 
 from gatekeeper.dev.issuer import DevIssuer
-from tests.conftest import AUDIENCE, Gatekeeper, Upstream
+from tests.conftest import Gatekeeper, Upstream
+from tests.support.fakes import mint
 
 
 @pytest.fixture(scope="module")
@@ -19,7 +20,7 @@ def gatekeeper(gatekeeper_factory: Callable[..., Gatekeeper]) -> Gatekeeper:
 
 @pytest.fixture(scope="module")
 def token(issuer: DevIssuer) -> str:
-    return issuer.mint("carol", audience=AUDIENCE, claims={"email": "c@example.com", "groups": ["ops"]})
+    return mint(issuer, "carol", claims={"email": "c@example.com", "groups": ["ops"]})
 
 
 def ask(gk: Gatekeeper, headers: dict[str, str]) -> tuple[int, dict[str, str]]:
@@ -86,7 +87,6 @@ def test_an_untrusted_peer_gets_no_answer_about_another_uri(
                                       "X-Forwarded-Uri": "/public/x", **GET})
     assert status == 400
     assert "x-auth-request-user" not in headers
-
 
 
 @pytest.fixture(scope="module")

@@ -33,7 +33,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 def recipe() -> str:
     """The one ```nginx block of docs/forward-auth.md: what users copy is what is tested."""
-    blocks = re.findall(r"```nginx\n(.*?)```", (REPO / "docs" / "forward-auth.md").read_text(), re.S)
+    page = (REPO / "docs" / "forward-auth.md").read_text()
+    blocks: list[str] = re.findall(r"```nginx\n(.*?)```", page, re.S)
     assert len(blocks) == 1, "docs/forward-auth.md must hold exactly one nginx recipe"
     return blocks[0]
 

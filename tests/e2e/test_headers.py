@@ -16,8 +16,9 @@ import pytest
 from websockets.asyncio.client import connect
 
 from gatekeeper.dev.issuer import DevIssuer
-from tests.conftest import AUDIENCE, Gatekeeper, Upstream
+from tests.conftest import Gatekeeper, Upstream
 from tests.e2e.test_proxy import _ws_url, access_log_entries, raw_request, request_bytes
+from tests.support.fakes import mint, run
 from tests.support.spellings import FOREIGN_IDENTITY, FORWARDING, OVERRIDES, TRUSTED_FORWARDING, spellings
 from tests.support.upstream import RecordedRequest
 
@@ -51,8 +52,7 @@ def folded_values(record: RecordedRequest, name: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def token(issuer: DevIssuer) -> str:
-    return issuer.mint("alice", audience=AUDIENCE, claims={"email": "alice@example.com",
-                                                           "roles": ["admin", "dev"]})
+    return mint(issuer, "alice", claims={"email": "alice@example.com", "roles": ["admin", "dev"]})
 
 
 def _get(gk: Gatekeeper, target: str, headers: list[tuple[str, str]]) -> tuple[int, bytes]:
@@ -411,7 +411,7 @@ def test_a_websocket_handshake_reaches_the_app_without_any_spelling_of_a_strippe
             answer: dict[str, Any] = json.loads(await asyncio.wait_for(ws.recv(), 10))
             return answer
 
-    seen = asyncio.run(whoami())
+    seen = run(whoami())
     assert [(n, v) for n, v in seen["headers"] if _SPOOF in v] == []
     assert [v for n, v in seen["headers"] if _fold(n.encode()) == "x-auth-request-user"] == ["alice"]
 

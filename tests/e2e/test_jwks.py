@@ -30,6 +30,7 @@ from gatekeeper.settings import AuthSettings, IssuerSettings
 from gatekeeper.tokens.jwks import IssuerKeys, SigningKey, cache_ttl, parse_jwks
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream, gatekeeper_config, served_issuer
 from tests.support import forge
+from tests.support.fakes import FakeClock, mint
 from tests.support.servers import run_process
 
 # -- helpers -------------------------------------------------------------------------------------
@@ -93,10 +94,6 @@ def wait_until_ready(gk: Gatekeeper, timeout: float = 30.0) -> httpx.Response:
             if response.status_code == 200 or time.monotonic() > deadline:
                 return response
             time.sleep(0.1)
-
-
-def mint(issuer: DevIssuer, subject: str, **kwargs: Any) -> str:
-    return issuer.mint(subject, audience=AUDIENCE, **kwargs)
 
 
 # -- end to end ----------------------------------------------------------------------------------
@@ -301,16 +298,8 @@ def _keys(issuer: DevIssuer, http: httpx.AsyncClient, auth: AuthSettings | None 
                       auth or AuthSettings(), http, Metrics(), clock=lambda: 1000.0)
 
 
-class Clock:
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-
 def test_unknown_kids_cost_one_fetch_per_interval_and_start_up_costs_none(lone_issuer: DevIssuer) -> None:
-    clock = Clock()
+    clock = FakeClock(1000.0)
     interval = AuthSettings().jwks_min_refresh_seconds
 
     async def flood(keys: IssuerKeys, wave: int) -> set[str]:

@@ -18,8 +18,9 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from gatekeeper.dev.issuer import DevIssuer
-from tests.conftest import AUDIENCE, Gatekeeper, Upstream, gatekeeper_config
+from tests.conftest import Gatekeeper, Upstream, gatekeeper_config
 from tests.e2e.test_proxy import access_log_entries
+from tests.support.fakes import mint
 from tests.support.servers import free_port
 
 ACCESS_LOG_FIELDS = {"time", "method", "path", "status", "subject", "decision", "reason",
@@ -28,7 +29,7 @@ ACCESS_LOG_FIELDS = {"time", "method", "path", "status", "subject", "decision", 
 
 @pytest.fixture(scope="module")
 def token(issuer: DevIssuer) -> str:
-    return issuer.mint("alice", audience=AUDIENCE, ttl_seconds=3600)
+    return mint(issuer, "alice")
 
 
 def _poll(condition: Callable[[], bool], timeout: float, what: str) -> None:

@@ -14,6 +14,7 @@ import pytest
 from websockets.asyncio.client import connect as ws_connect
 
 from tests.conftest import Gatekeeper, Upstream
+from tests.support.fakes import run
 from tests.support.oidc import OidcProvider, login_with_http_client, run_oidc_provider
 from tests.support.servers import free_port
 
@@ -203,7 +204,8 @@ def test_parallel_requests_after_expiry_refresh_once(gk: Gatekeeper) -> None:
     with browser(gk) as client:
         log_in(client, gk)
         time.sleep(ACCESS_TOKEN_TTL + 0.5)
-        jar = {c.name: c.value for c in client.cookies.jar if c.name.startswith("_gatekeeper")}
+        jar = {c.name: c.value for c in client.cookies.jar
+               if c.name.startswith("_gatekeeper") and c.value is not None}
 
         def fetch(_: int) -> int:
             with httpx.Client(base_url=gk.url, trust_env=False, headers=BROWSER, cookies=jar) as c:
@@ -234,8 +236,9 @@ def test_a_websocket_handshake_that_refreshes_the_session_hands_the_browser_its_
                               additional_headers={"Cookie": cookie}) as ws:
             await ws.send("hi")
             assert await asyncio.wait_for(ws.recv(), 10) == "hi"
+            assert ws.response is not None
             return ws.response.headers.get_all("set-cookie")
 
-    cookies = asyncio.run(handshake())
+    cookies = run(handshake())
     # Without it the browser would keep the old session, whose refresh token is now spent.
     assert any(c.startswith("_gatekeeper=") and "Max-Age=0" not in c for c in cookies), cookies

@@ -29,7 +29,8 @@ from websockets.exceptions import ConnectionClosed
 
 from gatekeeper.dev.issuer import DevIssuer
 from gatekeeper.policy.loader import load_policy
-from tests.conftest import AUDIENCE, Gatekeeper, Upstream, gatekeeper_config
+from tests.conftest import Gatekeeper, Upstream, gatekeeper_config
+from tests.support.fakes import mint, run
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = (REPO / "policies" / "model.conf").read_text()
@@ -43,7 +44,7 @@ BROKEN_LINE = "policy.csv:3"
 
 @pytest.fixture(scope="module")
 def token(issuer: DevIssuer) -> str:
-    return issuer.mint("bob", audience=AUDIENCE, ttl_seconds=3600, claims={"roles": ["viewer"]})
+    return mint(issuer, "bob", claims={"roles": ["viewer"]})
 
 
 def poll(condition: Callable[[], bool], what: str, timeout: float = RELOAD_TIMEOUT) -> None:
@@ -333,7 +334,7 @@ def test_an_open_websocket_is_closed_once_the_policy_no_longer_allows_it(
                     await asyncio.sleep(0.25)
             return ws.close_code, ws.close_reason
 
-    code, reason = asyncio.run(session())
+    code, reason = run(session())
     assert code == 1008 and reason == "no_matching_rule"
     log = [json.loads(line) for line in gk.process.output().splitlines() if "no longer allowed" in line]
     assert [entry["reason"] for entry in log] == ["no_matching_rule"]

@@ -26,6 +26,7 @@ from websockets.typing import Subprotocol
 
 from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
+from tests.support.fakes import mint, run
 from tests.support.servers import free_port, peak_rss_bytes
 from tests.support.upstream import HEAD_BODY_LENGTH, pattern_bytes, pattern_sha256
 
@@ -38,7 +39,7 @@ STALL_LIMIT = 64 * 1024 * 1024  # loopback socket buffers (a few MiB each) + hig
 
 @pytest.fixture(scope="module")
 def token(issuer: DevIssuer) -> str:
-    return issuer.mint("alice", audience=AUDIENCE, ttl_seconds=3600)
+    return mint(issuer, "alice")
 
 
 @pytest.fixture(scope="module")
@@ -362,9 +363,10 @@ def test_a_websocket_is_relayed_with_identity_headers(
             data = await asyncio.wait_for(ws.recv(), 10)
             await ws.send("whoami")
             whoami = json.loads(await asyncio.wait_for(ws.recv(), 10))
-            return str(text), bytes(data), whoami, ws.subprotocol
+            assert isinstance(data, bytes)
+            return str(text), data, whoami, ws.subprotocol
 
-    text, data, whoami, subprotocol = asyncio.run(session())
+    text, data, whoami, subprotocol = run(session())
     assert text == "hello"
     assert data == b"\x00\x01binary"
     assert subprotocol == "chat.v2"
@@ -385,7 +387,7 @@ def test_a_websocket_close_code_from_the_app_reaches_the_client(
                 await asyncio.wait_for(ws.recv(), 10)
             return ws.close_code
 
-    assert asyncio.run(session()) == 4001
+    assert run(session()) == 4001
 
 
 @pytest.mark.parametrize("goodbye", ["abort", "close frame without a code"])
@@ -406,7 +408,7 @@ def test_a_client_that_vanishes_mid_websocket_is_logged_and_not_an_error(
             ws.transport.write(b"\x88\x80\x00\x00\x00\x00")  # masked close, empty payload: 1005
             ws.transport.close()
 
-    asyncio.run(session())
+    run(session())
     entries = access_log_entries(gatekeeper, request_id)
     assert [(e["path"], e["status"]) for e in entries] == [("/ws", 101)]
     assert "Exception in ASGI application" not in gatekeeper.process.output()
@@ -420,7 +422,7 @@ def refused_handshake(gk: Gatekeeper, path: str, headers: dict[str, str]) -> Any
                 pass
         return refused.value.response
 
-    return asyncio.run(handshake())
+    return run(handshake())
 
 
 def test_a_websocket_without_a_token_is_refused_before_the_app_with_the_http_answer(
@@ -588,7 +590,7 @@ def test_an_open_websocket_is_closed_when_its_token_expires(
                 await asyncio.wait_for(ws.recv(), 30)  # a bound on a broken test, not a timing check
             return ws.close_code, ws.close_reason, time.time()
 
-    code, reason, closed_at = asyncio.run(session())
+    code, reason, closed_at = run(session())
     assert code == 1008 and reason == "expired"
     assert closed_at >= jwt.decode(short, options={"verify_signature": False})["exp"]
     assert [e["status"] for e in access_log_entries(gk, "ws-expires")] == [101]

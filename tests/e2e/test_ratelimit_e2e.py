@@ -25,6 +25,7 @@ from websockets.exceptions import InvalidStatus
 
 from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
+from tests.support.fakes import run
 from tests.support.redis import RedisServer, run_redis
 
 Pair = tuple[Gatekeeper, Gatekeeper]
@@ -155,7 +156,7 @@ def test_websocket_upgrades_count_against_the_limit_and_the_refusal_is_a_429(
     async def sessions() -> list[int]:
         return [await open_and_close(gk) for gk, _ in zip(itertools.cycle(replicas), range(7), strict=False)]
 
-    assert asyncio.run(sessions()) == [101] * 5 + [429] * 2
+    assert run(sessions()) == [101] * 5 + [429] * 2
     assert [r.status_code for r in alternate(replicas, path, 1, headers)] == [429]  # one budget
 
 

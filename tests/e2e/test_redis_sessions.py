@@ -33,6 +33,7 @@ from gatekeeper.dev.issuer import DevIssuer
 from gatekeeper.dev.login import DevLogin
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream, callback_of, login_oidc, served_login_issuer
 from tests.support import forge
+from tests.support.fakes import run
 from tests.support.oidc import (
     OidcProvider,
     login_with_http_client,
@@ -194,7 +195,11 @@ def ends_cookie(response: httpx.Response) -> bool:
 def redis_values(server: RedisServer, prefix: str) -> bytes:
     client = server.client()
     try:
-        return b"".join(key + (client.dump(key) or b"") for key in client.keys(f"{prefix}*"))
+        parts: list[bytes] = []
+        for key in client.keys(f"{prefix}*"):
+            assert isinstance(key, bytes)  # a client without decode_responses
+            parts += [key, client.dump(key) or b""]
+        return b"".join(parts)
     finally:
         client.close()
 
@@ -272,7 +277,7 @@ def test_an_open_websocket_of_a_session_signed_out_on_another_replica_is_closed(
                     await asyncio.sleep(0.25)
             return ws.close_code, ws.close_reason
 
-    assert asyncio.run(session()) == (1008, "session_ended")
+    assert run(session()) == (1008, "session_ended")
 
 
 # ------------------------------------------------------------------ back-channel logout
@@ -409,7 +414,7 @@ def test_a_logout_tokens_jti_is_remembered_as_long_as_the_token_could_be_accepte
     assert post_logout(logout_gk, token).status_code == 200
     client = redis_server.client()
     try:
-        keys = [k for k in client.keys("bcl:*") if k.endswith(jti.encode())]
+        keys = [k for k in client.keys("bcl:*") if isinstance(k, bytes) and k.endswith(jti.encode())]
         assert len(keys) == 1, keys
         remembered_until = time.time() + client.ttl(keys[0])
     finally:
@@ -473,7 +478,10 @@ def test_a_frozen_redis_answers_session_requests_503_and_keeps_the_cookie(
         finally:
             redis_server.thaw()
     for gk in (pair.a, pair.b):
-        assert eventually(lambda gk=gk: status(gk, cookie) == 200)
+        def served(gk: Gatekeeper = gk) -> bool:
+            return status(gk, cookie) == 200
+
+        assert eventually(served)
         with gk.admin() as admin:
             assert admin.get("/readyz").json()["checks"]["sessions"]["detail"] == "redis reachable"
 
@@ -501,7 +509,10 @@ def test_a_sign_out_while_redis_hangs_is_503_and_nothing_pretends_it_worked(
     assert done.status_code == 302 and done.headers["location"].startswith(op.issuer)
     assert ends_cookie(done)
     for gk in (pair.a, pair.b):  # a copy of the cookie no longer works anywhere
-        assert eventually(lambda gk=gk: sends_to_login(gk, cookie, op.issuer), CACHE_BOUND)
+        def refused(gk: Gatekeeper = gk) -> bool:
+            return sends_to_login(gk, cookie, op.issuer)
+
+        assert eventually(refused, CACHE_BOUND)
 
 
 def check_degraded(gk: Gatekeeper, cookie: str, bearer: dict[str, str]) -> None:

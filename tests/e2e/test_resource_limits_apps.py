@@ -11,9 +11,9 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
 import pytest
+from starlette.types import Receive, Scope, Send
 from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed
 
@@ -26,6 +26,7 @@ from tests.support.attacks import (
     ping_flood,
     under_siege,
 )
+from tests.support.fakes import run
 from tests.support.servers import peak_rss_bytes, serve_asgi
 
 # -- §2.8 WebSocket messages bounded both ways --------------------------------------------------
@@ -37,7 +38,7 @@ class BigMessageApp:
     def __init__(self) -> None:
         self.received: list[int] = []
 
-    async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":  # /public/served, for the client served meanwhile
             body = json.dumps({"path": scope["path"]}).encode()
             await send({"type": "http.response.start", "status": 200,
@@ -79,7 +80,7 @@ def _ws_session(gk: Gatekeeper, first: bytes, compression: str | None) -> tuple[
             except ConnectionClosed:
                 pass
             return ws.close_code, received
-    return asyncio.run(session())
+    return run(session())
 
 
 @pytest.mark.parametrize(("first", "compression"), [
@@ -111,7 +112,7 @@ def test_a_websocket_message_within_the_limit_passes_both_ways(
     url, app = big_message_app
     gk = start_gatekeeper(url, websocket_max_message_bytes=2 * MiB)
 
-    async def session() -> tuple[int, int]:
+    async def session() -> tuple[int, int, int]:
         async with ws_connect(gk.url.replace("http://", "ws://") + "/public/ws", proxy=None,
                               open_timeout=10, max_size=None) as ws:
             await ws.send(b"big:%d" % (2 * MiB))
@@ -122,7 +123,7 @@ def test_a_websocket_message_within_the_limit_passes_both_ways(
             await asyncio.wait_for(ws.recv(), 30)
             return echoed, app.received[-3], app.received[-2]
 
-    assert asyncio.run(session()) == (2 * MiB, 2 * MiB, MiB)
+    assert run(session()) == (2 * MiB, 2 * MiB, MiB)
 
 
 def test_a_client_that_pings_and_never_reads_the_pongs_is_no_longer_read(

@@ -23,7 +23,8 @@ from websockets.exceptions import InvalidStatus
 
 from gatekeeper.dev.issuer import DevIssuer
 from gatekeeper.dev.login import DevUser
-from tests.conftest import AUDIENCE, Gatekeeper, callback_of, login_oidc, served_login_issuer
+from tests.conftest import Gatekeeper, callback_of, login_oidc, served_login_issuer
+from tests.support.fakes import mint
 from tests.support.oidc import login_with_http_client
 from tests.support.redis import RedisServer, run_redis
 from tests.support.servers import free_port
@@ -47,10 +48,6 @@ def replicas(gatekeeper_factory: Callable[..., Gatekeeper],
                        "max_stale_seconds": MAX_STALE},
     }
     return gatekeeper_factory(**config), gatekeeper_factory(**config)
-
-
-def mint(issuer: DevIssuer, subject: str) -> str:
-    return issuer.mint(subject, audience=AUDIENCE, ttl_seconds=3600)
 
 
 def jti(token: str) -> str:
@@ -245,7 +242,9 @@ def test_a_revoked_subject_s_session_ends_and_cannot_sign_in_again(
     store = gk.config["session"]["store"]
     cookie, back = log_in(gk, "alice")
     assert back.status_code == 302 and back.headers["location"] == "/echo", back.text
-    assert cookie and with_session(gk, cookie, API).status_code == 200
+    assert cookie
+    signed_in: str = cookie  # the lambda below reads this one; `cookie` is reused further down
+    assert with_session(gk, cookie, API).status_code == 200
     if store == "redis":
         assert stored_sessions(redis, prefix) == 1
 
@@ -253,7 +252,7 @@ def test_a_revoked_subject_s_session_ends_and_cannot_sign_in_again(
     login_issuer = gk.config["oidc"]["issuer"]
     assert revoke(gk, {"sub": "alice", "iss": login_issuer,
                        "expires_at": time.time() + 3600}).status_code == 200
-    poll(lambda: with_session(gk, cookie, BROWSER).status_code != 200, "the session refused", 5)
+    poll(lambda: with_session(gk, signed_in, BROWSER).status_code != 200, "the session refused", 5)
 
     # A browser is sent to sign in again, and its session cookie is cleared.
     navigation = with_session(gk, cookie, BROWSER)
@@ -300,8 +299,12 @@ def test_a_websocket_upgrade_with_a_revoked_session_ends_it_as_a_request_does(
 
     # Only WebSocket upgrades until the revocation is seen: nothing else may end the session.
     answers: list[tuple[int, list[str]]] = []
-    poll(lambda: answers.append(asyncio.run(upgrade())) or answers[-1][0] != 101,
-         "the upgrade refused", 5)
+
+    def refused() -> bool:
+        answers.append(asyncio.run(upgrade()))
+        return answers[-1][0] != 101
+
+    poll(refused, "the upgrade refused", 5)
     status, set_cookie = answers[-1]
     assert status == 401
     assert any(c.startswith(f"{COOKIE}=") and "Max-Age=0" in c for c in set_cookie), set_cookie

@@ -8,11 +8,11 @@ answers with the caching headers of each case.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from typing import Any
 from urllib.parse import parse_qsl
 
 import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import Gatekeeper, login_oidc
@@ -22,7 +22,7 @@ from tests.support.servers import serve_asgi
 SESSION_SECRET = "caching-e2e-session-secret-0123456789abcdef"
 
 
-async def cacheable_app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+async def cacheable_app(scope: Scope, receive: Receive, send: Send) -> None:
     """Answers 200 with every ``h=name:value`` of the query as a response header."""
     if scope["type"] != "http":
         return

@@ -36,6 +36,7 @@ from tests.conftest import (
     served_issuer,
     served_login_issuer,
 )
+from tests.support.fakes import mint
 from tests.support.oidc import login_with_http_client
 from tests.support.redis import RedisServer, run_redis
 from tests.support.servers import free_port
@@ -111,10 +112,6 @@ def setup(request: pytest.FixtureRequest) -> tuple[Gatekeeper, str]:
     name = "mapped" if request.param.startswith("main mapped") else "namespaced"
     started: tuple[Gatekeeper, str] = request.getfixturevalue(name)
     return started
-
-
-def mint(dev: DevIssuer, sub: str, **claims: Any) -> str:
-    return dev.mint(sub, audience=AUDIENCE, ttl_seconds=3600, claims=claims)
 
 
 def get(gk: Gatekeeper, token: str, path: str, **headers: str) -> httpx.Response:
@@ -230,11 +227,11 @@ def test_a_sub_that_spells_a_role_does_not_act_as_it(
 ) -> None:
     """In the plain name space (the main issuer's here), a token role does not help either."""
     gk, _ = mapped
-    refused = get(gk, mint(issuer, sub, roles=["viewer"]), "/admin/users")
+    refused = get(gk, mint(issuer, sub, claims={"roles": ["viewer"]}), "/admin/users")
     assert refused.status_code == 403, refused.text
     assert reason(gk, refused) == "subject_names_a_role"
     # In the partner's name space the same sub is just a user (its issuer's prefix first).
-    assert get(gk, mint(partner, sub, roles=["viewer"]), "/admin/users").status_code == 403
+    assert get(gk, mint(partner, sub, claims={"roles": ["viewer"]}), "/admin/users").status_code == 403
 
 
 LEGACY = """\
@@ -258,7 +255,7 @@ def test_under_a_policy_written_before_role_a_sub_named_like_a_role_is_refused(
     assert refused.status_code == 403
     assert reason(legacy, refused) == "subject_names_a_role"
     # A token role of that name no longer reaches the plain rule either: fail closed.
-    assert get(legacy, mint(issuer, "u-1", roles=["admin"]), "/admin/users").status_code == 403
+    assert get(legacy, mint(issuer, "u-1", claims={"roles": ["admin"]}), "/admin/users").status_code == 403
 
 
 @pytest.fixture(scope="module")

@@ -277,11 +277,12 @@ def check_forward_auth(proxy: str, headers: list[tuple[bytes, bytes]], *, truste
         values = [value for name, value in headers if name == uri_name]
         assert len(values) == 1, f"{uri_name!r} sent {len(values)} times and accepted"
         uri = values[0]
-    named_method = (method.encode("latin-1") if method_name is None
-                    else [v for n, v in headers if n == method_name])
-    if method_name is not None:
-        assert len(named_method) == 1, f"{method_name!r} sent {len(named_method)} times and accepted"
-        named_method = named_method[0]
+    if method_name is None:
+        named_method = method.encode("latin-1")
+    else:
+        methods = [v for n, v in headers if n == method_name]
+        assert len(methods) == 1, f"{method_name!r} sent {len(methods)} times and accepted"
+        named_method = methods[0]
     # the configured source and nothing else decides; every other carrier agrees with it
     for name, value in headers:
         if fold(name) in _URI_CARRIERS and name != uri_name:

@@ -51,7 +51,8 @@ def write_all(directory: Path) -> None:
         "paths": list(PATHS), "redirects": list(REDIRECTS), "forward_auth": list(FORWARD_AUTH),
         "config": list(CONFIG),
     }
-    texts["bearer"] = [f"Bearer {token}" for token in subjects.TOKENS] + [
+    texts["bearer"] = [
+        *(f"Bearer {token}" for token in subjects.TOKENS),
         f"{subjects.COOKIE_TOKEN_NAME}={subjects.TOKENS[1]}", "Basic YWxhZGRpbjpvcGVuc2VzYW1l",
         "Bearer a.b.c", "bearer  " + subjects.TOKENS[0] + "=="]
     cookie = subjects.CookieSubject.build()

@@ -19,11 +19,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519
 
 from gatekeeper.authn.bearer import BearerAuthenticator
-from gatekeeper.cookies import CookieJar
+from gatekeeper.cookies import CookieJar, request_cookies
 from gatekeeper.metrics import Metrics
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
-from gatekeeper.sessions.cookie import CookieSessionStore, chunk_names, request_cookies
+from gatekeeper.sessions.cookie import CookieSessionStore, chunk_names
 from gatekeeper.sessions.crypto import SessionCipher
 from gatekeeper.sessions.model import Session
 from gatekeeper.settings import AuthSettings, IssuerSettings, SessionSettings
@@ -149,7 +149,8 @@ class CookieSubject:
         """The ``Cookie`` header value a browser sends back for ``session`` (its chunks in order)."""
         jar = CookieJar()
         run(self.store.save(request([]), jar, session))
-        pairs = [(c.name, c.value) for c in jar if c.max_age > 0]
+        # What the browser keeps: no Max-Age (a browser-session cookie) or a positive one.
+        pairs = [(c.name, c.value) for c in jar if c.max_age is None or c.max_age > 0]
         self.register(pairs[0][1].partition(".")[2] + "".join(value for _, value in pairs[1:]))
         return "; ".join(f"{name}={value}" for name, value in pairs)
 

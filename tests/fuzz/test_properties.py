@@ -20,6 +20,8 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from gatekeeper.errors import ConfigError
+from gatekeeper.settings import Settings
+from gatekeeper.settings.file import load_settings
 from tests.fuzz import invariants, subjects, targets
 
 PROPERTY = settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -273,7 +275,7 @@ SCALARS = st.one_of(st.none(), st.booleans(), st.integers(-5, 10**6), st.floats(
                                      "redis://:" + invariants.SECRET_MARKER + "@127.0.0.1:6379/0",
                                      "${UNSET_VARIABLE}", "${HOME:-x}"]),
                     st.text(max_size=12))
-KEYS = st.sampled_from([*invariants.Settings.model_fields, *sorted(invariants.SECRET_KEYS), "issuers",
+KEYS = st.sampled_from([*Settings.model_fields, *sorted(invariants.SECRET_KEYS), "issuers",
                         "audience", "issuer", "providers", "client_id", "store", "x"])
 documents = st.recursive(
     SCALARS, lambda inner: st.lists(inner, max_size=3) | st.dictionaries(KEYS, inner, max_size=4),
@@ -314,7 +316,7 @@ def test_a_hostile_config_file_is_one_problem_naming_the_file(
     path = tmp_path / "gatekeeper.yaml"
     path.write_bytes(content)
     with pytest.raises(ConfigError) as caught:
-        invariants.load_settings(path, {})
+        load_settings(path, {})
     assert len(caught.value.problems) == 1 and expected in caught.value.problems[0]
     invariants.check_config(path, {})
 
@@ -323,7 +325,7 @@ def test_a_deeply_nested_json_override_is_a_problem_naming_the_key(tmp_path: Pat
     path = tmp_path / "gatekeeper.yaml"
     path.write_text("listen: 0.0.0.0:4180\n")
     with pytest.raises(ConfigError) as caught:
-        invariants.load_settings(path, {"GATEKEEPER_PUBLIC_PATHS": "[" * 100_000})
+        load_settings(path, {"GATEKEEPER_PUBLIC_PATHS": "[" * 100_000})
     assert caught.value.problems == ["public_paths: Input should be a valid list"]
 
 

@@ -19,6 +19,7 @@ The other topologies listen on free ports of 127.0.0.1, each in a temp dir of it
 from __future__ import annotations
 
 import contextlib
+import functools
 import signal
 import subprocess
 import tempfile
@@ -192,8 +193,8 @@ def run_cluster(masters: int = 3) -> Iterator[list[TcpRedis]]:
         if created.returncode != 0:
             raise RuntimeError(f"redis-cli --cluster create failed:\n{created.stdout}{created.stderr}")
         for node in nodes:
-            _wait(lambda node=node: node.client().cluster("info")["cluster_state"] == "ok",
-                  f"cluster node {node.port} not ok", node.process)
+            _wait(functools.partial(_cluster_ok, node), f"cluster node {node.port} not ok",
+                  node.process)
         yield nodes
 
 
@@ -201,6 +202,10 @@ def run_cluster(masters: int = 3) -> Iterator[list[TcpRedis]]:
 def _run(argv: list[str], port: int) -> Iterator[ProcessHandle]:
     with run_process(argv, ready_port=port, timeout=10) as process:
         yield process
+
+
+def _cluster_ok(node: TcpRedis) -> bool:
+    return bool(node.client().cluster("info")["cluster_state"] == "ok")
 
 
 def _wait(condition: Callable[[], bool], what: str, process: ProcessHandle, timeout: float = 10) -> None:

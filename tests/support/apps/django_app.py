@@ -42,7 +42,7 @@ def _urlpatterns() -> list[Any]:
     from django.urls import path, re_path
     from django.views import View
 
-    class Items(View):
+    class Items(View):  # type: ignore[misc]  # django ships no type information
         http_method_names = ["get", "head", "post", "put", "patch", "delete"]
 
         def get(self, request: Any, item: str) -> Any:

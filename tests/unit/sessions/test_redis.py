@@ -1,0 +1,587 @@
+"""The Redis session store against a real redis-server: what the shared contract in
+test_sessions.py cannot show with one store — two replicas refreshing one session, back-channel
+logout by sub and sid, replay protection, a frozen Redis, and what Redis alone can read.
+
+Each replica is a ``RedisSessionStore`` with a client of its own; each test has a key prefix of
+its own, so tests share one server without seeing each other's keys.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import dataclasses
+import itertools
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from typing import Any, TypeVar
+
+import pytest
+import redis
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+from gatekeeper.clients.redis import RedisClient, connect
+from gatekeeper.cookies import CookieJar
+from gatekeeper.errors import SessionInvalid, SessionStoreUnavailable
+from gatekeeper.request import RequestView
+from gatekeeper.sessions import redis as redis_store
+from gatekeeper.sessions.crypto import SessionCipher
+from gatekeeper.sessions.model import Session
+from gatekeeper.sessions.redis import RedisSessionStore
+from gatekeeper.settings import RedisSettings, SessionSettings, Settings
+from tests.support.fakes import run
+from tests.support.redis import RedisServer, run_redis
+
+SECRET = "redis-store-secret-" + secrets.token_hex(16)
+OTHER_SECRET = "another-store-secret-" + secrets.token_hex(16)
+NAME = "_gatekeeper"
+T = TypeVar("T")
+_PREFIXES = itertools.count()
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[RedisServer]:
+    with run_redis() as running:
+        yield running
+
+
+@pytest.fixture
+def prefix() -> str:
+    return f"t{next(_PREFIXES)}-{secrets.token_hex(3)}:"
+
+
+class Replicas:
+    """Stores made during one scenario; their clients are closed inside its event loop."""
+
+    def __init__(self, server: RedisServer, prefix: str) -> None:
+        self.server = server
+        self.prefix = prefix
+        self.clients: list[RedisClient] = []
+
+    def store(self, *, secret: str = SECRET, timeout: float = 0.5, cache_seconds: float = 1.0,
+              monotonic: Callable[[], float] = time.monotonic) -> RedisSessionStore:
+        sessions = SessionSettings.model_validate({"secret": [secret], "cookie_domain": None,
+                                                   "redis_cache_seconds": cache_seconds})
+        config = RedisSettings(url=self.server.url, key_prefix=self.prefix, timeout_seconds=timeout)
+        client = connect(Settings(session=sessions, redis=config).redis_connection())
+        self.clients.append(client)
+        return RedisSessionStore(client, sessions, config, monotonic=monotonic)
+
+    def run(self, scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
+        async def closing() -> T:
+            try:
+                return await scenario()
+            finally:
+                while self.clients:
+                    await self.clients.pop().aclose()
+
+        return run(closing())
+
+
+@pytest.fixture
+def replicas(server: RedisServer, prefix: str) -> Replicas:
+    return Replicas(server, prefix)
+
+
+def view(cookie: str | None) -> RequestView:
+    headers = [] if cookie is None else [(b"cookie", f"{NAME}={cookie}".encode())]
+    return RequestView({"type": "http", "method": "GET", "path": "/", "headers": headers}, "/")
+
+
+def login(*, subject: str = "alice", provider: str = "keycloak", sid: str | None = None) -> Session:
+    claims: dict[str, Any] = {"sub": subject, "email": f"{subject}@example.com", "roles": ["dev"]}
+    if sid is not None:
+        claims["sid"] = sid
+    return Session.new(subject=subject, provider=provider, claims=claims,
+                       access_token="at-" + secrets.token_urlsafe(40),
+                       refresh_token="rt-" + secrets.token_urlsafe(40),
+                       access_expires_at=int(time.time()) + 300, now=time.time(),
+                       id_token="it-" + secrets.token_urlsafe(40))
+
+
+async def save(store: RedisSessionStore, session: Session) -> str:
+    """Save a new session as a login does; return the browser's cookie value (the ticket)."""
+    jar = CookieJar()
+    await store.save(view(None), jar, session)
+    cookie = jar.get(NAME)
+    assert cookie is not None and cookie.max_age
+    return cookie.value
+
+
+async def load(store: RedisSessionStore, cookie: str, jar: CookieJar | None = None) -> Session | None:
+    """Load as a request with ``cookie`` would; ``jar`` gets what the store queued for the browser."""
+    return await store.load(view(cookie), CookieJar() if jar is None else jar)
+
+
+def deletes_cookie(jar: CookieJar) -> bool:
+    cookie = jar.get(NAME)
+    return cookie is not None and cookie.max_age == 0
+
+
+def refreshed(session: Session) -> Session:
+    return dataclasses.replace(session, access_token="at-new-" + secrets.token_urlsafe(40),
+                               refresh_token="rt-new-" + secrets.token_urlsafe(40),
+                               access_expires_at=int(time.time()) + 300)
+
+
+class CountingRefresh:
+    """The provider's side of a refresh: counts calls, takes ``seconds``, may fail."""
+
+    def __init__(self, seconds: float = 0.2, fail: bool = False) -> None:
+        self.calls = 0
+        self.seconds = seconds
+        self.fail = fail
+
+    async def __call__(self, session: Session) -> Session:
+        self.calls += 1
+        await asyncio.sleep(self.seconds)
+        if self.fail:
+            raise RuntimeError("the provider refused the refresh token")
+        return refreshed(session)
+
+
+# ------------------------------------------------------------------ refresh across replicas
+
+
+def test_twenty_callers_on_two_replicas_refresh_once_and_all_get_the_result(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        a, b = replicas.store(), replicas.store()
+        session = login()
+        cookie = await save(a, session)
+        refresh = CountingRefresh(seconds=0.3)
+        callers: list[Awaitable[Session]] = [
+            store.refresh_exclusively(view(cookie), session, refresh) for _ in range(10) for store in (a, b)]
+        results = await asyncio.gather(*callers)
+        assert refresh.calls == 1
+        assert results[0].access_token != session.access_token
+        assert all(result == results[0] for result in results)
+        # Both replicas now load the refreshed session for the cookie the browser already has.
+        for store in (a, b):
+            assert await load(store, cookie) == results[0]
+        # A request that still carries the old session, after the refresh finished: the stored one.
+        late = await b.refresh_exclusively(view(cookie), session, refresh)
+        assert late == results[0] and refresh.calls == 1
+
+    replicas.run(scenario)
+
+
+def test_a_failed_refresh_releases_the_lock_and_no_caller_hangs(
+    replicas: Replicas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_store, "WAIT_SECONDS", 2.0)
+
+    async def scenario() -> None:
+        a, b = replicas.store(), replicas.store()
+        session = login()
+        cookie = await save(a, session)
+        failing = CountingRefresh(seconds=0.1, fail=True)
+        started = time.monotonic()
+        callers = [store.refresh_exclusively(view(cookie), session, failing)
+                   for _ in range(5) for store in (a, b)]
+        results = await asyncio.gather(*callers, return_exceptions=True)
+        assert time.monotonic() - started < 10
+        assert all(isinstance(r, RuntimeError | SessionStoreUnavailable) for r in results), results
+        assert 1 <= failing.calls <= len(callers)  # a loser may try again once the lock is free
+        assert replicas.server.client().exists(f"{replicas.prefix}lock:{session.id}") == 0
+        # The session is untouched and the next attempt refreshes (the lock was released).
+        assert await load(b, cookie) == session
+        working = CountingRefresh(seconds=0.0)
+        fresh = await b.refresh_exclusively(view(cookie), session, working)
+        assert working.calls == 1 and fresh.access_token != session.access_token
+
+    replicas.run(scenario)
+
+
+def test_a_slow_winner_makes_the_losers_give_up_at_the_bound(
+    replicas: Replicas, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(redis_store, "WAIT_SECONDS", 0.3)
+
+    async def scenario() -> None:
+        a, b = replicas.store(), replicas.store()
+        session = login()
+        cookie = await save(a, session)
+        slow = CountingRefresh(seconds=1.5)
+        winner = asyncio.create_task(a.refresh_exclusively(view(cookie), session, slow))
+        await asyncio.sleep(0.1)  # the winner holds the lock
+        started = time.monotonic()
+        with pytest.raises(SessionStoreUnavailable):
+            await b.refresh_exclusively(view(cookie), session, slow)
+        assert time.monotonic() - started < 1.2
+        assert (await winner).access_token != session.access_token and slow.calls == 1
+
+    replicas.run(scenario)
+
+
+def test_a_lock_left_by_a_dead_replica_expires_and_the_refresh_goes_ahead(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        store = replicas.store()
+        session = login()
+        cookie = await save(store, session)
+        # A replica took the lock and died: the lock lapses on its own (here after 0.3 s).
+        replicas.server.client().set(f"{replicas.prefix}lock:{session.id}", b"dead", px=300)
+        refresh = CountingRefresh(seconds=0.0)
+        fresh = await store.refresh_exclusively(view(cookie), session, refresh)
+        assert refresh.calls == 1 and fresh.access_token != session.access_token
+
+    replicas.run(scenario)
+
+
+def test_a_session_ended_before_its_refresh_is_not_refreshed_back_to_life(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        a, b = replicas.store(), replicas.store()
+        session = login(sid="op-sid")
+        cookie = await save(a, session)  # a request on A loaded this session; its token is due
+        assert await b.end_sessions("keycloak", sid="op-sid") == 1  # the provider's logout, via B
+        refresh = CountingRefresh(seconds=0.0)
+        try:
+            await a.refresh_exclusively(view(cookie), session, refresh)
+        except SessionInvalid as exc:
+            assert exc.code == "session_ended"
+        assert refresh.calls == 0, "a refresh token of an ended session was used"
+        with pytest.raises(SessionInvalid):
+            await load(b, cookie)
+
+    replicas.run(scenario)
+
+
+def test_a_logout_while_the_refresh_is_at_the_provider_stays_a_logout(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        a, b = replicas.store(), replicas.store()
+        session = login(sid="op-sid")
+        cookie = await save(a, session)
+
+        async def refresh_meanwhile_logged_out(current: Session) -> Session:
+            assert await b.end_sessions("keycloak", sid="op-sid") == 1
+            return refreshed(current)
+
+        with contextlib.suppress(SessionInvalid):
+            await a.refresh_exclusively(view(cookie), session, refresh_meanwhile_logged_out)
+        with pytest.raises(SessionInvalid):
+            await load(b, cookie)
+
+    replicas.run(scenario)
+
+
+# ------------------------------------------------------------------ back-channel logout
+
+
+def test_end_sessions_by_sid_and_by_sub_end_only_the_matching_sessions(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        a, b = replicas.store(), replicas.store()
+        sessions = {
+            "alice s1": login(subject="alice", sid="s1"),
+            "alice s2": login(subject="alice", sid="s2"),
+            "alice no sid": login(subject="alice"),
+            "bob s3": login(subject="bob", sid="s3"),
+            "alice s1 elsewhere": login(subject="alice", provider="okta", sid="s1"),
+        }
+        cookies = {name: await save(a, session) for name, session in sessions.items()}
+
+        async def alive() -> set[str]:
+            names = set()
+            for name, cookie in cookies.items():
+                jar = CookieJar()
+                try:
+                    if await load(b, cookie, jar) is not None:
+                        names.add(name)
+                except SessionInvalid as exc:
+                    assert exc.code == "session_ended" and deletes_cookie(jar)
+            return names
+
+        assert await alive() == set(sessions)
+        assert await b.end_sessions("keycloak", sid="s1") == 1
+        assert await alive() == set(sessions) - {"alice s1"}
+        assert await b.end_sessions("keycloak", sid="unknown") == 0
+        assert await b.end_sessions("keycloak", subject="carol") == 0
+        await b.end_sessions("keycloak", subject="alice")  # its count: test_end_sessions_counts_...
+        assert await alive() == {"bob s3", "alice s1 elsewhere"}
+        assert await b.end_sessions("okta", subject="alice") == 1  # b: its read cache goes too
+        assert await alive() == {"bob s3"}
+
+    replicas.run(scenario)
+
+
+def test_end_sessions_counts_only_the_sessions_it_ended(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        store = replicas.store()
+        for sid in ("s1", "s2"):
+            await save(store, login(subject="alice", sid=sid))
+        assert await store.end_sessions("keycloak", sid="s1") == 1
+        assert await store.end_sessions("keycloak", subject="alice") == 1
+
+    replicas.run(scenario)
+
+
+def test_seen_once_is_true_once_per_name_across_replicas_until_it_lapses(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        a, b = replicas.store(), replicas.store()
+        assert await a.seen_once("logout:kc:jti-1", 1) is True
+        assert await a.seen_once("logout:kc:jti-1", 1) is False
+        assert await b.seen_once("logout:kc:jti-1", 1) is False
+        assert await b.seen_once("logout:kc:jti-2", 1) is True
+        assert await a.seen_once("logout:okta:jti-1", 600) is True
+        await asyncio.sleep(1.2)
+        assert await b.seen_once("logout:kc:jti-1", 1) is True
+        assert await a.seen_once("logout:okta:jti-1", 600) is False
+
+    replicas.run(scenario)
+
+
+# ------------------------------------------------------------------ a Redis that hangs
+
+
+def test_a_frozen_redis_answers_unavailable_in_time_and_keeps_the_cookie(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        store = replicas.store(timeout=0.2)
+        first, second = login(subject="alice"), login(subject="bob")
+        cookies = [await save(store, first), await save(store, second)]
+        replicas.server.freeze()
+        try:
+            calls: list[Callable[[CookieJar], Awaitable[object]]] = [
+                lambda jar: store.load(view(cookies[0]), jar),
+                lambda jar: store.save(view(None), jar, login()),
+                lambda jar: store.save(view(cookies[0]), jar, refreshed(first)),
+                lambda jar: store.verify_connection()]
+            for call in calls:
+                jar = CookieJar()
+                started = time.monotonic()
+                with pytest.raises(SessionStoreUnavailable):
+                    await call(jar)
+                assert time.monotonic() - started < 2.0
+                assert len(jar) == 0, "no cookie is set or deleted while Redis is away"
+            jar = CookieJar()
+            await store.clear(view(cookies[1]), jar)  # signing out still works for the browser
+            assert deletes_cookie(jar)
+        finally:
+            replicas.server.thaw()
+        # Back: each request gets its own answer, no reply left over from the timed-out calls.
+        # The sign-out's delete did not reach Redis: that copy lapses with its TTL.
+        assert await load(store, cookies[1]) == second
+        assert await load(store, cookies[0]) == first
+        await store.verify_connection()
+
+    replicas.run(scenario)
+
+
+# ------------------------------------------------------------------ tickets and what Redis holds
+
+
+def test_a_ticket_sealed_with_another_secret_is_invalid_and_deleted(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        cookie = await save(replicas.store(secret=OTHER_SECRET), login())
+        jar = CookieJar()
+        with pytest.raises(SessionInvalid):
+            await load(replicas.store(), cookie, jar)
+        assert deletes_cookie(jar)
+
+    replicas.run(scenario)
+
+
+def test_a_ticket_whose_session_is_gone_from_redis_is_session_ended(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        store = replicas.store()
+        session = login()
+        cookie = await save(store, session)
+        assert replicas.server.client().delete(f"{replicas.prefix}session:{session.id}") == 1
+        jar = CookieJar()
+        with pytest.raises(SessionInvalid) as caught:
+            await load(store, cookie, jar)
+        assert caught.value.code == "session_ended"
+        assert deletes_cookie(jar)
+
+    replicas.run(scenario)
+
+
+def test_redis_holds_only_ciphertext_that_the_cookie_key_alone_opens(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        store = replicas.store()
+        session = login(sid="provider-sid-1")
+        cookie = await save(store, session)
+        assert len(cookie) < 300 and "eyJ" not in cookie
+        for secret in (session.access_token, session.refresh_token, session.id_token):
+            assert secret is not None and secret not in cookie
+        client = replicas.server.client()
+        stored = client.get(f"{replicas.prefix}session:{session.id}")
+        assert isinstance(stored, bytes)
+        for visible in (session.access_token, session.refresh_token, session.id_token, session.subject,
+                        "alice@example.com", "provider-sid-1"):
+            assert visible is not None and visible.encode() not in stored
+        everything = b"".join(k + (client.dump(k) or b"") for k in client.keys(f"{replicas.prefix}*")
+                              if isinstance(k, bytes))  # always: no decode_responses
+        assert session.access_token.encode() not in everything and b"alice" not in everything
+        # The key is in the browser's ticket: with it the value opens, with any other it does not.
+        settings = SessionSettings.model_validate({"secret": [SECRET]})
+        ticket = SessionCipher.from_settings(settings, purpose="ticket").open(cookie, name=NAME).decode()
+        session_id, _, key_text = ticket.partition(".")
+        key = base64.urlsafe_b64decode(key_text + "=" * (-len(key_text) % 4))
+        nonce, sealed = stored[:12], stored[12:]
+        assert Session.from_json(AESGCM(key).decrypt(nonce, sealed, session_id.encode())) == session
+        with pytest.raises(InvalidTag):
+            AESGCM(secrets.token_bytes(32)).decrypt(nonce, sealed, session_id.encode())
+
+    replicas.run(scenario)
+
+
+def test_redis_errors_are_translated(replicas: Replicas) -> None:
+    """The store's one foreign error type: a dead Redis is SessionStoreUnavailable, not redis's."""
+    async def scenario() -> None:
+        store = replicas.store(timeout=0.2)
+        cookie = await save(store, login())
+        replicas.server.stop()
+        try:
+            with pytest.raises(SessionStoreUnavailable) as caught:
+                await load(store, cookie)
+            assert isinstance(caught.value.__cause__, redis.RedisError | OSError | TimeoutError)
+        finally:
+            replicas.server.start()
+        assert await load(store, cookie) is not None  # stop() saved a snapshot
+
+    replicas.run(scenario)
+
+
+# -- the read cache: one Redis read per session per redis_cache_seconds -------------------------
+
+
+class Ticks:
+    """A monotonic clock the test moves."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def reads(server: RedisServer) -> int:
+    client = server.client()
+    try:
+        stats: dict[str, Any] = client.info("commandstats")
+        return int(stats.get("cmdstat_get", {}).get("calls", 0))
+    finally:
+        client.close()
+
+
+def test_a_session_read_is_reused_within_the_bound_and_another_replica_s_logout_lands_after_it(
+        replicas: Replicas) -> None:
+    ticks = Ticks()
+
+    async def scenario() -> None:
+        a, b = replicas.store(monotonic=ticks), replicas.store(monotonic=ticks)
+        cookie = await save(a, login())
+        before = reads(replicas.server)
+        for _ in range(20):
+            assert await load(b, cookie) is not None
+        assert reads(replicas.server) == before + 1  # twenty requests, one Redis read
+        await a.clear(view(cookie), CookieJar())  # signed out on the other replica
+        ticks.now += 0.9
+        assert await load(b, cookie) is not None  # within the bound: b has not read Redis since
+        ticks.now += 0.1
+        jar = CookieJar()
+        with pytest.raises(SessionInvalid) as ended:
+            await load(b, cookie, jar)
+        assert ended.value.code == "session_ended" and deletes_cookie(jar)
+
+    replicas.run(scenario)
+
+
+def test_a_local_logout_or_back_channel_logout_ends_the_cached_session_at_once(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        store = replicas.store(cache_seconds=5)
+        for end in ("clear", "end_sessions"):
+            cookie = await save(store, login(sid="s1"))
+            assert await load(store, cookie) is not None  # now cached
+            if end == "clear":
+                await store.clear(view(cookie), CookieJar())
+            else:
+                assert await store.end_sessions("keycloak", sid="s1") == 1
+            with pytest.raises(SessionInvalid, match="ended"):
+                await load(store, cookie)
+
+    replicas.run(scenario)
+
+
+def test_a_read_that_overlaps_a_local_logout_is_not_cached(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        store = replicas.store(cache_seconds=5)
+        cookie = await save(store, login())
+        client = store._client
+        answered, release = asyncio.Event(), asyncio.Event()
+        real_get = client.get
+
+        async def slow_get(key: str) -> Any:
+            value = await real_get(key)  # Redis answers before the logout...
+            answered.set()
+            await release.wait()  # ...and the answer is handled after it
+            return value
+
+        client.get = slow_get  # type: ignore[method-assign,assignment]
+        reading = asyncio.create_task(load(store, cookie))
+        await answered.wait()
+        client.get = real_get  # type: ignore[method-assign]
+        await store.clear(view(cookie), CookieJar())
+        release.set()
+        assert await reading is not None  # it raced the logout, and may see the old session
+        with pytest.raises(SessionInvalid, match="ended"):
+            await load(store, cookie)  # but nothing after the logout does
+
+    replicas.run(scenario)
+
+
+def test_the_cache_needs_the_whole_ticket_not_only_the_session_id(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        store = replicas.store(cache_seconds=5)
+        session = login()
+        cookie = await save(store, session)
+        assert await load(store, cookie) is not None  # cached under its id
+        wrong_key = base64.urlsafe_b64encode(secrets.token_bytes(32)).rstrip(b"=").decode()
+        forged = SessionCipher([SECRET], purpose="ticket").seal(f"{session.id}.{wrong_key}".encode(),
+                                                               name=NAME)
+        with pytest.raises(SessionInvalid, match="does not open"):
+            await load(store, forged)
+
+    replicas.run(scenario)
+
+
+def test_redis_cache_seconds_0_reads_redis_on_every_request(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        a, b = replicas.store(), replicas.store(cache_seconds=0)
+        cookie = await save(a, login())
+        before = reads(replicas.server)
+        for _ in range(5):
+            assert await load(b, cookie) is not None
+        assert reads(replicas.server) == before + 5
+        await a.clear(view(cookie), CookieJar())
+        with pytest.raises(SessionInvalid, match="ended"):
+            await load(b, cookie)
+
+    replicas.run(scenario)
+
+
+def test_a_read_that_starts_while_a_local_logout_is_in_flight_is_not_kept(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        store = replicas.store(cache_seconds=5)
+        cookie = await save(store, login())
+        client = store._client
+        called, release = asyncio.Event(), asyncio.Event()
+        real_delete = client.delete
+
+        async def slow_delete(*keys: str) -> Any:
+            called.set()
+            await release.wait()  # the DEL reaches Redis only after the read below
+            return await real_delete(*keys)
+
+        client.delete = slow_delete  # type: ignore[method-assign,assignment]
+        logging_out = asyncio.create_task(store.clear(view(cookie), CookieJar()))
+        await called.wait()
+        assert await load(store, cookie) is not None  # read before the DEL: the old session
+        release.set()
+        await logging_out
+        client.delete = real_delete  # type: ignore[method-assign]
+        with pytest.raises(SessionInvalid, match="ended"):
+            await load(store, cookie)  # the copy that read cached went with the logout
+
+    replicas.run(scenario)
