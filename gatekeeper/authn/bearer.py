@@ -23,6 +23,7 @@ from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
 from gatekeeper.settings import AuthSettings
 from gatekeeper.subjects import SubjectClash, SubjectNamespaces
+from gatekeeper.tokens.claims import roles_from_claims
 from gatekeeper.tokens.jwks import IssuerKeys, SigningKey
 from gatekeeper.tokens.jws import peek_token
 
@@ -251,38 +252,3 @@ class BearerAuthenticator:
         )
         return principal, expires_at
 
-
-def claim_at(claims: Mapping[str, Any], dotted: str) -> Any:
-    """``realm_access.roles`` → claims["realm_access"]["roles"]; a literal dotted key wins."""
-    if dotted in claims:
-        return claims[dotted]
-    node: Any = claims
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def is_list_member(text: str) -> bool:
-    """Whether ``text`` reads back as itself from a comma-joined header. An app reads such a
-    header as an HTTP list (RFC 9110 §5.6.1): split at commas, white space around a member
-    dropped (Python's ``strip()`` drops Unicode white space too), a quoted member unquoted — so
-    ``" admin"``, ``admin `` or ``"admin"`` would be ``admin`` to it. Such a member is left out
-    (fail closed), never sent as another name than the policy saw."""
-    return bool(text) and text == text.strip() and "," not in text and '"' not in text
-
-
-def roles_from_claims(claims: Mapping[str, Any], paths: Sequence[str]) -> tuple[str, ...]:
-    roles: dict[str, None] = {}  # ordered set: first seen first
-    for path in paths:
-        value = claim_at(claims, path)
-        if isinstance(value, str):
-            value = [value]
-        if isinstance(value, list):
-            for role in value:
-                # Roles travel comma-joined in one header (X-Auth-Request-Groups): a role the
-                # app would read as another, or as two, is not granted at all.
-                if isinstance(role, str) and is_list_member(role):
-                    roles[role] = None
-    return tuple(roles)
