@@ -6,16 +6,12 @@ presented and is bad; a Principal = success.
 
 from __future__ import annotations
 
-import binascii
-import math
 import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jwt
-
-from gatekeeper.errors import BadRequest, InvalidToken
+from gatekeeper.errors import BadRequest, GatekeeperError, InvalidToken
 from gatekeeper.headernames import fold
 from gatekeeper.lru import LRU
 from gatekeeper.metrics import Metrics
@@ -25,7 +21,7 @@ from gatekeeper.settings import AuthSettings
 from gatekeeper.subjects import SubjectClash, SubjectNamespaces
 from gatekeeper.tokens.claims import roles_from_claims
 from gatekeeper.tokens.jwks import IssuerKeys, SigningKey
-from gatekeeper.tokens.jws import peek_token
+from gatekeeper.tokens.verify import Check, ClaimRules, JwsVerifier, Refusal
 
 _B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token
 
@@ -109,30 +105,35 @@ class TokenCache:
         return len(self._entries)
 
 
-_JWT_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
-    (jwt.ExpiredSignatureError, "expired", "token expired"),
-    (jwt.ImmatureSignatureError, "not_yet_valid", "token not yet valid (nbf/iat)"),
-    (jwt.InvalidAudienceError, "bad_audience", "audience not accepted"),
-    (jwt.InvalidIssuerError, "bad_issuer", "issuer not accepted"),
-    (jwt.InvalidSignatureError, "bad_signature", "signature verification failed"),
-    (jwt.InvalidAlgorithmError, "bad_algorithm", "algorithm not allowed"),
-    (jwt.InvalidIssuedAtError, "bad_iat", "iat is not a number"),
-    (jwt.exceptions.InvalidSubjectError, "invalid_claim", "claim sub must be a string"),
-    (jwt.exceptions.InvalidJTIError, "invalid_claim", "claim jti must be a string"),
-)
-_NUMERIC_DATES = ("exp", "nbf", "iat")
+# Each failed check of the shared verification (tokens/verify.py), in RFC 6750 words: the code
+# is the JSON body's "error", the description the WWW-Authenticate error_description.
+_REFUSALS: dict[Check, tuple[str, str]] = {
+    "malformed": ("malformed_token", "malformed token"),
+    "alg_none": ("alg_none", "unsigned tokens are not accepted"),
+    "crit": ("unsupported_crit", "unsupported critical header"),
+    "algorithm": ("bad_algorithm", "algorithm not allowed"),
+    "kid": ("malformed_token", "malformed kid"),
+    "signature": ("bad_signature", "signature verification failed"),
+    "expired": ("expired", "token expired"),
+    "not_yet_valid": ("not_yet_valid", "token not yet valid (nbf/iat)"),
+    "audience": ("bad_audience", "audience not accepted"),
+    "issuer": ("bad_issuer", "issuer not accepted"),
+    "iat": ("bad_iat", "iat is not a number"),
+}
+_NUMERIC_DATES = frozenset({"exp", "nbf", "iat"})
+_REQUIRED = ("exp", "iss", "aud", "sub")
 
 
-def _check_numeric_dates(payload: Mapping[str, Any]) -> None:
-    """RFC 7519 §2: exp/nbf/iat are JSON numbers. PyJWT runs ``int()`` on them, which takes
-    ``"9999999999"`` (a string exp that passed) and ``true`` (== 1), and Python's JSON reader
-    takes ``Infinity``/``NaN``: check the type here, before any key work."""
-    for name in _NUMERIC_DATES:
-        value = payload.get(name)
-        if value is None:
-            continue  # absent: the required-claims check names it
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise InvalidToken(f"claim {name} is not a number", code="invalid_claim")
+def _refuse(refusal: Refusal) -> GatekeeperError:
+    if refusal.key_error is not None:
+        return refusal.key_error  # the JWKS cache's own 401 (unknown_kid, …) or 503
+    if refusal.check == "missing_claim":
+        return InvalidToken(f"missing claim {refusal.detail}", code="missing_claim")
+    if refusal.check == "invalid_claim":
+        kind = "is not a number" if refusal.detail in _NUMERIC_DATES else "must be a string"
+        return InvalidToken(f"claim {refusal.detail} {kind}", code="invalid_claim")
+    code, description = _REFUSALS.get(refusal.check, _REFUSALS["malformed"])
+    return InvalidToken(description, code=code)
 
 
 def _typed_as_another_kind(typ: Any) -> bool:
@@ -158,7 +159,7 @@ class BearerAuthenticator:
         self._metrics = metrics
         self._namespaces = namespaces or SubjectNamespaces()
         self.cache = TokenCache(auth.token_cache_size)
-        self._jwt = jwt.PyJWT()
+        self._verifier = JwsVerifier(_refuse)
 
     async def authenticate(self, request: RequestView) -> Principal | None:
         token = find_token(request, self._auth.token_sources)
@@ -179,14 +180,7 @@ class BearerAuthenticator:
     async def _verify(
         self, token: str, now: float
     ) -> tuple[Principal, float, IssuerKeys, SigningKey]:
-        header, payload = peek_token(token)
-        _check_numeric_dates(payload)
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg.lower() == "none":
-            raise InvalidToken("unsigned tokens are not accepted", code="alg_none")
-        if "crit" in header:
-            # RFC 7515 §4.1.11: we understand no critical extension, so any is a reject.
-            raise InvalidToken("unsupported critical header", code="unsupported_crit")
+        header, payload = self._verifier.read(token)
         if _typed_as_another_kind(header.get("typ")):
             raise InvalidToken("the token is typed for another use", code="wrong_token_type")
         if "cnf" in payload:
@@ -199,31 +193,9 @@ class BearerAuthenticator:
         keys = self._keys.get(issuer) if isinstance(issuer, str) else None
         if keys is None:
             raise InvalidToken("issuer not accepted", code="bad_issuer")
-        if alg not in keys.issuer.algorithms:
-            raise InvalidToken("algorithm not allowed", code="bad_algorithm")
-        kid = header.get("kid")
-        if kid is not None and not isinstance(kid, str):
-            raise InvalidToken("malformed kid", code="malformed_token")
-        key = await keys.key_for(kid, alg)
-        try:
-            claims = self._jwt.decode(
-                token,
-                key.key,
-                algorithms=[alg],
-                audience=keys.issuer.audience,
-                issuer=keys.issuer.issuer,
-                leeway=self._auth.leeway_seconds,
-                options={"require": ["exp", "iss", "aud", "sub"], "strict_aud": False},
-            )
-        except jwt.MissingRequiredClaimError as exc:
-            raise InvalidToken(f"missing claim {exc.claim}", code="missing_claim") from exc
-        except jwt.InvalidTokenError as exc:
-            for kind, code, description in _JWT_ERRORS:
-                if isinstance(exc, kind):
-                    raise InvalidToken(description, code=code) from exc
-            raise InvalidToken("malformed token", code="malformed_token") from exc
-        except (ValueError, TypeError, KeyError, binascii.Error) as exc:
-            raise InvalidToken("malformed token", code="malformed_token") from exc
+        rules = ClaimRules(issuer=keys.issuer.issuer, audience=keys.issuer.audience,
+                           leeway_seconds=self._auth.leeway_seconds, require=_REQUIRED)
+        claims, key = await self._verifier.verify(token, header, keys, keys.issuer.algorithms, rules)
         return (*self._principal(token, claims, keys.issuer.issuer, now), keys, key)
 
     def _principal(
