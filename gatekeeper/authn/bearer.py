@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gatekeeper.cookies import cookie_pairs
 from gatekeeper.errors import BadRequest, GatekeeperError, InvalidToken
 from gatekeeper.headernames import fold
 from gatekeeper.lru import LRU
@@ -45,24 +46,24 @@ def find_token(request: RequestView, sources: Sequence[str]) -> str | None:
 
 
 def _token_cookie(headers: Sequence[bytes], name: str) -> str | None:
-    """The one cookie ``name`` of the request, split as the simplest app parser splits (at every
-    ``;``, names trimmed), never unquoted. Which of two same-named cookies an app reads differs
-    by framework (Werkzeug, PHP, Express: the first; Starlette, SimpleCookie: the last), a
-    quoted value may hide another, and some read names loosely (ASP.NET ignores case, PHP turns
-    ``.`` and space into ``_``): a second one, or one in a spelling that folds to ``name``, could
-    be a token the app reads and gatekeeper never verified — 400, like two Authorization headers."""
+    """The one cookie ``name`` of the request, read by the one Cookie parser (cookies.py: split
+    at every ``;``, names trimmed as the loosest app trims them), never unquoted. Which of two
+    same-named cookies an app reads differs by framework (Werkzeug, PHP, Express: the first;
+    Starlette, SimpleCookie: the last), a quoted value may hide another, and some read names
+    loosely (ASP.NET ignores case, PHP turns ``.`` and space into ``_``): a second one, or one
+    in a spelling that folds to ``name``, or one after white space (whose value apps read
+    differently), could be a token the app reads and gatekeeper never verified — 400, like two
+    Authorization headers."""
     wanted = name.encode("latin-1")
-    found: list[bytes] = []
-    for header in headers:
-        for segment in header.split(b";"):
-            key, _, value = segment.partition(b"=")
-            key = key.strip(b" \t")
-            if fold(key) == fold(wanted):
-                if key != wanted or found:
-                    raise BadRequest(f"more than one {name} cookie, or one spelled otherwise",
-                                     code="duplicate_token_cookie")
-                found.append(value.strip(b" \t"))
-    return found[0].decode("latin-1") if found else None
+    folded = fold(wanted)
+    found: bytes | None = None
+    for key, value in cookie_pairs(headers):
+        if fold(key) == folded:
+            if key != wanted or found is not None or value is None:
+                raise BadRequest(f"more than one {name} cookie, or one spelled otherwise",
+                                 code="duplicate_token_cookie")
+            found = value
+    return found.decode("latin-1") if found is not None else None
 
 
 def _from_authorization(value: bytes) -> str | None:
