@@ -14,7 +14,6 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from gatekeeper.authn.bearer import claim_at, is_list_member
 from gatekeeper.errors import InvalidToken
 from gatekeeper.headernames import (
     FORWARDED_FROM_TRUSTED,
@@ -28,6 +27,7 @@ from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
 from gatekeeper.sessions.cookie import strip_session_cookies
 from gatekeeper.settings import HeaderSettings
+from gatekeeper.tokens.claims import claim_at, is_list_member
 
 ACCESS_TOKEN_HEADER = "X-Auth-Request-Access-Token"
 _SET_BY_GATEKEEPER = frozenset({b"date", b"x-request-id"})

@@ -6,16 +6,13 @@ presented and is bad; a Principal = success.
 
 from __future__ import annotations
 
-import binascii
-import math
 import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jwt
-
-from gatekeeper.errors import BadRequest, InvalidToken
+from gatekeeper.cookies import cookie_pairs
+from gatekeeper.errors import BadRequest, GatekeeperError, InvalidToken
 from gatekeeper.headernames import fold
 from gatekeeper.lru import LRU
 from gatekeeper.metrics import Metrics
@@ -23,8 +20,9 @@ from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
 from gatekeeper.settings import AuthSettings
 from gatekeeper.subjects import SubjectClash, SubjectNamespaces
+from gatekeeper.tokens.claims import roles_from_claims
 from gatekeeper.tokens.jwks import IssuerKeys, SigningKey
-from gatekeeper.tokens.jws import peek_token
+from gatekeeper.tokens.verify import Check, ClaimRules, JwsVerifier, Refusal
 
 _B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token
 
@@ -48,24 +46,24 @@ def find_token(request: RequestView, sources: Sequence[str]) -> str | None:
 
 
 def _token_cookie(headers: Sequence[bytes], name: str) -> str | None:
-    """The one cookie ``name`` of the request, split as the simplest app parser splits (at every
-    ``;``, names trimmed), never unquoted. Which of two same-named cookies an app reads differs
-    by framework (Werkzeug, PHP, Express: the first; Starlette, SimpleCookie: the last), a
-    quoted value may hide another, and some read names loosely (ASP.NET ignores case, PHP turns
-    ``.`` and space into ``_``): a second one, or one in a spelling that folds to ``name``, could
-    be a token the app reads and gatekeeper never verified — 400, like two Authorization headers."""
+    """The one cookie ``name`` of the request, read by the one Cookie parser (cookies.py: split
+    at every ``;``, names trimmed as the loosest app trims them), never unquoted. Which of two
+    same-named cookies an app reads differs by framework (Werkzeug, PHP, Express: the first;
+    Starlette, SimpleCookie: the last), a quoted value may hide another, and some read names
+    loosely (ASP.NET ignores case, PHP turns ``.`` and space into ``_``): a second one, or one
+    in a spelling that folds to ``name``, or one after white space (whose value apps read
+    differently), could be a token the app reads and gatekeeper never verified — 400, like two
+    Authorization headers."""
     wanted = name.encode("latin-1")
-    found: list[bytes] = []
-    for header in headers:
-        for segment in header.split(b";"):
-            key, _, value = segment.partition(b"=")
-            key = key.strip(b" \t")
-            if fold(key) == fold(wanted):
-                if key != wanted or found:
-                    raise BadRequest(f"more than one {name} cookie, or one spelled otherwise",
-                                     code="duplicate_token_cookie")
-                found.append(value.strip(b" \t"))
-    return found[0].decode("latin-1") if found else None
+    folded = fold(wanted)
+    found: bytes | None = None
+    for key, value in cookie_pairs(headers):
+        if fold(key) == folded:
+            if key != wanted or found is not None or value is None:
+                raise BadRequest(f"more than one {name} cookie, or one spelled otherwise",
+                                 code="duplicate_token_cookie")
+            found = value
+    return found.decode("latin-1") if found is not None else None
 
 
 def _from_authorization(value: bytes) -> str | None:
@@ -108,30 +106,35 @@ class TokenCache:
         return len(self._entries)
 
 
-_JWT_ERRORS: tuple[tuple[type[Exception], str, str], ...] = (
-    (jwt.ExpiredSignatureError, "expired", "token expired"),
-    (jwt.ImmatureSignatureError, "not_yet_valid", "token not yet valid (nbf/iat)"),
-    (jwt.InvalidAudienceError, "bad_audience", "audience not accepted"),
-    (jwt.InvalidIssuerError, "bad_issuer", "issuer not accepted"),
-    (jwt.InvalidSignatureError, "bad_signature", "signature verification failed"),
-    (jwt.InvalidAlgorithmError, "bad_algorithm", "algorithm not allowed"),
-    (jwt.InvalidIssuedAtError, "bad_iat", "iat is not a number"),
-    (jwt.exceptions.InvalidSubjectError, "invalid_claim", "claim sub must be a string"),
-    (jwt.exceptions.InvalidJTIError, "invalid_claim", "claim jti must be a string"),
-)
-_NUMERIC_DATES = ("exp", "nbf", "iat")
+# Each failed check of the shared verification (tokens/verify.py), in RFC 6750 words: the code
+# is the JSON body's "error", the description the WWW-Authenticate error_description.
+_REFUSALS: dict[Check, tuple[str, str]] = {
+    "malformed": ("malformed_token", "malformed token"),
+    "alg_none": ("alg_none", "unsigned tokens are not accepted"),
+    "crit": ("unsupported_crit", "unsupported critical header"),
+    "algorithm": ("bad_algorithm", "algorithm not allowed"),
+    "kid": ("malformed_token", "malformed kid"),
+    "signature": ("bad_signature", "signature verification failed"),
+    "expired": ("expired", "token expired"),
+    "not_yet_valid": ("not_yet_valid", "token not yet valid (nbf/iat)"),
+    "audience": ("bad_audience", "audience not accepted"),
+    "issuer": ("bad_issuer", "issuer not accepted"),
+    "iat": ("bad_iat", "iat is not a number"),
+}
+_NUMERIC_DATES = frozenset({"exp", "nbf", "iat"})
+_REQUIRED = ("exp", "iss", "aud", "sub")
 
 
-def _check_numeric_dates(payload: Mapping[str, Any]) -> None:
-    """RFC 7519 §2: exp/nbf/iat are JSON numbers. PyJWT runs ``int()`` on them, which takes
-    ``"9999999999"`` (a string exp that passed) and ``true`` (== 1), and Python's JSON reader
-    takes ``Infinity``/``NaN``: check the type here, before any key work."""
-    for name in _NUMERIC_DATES:
-        value = payload.get(name)
-        if value is None:
-            continue  # absent: the required-claims check names it
-        if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-            raise InvalidToken(f"claim {name} is not a number", code="invalid_claim")
+def _refuse(refusal: Refusal) -> GatekeeperError:
+    if refusal.key_error is not None:
+        return refusal.key_error  # the JWKS cache's own 401 (unknown_kid, …) or 503
+    if refusal.check == "missing_claim":
+        return InvalidToken(f"missing claim {refusal.detail}", code="missing_claim")
+    if refusal.check == "invalid_claim":
+        kind = "is not a number" if refusal.detail in _NUMERIC_DATES else "must be a string"
+        return InvalidToken(f"claim {refusal.detail} {kind}", code="invalid_claim")
+    code, description = _REFUSALS.get(refusal.check, _REFUSALS["malformed"])
+    return InvalidToken(description, code=code)
 
 
 def _typed_as_another_kind(typ: Any) -> bool:
@@ -157,7 +160,7 @@ class BearerAuthenticator:
         self._metrics = metrics
         self._namespaces = namespaces or SubjectNamespaces()
         self.cache = TokenCache(auth.token_cache_size)
-        self._jwt = jwt.PyJWT()
+        self._verifier = JwsVerifier(_refuse)
 
     async def authenticate(self, request: RequestView) -> Principal | None:
         token = find_token(request, self._auth.token_sources)
@@ -178,14 +181,7 @@ class BearerAuthenticator:
     async def _verify(
         self, token: str, now: float
     ) -> tuple[Principal, float, IssuerKeys, SigningKey]:
-        header, payload = peek_token(token)
-        _check_numeric_dates(payload)
-        alg = header.get("alg")
-        if not isinstance(alg, str) or alg.lower() == "none":
-            raise InvalidToken("unsigned tokens are not accepted", code="alg_none")
-        if "crit" in header:
-            # RFC 7515 §4.1.11: we understand no critical extension, so any is a reject.
-            raise InvalidToken("unsupported critical header", code="unsupported_crit")
+        header, payload = self._verifier.read(token)
         if _typed_as_another_kind(header.get("typ")):
             raise InvalidToken("the token is typed for another use", code="wrong_token_type")
         if "cnf" in payload:
@@ -198,31 +194,9 @@ class BearerAuthenticator:
         keys = self._keys.get(issuer) if isinstance(issuer, str) else None
         if keys is None:
             raise InvalidToken("issuer not accepted", code="bad_issuer")
-        if alg not in keys.issuer.algorithms:
-            raise InvalidToken("algorithm not allowed", code="bad_algorithm")
-        kid = header.get("kid")
-        if kid is not None and not isinstance(kid, str):
-            raise InvalidToken("malformed kid", code="malformed_token")
-        key = await keys.key_for(kid, alg)
-        try:
-            claims = self._jwt.decode(
-                token,
-                key.key,
-                algorithms=[alg],
-                audience=keys.issuer.audience,
-                issuer=keys.issuer.issuer,
-                leeway=self._auth.leeway_seconds,
-                options={"require": ["exp", "iss", "aud", "sub"], "strict_aud": False},
-            )
-        except jwt.MissingRequiredClaimError as exc:
-            raise InvalidToken(f"missing claim {exc.claim}", code="missing_claim") from exc
-        except jwt.InvalidTokenError as exc:
-            for kind, code, description in _JWT_ERRORS:
-                if isinstance(exc, kind):
-                    raise InvalidToken(description, code=code) from exc
-            raise InvalidToken("malformed token", code="malformed_token") from exc
-        except (ValueError, TypeError, KeyError, binascii.Error) as exc:
-            raise InvalidToken("malformed token", code="malformed_token") from exc
+        rules = ClaimRules(issuer=keys.issuer.issuer, audience=keys.issuer.audience,
+                           leeway_seconds=self._auth.leeway_seconds, require=_REQUIRED)
+        claims, key = await self._verifier.verify(token, header, keys, keys.issuer.algorithms, rules)
         return (*self._principal(token, claims, keys.issuer.issuer, now), keys, key)
 
     def _principal(
@@ -251,38 +225,3 @@ class BearerAuthenticator:
         )
         return principal, expires_at
 
-
-def claim_at(claims: Mapping[str, Any], dotted: str) -> Any:
-    """``realm_access.roles`` → claims["realm_access"]["roles"]; a literal dotted key wins."""
-    if dotted in claims:
-        return claims[dotted]
-    node: Any = claims
-    for part in dotted.split("."):
-        if not isinstance(node, Mapping) or part not in node:
-            return None
-        node = node[part]
-    return node
-
-
-def is_list_member(text: str) -> bool:
-    """Whether ``text`` reads back as itself from a comma-joined header. An app reads such a
-    header as an HTTP list (RFC 9110 §5.6.1): split at commas, white space around a member
-    dropped (Python's ``strip()`` drops Unicode white space too), a quoted member unquoted — so
-    ``" admin"``, ``admin `` or ``"admin"`` would be ``admin`` to it. Such a member is left out
-    (fail closed), never sent as another name than the policy saw."""
-    return bool(text) and text == text.strip() and "," not in text and '"' not in text
-
-
-def roles_from_claims(claims: Mapping[str, Any], paths: Sequence[str]) -> tuple[str, ...]:
-    roles: dict[str, None] = {}  # ordered set: first seen first
-    for path in paths:
-        value = claim_at(claims, path)
-        if isinstance(value, str):
-            value = [value]
-        if isinstance(value, list):
-            for role in value:
-                # Roles travel comma-joined in one header (X-Auth-Request-Groups): a role the
-                # app would read as another, or as two, is not granted at all.
-                if isinstance(role, str) and is_list_member(role):
-                    roles[role] = None
-    return tuple(roles)

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
-from gatekeeper.authn.bearer import roles_from_claims
 from gatekeeper.errors import SessionInvalid, SessionStoreUnavailable
 from gatekeeper.exchange import Exchange
 from gatekeeper.lru import LRU
@@ -20,6 +19,7 @@ from gatekeeper.principal import Principal
 from gatekeeper.sessions.base import SessionStore
 from gatekeeper.sessions.model import Session
 from gatekeeper.subjects import SubjectClash, SubjectNamespaces
+from gatekeeper.tokens.claims import roles_from_claims
 
 _PRINCIPALS = 10_000
 

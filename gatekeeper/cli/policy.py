@@ -33,7 +33,6 @@ from pydantic import (
     model_validator,
 )
 
-from gatekeeper.authn.bearer import roles_from_claims
 from gatekeeper.authz import FixedPolicy, PolicyAuthorizer, PublicPaths
 from gatekeeper.errors import BadRequest, ConfigError
 from gatekeeper.paths import canonical_path
@@ -44,6 +43,7 @@ from gatekeeper.settings import PolicySettings, Settings
 from gatekeeper.settings.file import load_settings
 from gatekeeper.settings.routes import HTTP_METHOD
 from gatekeeper.subjects import SubjectClash, SubjectNamespaces
+from gatekeeper.tokens.claims import roles_from_claims
 
 ALLOW, DENY, USAGE = 0, 1, 2
 _RULE_REF = re.compile(r"[^:\s]+:[0-9]+")

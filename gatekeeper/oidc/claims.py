@@ -15,6 +15,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from gatekeeper.tokens.claims import claim_roots
+
 _STANDARD = ("iss", "sub", "aud", "azp", "sid", "email", "email_verified", "name",
              "preferred_username")
 _FROM_ID_TOKEN_ONLY = frozenset({"iss", "sub", "aud", "azp", "sid"})
@@ -24,10 +26,7 @@ class ClaimsFilter:
     def __init__(self, claim_paths: Iterable[str]) -> None:
         keep = dict.fromkeys(_STANDARD)
         for path in claim_paths:
-            if path == "roles":
-                keep["roles"] = None
-            keep[path] = None  # a literal dotted key ("https://example.com/roles") as is
-            keep[path.split(".", 1)[0]] = None
+            keep.update(dict.fromkeys(claim_roots(path)))  # what claim_at may read for it
         self._keep = tuple(keep)
 
     def session_claims(

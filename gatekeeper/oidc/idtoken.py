@@ -1,36 +1,62 @@
 """ID token checks of an OpenID Connect relying party (OIDC Core 1.0 §3.1.3.7, §12.2).
 
-The signature is checked with the provider's keys from the JWKS machinery bearer tokens use
-(authn/jwks.py: discovery, rotation, single-flight refetch on an unknown kid), with the
-algorithm on the provider's allow-list only — never ``none``, never HMAC. Every refusal is a
-``LoginFailed`` whose code names the check, so the error page and the log say what was wrong.
+The signature is checked by the verification bearer tokens use (tokens/verify.py), with the
+provider's keys from the same JWKS machinery (tokens/jwks.py: discovery, rotation, single-flight
+refetch on an unknown kid) and the algorithm on the provider's allow-list only — never ``none``,
+never HMAC. This module adds the ID token's own claim rules (sub, iat, azp, nonce) and the
+logout token's (events, jti, no nonce, its typ). Every refusal is a ``LoginFailed`` whose code
+names the check, so the error page and the log say what was wrong.
 """
 
 from __future__ import annotations
 
-import binascii
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import jwt
-
-from gatekeeper.errors import GatekeeperError, KeysUnavailable, LoginFailed, ProviderUnavailable
+from gatekeeper.errors import GatekeeperError, LoginFailed, ProviderUnavailable
 from gatekeeper.tokens.jwks import IssuerKeys
-from gatekeeper.tokens.jws import peek_token
+from gatekeeper.tokens.verify import FORM, Check, ClaimRules, JwsVerifier, Refusal
 
-# PyJWT's exception → (our code, what the page says). Order matters: subclasses first.
-_CHECKS: tuple[tuple[type[Exception], str, str], ...] = (
-    (jwt.ExpiredSignatureError, "id_token_expired", "the ID token has expired"),
-    (jwt.ImmatureSignatureError, "id_token_not_yet_valid", "the ID token is not valid yet"),
-    (jwt.InvalidAudienceError, "id_token_audience", "the ID token was not issued for this client"),
-    (jwt.InvalidIssuerError, "id_token_issuer", "the ID token comes from another issuer"),
-    (jwt.InvalidIssuedAtError, "id_token_iat", "the ID token has an invalid iat"),
-    (jwt.InvalidSignatureError, "id_token_signature", "the ID token's signature is invalid"),
-    (jwt.InvalidAlgorithmError, "id_token_alg", "the ID token's algorithm is not allowed"),
-)
+# Each failed check of the shared verification (tokens/verify.py) → (our code, what the page
+# says). Logout tokens are verified as ID tokens (Back-Channel Logout §2.6) and share these.
+_REFUSALS: dict[Check, tuple[str, str]] = {
+    "malformed": ("id_token_malformed", "the ID token is malformed"),
+    "invalid_claim": ("id_token_malformed", "the ID token is malformed"),
+    "crit": ("id_token_crit", "the ID token has an unsupported critical header"),
+    "kid": ("id_token_malformed", "the ID token's kid is malformed"),
+    "signature": ("id_token_signature", "the ID token's signature is invalid"),
+    "expired": ("id_token_expired", "the ID token has expired"),
+    "not_yet_valid": ("id_token_not_yet_valid", "the ID token is not valid yet"),
+    "audience": ("id_token_audience", "the ID token was not issued for this client"),
+    "issuer": ("id_token_issuer", "the ID token comes from another issuer"),
+    "iat": ("id_token_iat", "the ID token has an invalid iat"),
+}
+
+
+def _refuse(refusal: Refusal) -> GatekeeperError:
+    check, detail = refusal.check, refusal.detail
+    if check == "keys_unavailable":
+        return ProviderUnavailable("the provider's signing keys are not available",
+                                   code="provider_keys_unavailable")
+    if check == "key":
+        return LoginFailed(f"no signing key of the provider fits the ID token ({detail})",
+                           code="id_token_key")
+    if check in ("alg_none", "algorithm"):
+        named = f" {detail!r}" if detail else ""
+        return LoginFailed(f"the ID token's algorithm{named} is not allowed", code="id_token_alg")
+    if check == "missing_claim":
+        return LoginFailed(f"the ID token has no {detail} claim", code=f"id_token_missing_{detail}")
+    if check == "malformed" and detail == FORM:
+        return LoginFailed("the token from the provider is malformed", code="id_token_malformed")
+    code, description = _REFUSALS.get(check, _REFUSALS["malformed"])
+    return LoginFailed(description, code=code)
+
+
 _SAME_AFTER_REFRESH = ("iss", "sub", "aud", "azp")
+_ID_TOKEN_CLAIMS = ("iss", "sub", "aud", "exp", "iat")
+_LOGOUT_TOKEN_CLAIMS = ("iss", "aud", "iat", "jti")  # Back-Channel Logout §2.4: exp is optional
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,55 +72,17 @@ async def verify_id_token(
 ) -> dict[str, Any]:
     """The ID token's claims once every check passed. ``nonce``: the login's nonce (code flow),
     or None for a refreshed ID token, which carries none to compare."""
-    header, _ = _peek_or_fail(token)
-    claims = await _verified(token, header, keys, rules, require=["iss", "sub", "aud", "exp", "iat"])
+    verifier = JwsVerifier(_refuse)
+    header, _ = verifier.read(token)
+    claims, _key = await verifier.verify(token, header, keys, rules.algorithms,
+                                         _claim_rules(rules, _ID_TOKEN_CLAIMS))
     _check_claims(claims, rules, nonce=nonce, now=now)
     return claims
 
 
-def _peek_or_fail(token: str) -> tuple[dict[str, Any], dict[str, Any]]:
-    try:
-        return peek_token(token)
-    except GatekeeperError as exc:
-        raise LoginFailed("the token from the provider is malformed", code="id_token_malformed") from exc
-
-
-async def _verified(token: str, header: Mapping[str, Any], keys: IssuerKeys, rules: IdTokenRules,
-                    *, require: list[str]) -> dict[str, Any]:
-    """Signature (with an allowed alg and the provider's key), iss, aud, exp when present."""
-    alg = header.get("alg")
-    if not isinstance(alg, str) or alg not in rules.algorithms:
-        raise LoginFailed(f"the ID token's algorithm {str(alg)[:20]!r} is not allowed",
-                          code="id_token_alg")
-    if "crit" in header:
-        raise LoginFailed("the ID token has an unsupported critical header", code="id_token_crit")
-    kid = header.get("kid")
-    if kid is not None and not isinstance(kid, str):
-        raise LoginFailed("the ID token's kid is malformed", code="id_token_malformed")
-    try:
-        key = await keys.key_for(kid, alg)
-    except KeysUnavailable as exc:
-        raise ProviderUnavailable("the provider's signing keys are not available",
-                                  code="provider_keys_unavailable") from exc
-    except GatekeeperError as exc:
-        raise LoginFailed(f"no signing key of the provider fits the ID token ({exc.code})",
-                          code="id_token_key") from exc
-    try:
-        claims: dict[str, Any] = jwt.PyJWT().decode(
-            token, key.key, algorithms=[alg], audience=rules.client_id, issuer=rules.issuer,
-            leeway=rules.leeway_seconds, options={"require": require, "strict_aud": False},
-        )
-    except jwt.MissingRequiredClaimError as exc:
-        raise LoginFailed(f"the ID token has no {exc.claim} claim",
-                          code=f"id_token_missing_{exc.claim}") from exc
-    except jwt.InvalidTokenError as exc:
-        for kind, code, description in _CHECKS:
-            if isinstance(exc, kind):
-                raise LoginFailed(description, code=code) from exc
-        raise LoginFailed("the ID token is malformed", code="id_token_malformed") from exc
-    except (ValueError, TypeError, KeyError, binascii.Error) as exc:
-        raise LoginFailed("the ID token is malformed", code="id_token_malformed") from exc
-    return claims
+def _claim_rules(rules: IdTokenRules, require: tuple[str, ...]) -> ClaimRules:
+    return ClaimRules(issuer=rules.issuer, audience=rules.client_id,
+                      leeway_seconds=rules.leeway_seconds, require=require)
 
 
 def _check_claims(claims: Mapping[str, Any], rules: IdTokenRules, *, nonce: str | None,
@@ -150,12 +138,14 @@ async def verify_logout_token(
     event, a sub or a sid, and no nonce (so an ID token can never pass as a logout token).
     §2.6 item 5 lets the RP refuse a token whose iat is too far in the past: without that bound
     a captured token (exp is optional) would be good forever, outliving any replay memory."""
-    header, payload = _peek_or_fail(token)
+    verifier = JwsVerifier(_refuse)
+    header, payload = verifier.read(token)
     if "nonce" in payload:
         raise LoginFailed("a logout token must not have a nonce", code="logout_token_nonce")
     if header.get("typ") not in (None, "JWT", "logout+jwt", "application/logout+jwt"):
         raise LoginFailed("the logout token has another type", code="logout_token_typ")
-    claims = await _verified(token, header, keys, rules, require=["iss", "aud", "iat", "jti"])
+    claims, _key = await verifier.verify(token, header, keys, rules.algorithms,
+                                         _claim_rules(rules, _LOGOUT_TOKEN_CLAIMS))
     iat = claims.get("iat")
     if isinstance(iat, bool) or not isinstance(iat, int | float) or iat > now + rules.leeway_seconds:
         raise LoginFailed("the logout token has an invalid iat", code="logout_token_iat")

@@ -13,9 +13,10 @@ attributes too. Loading reads the count from the first cookie, refuses a count a
 chunks until one is absent" (mod_auth_openidc CVE-2024-24814: ``_chunks=99999999``).
 
 Gatekeeper owns NAME, NAME_<digits> and the login-state cookies NAME_login_<state>
-(oidc/login.py): those are removed from the request before it reaches the app
-(``strip_session_cookies``); anything else — ``NAME_x``, ``NAMEx``, another case — is the app's
-and passes byte for byte.
+(login/state.py): those are removed from the request before it reaches the app
+(``strip_session_cookies``), read and stripped by the one Cookie parser (gatekeeper/cookies.py),
+so a name with white space around it that an app trims is ours too; anything else — ``NAME_x``,
+``NAMEx``, another case — is the app's and passes byte for byte.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Iterable
 
-from gatekeeper.cookies import request_cookies
+from gatekeeper.cookies import cookie_pairs, request_cookies, strip_cookies
 from gatekeeper.errors import SessionInvalid, SessionTooLarge
 from gatekeeper.lru import LRU
 from gatekeeper.request import RequestView
@@ -39,7 +40,6 @@ CHUNK_BYTES = SESSION_CHUNK_BYTES  # per cookie, name=value
 CLEAR_BOUND = 32  # at most this many of our cookies expired per response, whatever was sent
 OPENED_CACHE_SIZE = 4096  # sessions kept opened per process (a few KB each)
 _COUNT = re.compile(r"([1-9][0-9]{0,2})\.")  # canonical: "01." or "+1." would alter nothing
-_OWS = b" \t"
 
 
 class CookieSessionStore:
@@ -145,13 +145,10 @@ class CookieSessionStore:
         ours = self._name.encode("latin-1")
         owned = {self._name: None}  # the base name always: a sign-out with no cookie is harmless
         login_prefix = ours + LOGIN_COOKIE_INFIX.encode()
-        for value in request.header_values(b"cookie"):
-            for segment in value.split(b";"):
-                found = _segment_name(segment)
-                # Login-state cookies live on the callback path; the login code ends them.
-                if (owns(found, ours) and not found.startswith(login_prefix)
-                        and len(owned) < CLEAR_BOUND):
-                    owned[found.decode("latin-1")] = None
+        for found, _ in cookie_pairs(request.header_values(b"cookie")):
+            # Login-state cookies live on the callback path; the login code ends them.
+            if owns(found, ours) and not found.startswith(login_prefix) and len(owned) < CLEAR_BOUND:
+                owned[found.decode("latin-1")] = None
         for name in owned:
             if name not in keep:
                 cookies.set(self._cookie(name, "", 0))
@@ -178,25 +175,7 @@ def owns(cookie: bytes, name: bytes) -> bool:
 def strip_session_cookies(
     headers: Iterable[tuple[bytes, bytes]], cookie_name: str
 ) -> list[tuple[bytes, bytes]]:
-    """The request headers without gatekeeper's session cookies (every chunk, every Cookie
-    header), the app's cookies unchanged; a Cookie header left empty is dropped. Names are
-    compared after trimming spaces and tabs, as the app's parser will trim them."""
+    """The request headers without gatekeeper's session cookies (every chunk, every login state,
+    every Cookie header), the app's cookies unchanged; a Cookie header left empty is dropped."""
     name = cookie_name.encode("latin-1")
-    out: list[tuple[bytes, bytes]] = []
-    for key, value in headers:
-        if key.lower() != b"cookie":
-            out.append((key, value))
-            continue
-        segments = value.split(b";")
-        kept = [segment for segment in segments if not owns(_segment_name(segment), name)]
-        if len(kept) == len(segments):
-            out.append((key, value))
-            continue
-        remaining = b";".join(kept).strip(_OWS)  # a field value has no outer whitespace
-        if remaining.strip(_OWS + b";"):
-            out.append((key, remaining))
-    return out
-
-
-def _segment_name(segment: bytes) -> bytes:
-    return segment.partition(b"=")[0].strip(_OWS)
+    return strip_cookies(headers, lambda found: owns(found, name))

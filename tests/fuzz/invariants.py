@@ -31,7 +31,6 @@ import ada_url
 import yaml
 from pydantic import BaseModel
 
-from gatekeeper.authn.bearer import claim_at
 from gatekeeper.edge.forward_auth import ForwardAuth
 from gatekeeper.errors import BadRequest, ConfigError, InvalidToken, SessionInvalid
 from gatekeeper.headernames import fold
@@ -40,6 +39,7 @@ from gatekeeper.redirects import MAX_LENGTH, AllowedDomain, parse_allowed_domain
 from gatekeeper.settings import Settings
 from gatekeeper.settings.file import load_settings
 from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS, ForwardAuthSettings
+from gatekeeper.tokens.claims import claim_at
 from tests.fuzz.subjects import AUDIENCE, ISSUER, BearerSubject, CookieSubject
 
 # -- paths --------------------------------------------------------------------------------------
