@@ -326,7 +326,8 @@ def test_a_deeply_nested_json_override_is_a_problem_naming_the_key(tmp_path: Pat
     path.write_text("listen: 0.0.0.0:4180\n")
     with pytest.raises(ConfigError) as caught:
         load_settings(path, {"GATEKEEPER_PUBLIC_PATHS": "[" * 100_000})
-    assert caught.value.problems == ["public_paths: Input should be a valid list"]
+    assert caught.value.problems == ["public_paths: Input should be a valid list (set by the "
+                                     "environment variable GATEKEEPER_PUBLIC_PATHS)"]
 
 
 # -- the seed corpus, replayed ------------------------------------------------------------------
