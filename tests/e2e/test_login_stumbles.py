@@ -7,14 +7,14 @@ from __future__ import annotations
 import html
 import re
 from collections.abc import Callable, Iterator
-from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 
 from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import Gatekeeper, callback_of, login_oidc, served_login_issuer
-from tests.support.oidc import login_with_http_client
+from tests.support.oidc import cancel_at_provider, login_with_http_client
 from tests.support.servers import free_port
 
 SESSION_SECRET = "stumbles-e2e-session-secret-0123456789abcdef"
@@ -185,17 +185,6 @@ def test_a_callback_without_its_login_says_which_host_the_login_must_use(localho
 
 
 # -- a cancelled login offers the page it began on ----------------------------------------------
-
-def cancel_at_provider(client: httpx.Client, authorize_url: str) -> str:
-    """Press the dev provider's Cancel button; return where it sends the browser."""
-    form = client.get(authorize_url)
-    assert form.status_code == 200 and 'value="cancel"' in form.text
-    carried = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.text))
-    answer = client.post(urljoin(authorize_url, "authorize"),
-                         data={**{k: html.unescape(v) for k, v in carried.items()}, "action": "cancel"})
-    assert answer.status_code == 302
-    return answer.headers["location"]
-
 
 @pytest.mark.parametrize(("referer", "back"), [
     ("{gk}/public/home?tab=2", "/public/home?tab=2"),

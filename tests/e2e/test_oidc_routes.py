@@ -28,7 +28,7 @@ from gatekeeper.dev.login import DevLogin
 from gatekeeper.login.state import PendingLogin
 from gatekeeper.sessions.crypto import SessionCipher
 from tests.conftest import Gatekeeper, Upstream, callback_of, served_login_issuer
-from tests.support.oidc import login_with_http_client
+from tests.support.oidc import cancel_at_provider, login_with_http_client
 from tests.support.servers import free_port
 
 SESSION_SECRET = "routes-e2e-session-secret-0123456789abcdef"
@@ -437,17 +437,6 @@ def test_without_an_allow_list_an_absolute_url_falls_back(gk: Gatekeeper) -> Non
 
 
 # -- callback pages ------------------------------------------------------------------------------
-
-def cancel_at_provider(client: httpx.Client, authorize_url: str) -> str:
-    """Press the dev provider's Cancel button; return where it sends the browser."""
-    form = client.get(authorize_url)
-    assert form.status_code == 200 and 'value="cancel"' in form.text
-    carried = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.text))
-    answer = client.post(urljoin(authorize_url, "authorize"),
-                         data={**{k: html.unescape(v) for k, v in carried.items()}, "action": "cancel"})
-    assert answer.status_code == 302
-    return answer.headers["location"]
-
 
 @pytest.mark.parametrize("accept", ["html", "json"])
 def test_a_cancelled_login_gets_a_page_and_no_session(allow_gk: Gatekeeper, accept: str) -> None:

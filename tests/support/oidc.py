@@ -14,7 +14,9 @@ tests/oidc/provider.mjs. Needs ``npm ci --prefix tests/oidc`` once (``make test`
 from __future__ import annotations
 
 import contextlib
+import html
 import json
+import re
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -269,3 +271,14 @@ class _Page(HTMLParser):
     def handle_data(self, data: str) -> None:
         if self._alert is not None:
             self._alert.append(data)
+
+
+def cancel_at_provider(client: httpx.Client, authorize_url: str) -> str:
+    """Press the dev provider's Cancel button; return where it sends the browser."""
+    form = client.get(authorize_url)
+    assert form.status_code == 200 and 'value="cancel"' in form.text
+    carried = dict(re.findall(r'<input type="hidden" name="([^"]+)" value="([^"]*)">', form.text))
+    answer = client.post(urljoin(authorize_url, "authorize"),
+                         data={**{k: html.unescape(v) for k, v in carried.items()}, "action": "cancel"})
+    assert answer.status_code == 302
+    return answer.headers["location"]
