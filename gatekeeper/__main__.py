@@ -122,13 +122,13 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
 
     from gatekeeper import logs
     from gatekeeper.app import (
-        DrainingServer,
         bind_public_listener,
         connection_limits,
         create_app,
         create_worker_app,
     )
     from gatekeeper.server.protocol import edge_protocol
+    from gatekeeper.server.supervisor import DrainingServer, Supervisor
     from gatekeeper.server.websocket import EdgeWebSocketProtocol
 
     logs.configure(settings.log_level)
@@ -166,15 +166,13 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
         timeout_keep_alive=math.ceil(settings.keep_alive_timeout_seconds),
     )
     if settings.workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
         try:
-            Multiprocess(config, sockets=[sock]).run()
+            Supervisor(config, sockets=[sock]).run()
         finally:
             if metrics_dir is not None:
                 shutil.rmtree(metrics_dir, ignore_errors=True)
         return
-    server = DrainingServer(config, on_exit=app.start_draining)
+    server = DrainingServer(config)
     server.run(sockets=[sock])
     if not server.started:
         sys.exit(3)

@@ -63,27 +63,6 @@ class _QuietServer(uvicorn.Server):
         yield
 
 
-class DrainingServer(uvicorn.Server):
-    """SIGTERM means "stop accepting, finish in-flight requests, exit 0" for a sidecar. uvicorn
-    drains, then re-raises the signal so the process dies by it; a clean exit is what
-    Kubernetes and supervisors expect after a graceful stop."""
-
-    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None] | None = None) -> None:
-        super().__init__(config)
-        self._on_exit = on_exit
-
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        if not self.should_exit:  # the first signal; a second one makes uvicorn stop at once
-            log.info("stopping: finishing in-flight requests",
-                     extra={"signal": signal.Signals(sig).name,
-                            "drain_seconds": self.config.timeout_graceful_shutdown})
-        super().handle_exit(sig, frame)
-        if self._on_exit is not None:
-            self._on_exit()  # e.g. /readyz turns 503 at once, while in-flight requests finish
-        if sig == signal.SIGTERM and sig in self._captured_signals:
-            self._captured_signals.remove(sig)
-
-
 def connection_limits(settings: Settings) -> ConnectionLimits:
     """The server's section: the per-connection bounds (config keys of the same names)."""
     return ConnectionLimits(
