@@ -4,6 +4,8 @@
   start, not the file on disk as it is by then (edited, or broken).
 - SIGHUP to the main process reloads the policy in every worker, and replaces none of them.
 - SIGTERM turns every worker's /readyz to 503 while the workers drain.
+- The workers share their JWKS fetches: one at start, one on a key rotation, not one per worker
+  (counted by the issuer itself).
 
 Which worker answered a request is read from /proc: the worker holding the server's end of the
 test's own connection (nothing in the answer says so).
@@ -16,6 +18,7 @@ import json
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -26,8 +29,9 @@ import pytest
 import yaml
 
 from gatekeeper.dev.issuer import DevIssuer
-from tests.conftest import Gatekeeper, Upstream
+from tests.conftest import Gatekeeper, Upstream, gatekeeper_config, served_issuer
 from tests.support.fakes import mint
+from tests.support.servers import run_process
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL = (REPO / "policies" / "model.conf").read_text()
@@ -273,3 +277,30 @@ def test_sigterm_turns_readiness_off_in_every_worker_while_they_drain(
     except subprocess.TimeoutExpired:
         pytest.fail(f"gatekeeper still running after SIGTERM:\n{gk.process.output()[-3000:]}")
 
+
+# -- JWKS fetches ------------------------------------------------------------------------------------
+
+
+def test_the_workers_share_one_jwks_fetch_at_start_and_one_on_a_key_rotation(
+    upstream: Upstream, tmp_path: Path,
+) -> None:
+    with served_issuer() as issuer:  # its own: it counts the fetches of this gatekeeper only
+        config = gatekeeper_config(issuer, upstream.url, workers=2)
+        path = tmp_path / "gatekeeper.yaml"
+        path.write_text(yaml.safe_dump(config))
+        admin_url = f"http://{config['admin_listen']}"
+        with run_process([sys.executable, "-m", "gatekeeper", "run", "--config", str(path)],
+                         ready_url=f"{admin_url}/healthz") as handle:
+            gk = Gatekeeper(url=f"http://{config['listen']}", admin_url=admin_url,
+                            process=handle, config=config, config_path=path)
+            wait_for(lambda: len(workers_of(gk.process.pid)) == 2, "two workers")
+            workers = workers_of(gk.process.pid)
+            before = {"Authorization": f"Bearer {mint(issuer, 'alice')}"}
+            every_worker_answers(gk, workers, gk.url, "/x", before, 200)
+            assert issuer.fetch_counts["/jwks"] == 1
+
+            issuer.rotate()  # tokens are signed with a kid neither worker has seen
+            after = {"Authorization": f"Bearer {mint(issuer, 'alice')}"}
+            every_worker_answers(gk, workers, gk.url, "/x", after, 200)
+            assert issuer.fetch_counts["/jwks"] == 2
+            assert workers_of(gk.process.pid) == workers
