@@ -23,6 +23,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -183,7 +184,7 @@ def every_worker_answers(gk: Gatekeeper, workers: set[int], url: str, path: str,
     raise AssertionError(f"not every worker answered {want}: last answers {latest}")
 
 
-def logged(gk: Gatekeeper, message: str) -> list[dict[str, object]]:
+def logged(gk: Gatekeeper, message: str) -> list[dict[str, Any]]:
     lines = [line for line in gk.process.output().splitlines() if line.startswith("{")]
     return [entry for entry in map(json.loads, lines) if entry.get("message") == message]
 
@@ -223,7 +224,7 @@ def test_sighup_reloads_the_policy_in_every_worker_and_replaces_none(
 def test_sigterm_turns_readiness_off_in_every_worker_while_they_drain(
     gatekeeper_factory: Callable[..., Gatekeeper], issuer: DevIssuer, upstream: Upstream,
 ) -> None:
-    gk = gatekeeper_factory(workers=2, drain_seconds=30)
+    gk = gatekeeper_factory(workers=2, drain_seconds=30, upstream_timeout_seconds=30)
     wait_for(lambda: len(workers_of(gk.process.pid)) == 2, "two workers")
     workers = workers_of(gk.process.pid)
     every_worker_answers(gk, workers, gk.admin_url, "/readyz", {}, 200)
@@ -265,9 +266,8 @@ def test_sigterm_turns_readiness_off_in_every_worker_while_they_drain(
         wait_for(lambda: len(upstream.recorder.by_path("/slow")) >= before + len(threads),
                  "the app to get every /slow", 10)
         gk.process.send_signal(signal.SIGTERM)
-        wait_for(lambda: len(logged(gk, "stopping: finishing in-flight requests")) == 2,
-                 "both workers to start draining", 10)
         every_worker_answers(gk, workers, gk.admin_url, "/readyz", {}, 503)
+        assert len(logged(gk, "stopping: finishing in-flight requests")) == 2
     finally:
         for thread in threads:
             thread.join(30)
