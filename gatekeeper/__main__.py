@@ -122,13 +122,13 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
 
     from gatekeeper import logs
     from gatekeeper.app import (
-        DrainingServer,
         bind_public_listener,
         connection_limits,
         create_app,
         create_worker_app,
     )
     from gatekeeper.server.protocol import edge_protocol
+    from gatekeeper.server.supervisor import DrainingServer, Supervisor
     from gatekeeper.server.websocket import EdgeWebSocketProtocol
 
     logs.configure(settings.log_level)
@@ -138,6 +138,7 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
     host, port = split_host_port(settings.listen)
     app: Any = create_app(settings, policy=policy)
     metrics_dir: str | None = None
+    jwks_dir: str | None = None
     if settings.workers > 1:
         # Each worker process gets these settings, validated once here (create_worker_app);
         # their metrics are summed through prometheus-client's multiprocess directory, ours to
@@ -145,7 +146,9 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
         if "PROMETHEUS_MULTIPROC_DIR" not in os.environ:
             metrics_dir = tempfile.mkdtemp(prefix="gatekeeper-metrics-")
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = metrics_dir
-        app = functools.partial(create_worker_app, settings)
+        # One JWKS fetch per issuer serves every worker (tokens/shared.py); 0700, ours alone.
+        jwks_dir = tempfile.mkdtemp(prefix="gatekeeper-jwks-")
+        app = functools.partial(create_worker_app, settings, jwks_dir)
     config = uvicorn.Config(
         app,
         factory=settings.workers > 1,
@@ -166,15 +169,14 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
         timeout_keep_alive=math.ceil(settings.keep_alive_timeout_seconds),
     )
     if settings.workers > 1:
-        from uvicorn.supervisors import Multiprocess
-
         try:
-            Multiprocess(config, sockets=[sock]).run()
+            Supervisor(config, sockets=[sock]).run()
         finally:
-            if metrics_dir is not None:
-                shutil.rmtree(metrics_dir, ignore_errors=True)
+            for directory in (metrics_dir, jwks_dir):
+                if directory is not None:
+                    shutil.rmtree(directory, ignore_errors=True)
         return
-    server = DrainingServer(config, on_exit=app.start_draining)
+    server = DrainingServer(config)
     server.run(sockets=[sock])
     if not server.started:
         sys.exit(3)

@@ -14,6 +14,7 @@ import signal
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -61,27 +62,6 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Any:
         yield
-
-
-class DrainingServer(uvicorn.Server):
-    """SIGTERM means "stop accepting, finish in-flight requests, exit 0" for a sidecar. uvicorn
-    drains, then re-raises the signal so the process dies by it; a clean exit is what
-    Kubernetes and supervisors expect after a graceful stop."""
-
-    def __init__(self, config: uvicorn.Config, on_exit: Callable[[], None] | None = None) -> None:
-        super().__init__(config)
-        self._on_exit = on_exit
-
-    def handle_exit(self, sig: int, frame: Any) -> None:
-        if not self.should_exit:  # the first signal; a second one makes uvicorn stop at once
-            log.info("stopping: finishing in-flight requests",
-                     extra={"signal": signal.Signals(sig).name,
-                            "drain_seconds": self.config.timeout_graceful_shutdown})
-        super().handle_exit(sig, frame)
-        if self._on_exit is not None:
-            self._on_exit()  # e.g. /readyz turns 503 at once, while in-flight requests finish
-        if sig == signal.SIGTERM and sig in self._captured_signals:
-            self._captured_signals.remove(sig)
 
 
 def connection_limits(settings: Settings) -> ConnectionLimits:
@@ -158,9 +138,12 @@ class GatekeeperApp:
 
     def __init__(
         self, settings: Settings, *, serve_admin: bool = True, metrics_dir: str | None = None,
-        policy: LoadReport | None = None,
+        policy: LoadReport | None = None, jwks_dir: str | None = None,
     ) -> None:
+        """``jwks_dir``: with ``workers > 1``, the directory through which the workers share
+        their JWKS fetches (tokens/shared.py)."""
         self.settings = settings
+        self._jwks_dir = None if jwks_dir is None else Path(jwks_dir)
         self._preloaded_policy = policy
         self.metrics = Metrics(multiprocess_dir=metrics_dir)
         self._serve_admin = serve_admin
@@ -218,7 +201,7 @@ class GatekeeperApp:
                                                      max_keepalive_connections=20))
         stack.push_async_callback(http.aclose)
         for issuer in settings.auth.issuers:
-            keys = IssuerKeys(issuer, settings.auth, http, self.metrics)
+            keys = IssuerKeys(issuer, settings.auth, http, self.metrics, shared=self._jwks_dir)
             self.issuer_keys[issuer.issuer] = keys
             stack.push_async_callback(keys.aclose)
         # Start every issuer together: an issuer that is down must not delay the others.
@@ -373,12 +356,13 @@ def create_app(settings: Settings, *, serve_admin: bool = True,
     return GatekeeperApp(settings, serve_admin=serve_admin, policy=policy)
 
 
-def create_worker_app(settings: Settings) -> GatekeeperApp:
+def create_worker_app(settings: Settings, jwks_dir: str | None = None) -> GatekeeperApp:
     """The factory each worker process calls (``workers > 1``) with the settings the parent
     validated once. uvicorn pickles its Config, this factory and its settings included, into
     every worker it spawns — a worker respawned after a crash as well — so all of them run one
     configuration, whatever the file on disk or the environment says by then. (Reading the file
     again in a respawned worker split the workers' behaviour after an edit, and crash-looped
-    them on a broken file.)"""
+    them on a broken file.) ``jwks_dir``: the supervisor's directory for sharing JWKS fetches."""
     logs.configure(settings.log_level)
-    return GatekeeperApp(settings, metrics_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
+    return GatekeeperApp(settings, metrics_dir=os.environ.get("PROMETHEUS_MULTIPROC_DIR"),
+                         jwks_dir=jwks_dir)

@@ -11,6 +11,9 @@ An unknown kid may mean the issuer rotated its keys, so it triggers a fetch — 
 ``jwks_min_refresh_seconds``, so a flood of made-up kids costs one fetch per interval. Only
 those fetches count against that budget: the start-up and background fetches do not, so a
 rotation right after start is picked up on its first token, not after the interval.
+
+With ``workers > 1`` the workers share their fetches (``shared``: tokens/shared.py): one fetch
+per issuer serves every worker, at start, on refresh and on a rotation.
 """
 
 from __future__ import annotations
@@ -18,11 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hashlib
+import json
 import logging
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import jwt
@@ -32,6 +37,7 @@ from gatekeeper.clients.controlplane import ControlPlane, Fetched, FetchError
 from gatekeeper.errors import InvalidToken, KeysUnavailable
 from gatekeeper.metrics import Metrics
 from gatekeeper.settings import AuthSettings, IssuerSettings
+from gatekeeper.tokens.shared import JwksDocument, SharedFetches
 
 if TYPE_CHECKING:
     import httpx  # the control plane's client; calls go through ControlPlane
@@ -113,7 +119,10 @@ class IssuerKeys:
         http: httpx.AsyncClient,
         metrics: Metrics,
         clock: Callable[[], float] = time.monotonic,
+        *,
+        shared: Path | None = None,
     ) -> None:
+        """``shared``: the directory through which the workers share their fetches."""
         self.issuer = issuer
         self._auth = auth
         self._http = ControlPlane(http, deadline_seconds=auth.jwks_fetch_timeout_seconds,
@@ -132,6 +141,13 @@ class IssuerKeys:
         self.loaded_at: float | None = None  # wall clock of the last good fetch
         self.last_error: str | None = "not fetched yet"
         self._refresher: asyncio.Task[None] | None = None
+        self._shared = None if shared is None else SharedFetches(
+            shared, issuer.issuer,
+            # A fetch holding the lock is a discovery and a JWKS call, each within the deadline.
+            lock_seconds=2 * auth.jwks_fetch_timeout_seconds + 1,
+            min_interval=auth.jwks_min_refresh_seconds,
+            ttl=lambda cache_control: cache_ttl(cache_control, auth))
+        self._fetched_at: float | None = None  # when the fetch of the keys in hand began
 
     @property
     def ready(self) -> bool:
@@ -214,7 +230,7 @@ class IssuerKeys:
             await asyncio.shield(self._inflight)
             if kid in self._by_kid:
                 return
-        await self.refresh()
+        await self.refresh(kid)
 
     def _clear_kid_refetch(self, _: asyncio.Task[None]) -> None:
         self._kid_refetch = None
@@ -227,26 +243,37 @@ class IssuerKeys:
         return candidates[0] if len(candidates) == 1 else None
 
     # -- fetching -------------------------------------------------------------------------
-    async def refresh(self) -> bool:
-        """Fetch now, sharing one in-flight fetch among all callers (single-flight)."""
-        return await asyncio.shield(self._begin())
+    async def refresh(self, kid: str | None = None) -> bool:
+        """Fetch now, sharing one in-flight fetch among all callers (single-flight). ``kid``:
+        the unknown kid the fetch is for, if any."""
+        return await asyncio.shield(self._begin(kid))
 
-    def _begin(self) -> asyncio.Task[bool]:
+    def _begin(self, kid: str | None = None) -> asyncio.Task[bool]:
         if self._inflight is None:
-            self._inflight = asyncio.create_task(self._fetch())
+            self._inflight = asyncio.create_task(self._fetch(kid))
             self._inflight.add_done_callback(self._clear_inflight)
         return self._inflight
 
     def _clear_inflight(self, _: asyncio.Task[bool]) -> None:
         self._inflight = None
 
-    async def _fetch(self) -> bool:
+    async def _fetch(self, kid: str | None = None) -> bool:
         name = self.issuer.issuer
+        downloaded: list[JwksDocument] = []
         try:
-            if self._jwks_uri is None:
-                self._jwks_uri = await self._discover()
-            response = await self._get(self._jwks_uri)
-            keys = parse_jwks(response.json())
+            if self._shared is None:
+                document = await self._download()
+                downloaded.append(document)
+            else:
+                async def download() -> JwksDocument:
+                    downloaded.append(await self._download())
+                    return downloaded[-1]
+
+                shared = await self._shared.fetch(download, held=self._fetched_at, kid=kid)
+                if shared is None:  # nothing newer; another worker spent this interval's budget
+                    return bool(self._keys)
+                document = shared
+            keys = parse_jwks(json.loads(document.body))
             if not keys:
                 raise ValueError("the JWKS holds no usable signature key")
         except Exception as exc:
@@ -264,13 +291,26 @@ class IssuerKeys:
         self._keys = keys
         self._by_kid = {k.kid: k for k in keys if k.kid is not None}
         self._published = frozenset((k.kid, k.fingerprint, k.alg) for k in keys)
-        self._expires_at = self._clock() + cache_ttl(response.headers.get("cache-control"), self._auth)
+        # Another worker's document is older than its fetch here: its TTL runs from its fetch.
+        age = 0.0 if downloaded else max(0.0, time.monotonic() - document.fetched_at)
+        self._expires_at = self._clock() - age + cache_ttl(document.cache_control, self._auth)
+        self._fetched_at = document.fetched_at
         self._failures = 0
         self.last_error = None
         self.loaded_at = time.time()
-        self._metrics.jwks_fetches.labels(issuer=name, result="success").inc()
+        if downloaded:  # a document another worker fetched is no fetch of this one
+            self._metrics.jwks_fetches.labels(issuer=name, result="success").inc()
         log.info("jwks loaded", extra={"issuer": name, "keys": len(keys)})
         return True
+
+    async def _download(self) -> JwksDocument:
+        """Discovery (unless ``jwks_uri`` is set or known), then the JWKS, checked to be JSON."""
+        started = time.monotonic()
+        if self._jwks_uri is None:
+            self._jwks_uri = await self._discover()
+        response = await self._get(self._jwks_uri)
+        response.json()  # FetchError naming the URL when it is not JSON
+        return JwksDocument(response.body, response.headers.get("cache-control"), started)
 
     async def _discover(self) -> str:
         url = self.issuer.issuer.rstrip("/") + "/.well-known/openid-configuration"
