@@ -105,6 +105,11 @@ class RedisSessionStore:
     async def aclose(self) -> None:
         await self._cache.aclose()
 
+    @property
+    def caching(self) -> bool:
+        """Copies of sessions are kept and used (else every request reads Redis)."""
+        return self._cache.live
+
     # -- SessionStore --------------------------------------------------------------------
     async def load(self, request: RequestView, cookies: CookieJar) -> Session | None:
         try:
