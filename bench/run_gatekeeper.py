@@ -6,7 +6,8 @@ Scenarios (each with -c32 and -c4, interleaved rounds, medians):
   (c) gk-public-{1,2}w     wrk → gatekeeper (public path, anonymous) → nginx
   (d) gk-session-{1,2}w    wrk → gatekeeper (browser session cookie: open, check, claims) → nginx
   with --redis (a redis-server on a unix socket):
-  (e) gk-redis-session-{1,2}w     the session in Redis, the cookie a ticket (read cache on);
+  (e) gk-redis-session-{1,2}w     the session in Redis, the cookie a ticket (cache on, kept true
+                                  by pub/sub invalidations; @baseline with --baseline);
       gk-redis-session-uncached-*  the same with session.redis_cache_seconds 0 (a GET per request)
   (f) gk-token-revocation-{1,2}w  (b) with the revocation list on (a local lookup per request)
 
@@ -227,6 +228,12 @@ def main() -> int:
             scenarios.append(harness.Scenario(
                 f"gk-redis-session-{workers}w", "{python} -m gatekeeper run --config "
                 + str(redis_config), env, path="/", headers=(redis_cookie,)))
+            if args.baseline is not None:
+                scenarios.append(harness.Scenario(
+                    f"gk-redis-session-{workers}w@baseline", "{python} -m gatekeeper run --config "
+                    + str(redis_config),
+                    {**env, "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}",
+                     "PYTHONPATH": str(args.baseline.resolve())}, path="/", headers=(redis_cookie,)))
             # The same with the read cache off: one Redis GET per request.
             env = {**env, "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}",
                    "GATEKEEPER_SESSION__REDIS_CACHE_SECONDS": "0"}

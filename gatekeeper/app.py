@@ -309,7 +309,10 @@ class GatekeeperApp:
             stack.push_async_callback(provider.aclose)
         # A provider that is down at start is retried on demand: bearer traffic must not wait.
         await asyncio.gather(*(p.start() for p in providers.values()))
-        return BrowserLogin(settings, oidc, providers, self.metrics, redis_client)
+        login = BrowserLogin(settings, oidc, providers, self.metrics, redis_client)
+        login.start()
+        stack.push_async_callback(login.aclose)  # before the Redis client closes
+        return login
 
 
 def _on_sighup(handler: Callable[[], None]) -> Callable[[], None]:

@@ -108,6 +108,15 @@ class Metrics:
         self.revocation_sync_failures = Bounded(Counter(
             "gatekeeper_revocation_sync_failures", "Failed revocation syncs with Redis.",
             ["operation"], registry=r))
+        self.session_invalidation_failures = Bounded(Counter(
+            "gatekeeper_session_invalidation_failures",
+            "Redis sessions: failed PUBLISHes of a session change and lost subscriptions to them.",
+            ["operation"], registry=r))
+        self.session_cache_subscribed = Gauge(
+            "gatekeeper_session_cache_subscribed",
+            "Redis sessions: 1 while this process receives every session change (copies are "
+            "kept), 0 while every request reads Redis.",
+            registry=r, multiprocess_mode="livemin")
         self.rate_limit_checks = Bounded(Counter(
             "gatekeeper_rate_limit_checks", "Requests checked against rate_limits, by rule (its index) "
             "and result: allowed, limited (429), unavailable (Redis down: let through unchecked).",

@@ -37,6 +37,7 @@ from collections.abc import Callable
 from typing import Any
 
 from gatekeeper.clients.redis import REDIS_ERRORS, RedisClient
+from gatekeeper.clients.redis_pubsub import Subscription, stop_tasks
 from gatekeeper.errors import (
     RevocationStale,
     RevocationStoreUnavailable,
@@ -53,9 +54,6 @@ from gatekeeper.types import Check
 log = logging.getLogger("gatekeeper.revocation")
 
 _TRIM_EVERY_SECONDS = 60.0
-_BACKOFF_FIRST, _BACKOFF_MAX = 0.1, 2.0  # between subscribe attempts while Redis is away
-_CONFIRM_SECONDS = 5.0  # SUBSCRIBE must be confirmed within this
-_READ_SECONDS = 1.0  # the subscriber wakes at least this often to watch for silence
 _PING_SECONDS = 5.0  # a quiet subscription is PINGed this often; twice that silent: reconnect
 
 
@@ -100,6 +98,10 @@ class RevocationList:
         self._tasks: list[asyncio.Task[None]] = []
         self._closing = False
         self._said_stale = False  # logged that requests now fail closed
+        # Pinged when quiet for this long; twice that silent: reconnect.
+        quiet = min(settings.resync_seconds, _PING_SECONDS)
+        self._subscriber = Subscription(redis, self._channel, self, ping_seconds=quiet,
+                                        dead_seconds=2 * quiet)
 
     # -- the request path ---------------------------------------------------------------
     def check(self, principal: Principal) -> None:
@@ -192,21 +194,16 @@ class RevocationList:
         background tasks keep trying."""
         await self._resync_logged()
         self._tasks = [
-            asyncio.create_task(self._subscribe_forever(), name="revocation-subscriber"),
+            self._subscriber.start(name="revocation-subscriber"),
             asyncio.create_task(self._resync_forever(), name="revocation-resync"),
         ]
         for task in self._tasks:
             task.add_done_callback(_report_crash)
 
     async def aclose(self) -> None:
-        # redis-py's timed reads can swallow a cancellation (asyncio.timeout turns it into a
-        # timeout it then reports as "no message"): cancel until the tasks have ended.
         self._closing = True
-        pending = set(self._tasks)
-        while pending:
-            for task in pending:
-                task.cancel()
-            _, pending = await asyncio.wait(pending, timeout=0.1)
+        await self._subscriber.aclose()
+        await stop_tasks(self._tasks)
         self._tasks = []
 
     # -- syncing ------------------------------------------------------------------------
@@ -285,52 +282,27 @@ class RevocationList:
             await asyncio.sleep(self._settings.resync_seconds * random.uniform(0.9, 1.0))
             await self._resync_logged()
 
-    async def _subscribe_forever(self) -> None:
-        backoff = _BACKOFF_FIRST
-        while not self._closing:
-            pubsub: Any = self._redis.pubsub()  # redis-py's PubSub is untyped
-            try:
-                await pubsub.subscribe(self._channel)
-                await _confirmed(pubsub)
-                self._subscription, self._live = next(self._subscriptions), False
-                self._subscribe_error = None
-                backoff = _BACKOFF_FIRST
-                await self._resync_logged()  # what was published while we were away
-                await self._listen(pubsub)
-            except REDIS_ERRORS as exc:
-                self._metrics.revocation_sync_failures.labels(operation="subscribe").inc()
-                if self._subscribe_error is None:
-                    log.warning("revocation subscription lost; reconnecting",
-                                extra={"error": _describe(exc)})
-                self._subscribe_error = _describe(exc)
-            finally:
-                self._subscription, self._live = None, False
-                with contextlib.suppress(*REDIS_ERRORS):
-                    await pubsub.aclose()
-            await asyncio.sleep(backoff * random.uniform(0.5, 1.0))
-            backoff = min(backoff * 2, _BACKOFF_MAX)
+    # -- the subscription (clients/redis_pubsub.py Listener) --------------------------------
+    async def on_subscribed(self) -> None:
+        self._subscription, self._live = next(self._subscriptions), False
+        self._subscribe_error = None
+        await self._resync_logged()  # what was published while we were away
 
-    async def _listen(self, pubsub: Any) -> None:
-        """Apply messages until the connection fails or goes silent (a PING gets no PONG)."""
-        quiet_limit = min(self._settings.resync_seconds, _PING_SECONDS)
-        heard, pinged = time.monotonic(), False
-        while not self._closing:
-            message = await pubsub.get_message(timeout=_READ_SECONDS)
-            now = time.monotonic()
-            if message is None:
-                if now - heard > 2 * quiet_limit:
-                    raise TimeoutError("no answer on the revocation subscription")
-                if now - heard > quiet_limit and not pinged:
-                    await pubsub.ping()
-                    pinged = True
-                continue
-            heard, pinged = now, False
-            if message.get("type") == "message":
-                self._on_message(message.get("data"))
-            if self._live:  # continuously subscribed since a full read: nothing was missed
-                self._mark_synced(full=False)
+    def on_heard(self) -> None:
+        if self._live:  # continuously subscribed since a full read: nothing was missed
+            self._mark_synced(full=False)
 
-    def _on_message(self, data: object) -> None:
+    def on_lost(self, error: BaseException | None) -> None:
+        self._subscription, self._live = None, False
+        if error is None:
+            return
+        self._metrics.revocation_sync_failures.labels(operation="subscribe").inc()
+        if self._subscribe_error is None:
+            log.warning("revocation subscription lost; reconnecting",
+                        extra={"error": _describe(error)})
+        self._subscribe_error = _describe(error)
+
+    def on_message(self, data: object) -> None:
         try:
             text = data.decode() if isinstance(data, bytes) else str(data)
             member, _, score = text.rpartition(" ")
@@ -341,16 +313,6 @@ class RevocationList:
             log.warning("ignored a malformed revocation message", extra={"channel": self._channel})
             return
         self._apply(parsed[0], parsed[1], expires_at)
-
-
-async def _confirmed(pubsub: Any) -> None:
-    """Wait for SUBSCRIBE's confirmation: only then can a full read miss nothing."""
-    deadline = time.monotonic() + _CONFIRM_SECONDS
-    while (remaining := deadline - time.monotonic()) > 0:
-        message = await pubsub.get_message(timeout=remaining)
-        if message is not None and message.get("type") == "subscribe":
-            return
-    raise TimeoutError("SUBSCRIBE was not confirmed")
 
 
 def _report_crash(task: asyncio.Task[None]) -> None:

@@ -1,8 +1,9 @@
 """``POST {prefix}/backchannel_logout``: OIDC Back-Channel Logout 1.0 (with session.store: redis).
 
 200 once every session of that sid (or sub) is deleted from Redis: ended here at once, on the
-other replicas within ``session.redis_cache_seconds``. The protocol (the form, the logout token,
-ending the sessions) is oidc/backchannel.py; this module answers.
+other replicas as soon as the published change reaches them (sessions/redis_cache.py). The
+protocol (the form, the logout token, ending the sessions) is oidc/backchannel.py; this module
+answers.
 """
 
 from __future__ import annotations

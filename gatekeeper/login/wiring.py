@@ -43,7 +43,8 @@ class BrowserLogin:
         if settings.session.store == "redis":
             if redis_client is None:  # the app opens one whenever Settings.uses_redis
                 raise ConfigError(["session.store: redis needs a Redis connection (redis.url)"])
-            self._redis_store = RedisSessionStore(redis_client, settings.session, settings.redis)
+            self._redis_store = RedisSessionStore(redis_client, settings.session, settings.redis,
+                                                  metrics=metrics)
             self.store = self._redis_store
         else:
             self.store = CookieSessionStore(settings.session)
@@ -57,6 +58,15 @@ class BrowserLogin:
             SessionCipher(secrets, purpose="login"), session_cookie=settings.session.cookie_name,
             secure=settings.session.cookie_secure,
             timeout_seconds=oidc.login_timeout_seconds)
+
+    def start(self) -> None:
+        """Background work of the session store (Redis: its subscription to session changes)."""
+        if self._redis_store is not None:
+            self._redis_store.start()
+
+    async def aclose(self) -> None:
+        if self._redis_store is not None:
+            await self._redis_store.aclose()
 
     def routes(self, checks: LoginChecks) -> LoginRoutes:
         """The routes, given what they need of the pipeline: authenticate (userinfo), the

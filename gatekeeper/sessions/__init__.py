@@ -5,6 +5,8 @@
     lifetime.py  Lifetime: absolute and idle expiry, shared by every store
     base.py      SessionStore protocol; SetCookie / CookieJar for the response
     cookie.py    CookieSessionStore (sealed session in chunked cookies); strip_session_cookies
+    redis.py     RedisSessionStore (the session in Redis, an opaque ticket in the cookie)
+    redis_cache.py  SessionCache: per-process copies, dropped on every replica via pub/sub
     errors.py    SessionInvalid (401), SessionTooLarge (500)
 """
 

@@ -9,12 +9,12 @@ holds no token, and any replica serves any session. Every Redis call has a short
 that is down or frozen makes a session request fail with ``SessionStoreUnavailable`` (503) and
 keeps the browser's cookie — never a hang, never a silent logout.
 
-Read cache: a replica reuses a session it read for ``session.redis_cache_seconds`` (1 s by
-default), so a page that loads thirty assets costs one Redis read, not thirty. Its own writes and
-deletes drop the entry at once; another replica's sign-out or back-channel logout takes effect
-here within that bound, like a revocation (docs/scaling.md). A read that overlapped a local
-write or delete is not cached. The cached copy is found by the whole ticket, key included, and
-its lifetime is checked on every use.
+Cache (redis_cache.py): a process reuses a session it read, so a busy session costs a Redis read
+now and then, not one per request. Every write and delete, on any replica, is published on
+``<prefix>sessions`` before the request that made it is answered, and every process drops its
+copy on receipt: a sign-out on one replica is honoured on all of them within milliseconds. While
+that subscription is down (or an ACL user may not use it), every request reads Redis. The
+session's lifetime is checked on every use, cached or not.
 
 Refresh across replicas (``refresh_exclusively``): a short per-session lock in Redis; the replica
 that wins re-reads the session (another may have refreshed it already), refreshes and stores the
@@ -33,7 +33,7 @@ import logging
 import os
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import TypeVar
 
@@ -43,12 +43,13 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from gatekeeper.clients.redis import REDIS_ERRORS, RedisClient
 from gatekeeper.cookies import CookieJar, SetCookie, request_cookies
 from gatekeeper.errors import SessionInvalid, SessionStoreUnavailable
-from gatekeeper.lru import LRU
+from gatekeeper.metrics import Metrics
 from gatekeeper.request import RequestView
 from gatekeeper.sessions.base import Clock
 from gatekeeper.sessions.crypto import SessionCipher
 from gatekeeper.sessions.lifetime import Lifetime
 from gatekeeper.sessions.model import Session
+from gatekeeper.sessions.redis_cache import SessionCache
 from gatekeeper.settings import RedisSettings, SessionSettings
 
 log = logging.getLogger("gatekeeper.sessions")
@@ -56,7 +57,6 @@ T = TypeVar("T")
 
 KEY_BYTES = 32
 NONCE_BYTES = 12
-CACHE_ENTRIES = 10_000  # sessions read in the last second or so: active users, not all of them
 LOCK_MILLISECONDS = 15_000  # longer than any refresh (http_timeout ≤ 60 s is the worst case)
 WAIT_SECONDS = 20.0  # a losing replica waits this long for the winner's tokens at most
 _POLL_SECONDS = 0.05
@@ -68,13 +68,6 @@ _RELEASE = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del
 class Ticket:
     id: str
     key: bytes
-
-
-@dataclass(frozen=True, slots=True)
-class _Cached:
-    read_at: float  # monotonic, when the read was sent: the entry's age is never understated
-    key: bytes
-    session: Session
 
 
 class RedisSessionStore:
@@ -89,6 +82,7 @@ class RedisSessionStore:
         clock: Clock = time.time,
         monotonic: Callable[[], float] = time.monotonic,
         touch_seconds: int = 60,
+        metrics: Metrics | None = None,
     ) -> None:
         self._client = client
         self._name = settings.cookie_name
@@ -99,10 +93,22 @@ class RedisSessionStore:
         self._secure = settings.cookie_secure
         self._domain = settings.cookie_domain
         self._clock = clock
-        self._monotonic = monotonic
-        self._cache_seconds = settings.redis_cache_seconds
-        self._cache: LRU[str, _Cached] = LRU(CACHE_ENTRIES if self._cache_seconds > 0 else 0)
-        self._writes = 0  # local writes and deletes so far: a read overlapping one is not cached
+        self._cache = SessionCache(client, f"{self._prefix}sessions",
+                                   max_age=settings.redis_cache_seconds, metrics=metrics,
+                                   monotonic=monotonic)
+
+    # -- lifecycle -----------------------------------------------------------------------
+    def start(self) -> None:
+        """Subscribe to invalidations in the background; until then, every read is Redis's."""
+        self._cache.start()
+
+    async def aclose(self) -> None:
+        await self._cache.aclose()
+
+    @property
+    def caching(self) -> bool:
+        """Copies of sessions are kept and used (else every request reads Redis)."""
+        return self._cache.live
 
     # -- SessionStore --------------------------------------------------------------------
     async def load(self, request: RequestView, cookies: CookieJar) -> Session | None:
@@ -225,7 +231,7 @@ class RedisSessionStore:
             ids.update(m.decode() if isinstance(m, bytes) else str(m) for m in members)
         ended = 0
         for session_id in ids:
-            with self._changing(session_id):
+            async with self._changing(session_id):
                 ended += int(await self._call(self._client.delete(self._session_key(session_id))))
         for index in index_keys:
             await self._call(self._client.delete(index))
@@ -252,14 +258,13 @@ class RedisSessionStore:
         return Ticket(session_id, key)
 
     async def _read(self, ticket: Ticket, *, cached: bool = False) -> Session | None:
-        """The stored session; with ``cached``, a copy read within ``redis_cache_seconds`` will do
-        (a refresh re-reads: another replica may have refreshed meanwhile)."""
-        read_at, writes = self._monotonic(), self._writes
+        """The stored session; with ``cached``, this process's copy will do (a refresh re-reads:
+        another replica may have refreshed meanwhile)."""
         if cached:
-            hit = self._cache.get(ticket.id)
-            if (hit is not None and read_at - hit.read_at < self._cache_seconds
-                    and secrets.compare_digest(hit.key, ticket.key)):
-                return hit.session
+            hit = self._cache.get(ticket.id, ticket.key)
+            if hit is not None:
+                return hit
+        reading = self._cache.reading()
         data = await self._call(self._client.get(self._session_key(ticket.id)))
         if data is None:
             return None
@@ -273,22 +278,20 @@ class RedisSessionStore:
         session = Session.from_json(plaintext)
         if session.id != ticket.id:
             raise SessionInvalid("the stored session belongs to another ticket")
-        if writes == self._writes:
-            self._cache.put(ticket.id, _Cached(read_at, ticket.key, session))
+        self._cache.put(reading, ticket.id, ticket.key, session)
         return session
 
-    @contextlib.contextmanager
-    def _changing(self, session_id: str) -> Iterator[None]:
-        """Around a local write or delete of a session: its cached copy goes, before and after,
-        and a read that overlapped it does not cache what it got (Redis may have answered it
-        before or after the change)."""
-        self._writes += 1
-        self._cache.discard(session_id)
+    @contextlib.asynccontextmanager
+    async def _changing(self, session_id: str) -> AsyncIterator[None]:
+        """Around a write or delete of a session: this process's copy goes, before and after (a
+        read that overlapped it keeps nothing), and once Redis has confirmed it every other
+        process is told, before the request that made the change is answered."""
+        self._cache.changing(session_id)
         try:
             yield
         finally:
-            self._writes += 1
-            self._cache.discard(session_id)
+            self._cache.changing(session_id)
+        await self._cache.publish(session_id)  # not after a failed call: it raised past this
 
     async def _write(self, session: Session, key: bytes, *, existing: bool = False) -> bool:
         """Store ``session``; with ``existing``, only over a stored one (SET XX). False when
@@ -307,12 +310,12 @@ class RedisSessionStore:
         for index in indexes:
             pipe.sadd(index, session.id)
             pipe.expire(index, self._index_seconds)
-        with self._changing(session.id):
+        async with self._changing(session.id):
             results = await self._call(pipe.execute())
         return bool(results[0])
 
     async def _forget(self, session_id: str) -> None:
-        with self._changing(session_id):
+        async with self._changing(session_id):
             await self._call(self._client.delete(self._session_key(session_id)))
 
     async def _release(self, lock: str, token: str) -> None:

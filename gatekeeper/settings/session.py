@@ -63,10 +63,11 @@ class SessionSettings(FrozenModel):
         "requests that change something (not GET/HEAD/OPTIONS) and open WebSockets; our own "
         "origin (the redirect URL's, the request's Host) always may. Others get 403.")
     redis_cache_seconds: float = Field(
-        default=1.0, ge=0, le=5,
-        description="Redis store: a replica reuses a session it read for this long (one Redis read "
-        "per session per interval, not per request); another replica's sign-out takes effect "
-        "within it. 0: read on every request.")
+        default=30.0, ge=0, le=300,
+        description="Redis store: the longest a process reuses a session it read. Copies are "
+        "dropped on every replica the moment any replica writes or deletes the session (Redis "
+        "pub/sub on `<key_prefix>sessions`); while that subscription is down, or the ACL user "
+        "may not use it, every request reads Redis. 0: read on every request.")
 
     @field_validator("secret", mode="before")
     @classmethod

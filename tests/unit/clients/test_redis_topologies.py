@@ -354,6 +354,13 @@ async def _every_feature(config: Settings) -> None:
         await revocations.start()
         await revocations.revoke(Revocation("sub", "mallory", time.time() + 60))
         await _eventually(lambda: revocations.subscribed, 3, "subscribed to revocations")
+        # The session cache's channel (<key_prefix>sessions) is covered by the same rule.
+        async with session_store(config) as store:
+            store.start()
+            try:
+                await _eventually(lambda: store.caching, 5, "subscribed to session changes")
+            finally:
+                await store.aclose()
     finally:
         await revocations.aclose()
         await client.aclose()
@@ -609,6 +616,40 @@ def test_cluster_carries_revocations_from_one_replica_to_another(cluster: list[T
                 await client.aclose()
 
     run(scenario())
+
+
+def test_cluster_carries_session_changes_from_one_replica_to_another(cluster: list[TcpRedis]) -> None:
+    config = cluster_settings(cluster)
+
+    async def scenario() -> None:
+        async with session_store(config) as a, session_store(config) as b:
+            try:
+                a.start()
+                b.start()
+                await _eventually(lambda: a.caching and b.caching, 5, "both subscribed")
+                session = login(time.time())
+                browser = await saved(a, session)
+                for _ in range(100):  # a read that overlapped the login's announcement is not kept
+                    assert await loaded(b, browser) == session
+                    if not _ended(b, browser):
+                        break
+                    await asyncio.sleep(0.02)
+                assert not _ended(b, browser)  # b keeps a copy
+                await a.clear(browser.request(), CookieJar())
+                await _eventually(lambda: _ended(b, browser), 3, "the sign-out reached replica 2")
+            finally:
+                await a.aclose()
+                await b.aclose()
+
+    run(scenario())
+
+
+def _ended(store: RedisSessionStore, browser: Browser) -> bool:
+    """Whether ``store`` no longer serves the session from its copy (no Redis call: the copy
+    is looked up as a request would)."""
+    ticket = store._ticket(browser.request())
+    assert ticket is not None
+    return store._cache.get(ticket.id, ticket.key) is None
 
 
 def test_cluster_runs_the_rate_limit_script_per_caller(cluster: list[TcpRedis]) -> None:

@@ -26,6 +26,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from gatekeeper.clients.redis import RedisClient, connect
 from gatekeeper.cookies import CookieJar
 from gatekeeper.errors import SessionInvalid, SessionStoreUnavailable
+from gatekeeper.metrics import Metrics
 from gatekeeper.request import RequestView
 from gatekeeper.sessions import redis as redis_store
 from gatekeeper.sessions.crypto import SessionCipher
@@ -60,21 +61,39 @@ class Replicas:
         self.server = server
         self.prefix = prefix
         self.clients: list[RedisClient] = []
+        self.stores: list[RedisSessionStore] = []
 
     def store(self, *, secret: str = SECRET, timeout: float = 0.5, cache_seconds: float = 1.0,
-              monotonic: Callable[[], float] = time.monotonic) -> RedisSessionStore:
+              monotonic: Callable[[], float] = time.monotonic, username: str | None = None,
+              password: str | None = None, metrics: Metrics | None = None) -> RedisSessionStore:
+        """A replica's store; not subscribed to session changes (read-through) until ``live``."""
         sessions = SessionSettings.model_validate({"secret": [secret], "cookie_domain": None,
                                                    "redis_cache_seconds": cache_seconds})
-        config = RedisSettings(url=self.server.url, key_prefix=self.prefix, timeout_seconds=timeout)
+        config = RedisSettings.model_validate({
+            "url": self.server.url, "key_prefix": self.prefix, "timeout_seconds": timeout,
+            "username": username, "password": password})
         client = connect(Settings(session=sessions, redis=config).redis_connection())
         self.clients.append(client)
-        return RedisSessionStore(client, sessions, config, monotonic=monotonic)
+        store = RedisSessionStore(client, sessions, config, monotonic=monotonic, metrics=metrics)
+        self.stores.append(store)
+        return store
+
+    async def live(self, *stores: RedisSessionStore) -> None:
+        """Start each store's subscription; return once every one keeps copies."""
+        for store in stores:
+            store.start()
+        deadline = time.monotonic() + 10
+        while not all(store.caching for store in stores):
+            assert time.monotonic() < deadline, "the stores never subscribed"
+            await asyncio.sleep(0.01)
 
     def run(self, scenario: Callable[[], Coroutine[Any, Any, T]]) -> T:
         async def closing() -> T:
             try:
                 return await scenario()
             finally:
+                while self.stores:
+                    await self.stores.pop().aclose()
                 while self.clients:
                     await self.clients.pop().aclose()
 
@@ -443,11 +462,11 @@ def test_redis_errors_are_translated(replicas: Replicas) -> None:
     replicas.run(scenario)
 
 
-# -- the read cache: one Redis read per session per redis_cache_seconds -------------------------
+# -- the cache: copies dropped on every replica through pub/sub ----------------------------------
 
 
 class Ticks:
-    """A monotonic clock the test moves."""
+    """A monotonic clock the test moves (entry ages; the subscription's liveness is real time)."""
 
     def __init__(self) -> None:
         self.now = 1000.0
@@ -465,25 +484,105 @@ def reads(server: RedisServer) -> int:
         client.close()
 
 
-def test_a_session_read_is_reused_within_the_bound_and_another_replica_s_logout_lands_after_it(
-        replicas: Replicas) -> None:
-    ticks = Ticks()
+def arrivals(store: RedisSessionStore) -> asyncio.Queue[object]:
+    """Every invalidation message ``store`` handles from now on, once it has handled it."""
+    queue: asyncio.Queue[object] = asyncio.Queue()
+    cache = store._cache
+    handle = cache.on_message
 
+    def recorded(data: object) -> None:
+        handle(data)
+        queue.put_nowait(data)
+
+    cache.on_message = recorded  # type: ignore[method-assign]
+    return queue
+
+
+async def next_change(queue: asyncio.Queue[object]) -> object:
+    """The next message that names a session (not another replica's subscription probe)."""
+    while True:
+        data = await asyncio.wait_for(queue.get(), 10)
+        if data != b"probe":
+            return data
+
+
+def test_a_session_read_is_reused_and_another_replica_s_logout_ends_it_there_on_arrival(
+        replicas: Replicas) -> None:
     async def scenario() -> None:
-        a, b = replicas.store(monotonic=ticks), replicas.store(monotonic=ticks)
-        cookie = await save(a, login())
+        a, b = replicas.store(cache_seconds=30), replicas.store(cache_seconds=30)
+        await replicas.live(a, b)
+        on_b = arrivals(b)
+        session = login()
+        cookie = await save(a, session)
+        await next_change(on_b)  # the login's own announcement: a read overlapping it is not kept
         before = reads(replicas.server)
         for _ in range(20):
             assert await load(b, cookie) is not None
         assert reads(replicas.server) == before + 1  # twenty requests, one Redis read
         await a.clear(view(cookie), CookieJar())  # signed out on the other replica
-        ticks.now += 0.9
-        assert await load(b, cookie) is not None  # within the bound: b has not read Redis since
-        ticks.now += 0.1
+        # What b heard names the session only by a hash: never its id, key or tokens.
+        heard = await next_change(on_b)
+        assert isinstance(heard, bytes) and len(heard) == 32
+        assert session.id.encode() not in heard and session.access_token.encode() not in heard
         jar = CookieJar()
         with pytest.raises(SessionInvalid) as ended:
-            await load(b, cookie, jar)
+            await load(b, cookie, jar)  # the copy went with the message: no wait for an age
         assert ended.value.code == "session_ended" and deletes_cookie(jar)
+
+    replicas.run(scenario)
+
+
+def test_a_copy_is_used_for_redis_cache_seconds_at_most(replicas: Replicas) -> None:
+    ticks = Ticks()
+
+    async def scenario() -> None:
+        store = replicas.store(cache_seconds=30, monotonic=ticks)
+        await replicas.live(store)
+        own = arrivals(store)
+        cookie = await save(store, login())
+        await next_change(own)  # its own announcement comes back too
+        before = reads(replicas.server)
+        assert await load(store, cookie) is not None
+        ticks.now += 29.9
+        assert await load(store, cookie) is not None
+        assert reads(replicas.server) == before + 1
+        ticks.now += 0.1
+        assert await load(store, cookie) is not None
+        assert reads(replicas.server) == before + 2  # aged out: read again
+
+    replicas.run(scenario)
+
+
+def test_a_refresh_on_another_replica_replaces_the_copy_on_arrival(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        a, b = replicas.store(cache_seconds=30), replicas.store(cache_seconds=30)
+        await replicas.live(a, b)
+        on_b = arrivals(b)
+        session = login()
+        cookie = await save(a, session)
+        await next_change(on_b)
+        assert await load(b, cookie) == session
+        fresh = refreshed(session)
+        await a.save(view(cookie), CookieJar(), fresh)
+        await next_change(on_b)
+        assert await load(b, cookie) == fresh
+
+    replicas.run(scenario)
+
+
+def test_a_store_not_subscribed_reads_redis_on_every_request(replicas: Replicas) -> None:
+    async def scenario() -> None:
+        a, b = replicas.store(cache_seconds=30), replicas.store(cache_seconds=30)
+        await replicas.live(a)  # b never subscribes: it cannot hear of a's changes
+        cookie = await save(a, login())
+        before = reads(replicas.server)
+        for _ in range(5):
+            assert await load(b, cookie) is not None
+        assert reads(replicas.server) == before + 5
+        assert not b.caching
+        await a.clear(view(cookie), CookieJar())
+        with pytest.raises(SessionInvalid, match="ended"):
+            await load(b, cookie)
 
     replicas.run(scenario)
 
@@ -491,6 +590,7 @@ def test_a_session_read_is_reused_within_the_bound_and_another_replica_s_logout_
 def test_a_local_logout_or_back_channel_logout_ends_the_cached_session_at_once(replicas: Replicas) -> None:
     async def scenario() -> None:
         store = replicas.store(cache_seconds=5)
+        await replicas.live(store)
         for end in ("clear", "end_sessions"):
             cookie = await save(store, login(sid="s1"))
             assert await load(store, cookie) is not None  # now cached
@@ -507,6 +607,7 @@ def test_a_local_logout_or_back_channel_logout_ends_the_cached_session_at_once(r
 def test_a_read_that_overlaps_a_local_logout_is_not_cached(replicas: Replicas) -> None:
     async def scenario() -> None:
         store = replicas.store(cache_seconds=5)
+        await replicas.live(store)
         cookie = await save(store, login())
         client = store._client
         answered, release = asyncio.Event(), asyncio.Event()
@@ -534,6 +635,7 @@ def test_a_read_that_overlaps_a_local_logout_is_not_cached(replicas: Replicas) -
 def test_the_cache_needs_the_whole_ticket_not_only_the_session_id(replicas: Replicas) -> None:
     async def scenario() -> None:
         store = replicas.store(cache_seconds=5)
+        await replicas.live(store)
         session = login()
         cookie = await save(store, session)
         assert await load(store, cookie) is not None  # cached under its id
@@ -549,6 +651,8 @@ def test_the_cache_needs_the_whole_ticket_not_only_the_session_id(replicas: Repl
 def test_redis_cache_seconds_0_reads_redis_on_every_request(replicas: Replicas) -> None:
     async def scenario() -> None:
         a, b = replicas.store(), replicas.store(cache_seconds=0)
+        await replicas.live(a)
+        b.start()  # nothing to subscribe to: it keeps no copies
         cookie = await save(a, login())
         before = reads(replicas.server)
         for _ in range(5):
@@ -564,6 +668,7 @@ def test_redis_cache_seconds_0_reads_redis_on_every_request(replicas: Replicas) 
 def test_a_read_that_starts_while_a_local_logout_is_in_flight_is_not_kept(replicas: Replicas) -> None:
     async def scenario() -> None:
         store = replicas.store(cache_seconds=5)
+        await replicas.live(store)
         cookie = await save(store, login())
         client = store._client
         called, release = asyncio.Event(), asyncio.Event()
@@ -585,3 +690,105 @@ def test_a_read_that_starts_while_a_local_logout_is_in_flight_is_not_kept(replic
             await load(store, cookie)  # the copy that read cached went with the logout
 
     replicas.run(scenario)
+
+
+# -- without a subscription: read-through, never a stale copy ------------------------------------
+
+_USERS = itertools.count()
+
+
+def acl_user(server: RedisServer, channels: list[str], commands: list[str]) -> tuple[str, str]:
+    """A new ACL user: every key and command but ``commands`` (``-publish``), only ``channels``;
+    its name and password."""
+    name, password = f"user{next(_USERS)}-{secrets.token_hex(3)}", secrets.token_hex(8)
+    client = server.client()
+    try:
+        client.acl_setuser(name, enabled=True, passwords=[f"+{password}"], keys=["*"],
+                           reset_channels=True, channels=channels, categories=["+@all"],
+                           commands=commands)
+    finally:
+        client.close()
+    return name, password
+
+
+def failures(metrics: Metrics, operation: str) -> float:
+    return metrics.registry.get_sample_value("gatekeeper_session_invalidation_failures_total",
+                                             {"operation": operation}) or 0.0
+
+
+async def until(condition: Callable[[], bool], what: str) -> None:
+    deadline = time.monotonic() + 10
+    while not condition():
+        assert time.monotonic() < deadline, what
+        await asyncio.sleep(0.01)
+
+
+def test_a_lost_subscription_empties_the_cache_and_a_logout_meanwhile_is_never_missed(
+        replicas: Replicas) -> None:
+    async def scenario() -> None:
+        name, password = acl_user(replicas.server, ["*"], [])
+        metrics = Metrics()
+        a = replicas.store(cache_seconds=30)
+        b = replicas.store(cache_seconds=30, username=name, password=password, metrics=metrics)
+        await replicas.live(a, b)
+        on_b = arrivals(b)
+        cookie = await save(a, login())
+        await next_change(on_b)
+        before = reads(replicas.server)
+        assert await load(b, cookie) is not None
+        assert await load(b, cookie) is not None
+        assert reads(replicas.server) == before + 1  # b keeps a copy
+        # Its channel rights go: Redis drops b's subscription, and b cannot subscribe again.
+        admin = replicas.server.client()
+        try:
+            admin.acl_setuser(name, enabled=True, reset_channels=True)
+        finally:
+            admin.close()
+        await until(lambda: not b.caching and failures(metrics, "subscribe") >= 1,
+                    "b still believes it hears every change")
+        await a.clear(view(cookie), CookieJar())  # b cannot hear of this
+        with pytest.raises(SessionInvalid, match="ended"):
+            await load(b, cookie)  # read-through: its copy from before is not used
+        assert metrics.registry.get_sample_value("gatekeeper_session_cache_subscribed") == 0
+
+    replicas.run(scenario)
+
+
+ACL_WITHOUT_PUBSUB = [
+    pytest.param([], [], True, id="no channel rights at all (Redis 7's default)"),
+    pytest.param(["*"], ["-publish"], True, id="may subscribe but not publish"),
+    pytest.param(["*"], ["-subscribe"], False, id="may publish but not subscribe"),
+]
+
+
+@pytest.mark.parametrize(("channels", "commands", "publish_refused"), ACL_WITHOUT_PUBSUB)
+def test_an_acl_user_without_pub_sub_rights_reads_through_and_never_fails(
+        replicas: Replicas, channels: list[str], commands: list[str], publish_refused: bool,
+        caplog: pytest.LogCaptureFixture) -> None:
+    async def scenario() -> None:
+        name, password = acl_user(replicas.server, channels, commands)
+        metrics = Metrics()
+        other = replicas.store(cache_seconds=30)
+        store = replicas.store(cache_seconds=30, username=name, password=password, metrics=metrics)
+        await replicas.live(other)
+        store.start()
+        await until(lambda: failures(metrics, "subscribe") >= 1, "no subscription attempt failed")
+        assert not store.caching
+        session = login()
+        cookie = await save(store, session)  # a write: never failed by a refused PUBLISH
+        before = reads(replicas.server)
+        for _ in range(3):
+            assert await load(store, cookie) == session
+        assert reads(replicas.server) == before + 3  # read-through
+        await other.clear(view(cookie), CookieJar())  # a sign-out elsewhere: honoured here at once
+        with pytest.raises(SessionInvalid, match="ended"):
+            await load(store, cookie)
+        second = await save(store, login())
+        await store.clear(view(second), CookieJar())  # and a sign-out here works
+        assert (failures(metrics, "publish") >= 2) == publish_refused
+
+    with caplog.at_level("WARNING", logger="gatekeeper.sessions"):
+        replicas.run(scenario)
+    messages = {r.getMessage() for r in caplog.records}
+    assert "session cache off (read-through): no subscription to invalidations" in messages
+    assert (any(m.startswith("session change not published") for m in messages)) == publish_refused
