@@ -115,7 +115,7 @@ class Exchange:
         try:
             result = await app(self.scope, self.receive, self.send)
         except BaseException as exc:
-            log.error("Exception in ASGI application", exc_info=exc)
+            log.error("app failed to answer", extra={"reason": "exception"}, exc_info=exc)
             if not self.response_started:
                 await self._send_500()
             else:
@@ -124,13 +124,13 @@ class Exchange:
                 raise
         else:
             if result is not None:
-                log.error("ASGI callable returned a value")
+                log.error("app failed to answer", extra={"reason": "returned a value"})
                 self.conn.transport.close()
             elif not self.response_started and not self.disconnected:
-                log.error("ASGI callable returned without starting response.")
+                log.error("app failed to answer", extra={"reason": "returned without an answer"})
                 await self._send_500()
             elif not self.response_complete and not self.disconnected:
-                log.error("ASGI callable returned without completing response.")
+                log.error("app failed to answer", extra={"reason": "returned before the answer ended"})
                 self.conn.transport.close()
 
     async def _send_500(self) -> None:
