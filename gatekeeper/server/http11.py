@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 from collections import deque
 from typing import Any, cast
 from urllib.parse import unquote
@@ -43,8 +42,6 @@ from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 from gatekeeper.server.common import RefusalLog, plain_answer, reset, target_problem
 from gatekeeper.server.cycle import BODY_HIGH_WATER, Exchange
 from gatekeeper.server.limits import BodyPace, ConnectionLimits, HeadBudget, HeadRefused
-
-log = logging.getLogger("gatekeeper.server")
 
 PIPELINE_STEP = 1024  # bytes fed to the parser at once: at most ~50 requests parsed ahead
 PIPELINE_STASH_LIMIT = 1024 * 1024  # unparsed bytes kept behind a waiting pipelined request
