@@ -10,6 +10,8 @@ Scenarios (each with -c32 and -c4, interleaved rounds, medians):
                                   by pub/sub invalidations; @baseline with --baseline);
       gk-redis-session-uncached-*  the same with session.redis_cache_seconds 0 (a GET per request)
   (f) gk-token-revocation-{1,2}w  (b) with the revocation list on (a local lookup per request)
+  with --http-protocols gatekeeper,uvicorn:
+  (g) gk-token-{1,2}w-http=NAME   (b) with server.http NAME, each protocol in the same run
 
 A dev issuer (gatekeeper.dev.issuer, with its login side) serves discovery and JWKS from this
 process; gatekeeper fetches the keys once at start, so the issuer is idle during the measured
@@ -19,6 +21,8 @@ the hot path, a session request is.
 
     .venv/bin/python bench/run_gatekeeper.py                 # ~7 min, writes bench/out/gatekeeper.*
     .venv/bin/python bench/run_gatekeeper.py --rounds 1 --duration 3 --warmup 1   # smoke
+    .venv/bin/python bench/run_gatekeeper.py --workers 1 --connections 32 \
+        --http-protocols gatekeeper,uvicorn     # the two HTTP/1.1 protocols side by side
 """
 
 from __future__ import annotations
@@ -186,6 +190,9 @@ def main() -> int:
                         help="also gatekeeper with generated policies of these sizes, e.g. 100,100000")
     parser.add_argument("--redis", action="store_true",
                         help="also sessions in Redis (needs redis-server): gk-redis-session-*")
+    parser.add_argument("--http-protocols", default="",
+                        help="also the token scenario with each of these server.http protocols, "
+                        "e.g. gatekeeper,uvicorn: gk-token-*-http=NAME")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "gatekeeper")
     parser.add_argument("--baseline", type=Path, default=None,
                         help="a checkout of an earlier commit (git worktree add DIR REV): its "
@@ -220,6 +227,12 @@ def main() -> int:
                        "PYTHONPATH": str(args.baseline.resolve())}
                 scenarios.append(harness.Scenario(f"gk-{kind}-{workers}w@baseline", command, env,
                                                   path=path, headers=headers))
+            for protocol in filter(None, args.http_protocols.split(",") if kind == "token" else []):
+                own = {k: v for k, v in env.items() if k != "PYTHONPATH"}  # this checkout's
+                own |= {"GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}",
+                        "GATEKEEPER_SERVER__HTTP": protocol}
+                scenarios.append(harness.Scenario(f"gk-{kind}-{workers}w-http={protocol}", command,
+                                                  own, path=path, headers=headers))
         if redis_server is not None and redis_cookie is not None:
             redis_config = write_config(directory, issuer, workers, redis_url=redis_server)
             env = {"GATEKEEPER_LISTEN": "127.0.0.1:{port}",

@@ -127,7 +127,7 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
         create_app,
         create_worker_app,
     )
-    from gatekeeper.server.protocol import edge_protocol
+    from gatekeeper.server.choice import http_protocol
     from gatekeeper.server.supervisor import DrainingServer, Supervisor
     from gatekeeper.server.websocket import EdgeWebSocketProtocol
 
@@ -156,7 +156,7 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
         host=host,
         port=port,
         loop="uvloop",
-        http=edge_protocol(connection_limits(settings)),
+        http=http_protocol(settings.server.http, connection_limits(settings)),
         ws=EdgeWebSocketProtocol,
         # Bounds a client's message, after permessage-deflate: 1009 beyond (RFC 6455 §7.4.1).
         ws_max_size=settings.websocket_max_message_bytes,

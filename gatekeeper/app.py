@@ -43,9 +43,10 @@ from gatekeeper.policy.loader import LoadReport, load_policy
 from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.ratelimit import RateLimits, RedisWindowCounter
 from gatekeeper.revocation import RevocationList
+from gatekeeper.server.choice import http_protocol
 from gatekeeper.server.limits import ConnectionLimits
-from gatekeeper.server.protocol import edge_protocol
 from gatekeeper.settings import OidcSettings, Settings, split_host_port
+from gatekeeper.settings.server import HttpProtocol
 from gatekeeper.subjects import SubjectNamespaces
 from gatekeeper.tokens.jwks import IssuerKeys
 from gatekeeper.types import Check, Receive, Scope, Send
@@ -115,12 +116,12 @@ def bind_public_listener(settings: Settings) -> socket.socket | None:
 
 
 @contextlib.asynccontextmanager
-async def admin_listener(app: Any, address: str, *, shared: bool,
-                         limits: ConnectionLimits) -> AsyncIterator[None]:
+async def admin_listener(app: Any, address: str, *, shared: bool, limits: ConnectionLimits,
+                         http: HttpProtocol) -> AsyncIterator[None]:
     sock = bind_socket(address, key="admin_listen", reuse_port=shared)
     # The same bounds as the public listener: the admin port is reachable too.
     config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None,
-                            log_level="warning", http=edge_protocol(limits),
+                            log_level="warning", http=http_protocol(http, limits),
                             timeout_keep_alive=math.ceil(limits.keep_alive_timeout_seconds))
     server = _QuietServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="admin-listener")
@@ -294,7 +295,7 @@ class GatekeeperApp:
                                      revocations=revocations)
             await stack.enter_async_context(
                 admin_listener(admin, settings.admin_listen, shared=settings.workers > 1,
-                               limits=connection_limits(settings)))
+                               limits=connection_limits(settings), http=settings.server.http))
         log.info("gatekeeper ready", extra={"listen": settings.listen, "upstream": settings.upstream,
                                             "admin_listen": settings.admin_listen})
 

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -26,6 +27,10 @@ from tests.support.servers import ProcessHandle, free_port, run_process, serve_a
 from tests.support.upstream import Recorder, create_upstream_app
 
 AUDIENCE = "api"
+# Which HTTP/1.1 protocol the gatekeeper processes of the e2e tests run (config key server.http),
+# so the same tests run against both: GK_TEST_SERVER_HTTP=uvicorn make test. Not a GATEKEEPER_*
+# name: every such variable is a config override, and gatekeeper refuses an unknown key.
+SERVER_HTTP = os.environ.get("GK_TEST_SERVER_HTTP")
 
 
 @dataclass
@@ -146,6 +151,8 @@ def gatekeeper_config(issuer: DevIssuer | None, upstream_url: str, **overrides: 
             "jwks_min_refresh_seconds": 1,
         },
     }
+    if SERVER_HTTP:
+        config["server"] = {"http": SERVER_HTTP}
     for key, value in overrides.items():
         if isinstance(value, dict) and isinstance(config.get(key), dict):
             config[key] = {**config[key], **value}

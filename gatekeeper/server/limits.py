@@ -1,8 +1,8 @@
 """Bounds on what one client connection may make the server hold, as plain values and counters.
 
-No I/O here: the HTTP protocol (today a subclass of uvicorn's, tomorrow gatekeeper's own on
-httptools) feeds ``HeadBudget`` what the parser reports and asks it how many more bytes the
-parser may be given. Limits are checked as bytes arrive, never after a head was buffered whole:
+No I/O here: both HTTP protocols (gatekeeper's own on httptools, http11.py, and the subclass
+of uvicorn's, protocol.py) feed ``HeadBudget`` what the parser reports and ask it how many more
+bytes the parser may be given. Limits are checked as bytes arrive, never after a head was buffered whole:
 a parser that accumulates a header across reads (httptools concatenates) would otherwise hold
 any amount, at a cost quadratic in the number of reads (CWE-400, CWE-770).
 

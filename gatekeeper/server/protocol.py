@@ -1,5 +1,6 @@
-"""The public listener's HTTP/1.1 protocol: uvicorn's httptools protocol, made strict about
-request targets and bounded in what a client can make it hold or wait for.
+"""``server.http: uvicorn``: uvicorn's httptools protocol, made strict about request targets and
+bounded in what a client can make it hold or wait for (gatekeeper's own protocol, http11.py,
+keeps the same bounds; the conformance tests in tests/unit/server/ run against both).
 
 Each connection gets (limits from ``ConnectionLimits``):
 - a head budget checked before and while httptools parses (414 / 431, see limits.py);
@@ -26,20 +27,17 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import logging
-import socket
-import struct
-import time
 from collections.abc import Callable
 from typing import Any, cast
 
 import httptools
 from uvicorn.protocols.http.flow_control import FlowControl
-from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gatekeeper.server.common import RefusalLog, plain_answer, reset, target_problem
 from gatekeeper.server.limits import BodyPace, ConnectionLimits, HeadBudget, HeadRefused
 
-log = logging.getLogger("gatekeeper.server")
+__all__ = ["EdgeProtocol", "OriginFormProtocol", "RefusalLog", "edge_protocol"]
 
 PIPELINE_STEP = 1024  # bytes fed to the parser at once: at most ~50 requests parsed ahead
 # Bytes kept unparsed behind a waiting pipelined request: reading is paused while they wait, so
@@ -48,32 +46,13 @@ PIPELINE_STASH_LIMIT = 1024 * 1024
 
 
 class OriginFormProtocol(HttpToolsProtocol):
-    """uvicorn's HTTP/1.1 protocol, refusing request targets gatekeeper cannot vouch for.
-
-    uvicorn keeps only the path of an absolute-form target (``GET http://elsewhere/x``), so the
-    pipeline would never see the authority. RFC 9112 §3.2.2 has servers accept absolute-form;
-    it is accepted when its authority is the Host header's, refused (400) otherwise, and so is
-    any other non-origin form (``*``, authority-form). A raw ``#`` is refused too: uvicorn
-    would drop it and what follows, while a proxy in front may have routed on the whole target
-    (RFC 9112 §3.2: a request-target has no fragment).
-    """
+    """uvicorn's HTTP/1.1 protocol, refusing request targets gatekeeper cannot vouch for (see
+    ``common.target_problem``)."""
 
     def on_headers_complete(self) -> None:
-        target = self.url
-        if b"#" in target:
-            raise httptools.HttpParserError("a fragment in the request target")
-        if not target.startswith(b"/"):
-            try:
-                authority = httptools.parse_url(target).host or b""
-                port = httptools.parse_url(target).port
-            except httptools.HttpParserInvalidURLError:
-                raise httptools.HttpParserError("unsupported request target") from None
-            if port is not None:
-                authority += b":%d" % port
-            hosts = [v for k, v in self.headers if k == b"host"]
-            if not authority or (hosts != [authority] and [h.lower() for h in hosts] != [
-                    authority.lower()]):
-                raise httptools.HttpParserError("request target names another host")
+        problem = target_problem(self.url, self.headers)
+        if problem is not None:
+            raise httptools.HttpParserError(problem)
         super().on_headers_complete()
 
 
@@ -91,27 +70,6 @@ class _HoldingFlow(FlowControl):
             self.read_paused = False  # the transport stays paused: the stash's, not ours
             return
         super().resume_reading()
-
-
-class RefusalLog:
-    """One warning per refusal reason and ``interval`` at most, with the count since the last:
-    an attack must not turn into a flood of log lines (one object per worker process)."""
-
-    def __init__(self, interval: float = 30.0) -> None:
-        self._interval = interval
-        self._counts: dict[tuple[int | None, str], int] = {}
-        self._logged_at: dict[tuple[int | None, str], float] = {}
-
-    def refused(self, status: int | None, reason: str) -> None:
-        """``status``: the answer sent, None when none could be."""
-        key = (status, reason)
-        self._counts[key] = self._counts.get(key, 0) + 1
-        now = time.monotonic()
-        if now - self._logged_at.get(key, -self._interval) >= self._interval:
-            log.warning("client refused at the edge",
-                        extra={"status": status, "reason": reason, "refused": self._counts[key]})
-            self._logged_at[key] = now
-            self._counts[key] = 0
 
 
 class EdgeProtocol(OriginFormProtocol):
@@ -173,10 +131,7 @@ class EdgeProtocol(OriginFormProtocol):
                                                     self._send_check)
             return
         self._refusals.refused(None, "client stopped reading")
-        sock = self.transport.get_extra_info("socket")
-        if sock is not None:  # a reset, not a FIN queued behind data nobody will read
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-        self.transport.abort()  # close() would wait for a flush that never comes
+        reset(self.transport)
 
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
@@ -343,10 +298,7 @@ class EdgeProtocol(OriginFormProtocol):
         if cycle is not None and cycle.response_started and not cycle.response_complete:
             self.transport.close()  # a limit hit by trailers mid-answer: no second status line
             return
-        body = text.encode("ascii")
-        self.transport.write(b"".join([
-            STATUS_LINE[status], b"content-type: text/plain; charset=utf-8\r\n",
-            b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body), body]))
+        self.transport.write(plain_answer(status, text))
         self.transport.close()
 
 

@@ -29,6 +29,7 @@ from gatekeeper.settings.headers import HeaderSettings
 from gatekeeper.settings.oidc import OidcSettings, ProviderSettings
 from gatekeeper.settings.redis import RedisSettings, RevocationSettings, check_redis_url, is_tls
 from gatekeeper.settings.routes import PolicySettings, RateLimitRule, check_path_pattern, check_pattern_shape
+from gatekeeper.settings.server import ServerSettings
 from gatekeeper.settings.session import HEADER_ROOM_BYTES, SESSION_CHUNK_BYTES, SessionSettings
 from gatekeeper.settings.subjects import IssuerEntry, resolve_prefixes
 
@@ -37,8 +38,8 @@ __all__ = [
     "AsymmetricAlgorithm", "AuthSettings", "ForwardAuthSettings", "HeaderSettings", "IssuerSettings",
     "OidcSettings",
     "PolicySettings", "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings",
-    "SessionSettings", "Settings", "check_path_pattern", "check_pattern_shape", "check_redis_url",
-    "split_host_port",
+    "ServerSettings", "SessionSettings", "Settings", "check_path_pattern", "check_pattern_shape",
+    "check_redis_url", "split_host_port",
 ]
 
 DEFAULT_HEADERS = {
@@ -139,6 +140,7 @@ class Settings(FrozenModel):
     workers: int = Field(default=1, ge=1, le=64, description="Processes sharing the listeners.")
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="JSON logs.")
     access_log: bool = Field(default=True, description="One JSON line per request on stdout.")
+    server: ServerSettings = Field(default_factory=ServerSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     forward_auth: ForwardAuthSettings = Field(default_factory=ForwardAuthSettings)
     oidc: OidcSettings | None = None

@@ -1,0 +1,462 @@
+"""Gatekeeper's own HTTP/1.1 server protocol (``server.http: gatekeeper``), run by uvicorn.
+
+uvicorn stays the process runner (workers, lifespan, signals, sockets, graceful shutdown); its
+``http`` option takes this class (``http11_protocol(limits)``). It is an ``asyncio.Protocol`` on
+httptools' parser, written for a proxy, with the same bounds as ``protocol.EdgeProtocol`` (the
+stock uvicorn protocol with gatekeeper's guards, ``server.http: uvicorn``), kept in one place:
+
+- Limits as bytes arrive (limits.py): the parser is fed at most the head's remaining raw budget,
+  ``PIPELINE_STEP`` bytes at a time; the request line (414), each header's bytes and the header
+  count (431) are checked in the callbacks; a deadline runs from a head's first byte (or the
+  connection's opening) to its blank line (408); an idle keep-alive connection is closed after
+  ``keep_alive_timeout_seconds``; one connection beyond ``max_connections`` per worker is
+  answered 503 before any byte of it is parsed; a request body must keep a minimum pace (408);
+  a client that takes no byte of an answer for ``send_timeout_seconds`` is reset.
+  What a connection holds is bounded by these: one head (``max_head_bytes``), the request body
+  up to ``cycle.BODY_HIGH_WATER`` plus one read, the requests parsed ahead within one step, and
+  at most ``PIPELINE_STASH_LIMIT`` unparsed bytes behind them (reading paused meanwhile).
+- The ASGI scope is built once per request in ``on_headers_complete``: the header list the
+  callbacks filled (names lower-cased, values as bytes) is the scope's own, the target is split
+  at ``?`` without a URL object, nothing is copied again.
+- One exchange is answered at a time (cycle.py): a pipelined request waits, parsed, in a queue
+  (RFC 9112 §9.3.2: answers in order); reading stops while it waits and resumes, and the bytes
+  kept behind it are parsed, once the answer before it is complete.
+- Flow control both ways: reading pauses while the app has not taken a body's buffered bytes,
+  and ``send`` waits for the transport's buffer to drain below its high-water mark, so a slow
+  client slows the app's answer down instead of growing gatekeeper's memory.
+- A WebSocket handshake is handed, as uvicorn's own protocol does, to the ``ws`` protocol class
+  (websocket.py); another ``Upgrade`` is answered as a plain request and the connection closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from collections import deque
+from typing import Any, cast
+from urllib.parse import unquote
+
+import httptools
+from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
+
+from gatekeeper.server.common import RefusalLog, plain_answer, reset, target_problem
+from gatekeeper.server.cycle import BODY_HIGH_WATER, Exchange
+from gatekeeper.server.limits import BodyPace, ConnectionLimits, HeadBudget, HeadRefused
+
+PIPELINE_STEP = 1024  # bytes fed to the parser at once: at most ~50 requests parsed ahead
+PIPELINE_STASH_LIMIT = 1024 * 1024  # unparsed bytes kept behind a waiting pipelined request
+_METHODS = {m.encode("ascii"): m for m in
+            ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")}
+
+
+class Http11Protocol(asyncio.Protocol):
+    """Build with ``http11_protocol(limits)`` as uvicorn's ``http`` option."""
+
+    def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
+                 _loop: asyncio.AbstractEventLoop | None = None, *, limits: ConnectionLimits,
+                 refusals: RefusalLog) -> None:
+        if not config.loaded:
+            config.load()
+        self.app = config.loaded_app
+        self.loop = _loop or asyncio.get_event_loop()
+        self._config = config
+        self._server_state = server_state
+        self._app_state = app_state
+        self._connections: set[Any] = server_state.connections
+        self._tasks: set[asyncio.Task[None]] = server_state.tasks
+        self._root_path: str = config.root_path
+        self._asgi_version: str = config.asgi_version
+        self._limits = limits
+        self._refusals = refusals
+        self._parser = httptools.HttpRequestParser(self)
+        # Answer the first of two pipelined requests when the first says Connection: close.
+        self._parser.set_dangerous_leniencies(lenient_data_after_close=True)
+        self._budget = HeadBudget(limits)
+        self.transport: asyncio.Transport = None  # type: ignore[assignment]
+        self._server: tuple[str, int] | None = None
+        self._client: tuple[str, int] | None = None
+        self._scheme = "http"
+        # The message being parsed.
+        self._url = b""
+        self._headers: list[tuple[bytes, bytes]] = []
+        self._expect = False
+        self._websocket: tuple[bytes, bytes, list[tuple[bytes, bytes]]] | None = None
+        self._parsing: Exchange | None = None
+        self._body_left = 0  # bytes of a Content-Length body still to come
+        # The exchange being answered, those parsed ahead, the bytes kept behind them.
+        self.cycle: Exchange | None = None
+        self._queue: deque[Exchange] = deque()
+        self._stash = b""
+        # Flow control and timers.
+        self._reading = True
+        self.write_paused = False
+        self._drained: asyncio.Future[None] | None = None
+        self._head_timer: asyncio.TimerHandle | None = None
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._body_timer: asyncio.TimerHandle | None = None
+        self._send_timer: asyncio.TimerHandle | None = None
+        self._pace: BodyPace | None = None
+        self._unsent = 0
+
+    @property
+    def default_headers(self) -> list[tuple[bytes, bytes]]:
+        return cast("list[tuple[bytes, bytes]]", self._server_state.default_headers)
+
+    # -- asyncio.Protocol ---------------------------------------------------------------------
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        self._connections.add(self)
+        self.transport = transport
+        self._server = cast("tuple[str, int] | None", get_local_addr(transport))
+        self._client = get_remote_addr(transport)
+        self._scheme = "https" if is_ssl(transport) else "http"
+        if len(self._connections) > self._limits.max_connections:
+            self._refuse(HeadRefused(503, "max_connections reached"))
+            return
+        self._arm_head_deadline()  # a client that opens and never sends is dropped too
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._connections.discard(self)
+        for timer in (self._head_timer, self._idle_timer, self._body_timer, self._send_timer):
+            if timer is not None:
+                timer.cancel()
+        self._head_timer = self._idle_timer = self._body_timer = self._send_timer = None
+        for exchange in (self.cycle, self._parsing, *self._queue):
+            if exchange is not None and not exchange.response_complete:
+                exchange.lost()
+        self._queue.clear()
+        self._release_writers()
+        if exc is None:
+            self.transport.close()
+
+    def eof_received(self) -> None:
+        return None  # the transport closes (as uvicorn's protocol does)
+
+    def shutdown(self) -> None:
+        """uvicorn's graceful stop: close when idle, else after the answer in progress."""
+        if self.cycle is None:
+            self.transport.close()
+        else:
+            self.cycle.keep_alive = False
+
+    def data_received(self, data: bytes) -> None:
+        transport = self.transport
+        if transport.is_closing():
+            return  # refused already: parse nothing more
+        if self._stash:
+            data, self._stash = self._stash + data, b""
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+        budget = self._budget
+        if budget.reading_head and self.cycle is None:
+            self._arm_head_deadline()
+        view = memoryview(data)
+        while view:
+            if self._queue:  # a request waits for the answer before it: parse no further
+                self._hold(view)
+                return
+            room = budget.room()
+            if room == 0:
+                self._refuse(budget.over_budget())
+                return
+            # A Content-Length body goes in whole; what follows it, a step at a time.
+            room = max(PIPELINE_STEP, self._body_left) if room is None else min(room, PIPELINE_STEP)
+            piece, view = view[:room], view[room:]
+            budget.feeding(len(piece))
+            try:
+                self._parser.feed_data(piece)
+            except httptools.HttpParserUpgrade:
+                self._upgrade()
+                return
+            except httptools.HttpParserError as exc:
+                if isinstance(exc.__context__, HeadRefused):
+                    self._refuse(exc.__context__)
+                else:
+                    self._refuse(HeadRefused(400, "Invalid HTTP request received."))
+                return
+            if transport.is_closing():
+                return
+        if not budget.reading_head and self._body_timer is None:
+            self._arm_body_deadline()  # a head arrived whose body did not come with it
+
+    def pause_writing(self) -> None:
+        self.write_paused = True
+        if self._send_timer is None:
+            self._unsent = self.transport.get_write_buffer_size()
+            self._send_timer = self.loop.call_later(self._limits.send_timeout_seconds,
+                                                    self._send_check)
+
+    def resume_writing(self) -> None:
+        if self._send_timer is not None:
+            self._send_timer.cancel()
+            self._send_timer = None
+        self._release_writers()
+
+    # -- what an exchange asks of its connection (cycle.Connection) ----------------------------
+    async def drain(self) -> None:
+        if self.write_paused:
+            if self._drained is None:
+                self._drained = self.loop.create_future()
+            await asyncio.shield(self._drained)  # one waiter's cancellation is not the others'
+
+    def body_taken(self, exchange: Exchange) -> None:
+        self._sync_reading()
+
+    def continue_sent(self) -> None:
+        if self._pace is not None:
+            self._pace.restart(self.loop.time())  # the body's clock starts when it is asked for
+
+    def response_done(self, exchange: Exchange) -> None:
+        self._server_state.total_requests += 1
+        if exchange is self.cycle:
+            self.cycle = None
+        if self.transport.is_closing():
+            return
+        if self._queue:
+            self._start(self._queue.popleft())
+        else:
+            self._idle_timer = self.loop.call_later(self._limits.keep_alive_timeout_seconds,
+                                                    self._idle_timed_out)
+        if self._stash:
+            self.loop.call_soon(self._feed_stash)  # outside the answer's send()
+        self._sync_reading()
+        if self._budget.started:
+            self._arm_head_deadline()  # a pipelined head arrived while we answered
+
+    # -- parser callbacks ---------------------------------------------------------------------
+    def on_message_begin(self) -> None:
+        self._url = b""
+        self._headers = []
+        self._expect = False
+
+    def on_url(self, url: bytes) -> None:
+        self._budget.target(len(url), len(self._parser.get_method()))
+        self._url += url
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        budget = self._budget
+        budget.header(name, value)  # trailers count too: they are bytes held all the same
+        if not budget.reading_head:
+            return  # a trailer: discarded (RFC 9110 §6.5.1), nothing forwards trailers
+        name = name.lower()
+        value = value.rstrip(b" \t")  # llhttp keeps trailing OWS (RFC 9110 §5.5)
+        if name == b"expect" and value.lower() == b"100-continue":
+            self._expect = True
+        self._headers.append((name, value))
+
+    def on_headers_complete(self) -> None:
+        self._budget.headers_complete()
+        self._disarm_head_deadline()
+        url, headers, parser = self._url, self._headers, self._parser
+        problem = target_problem(url, headers)
+        if problem is not None:
+            raise httptools.HttpParserError(problem)  # 400
+        lengths = [v for k, v in headers if k in (b"content-length", b"transfer-encoding")]
+        framing = lengths[0] if len(lengths) == 1 else b""
+        # At most 19 digits: int() refuses over 4,300 (CVE-2020-10735), llhttp allows leading zeros.
+        self._body_left = int(framing) if framing.isdigit() and len(framing) < 20 else 0
+        method_bytes = parser.get_method()
+        version = parser.get_http_version()
+        keep_alive = version != "1.0" and parser.should_keep_alive()
+        if parser.should_upgrade():
+            if self._is_websocket(headers):
+                self._websocket = (method_bytes, url, headers)
+                self._parsing = None
+                return
+            keep_alive = False  # the parser stops at an upgrade: nothing more can be framed
+        if url[:1] == b"/":
+            raw_path, _, query = url.partition(b"?")
+        else:  # absolute-form, vouched for by target_problem
+            parsed = httptools.parse_url(url)
+            raw_path, query = parsed.path or b"/", parsed.query or b""
+        path = raw_path.decode("ascii")
+        if "%" in path:
+            path = unquote(path)
+        scope = {
+            "type": "http", "asgi": {"version": self._asgi_version, "spec_version": "2.3"},
+            "http_version": version, "server": self._server, "client": self._client,
+            "scheme": self._scheme,
+            "method": _METHODS.get(method_bytes) or method_bytes.decode("ascii"),
+            "root_path": self._root_path, "path": self._root_path + path,
+            "raw_path": self._root_path.encode("ascii") + raw_path, "query_string": query,
+            "headers": headers, "state": self._app_state.copy(),
+        }
+        exchange = Exchange(self, scope, keep_alive=keep_alive, expect_continue=self._expect)
+        self._parsing = exchange
+        if self.cycle is None:
+            self._start(exchange)
+        else:
+            self._queue.append(exchange)
+
+    def on_body(self, body: bytes) -> None:
+        self._body_left = max(0, self._body_left - len(body))
+        if self._pace is not None:
+            self._pace.received(len(body))
+        exchange = self._parsing
+        if exchange is None or exchange.response_complete or exchange.disconnected:
+            return  # answered already: the rest of the body is read and dropped
+        exchange.body(body)
+        if exchange.buffered > BODY_HIGH_WATER and self._reading:
+            self._sync_reading()
+
+    def on_message_complete(self) -> None:
+        self._budget.message_complete()
+        self._disarm_body_deadline()
+        exchange, self._parsing = self._parsing, None
+        if exchange is not None:
+            exchange.message_complete()
+
+    # -- exchanges, pipelining and reading ----------------------------------------------------
+    def _start(self, exchange: Exchange) -> None:
+        self.cycle = exchange
+        task = self.loop.create_task(exchange.run(self.app))
+        task.add_done_callback(self._tasks.discard)
+        self._tasks.add(task)
+
+    def _sync_reading(self) -> None:
+        """Read while nothing waits: no request parsed ahead, no bytes kept behind one, and no
+        more than ``BODY_HIGH_WATER`` body bytes held for the app."""
+        parsing = self._parsing
+        want = not self._stash and not self._queue and (
+            parsing is None or parsing.buffered <= BODY_HIGH_WATER)
+        if want != self._reading and not self.transport.is_closing():
+            self._reading = want
+            if want:
+                self.transport.resume_reading()
+            else:
+                self.transport.pause_reading()
+
+    def _hold(self, rest: memoryview) -> None:
+        self._stash = bytes(rest)
+        self._sync_reading()
+        if len(self._stash) > PIPELINE_STASH_LIMIT:
+            self._refusals.refused(None, "pipelined too far ahead")
+            self.transport.close()  # answers are still owed to earlier requests: no status
+
+    def _feed_stash(self) -> None:
+        if self._stash and not self._queue and not self.transport.is_closing():
+            self.data_received(b"")
+            self._sync_reading()
+
+    def _release_writers(self) -> None:
+        self.write_paused = False
+        drained, self._drained = self._drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
+
+    # -- upgrades -----------------------------------------------------------------------------
+    def _is_websocket(self, headers: list[tuple[bytes, bytes]]) -> bool:
+        connection: list[bytes] = []
+        upgrade = None
+        for name, value in headers:
+            if name == b"connection":
+                connection = [token.lower().strip() for token in value.split(b",")]
+            elif name == b"upgrade":
+                upgrade = value.lower()
+        return (b"upgrade" in connection and upgrade == b"websocket"
+                and self._config.ws_protocol_class is not None)
+
+    def _upgrade(self) -> None:
+        """The parser stopped at an upgrade: a WebSocket handshake goes to the ``ws`` protocol,
+        which reads it again from the head rebuilt here (as uvicorn's protocol does)."""
+        websocket, self._websocket = self._websocket, None
+        if websocket is None:
+            self.transport.pause_reading()  # another protocol: its request is answered, closed
+            self._reading = False
+            return
+        self._disarm_head_deadline()
+        self._disarm_body_deadline()
+        self._connections.discard(self)
+        method, url, headers = websocket
+        head = [method, b" ", url, b" HTTP/1.1\r\n"]
+        for name, value in headers:
+            head += (name, b": ", value, b"\r\n")
+        head.append(b"\r\n")
+        protocol = self._config.ws_protocol_class(
+            config=self._config, server_state=self._server_state, app_state=self._app_state)
+        protocol.connection_made(self.transport)
+        self.transport.set_protocol(protocol)
+        protocol.data_received(b"".join(head))
+
+    # -- deadlines ----------------------------------------------------------------------------
+    def _arm_head_deadline(self) -> None:
+        if self._head_timer is None:
+            self._head_timer = self.loop.call_later(
+                self._limits.request_head_timeout_seconds, self._head_timed_out)
+
+    def _disarm_head_deadline(self) -> None:
+        if self._head_timer is not None:
+            self._head_timer.cancel()
+            self._head_timer = None
+
+    def _head_timed_out(self) -> None:
+        self._head_timer = None
+        if self.transport.is_closing() or not self._budget.reading_head or self.cycle is not None:
+            return  # answering a request: response_done arms it again if needed
+        if self._budget.started:
+            self._refuse(HeadRefused(408, "request head not received in time"))  # RFC 9110 §15.5.9
+        else:
+            self.transport.close()  # nothing asked, nothing to answer
+
+    def _idle_timed_out(self) -> None:
+        self._idle_timer = None
+        if not self.transport.is_closing():
+            self.transport.close()
+
+    def _arm_body_deadline(self) -> None:
+        self._pace = BodyPace(self._limits, self.loop.time())
+        self._body_timer = self.loop.call_at(self._pace.due(), self._body_check)
+
+    def _disarm_body_deadline(self) -> None:
+        if self._body_timer is not None:
+            self._body_timer.cancel()
+            self._body_timer = None
+        self._pace = None
+
+    def _body_check(self) -> None:
+        self._body_timer = None
+        pace = self._pace
+        if pace is None or self.transport.is_closing() or self._budget.reading_head:
+            return
+        now = self.loop.time()
+        parsing = self._parsing
+        if (not self._reading or self._stash
+                or (parsing is not None and parsing.waiting_for_100_continue)):
+            pace.restart(now)  # we held the body up, not the client
+        elif now >= pace.due():
+            self._pace = None
+            self._refuse(HeadRefused(408, "request body too slow"))  # RFC 9110 §15.5.9
+            return
+        self._body_timer = self.loop.call_at(pace.due(), self._body_check)
+
+    def _send_check(self) -> None:
+        """Still paused: cut the client off unless it took some bytes since the last check."""
+        self._send_timer = None
+        if self.transport.is_closing() or not self.write_paused:
+            return
+        unsent = self.transport.get_write_buffer_size()
+        if unsent < self._unsent:
+            self._unsent = unsent
+            self._send_timer = self.loop.call_later(self._limits.send_timeout_seconds,
+                                                    self._send_check)
+            return
+        self._refusals.refused(None, "client stopped reading")
+        reset(self.transport)
+
+    # -- refusals -----------------------------------------------------------------------------
+    def _refuse(self, refused: HeadRefused) -> None:
+        """A plain answer, then close: nothing more is read from this connection."""
+        self._refusals.refused(refused.status, refused.reason)
+        self._disarm_head_deadline()
+        cycle = self.cycle
+        if cycle is not None and cycle.response_started and not cycle.response_complete:
+            self.transport.close()  # a limit hit mid-answer: no second status line
+            return
+        self.transport.write(plain_answer(refused.status, refused.reason))
+        self.transport.close()
+
+
+def http11_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
+    """uvicorn's ``http`` option: a picklable factory (workers > 1 send it to each process)."""
+    return cast("type[asyncio.Protocol]",
+                functools.partial(Http11Protocol, limits=limits, refusals=RefusalLog()))
