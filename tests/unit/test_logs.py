@@ -1,5 +1,5 @@
-"""The access log's line is, byte for byte, the JSON ``json.dumps`` writes for the entry with its
-``time`` last, whatever a value holds: one line per request, nothing unescaped
+"""The access log's line is, byte for byte, the JSON ``json.dumps`` writes for the entry and its
+``time``, whatever a value holds: one line per request, nothing unescaped
 (gatekeeper/logs.py ``AccessLog``)."""
 
 from __future__ import annotations
@@ -60,7 +60,7 @@ def _written(*entries: dict[str, Any]) -> str:
 def test_the_line_is_exactly_what_json_dumps_writes(entry: dict[str, Any]) -> None:
     (line,) = _written(entry).splitlines(keepends=True)
     written_time = json.loads(line)["time"]
-    expected = {k: v for k, v in entry.items() if k != "time"} | {"time": written_time}
+    expected = {**entry, "time": written_time}  # the entry's keys in order, then the time
     assert line == json.dumps(expected) + "\n"
 
 
