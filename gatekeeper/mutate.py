@@ -61,6 +61,7 @@ class HeaderPolicy:
         self._kinds: dict[bytes, object] = {}  # client header name → what is done with it
         self._connection_values: dict[bytes, frozenset[bytes]] = {}
         self._response_fates: dict[bytes, object] = {}  # app's header name → _KEEP, _DROP…
+        self._response_connection_values: dict[bytes, frozenset[bytes]] = {}
 
     # -- identity ------------------------------------------------------------------------
     def identity_headers(self, principal: Principal, token: str | None) -> list[tuple[bytes, bytes]]:
@@ -189,7 +190,7 @@ class HeaderPolicy:
         """``strip_response_headers`` in one pass, each name's fate worked out once and kept."""
         out: list[tuple[bytes, bytes]] = []
         fates = self._response_fates
-        named: set[bytes] = set()
+        named: frozenset[bytes] = frozenset()
         for name, value in headers:
             fate = fates.get(name)
             if fate is None:
@@ -199,10 +200,22 @@ class HeaderPolicy:
             if fate is _KEEP:
                 out.append((name, value))
             elif fate is _CONNECTION:
-                named.update(fold(t.strip()) for t in value.split(b",") if t.strip())
-        if named:  # rare: the app's Connection names a header (RFC 9110 §7.6.1)
+                named = named | self._response_connection_names(value)
+        if named:  # rare: the app's Connection names a header it sent (RFC 9110 §7.6.1)
             out = [(n, v) for n, v in out if fold(n) not in named]
         return out
+
+    def _response_connection_names(self, value: bytes) -> frozenset[bytes]:
+        """The folded names an app's Connection value lists, less those dropped anyway
+        (``Connection: keep-alive`` names nothing left to remove)."""
+        names = self._response_connection_values.get(value)
+        if names is None:
+            names = frozenset(
+                named for token in value.split(b",")
+                if (named := fold(token.strip())) and _response_fate(named) is _KEEP)
+            if len(self._response_connection_values) < _NAMES_KEPT:
+                self._response_connection_values[value] = names
+        return names
 
     def is_trusted(self, client: str) -> bool:
         if not self._trusted:
