@@ -71,7 +71,9 @@ def profile(tree: Path, label: str, out: Path, directory: Path, upstream: harnes
            "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{harness.free_port()}",
            "GATEKEEPER_UPSTREAM": upstream.url,
            "PYTHONPATH": str(tree.resolve())}
-    command = [sys.executable, "-m", "gatekeeper", "run", "--config", str(config)]
+    # -P: not the working directory first on sys.path, or `-m` would import this checkout
+    # whatever PYTHONPATH says.
+    command = [sys.executable, "-P", "-m", "gatekeeper", "run", "--config", str(config)]
     url = f"http://127.0.0.1:{port}/"
     raw = out.parent / f"{out.name}-{label}.txt"
     with harness.running_server(command, port, directory / f"{label}.log", env) as proc:
