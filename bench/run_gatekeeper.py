@@ -214,7 +214,7 @@ def main() -> int:
     for workers in (int(w) for w in args.workers.split(",")):
         config = write_config(directory, issuer, workers)
         # The harness fills {port} and {upstream_port} in these environment values.
-        command = "{python} -m gatekeeper run --config " + str(config)
+        command = "{python} -P -m gatekeeper run --config " + str(config)
         for kind, path, headers in (("token", "/", (bearer,)), ("public", "/public/x", ()),
                                     ("session", "/", (cookie,))):
             env = {"GATEKEEPER_LISTEN": "127.0.0.1:{port}",
@@ -222,7 +222,9 @@ def main() -> int:
                    "GATEKEEPER_UPSTREAM": "http://127.0.0.1:{upstream_port}"}
             scenarios.append(harness.Scenario(f"gk-{kind}-{workers}w", command, env, path=path,
                                               headers=headers))
-            if args.baseline is not None:  # PYTHONPATH wins over the venv's editable install
+            # PYTHONPATH wins over the venv's editable install, and -P keeps `-m` from putting
+            # the working directory (this checkout) before it on sys.path.
+            if args.baseline is not None:
                 env = {**env, "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}",
                        "PYTHONPATH": str(args.baseline.resolve())}
                 scenarios.append(harness.Scenario(f"gk-{kind}-{workers}w@baseline", command, env,
@@ -239,11 +241,11 @@ def main() -> int:
                    "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}",
                    "GATEKEEPER_UPSTREAM": "http://127.0.0.1:{upstream_port}"}
             scenarios.append(harness.Scenario(
-                f"gk-redis-session-{workers}w", "{python} -m gatekeeper run --config "
+                f"gk-redis-session-{workers}w", "{python} -P -m gatekeeper run --config "
                 + str(redis_config), env, path="/", headers=(redis_cookie,)))
             if args.baseline is not None:
                 scenarios.append(harness.Scenario(
-                    f"gk-redis-session-{workers}w@baseline", "{python} -m gatekeeper run --config "
+                    f"gk-redis-session-{workers}w@baseline", "{python} -P -m gatekeeper run --config "
                     + str(redis_config),
                     {**env, "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}",
                      "PYTHONPATH": str(args.baseline.resolve())}, path="/", headers=(redis_cookie,)))
@@ -251,7 +253,7 @@ def main() -> int:
             env = {**env, "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}",
                    "GATEKEEPER_SESSION__REDIS_CACHE_SECONDS": "0"}
             scenarios.append(harness.Scenario(
-                f"gk-redis-session-uncached-{workers}w", "{python} -m gatekeeper run --config "
+                f"gk-redis-session-uncached-{workers}w", "{python} -P -m gatekeeper run --config "
                 + str(redis_config), env, path="/", headers=(redis_cookie,)))
             env = {k: v for k, v in env.items() if k != "GATEKEEPER_SESSION__REDIS_CACHE_SECONDS"}
             # The same bearer request with the revocation list on: the check is a local lookup.
@@ -259,7 +261,7 @@ def main() -> int:
                                              revocation=True)
             env = {**env, "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}"}
             scenarios.append(harness.Scenario(
-                f"gk-token-revocation-{workers}w", "{python} -m gatekeeper run --config "
+                f"gk-token-revocation-{workers}w", "{python} -P -m gatekeeper run --config "
                 + str(revocation_config), env, path="/", headers=(bearer,)))
     if args.policy_sizes:
         role_token = issuer.mint("bob", audience=AUDIENCE, ttl_seconds=6 * 3600,
@@ -271,7 +273,7 @@ def main() -> int:
             with policy.open("a") as lines:  # lets the harness's pre-flight checks through
                 lines.write("p, role:admin, /*, *, allow\n")
             config = write_config(directory, issuer, 1, policy)
-            command = "{python} -m gatekeeper run --config " + str(config)
+            command = "{python} -P -m gatekeeper run --config " + str(config)
             for kind, lua in (("cached", None), ("uncached", str(script))):
                 env = {"GATEKEEPER_LISTEN": "127.0.0.1:{port}",
                        "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}",

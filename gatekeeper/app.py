@@ -216,6 +216,7 @@ class GatekeeperApp:
         headers = HeaderPolicy(settings.header_section())
         access_log = AccessLog(settings.access_log)
         stack.callback(access_log.flush)
+        stack.callback(self.metrics.flush)  # with several workers, the shared files keep them
         public_paths = PublicPaths(settings.public_paths)
         authorizer: Authorizer = AuthenticatedOnly(public_paths)
         extra_checks: dict[str, Callable[[], Awaitable[Check]]] = {"draining": self._draining_check}

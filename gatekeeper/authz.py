@@ -35,6 +35,13 @@ class PublicPaths(PathPatterns):
     """``public_paths``: served to anonymous callers (the policy, if any, still decides)."""
 
 
+# Verdicts are immutable values: the ones that name no rule are made once, not per request.
+_AUTHENTICATED = Verdict(True, "authenticated")
+_PUBLIC_PATH = Verdict(True, "public_path")
+_NO_CREDENTIALS = Verdict(False, "no_credentials")
+_NO_POLICY = Verdict(False, "no_policy")
+
+
 class AuthenticatedOnly:
     """Allow public paths to anyone and everything else to any authenticated principal."""
 
@@ -43,10 +50,10 @@ class AuthenticatedOnly:
 
     def authorize(self, principal: Principal, method: str, path: str) -> Verdict:
         if principal.via != "anonymous":
-            return Verdict(True, "authenticated")
+            return _AUTHENTICATED
         if path in self._public:
-            return Verdict(True, "public_path")
-        return Verdict(False, "no_credentials")
+            return _PUBLIC_PATH
+        return _NO_CREDENTIALS
 
 
 class ActivePolicy(Protocol):
@@ -69,10 +76,10 @@ class PolicyAuthorizer:
     def authorize(self, principal: Principal, method: str, path: str) -> Verdict:
         anonymous = principal.via == "anonymous"
         if anonymous and path not in self._public:
-            return Verdict(False, "no_credentials")
+            return _NO_CREDENTIALS
         policy = self._holder.active
         if policy is None:
-            return Verdict(False, "no_policy")
+            return _NO_POLICY
         verdict = self._decide(policy, principal, method, path)
         # The app answers HEAD by running its GET handler (Starlette, werkzeug, Django; RFC 9110
         # §9.3.2 lets it): a HEAD is allowed only where that GET is too.

@@ -33,6 +33,11 @@ ACCESS_TOKEN_HEADER = "X-Auth-Request-Access-Token"
 _SET_BY_GATEKEEPER = frozenset({b"date", b"x-request-id"})
 _IDENTITY_CACHE_SIZE = 10000
 _UNSAFE_VALUE = re.compile(r"[\x00-\x1f\x7f]")
+_NAMES_KEPT = 1024  # header names (and Connection values) whose handling is kept per policy
+
+# What upstream_headers does with a client header (HeaderPolicy._kind): sentinels, compared by
+# identity in the loop.
+_KEEP, _DROP, _HOST, _CONNECTION, _COOKIE, _FROM_TRUSTED = (object() for _ in range(6))
 
 
 class HeaderPolicy:
@@ -53,6 +58,10 @@ class HeaderPolicy:
         # Principals are cached per token, so a hot token's headers are built once. Bounded in
         # bytes too: a value may hold the access token, and its key keeps the claims alive.
         self._identity_cache: LRU[Principal, list[tuple[bytes, bytes]]] = LRU(_IDENTITY_CACHE_SIZE)
+        self._kinds: dict[bytes, object] = {}  # client header name → what is done with it
+        self._connection_values: dict[bytes, frozenset[bytes]] = {}
+        self._response_fates: dict[bytes, object] = {}  # app's header name → _KEEP, _DROP…
+        self._response_connection_values: dict[bytes, frozenset[bytes]] = {}
 
     # -- identity ------------------------------------------------------------------------
     def identity_headers(self, principal: Principal, token: str | None) -> list[tuple[bytes, bytes]]:
@@ -91,48 +100,122 @@ class HeaderPolicy:
 
         Every comparison is on folded names (``headernames.fold``): ``X_Forwarded_For``,
         ``x.original.url`` and ``Connection: x_foo`` mean to an app what their canonical
-        spellings mean.
+        spellings mean. One pass over the raw list: what a name is (``_kind``) depends on the
+        name alone, so it is worked out once per name and kept.
         """
-        folded_names = [fold(name) for name, _ in request.headers]
-        named_in_connection: set[bytes] = set()
-        for folded, (_, value) in zip(folded_names, request.headers, strict=True):
-            if folded == b"connection":
-                for token in value.split(b","):
-                    named = fold(token.strip())
-                    if named and named not in self._protected:
-                        named_in_connection.add(named)
-        trusted_peer = self.is_trusted(request.client)
         out: list[tuple[bytes, bytes]] = [(b"host", host)]
+        kinds = self._kinds
+        client_host: bytes | None = None
+        named: frozenset[bytes] = frozenset()  # what Connection names: dropped, below
+        trusted_peer: bool | None = None
         forwarded_for = b""
         kept: set[bytes] = set()  # forwarding headers kept from a trusted proxy
-        for folded, (name, value) in zip(folded_names, request.headers, strict=True):
-            if folded in NEVER_FORWARDED or folded in named_in_connection or folded in self._protected:
+        for name, value in request.headers:
+            kind = kinds.get(name)
+            if kind is None:
+                kind = self._kind(name)
+            if kind is _KEEP:
+                out.append((name, value))
+            elif kind is _DROP:
                 continue
-            if never_from_client(folded):
-                # From a trusted proxy, X-Forwarded-For/-Proto/-Host/-Port in their canonical
-                # spelling only (ASGI names are lower case: ``name == folded`` means exactly that).
-                if trusted_peer and name == folded and folded in FORWARDED_FROM_TRUSTED:
-                    kept.add(folded)
-                    if folded == b"x-forwarded-for":
+            elif kind is _HOST:
+                if client_host is None:
+                    client_host = value
+            elif kind is _CONNECTION:
+                named = named | self._connection_names(value)
+            elif kind is _COOKIE:
+                out.extend(strip_session_cookies([(name, value)], self._session_cookie or ""))
+            else:  # _FROM_TRUSTED: X-Forwarded-For/-Proto/-Host/-Port, canonical spelling
+                if trusted_peer is None:
+                    trusted_peer = self.is_trusted(request.client)
+                if trusted_peer:
+                    kept.add(name)
+                    if name == b"x-forwarded-for":
                         forwarded_for = value if not forwarded_for else forwarded_for + b", " + value
                     else:
                         out.append((name, value))
-                continue
-            if name == b"authorization" and not self._pass_authorization:
-                continue
-            if name == b"cookie" and self._session_cookie is not None:
-                out.extend(strip_session_cookies([(name, value)], self._session_cookie))
-                continue
-            out.append((name, value))
+        if named:  # rare: Connection names a header that would otherwise pass (RFC 9110 §7.6.1)
+            out[1:] = [(n, v) for n, v in out[1:] if fold(n) not in named]
+            kept -= named
+            if b"x-forwarded-for" in named:
+                forwarded_for = b""
         client = request.client.encode("ascii", "replace")
         out.append((b"x-forwarded-for", forwarded_for + b", " + client if forwarded_for else client))
         if b"x-forwarded-proto" not in kept:
             out.append((b"x-forwarded-proto", request.scheme.encode("ascii")))
         if b"x-forwarded-host" not in kept:
-            out.append((b"x-forwarded-host", request.header(b"host") or host))
+            out.append((b"x-forwarded-host", client_host or host))
         out.append((b"x-request-id", request_id.encode("ascii")))
         out.extend(identity)
         return out
+
+    def _kind(self, name: bytes) -> object:
+        """What ``upstream_headers`` does with a client header called ``name`` (kept per name,
+        up to a bound: a client making up names gets them worked out each time)."""
+        folded = fold(name)
+        if name == b"host":
+            kind = _HOST  # not forwarded (ours is), but X-Forwarded-Host says what it was
+        elif folded == b"connection":
+            kind = _CONNECTION
+        elif folded in NEVER_FORWARDED or folded in self._protected:
+            kind = _DROP
+        elif never_from_client(folded):
+            # From a trusted proxy, X-Forwarded-For/-Proto/-Host/-Port in their canonical
+            # spelling only (ASGI names are lower case: ``name == folded`` means exactly that).
+            kind = _FROM_TRUSTED if name == folded and folded in FORWARDED_FROM_TRUSTED else _DROP
+        elif name == b"authorization":
+            kind = _KEEP if self._pass_authorization else _DROP
+        elif name == b"cookie" and self._session_cookie is not None:
+            kind = _COOKIE
+        else:
+            kind = _KEEP
+        if len(self._kinds) < _NAMES_KEPT:
+            self._kinds[name] = kind
+        return kind
+
+    def _connection_names(self, value: bytes) -> frozenset[bytes]:
+        """The folded names a Connection value lists that would otherwise be forwarded (ours are
+        never among them: ``Connection`` cannot delete gatekeeper's own headers)."""
+        names = self._connection_values.get(value)
+        if names is None:
+            names = frozenset(
+                named for token in value.split(b",")
+                if (named := fold(token.strip())) and named not in self._protected
+                and named not in NEVER_FORWARDED)
+            if len(self._connection_values) < _NAMES_KEPT:
+                self._connection_values[value] = names
+        return names
+
+    def response_headers(self, headers: Sequence[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """``strip_response_headers`` in one pass, each name's fate worked out once and kept."""
+        out: list[tuple[bytes, bytes]] = []
+        fates = self._response_fates
+        named: frozenset[bytes] = frozenset()
+        for name, value in headers:
+            fate = fates.get(name)
+            if fate is None:
+                fate = _response_fate(name)
+                if len(fates) < _NAMES_KEPT:
+                    fates[name] = fate
+            if fate is _KEEP:
+                out.append((name, value))
+            elif fate is _CONNECTION:
+                named = named | self._response_connection_names(value)
+        if named:  # rare: the app's Connection names a header it sent (RFC 9110 §7.6.1)
+            out = [(n, v) for n, v in out if fold(n) not in named]
+        return out
+
+    def _response_connection_names(self, value: bytes) -> frozenset[bytes]:
+        """The folded names an app's Connection value lists, less those dropped anyway
+        (``Connection: keep-alive`` names nothing left to remove)."""
+        names = self._response_connection_values.get(value)
+        if names is None:
+            names = frozenset(
+                named for token in value.split(b",")
+                if (named := fold(token.strip())) and _response_fate(named) is _KEEP)
+            if len(self._response_connection_values) < _NAMES_KEPT:
+                self._response_connection_values[value] = names
+        return names
 
     def is_trusted(self, client: str) -> bool:
         if not self._trusted:
@@ -185,14 +268,19 @@ def strip_response_headers(headers: Sequence[tuple[bytes, bytes]]) -> list[tuple
     """The app's response headers minus hop-by-hop ones and those its Connection names.
 
     ``Date`` and ``X-Request-Id`` go too: gatekeeper (or its server) sets its own, and two
-    would be a duplicate.
+    would be a duplicate. (The proxy uses ``HeaderPolicy.response_headers``: the same, with
+    each name's fate kept.)
     """
     named: set[bytes] = set()
     for name, value in headers:
         if fold(name) == b"connection":
             named.update(fold(t.strip()) for t in value.split(b",") if t.strip())
-    return [
-        (name, value) for name, value in headers
-        if (folded := fold(name)) not in HOP_BY_HOP and folded not in named
-        and folded not in _SET_BY_GATEKEEPER
-    ]
+    return [(name, value) for name, value in headers
+            if _response_fate(name) is _KEEP and fold(name) not in named]
+
+
+def _response_fate(name: bytes) -> object:
+    folded = fold(name)
+    if folded == b"connection":
+        return _CONNECTION
+    return _DROP if folded in HOP_BY_HOP or folded in _SET_BY_GATEKEEPER else _KEEP

@@ -45,7 +45,6 @@ from gatekeeper.types import Receive, Scope, Send
 log = logging.getLogger("gatekeeper.edge.gate")
 
 
-_COUNTERS_KEPT = 4096
 _REQUEST_ID = re.compile(rb"[A-Za-z0-9._\-]{8,128}")
 
 
@@ -154,7 +153,6 @@ class Gate:
         self._access_log = access_log
         self._max_header_bytes = settings.max_header_bytes
         self._login = login
-        self._counters: dict[tuple[str, str, int], Any] = {}  # labelled children, looked up once
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -277,13 +275,9 @@ class Gate:
         total = time.perf_counter() - started
         outcome = decision.outcome.value if decision else "error"
         reason = decision.reason if decision else "error"
-        counter = self._counters.get((outcome, reason, status))
-        if counter is None:
-            counter = self._metrics.requests.labels(outcome=outcome, reason=reason, status=str(status))
-            if len(self._counters) < _COUNTERS_KEPT:  # the metric bounds its values; so does this
-                self._counters[(outcome, reason, status)] = counter
-        counter.inc()
-        self._metrics.request_seconds.observe(total)
+        metrics = self._metrics
+        metrics.count_request(outcome, reason, status)  # both batched: a few list and dict updates
+        metrics.request_seconds.observe(total)
         client = scope.get("client")
         # The path decided on: canonical, or for forward-auth the one asked about; before a
         # target could be read (400), the path as the server decoded it.

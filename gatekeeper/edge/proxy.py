@@ -14,7 +14,7 @@ import time
 from gatekeeper.errors import BadRequest, UpstreamError
 from gatekeeper.exchange import Exchange
 from gatekeeper.metrics import Metrics
-from gatekeeper.mutate import HeaderPolicy, strip_response_headers
+from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.principal import Decision
 from gatekeeper.request import RequestView
 from gatekeeper.types import Receive, Send
@@ -116,7 +116,7 @@ class Proxy:
         self._metrics.upstream_seconds.observe(upstream_seconds)
         watcher: asyncio.Task[None] | None = None
         try:
-            out_headers = strip_response_headers(response.headers)
+            out_headers = self._headers.response_headers(response.headers)
             out_headers.append((b"x-request-id", request_id.encode("ascii")))
             await send({"type": "http.response.start", "status": response.status,
                         "headers": out_headers})

@@ -92,6 +92,7 @@ def create_admin_app(
                             status_code=200 if ready else 503)
 
     async def prometheus(request: Request) -> Response:
+        metrics.flush()  # the batched per-request values: exact at scrape time
         return Response(generate_latest(metrics.registry), media_type=CONTENT_TYPE_LATEST)
 
     routes = [
