@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -178,6 +179,8 @@ http {{
             return 200 "set\\n";
         }}
         location = /echo-cookie {{ return 200 "cookie=[$http_cookie]\\n"; }}
+        # For the checks that a server passes the caller's identity, and only the one it found.
+        location = /echo-identity {{ return 200 "user=[$http_x_auth_request_user]\\n"; }}
         # Accepted-connection counter: shows whether a client reuses its upstream connections.
         location = /nginx_status {{ stub_status; }}
         location / {{ return 200 "ok\\n"; }}
@@ -306,6 +309,19 @@ def run_wrk(
 
 
 @dataclass(frozen=True)
+class Check:
+    """One pre-flight request a scenario's server must answer as stated, e.g. a refusal: proof
+    that a peer does the job (checks the token, the role) and does not merely proxy."""
+
+    what: str  # reads as a sentence in a PROBLEM line: "expired token"
+    path: str
+    headers: tuple[str, ...]
+    status: int
+    body_has: str | None = None  # the answer's body must contain this...
+    body_lacks: str | None = None  # ...and must not contain this
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     command: str  # shell-like command line with placeholders, or "@upstream"
@@ -313,6 +329,7 @@ class Scenario:
     path: str | None = None  # overrides run_benchmark's path for this scenario
     headers: tuple[str, ...] | None = None  # overrides run_benchmark's wrk headers
     script: str | None = None  # a wrk Lua script (e.g. varying paths)
+    checks: tuple[Check, ...] = ()  # pre-flight requests beyond check_proxy's own
 
     @property
     def is_upstream(self) -> bool:
@@ -390,15 +407,40 @@ def measure(
     )
 
 
-def check_proxy(base_url: str, headers: Sequence[str] = ()) -> list[str]:
-    """Functional checks before loading a server: it answers "ok" and replays no cookie."""
-    problems: list[str] = []
-    request_headers = dict(h.split(": ", 1) for h in headers)
-
-    def get(path: str) -> tuple[int, str]:
-        request = urllib.request.Request(base_url + path, headers=request_headers)
+def _get(url: str, headers: Sequence[str]) -> tuple[int, str]:
+    """GET `url` with `headers` ("Name: value"); the status and body, error statuses included."""
+    request = urllib.request.Request(url, headers=dict(h.split(": ", 1) for h in headers))
+    try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.read().decode(errors="replace")
+
+
+def run_checks(base_url: str, checks: Sequence[Check]) -> list[str]:
+    """Each check's request against the server; a problem line for each answer not as stated."""
+    problems = []
+    for check in checks:
+        status, body = _get(base_url + check.path, check.headers)
+        if status != check.status:
+            problems.append(f"{check.what}: {check.path} gave {status}, expected {check.status}")
+        elif check.body_has is not None and check.body_has not in body:
+            problems.append(f"{check.what}: body {body.strip()!r} lacks {check.body_has!r}")
+        elif check.body_lacks is not None and check.body_lacks in body:
+            problems.append(f"{check.what}: body {body.strip()!r} holds {check.body_lacks!r}")
+    return problems
+
+
+def check_proxy(
+    base_url: str, headers: Sequence[str] = (), checks: Sequence[Check] = ()
+) -> list[str]:
+    """Functional checks before loading a server: it answers "ok", replays no cookie, and
+    answers each of `checks` as stated."""
+    problems: list[str] = []
+
+    def get(path: str) -> tuple[int, str]:
+        return _get(base_url + path, headers)
 
     status, body = get("/")
     if (status, body) != (200, "ok\n"):
@@ -407,7 +449,7 @@ def check_proxy(base_url: str, headers: Sequence[str] = ()) -> list[str]:
     _, echoed = get("/echo-cookie")  # ...and this request (another user) must not carry it
     if echoed != "cookie=[]\n":
         problems.append(f"cookie replayed to another request: upstream saw {echoed.strip()!r}")
-    return problems
+    return problems + run_checks(base_url, checks)
 
 
 def expand(template: str, **values: str) -> str:
@@ -451,7 +493,7 @@ def run_benchmark(
             proc = stack.enter_context(running_server(command, port, log_path, env))
             base_url = f"http://{LOOPBACK}:{port}"
             problems[scenario.name] = check_proxy(
-                base_url, headers if check_headers is None else check_headers)
+                base_url, headers if check_headers is None else check_headers, scenario.checks)
             targets[scenario.name] = (base_url, proc.pid)
         print(f"# logs in {log_dir}", file=sys.stderr)
         for round_no in range(1, rounds + 1):
