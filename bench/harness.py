@@ -152,6 +152,20 @@ def process_tree_cpu_seconds(root_pid: int) -> float:
     return total_ticks / CLK_TCK
 
 
+def foreign_wrk_processes() -> int:
+    """wrk processes running now that this process did not start: another benchmark loading the
+    same cores, which makes this run's figures worthless (its runs are flagged, not dropped)."""
+    count = 0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if comm.read_text().strip() != "wrk":
+                continue
+            stat = (comm.parent / "stat").read_text()
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) != os.getpid():  # field 4: ppid
+                count += 1
+    return count
+
+
 # --------------------------------------------------------------------------- nginx upstream
 
 NGINX_CONF = """\
@@ -349,6 +363,7 @@ class RunResult:
     server_cpu_us_per_req: float
     upstream_cpu_us_per_req: float | None  # nginx's share, when the scenario is a proxy
     upstream_connections: int  # connections nginx accepted during the measured run
+    foreign_wrk: int = 0  # other benchmarks' wrk processes seen before or after the run
 
 
 @dataclass(frozen=True)
@@ -365,6 +380,7 @@ class Summary:
     upstream_cpu_us_per_req: float | None
     upstream_connections: float
     errors_total: int
+    overlapped_runs: int = 0  # runs with another benchmark's wrk around (see foreign_wrk)
 
 
 @dataclass(frozen=True)
@@ -373,6 +389,7 @@ class Measurement:
     server_cpu_us_per_req: float
     upstream_cpu_us_per_req: float | None
     upstream_connections: int
+    foreign_wrk: int = 0
 
 
 def measure(
@@ -391,12 +408,14 @@ def measure(
     if warmup > 0:
         run_wrk(url, connections, warmup, headers, script=script)
     accepted_before = upstream.accepted_connections()
+    foreign_before = foreign_wrk_processes()
     server_before = process_tree_cpu_seconds(server_pid)
     upstream_before = process_tree_cpu_seconds(upstream_pid)
     result = run_wrk(url, connections, seconds, headers, script=script)
     server_cpu = process_tree_cpu_seconds(server_pid) - server_before
     upstream_cpu = process_tree_cpu_seconds(upstream_pid) - upstream_before
     accepted = upstream.accepted_connections() - accepted_before - 1  # minus the query itself
+    foreign = max(foreign_before, foreign_wrk_processes())
     per_request = 1e6 / max(result.requests, 1)
     is_proxy = server_pid != upstream_pid
     return Measurement(
@@ -404,6 +423,7 @@ def measure(
         server_cpu_us_per_req=server_cpu * per_request,
         upstream_cpu_us_per_req=upstream_cpu * per_request if is_proxy else None,
         upstream_connections=accepted,
+        foreign_wrk=foreign,
     )
 
 
@@ -517,13 +537,15 @@ def run_benchmark(
                         server_cpu_us_per_req=m.server_cpu_us_per_req,
                         upstream_cpu_us_per_req=m.upstream_cpu_us_per_req,
                         upstream_connections=m.upstream_connections,
+                        foreign_wrk=m.foreign_wrk,
                     )
                     runs.append(run)
                     print(
                         f"round {round_no} {scenario.name:<22} c{conns:<3} "
                         f"{wrk.requests_per_s:>8.0f} req/s  p50 {wrk.p50_ms:7.2f} ms  "
                         f"p99 {wrk.p99_ms:7.2f} ms  {m.server_cpu_us_per_req:7.1f} µs/req  "
-                        f"new upstream conns {m.upstream_connections}  errors {wrk.errors}",
+                        f"new upstream conns {m.upstream_connections}  errors {wrk.errors}"
+                        + (f"  OVERLAPPED by {m.foreign_wrk} other wrk" if m.foreign_wrk else ""),
                         file=sys.stderr,
                         flush=True,
                     )
@@ -555,6 +577,7 @@ def summarize(runs: Sequence[RunResult]) -> list[Summary]:
                 ),
                 upstream_connections=statistics.median(run.upstream_connections for run in group),
                 errors_total=sum(run.errors for run in group),
+                overlapped_runs=sum(1 for run in group if run.foreign_wrk),
             )
         )
     return summaries

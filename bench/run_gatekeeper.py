@@ -35,6 +35,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -230,6 +231,19 @@ def write_config(
     return path
 
 
+def peer_ratios(summaries: list[harness.Summary], peer: str = "apache-openidc") -> str:
+    """A markdown table: each gatekeeper scenario's CPU µs/req over the peer's at the same -c,
+    and its p99 (the issue's targets: token ≤ 0.55 of it and ≤ 200 µs; p99 ≤ 10 ms at c32)."""
+    by_conns = {s.connections: s for s in summaries if s.scenario == peer}
+    lines = [f"| scenario | conns | CPU µs/req | ratio to {peer} | p99 ms |", "|---|---:|---:|---:|---:|"]
+    for s in summaries:
+        if s.scenario.startswith("gk-") and s.connections in by_conns:
+            ratio = s.server_cpu_us_per_req / by_conns[s.connections].server_cpu_us_per_req
+            lines.append(f"| {s.scenario} | {s.connections} | {s.server_cpu_us_per_req:,.0f} "
+                         f"| {ratio:.2f} | {s.p99_ms:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -343,18 +357,28 @@ def main() -> int:
                     f"gk-policy{size}-{kind}", command, env, path="/r0/p0/1/items",
                     headers=(f"Authorization: Bearer {role_token}",), script=lua))
     connections = [int(c) for c in args.connections.split(",")]
-    started = time.time()
+    started, load_before = time.time(), os.getloadavg()
     runs, problems = harness.run_benchmark(
         scenarios, connections, args.duration, args.warmup, args.rounds,
         check_headers=(bearer,), log_dir=directory / "logs",
     )
+    finished = time.time()
     summaries = harness.summarize(runs)
     table = harness.markdown_table(summaries)
+    if args.peers:
+        table += "\n\n" + peer_ratios(summaries)
+    overlapped = sum(s.overlapped_runs for s in summaries)
+    if overlapped:
+        table += (f"\n\nNOTE: {overlapped} measured runs had another benchmark's wrk running "
+                  "beside them: do not trust these figures.")
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(table + "\n")
     args.out.with_suffix(".json").write_text(json.dumps({
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished)),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
         "settings": {"connections": connections, "duration_s": args.duration,
                      "warmup_s": args.warmup, "rounds": args.rounds},
         "versions": apache.versions() if args.peers else {},
