@@ -43,6 +43,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator, Sequence
 from dataclasses import asdict, dataclass, field
@@ -151,6 +152,20 @@ def process_tree_cpu_seconds(root_pid: int) -> float:
     return total_ticks / CLK_TCK
 
 
+def foreign_wrk_processes() -> int:
+    """wrk processes running now that this process did not start: another benchmark loading the
+    same cores, which makes this run's figures worthless (its runs are flagged, not dropped)."""
+    count = 0
+    for comm in Path("/proc").glob("[0-9]*/comm"):
+        with contextlib.suppress(OSError, ValueError, IndexError):
+            if comm.read_text().strip() != "wrk":
+                continue
+            stat = (comm.parent / "stat").read_text()
+            if int(stat[stat.rindex(")") + 2 :].split()[1]) != os.getpid():  # field 4: ppid
+                count += 1
+    return count
+
+
 # --------------------------------------------------------------------------- nginx upstream
 
 NGINX_CONF = """\
@@ -178,6 +193,8 @@ http {{
             return 200 "set\\n";
         }}
         location = /echo-cookie {{ return 200 "cookie=[$http_cookie]\\n"; }}
+        # For the checks that a server passes the caller's identity, and only the one it found.
+        location = /echo-identity {{ return 200 "user=[$http_x_auth_request_user]\\n"; }}
         # Accepted-connection counter: shows whether a client reuses its upstream connections.
         location = /nginx_status {{ stub_status; }}
         location / {{ return 200 "ok\\n"; }}
@@ -306,6 +323,19 @@ def run_wrk(
 
 
 @dataclass(frozen=True)
+class Check:
+    """One pre-flight request a scenario's server must answer as stated, e.g. a refusal: proof
+    that a peer does the job (checks the token, the role) and does not merely proxy."""
+
+    what: str  # reads as a sentence in a PROBLEM line: "expired token"
+    path: str
+    headers: tuple[str, ...]
+    status: int
+    body_has: str | None = None  # the answer's body must contain this...
+    body_lacks: str | None = None  # ...and must not contain this
+
+
+@dataclass(frozen=True)
 class Scenario:
     name: str
     command: str  # shell-like command line with placeholders, or "@upstream"
@@ -313,6 +343,7 @@ class Scenario:
     path: str | None = None  # overrides run_benchmark's path for this scenario
     headers: tuple[str, ...] | None = None  # overrides run_benchmark's wrk headers
     script: str | None = None  # a wrk Lua script (e.g. varying paths)
+    checks: tuple[Check, ...] = ()  # pre-flight requests beyond check_proxy's own
 
     @property
     def is_upstream(self) -> bool:
@@ -332,6 +363,7 @@ class RunResult:
     server_cpu_us_per_req: float
     upstream_cpu_us_per_req: float | None  # nginx's share, when the scenario is a proxy
     upstream_connections: int  # connections nginx accepted during the measured run
+    foreign_wrk: int = 0  # other benchmarks' wrk processes seen before or after the run
 
 
 @dataclass(frozen=True)
@@ -348,6 +380,7 @@ class Summary:
     upstream_cpu_us_per_req: float | None
     upstream_connections: float
     errors_total: int
+    overlapped_runs: int = 0  # runs with another benchmark's wrk around (see foreign_wrk)
 
 
 @dataclass(frozen=True)
@@ -356,6 +389,7 @@ class Measurement:
     server_cpu_us_per_req: float
     upstream_cpu_us_per_req: float | None
     upstream_connections: int
+    foreign_wrk: int = 0
 
 
 def measure(
@@ -374,12 +408,14 @@ def measure(
     if warmup > 0:
         run_wrk(url, connections, warmup, headers, script=script)
     accepted_before = upstream.accepted_connections()
+    foreign_before = foreign_wrk_processes()
     server_before = process_tree_cpu_seconds(server_pid)
     upstream_before = process_tree_cpu_seconds(upstream_pid)
     result = run_wrk(url, connections, seconds, headers, script=script)
     server_cpu = process_tree_cpu_seconds(server_pid) - server_before
     upstream_cpu = process_tree_cpu_seconds(upstream_pid) - upstream_before
     accepted = upstream.accepted_connections() - accepted_before - 1  # minus the query itself
+    foreign = max(foreign_before, foreign_wrk_processes())
     per_request = 1e6 / max(result.requests, 1)
     is_proxy = server_pid != upstream_pid
     return Measurement(
@@ -387,18 +423,44 @@ def measure(
         server_cpu_us_per_req=server_cpu * per_request,
         upstream_cpu_us_per_req=upstream_cpu * per_request if is_proxy else None,
         upstream_connections=accepted,
+        foreign_wrk=foreign,
     )
 
 
-def check_proxy(base_url: str, headers: Sequence[str] = ()) -> list[str]:
-    """Functional checks before loading a server: it answers "ok" and replays no cookie."""
-    problems: list[str] = []
-    request_headers = dict(h.split(": ", 1) for h in headers)
-
-    def get(path: str) -> tuple[int, str]:
-        request = urllib.request.Request(base_url + path, headers=request_headers)
+def _get(url: str, headers: Sequence[str]) -> tuple[int, str]:
+    """GET `url` with `headers` ("Name: value"); the status and body, error statuses included."""
+    request = urllib.request.Request(url, headers=dict(h.split(": ", 1) for h in headers))
+    try:
         with urllib.request.urlopen(request, timeout=5) as response:
             return response.status, response.read().decode()
+    except urllib.error.HTTPError as error:
+        with error:
+            return error.code, error.read().decode(errors="replace")
+
+
+def run_checks(base_url: str, checks: Sequence[Check]) -> list[str]:
+    """Each check's request against the server; a problem line for each answer not as stated."""
+    problems = []
+    for check in checks:
+        status, body = _get(base_url + check.path, check.headers)
+        if status != check.status:
+            problems.append(f"{check.what}: {check.path} gave {status}, expected {check.status}")
+        elif check.body_has is not None and check.body_has not in body:
+            problems.append(f"{check.what}: body {body.strip()!r} lacks {check.body_has!r}")
+        elif check.body_lacks is not None and check.body_lacks in body:
+            problems.append(f"{check.what}: body {body.strip()!r} holds {check.body_lacks!r}")
+    return problems
+
+
+def check_proxy(
+    base_url: str, headers: Sequence[str] = (), checks: Sequence[Check] = ()
+) -> list[str]:
+    """Functional checks before loading a server: it answers "ok", replays no cookie, and
+    answers each of `checks` as stated."""
+    problems: list[str] = []
+
+    def get(path: str) -> tuple[int, str]:
+        return _get(base_url + path, headers)
 
     status, body = get("/")
     if (status, body) != (200, "ok\n"):
@@ -407,7 +469,7 @@ def check_proxy(base_url: str, headers: Sequence[str] = ()) -> list[str]:
     _, echoed = get("/echo-cookie")  # ...and this request (another user) must not carry it
     if echoed != "cookie=[]\n":
         problems.append(f"cookie replayed to another request: upstream saw {echoed.strip()!r}")
-    return problems
+    return problems + run_checks(base_url, checks)
 
 
 def expand(template: str, **values: str) -> str:
@@ -451,7 +513,7 @@ def run_benchmark(
             proc = stack.enter_context(running_server(command, port, log_path, env))
             base_url = f"http://{LOOPBACK}:{port}"
             problems[scenario.name] = check_proxy(
-                base_url, headers if check_headers is None else check_headers)
+                base_url, headers if check_headers is None else check_headers, scenario.checks)
             targets[scenario.name] = (base_url, proc.pid)
         print(f"# logs in {log_dir}", file=sys.stderr)
         for round_no in range(1, rounds + 1):
@@ -475,13 +537,15 @@ def run_benchmark(
                         server_cpu_us_per_req=m.server_cpu_us_per_req,
                         upstream_cpu_us_per_req=m.upstream_cpu_us_per_req,
                         upstream_connections=m.upstream_connections,
+                        foreign_wrk=m.foreign_wrk,
                     )
                     runs.append(run)
                     print(
                         f"round {round_no} {scenario.name:<22} c{conns:<3} "
                         f"{wrk.requests_per_s:>8.0f} req/s  p50 {wrk.p50_ms:7.2f} ms  "
                         f"p99 {wrk.p99_ms:7.2f} ms  {m.server_cpu_us_per_req:7.1f} µs/req  "
-                        f"new upstream conns {m.upstream_connections}  errors {wrk.errors}",
+                        f"new upstream conns {m.upstream_connections}  errors {wrk.errors}"
+                        + (f"  OVERLAPPED by {m.foreign_wrk} other wrk" if m.foreign_wrk else ""),
                         file=sys.stderr,
                         flush=True,
                     )
@@ -513,6 +577,7 @@ def summarize(runs: Sequence[RunResult]) -> list[Summary]:
                 ),
                 upstream_connections=statistics.median(run.upstream_connections for run in group),
                 errors_total=sum(run.errors for run in group),
+                overlapped_runs=sum(1 for run in group if run.foreign_wrk),
             )
         )
     return summaries

@@ -12,6 +12,15 @@ Scenarios (each with -c32 and -c4, interleaved rounds, medians):
   (f) gk-token-revocation-{1,2}w  (b) with the revocation list on (a local lookup per request)
   with --http-protocols gatekeeper,uvicorn:
   (g) gk-token-{1,2}w-http=NAME   (b) with server.http NAME, each protocol in the same run
+  with --peers (needs apache2 and libapache2-mod-auth-openidc):
+  (g) gk-token-rbac-{1,2}w  (b) plus a Casbin policy that lets only role:admin through: the
+      full job the peer does below
+      apache-openidc        wrk → Apache + mod_auth_openidc (signature against the JWKS, exp,
+      iss, aud, roles:admin, identity headers, access log) → nginx (bench/peers/apache.py)
+  Before loading, every token scenario must refuse what it should (no token, a tampered
+  signature, an unknown key, an expired token, another audience, another issuer: 401 — for
+  Apache a failed `Require claim` on iss/aud is its 403 — and, with a role rule, a token
+  without the role: 403) and pass the caller's identity, not a client-sent one.
 
 A dev issuer (gatekeeper.dev.issuer, with its login side) serves discovery and JWKS from this
 process; gatekeeper fetches the keys once at start, so the issuer is idle during the measured
@@ -31,6 +40,7 @@ import argparse
 import asyncio
 import contextlib
 import json
+import os
 import socket
 import subprocess
 import sys
@@ -46,6 +56,7 @@ import yaml
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 import bench_policy
 import harness
+from peers import apache
 
 from gatekeeper.clients.redis import connect
 from gatekeeper.cookies import CookieJar
@@ -71,18 +82,65 @@ def _free_port() -> int:
         return port
 
 
-def serve_issuer() -> tuple[DevIssuer, uvicorn.Server]:
-    port = _free_port()
-    issuer = DevIssuer(f"http://127.0.0.1:{port}", algorithms=("RS256",), jwks_max_age_seconds=3600)
-    login = DevLogin(issuer, clients=[DevClient(CLIENT_ID, "bench-secret", [])])
-    config = uvicorn.Config(create_issuer_app(issuer, login=login), host="127.0.0.1", port=port,
-                            log_level="warning", access_log=False)
+def serve(app: object, port: int, **tls: str) -> uvicorn.Server:
+    """``app`` under uvicorn on 127.0.0.1:``port`` in a thread of this process (``tls``:
+    uvicorn's ssl_certfile/ssl_keyfile)."""
+    config = uvicorn.Config(app, host="127.0.0.1", port=port,  # type: ignore[arg-type]
+                            log_level="warning", access_log=False, **tls)  # type: ignore[arg-type]
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     threading.Thread(target=server.run, daemon=True).start()
     while not server.started:
         time.sleep(0.05)
-    return issuer, server
+    return server
+
+
+def serve_issuer() -> tuple[DevIssuer, uvicorn.Server]:
+    port = _free_port()
+    issuer = DevIssuer(f"http://127.0.0.1:{port}", algorithms=("RS256",), jwks_max_age_seconds=3600)
+    login = DevLogin(issuer, clients=[DevClient(CLIENT_ID, "bench-secret", [])])
+    return issuer, serve(create_issuer_app(issuer, login=login), port)
+
+
+def token_checks(issuer: DevIssuer, bearer: str, claim_refusal: int = 401,
+                 role_rule: bool = False) -> tuple[harness.Check, ...]:
+    """What a bearer-token scenario must refuse and pass before it is measured: proof that it
+    does the job (signature, exp, iss, aud, role) rather than merely proxying.
+
+    ``claim_refusal``: the status for a well-signed token of another audience or issuer (Apache
+    checks those with ``Require claim``, whose refusal is a 403)."""
+    def token(subject: str = "alice", audience: str = AUDIENCE, roles: tuple[str, ...] = ("admin",),
+              iss: str | None = None, now: float | None = None) -> str:
+        claims: dict[str, object] = {"email": f"{subject}@example.com", "roles": list(roles)}
+        if iss is not None:
+            claims["iss"] = iss
+        return "Authorization: Bearer " + issuer.mint(subject, audience=audience, ttl_seconds=600,
+                                                      claims=claims, now=now)
+
+    head, _, signature = bearer.rpartition(".")
+    tampered = head + "." + ("A" if signature[0] != "A" else "B") + signature[1:]
+    stranger = DevIssuer(issuer.issuer, algorithms=("RS256",))  # same iss, another key
+    unknown_key = "Authorization: Bearer " + stranger.mint(
+        "alice", audience=AUDIENCE, claims={"roles": ["admin"]})
+    checks = [
+        harness.Check("the caller's identity passed", "/echo-identity", (bearer,), 200,
+                      body_has="alice"),
+        harness.Check("a client-sent identity replaced", "/echo-identity",
+                      (bearer, "X-Auth-Request-User: mallory"), 200, body_lacks="mallory"),
+        harness.Check("no token", "/", (), 401),
+        harness.Check("a tampered signature", "/", (tampered,), 401),
+        harness.Check("a token signed by an unknown key", "/", (unknown_key,), 401),
+        harness.Check("an expired token", "/",
+                      (token(now=time.time() - 7200),), 401),
+        harness.Check("a token for another audience", "/", (token(audience="other-api"),),
+                      claim_refusal),
+        harness.Check("a token of another issuer", "/",
+                      (token(iss="https://elsewhere.example"),), claim_refusal),
+    ]
+    if role_rule:
+        checks.append(harness.Check("a token without the role", "/",
+                                    (token("bob", roles=("user",)),), 403))
+    return tuple(checks)
 
 
 RANDOM_PATHS_LUA = """
@@ -178,6 +236,19 @@ def write_config(
     return path
 
 
+def peer_ratios(summaries: list[harness.Summary], peer: str = "apache-openidc") -> str:
+    """A markdown table: each gatekeeper scenario's CPU µs/req over the peer's at the same -c,
+    and its p99 (the issue's targets: token ≤ 0.55 of it and ≤ 200 µs; p99 ≤ 10 ms at c32)."""
+    by_conns = {s.connections: s for s in summaries if s.scenario == peer}
+    lines = [f"| scenario | conns | CPU µs/req | ratio to {peer} | p99 ms |", "|---|---:|---:|---:|---:|"]
+    for s in summaries:
+        if s.scenario.startswith("gk-") and s.connections in by_conns:
+            ratio = s.server_cpu_us_per_req / by_conns[s.connections].server_cpu_us_per_req
+            lines.append(f"| {s.scenario} | {s.connections} | {s.server_cpu_us_per_req:,.0f} "
+                         f"| {ratio:.2f} | {s.p99_ms:.2f} |")
+    return "\n".join(lines)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -193,6 +264,9 @@ def main() -> int:
     parser.add_argument("--http-protocols", default="",
                         help="also the token scenario with each of these server.http protocols, "
                         "e.g. gatekeeper,uvicorn: gk-token-*-http=NAME")
+    parser.add_argument("--peers", action="store_true",
+                        help="also gk-token-rbac-* and Apache + mod_auth_openidc doing the same "
+                        "job (apache-openidc; needs apache2, libapache2-mod-auth-openidc)")
     parser.add_argument("--out", type=Path, default=Path(__file__).parent / "out" / "gatekeeper")
     parser.add_argument("--baseline", type=Path, default=None,
                         help="a checkout of an earlier commit (git worktree add DIR REV): its "
@@ -211,6 +285,18 @@ def main() -> int:
     redis_server = stack.enter_context(run_redis_server(directory)) if args.redis else None
     redis_cookie = session_cookie(issuer, redis_server) if redis_server else None
     scenarios = [harness.Scenario("nginx-direct", "@upstream", headers=())]
+    checks = token_checks(issuer, bearer)
+    if args.peers:  # mod_auth_openidc takes only an https JWKS URI: the same keys over TLS
+        cert, key = apache.self_signed_certificate(directory)
+        jwks_port = _free_port()
+        stack.callback(setattr, serve(create_issuer_app(issuer), jwks_port, ssl_certfile=str(cert),
+                                      ssl_keyfile=str(key)), "should_exit", True)
+        scenarios.append(harness.Scenario(
+            "apache-openidc",
+            apache.command(Path(tempfile.mkdtemp(prefix="bench-apache-")), issuer.issuer,
+                           f"https://127.0.0.1:{jwks_port}/jwks", AUDIENCE, "admin"),
+            path="/", headers=(bearer,),
+            checks=token_checks(issuer, bearer, claim_refusal=403, role_rule=True)))
     for workers in (int(w) for w in args.workers.split(",")):
         config = write_config(directory, issuer, workers)
         # The harness fills {port} and {upstream_port} in these environment values.
@@ -221,7 +307,8 @@ def main() -> int:
                    "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}",
                    "GATEKEEPER_UPSTREAM": "http://127.0.0.1:{upstream_port}"}
             scenarios.append(harness.Scenario(f"gk-{kind}-{workers}w", command, env, path=path,
-                                              headers=headers))
+                                              headers=headers,
+                                              checks=checks if kind == "token" else ()))
             # PYTHONPATH wins over the venv's editable install, and -P keeps `-m` from putting
             # the working directory (this checkout) before it on sys.path.
             if args.baseline is not None:
@@ -235,6 +322,16 @@ def main() -> int:
                         "GATEKEEPER_SERVER__HTTP": protocol}
                 scenarios.append(harness.Scenario(f"gk-{kind}-{workers}w-http={protocol}", command,
                                                   own, path=path, headers=headers))
+        if args.peers:  # the full job: (b) plus a role rule, as Apache's Require claim roles:admin
+            policy = directory / "admin-only.csv"
+            policy.write_text("p, role:admin, /*, *, allow\n")
+            env = {"GATEKEEPER_LISTEN": "127.0.0.1:{port}",
+                   "GATEKEEPER_ADMIN_LISTEN": f"127.0.0.1:{_free_port()}",
+                   "GATEKEEPER_UPSTREAM": "http://127.0.0.1:{upstream_port}"}
+            scenarios.append(harness.Scenario(
+                f"gk-token-rbac-{workers}w", "{python} -P -m gatekeeper run --config "
+                + str(write_config(directory, issuer, workers, policy)), env, path="/",
+                headers=(bearer,), checks=token_checks(issuer, bearer, role_rule=True)))
         if redis_server is not None and redis_cookie is not None:
             redis_config = write_config(directory, issuer, workers, redis_url=redis_server)
             env = {"GATEKEEPER_LISTEN": "127.0.0.1:{port}",
@@ -282,20 +379,31 @@ def main() -> int:
                     f"gk-policy{size}-{kind}", command, env, path="/r0/p0/1/items",
                     headers=(f"Authorization: Bearer {role_token}",), script=lua))
     connections = [int(c) for c in args.connections.split(",")]
-    started = time.time()
+    started, load_before = time.time(), os.getloadavg()
     runs, problems = harness.run_benchmark(
         scenarios, connections, args.duration, args.warmup, args.rounds,
         check_headers=(bearer,), log_dir=directory / "logs",
     )
+    finished = time.time()
     summaries = harness.summarize(runs)
     table = harness.markdown_table(summaries)
+    if args.peers:
+        table += "\n\n" + peer_ratios(summaries)
+    overlapped = sum(s.overlapped_runs for s in summaries)
+    if overlapped:
+        table += (f"\n\nNOTE: {overlapped} measured runs had another benchmark's wrk running "
+                  "beside them: do not trust these figures.")
     print(table)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.with_suffix(".md").write_text(table + "\n")
     args.out.with_suffix(".json").write_text(json.dumps({
         "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(started)),
+        "finished": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(finished)),
+        "loadavg_before": load_before,
+        "loadavg_after": os.getloadavg(),
         "settings": {"connections": connections, "duration_s": args.duration,
                      "warmup_s": args.warmup, "rounds": args.rounds},
+        "versions": apache.versions() if args.peers else {},
         "problems": problems,
         "medians": [harness.asdict(s) for s in summaries],
         "runs": [harness.asdict(r) for r in runs],
