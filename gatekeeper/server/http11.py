@@ -39,8 +39,9 @@ from urllib.parse import unquote
 import httptools
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 
-from gatekeeper.server.common import RefusalLog, plain_answer, reset, target_problem
+from gatekeeper.server.common import RefusalLog, plain_answer, target_problem
 from gatekeeper.server.cycle import BODY_HIGH_WATER, Exchange
+from gatekeeper.server.deadlines import Deadlines
 from gatekeeper.server.limits import BodyPace, ConnectionLimits, HeadBudget, HeadRefused
 
 PIPELINE_STEP = 1024  # bytes fed to the parser at once: at most ~50 requests parsed ahead
@@ -49,7 +50,7 @@ _METHODS = {m.encode("ascii"): m for m in
             ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")}
 
 
-class Http11Protocol(asyncio.Protocol):
+class Http11Protocol(Deadlines, asyncio.Protocol):
     """Build with ``http11_protocol(limits)`` as uvicorn's ``http`` option."""
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
@@ -181,15 +182,10 @@ class Http11Protocol(asyncio.Protocol):
 
     def pause_writing(self) -> None:
         self.write_paused = True
-        if self._send_timer is None:
-            self._unsent = self.transport.get_write_buffer_size()
-            self._send_timer = self.loop.call_later(self._limits.send_timeout_seconds,
-                                                    self._send_check)
+        self._arm_send_deadline()
 
     def resume_writing(self) -> None:
-        if self._send_timer is not None:
-            self._send_timer.cancel()
-            self._send_timer = None
+        self._disarm_send_deadline()
         self._release_writers()
 
     # -- what an exchange asks of its connection (cycle.Connection) ----------------------------
@@ -378,70 +374,22 @@ class Http11Protocol(asyncio.Protocol):
         self.transport.set_protocol(protocol)
         protocol.data_received(b"".join(head))
 
-    # -- deadlines ----------------------------------------------------------------------------
-    def _arm_head_deadline(self) -> None:
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_later(
-                self._limits.request_head_timeout_seconds, self._head_timed_out)
+    # -- deadlines (deadlines.py keeps the timers) -------------------------------------------
+    def _answering(self) -> bool:
+        return self.cycle is not None
 
-    def _disarm_head_deadline(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+    def _holding_body(self) -> bool:
+        parsing = self._parsing
+        return (not self._reading or bool(self._stash)
+                or (parsing is not None and parsing.waiting_for_100_continue))
 
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self.transport.is_closing() or not self._budget.reading_head or self.cycle is not None:
-            return  # answering a request: response_done arms it again if needed
-        if self._budget.started:
-            self._refuse(HeadRefused(408, "request head not received in time"))  # RFC 9110 §15.5.9
-        else:
-            self.transport.close()  # nothing asked, nothing to answer
+    def _writes_paused(self) -> bool:
+        return self.write_paused
 
     def _idle_timed_out(self) -> None:
         self._idle_timer = None
         if not self.transport.is_closing():
             self.transport.close()
-
-    def _arm_body_deadline(self) -> None:
-        self._pace = BodyPace(self._limits, self.loop.time())
-        self._body_timer = self.loop.call_at(self._pace.due(), self._body_check)
-
-    def _disarm_body_deadline(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
-        self._pace = None
-
-    def _body_check(self) -> None:
-        self._body_timer = None
-        pace = self._pace
-        if pace is None or self.transport.is_closing() or self._budget.reading_head:
-            return
-        now = self.loop.time()
-        parsing = self._parsing
-        if (not self._reading or self._stash
-                or (parsing is not None and parsing.waiting_for_100_continue)):
-            pace.restart(now)  # we held the body up, not the client
-        elif now >= pace.due():
-            self._pace = None
-            self._refuse(HeadRefused(408, "request body too slow"))  # RFC 9110 §15.5.9
-            return
-        self._body_timer = self.loop.call_at(pace.due(), self._body_check)
-
-    def _send_check(self) -> None:
-        """Still paused: cut the client off unless it took some bytes since the last check."""
-        self._send_timer = None
-        if self.transport.is_closing() or not self.write_paused:
-            return
-        unsent = self.transport.get_write_buffer_size()
-        if unsent < self._unsent:
-            self._unsent = unsent
-            self._send_timer = self.loop.call_later(self._limits.send_timeout_seconds,
-                                                    self._send_check)
-            return
-        self._refusals.refused(None, "client stopped reading")
-        reset(self.transport)
 
     # -- refusals -----------------------------------------------------------------------------
     def _refuse(self, refused: HeadRefused) -> None:

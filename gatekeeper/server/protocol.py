@@ -34,7 +34,8 @@ import httptools
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from gatekeeper.server.common import RefusalLog, plain_answer, reset, target_problem
+from gatekeeper.server.common import RefusalLog, plain_answer, target_problem
+from gatekeeper.server.deadlines import Deadlines
 from gatekeeper.server.limits import BodyPace, ConnectionLimits, HeadBudget, HeadRefused
 
 __all__ = ["EdgeProtocol", "OriginFormProtocol", "RefusalLog", "edge_protocol"]
@@ -72,7 +73,7 @@ class _HoldingFlow(FlowControl):
         super().resume_reading()
 
 
-class EdgeProtocol(OriginFormProtocol):
+class EdgeProtocol(Deadlines, OriginFormProtocol):
     """Build with ``edge_protocol(limits)`` (a partial of this class) as uvicorn's ``http``."""
 
     def __init__(self, *args: Any, limits: ConnectionLimits, refusals: RefusalLog,
@@ -108,30 +109,11 @@ class EdgeProtocol(OriginFormProtocol):
 
     def pause_writing(self) -> None:
         super().pause_writing()
-        if self._send_timer is None:
-            self._unsent = self.transport.get_write_buffer_size()
-            self._send_timer = self.loop.call_later(self._limits.send_timeout_seconds,
-                                                    self._send_check)
+        self._arm_send_deadline()
 
     def resume_writing(self) -> None:
         super().resume_writing()
-        if self._send_timer is not None:
-            self._send_timer.cancel()
-            self._send_timer = None
-
-    def _send_check(self) -> None:
-        """Still paused: cut the client off unless it took some bytes since the last check."""
-        self._send_timer = None
-        if self.transport.is_closing() or not self.flow.write_paused:
-            return
-        unsent = self.transport.get_write_buffer_size()
-        if unsent < self._unsent:
-            self._unsent = unsent
-            self._send_timer = self.loop.call_later(self._limits.send_timeout_seconds,
-                                                    self._send_check)
-            return
-        self._refusals.refused(None, "client stopped reading")
-        reset(self.transport)
+        self._disarm_send_deadline()
 
     def data_received(self, data: bytes) -> None:
         if self.transport.is_closing():
@@ -236,55 +218,20 @@ class EdgeProtocol(OriginFormProtocol):
         if self._budget.started and not self.transport.is_closing():
             self._arm_head_deadline()  # a pipelined head arrived while we answered
 
-    # -- the head deadline --------------------------------------------------------------------
+    # -- deadlines (deadlines.py keeps the timers) -------------------------------------------
     def _idle(self) -> bool:
         return self.cycle is None or self.cycle.response_complete
 
-    def _arm_head_deadline(self) -> None:
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_later(
-                self._limits.request_head_timeout_seconds, self._head_timed_out)
+    def _answering(self) -> bool:
+        return not self._idle()
 
-    def _disarm_head_deadline(self) -> None:
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if self.transport.is_closing() or not self._budget.reading_head or not self._idle():
-            return  # answering a request: on_response_complete arms it again if needed
-        if self._budget.started:
-            self._refuse(HeadRefused(408, "request head not received in time"))  # RFC 9110 §15.5.9
-        else:
-            self.transport.close()  # nothing asked, nothing to answer
-
-    # -- the body's pace -----------------------------------------------------------------------
-    def _arm_body_deadline(self) -> None:
-        self._pace = BodyPace(self._limits, self.loop.time())
-        self._body_timer = self.loop.call_at(self._pace.due(), self._body_check)
-
-    def _disarm_body_deadline(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
-        self._pace = None
-
-    def _body_check(self) -> None:
-        self._body_timer = None
-        pace = self._pace
-        if pace is None or self.transport.is_closing() or self._budget.reading_head:
-            return
-        now = self.loop.time()
+    def _holding_body(self) -> bool:
         cycle = self.cycle
-        if (self.flow.read_paused or self._stash
-                or (cycle is not None and cycle.waiting_for_100_continue)):
-            pace.restart(now)  # we held the body up, not the client
-        elif now >= pace.due():
-            self._pace = None
-            self._refuse(HeadRefused(408, "request body too slow"))  # RFC 9110 §15.5.9
-            return
-        self._body_timer = self.loop.call_at(pace.due(), self._body_check)
+        return (self.flow.read_paused or bool(self._stash)
+                or (cycle is not None and cycle.waiting_for_100_continue))
+
+    def _writes_paused(self) -> bool:
+        return self.flow.write_paused
 
     # -- answers ------------------------------------------------------------------------------
     def _refuse(self, refused: HeadRefused) -> None:
