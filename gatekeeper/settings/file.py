@@ -1,8 +1,10 @@
 """Reading the config: YAML file → ${ENV} expansion → GATEKEEPER_* overrides → Settings.
 
-Every problem is reported together, each with its dotted key path and reason; no value is
-ever echoed back (secrets live in values). The model itself, and all validation, is in
-gatekeeper/settings/ (``Settings`` in __init__.py, a module per section).
+Every problem is reported together, each with its dotted key path and reason. A value may be
+quoted for its own key (a path pattern, a header name) but a secret never is, not even inside
+another key's value: every secret in the config is blanked out of every reason. The model
+itself, and all validation, is in gatekeeper/settings/ (``Settings`` in __init__.py, a module
+per section).
 """
 
 from __future__ import annotations
@@ -15,9 +17,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
+from urllib.parse import urlsplit
 
 import yaml
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, SecretStr, ValidationError
 
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import ENV_PREFIX, OidcSettings, ProviderSettings, Settings
@@ -58,7 +61,8 @@ def _expand(node: Any, loc: Loc, environ: Mapping[str, str], problems: list[str]
     return node
 
 
-def _format_error(error: Any, sources: Mapping[Loc, str], inline_oidc: bool) -> str:
+def _format_error(error: Any, sources: Mapping[Loc, str], inline_oidc: bool,
+                  secrets: list[str]) -> str:
     loc: Loc = tuple(str(part) for part in error["loc"])
     if inline_oidc and loc[:3] == ("oidc", "providers", "0"):
         loc = ("oidc", *loc[3:])  # the short form: the key as the user wrote it (oidc.issuer)
@@ -70,6 +74,8 @@ def _format_error(error: Any, sources: Mapping[Loc, str], inline_oidc: bool) -> 
             message += f" (did you mean {close[0]}?)"
     # pydantic prefixes custom messages; the key path already says where.
     message = message.removeprefix("Value error, ")
+    for secret in secrets:  # the key path is the user's own words and stays whole
+        message = message.replace(secret, "***")
     source = next((text for prefix, text in sources.items() if loc[:len(prefix)] == prefix), None)
     if source is not None:
         message += f" ({source})"
@@ -134,11 +140,63 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
         settings = Settings.model_validate(merged, context={"config_dir": config_dir})
     except ValidationError as exc:
         inline = _is_inline_oidc(merged)
-        problems.extend(_format_error(e, sources, inline) for e in exc.errors(include_input=False))
+        secrets = sorted((text for text in _secret_texts(merged, Settings)
+                          if len(text) >= MIN_BLANKED_SECRET), key=len, reverse=True)
+        problems.extend(_format_error(e, sources, inline, secrets)
+                        for e in exc.errors(include_input=False))
         raise ConfigError(problems) from None
     if problems:
         raise ConfigError(problems)
     return settings
+
+
+MIN_BLANKED_SECRET = 4  # shorter "secrets" would blank ordinary words out of the messages
+
+
+def _secret_texts(node: Any, annotation: Any) -> set[str]:
+    """The secrets a config holds: values of SecretStr keys and the passwords in URLs, found by
+    walking the data along the schema (the data may be invalid anywhere)."""
+    annotation = _unwrap(annotation)
+    if "SecretStr" in repr(annotation) and not _is_model(annotation):
+        return _strings(node)
+    found: set[str] = set()
+    if _is_model(annotation) and isinstance(node, dict):
+        fields = dict(annotation.model_fields)
+        if annotation is OidcSettings:  # the short form: one provider's keys directly under oidc
+            fields = {**ProviderSettings.model_fields, **fields}
+        for key, value in node.items():
+            name = str(key)
+            if name.endswith(("url", "uri")) and isinstance(value, str):
+                found |= _url_password(value)
+            if name in fields:
+                found |= _secret_texts(value, fields[name].annotation)
+    elif get_origin(annotation) is list and isinstance(node, list):
+        for item in node:
+            found |= _secret_texts(item, get_args(annotation)[0])
+    elif get_origin(annotation) is dict and isinstance(node, dict):
+        for item in node.values():
+            found |= _secret_texts(item, get_args(annotation)[1])
+    return found
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _strings(node: Any) -> set[str]:
+    if isinstance(node, str | SecretStr):
+        return {node if isinstance(node, str) else node.get_secret_value()}
+    if isinstance(node, list):
+        return {text for item in node for text in _strings(item)}
+    return set()
+
+
+def _url_password(url: str) -> set[str]:
+    try:
+        password = urlsplit(url).password
+    except ValueError:
+        return set()
+    return {password} if password else set()
 
 
 def _read_yaml(path: Path) -> Any:

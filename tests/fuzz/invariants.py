@@ -37,7 +37,7 @@ from gatekeeper.headernames import fold
 from gatekeeper.paths import canonical_path
 from gatekeeper.redirects import MAX_LENGTH, AllowedDomain, parse_allowed_domains, safe_redirect
 from gatekeeper.settings import Settings
-from gatekeeper.settings.file import load_settings
+from gatekeeper.settings.file import load_settings, override_variables
 from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS, ForwardAuthSettings
 from gatekeeper.tokens.claims import claim_at
 from tests.fuzz.subjects import AUDIENCE, ISSUER, BearerSubject, CookieSubject
@@ -307,6 +307,7 @@ def _custom(proxy: str) -> dict[str, str]:
 
 # -- config -------------------------------------------------------------------------------------
 
+_ENV_REFERENCE = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)")
 SECRET_MARKER = "S3CR3T"  # in seeds and strategies: a value to look for in problem reports
 
 
@@ -336,8 +337,14 @@ def check_config(path: Path, environ: Mapping[str, str]) -> Settings | None:
         assert exc.problems and all(isinstance(p, str) and p for p in exc.problems), exc.problems
         document = _document(path)
         roots = (str(path), "(top level)", *_known_roots(document, environ))
+        # The environment holds a config secret only where the config reads one: a GATEKEEPER_*
+        # override of a secret key, or a variable a secret key's value names as ${NAME}.
+        referenced = {match.group(1) for text in _secret_values(document)
+                      for match in _ENV_REFERENCE.finditer(text)}
         secrets = _secret_values(document) | {
-            value for name, value in environ.items() if name.lower().endswith(tuple(SECRET_KEYS))}
+            environ[name] for name in override_variables(environ)
+            if name.lower().endswith(tuple(SECRET_KEYS))} | {
+            value for name, value in environ.items() if name in referenced}
         # A value the file also gives a key that holds no secret may be quoted for that key.
         secrets -= _secret_values(document, secret=False)
         # A problem names its key, as it must, even where the file spells a value into a key:

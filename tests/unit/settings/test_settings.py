@@ -78,6 +78,20 @@ def test_values_are_never_echoed_in_errors(tmp_path: Path) -> None:
     assert found and all("hunter2-secret" not in p for p in found)
 
 
+@pytest.mark.parametrize("where", ["session.secret", "oidc.client_secret", "redis.password",
+                                   "redis.url", "session.redis_url"])
+def test_a_secret_is_blanked_even_inside_a_value_quoted_for_another_key(
+        tmp_path: Path, where: str) -> None:
+    """A secret pasted into a key that holds none (here a path pattern, which problems quote)
+    is still not repeated: every secret the config holds is blanked out of every problem."""
+    secret = "S3CR3T-paste-value"
+    value = f"redis://:{secret}@127.0.0.1:6379/0" if where.endswith("url") else secret
+    found = problems(tmp_path, f'public_paths: ["nope-{secret}"]\n',
+                     env={"GATEKEEPER_" + where.upper().replace(".", "__"): value})
+    assert any(p.startswith("public_paths") for p in found), found
+    assert all(secret not in p for p in found), found
+
+
 def test_env_overrides_win_over_the_file(tmp_path: Path) -> None:
     settings = load_settings(write(tmp_path, GOOD), environ={
         "SESSION_SECRET": SECRET,
