@@ -18,6 +18,7 @@ from typing import Protocol
 from gatekeeper.paths import PathPatterns
 from gatekeeper.policy.engine import CompiledPolicy, PolicyVerdict
 from gatekeeper.principal import Principal
+from gatekeeper.request import RequestView
 
 
 @dataclass(frozen=True, slots=True)
@@ -28,7 +29,10 @@ class Verdict:
 
 
 class Authorizer(Protocol):
-    def authorize(self, principal: Principal, method: str, path: str) -> Verdict: ...
+    def authorize(self, principal: Principal, method: str, path: str,
+                  request: RequestView | None = None) -> Verdict:
+        """``request`` offers what a policy may read beyond subject, path and method (the Host
+        header, the client address, the query); None where there is no request to read."""
 
 
 class PublicPaths(PathPatterns):
@@ -48,7 +52,8 @@ class AuthenticatedOnly:
     def __init__(self, public_paths: PublicPaths) -> None:
         self._public = public_paths
 
-    def authorize(self, principal: Principal, method: str, path: str) -> Verdict:
+    def authorize(self, principal: Principal, method: str, path: str,
+                  request: RequestView | None = None) -> Verdict:
         if principal.via != "anonymous":
             return _AUTHENTICATED
         if path in self._public:
@@ -73,25 +78,26 @@ class PolicyAuthorizer:
         self._holder = holder
         self._public = public_paths
 
-    def authorize(self, principal: Principal, method: str, path: str) -> Verdict:
+    def authorize(self, principal: Principal, method: str, path: str,
+                  request: RequestView | None = None) -> Verdict:
         anonymous = principal.via == "anonymous"
         if anonymous and path not in self._public:
             return _NO_CREDENTIALS
         policy = self._holder.active
         if policy is None:
             return _NO_POLICY
-        verdict = self._decide(policy, principal, method, path)
+        verdict = self._decide(policy, principal, method, path, request)
         # The app answers HEAD by running its GET handler (Starlette, werkzeug, Django; RFC 9110
         # §9.3.2 lets it): a HEAD is allowed only where that GET is too.
         if verdict.allowed and method.upper() == "HEAD":
-            get = self._decide(policy, principal, "GET", path)
+            get = self._decide(policy, principal, "GET", path, request)
             verdict = verdict if get.allowed else get
         return Verdict(verdict.allowed, verdict.reason,
                        verdict.rule.source if verdict.rule is not None else None)
 
     @staticmethod
-    def _decide(policy: CompiledPolicy, principal: Principal, method: str, path: str
-                ) -> PolicyVerdict:
+    def _decide(policy: CompiledPolicy, principal: Principal, method: str, path: str,
+                request: RequestView | None) -> PolicyVerdict:
         return policy.decide(principal.subject, principal.roles, method, path,
                              authenticated=principal.via != "anonymous", claims=principal.claims,
-                             cache_key=principal)
+                             cache_key=principal, request=request)

@@ -111,7 +111,7 @@ class Pipeline:
                 refused = self._origins.refusal(exchange)
                 if refused is not None:
                     raise Forbidden("this request did not come from this site's pages", code=refused)
-            verdict = self._authorizer.authorize(principal, exchange.method, path)
+            verdict = self._authorizer.authorize(principal, exchange.method, path, exchange)
             if not verdict.allowed:
                 outcome = (Outcome.UNAUTHENTICATED if principal.via == "anonymous"
                            else Outcome.UNAUTHORIZED)
@@ -141,7 +141,8 @@ class Pipeline:
         """Who is calling (ANONYMOUS when no credentials); raises on bad credentials."""
         return await self._authenticate(request)
 
-    def still_allowed(self, principal: Principal, method: str, path: str, now: float) -> str | None:
+    def still_allowed(self, principal: Principal, method: str, path: str, now: float,
+                      request: RequestView | None = None) -> str | None:
         """For a connection that outlives its request (a WebSocket): None while ``principal`` may
         still hold it, else the reason code. In memory, no I/O: the token's or session's expiry,
         the revocation list, the policy as it is now (hot reloads included)."""
@@ -151,7 +152,7 @@ class Pipeline:
             self.check_revoked(principal)
         except GatekeeperError as exc:  # revoked, or the list too stale to say: fail closed
             return exc.code
-        verdict = self._authorizer.authorize(principal, method, path)
+        verdict = self._authorizer.authorize(principal, method, path, request)
         return None if verdict.allowed else verdict.reason
 
     def check_revoked(self, principal: Principal) -> None:

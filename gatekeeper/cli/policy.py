@@ -39,6 +39,7 @@ from gatekeeper.paths import canonical_path
 from gatekeeper.policy.engine import CompiledPolicy, Rule
 from gatekeeper.policy.loader import LoadReport, PolicyError, load_policy
 from gatekeeper.principal import ANONYMOUS, Principal
+from gatekeeper.request import RequestView
 from gatekeeper.settings import PolicySettings, Settings
 from gatekeeper.settings.file import load_settings
 from gatekeeper.settings.routes import HTTP_METHOD
@@ -74,7 +75,9 @@ class CaseRequest(_Strict):
     claims: dict[str, Any] = Field(default_factory=dict)
     anonymous: bool = False
     method: str
-    path: str = Field(min_length=1)
+    path: str = Field(min_length=1, description="The target: a path, with a query if any.")
+    host: str = Field(default="localhost", min_length=1, description="The Host header.")
+    client: str = Field(default="127.0.0.1", min_length=1, description="The client address.")
 
     @field_validator("method")
     @classmethod
@@ -166,10 +169,14 @@ class Decider:
 
     def decide(self, request: CaseRequest) -> Outcome:
         """Raise BadRequest for a target the proxy would answer with 400."""
-        path = canonical_path(request.path.partition("?")[0].encode("utf-8"))
-        method = request.method.upper()  # as RequestView does
+        raw_path, _, query = request.path.encode("utf-8").partition(b"?")
+        path = canonical_path(raw_path)
+        view = RequestView({"method": request.method, "raw_path": raw_path, "path": path,
+                            "query_string": query, "headers": [(b"host", request.host.encode())],
+                            "client": (request.client, 0)}, path)
+        method = view.method  # upper-cased as the proxy does
         principal = self.principal(request)
-        verdict = self._authorizer.authorize(principal, method, path)
+        verdict = self._authorizer.authorize(principal, method, path, view)
         authenticated = principal.via != "anonymous"
         subjects = self._policy.subjects(principal.subject, principal.roles, authenticated)
         rule = self.rules.get(verdict.rule) if verdict.rule is not None else None

@@ -40,6 +40,7 @@ from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
 from gatekeeper.paths import canonical_path
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome, Principal
+from gatekeeper.request import RequestView
 from gatekeeper.types import Receive, Scope, Send
 
 log = logging.getLogger("gatekeeper.edge.gate")
@@ -55,7 +56,8 @@ class Decider(Protocol):
 
     async def decide(self, exchange: Exchange) -> Decision: ...
 
-    def still_allowed(self, principal: Principal, method: str, path: str, now: float) -> str | None: ...
+    def still_allowed(self, principal: Principal, method: str, path: str, now: float,
+                      request: RequestView | None = None) -> str | None: ...
 
 
 class SignedInCheck(Protocol):
@@ -255,7 +257,7 @@ class Gate:
         principal, path, login, opened = decision.principal, exchange.path, self._login, exchange
 
         async def recheck(now: float) -> str | None:
-            reason = self._pipeline.still_allowed(principal, "GET", path, now)
+            reason = self._pipeline.still_allowed(principal, "GET", path, now, opened)
             if reason is None and principal.via == "session" and login is not None:
                 reason = await login.sessions.still_signed_in(opened)  # signed out since?
             return reason

@@ -32,6 +32,7 @@ from gatekeeper.policy.matcher import (
     compile_calls,
     compile_matcher,
 )
+from gatekeeper.request import RequestView
 from gatekeeper.subjects import (
     ANONYMOUS_ROLE,
     AUTHENTICATED_ROLE,
@@ -214,7 +215,10 @@ class CompiledPolicy:
         authenticated: bool,
         claims: Mapping[str, Any] | None = None,
         cache_key: Any = None,
+        request: RequestView | None = None,
     ) -> PolicyVerdict:
+        """``request``: the HTTP request being decided, for what a model may read beyond
+        subject, path, method and claims (not read yet); None in a made-up decision."""
         if self.uses_claims and cache_key is None:
             # Claims decide too, and the caller gave no key standing for them: never share.
             return self._evaluate(subject, roles, method, path, authenticated, claims or {})
