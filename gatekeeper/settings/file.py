@@ -150,7 +150,7 @@ def load_settings(path: str | Path | None, environ: Mapping[str, str] | None = N
     return settings
 
 
-MIN_BLANKED_SECRET = 4  # shorter "secrets" would blank ordinary words out of the messages
+MIN_BLANKED_SECRET = 6  # shorter ones would blank common words out of messages; none is a secret
 
 
 def _secret_texts(node: Any, annotation: Any) -> set[str]:
