@@ -55,7 +55,7 @@ fuzz-short: $(VENV)/.fuzz-installed   # what .ci/run does after make test: 20 s 
 
 # The pinned, hashed dependencies, resolved for every Python 3.11 (uv's universal mode keeps the
 # markers, e.g. async-timeout before 3.11.3): requirements-dev.lock (runtime + test tools, what
-# `make test` installs) first, then requirements.lock (runtime only, what the image installs)
+# `make test` installs) first, then requirements.lock (runtime + tracing, what the image installs)
 # constrained by it, so both name the same version of every package. Run it to take updates.
 UV_COMPILE = $(VENV)/bin/uv pip compile pyproject.toml --universal --python-version 3.11 \
 	--generate-hashes --no-header --quiet
@@ -63,7 +63,7 @@ lock: $(VENV)/.installed
 	$(PY) -m pip install --quiet uv
 	{ sed -n '/^#/p;/^[^#]/q' requirements-dev.lock; $(UV_COMPILE) --extra test; } > requirements-dev.lock.new
 	{ sed -n '/^#/p;/^[^#]/q' requirements.lock; \
-	  $(UV_COMPILE) --constraint requirements-dev.lock.new; } > requirements.lock.new
+	  $(UV_COMPILE) --extra tracing --constraint requirements-dev.lock.new; } > requirements.lock.new
 	sed -i 's/requirements-dev\.lock\.new/requirements-dev.lock/' requirements.lock.new
 	mv requirements-dev.lock.new requirements-dev.lock
 	mv requirements.lock.new requirements.lock

@@ -9,6 +9,9 @@
     response headers      the proxy's filter of nginx's answer (strip_response_headers, or
                           HeaderPolicy.response_headers where it exists)
     decide                Pipeline.decide of a cached principal on an open path (no I/O)
+    tracing, no exporter  what a request pays for W3C trace context without the SDK: read (or
+                          start) the trace, the gate's hook, and the traceparent the app gets
+                          (absent from checkouts without tracing)
 
 Only public entry points that every version since the regroup has, so the same script measures
 an earlier checkout side by side: ``PYTHONPATH=/tmp/before .venv/bin/python bench/micro_hotpath.py``.
@@ -145,6 +148,7 @@ def cases() -> dict[str, Callable[[], object]]:
                 flush()
 
     return {
+        **_tracing_cases(),
         "access-log write": write,
         "histogram observe": lambda: metrics.request_seconds.observe(0.0008),
         "record (counter + histogram + log line)": record,
@@ -154,6 +158,27 @@ def cases() -> dict[str, Callable[[], object]]:
             browser, identity, "0123456789abcdef01234567", b"app.example.com"),
         "response headers (nginx's 5)": lambda: response(NGINX_RESPONSE),
         "decide (known principal, open path)": lambda: _drive(pipeline.decide(exchange)),
+    }
+
+
+def _tracing_cases() -> dict[str, Callable[[], object]]:
+    try:
+        from gatekeeper.tracecontext import trace_of
+        from gatekeeper.tracing import NO_TRACING
+    except ImportError:  # a checkout from before tracing
+        return {}
+    incoming = [*WRK_HEADERS, (b"traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+    exchange = Exchange(_scope(WRK_HEADERS), "/items/1", "0123456789abcdef01234567", 0.0)
+
+    def request(headers: list[tuple[bytes, bytes]]) -> object:
+        # The stage and upstream hooks are not called at all without an exporter.
+        exchange.trace = trace = trace_of(headers, continue_incoming=True)
+        exchange.span = NO_TRACING.begin(exchange)
+        return trace.headers()
+
+    return {
+        "tracing, no exporter: a new trace": lambda: request(WRK_HEADERS),
+        "tracing, no exporter: the caller's trace": lambda: request(incoming),
     }
 
 

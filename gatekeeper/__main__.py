@@ -46,6 +46,11 @@ def _load_or_report(args: argparse.Namespace) -> Settings | None:
     except ConfigError as exc:
         _report(exc.problems)
         return None
+    from gatekeeper.app import tracing_problems
+
+    if tracing_problems(settings):
+        _report(tracing_problems(settings))
+        return None
     for warning in localhost_only_warnings(settings):
         print(f"warning: {warning}", file=sys.stderr)
     return settings

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import functools
 import gc
+import importlib.util
 import logging
 import math
 import os
@@ -24,6 +25,7 @@ from gatekeeper import logs
 from gatekeeper.authn.bearer import BearerAuthenticator
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
 from gatekeeper.clients.redis import RedisClient, connect
+from gatekeeper.clients.traced_http import TracedTransport
 from gatekeeper.edge.forward_auth import ForwardAuth
 from gatekeeper.edge.gate import Gate, GateSettings
 from gatekeeper.edge.proxy import Proxy
@@ -49,6 +51,7 @@ from gatekeeper.settings import OidcSettings, Settings, split_host_port
 from gatekeeper.settings.server import HttpProtocol
 from gatekeeper.subjects import SubjectNamespaces
 from gatekeeper.tokens.jwks import IssuerKeys
+from gatekeeper.tracing import NO_TRACING, Tracing
 from gatekeeper.types import Check, Receive, Scope, Send
 from gatekeeper.upstream import Http1Pool
 from gatekeeper.upstream.address import UpstreamAddress
@@ -140,9 +143,12 @@ class GatekeeperApp:
     def __init__(
         self, settings: Settings, *, serve_admin: bool = True, metrics_dir: str | None = None,
         policy: LoadReport | None = None, jwks_dir: str | None = None,
+        tracing: Tracing | None = None,
     ) -> None:
         """``jwks_dir``: with ``workers > 1``, the directory through which the workers share
-        their JWKS fetches (tokens/shared.py)."""
+        their JWKS fetches (tokens/shared.py). ``tracing``: where spans go; by default from
+        ``settings.tracing`` (OTLP when an endpoint is set, else nothing recorded)."""
+        self._tracing = tracing
         self.settings = settings
         self._jwks_dir = None if jwks_dir is None else Path(jwks_dir)
         self._preloaded_policy = policy
@@ -193,13 +199,17 @@ class GatekeeperApp:
 
     async def _start(self, stack: contextlib.AsyncExitStack) -> None:
         settings = self.settings
+        tracing = self._tracing or _tracing(settings)
+        stack.callback(tracing.shutdown)  # last: the spans of everything closed before it
         # Control plane only (discovery, JWKS). No cookies kept: a shared client must not
         # carry one answer's Set-Cookie into the next request.
         # No pool cap: each issuer's ControlPlane caps its own calls, so one hung provider
         # cannot take the connections another issuer's key fetch needs (controlplane.py).
+        limits = httpx.Limits(max_connections=None, max_keepalive_connections=20)
         http = httpx.AsyncClient(cookies=_NoCookies(), follow_redirects=False, trust_env=False,
-                                 limits=httpx.Limits(max_connections=None,
-                                                     max_keepalive_connections=20))
+                                 limits=limits,
+                                 transport=TracedTransport(httpx.AsyncHTTPTransport(
+                                     limits=limits, trust_env=False), tracing))
         stack.push_async_callback(http.aclose)
         for issuer in settings.auth.issuers:
             keys = IssuerKeys(issuer, settings.auth, http, self.metrics, shared=self._jwks_dir)
@@ -237,7 +247,7 @@ class GatekeeperApp:
         redis_client: RedisClient | None = None
         if settings.uses_redis:
             # One pool for the process, closed last: the stack unwinds in reverse.
-            redis_client = connect(settings.redis_connection())
+            redis_client = connect(settings.redis_connection(), tracing)
             stack.push_async_callback(redis_client.aclose)
         namespaces = SubjectNamespaces(settings.subject_prefixes())
         revocations: RevocationList | None = None
@@ -272,14 +282,14 @@ class GatekeeperApp:
                    [settings.oidc.redirect_url_of(p) for p in settings.oidc.providers])
             origins = OriginCheck(own, settings.session.allowed_origins)
         pipeline = Pipeline(authenticators, authorizer, headers, revocations=revocations,
-                            origins=origins, rate_limits=rate_limits)
+                            origins=origins, rate_limits=rate_limits, tracing=tracing)
         if settings.oidc is not None:
             # The routes authenticate with the chain; the chain ends a revoked session with them.
             login = browser.routes(pipeline)
             pipeline = pipeline.ending_revoked_sessions(login)
         self._gate = Gate(
             pipeline,
-            Proxy(upstream, pool, headers, self.metrics),
+            Proxy(upstream, pool, headers, self.metrics, tracing),
             WebSocketProxy(upstream, headers, self.metrics,
                            settings.upstream_connect_timeout_seconds,
                            settings.websocket_recheck_seconds, settings.auth.leeway_seconds,
@@ -287,8 +297,10 @@ class GatekeeperApp:
             ForwardAuth(settings.forward_auth, headers.is_trusted),
             self.metrics,
             access_log,
-            GateSettings(max_header_bytes=settings.max_header_bytes),
+            GateSettings(max_header_bytes=settings.max_header_bytes,
+                         continue_trace=settings.tracing.continue_incoming),
             login,
+            tracing,
         )
         if self._serve_admin:
             admin = create_admin_app(self.metrics, self.issuer_keys,
@@ -357,8 +369,38 @@ class _NoCookies(httpx.Cookies):
 
 
 def create_app(settings: Settings, *, serve_admin: bool = True,
-               policy: LoadReport | None = None) -> GatekeeperApp:
-    return GatekeeperApp(settings, serve_admin=serve_admin, policy=policy)
+               policy: LoadReport | None = None, tracing: Tracing | None = None) -> GatekeeperApp:
+    return GatekeeperApp(settings, serve_admin=serve_admin, policy=policy, tracing=tracing)
+
+
+def tracing_problems(settings: Settings) -> list[str]:
+    """Why the configured tracing cannot run here (checked at start, with the config)."""
+    if settings.tracing.otlp_endpoint is None:
+        return []
+    missing = [name for name in _OTEL_MODULES if not _installed(name)]
+    return [f"tracing.otlp_endpoint: needs the OpenTelemetry SDK ({', '.join(missing)} not "
+            "installed): pip install 'gatekeeper[tracing]'"] if missing else []
+
+
+_OTEL_MODULES = ("opentelemetry.sdk", "opentelemetry.exporter.otlp.proto.http")
+
+
+def _installed(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ImportError:  # its parent package is missing, or cannot be imported
+        return False
+
+
+def _tracing(settings: Settings) -> Tracing:
+    if settings.tracing.otlp_endpoint is None:
+        return NO_TRACING
+    problems = tracing_problems(settings)
+    if problems:
+        raise ConfigError(problems)
+    from gatekeeper import otel
+
+    return otel.exporting(settings.tracing)
 
 
 def create_worker_app(settings: Settings, jwks_dir: str | None = None) -> GatekeeperApp:

@@ -44,8 +44,10 @@ HOP_BY_HOP = frozenset({
 
 # Never copied from the client: gatekeeper frames the upstream hop itself (Content-Length,
 # Transfer-Encoding, Host), and ``Proxy`` becomes a CGI app's HTTP_PROXY, which HTTP clients
-# take as their outbound proxy ("httpoxy", CVE-2016-5385).
-NEVER_FORWARDED = HOP_BY_HOP | {b"content-length", b"host", b"proxy"}
+# take as their outbound proxy ("httpoxy", CVE-2016-5385). The W3C trace context is replaced by
+# gatekeeper's own (tracecontext.py): a second copy under another spelling would be a parent the
+# app's tracer may read that gatekeeper never checked.
+NEVER_FORWARDED = HOP_BY_HOP | {b"content-length", b"host", b"proxy", b"traceparent", b"tracestate"}
 
 # Names apps route or dispatch by instead of the request line (Symfony/IIS X-Original-URL and
 # X-Rewrite-URL, Werkzeug's ProxyFix X-Forwarded-Prefix, the method-override middlewares of

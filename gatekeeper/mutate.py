@@ -28,6 +28,7 @@ from gatekeeper.request import RequestView
 from gatekeeper.sessions.cookie import strip_session_cookies
 from gatekeeper.settings import HeaderSettings
 from gatekeeper.tokens.claims import claim_at, is_list_member
+from gatekeeper.tracecontext import TraceContext
 
 ACCESS_TOKEN_HEADER = "X-Auth-Request-Access-Token"
 _SET_BY_GATEKEEPER = frozenset({b"date", b"x-request-id"})
@@ -95,6 +96,7 @@ class HeaderPolicy:
         identity: Sequence[tuple[bytes, bytes]],
         request_id: str,
         host: bytes,
+        trace: TraceContext | None = None,
     ) -> list[tuple[bytes, bytes]]:
         """Client headers minus hop-by-hop, spoofable and framing ones; then ours.
 
@@ -147,6 +149,8 @@ class HeaderPolicy:
             out.append((b"x-forwarded-host", client_host or host))
         out.append((b"x-request-id", request_id.encode("ascii")))
         out.extend(identity)
+        if trace is not None:
+            out.extend(trace.headers())
         return out
 
     def _kind(self, name: bytes) -> object:

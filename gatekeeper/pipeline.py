@@ -19,12 +19,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Protocol
 
-from gatekeeper.authz import Authorizer
+from gatekeeper.authz import Authorizer, Verdict
 from gatekeeper.errors import Forbidden, GatekeeperError, RateLimited, SessionRevoked, Unauthenticated
 from gatekeeper.exchange import Exchange
 from gatekeeper.origin import by_cookie
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome, Principal
 from gatekeeper.request import RequestView
+from gatekeeper.tracing import NO_TRACING, Tracing
 
 Headers = tuple[tuple[bytes, bytes], ...]
 
@@ -85,8 +86,16 @@ class Pipeline:
         origins: OriginGuard | None = None,
         rate_limits: RateLimiter | None = None,
         revoked_sessions: RevokedSessionEnder | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._authenticators = tuple(authenticators)
+        self._tracing = tracing
+        # The two stages a trace shows; untraced, the plain calls (not even a no-op span).
+        self._authenticate_stage = self._authenticate
+        self._authorize_stage = authorizer.authorize
+        if tracing is not NO_TRACING:
+            self._authenticate_stage = self._traced_authenticate
+            self._authorize_stage = self._traced_authorize
         self._revocations = revocations
         self._revoked_sessions = revoked_sessions
         self._origins = origins
@@ -99,19 +108,20 @@ class Pipeline:
         are built with the chain they use to authenticate, then handed to it this way.)"""
         return Pipeline(self._authenticators, self._authorizer, self._mutator,
                         revocations=self._revocations, origins=self._origins,
-                        rate_limits=self._rate_limits, revoked_sessions=ender)
+                        rate_limits=self._rate_limits, revoked_sessions=ender,
+                        tracing=self._tracing)
 
     async def decide(self, exchange: Exchange) -> Decision:
         path = exchange.path
         principal = ANONYMOUS
         try:
-            principal = await self._authenticate(exchange)
+            principal = await self._authenticate_stage(exchange)
             if self._origins is not None and by_cookie(principal, exchange):
                 # The cookie came along by itself: is the page that sent it ours? (CSRF, CSWSH)
                 refused = self._origins.refusal(exchange)
                 if refused is not None:
                     raise Forbidden("this request did not come from this site's pages", code=refused)
-            verdict = self._authorizer.authorize(principal, exchange.method, path, exchange)
+            verdict = self._authorize_stage(principal, exchange.method, path, exchange)
             if not verdict.allowed:
                 outcome = (Outcome.UNAUTHENTICATED if principal.via == "anonymous"
                            else Outcome.UNAUTHORIZED)
@@ -160,6 +170,15 @@ class Pipeline:
         RevocationStale (503) when the list is older than its staleness bound."""
         if self._revocations is not None and principal.via != "anonymous":
             self._revocations.check(principal)
+
+    async def _traced_authenticate(self, request: Exchange) -> Principal:
+        with self._tracing.stage("authenticate"):
+            return await self._authenticate(request)
+
+    def _traced_authorize(self, principal: Principal, method: str, path: str,
+                          request: RequestView | None = None) -> Verdict:
+        with self._tracing.stage("authorize"):
+            return self._authorizer.authorize(principal, method, path, request)
 
     async def _authenticate(self, request: Exchange) -> Principal:
         for authenticator in self._authenticators:

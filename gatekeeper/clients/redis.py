@@ -25,14 +25,36 @@ from redis.exceptions import RedisError
 
 from gatekeeper.errors import ConfigError
 from gatekeeper.settings import RedisSettings
+from gatekeeper.tracing import NO_TRACING, Tracing
 
 RedisClient = Redis | RedisCluster
 # What a failing Redis raises: catch these, never bare Exception.
 REDIS_ERRORS: tuple[type[BaseException], ...] = (RedisError, OSError, TimeoutError)
 
 
-def connect(config: RedisSettings) -> RedisClient:
-    """``config``: the redis section with its url resolved (``Settings.redis_connection()``)."""
+def connect(config: RedisSettings, tracing: Tracing = NO_TRACING) -> RedisClient:
+    """``config``: the redis section with its url resolved (``Settings.redis_connection()``);
+    with ``tracing`` recording, each command is a span."""
+    client = _connect(config)
+    if tracing is not NO_TRACING:
+        _trace_commands(client, tracing, urlsplit(config.url or "").hostname or "redis")
+    return client
+
+
+def _trace_commands(client: RedisClient, tracing: Tracing, target: str) -> None:
+    """Every command through ``execute_command`` (one server, a cluster or a Sentinel's master
+    alike) inside a span named by the command alone (never its keys or values)."""
+    execute = client.execute_command
+
+    async def traced(*args: Any, **options: Any) -> Any:
+        name = str(args[0]).split(" ", 1)[0].upper() if args else "REDIS"
+        with tracing.call(f"redis {name}", target):
+            return await execute(*args, **options)
+
+    client.execute_command = traced  # type: ignore[method-assign]
+
+
+def _connect(config: RedisSettings) -> RedisClient:
     url = config.url
     if url is None:
         raise ConfigError(["redis.url: not set (nor session.redis_url)"])

@@ -41,6 +41,8 @@ from gatekeeper.metrics import Metrics
 from gatekeeper.paths import canonical_path
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome, Principal
 from gatekeeper.request import RequestView
+from gatekeeper.tracecontext import trace_of
+from gatekeeper.tracing import NO_TRACING, Tracing
 from gatekeeper.types import Receive, Scope, Send
 
 log = logging.getLogger("gatekeeper.edge.gate")
@@ -87,6 +89,7 @@ class GateSettings:
     """The gate's own settings values (from ``Settings`` at wiring)."""
 
     max_header_bytes: int  # the HTTP parser has no limit of its own: bound what the pipeline reads
+    continue_trace: bool = True  # tracing.continue_incoming
 
 
 def request_id_of(scope: Scope) -> str:
@@ -146,8 +149,11 @@ class Gate:
         access_log: AccessLog,
         settings: GateSettings,
         login: LoginEdge | None = None,
+        tracing: Tracing = NO_TRACING,
     ) -> None:
         self._pipeline = pipeline
+        self._tracing = tracing
+        self._continue_trace = settings.continue_trace
         self._proxy = proxy
         self._websockets = websockets
         self._forward_auth = forward_auth
@@ -172,6 +178,7 @@ class Gate:
             self._check_header_size(scope)
             if self._forward_auth.handles(scope):
                 exchange = self._forward_auth.original(scope, request_id, started)
+                self._trace(exchange)
                 if login is not None:
                     # A refreshed or ended session: the ingress passes Set-Cookie on to the
                     # browser (nginx: auth_request_set $cookie $upstream_http_set_cookie).
@@ -183,6 +190,7 @@ class Gate:
             else:
                 exchange = Exchange(scope, canonical_path(scope.get("raw_path") or b"/"),
                                     request_id, started)
+                self._trace(exchange)
                 if login is not None:
                     send = _setting_cookies(send, exchange)
                     if login.handles(exchange.path):
@@ -242,6 +250,7 @@ class Gate:
             self._check_header_size(scope)
             exchange = Exchange(scope, canonical_path(scope.get("raw_path") or b"/"),
                                 request_id, started)
+            self._trace(exchange)
             refuse_method_override(exchange.query)
             if self._login is not None:
                 send = _setting_cookies(send, exchange)
@@ -265,6 +274,10 @@ class Gate:
         status = await self._websockets.forward(scope, exchange, receive, send, decision, recheck)
         self._record(scope, request_id, started, exchange, decision, status)
 
+    def _trace(self, exchange: Exchange) -> None:
+        exchange.trace = trace_of(exchange.headers, continue_incoming=self._continue_trace)
+        exchange.span = self._tracing.begin(exchange)
+
     def _record(
         self,
         scope: Scope,
@@ -285,6 +298,9 @@ class Gate:
         # target could be read (400), the path as the server decoded it.
         path = exchange.path if exchange is not None else scope.get("path", "")
         upstream_seconds = exchange.upstream_seconds if exchange is not None else None
+        trace = exchange.trace if exchange is not None else None
+        if exchange is not None and exchange.span is not None:
+            exchange.span.end(status, outcome)
         self._access_log.write({
             "request_id": request_id,
             "method": scope.get("method", "GET"),
@@ -297,4 +313,5 @@ class Gate:
             "total_ms": round(total * 1000, 3),
             "upstream_ms": round(upstream_seconds * 1000, 3) if upstream_seconds is not None else None,
             "client": client[0] if client else None,
+            "trace_id": trace.trace_id if trace is not None else None,
         })

@@ -17,6 +17,7 @@ from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.principal import Decision
 from gatekeeper.request import RequestView
+from gatekeeper.tracing import NO_TRACING, Tracing
 from gatekeeper.types import Receive, Send
 from gatekeeper.upstream import UpstreamResponse, UpstreamTransport
 from gatekeeper.upstream.address import UpstreamAddress
@@ -93,21 +94,30 @@ class _RequestBody:
 class Proxy:
     def __init__(
         self, upstream: UpstreamAddress, transport: UpstreamTransport, headers: HeaderPolicy,
-        metrics: Metrics,
+        metrics: Metrics, tracing: Tracing = NO_TRACING,
     ) -> None:
         self._transport = transport
         self._headers = headers
         self._metrics = metrics
+        self._tracing = tracing
         self._default_host = upstream.netloc.encode("ascii")
 
     async def forward(self, exchange: Exchange, receive: Receive, send: Send,
                       decision: Decision) -> int:
         """Stream the exchange; return the status sent. ``exchange.framing`` was checked by the
         gate; ``exchange.upstream_seconds`` is set once the app's headers arrived."""
+        if self._tracing is NO_TRACING:
+            return await self._forward(exchange, receive, send, decision)
+        with self._tracing.upstream(exchange):  # the app's traceparent names this hop
+            return await self._forward(exchange, receive, send, decision)
+
+    async def _forward(self, exchange: Exchange, receive: Receive, send: Send,
+                       decision: Decision) -> int:
         has_body, length = exchange.framing
         request_id = exchange.request_id
         host = exchange.header(b"host") or self._default_host
-        headers = self._headers.upstream_headers(exchange, decision.identity_headers, request_id, host)
+        headers = self._headers.upstream_headers(exchange, decision.identity_headers, request_id,
+                                                 host, exchange.trace)
         body = _RequestBody(receive) if has_body else None
         started = time.perf_counter()
         response = await self._transport.send(

@@ -65,7 +65,7 @@ class WebSocketProxy:
         headers = [
             (k.decode("latin-1"), v.decode("latin-1"))
             for k, v in self._headers.upstream_headers(
-                exchange, decision.identity_headers, request_id, host)
+                exchange, decision.identity_headers, request_id, host, exchange.trace)
             if fold(k) not in _HANDSHAKE  # Sec_WebSocket_Key is HTTP_SEC_WEBSOCKET_KEY to a WSGI app
         ]
         origin = exchange.header(b"origin")

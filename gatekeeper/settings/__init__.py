@@ -32,13 +32,15 @@ from gatekeeper.settings.routes import PolicySettings, RateLimitRule, check_path
 from gatekeeper.settings.server import ServerSettings
 from gatekeeper.settings.session import HEADER_ROOM_BYTES, SESSION_CHUNK_BYTES, SessionSettings
 from gatekeeper.settings.subjects import IssuerEntry, resolve_prefixes
+from gatekeeper.settings.tracing import TracingSettings
 
 __all__ = [
     "ENV_PREFIX", "HEADER_ROOM_BYTES", "MIN_SESSION_SECRET_BYTES", "SESSION_CHUNK_BYTES",
     "AsymmetricAlgorithm", "AuthSettings", "ForwardAuthSettings", "HeaderSettings", "IssuerSettings",
     "OidcSettings",
     "PolicySettings", "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings",
-    "ServerSettings", "SessionSettings", "Settings", "check_path_pattern", "check_pattern_shape",
+    "ServerSettings", "SessionSettings", "Settings", "TracingSettings", "check_path_pattern",
+    "check_pattern_shape",
     "check_redis_url", "split_host_port",
 ]
 
@@ -141,6 +143,7 @@ class Settings(FrozenModel):
     log_level: Literal["debug", "info", "warning", "error"] = Field(default="info", description="JSON logs.")
     access_log: bool = Field(default=True, description="One JSON line per request on stdout.")
     server: ServerSettings = Field(default_factory=ServerSettings)
+    tracing: TracingSettings = Field(default_factory=TracingSettings)
     auth: AuthSettings = Field(default_factory=AuthSettings)
     forward_auth: ForwardAuthSettings = Field(default_factory=ForwardAuthSettings)
     oidc: OidcSettings | None = None

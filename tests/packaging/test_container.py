@@ -264,8 +264,8 @@ def test_make_test_installs_the_image_s_versions_plus_the_test_tools_all_hashed(
     runtime, dev = locked(), locked("requirements-dev.lock")
     assert {name: entry[0] for name, entry in dev.items() if name in runtime} == \
         {name: entry[0] for name, entry in runtime.items()}, "the two locks disagree (make lock)"
-    for line in PYPROJECT["optional-dependencies"]["test"]:
-        requirement = Requirement(line)
+    extras = PYPROJECT["optional-dependencies"]
+    for requirement in _expanded([Requirement(line) for line in extras["test"]], extras):
         name = re.sub(r"[-_.]+", "-", requirement.name).lower()
         assert name in dev, f"{name}: not in requirements-dev.lock (make lock)"
         assert requirement.specifier.contains(dev[name][0], prereleases=True), name
@@ -273,6 +273,26 @@ def test_make_test_installs_the_image_s_versions_plus_the_test_tools_all_hashed(
     makefile = (ROOT / "Makefile").read_text()
     assert "--require-hashes -r requirements-dev.lock" in makefile
     assert "--no-deps" in makefile  # the project itself brings no unlocked version
+
+
+def _expanded(requirements: list[Requirement], extras: dict[str, list[str]]) -> list[Requirement]:
+    """``gatekeeper[tracing]`` in an extra stands for the requirements of that extra."""
+    found: list[Requirement] = []
+    for requirement in requirements:
+        if requirement.name == PYPROJECT["name"]:
+            for extra in requirement.extras:
+                found += _expanded([Requirement(line) for line in extras[extra]], extras)
+        else:
+            found.append(requirement)
+    return found
+
+
+def test_the_image_can_export_traces() -> None:
+    """tracing.otlp_endpoint works in the image: the tracing extra is in its lock."""
+    runtime = locked()
+    for line in PYPROJECT["optional-dependencies"]["tracing"]:
+        requirement = Requirement(line)
+        assert requirement.specifier.contains(runtime[requirement.name][0]), requirement.name
 
 
 # --- the image's install, run as the image runs it -----------------------------------------------

@@ -32,6 +32,7 @@ import httpx
 
 from gatekeeper.app import GatekeeperApp, create_app
 from gatekeeper.settings import Settings
+from gatekeeper.tracing import Tracing
 from tests.support.fakes import run
 
 T = TypeVar("T")
@@ -255,20 +256,23 @@ def _asgi(app: GatekeeperApp) -> Callable[[MutableMapping[str, Any], Any, Any], 
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings) -> AsyncIterator[InProcess]:
-    """The app built from ``settings``, started (no admin listener), stopped on exit."""
-    app = create_app(settings, serve_admin=False)
+async def running(settings: Settings, *, tracing: Tracing | None = None
+                  ) -> AsyncIterator[InProcess]:
+    """The app built from ``settings``, started (no admin listener), stopped on exit;
+    ``tracing``: where its spans go (default: as ``settings`` say)."""
+    app = create_app(settings, serve_admin=False, tracing=tracing)
     async with _lifespan(app):
         transport = httpx.ASGITransport(app=_asgi(app), client=CLIENT)
         async with httpx.AsyncClient(transport=transport, base_url="http://" + HOST.decode()) as client:
             yield InProcess(app, client)
 
 
-def serve(settings: Settings, scenario: Callable[[InProcess], Awaitable[T]]) -> T:
+def serve(settings: Settings, scenario: Callable[[InProcess], Awaitable[T]], *,
+          tracing: Tracing | None = None) -> T:
     """Start the app, run ``scenario`` against it, stop it; from a plain (sync) test."""
 
     async def main() -> T:
-        async with running(settings) as gk:
+        async with running(settings, tracing=tracing) as gk:
             return await scenario(gk)
 
     return run(main())
