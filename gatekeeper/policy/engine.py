@@ -18,6 +18,7 @@ import ast
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from casbin.effect import Effector, effect_to_bool, get_effector
@@ -182,6 +183,12 @@ class CompiledPolicy:
         for name in direct:
             found.update(role for role, hops in self._reach(name).items() if hops < self._max_hops)
         return frozenset(found)
+
+    @property
+    def role_links(self) -> Mapping[str, tuple[str, ...]]:
+        """Name → the roles its ``g`` lines give it directly (read-only; the policy page's
+        who-can-access matrix lists the roles from here and the rules)."""
+        return MappingProxyType(self._role_links)
 
     def _reach(self, name: str) -> dict[str, int]:
         """Every role ``name`` holds through ``g`` lines, with the links it takes (at most the
