@@ -9,6 +9,8 @@
     response headers      the proxy's filter of nginx's answer (strip_response_headers, or
                           HeaderPolicy.response_headers where it exists)
     decide                Pipeline.decide of a cached principal on an open path (no I/O)
+    record + samples      Gate._record feeding the policy page's traffic samples (ops/recent.py),
+                          for an allowed request and a denied one (compare with "record")
 
 Only public entry points that every version since the regroup has, so the same script measures
 an earlier checkout side by side: ``PYTHONPATH=/tmp/before .venv/bin/python bench/micro_hotpath.py``.
@@ -144,7 +146,7 @@ def cases() -> dict[str, Callable[[], object]]:
             for flush in _flushers(gate, metrics):
                 flush()
 
-    return {
+    found = {
         "access-log write": write,
         "histogram observe": lambda: metrics.request_seconds.observe(0.0008),
         "record (counter + histogram + log line)": record,
@@ -155,6 +157,34 @@ def cases() -> dict[str, Callable[[], object]]:
         "response headers (nginx's 5)": lambda: response(NGINX_RESPONSE),
         "decide (known principal, open path)": lambda: _drive(pipeline.decide(exchange)),
     }
+    found.update(_sampled_record_cases(metrics, discard, scope, exchange, decision))
+    return found
+
+
+def _sampled_record_cases(metrics: Metrics, discard: _Discard, scope: dict[str, Any],
+                          exchange: Exchange, decision: Decision) -> dict[str, Callable[[], object]]:
+    """``Gate._record`` feeding the policy page's samples (ops/recent.py): an allowed request on
+    a route seen before, and a denied one. Empty for a version without the policy page."""
+    try:
+        from gatekeeper.ops.recent import Traffic
+    except ImportError:
+        return {}
+    gate = Gate(None, None, None, None, metrics, AccessLog(stream=discard),  # type: ignore[arg-type]
+                GateSettings(max_header_bytes=16384), None, Traffic())
+    denied = Decision(Outcome.UNAUTHORIZED, "no_matching_rule", decision.principal,
+                      path="/items/1")
+    calls = 0
+
+    def record(chosen: Decision, status: int) -> None:
+        nonlocal calls
+        gate._record(scope, "0123456789abcdef01234567", exchange.started, exchange, chosen, status)
+        calls += 1
+        if calls % 400 == 0:
+            for flush in _flushers(gate, metrics):
+                flush()
+
+    return {"record + policy-page samples, allowed (route seen before)": lambda: record(decision, 200),
+            "record + policy-page samples, denied (ring append)": lambda: record(denied, 403)}
 
 
 def _flushers(gate: Gate, metrics: Metrics) -> list[Callable[[], None]]:
