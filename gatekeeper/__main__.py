@@ -1,4 +1,4 @@
-"""Command line: gatekeeper run | check | policy test | policy check | demo.
+"""Command line: gatekeeper run | check | policy test|check|explain | demo.
 
 Config is validated before the server machinery is imported, so a bad file is refused at once.
 """
@@ -104,6 +104,14 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     from gatekeeper.cli.policy import policy_check
 
     return policy_check(_config_path(args))
+
+
+def cmd_policy_explain(args: argparse.Namespace) -> int:
+    from gatekeeper.cli.explain import policy_explain
+
+    return policy_explain(_config_path(args), sub=args.sub, iss=args.iss, roles=args.role,
+                          claims=args.claim, anonymous=args.anonymous, method=args.method,
+                          path=args.path, as_json=args.json)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -240,6 +248,22 @@ def _add_policy_commands(sub: Any) -> None:
         "check", help="load and lint the policy files: exit 0, or 1 with one line per problem")
     check.add_argument("--config", "-c", help="YAML config file (default: GATEKEEPER_CONFIG)")
     check.set_defaults(func=cmd_policy_check)
+    explain = commands.add_parser(
+        "explain", help="why one request is allowed or denied (exit 0 allow, 1 deny, 2 error)",
+        description="Explain METHOD PATH: the rules that matched, the effect that decided, the "
+                    "roles held and where each came from, and for a deny the nearest rules "
+                    "that did not match with the first term that failed.")
+    explain.add_argument("--config", "-c", help="YAML config file (default: GATEKEEPER_CONFIG)")
+    explain.add_argument("--sub", help="the token's subject (an authenticated user)")
+    explain.add_argument("--iss", help="the token's issuer: --sub gets its subject prefix")
+    explain.add_argument("--role", action="append", default=[], help="a role from the token (repeat)")
+    explain.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE",
+                         help="a token claim (repeat); a value starting with [ or { is JSON")
+    explain.add_argument("--anonymous", action="store_true", help="no credentials")
+    explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    explain.add_argument("method", nargs="?", metavar="METHOD")
+    explain.add_argument("path", nargs="?", metavar="PATH")
+    explain.set_defaults(func=cmd_policy_explain)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
