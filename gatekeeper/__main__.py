@@ -1,4 +1,4 @@
-"""Command line: gatekeeper run | check | policy test|check|explain | demo.
+"""Command line: gatekeeper run | check | policy test|check|explain|diff | demo.
 
 Config is validated before the server machinery is imported, so a bad file is refused at once.
 """
@@ -112,6 +112,15 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
     return policy_explain(_config_path(args), sub=args.sub, iss=args.iss, roles=args.role,
                           claims=args.claim, anonymous=args.anonymous, method=args.method,
                           path=args.path, as_json=args.json)
+
+
+def cmd_policy_diff(args: argparse.Namespace) -> int:
+    from gatekeeper.cli.diff import policy_diff
+
+    return policy_diff(_config_path(args), args.old, args.new, cases=args.cases,
+                       traffic=args.traffic, traffic_lines=args.traffic_lines,
+                       generate=args.generate, max_requests=args.max_requests,
+                       allow_change=args.allow_change, as_json=args.json)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -264,6 +273,36 @@ def _add_policy_commands(sub: Any) -> None:
     explain.add_argument("method", nargs="?", metavar="METHOD")
     explain.add_argument("path", nargs="?", metavar="PATH")
     explain.set_defaults(func=cmd_policy_explain)
+    diff = commands.add_parser(
+        "diff", help="the decisions that change between two policy versions (exit 1 if any "
+                     "is not covered by --allow-change)",
+        description="Decide the same requests under OLD and NEW (each: config, a directory, "
+                    "MODEL,POLICY or git:REV) and print the decisions that change.")
+    diff.add_argument("--config", "-c", help="YAML config file (default: GATEKEEPER_CONFIG)")
+    diff.add_argument("old", metavar="OLD", help="config | DIR | MODEL,POLICY | git:REV")
+    diff.add_argument("new", metavar="NEW", help="config | DIR | MODEL,POLICY | git:REV")
+    diff.add_argument("--cases", metavar="FILE", help="also the requests of a policy test cases file")
+    diff.add_argument("--traffic", metavar="FILE",
+                      help="also the routes and subjects of gatekeeper's JSON access log")
+    diff.add_argument("--traffic-lines", type=_positive, default=100_000, metavar="N",
+                      help="read the last N lines of --traffic (default 100000)")
+    diff.add_argument("--no-generated", dest="generate", action="store_false",
+                      help="skip the edge cases generated from the rules")
+    diff.add_argument("--max-requests", type=_positive, default=50_000, metavar="N",
+                      help="compare at most N requests per source (default 50000)")
+    diff.add_argument("--allow-change", action="append", default=[], metavar="PATTERN",
+                      help="a change this covers does not fail the diff (repeat): words that "
+                           "must all hold: METHOD, /PATH-GLOB, sub:GLOB, role:NAME, anonymous, "
+                           "to:allow, to:deny")
+    diff.add_argument("--json", action="store_true", help="print the changes as JSON")
+    diff.set_defaults(func=cmd_policy_diff)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -56,7 +56,8 @@ def run(command: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 
 def test_the_tutorial_shows_both_tools() -> None:
     commands = [command.split()[2] for command, _ in console_blocks()]
-    assert commands == ["explain"]
+    assert commands == ["explain", "diff"]
+    assert f"`{EDITOR_NO_DELETE}`" in TUTORIAL.read_text(encoding="utf-8")
 
 
 @pytest.mark.parametrize(("command", "output"), console_blocks(),
@@ -65,5 +66,11 @@ def test_each_worked_example_prints_what_the_tutorial_shows(
     layout: Path, command: str, output: str
 ) -> None:
     result = run(command, layout)
-    assert result.returncode == 1, result.stderr  # a deny
+    assert result.returncode == 1, result.stderr  # a deny; changes not covered
     assert result.stdout.rstrip("\n") == output
+
+
+def test_the_diff_passes_once_the_change_is_allowed(layout: Path) -> None:
+    command = next(c for c, _ in console_blocks() if " diff " in c)
+    result = run(f"{command} --allow-change 'DELETE /api/*'", layout)
+    assert result.returncode == 0, result.stdout + result.stderr
