@@ -75,7 +75,20 @@ def requests(policy: CompiledPolicy) -> Iterator[tuple[str, str]]:
 @pytest.mark.parametrize(("model", "policy_file"), shipped_pairs(),
                          ids=lambda p: p.name if isinstance(p, Path) else str(p))
 def test_explain_agrees_with_the_proxy_on_every_shipped_policy(model: Path, policy_file: Path) -> None:
-    policy = load_policy(model, policy_file, cache_size=0).policy
+    assert_agrees(load_policy(model, policy_file, cache_size=0).policy, policy_file)
+
+
+def test_explain_agrees_with_the_proxy_where_a_head_lacks_its_get(tmp_path: Path) -> None:
+    """The shipped files allow GET|HEAD together; here HEAD alone, so the proxy's HEAD rule
+    (a HEAD needs the GET) decides some rows."""
+    policy_file = tmp_path / "policy.csv"
+    policy_file.write_text("g, role:admin, role:viewer\np, role:viewer, /x/*, HEAD, allow\n"
+                           "p, role:admin, /x/*, GET, allow\np, role:viewer, /y/*, GET|HEAD, allow\n")
+    assert_agrees(load_policy(POLICIES / "model.conf", policy_file, cache_size=0).policy,
+                  policy_file)
+
+
+def assert_agrees(policy: CompiledPolicy, policy_file: Path) -> None:
     authorizer = PolicyAuthorizer(FixedPolicy(policy), PublicPaths(PUBLIC))
     checked = 0
     for who, principal in callers(policy):
