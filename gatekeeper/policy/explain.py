@@ -228,7 +228,8 @@ def _g_sources(policy_file: Path, view: ExplainView) -> dict[tuple[str, str], st
     """(member, role) -> "policy.csv:7", read from the file; nothing when the file no longer
     holds the loaded links (changed since the load: a wrong line is worse than none)."""
     try:
-        text = policy_file.read_text(encoding="utf-8")
+        with policy_file.open(encoding="utf-8", newline="") as file:  # as the loader reads it
+            text = file.read()
     except (OSError, UnicodeDecodeError):
         return {}
     sources: dict[tuple[str, str], str] = {}
