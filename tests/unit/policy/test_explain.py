@@ -209,3 +209,16 @@ def test_as_json_holds_the_contract_keys() -> None:
             "nearest"} <= set(data)
     assert {"name", "via", "chain"} == set(data["subjects"][0])
     assert {"rule", "text", "effect", "term", "result", "values"} <= set(data["nearest"][0])
+
+
+def test_a_g_line_is_numbered_as_the_loader_numbers_lines(tmp_path: Path) -> None:
+    """Lines break at "\\n" only (as Casbin's adapter reads them): a lone "\\r" in a comment
+    does not start a line, so the g line after it is line 2."""
+    policy_file = tmp_path / "policy.csv"
+    policy_file.write_bytes(b"# viewers\rread\ng, role:editor, role:viewer\n"
+                            b"p, role:viewer, /x, GET, allow\n")
+    policy = load_policy(POLICIES / "model.conf", policy_file).policy
+    result = explain(policy, ExplainRequest("GET", "/x", "dana", ("editor",)),
+                     policy_file=policy_file)
+    assert result.decided_by == "policy.csv:3"
+    assert {s.name: s.via for s in result.subjects}["role:viewer"] == "g line policy.csv:2"
