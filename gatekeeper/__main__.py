@@ -237,7 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_policy_commands(sub: Any) -> None:
-    policy = sub.add_parser("policy", help="test and lint the Casbin policy files")
+    policy = sub.add_parser("policy", help="test, lint, explain and diff the Casbin policy files")
     commands = policy.add_subparsers(dest="policy_command", required=True)
     test = commands.add_parser(
         "test", help="decide one request (exit 0 allow, 1 deny, 2 error), or run --cases FILE",
