@@ -53,6 +53,7 @@ form#try button { grid-column: 2; justify-self: start; padding: 5px 16px; font: 
 #result { margin-top: 12px; padding: 10px 14px; border: 1px solid var(--line);
           border-radius: 6px; min-height: 40px; max-width: 900px; }
 #result ul { margin: 4px 0; padding-left: 20px; }
+#result li { white-space: pre-wrap; }
 #result h3 { font-size: 14px; margin: 10px 0 2px; }
 .source { max-height: 420px; overflow: auto; border: 1px solid var(--line); }
 .source table { width: 100%; border: 0; }
@@ -91,10 +92,6 @@ SCRIPT = """
     box.appendChild(ul);
     return box;
   }
-  function extra(item, skip) {
-    return Object.keys(item).filter(function (k) { return skip.indexOf(k) < 0; })
-      .map(function (k) { return k + '=' + JSON.stringify(item[k]); }).join(' ');
-  }
   function show(data) {
     out.replaceChildren();
     var verdict = el('p');
@@ -108,21 +105,28 @@ SCRIPT = """
                                                   : '(no rule: the default deny)'));
     out.appendChild(field('subjects', (data.subjects || []).join(', ')));
     var ex = data.explanation;
-    if (!ex) { out.appendChild(el('p', 'muted', 'No explanation available.')); return; }
+    if (!ex) {
+      out.appendChild(el('p', 'muted', data.explanation_note || 'No explanation available.'));
+      return;
+    }
+    if (ex.effect) {
+      out.appendChild(field('effect', ex.effect + (ex.effect_meaning ? ': ' + ex.effect_meaning : '')));
+    }
     var parts = [
       list('Subjects and where they come from', ex.subjects, function (s) {
-        var chain = s.chain && s.chain.length ? ': ' + s.chain.join(' \\u2192 ') : '';
+        var chain = s.chain && s.chain.length > 1 ? ': ' + s.chain.join(' \\u2192 ') : '';
         return s.name + ' (' + s.via + ')' + chain;
       }),
       list('Rules that matched', ex.matched, function (m) {
         return m.rule + '  ' + (m.text || '') + (m.effect ? '  \\u2192 ' + m.effect : '');
       }),
       list('Nearest rules that did not match', ex.nearest, function (n) {
-        return n.rule + '  failed at: ' + (n.term || '?') + '  ' + extra(n, ['rule', 'term']);
-      })
+        return n.rule + '  ' + (n.text || '') + '\\n    failed at: ' + (n.term || '?') +
+          ' \\u2192 ' + (n.result || 'false') + '  ' + JSON.stringify(n.values || {});
+      }),
+      list('Notes', ex.notes, function (note) { return note; })
     ];
     parts.forEach(function (part) { if (part) { out.appendChild(part); } });
-    if (ex.effect) { out.appendChild(field('effect', ex.effect)); }
   }
   function fail(text) {
     out.replaceChildren(el('p', 'refused', text));

@@ -35,6 +35,7 @@ from gatekeeper.ops.policy_html import Cell, Matrix, PageView, Source, render
 from gatekeeper.ops.recent import Traffic
 from gatekeeper.paths import canonical_path
 from gatekeeper.policy.engine import CompiledPolicy, Rule
+from gatekeeper.policy.explain import ExplainRequest, explain
 from gatekeeper.policy.loader import PolicyError, files_digest
 from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.principal import ANONYMOUS, Principal
@@ -48,6 +49,10 @@ MAX_SOURCE_LINES = 2000
 MAX_TRIAL_ROLES = 64
 MAX_TRIAL_CLAIMS = 64
 MAX_TRIAL_TEXT = 8192
+# An explanation evaluates the matcher on every rule (~4 µs each here), on the event loop: the
+# policy's evaluation is not thread-safe. Past this many rules it would stall proxied requests
+# for tens of milliseconds, so the page gives the decision and points at the CLI instead.
+MAX_EXPLAINED_RULES = 5000
 TRIAL_PARAMETERS = ("sub", "anonymous", "role", "claim", "method", "path")
 # The matrix asks as a made-up user holding one role: a name no token gives (a role-like name
 # would be refused as one, and a real user's rules would colour the role's column).
@@ -70,7 +75,8 @@ class PolicyPage:
         self._holder = holder
         self._traffic = traffic
         self._public_paths = tuple(public_paths)
-        self._authorizer = PolicyAuthorizer(holder, PublicPaths(public_paths))
+        self._public = PublicPaths(public_paths)
+        self._authorizer = PolicyAuthorizer(holder, self._public)
         self._roles_claims = tuple(roles_claims)
         # One principal per role, kept: with a claims policy the principal is the decision
         # cache's key, and a new one per view would fill the cache with keys never asked again.
@@ -218,7 +224,18 @@ class PolicyPage:
             "subjects": sorted(policy.subjects(principal.subject, principal.roles, authenticated)),
             "digest": policy.digest,
             "explanation": None,
+            "explanation_note": None,
         }
+        if len(policy.rules) <= MAX_EXPLAINED_RULES:
+            explanation = explain(policy, ExplainRequest.from_principal(
+                principal, trial.method, trial.raw_path), public_paths=self._public,
+                policy_file=self._holder.policy_path)
+            body["explanation"] = explanation.as_json()
+        else:
+            body["explanation_note"] = (
+                f"the policy has {len(policy.rules)} rules: an explanation evaluates every one "
+                "and would hold up the proxy's requests here; run gatekeeper policy explain "
+                "with the same files")
         return _json(body, 200)
 
 

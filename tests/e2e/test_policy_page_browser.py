@@ -108,6 +108,7 @@ def test_the_form_shows_an_allow_and_a_deny_with_the_explanation(
     allowed = decide(browser_page, sub="ann", roles="viewer", method="GET", path="/api/p1/items")
     assert "ALLOW" in allowed and "policy_allow" in allowed
     assert "p, role:viewer, /api/:project/items, GET|HEAD, allow" in allowed
+    assert "Rules that matched" in allowed and "role:viewer (token role)" in allowed
     assert browser_page.eval_on_selector(
         "#verdict .badge", "b => getComputedStyle(b).backgroundColor") == ALLOW_BG
     denied = decide(browser_page, sub="ann", roles="admin", method="DELETE",
@@ -115,6 +116,10 @@ def test_the_form_shows_an_allow_and_a_deny_with_the_explanation(
     assert "DENY" in denied and "policy_deny" in denied
     assert "p, role:authenticated, /api/:project/items/audit, DELETE, deny" in denied
     assert "role:admin" in denied and "role:authenticated" in denied  # the subjects held
+    assert "role:editor (g line policy.csv:" in denied  # where an inherited role came from
+    nearest = decide(browser_page, sub="vera", roles="viewer", method="GET", path="/admin/users")
+    assert "DENY" in nearest and "Nearest rules that did not match" in nearest
+    assert "p, role:admin, /admin/*, *, allow" in nearest and "failed at: g(r.sub, p.sub)" in nearest
     assert browser_page.eval_on_selector(
         "#verdict .badge", "b => getComputedStyle(b).backgroundColor") == DENY_BG
     shoot(browser_page, "#try-section", "policy-page-try.png")
@@ -149,12 +154,12 @@ def test_the_recent_denies_are_listed_and_a_hostile_subject_is_only_text(
     assert browser_page.evaluate("typeof window.__pwned") == "undefined"
     assert browser_page.eval_on_selector_all("#denies img", "imgs => imgs.length") == 0
     # "try" puts a deny back into the form and decides it again.
-    browser_page.locator("#denies tbody tr", has_text="vera").filter(
-        has_text="/admin/users").locator("button.retry").click()
-    browser_page.wait_for_function(
-        "document.querySelector('#verdict') && document.querySelector('#verdict').textContent"
-        ".includes('/admin/users')")
+    browser_page.locator("#denies tbody tr", has_text="ada").locator("button.retry").click()
+    browser_page.wait_for_function("""() => {
+        const verdict = document.querySelector('#verdict');
+        return verdict !== null && verdict.textContent.endsWith('DELETE /api/p1/items/audit');
+    }""")
     assert "DENY" in browser_page.inner_text("#result")
-    assert browser_page.input_value("#sub") == "vera"
+    assert browser_page.input_value("#sub") == "ada"
     shoot(browser_page, None, "policy-page.png")
     assert problems == []

@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from gatekeeper.ops.policy_assets import SCRIPT, STYLE
+from gatekeeper.ops.policy_page import MAX_EXPLAINED_RULES
 from tests.support.admin import PolicyAdmin, policy_admin
 from tests.support.fakes import run
 from tests.support.policy import POLICIES
@@ -267,3 +268,41 @@ def test_the_reload_history_shows_loads_and_refusals_with_their_problems(tmp_pat
 def test_the_page_says_when_nothing_was_denied_or_seen_yet(tmp_path: Path) -> None:
     html = page_of(tmp_path).text
     assert 'id="denies-empty"' in html and 'id="matrix-empty"' in html
+
+
+# -- the explanation (policy/explain.py) on /policy/explain --------------------------------------
+
+def test_an_allow_is_explained_by_the_rules_that_matched_and_where_the_roles_came_from(
+        tmp_path: Path) -> None:
+    body = explain(tmp_path, ("sub", "ann"), ("role", "admin"), ("method", "POST"),
+                   ("path", "/api/p1/items")).json()
+    explanation = body["explanation"]
+    assert explanation["allowed"] is True and explanation["decided_by"] == body["rule"]
+    assert {"rule": body["rule"], "text": body["rule_text"], "effect": "allow"} in (
+        explanation["matched"])
+    editor = next(s for s in explanation["subjects"] if s["name"] == "role:editor")
+    assert editor["chain"] == ["role:admin", "role:editor"]
+    assert editor["via"] == f"g line policy.csv:{line_of(DEFAULT, 'g, role:admin, role:editor')}"
+
+
+def test_a_deny_is_explained_by_the_nearest_rules_and_the_term_that_failed(tmp_path: Path) -> None:
+    body = explain(tmp_path, ("sub", "vera"), ("role", "viewer"), ("method", "GET"),
+                   ("path", "/admin/users")).json()
+    explanation = body["explanation"]
+    assert (body["allowed"], explanation["allowed"], explanation["matched"]) == (False, False, [])
+    admin = next(n for n in explanation["nearest"] if n["text"] == "p, role:admin, /admin/*, *, allow")
+    assert admin["term"] == "g(r.sub, p.sub)" and admin["result"] == "false"
+
+
+def test_a_policy_too_large_to_explain_on_the_event_loop_still_gets_its_decision(
+        tmp_path: Path) -> None:
+    many = "".join(f"p, role:r{n}, /u/{n}, GET, allow\n" for n in range(MAX_EXPLAINED_RULES + 1))
+
+    async def scenario(page: PolicyAdmin) -> httpx.Response:
+        return await page.get("/policy/explain", params=(("sub", "ann"), ("role", "r7"),
+                                                             ("path", "/u/7")))
+
+    body = with_page(tmp_path, scenario, many).json()
+    assert (body["allowed"], body["rule"]) == (True, "policy.csv:8")
+    assert body["explanation"] is None
+    assert "gatekeeper policy explain" in body["explanation_note"]
