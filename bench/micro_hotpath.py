@@ -12,6 +12,8 @@
     tracing, no exporter  what a request pays for W3C trace context without the SDK: read (or
                           start) the trace, the gate's hook, and the traceparent the app gets
                           (absent from checkouts without tracing)
+    record + samples      Gate._record feeding the policy page's traffic samples (ops/recent.py),
+                          for an allowed request and a denied one (compare with "record")
 
 Only public entry points that every version since the regroup has, so the same script measures
 an earlier checkout side by side: ``PYTHONPATH=/tmp/before .venv/bin/python bench/micro_hotpath.py``.
@@ -147,7 +149,7 @@ def cases() -> dict[str, Callable[[], object]]:
             for flush in _flushers(gate, metrics):
                 flush()
 
-    return {
+    found = {
         **_tracing_cases(),
         "access-log write": write,
         "histogram observe": lambda: metrics.request_seconds.observe(0.0008),
@@ -159,6 +161,34 @@ def cases() -> dict[str, Callable[[], object]]:
         "response headers (nginx's 5)": lambda: response(NGINX_RESPONSE),
         "decide (known principal, open path)": lambda: _drive(pipeline.decide(exchange)),
     }
+    found.update(_sampled_record_cases(metrics, discard, scope, exchange, decision))
+    return found
+
+
+def _sampled_record_cases(metrics: Metrics, discard: _Discard, scope: dict[str, Any],
+                          exchange: Exchange, decision: Decision) -> dict[str, Callable[[], object]]:
+    """``Gate._record`` feeding the policy page's samples (ops/recent.py): an allowed request on
+    a route seen before, and a denied one. Empty for a version without the policy page."""
+    try:
+        from gatekeeper.ops.recent import Traffic
+    except ImportError:
+        return {}
+    gate = Gate(None, None, None, None, metrics, AccessLog(stream=discard),  # type: ignore[arg-type]
+                GateSettings(max_header_bytes=16384), None, Traffic())
+    denied = Decision(Outcome.UNAUTHORIZED, "no_matching_rule", decision.principal,
+                      path="/items/1")
+    calls = 0
+
+    def record(chosen: Decision, status: int) -> None:
+        nonlocal calls
+        gate._record(scope, "0123456789abcdef01234567", exchange.started, exchange, chosen, status)
+        calls += 1
+        if calls % 400 == 0:
+            for flush in _flushers(gate, metrics):
+                flush()
+
+    return {"record + policy-page samples, allowed (route seen before)": lambda: record(decision, 200),
+            "record + policy-page samples, denied (ring append)": lambda: record(denied, 403)}
 
 
 def _tracing_cases() -> dict[str, Callable[[], object]]:

@@ -1,4 +1,4 @@
-"""Command line: gatekeeper run | check | policy test | policy check | demo.
+"""Command line: gatekeeper run | check | policy test|check|explain|diff | demo.
 
 Config is validated before the server machinery is imported, so a bad file is refused at once.
 """
@@ -109,6 +109,23 @@ def cmd_policy_check(args: argparse.Namespace) -> int:
     from gatekeeper.cli.policy import policy_check
 
     return policy_check(_config_path(args))
+
+
+def cmd_policy_explain(args: argparse.Namespace) -> int:
+    from gatekeeper.cli.explain import policy_explain
+
+    return policy_explain(_config_path(args), sub=args.sub, iss=args.iss, roles=args.role,
+                          claims=args.claim, anonymous=args.anonymous, method=args.method,
+                          path=args.path, as_json=args.json)
+
+
+def cmd_policy_diff(args: argparse.Namespace) -> int:
+    from gatekeeper.cli.diff import policy_diff
+
+    return policy_diff(_config_path(args), args.old, args.new, cases=args.cases,
+                       traffic=args.traffic, traffic_lines=args.traffic_lines,
+                       generate=args.generate, max_requests=args.max_requests,
+                       allow_change=args.allow_change, as_json=args.json)
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -225,7 +242,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _add_policy_commands(sub: Any) -> None:
-    policy = sub.add_parser("policy", help="test and lint the Casbin policy files")
+    policy = sub.add_parser("policy", help="test, lint, explain and diff the Casbin policy files")
     commands = policy.add_subparsers(dest="policy_command", required=True)
     test = commands.add_parser(
         "test", help="decide one request (exit 0 allow, 1 deny, 2 error), or run --cases FILE",
@@ -245,6 +262,52 @@ def _add_policy_commands(sub: Any) -> None:
         "check", help="load and lint the policy files: exit 0, or 1 with one line per problem")
     check.add_argument("--config", "-c", help="YAML config file (default: GATEKEEPER_CONFIG)")
     check.set_defaults(func=cmd_policy_check)
+    explain = commands.add_parser(
+        "explain", help="why one request is allowed or denied (exit 0 allow, 1 deny, 2 error)",
+        description="Explain METHOD PATH: the rules that matched, the effect that decided, the "
+                    "roles held and where each came from, and for a deny the nearest rules "
+                    "that did not match with the first term that failed.")
+    explain.add_argument("--config", "-c", help="YAML config file (default: GATEKEEPER_CONFIG)")
+    explain.add_argument("--sub", help="the token's subject (an authenticated user)")
+    explain.add_argument("--iss", help="the token's issuer: --sub gets its subject prefix")
+    explain.add_argument("--role", action="append", default=[], help="a role from the token (repeat)")
+    explain.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE",
+                         help="a token claim (repeat); a value starting with [ or { is JSON")
+    explain.add_argument("--anonymous", action="store_true", help="no credentials")
+    explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
+    explain.add_argument("method", nargs="?", metavar="METHOD")
+    explain.add_argument("path", nargs="?", metavar="PATH")
+    explain.set_defaults(func=cmd_policy_explain)
+    diff = commands.add_parser(
+        "diff", help="the decisions that change between two policy versions (exit 1 if any "
+                     "is not covered by --allow-change)",
+        description="Decide the same requests under OLD and NEW (each: config, a directory, "
+                    "MODEL,POLICY or git:REV) and print the decisions that change.")
+    diff.add_argument("--config", "-c", help="YAML config file (default: GATEKEEPER_CONFIG)")
+    diff.add_argument("old", metavar="OLD", help="config | DIR | MODEL,POLICY | git:REV")
+    diff.add_argument("new", metavar="NEW", help="config | DIR | MODEL,POLICY | git:REV")
+    diff.add_argument("--cases", metavar="FILE", help="also the requests of a policy test cases file")
+    diff.add_argument("--traffic", metavar="FILE",
+                      help="also the routes and subjects of gatekeeper's JSON access log")
+    diff.add_argument("--traffic-lines", type=_positive, default=100_000, metavar="N",
+                      help="read the last N lines of --traffic (default 100000)")
+    diff.add_argument("--no-generated", dest="generate", action="store_false",
+                      help="skip the edge cases generated from the rules")
+    diff.add_argument("--max-requests", type=_positive, default=50_000, metavar="N",
+                      help="compare at most N requests per source (default 50000)")
+    diff.add_argument("--allow-change", action="append", default=[], metavar="PATTERN",
+                      help="a change this covers does not fail the diff (repeat): words that "
+                           "must all hold: METHOD, /PATH-GLOB, sub:GLOB, role:NAME, anonymous, "
+                           "to:allow, to:deny")
+    diff.add_argument("--json", action="store_true", help="print the changes as JSON")
+    diff.set_defaults(func=cmd_policy_diff)
+
+
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError("must be at least 1")
+    return value
 
 
 def main(argv: Sequence[str] | None = None) -> int:

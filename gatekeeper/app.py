@@ -38,7 +38,10 @@ from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
 from gatekeeper.mutate import HeaderPolicy
 from gatekeeper.oidc.provider import Provider
+from gatekeeper.ops.access import AdminAccess
 from gatekeeper.ops.admin import UpstreamProbe, create_admin_app
+from gatekeeper.ops.policy_page import PolicyPage
+from gatekeeper.ops.recent import Traffic
 from gatekeeper.origin import OriginCheck
 from gatekeeper.pipeline import Authenticator, Pipeline
 from gatekeeper.policy.loader import LoadReport, load_policy
@@ -123,8 +126,11 @@ async def admin_listener(app: Any, address: str, *, shared: bool, limits: Connec
                          http: HttpProtocol) -> AsyncIterator[None]:
     sock = bind_socket(address, key="admin_listen", reuse_port=shared)
     # The same bounds as the public listener: the admin port is reachable too.
+    # proxy_headers=False: the policy page trusts the TCP peer (ops/access.py); uvicorn would
+    # otherwise take a loopback peer's X-Forwarded-For as the client.
     config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None,
                             log_level="warning", http=http_protocol(http, limits),
+                            proxy_headers=False,
                             timeout_keep_alive=math.ceil(limits.keep_alive_timeout_seconds))
     server = _QuietServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="admin-listener")
@@ -230,6 +236,8 @@ class GatekeeperApp:
         public_paths = PublicPaths(settings.public_paths)
         authorizer: Authorizer = AuthenticatedOnly(public_paths)
         extra_checks: dict[str, Callable[[], Awaitable[Check]]] = {"draining": self._draining_check}
+        traffic: Traffic | None = None
+        policy_page: PolicyPage | None = None
         if settings.policy is not None:
             holder = PolicyHolder(
                 settings.policy.model, settings.policy.policy, self.metrics,
@@ -240,6 +248,10 @@ class GatekeeperApp:
             stack.push_async_callback(holder.aclose)
             authorizer = PolicyAuthorizer(holder, public_paths)
             extra_checks["policy"] = _policy_check(holder)
+            if self._serve_admin:  # the policy page's samples of the traffic (ops/recent.py)
+                traffic = Traffic()
+                policy_page = PolicyPage(holder, traffic, public_paths=settings.public_paths,
+                                         roles_claims=settings.auth.roles_claims)
         else:
             # SIGHUP's default action ends the process: an operator's `kill -HUP` (a reload
             # elsewhere) would stop the sidecar without a word.
@@ -300,12 +312,14 @@ class GatekeeperApp:
             GateSettings(max_header_bytes=settings.max_header_bytes,
                          continue_trace=settings.tracing.continue_incoming),
             login,
+            traffic,
             tracing,
         )
         if self._serve_admin:
             admin = create_admin_app(self.metrics, self.issuer_keys,
                                      UpstreamProbe(upstream.host, upstream.port), extra_checks,
-                                     revocations=revocations)
+                                     revocations=revocations, access=AdminAccess(settings.admin),
+                                     policy_page=policy_page)
             await stack.enter_async_context(
                 admin_listener(admin, settings.admin_listen, shared=settings.workers > 1,
                                limits=connection_limits(settings), http=settings.server.http))

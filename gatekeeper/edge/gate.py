@@ -84,6 +84,20 @@ class LoginEdge(Protocol):
     async def redirect_to_login(self, request: Exchange, request_id: str) -> Answer: ...
 
 
+class TrafficRecorder(Protocol):
+    """What the policy page samples from the traffic (ops/recent.py): bounded, and cheap enough
+    to run on every request — a route already seen allocates nothing."""
+
+    def route(self, method: str, path: str) -> None: ...
+
+    def denied(self, entry: dict[str, Any]) -> None:
+        """A 401/403's access-log entry, kept as it is (the gate builds it anyway)."""
+        ...
+
+
+_DENIED = frozenset({Outcome.UNAUTHENTICATED.value, Outcome.UNAUTHORIZED.value})
+
+
 @dataclass(frozen=True, slots=True)
 class GateSettings:
     """The gate's own settings values (from ``Settings`` at wiring)."""
@@ -149,6 +163,7 @@ class Gate:
         access_log: AccessLog,
         settings: GateSettings,
         login: LoginEdge | None = None,
+        traffic: TrafficRecorder | None = None,
         tracing: Tracing = NO_TRACING,
     ) -> None:
         self._pipeline = pipeline
@@ -161,6 +176,7 @@ class Gate:
         self._access_log = access_log
         self._max_header_bytes = settings.max_header_bytes
         self._login = login
+        self._traffic = traffic
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -196,7 +212,9 @@ class Gate:
                     if login.handles(exchange.path):
                         answer = await login.handle(exchange, receive, request_id)
                         decision, status = answer.decision, await send_answer(send, answer)
-                        self._record(scope, request_id, started, exchange, decision, status)
+                        # Not a route the policy decides: kept out of the route sample.
+                        self._record(scope, request_id, started, exchange, decision, status,
+                                     policy_route=False)
                         return
                 exchange.framing = body_framing(exchange)
                 refuse_method_override(exchange.query)
@@ -286,6 +304,7 @@ class Gate:
         exchange: Exchange | None,
         decision: Decision | None,
         status: int,
+        policy_route: bool = True,
     ) -> None:
         total = time.perf_counter() - started
         outcome = decision.outcome.value if decision else "error"
@@ -301,7 +320,7 @@ class Gate:
         trace = exchange.trace if exchange is not None else None
         if exchange is not None and exchange.span is not None:
             exchange.span.end(status, outcome)
-        self._access_log.write({
+        entry = {
             "request_id": request_id,
             "method": scope.get("method", "GET"),
             "path": path,
@@ -314,4 +333,11 @@ class Gate:
             "upstream_ms": round(upstream_seconds * 1000, 3) if upstream_seconds is not None else None,
             "client": client[0] if client else None,
             "trace_id": trace.trace_id if trace is not None else None,
-        })
+        }
+        self._access_log.write(entry)
+        traffic = self._traffic
+        if traffic is not None:  # the policy page's samples (ops/recent.py)
+            if exchange is not None and policy_route:
+                traffic.route(exchange.method, path)
+            if outcome in _DENIED:
+                traffic.denied(entry)

@@ -1,5 +1,7 @@
-"""The admin listener: /healthz (the process serves), /readyz (it can do its job), /metrics, and
-POST /revoke when ``revocation.enabled`` (404 otherwise).
+"""The admin listener: /healthz (the process serves), /readyz (it can do its job), /metrics,
+POST /revoke when ``revocation.enabled`` (404 otherwise), and the policy page (/policy,
+/policy/explain: ops/policy_page.py) when a policy is configured, for trusted peers or the
+admin token only (ops/access.py).
 
 Kubernetes: the sidecar's startup and liveness probes use /healthz; the pod's readiness uses
 /readyz. A startup probe on /readyz would wait for an app that starts only after the sidecar.
@@ -23,6 +25,7 @@ from typing import Any
 
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -30,7 +33,10 @@ from starlette.routing import Route
 from gatekeeper.edge.responses import error_json
 from gatekeeper.errors import BadRequest, GatekeeperError
 from gatekeeper.metrics import Metrics
+from gatekeeper.ops.access import AdminAccess, Guarded
+from gatekeeper.ops.policy_page import PolicyPage
 from gatekeeper.revocation import RevocationList
+from gatekeeper.settings.admin import AdminSettings
 from gatekeeper.tokens.jwks import IssuerKeys
 from gatekeeper.types import Check as Check  # re-exported: callers written before types.py
 
@@ -69,7 +75,11 @@ def create_admin_app(
     extra_checks: Mapping[str, Callable[[], Awaitable[Check]]] | None = None,
     *,
     revocations: RevocationList | None = None,
+    access: AdminAccess | None = None,
+    policy_page: PolicyPage | None = None,
 ) -> Starlette:
+    """``access``: who may open /policy* (ops/access.py; default: loopback peers only);
+    ``policy_page``: served there when a policy is configured (404 otherwise)."""
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -102,7 +112,11 @@ def create_admin_app(
     ]
     if revocations is not None:
         routes.append(Route("/revoke", _revoke_endpoint(revocations), methods=["POST"]))
-    return Starlette(routes=routes)
+    if policy_page is not None:
+        routes.extend(policy_page.routes())
+    # Before routing: a refused caller learns nothing, not even which /policy paths exist.
+    guard = Middleware(Guarded, access=access or AdminAccess(AdminSettings()))
+    return Starlette(routes=routes, middleware=[guard])
 
 
 def _revoke_endpoint(revocations: RevocationList) -> Callable[[Request], Awaitable[Response]]:

@@ -18,6 +18,7 @@ import ast
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 from casbin.effect import Effector, effect_to_bool, get_effector
@@ -164,6 +165,7 @@ class CompiledPolicy:
             p_subjects, [role for roles in self._role_links.values() for role in roles])
         self._implied: dict[str, dict[str, int]] = {}
         self._cache: LRU[Any, PolicyVerdict] = LRU(cache_size)
+        self._written = (matcher, effect)  # as the model writes them, for explain_view
 
     # -- the request's subjects -------------------------------------------------------
     def subjects(self, subject: str, roles: Sequence[str], authenticated: bool) -> frozenset[str]:
@@ -183,6 +185,12 @@ class CompiledPolicy:
         for name in direct:
             found.update(role for role, hops in self._reach(name).items() if hops < self._max_hops)
         return frozenset(found)
+
+    @property
+    def role_links(self) -> Mapping[str, tuple[str, ...]]:
+        """Name → the roles its ``g`` lines give it directly (read-only; the policy page's
+        who-can-access matrix lists the roles from here and the rules)."""
+        return MappingProxyType(self._role_links)
 
     def _reach(self, name: str) -> dict[str, int]:
         """Every role ``name`` holds through ``g`` lines, with the links it takes (at most the
@@ -332,6 +340,43 @@ class CompiledPolicy:
                 continue
         return None
 
+    # -- explain (gatekeeper/policy/explain.py) reads the policy through this one method ----
+    def explain_view(
+        self, subject: str, roles: Sequence[str], method: str, path: str, *,
+        authenticated: bool, claims: Mapping[str, Any],
+    ) -> ExplainView:
+        """The matcher, the role links and this request's fields as ``_evaluate`` sees them, with
+        a function that evaluates any expression over the matcher's names (a part of the
+        matcher) for this request and one rule. Slow (compiles per expression): never on the
+        request path. Decisions still come from ``decide``."""
+        if not authenticated:
+            subject = ANONYMOUS_SUBJECT
+        subjects = self.subjects(subject, roles, authenticated)
+        request = {"sub": subject, "obj": path, "act": method, "claims": claims}
+        values = tuple(request[t] for t in self._r_tokens)
+        stock_g = self._functions.get("g")
+
+        def g(name1: str, name2: str) -> bool:  # as in _evaluate: token roles hold for this request
+            if name1 == subject:
+                return name2 in subjects
+            return bool(stock_g(name1, name2)) if stock_g else name1 == name2
+
+        compiled: dict[str, Callable[..., Any]] = {}
+
+        def evaluate(expression: str, rule: Rule | None) -> Any:
+            if expression not in compiled:
+                function, namespace = compile_matcher(expression, self._fields, self._functions,
+                                                      self._role_keys)
+                namespace["g"] = g
+                compiled[expression] = function
+            fields = rule.values if rule is not None else ("",) * len(self._p_tokens)
+            return compiled[expression](*values, *fields)
+
+        matcher, effect = self._written
+        return ExplainView(matcher, effect, {t: request[t] for t in self._r_tokens},
+                           tuple(t.removeprefix("p_") for t in self._p_tokens),
+                           self._role_links, self._max_hops, frozenset(subjects), evaluate)
+
     def _candidates(self, subjects: frozenset[str]) -> list[int]:
         if not self.indexed:
             return self._all
@@ -369,3 +414,17 @@ def _casbin_order(rules: Sequence[Rule], p_tokens: Sequence[str]) -> tuple[Rule,
         where = rules[numeric.index(False)].source
         raise ModelError("priority must be a whole number on every rule", where)
     return tuple(sorted(rules, key=lambda rule: rule.values[index]))
+
+
+@dataclass(frozen=True, slots=True)
+class ExplainView:
+    """What ``CompiledPolicy.explain_view`` returns (read by explain.py only)."""
+
+    matcher: str  # as the model writes it
+    effect: str
+    request: Mapping[str, Any]  # request field (sub, obj, act, claims) -> its value
+    rule_fields: tuple[str, ...]  # the policy_definition's fields, in order (sub, obj, act, eft)
+    role_links: Mapping[str, tuple[str, ...]]  # member -> its roles, from the g lines
+    max_hops: int
+    subjects: frozenset[str]  # every name the request holds (CompiledPolicy.subjects)
+    evaluate: Callable[[str, Rule | None], Any]  # an expression, on one rule; may raise

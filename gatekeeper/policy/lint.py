@@ -1,8 +1,9 @@
 """Lint warnings on a policy that loads: findings that are certain, never guesses.
 
-Methods are linted the way the matcher compares them (methodMatch lists, exact ``==``,
-regexMatch patterns); role cycles, grants of roles that have no rules, and allow rules that a
-deny always overrides are reported with the line that makes them so.
+Methods are linted the way the matcher compares them (methodMatch lists, exact ``==``, a
+pattern for any other matcher function, judged by running that function); role cycles, grants
+of roles that have no rules, and allow rules that a deny always overrides are reported with the
+line that makes them so.
 """
 
 from __future__ import annotations
@@ -10,10 +11,12 @@ from __future__ import annotations
 import ast
 import re
 from collections.abc import Callable, Mapping
+from typing import Any
 
 from casbin.model import Model
 
 from gatekeeper.policy.engine import ANONYMOUS_SUBJECT, AUTHENTICATED_ROLE, Rule
+from gatekeeper.policy.functions import matcher_functions
 from gatekeeper.policy.matcher import casbin_to_python
 
 _METHODS = ("GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT")
@@ -42,8 +45,15 @@ def _act_usage(matcher: str) -> set[str]:
     return uses
 
 
-def _method_warning(usage: set[str], spec: str) -> str | None:
-    """Lint a rule's methods the way the matcher compares them (nothing to say otherwise)."""
+def _method_warning(usage: set[str], spec: str,
+                    functions: Mapping[str, Callable[..., Any]]) -> str | None:
+    """Lint a rule's methods the way the matcher compares them (nothing to say otherwise).
+
+    A list for methodMatch, a method for ``==``; for any other matcher function called as
+    ``f(r.act, p.act)`` (regexMatch, keyMatch, globMatch…) the rule's method is a pattern, judged
+    by running that very function on every known method: a pattern none of them satisfies can
+    never match, one any of them satisfies is fine, whatever it looks like (``^(GET|POST)$``).
+    """
     if usage == {"methodMatch"}:
         listed = {m.strip().upper() for m in spec.split("|")}
         unknown = sorted(listed - {*_METHODS, "*"})
@@ -52,24 +62,32 @@ def _method_warning(usage: set[str], spec: str) -> str | None:
     if usage == {"=="}:
         return (None if spec in _METHODS else f"method {spec!r} is compared exactly with the "
                 f"upper-case request method: it matches no known method")
-    if usage == {"regexMatch"}:
+    if len(usage) == 1 and (name := next(iter(usage))) in functions:
         try:
-            pattern = re.compile(spec)
-        except re.error:
-            return None  # the load itself refuses it
-        return (None if any(pattern.match(m) for m in _METHODS) else
-                f"method pattern {spec!r} matches no known (upper-case) method")
+            if any(_matched(functions[name](method, spec)) for method in _METHODS):
+                return None
+        except Exception:
+            return None  # an invalid pattern: the load itself refuses it (pattern_problem)
+        return f"method pattern {spec!r} matches no known (upper-case) method"
     return None
 
 
-def lint_rules(rules: list[Rule], model: Model) -> list[str]:
+def _matched(result: Any) -> bool:
+    return result is True or (isinstance(result, float) and result != 0)
+
+
+def lint_rules(rules: list[Rule], model: Model,
+               functions: Mapping[str, Callable[..., Any]] | None = None) -> list[str]:
+    """``functions``: the matcher functions the policy is compiled with (default: the built-in
+    ones), so that a method pattern is judged by the function the matcher calls."""
     tokens = model["p"]["p"].tokens
     warnings = []
+    known = functions if functions is not None else matcher_functions()
     if "p_act" in tokens:
         index = tokens.index("p_act")
         usage = _act_usage(model["m"]["m"].value)
         for rule in rules:
-            warning = _method_warning(usage, rule.values[index])
+            warning = _method_warning(usage, rule.values[index], known)
             if warning:
                 warnings.append(f"{rule.source}: {warning}")
     if "p_obj" in tokens:

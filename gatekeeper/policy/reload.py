@@ -19,6 +19,7 @@ import watchfiles
 
 from gatekeeper.metrics import Metrics
 from gatekeeper.policy.engine import CompiledPolicy
+from gatekeeper.policy.history import ReloadHistory
 from gatekeeper.policy.loader import LoadReport, PolicyError, files_digest, load_policy
 
 log = logging.getLogger("gatekeeper.policy")
@@ -41,6 +42,7 @@ class PolicyHolder:
         self.active: CompiledPolicy | None = None
         self.loaded_at: float | None = None
         self.last_error: str | None = None
+        self.history = ReloadHistory()  # for the policy page: bounded
         self._lock = asyncio.Lock()
         self._watcher: asyncio.Task[None] | None = None
 
@@ -55,6 +57,10 @@ class PolicyHolder:
                 problems = exc.problems if isinstance(exc, PolicyError) else [
                     f"{self.policy_path}: cannot be loaded ({type(exc).__name__}: {exc})"]
                 self.last_error = problems[0]
+                active = self.active
+                self.history.record(time.time(), reason, "refused",
+                                    active.digest if active else None,
+                                    len(active.rules) if active else None, problems)
                 self._metrics.policy_reloads.labels(result="failure").inc()
                 log.error("policy refused; the previous policy keeps serving",
                           extra={"reason": reason, "problems": problems,
@@ -69,6 +75,8 @@ class PolicyHolder:
             if self.last_error is not None:
                 log.info("policy files hold the serving policy again; the refusal is over",
                          extra={"reason": reason, "digest": report.policy.digest})
+                self.history.record(time.time(), reason, "restored", self.active.digest,
+                                    len(self.active.rules))
             self.last_error = None
             return False
         if self.active is not None:
@@ -80,6 +88,8 @@ class PolicyHolder:
         self._metrics.policy_active.labels(digest=report.policy.digest).set(1)
         self._metrics.policy_rules.set(len(report.policy.rules))
         self._metrics.policy_loaded_at.set(self.loaded_at)
+        self.history.record(self.loaded_at, reason, "loaded", report.policy.digest,
+                            len(report.policy.rules))
         log.info("policy loaded", extra={"reason": reason, "digest": report.policy.digest,
                                          "rules": len(report.policy.rules),
                                          "warnings": report.warnings})

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gatekeeper.headernames import NEVER_FORWARDED, fold, is_forwarding, is_override
+from gatekeeper.settings.admin import AdminSettings
 from gatekeeper.settings.auth import AuthSettings, IssuerSettings
 from gatekeeper.settings.common import (
     ENV_PREFIX,
@@ -36,8 +37,8 @@ from gatekeeper.settings.tracing import TracingSettings
 
 __all__ = [
     "ENV_PREFIX", "HEADER_ROOM_BYTES", "MIN_SESSION_SECRET_BYTES", "SESSION_CHUNK_BYTES",
-    "AsymmetricAlgorithm", "AuthSettings", "ForwardAuthSettings", "HeaderSettings", "IssuerSettings",
-    "OidcSettings",
+    "AdminSettings", "AsymmetricAlgorithm", "AuthSettings", "ForwardAuthSettings", "HeaderSettings",
+    "IssuerSettings", "OidcSettings",
     "PolicySettings", "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings",
     "ServerSettings", "SessionSettings", "Settings", "TracingSettings", "check_path_pattern",
     "check_pattern_shape",
@@ -84,7 +85,8 @@ class Settings(FrozenModel):
     """The whole configuration. Field names are the public config keys (see README)."""
 
     listen: str = Field(default="0.0.0.0:4180", description="Public listener, HOST:PORT.")
-    admin_listen: str = Field(default="0.0.0.0:9901", description="/healthz /readyz /metrics.")
+    admin_listen: str = Field(default="0.0.0.0:9901",
+                              description="/healthz /readyz /metrics, and the policy page (`admin`).")
     upstream: str = Field(default="http://127.0.0.1:8080", description="The app, http://HOST:PORT.")
     upstream_timeout_seconds: float = Field(
         default=30.0, gt=0, le=3600, description="Wait for the app's headers (and each body read): 504."
@@ -151,6 +153,9 @@ class Settings(FrozenModel):
     policy: PolicySettings | None = None
     redis: RedisSettings = Field(default_factory=RedisSettings)
     revocation: RevocationSettings = Field(default_factory=RevocationSettings)
+    admin: AdminSettings = Field(
+        default_factory=AdminSettings,
+        description="Who may open the policy page on `admin_listen` (docs/policy-page.md).")
     rate_limits: list[RateLimitRule] = Field(
         default_factory=list,
         max_length=100,

@@ -241,6 +241,9 @@ def record_fields() -> set[str]:
     (write,) = [n for n in ast.walk(record) if isinstance(n, ast.Call)
                 and isinstance(n.func, ast.Attribute) and n.func.attr == "write"]
     (entry,) = write.args
+    if isinstance(entry, ast.Name):  # built just before: ``entry = {...}``, then written
+        (entry,) = [n.value for n in ast.walk(record) if isinstance(n, ast.Assign)
+                    and [getattr(t, "id", None) for t in n.targets] == [entry.id]]
     assert isinstance(entry, ast.Dict)
     keys = [k.value for k in entry.keys if isinstance(k, ast.Constant) and isinstance(k.value, str)]
     assert len(keys) == len(entry.keys), "only literal keys (no **spread) in the access-log line"

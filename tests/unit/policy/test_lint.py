@@ -28,10 +28,19 @@ def warnings_for(tmp_path: Path, act_test: str, method: str) -> list[str]:
     ("r.act == p.act", "DELETE", False),
     ("r.act == p.act", "Delete", True),
     ("keyMatch(r.act, p.act)", "G*", False),
+    ("keyMatch(r.act, p.act)", "get*", True),
+    ("keyMatch2(r.act, p.act)", "POST", False),
+    ("globMatch(r.act, p.act)", "P*", False),
+    ("globMatch(r.act, p.act)", "p*", True),
+    ("keyMatch4(r.act, p.act)", "{method}", False),
 ], ids=["methodMatch with known methods", "methodMatch with an unknown method",
         "regexMatch with an anchored alternation", "regexMatch with grouped methods",
         "regexMatch that only a lower-case method matches", "== with an upper-case method",
-        "== with a method no request has", "another function: nothing certain to say"])
+        "== with a method no request has", "keyMatch with a pattern GET matches",
+        "keyMatch with a pattern only lower-case methods match",
+        "keyMatch2 with a plain method", "globMatch with a pattern POST matches",
+        "globMatch with a pattern only lower-case methods match",
+        "keyMatch4 with a placeholder for the whole method"])
 def test_methods_are_linted_the_way_the_matcher_compares_them(
     tmp_path: Path, act_test: str, method: str, warned: bool
 ) -> None:

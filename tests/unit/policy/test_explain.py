@@ -1,0 +1,224 @@
+"""``explain``: the proxy's own verdict, and the story around it (rules, subjects, near misses).
+
+The first test is the contract: over every shipped example policy and a table of requests built
+from its own rules (each role alone, users, role-named users, anonymous on and off
+``public_paths``, HEAD, trailing slashes), ``explain`` gives exactly what the proxy's
+``PolicyAuthorizer`` gives — allowed, reason and deciding rule.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from gatekeeper.authz import FixedPolicy, PolicyAuthorizer, PublicPaths
+from gatekeeper.policy.engine import CompiledPolicy
+from gatekeeper.policy.explain import ExplainRequest, explain
+from gatekeeper.policy.loader import load_policy
+from gatekeeper.principal import ANONYMOUS, Principal
+from tests.support.paths import ROOT
+
+POLICIES = ROOT / "policies"
+PUBLIC = ("/public/*", "/api/*")  # public-read's anonymous rule needs /api/* public
+METHODS = ("GET", "HEAD", "POST", "PUT", "DELETE")
+
+
+def shipped_pairs() -> list[tuple[Path, Path]]:
+    pairs = []
+    for model in sorted(POLICIES.glob("*model.conf")):
+        policy = model.with_name(model.name.replace("model.conf", "policy.csv"))
+        if policy.exists():
+            pairs.append((model, policy))
+    return pairs
+
+
+def line_of(path: Path, text: str) -> str:
+    for number, line in enumerate(path.read_text().split("\n"), start=1):
+        if line.strip() == text:
+            return f"{path.name}:{number}"
+    raise AssertionError(f"{text!r} not in {path}")
+
+
+def instantiate(pattern: str) -> str:
+    """A path the keyMatch2 pattern matches: each :param a value, * a suffix."""
+    path = re.sub(r":[A-Za-z0-9_]+", "acme", pattern)
+    return path.replace("*", "x/y")
+
+
+def callers(policy: CompiledPolicy) -> Iterator[tuple[str, Principal]]:
+    roles = sorted({name.removeprefix("role:") for rule in policy.rules for name in rule.values
+                    if name.startswith("role:")} - {"authenticated", "anonymous"})
+    yield "anonymous", ANONYMOUS
+    yield "a user with no roles", Principal("zoe", (), {"sub": "zoe"}, "bearer")
+    for role in roles:
+        claims = {"sub": "zoe", "tenant": "acme"}
+        yield f"role {role}", Principal("zoe", (role,), claims, "bearer")
+        yield f"role {role}, other tenant", Principal("zoe", (role,), {**claims, "tenant": "globex"},
+                                                      "bearer")
+    yield "a user named as a role", Principal("role:admin", (), {"sub": "role:admin"}, "bearer")
+    yield "a plain role name as user", Principal("admin", (), {"sub": "admin"}, "bearer")
+
+
+def requests(policy: CompiledPolicy) -> Iterator[tuple[str, str]]:
+    paths = {"/", "/public/logo.png", "/nowhere", "/api/me", "/me"}
+    for rule in policy.rules:
+        path = instantiate(rule.values[1])
+        paths |= {path, path + "/", path.rstrip("/") + "/deeper"}
+    for path in sorted(paths):
+        for method in METHODS:
+            yield method, path
+
+
+@pytest.mark.parametrize(("model", "policy_file"), shipped_pairs(),
+                         ids=lambda p: p.name if isinstance(p, Path) else str(p))
+def test_explain_agrees_with_the_proxy_on_every_shipped_policy(model: Path, policy_file: Path) -> None:
+    assert_agrees(load_policy(model, policy_file, cache_size=0).policy, policy_file)
+
+
+def test_explain_agrees_with_the_proxy_where_a_head_lacks_its_get(tmp_path: Path) -> None:
+    """The shipped files allow GET|HEAD together; here HEAD alone, so the proxy's HEAD rule
+    (a HEAD needs the GET) decides some rows."""
+    policy_file = tmp_path / "policy.csv"
+    policy_file.write_text("g, role:admin, role:viewer\np, role:viewer, /x/*, HEAD, allow\n"
+                           "p, role:admin, /x/*, GET, allow\np, role:viewer, /y/*, GET|HEAD, allow\n")
+    assert_agrees(load_policy(POLICIES / "model.conf", policy_file, cache_size=0).policy,
+                  policy_file)
+
+
+def assert_agrees(policy: CompiledPolicy, policy_file: Path) -> None:
+    authorizer = PolicyAuthorizer(FixedPolicy(policy), PublicPaths(PUBLIC))
+    checked = 0
+    for who, principal in callers(policy):
+        for method, path in requests(policy):
+            verdict = authorizer.authorize(principal, method, path)
+            result = explain(policy, ExplainRequest.from_principal(principal, method, path),
+                             public_paths=PUBLIC, policy_file=policy_file)
+            got = (result.allowed, result.reason, result.decided_by)
+            assert got == (verdict.allowed, verdict.reason, verdict.rule), (who, method, path)
+            if result.decided_by is not None:
+                assert result.decided_by in [m.rule for m in result.matched], (who, method, path)
+            if result.allowed:
+                assert result.nearest == (), (who, method, path)
+            checked += 1
+    assert checked > 100
+
+
+def rbac() -> tuple[CompiledPolicy, Path]:
+    policy_file = POLICIES / "policy.csv"
+    return load_policy(POLICIES / "model.conf", policy_file).policy, policy_file
+
+
+def test_the_subjects_say_where_each_role_came_from() -> None:
+    policy, policy_file = rbac()
+    result = explain(policy, ExplainRequest("GET", "/api/p1/items", "carol", ("admin",)),
+                     policy_file=policy_file)
+    held = {s.name: (s.via, list(s.chain)) for s in result.subjects}
+    assert held == {
+        "carol": ("token subject", ["carol"]),
+        "role:admin": ("token role", ["role:admin"]),
+        "role:authenticated": ("role:authenticated", ["role:authenticated"]),
+        "role:anonymous": ("role:anonymous", ["role:anonymous"]),
+        "role:editor": (f"g line {line_of(policy_file, 'g, role:admin, role:editor')}",
+                        ["role:admin", "role:editor"]),
+        "role:viewer": (f"g line {line_of(policy_file, 'g, role:editor, role:viewer')}",
+                        ["role:admin", "role:editor", "role:viewer"]),
+    }
+    assert result.allowed and result.decided_by == line_of(
+        policy_file, "p, role:viewer, /api/:project/items, GET|HEAD, allow")
+
+
+def test_a_g_line_is_not_named_when_the_file_no_longer_holds_it(tmp_path: Path) -> None:
+    policy, policy_file = rbac()
+    changed = tmp_path / "policy.csv"
+    changed.write_text(policy_file.read_text().replace("g, role:editor, role:viewer\n", ""))
+    result = explain(policy, ExplainRequest("GET", "/api/p1/items", "dana", ("editor",)),
+                     policy_file=changed)
+    assert {s.name: s.via for s in result.subjects}["role:viewer"] == "g line"
+
+
+def test_a_deny_names_the_nearest_rules_and_the_first_term_that_failed() -> None:
+    policy, policy_file = rbac()
+    result = explain(policy, ExplainRequest("GET", "/admin/users", "dana", ("editor",)))
+    assert (result.allowed, result.reason, result.matched) == (False, "no_matching_rule", ())
+    nearest = result.nearest[0].as_json()
+    assert nearest["rule"] == line_of(policy_file, "p, role:admin, /admin/*, *, allow")
+    assert (nearest["term"], nearest["result"]) == ("g(r.sub, p.sub)", "false")
+    assert nearest["values"] == {"r.sub": "dana", "p.sub": "role:admin"}
+    assert 1 <= len(result.nearest) <= 5
+    assert all(n.result == "false" for n in result.nearest)
+
+
+def test_a_deny_rule_that_won_is_named_with_the_allow_it_beat() -> None:
+    policy, policy_file = rbac()
+    result = explain(policy, ExplainRequest("DELETE", "/api/p1/items/audit", "carol", ("admin",)))
+    deny = line_of(policy_file, "p, role:authenticated, /api/:project/items/audit, DELETE, deny")
+    allow = line_of(policy_file, "p, role:editor, /api/:project/items/:id, PUT|PATCH|DELETE, allow")
+    assert (result.allowed, result.reason, result.decided_by) == (False, "policy_deny", deny)
+    assert [(m.rule, m.effect) for m in result.matched] == [(allow, "allow"), (deny, "deny")]
+    assert result.effect == "some(where (p.eft == allow)) && !some(where (p.eft == deny))"
+
+
+def test_a_head_is_explained_by_the_get_it_needs(tmp_path: Path) -> None:
+    (tmp_path / "policy.csv").write_text("p, role:viewer, /x, HEAD, allow\n")
+    policy = load_policy(POLICIES / "model.conf", tmp_path / "policy.csv").policy
+    result = explain(policy, ExplainRequest("head", "/x", "bob", ("viewer",)))
+    assert (result.allowed, result.reason, result.method) == (False, "no_matching_rule", "GET")
+    assert any("HEAD needs the GET" in note for note in result.notes)
+    assert result.nearest[0].term == "methodMatch(r.act, p.act)"
+
+
+@pytest.mark.parametrize(("request_", "reason"), [
+    (ExplainRequest("GET", "/api/me"), "no_credentials"),
+    (ExplainRequest("GET", "/api/me", "role:admin"), "subject_names_a_role"),
+    (ExplainRequest("GET", "/api/me", "Admin"), "subject_names_a_role"),
+    (ExplainRequest("GET", "api/me", "bob"), "malformed_target"),
+], ids=["anonymous off public_paths", "a user named role:admin", "a user named as a plain role",
+        "a target that is not origin-form"])
+def test_refusals_before_any_rule_name_no_rule(request_: ExplainRequest, reason: str) -> None:
+    policy, _ = rbac()
+    result = explain(policy, request_, public_paths=["/public/*"])
+    assert (result.allowed, result.reason, result.decided_by) == (False, reason, None)
+    assert result.matched == () and result.nearest == () and result.notes
+
+
+def test_the_path_is_made_canonical_and_the_method_upper_case() -> None:
+    policy, _ = rbac()
+    result = explain(policy, ExplainRequest("get", "/api/./p1//items?x=1", "bob", ("viewer",)))
+    assert (result.method, result.path, result.allowed) == ("GET", "/api/p1/items", True)
+
+
+def test_a_claim_term_shows_the_claim_it_read() -> None:
+    policy_file = POLICIES / "tenants.policy.csv"
+    policy = load_policy(POLICIES / "tenants.model.conf", policy_file).policy
+    result = explain(policy, ExplainRequest("GET", "/tenants/acme/projects", "zoe", ("member",),
+                                            {"tenant": "globex"}))
+    assert not result.allowed
+    miss = result.nearest[0]
+    assert miss.rule == line_of(policy_file, "p, role:member, /tenants/:tenant/*, GET|HEAD, allow")
+    assert miss.term.startswith("keyGet2(r.obj, p.obj, 'tenant') == ''")
+    assert dict(miss.values)["r.claims.tenant"] == "globex"
+
+
+def test_as_json_holds_the_contract_keys() -> None:
+    policy, _ = rbac()
+    data = explain(policy, ExplainRequest("GET", "/admin/x", "dana", ("editor",))).as_json()
+    assert {"allowed", "reason", "decided_by", "effect", "subjects", "matched",
+            "nearest"} <= set(data)
+    assert {"name", "via", "chain"} == set(data["subjects"][0])
+    assert {"rule", "text", "effect", "term", "result", "values"} <= set(data["nearest"][0])
+
+
+def test_a_g_line_is_numbered_as_the_loader_numbers_lines(tmp_path: Path) -> None:
+    """Lines break at "\\n" only (as Casbin's adapter reads them): a lone "\\r" in a comment
+    does not start a line, so the g line after it is line 2."""
+    policy_file = tmp_path / "policy.csv"
+    policy_file.write_bytes(b"# viewers\rread\ng, role:editor, role:viewer\n"
+                            b"p, role:viewer, /x, GET, allow\n")
+    policy = load_policy(POLICIES / "model.conf", policy_file).policy
+    result = explain(policy, ExplainRequest("GET", "/x", "dana", ("editor",)),
+                     policy_file=policy_file)
+    assert result.decided_by == "policy.csv:3"
+    assert {s.name: s.via for s in result.subjects}["role:viewer"] == "g line policy.csv:2"
