@@ -37,6 +37,7 @@ from gatekeeper.authz import FixedPolicy, PolicyAuthorizer, PublicPaths
 from gatekeeper.errors import BadRequest, ConfigError
 from gatekeeper.paths import canonical_path
 from gatekeeper.policy.engine import CompiledPolicy, Rule
+from gatekeeper.policy.inputs import NoDomain
 from gatekeeper.policy.loader import LoadReport, PolicyError, load_policy
 from gatekeeper.principal import ANONYMOUS, Principal
 from gatekeeper.request import RequestView
@@ -178,7 +179,11 @@ class Decider:
         principal = self.principal(request)
         verdict = self._authorizer.authorize(principal, method, path, view)
         authenticated = principal.via != "anonymous"
-        subjects = self._policy.subjects(principal.subject, principal.roles, authenticated)
+        try:
+            domain = self._policy.request_domain(principal.claims, path, view)
+        except NoDomain:
+            domain = None
+        subjects = self._policy.subjects(principal.subject, principal.roles, authenticated, domain)
         rule = self.rules.get(verdict.rule) if verdict.rule is not None else None
         return Outcome(verdict.allowed, verdict.reason, rule, subjects, method, path)
 
@@ -199,7 +204,7 @@ def _settings(config_path: str | None) -> tuple[Settings, PolicySettings]:
 def _decider(config_path: str | None) -> Decider:
     settings, policy = _settings(config_path)
     try:
-        report = load_policy(policy.model, policy.policy, cache_size=0)
+        report = load_policy(policy.model, policy.policy, cache_size=0, settings=policy)
     except PolicyError as exc:
         raise UsageError(["the policy cannot be loaded (details: gatekeeper policy check):",
                           *exc.problems]) from exc
@@ -360,7 +365,8 @@ class CheckResult:
 def check_policy_files(policy: PolicySettings) -> CheckResult:
     """Load and lint the files named by ``policy``: problems (file:line) and warnings."""
     try:
-        report = load_policy(policy.model, policy.policy, cache_size=policy.decision_cache_size)
+        report = load_policy(policy.model, policy.policy, cache_size=policy.decision_cache_size,
+                             settings=policy)
     except PolicyError as exc:
         return CheckResult(sorted(exc.problems, key=_location), [],
                            f"{policy.policy.name}: not loadable")
