@@ -29,7 +29,7 @@ from gatekeeper.lru import LRU
 from gatekeeper.peers import IsTrusted
 from gatekeeper.policy.features import DOCS, unsupported
 from gatekeeper.policy.index import plan_index
-from gatekeeper.policy.inputs import NoDomain, read_client, read_domain, request_sources
+from gatekeeper.policy.inputs import SOURCES, NoDomain, read_client, read_domain, request_sources
 from gatekeeper.policy.matcher import MissingClaim, compile_calls, compile_matcher
 from gatekeeper.policy.roles import RoleLinks
 from gatekeeper.policy.rules import ModelError, PolicyVerdict, Rule, casbin_order, matched
@@ -76,6 +76,7 @@ class CompiledPolicy:
         self._r_tokens = tuple(t.removeprefix("r_") for t in model["r"]["r"].tokens)
         self._p_tokens = tuple(model["p"]["p"].tokens)
         self.sources = request_sources(self._r_tokens, request_fields)
+        self._source_index = tuple(SOURCES.index(source) for source in self.sources)
         self.rules = casbin_order(rules, self._p_tokens)
         effect = model["e"]["e"].value
         if effect == "subjectPriority(p_eft) || deny":
@@ -183,11 +184,14 @@ class CompiledPolicy:
         path, method and claims (the host, the client address); None in a made-up decision.
         ``is_trusted``: the ``trusted_proxies`` test, for X-Forwarded-For/-Host."""
         claims = claims or {}
-        try:
-            domain = self.request_domain(claims, path, request, is_trusted)
-        except NoDomain as exc:
-            return PolicyVerdict(False, None, refused=exc.code)  # never a crash, never an allow
-        client = read_client(request, is_trusted) if self.reads_client else None
+        domain = client = None
+        if self.reads_domain:
+            try:
+                domain = self.request_domain(claims, path, request, is_trusted)
+            except NoDomain as exc:
+                return PolicyVerdict(False, None, refused=exc.code)  # never a crash or an allow
+        if self.reads_client:
+            client = read_client(request, is_trusted)
         if self.uses_claims and cache_key is None:
             # Claims decide too, and the caller gave no key standing for them: never share.
             return self._evaluate(subject, roles, method, path, authenticated, claims, domain, client)
@@ -209,9 +213,8 @@ class CompiledPolicy:
 
     def _request_values(self, subject: str, path: str, method: str, domain: str | None,
                         claims: Mapping[str, Any], client: str | None) -> tuple[Any, ...]:
-        given = {"subject": subject, "path": path, "method": method, "domain": domain or "",
-                 "claims": claims, "client": client or ""}
-        return tuple(given[source] for source in self.sources)
+        given = (subject, path, method, domain or "", claims, client or "")  # SOURCES' order
+        return tuple([given[index] for index in self._source_index])
 
     def _evaluate(
         self,

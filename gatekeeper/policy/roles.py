@@ -56,7 +56,10 @@ class RoleLinks:
             by_domain.setdefault(line[2] if len(line) > 2 else "", []).append((line[0], line[1]))
         self._lines = by_domain
         self._graphs: LRU[str, dict[str, tuple[str, ...]]] = LRU(4096)
-        self._reach: LRU[tuple[str, str], dict[str, int]] = LRU(_CACHED)
+        # Reach of names that have links, kept up to _CACHED entries (the names come from the
+        # policy's lines, and their domains from requests: bounded, and a plain dict is the
+        # cheapest lookup on the decision path). Names without links are not kept.
+        self._reach: dict[tuple[str, str], dict[str, int]] = {}
         if matching is not None:
             self._pattern_graph = self._stock_graph(by_domain.get("", []), matching)
             self._names = tuple(self._pattern_graph)
@@ -107,6 +110,8 @@ class RoleLinks:
         if known is not None:
             return known
         graph = self.roles_of(domain)
+        if self._matching is None and name not in graph:
+            return {name: 0}  # no lines for it: it holds nothing (a user known only by token)
         known = {name: 0}
         frontier = [name]
         for hops in range(1, self.max_hops + 1):
@@ -120,7 +125,8 @@ class RoleLinks:
             if not reached:
                 break
             frontier = reached
-        self._reach.put(key, known)
+        if len(self._reach) < _CACHED:
+            self._reach[key] = known
         return known
 
     def has_link(self, name1: str, name2: str, domain: str = "") -> bool:
