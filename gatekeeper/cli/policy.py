@@ -2,6 +2,7 @@
 
     gatekeeper policy test --config FILE --sub alice --role viewer GET /api/p1/items
     gatekeeper policy test --config FILE --anonymous GET /public/logo.png
+    gatekeeper policy test --config FILE --sub u-7 --host acme.example.com PUT /docs/a
     gatekeeper policy test --config FILE --cases policies/policy_test.yaml
     gatekeeper policy check --config FILE
 
@@ -258,6 +259,8 @@ def policy_test(
     method: str | None,
     path: str | None,
     cases: str | None,
+    host: str = "localhost",
+    client: str = "127.0.0.1",
 ) -> int:
     try:
         if cases is not None:
@@ -270,7 +273,8 @@ def policy_test(
             raise UsageError(["give METHOD PATH (e.g. GET /api/p1/items), or --cases FILE"])
         try:
             request = CaseRequest(sub=sub, iss=iss, roles=list(roles), claims=parse_claims(claims),
-                                  anonymous=anonymous, method=method, path=path)
+                                  anonymous=anonymous, method=method, path=path, host=host,
+                                  client=client)
         except ValidationError as exc:
             raise UsageError(_validation_lines(exc, "")) from None
         return decide_one(_decider(config_path), request)

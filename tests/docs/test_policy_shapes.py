@@ -64,3 +64,18 @@ def test_the_worked_example_decides_as_the_page_says(
     assert len(table) >= 3
     for case in table:
         assert check_case(decider, case) is None, case.name
+
+
+def test_the_migration_table_is_one_row_per_feature_with_a_known_status() -> None:
+    """'Migrating an existing Casbin policy': rows colleagues add stay mergeable and readable."""
+    page = TUTORIAL.read_text(encoding="utf-8").split("## Migrating an existing Casbin policy")[1]
+    rows = [line for line in page.split("\n## ")[0].splitlines() if line.startswith("| ")][2:]
+    assert len(rows) >= 10
+    features = []
+    for line in rows:
+        cells = [cell.strip() for cell in re.split(r"(?<!\\)\|", line)[1:-1]]
+        assert len(cells) == 3, line
+        assert cells[1] in {"supported", "refused", "not applicable"}, line
+        assert cells[2], line  # how, or why not
+        features.append(cells[0])
+    assert len(features) == len(set(features))

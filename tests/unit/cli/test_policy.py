@@ -427,3 +427,43 @@ def test_iss_gives_the_sub_its_issuers_prefix(tmp_path: Path) -> None:
     unknown = run("policy", "test", "--iss", "https://other.example", "--sub", "alice", "GET", "/x",
                   config=config)
     assert unknown.returncode == 2 and "not a configured issuer" in unknown.stderr
+
+
+HOST_MODEL = """\
+[request_definition]
+r = sub, dom, obj, act, client
+
+[policy_definition]
+p = sub, dom, obj, act
+
+[role_definition]
+g = _, _, _
+
+[policy_effect]
+e = some(where (p.eft == allow))
+
+[matchers]
+m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch2(r.obj, p.obj) && r.act == p.act \
+&& ipMatch(r.client, "10.0.0.0/8")
+"""
+
+
+@pytest.mark.parametrize(("arguments", "code", "reason"), [
+    (["--host", "acme.example.com", "--client", "10.1.2.3"], 0, "policy_allow"),
+    (["--host", "ACME.example.com:8443", "--client", "10.1.2.3"], 0, "policy_allow"),
+    (["--host", "globex.example.com", "--client", "10.1.2.3"], 1, "no_matching_rule"),
+    (["--host", "acme.example.com", "--client", "203.0.113.9"], 1, "no_matching_rule"),
+    (["--host", "a.example.com, b.example.com", "--client", "10.1.2.3"], 1, "bad_host"),
+], ids=["the tenant's host, inside the network", "its host in capitals with a port",
+        "another tenant's host", "outside the network", "a list of hosts"])
+def test_one_request_names_its_host_and_client_address(
+    tmp_path: Path, arguments: list[str], code: int, reason: str
+) -> None:
+    (tmp_path / "model.conf").write_text(HOST_MODEL)
+    (tmp_path / "policy.csv").write_text("p, role:editor, acme.example.com, /docs/*, PUT\n"
+                                         "g, u-7, role:editor, acme.example.com\n")
+    config = write_config(tmp_path, tmp_path / "model.conf", tmp_path / "policy.csv",
+                          domain={"host": True})
+    result = run("policy", "test", "--sub", "u-7", *arguments, "PUT", "/docs/a", config=config)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert field(result.stdout, "reason") == reason, result.stdout
