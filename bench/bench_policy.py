@@ -11,7 +11,12 @@ Also the time to load and validate each policy.
 The generated policy has ROLES_PER_10 roles per 10 rules; every role owns 10 rules on its own
 paths, so a user's decision concerns a fixed number of rules whatever the file's size.
 
+With ``--domains``: tenants as Casbin domains (g = _, _, _; ``r.dom == p.dom``), one tenant per
+10 rules, every tenant's rules for the same role ``role:member``, the tenant from a claim; the
+token's role holds in the request's tenant. A decision concerns one tenant's 10 rules.
+
     .venv/bin/python bench/bench_policy.py               # writes bench/out/policy.json + .md
+    .venv/bin/python bench/bench_policy.py --domains     # bench/out/policy-domains.json + .md
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ import casbin
 
 from gatekeeper.policy.functions import method_match
 from gatekeeper.policy.loader import load_policy
+from gatekeeper.settings.routes import DomainSource, PolicySettings
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "policies" / "model.conf"
@@ -45,6 +51,53 @@ def write_policy(directory: Path, rules: int) -> Path:
     path = directory / f"policy-{rules}.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
+
+
+DOMAINS_MODEL = """\
+[request_definition]
+r = sub, dom, obj, act
+
+[policy_definition]
+p = sub, dom, obj, act, eft
+
+[role_definition]
+g = _, _, _
+
+[policy_effect]
+e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
+
+[matchers]
+m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act)
+"""
+DOMAINS = PolicySettings(domain=DomainSource(claim="tenant"))
+
+
+def write_domains_policy(directory: Path, rules: int) -> tuple[Path, Path]:
+    """One tenant ``tN`` per 10 rules, all for ``role:member``: (model, policy)."""
+    tenants = max(1, rules // RULES_PER_ROLE)
+    lines = ["g, role:admin, role:member, t0"]
+    for tenant in range(tenants):
+        for n in range(RULES_PER_ROLE):
+            effect = "deny" if n == RULES_PER_ROLE - 1 else "allow"
+            lines.append(f"p, role:member, t{tenant}, /p{n}/:id/items, GET|POST, {effect}")
+    model = directory / "domains.model.conf"
+    model.write_text(DOMAINS_MODEL)
+    path = directory / f"policy-domains-{rules}.csv"
+    path.write_text("\n".join(lines) + "\n")
+    return model, path
+
+
+def domain_requests(rules: int, count: int, allow: bool, rng: random.Random) -> list[Call]:
+    """(subject, roles, method, path) with the tenant in the subject: ``user7@t3``. A deny:
+    a path the tenant's rules do not have."""
+    tenants = max(1, rules // RULES_PER_ROLE)
+    calls = []
+    for i in range(count):
+        tenant = rng.randrange(tenants)
+        rule = rng.randrange(RULES_PER_ROLE - 1)
+        path = f"/p{rule}/{i}/items" if allow else f"/q{rule}/{i}/items"
+        calls.append((f"user{i}@t{tenant}", ("member",), "GET", path))
+    return calls
 
 
 def percentile(samples: list[float], q: float) -> float:
@@ -81,20 +134,27 @@ def requests(rules: int, count: int, allow: bool, rng: random.Random) -> list[Ca
     return calls
 
 
-def bench_size(rules: int, samples: int, stock_samples: int, rng: random.Random) -> dict[str, object]:
+def bench_size(rules: int, samples: int, stock_samples: int, rng: random.Random,
+               domains: bool = False) -> dict[str, object]:
     directory = Path(tempfile.mkdtemp(prefix="gk-policy-bench-"))
-    policy_path = write_policy(directory, rules)
+    if domains:
+        model, policy_path = write_domains_policy(directory, rules)
+        make_requests = domain_requests
+    else:
+        model, policy_path, make_requests = MODEL, write_policy(directory, rules), requests
     started = time.perf_counter()
-    report = load_policy(MODEL, policy_path, cache_size=65536)
+    report = load_policy(model, policy_path, cache_size=65536, settings=DOMAINS if domains else None)
     load_seconds = time.perf_counter() - started
     policy = report.policy
 
     def decide(subject: str, roles: tuple[str, ...], method: str, path: str) -> bool:
-        return policy.decide(subject, roles, method, path, authenticated=True).allowed
+        user, _, tenant = subject.partition("@")
+        return policy.decide(user, roles, method, path, authenticated=True,
+                             claims={"tenant": tenant}).allowed
 
     result: dict[str, object] = {"rules": rules, "load_seconds": round(load_seconds, 3)}
     for kind, allow in (("allow", True), ("deny", False)):
-        calls = requests(rules, samples, allow, rng)
+        calls = make_requests(rules, samples, allow, rng)
         uncached = time_calls(calls, decide)
         cached = time_calls(calls, decide)  # the same requests again: cache hits
         assert all(decide(*c) is allow for c in calls[:50]), f"{kind} requests decided wrongly"
@@ -103,19 +163,21 @@ def bench_size(rules: int, samples: int, stock_samples: int, rng: random.Random)
         result[f"{kind}_cached_p50_us"] = round(statistics.median(cached), 2)
         result[f"{kind}_cached_p99_us"] = round(percentile(cached, 0.99), 2)
 
-    stock = casbin.Enforcer(str(MODEL), str(policy_path))
+    stock = casbin.Enforcer(str(model), str(policy_path))
     stock.add_function("methodMatch", method_match)
 
     def stock_decide(subject: str, roles: tuple[str, ...], method: str, path: str) -> bool:
+        user, _, tenant = subject.partition("@")
+        where = (tenant,) if domains else ()
         for role in roles:  # token roles become links for this request, as gatekeeper does
-            stock.add_role_for_user(subject, f"role:{role}")
-        allowed: bool = stock.enforce(subject, path, method)
+            stock.add_grouping_policy(user, f"role:{role}", *where)
+        allowed: bool = stock.enforce(user, *where, path, method)
         for role in roles:
-            stock.delete_role_for_user(subject, f"role:{role}")
+            stock.remove_grouping_policy(user, f"role:{role}", *where)
         return allowed
 
     for kind, allow in (("allow", True), ("deny", False)):
-        calls = requests(rules, stock_samples, allow, rng)
+        calls = make_requests(rules, stock_samples, allow, rng)
         timings = time_calls(calls, stock_decide)
         result[f"stock_{kind}_p50_us"] = round(statistics.median(timings), 1)
     return result
@@ -144,13 +206,17 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=5000)
     parser.add_argument("--stock-samples", type=int, default=0,
                         help="default: 200 at 100 rules, fewer for bigger files (about 1 s each at 100k)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "policy")
+    parser.add_argument("--domains", action="store_true",
+                        help="tenants as Casbin domains (see the docstring)")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.out is None:
+        args.out = ROOT / "bench" / "out" / ("policy-domains" if args.domains else "policy")
     rng = random.Random(1)
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         stock_samples = args.stock_samples or max(3, min(200, 200_000 // (size * 10)))
-        row = bench_size(size, args.samples, stock_samples, rng)
+        row = bench_size(size, args.samples, stock_samples, rng, domains=args.domains)
         print(json.dumps(row), flush=True)
         rows.append(row)
     table = markdown(rows)

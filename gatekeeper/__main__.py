@@ -102,7 +102,7 @@ def cmd_policy_test(args: argparse.Namespace) -> int:
 
     return policy_test(_config_path(args), sub=args.sub, iss=args.iss, roles=args.role, claims=args.claim,
                        anonymous=args.anonymous, method=args.method, path=args.path,
-                       cases=args.cases)
+                       cases=args.cases, host=args.host, client=args.client)
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
@@ -254,6 +254,8 @@ def _add_policy_commands(sub: Any) -> None:
     test.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE",
                       help="a token claim (repeat); a value starting with [ or { is JSON")
     test.add_argument("--anonymous", action="store_true", help="no credentials")
+    test.add_argument("--host", default="localhost", help="the Host header (a tenant by host)")
+    test.add_argument("--client", default="127.0.0.1", help="the client address (ipMatch)")
     test.add_argument("--cases", metavar="FILE", help="YAML list of request → expected decision")
     test.add_argument("method", nargs="?", metavar="METHOD")
     test.add_argument("path", nargs="?", metavar="PATH")

@@ -242,11 +242,12 @@ class GatekeeperApp:
             holder = PolicyHolder(
                 settings.policy.model, settings.policy.policy, self.metrics,
                 loader=functools.partial(load_policy,
-                                         cache_size=settings.policy.decision_cache_size))
+                                         cache_size=settings.policy.decision_cache_size,
+                                         settings=settings.policy))
             await holder.start(watch=settings.policy.watch, loaded=self._preloaded_policy)
             self._preloaded_policy = None  # served now; a restart of the lifespan loads afresh
             stack.push_async_callback(holder.aclose)
-            authorizer = PolicyAuthorizer(holder, public_paths)
+            authorizer = PolicyAuthorizer(holder, public_paths, headers.is_trusted)
             extra_checks["policy"] = _policy_check(holder)
             if self._serve_admin:  # the policy page's samples of the traffic (ops/recent.py)
                 traffic = Traffic()

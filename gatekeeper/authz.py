@@ -12,6 +12,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -73,10 +74,20 @@ class FixedPolicy:
     active: CompiledPolicy | None
 
 
+def _trust_nobody(_: str) -> bool:
+    return False
+
+
 class PolicyAuthorizer:
-    def __init__(self, holder: ActivePolicy, public_paths: PublicPaths) -> None:
+    """``is_trusted``: the ``trusted_proxies`` test (mutate.py ``HeaderPolicy.is_trusted``): a
+    model that reads the client address (``ipMatch``) or a tenant from the host believes
+    X-Forwarded-For / X-Forwarded-Host from those peers only (gatekeeper/peers.py)."""
+
+    def __init__(self, holder: ActivePolicy, public_paths: PublicPaths,
+                 is_trusted: Callable[[str], bool] = _trust_nobody) -> None:
         self._holder = holder
         self._public = public_paths
+        self._is_trusted = is_trusted
 
     def authorize(self, principal: Principal, method: str, path: str,
                   request: RequestView | None = None) -> Verdict:
@@ -95,9 +106,8 @@ class PolicyAuthorizer:
         return Verdict(verdict.allowed, verdict.reason,
                        verdict.rule.source if verdict.rule is not None else None)
 
-    @staticmethod
-    def _decide(policy: CompiledPolicy, principal: Principal, method: str, path: str,
+    def _decide(self, policy: CompiledPolicy, principal: Principal, method: str, path: str,
                 request: RequestView | None) -> PolicyVerdict:
         return policy.decide(principal.subject, principal.roles, method, path,
                              authenticated=principal.via != "anonymous", claims=principal.claims,
-                             cache_key=principal, request=request)
+                             cache_key=principal, request=request, is_trusted=self._is_trusted)

@@ -58,6 +58,7 @@ from gatekeeper.clients.redis import REDIS_ERRORS, RedisClient
 from gatekeeper.errors import RateLimited
 from gatekeeper.metrics import Metrics
 from gatekeeper.paths import PathPatterns, matches_prefix_pattern
+from gatekeeper.peers import forwarded_client
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
 from gatekeeper.settings import RateLimitRule
@@ -189,32 +190,9 @@ class MemoryWindowCounter:
 # -- who the caller is ---------------------------------------------------------------------------
 
 def client_address(request: RequestView, is_trusted: Callable[[str], bool]) -> str:
-    """The caller's address: the peer; behind ``trusted_proxies``, the nearest untrusted hop.
-
-    Each proxy appends the address it saw to X-Forwarded-For, so only entries appended by trusted
-    proxies are believed: walking from the right, the first untrusted entry is the client.
-    Everything left of it is whatever the client wrote (taking the left-most entry would let a
-    client choose a fresh identity per request). IPv6 counts per /64 (``bucket``).
-    """
-    address = request.client
-    if is_trusted(address):
-        for value in reversed(request.header_values(b"x-forwarded-for")):
-            for hop in reversed(value.split(b",")):
-                text = _without_port(hop.strip().decode("latin-1"))
-                if not text:
-                    continue
-                address = text
-                if not is_trusted(text):
-                    return bucket(address)
-    return bucket(address)
-
-
-def _without_port(text: str) -> str:
-    if text.startswith("["):  # [2001:db8::1]:443
-        return text[1:].partition("]")[0]
-    if text.count(":") == 1:  # 192.0.2.1:443
-        return text.partition(":")[0]
-    return text
+    """The caller's address as counted: ``peers.forwarded_client`` (the peer, or behind
+    ``trusted_proxies`` the nearest untrusted X-Forwarded-For hop), IPv6 per /64 (``bucket``)."""
+    return bucket(forwarded_client(request, is_trusted))
 
 
 def bucket(address: str) -> str:

@@ -2,6 +2,7 @@
 
     gatekeeper policy test --config FILE --sub alice --role viewer GET /api/p1/items
     gatekeeper policy test --config FILE --anonymous GET /public/logo.png
+    gatekeeper policy test --config FILE --sub u-7 --host acme.example.com PUT /docs/a
     gatekeeper policy test --config FILE --cases policies/policy_test.yaml
     gatekeeper policy check --config FILE
 
@@ -37,6 +38,7 @@ from gatekeeper.authz import FixedPolicy, PolicyAuthorizer, PublicPaths
 from gatekeeper.errors import BadRequest, ConfigError
 from gatekeeper.paths import canonical_path
 from gatekeeper.policy.engine import CompiledPolicy, Rule
+from gatekeeper.policy.inputs import NoDomain
 from gatekeeper.policy.loader import LoadReport, PolicyError, load_policy
 from gatekeeper.principal import ANONYMOUS, Principal
 from gatekeeper.request import RequestView
@@ -178,7 +180,11 @@ class Decider:
         principal = self.principal(request)
         verdict = self._authorizer.authorize(principal, method, path, view)
         authenticated = principal.via != "anonymous"
-        subjects = self._policy.subjects(principal.subject, principal.roles, authenticated)
+        try:
+            domain = self._policy.request_domain(principal.claims, path, view)
+        except NoDomain:
+            domain = None
+        subjects = self._policy.subjects(principal.subject, principal.roles, authenticated, domain)
         rule = self.rules.get(verdict.rule) if verdict.rule is not None else None
         return Outcome(verdict.allowed, verdict.reason, rule, subjects, method, path)
 
@@ -199,7 +205,7 @@ def _settings(config_path: str | None) -> tuple[Settings, PolicySettings]:
 def _decider(config_path: str | None) -> Decider:
     settings, policy = _settings(config_path)
     try:
-        report = load_policy(policy.model, policy.policy, cache_size=0)
+        report = load_policy(policy.model, policy.policy, cache_size=0, settings=policy)
     except PolicyError as exc:
         raise UsageError(["the policy cannot be loaded (details: gatekeeper policy check):",
                           *exc.problems]) from exc
@@ -253,6 +259,8 @@ def policy_test(
     method: str | None,
     path: str | None,
     cases: str | None,
+    host: str = "localhost",
+    client: str = "127.0.0.1",
 ) -> int:
     try:
         if cases is not None:
@@ -265,7 +273,8 @@ def policy_test(
             raise UsageError(["give METHOD PATH (e.g. GET /api/p1/items), or --cases FILE"])
         try:
             request = CaseRequest(sub=sub, iss=iss, roles=list(roles), claims=parse_claims(claims),
-                                  anonymous=anonymous, method=method, path=path)
+                                  anonymous=anonymous, method=method, path=path, host=host,
+                                  client=client)
         except ValidationError as exc:
             raise UsageError(_validation_lines(exc, "")) from None
         return decide_one(_decider(config_path), request)
@@ -360,7 +369,8 @@ class CheckResult:
 def check_policy_files(policy: PolicySettings) -> CheckResult:
     """Load and lint the files named by ``policy``: problems (file:line) and warnings."""
     try:
-        report = load_policy(policy.model, policy.policy, cache_size=policy.decision_cache_size)
+        report = load_policy(policy.model, policy.policy, cache_size=policy.decision_cache_size,
+                             settings=policy)
     except PolicyError as exc:
         return CheckResult(sorted(exc.problems, key=_location), [],
                            f"{policy.policy.name}: not loadable")

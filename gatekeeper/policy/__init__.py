@@ -1,3 +1,4 @@
-"""Casbin policies: compiled (engine.py), loaded and checked (loader.py, lint.py), hot-reloaded
-(reload.py).
+"""Casbin policies: compiled (engine.py: rules.py the values, index.py which rules a request can
+match, roles.py role resolution incl. domains and patterns, inputs.py what feeds the request
+fields), loaded and checked (loader.py, features.py, lint.py), hot-reloaded (reload.py).
 """

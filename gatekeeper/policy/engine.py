@@ -1,20 +1,23 @@
 """A compiled Casbin policy: the stock semantics, evaluated only on the lines that can apply.
 
-The stock pycasbin Enforcer walks every ``p`` line on a deny (~10 µs a line). Here, when the
-matcher ties the request subject to the rule subject (``g(r.sub, p.sub)`` or
-``r.sub == p.sub``), rules are indexed by subject: a request evaluates only the lines of its
+The stock pycasbin Enforcer walks every ``p`` line on a deny (~10 µs a line). Here the rules
+are indexed by the subject they name (index.py): a request evaluates only the lines of its
 subjects — the user, its token roles, ``role:authenticated``, and every role those inherit
-through ``g`` lines. Roles live in their own name space (``role:<name>``, see subjects.py): a
-user subject that names a role is refused before any rule is read. Effects, matcher functions
-and rule order are Casbin's own, so the same model and policy files give the same answers
-(checked against the stock Enforcer by the tests). Decisions are cached per (subjects, method,
-path) in a bounded LRU that lives and dies with this object, so a reload (a new object) can
-never serve an old decision.
+through ``g`` lines (roles.py), in the request's domain when roles are per domain. Roles live
+in their own name space (``role:<name>``, see subjects.py): a user subject that names a role is
+refused before any rule is read. Effects, matcher functions and rule order are Casbin's own, so
+the same model and policy files give the same answers (checked against the stock Enforcer by
+the tests). Decisions are cached per (subjects, method, path, and whatever else the model
+reads: domain, client address, claims) in a bounded LRU that lives and dies with this object,
+so a reload (a new object) can never serve an old decision.
+
+Token roles are links of the subject for this request only, never written into the role
+graph; with role domains (``g = _, _, _``) they hold in the request's domain only, as if the
+token had come with ``g, <subject>, role:<name>, <request domain>`` lines.
 """
 
 from __future__ import annotations
 
-import ast
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -23,17 +26,17 @@ from typing import Any
 
 from casbin.effect import Effector, effect_to_bool, get_effector
 from casbin.model import Model
-from casbin.util import generate_g_function
 
 from gatekeeper.lru import LRU
+from gatekeeper.peers import IsTrusted
 from gatekeeper.policy.features import DOCS, unsupported
-from gatekeeper.policy.matcher import (
-    MissingClaim,
-    casbin_to_python,
-    compile_calls,
-    compile_matcher,
-)
+from gatekeeper.policy.index import plan_index
+from gatekeeper.policy.inputs import SOURCES, NoDomain, read_client, read_domain, request_sources
+from gatekeeper.policy.matcher import MissingClaim, compile_calls, compile_matcher
+from gatekeeper.policy.roles import RoleLinks
+from gatekeeper.policy.rules import ModelError, PolicyVerdict, Rule, casbin_order, matched
 from gatekeeper.request import RequestView
+from gatekeeper.settings.routes import DomainSource
 from gatekeeper.subjects import (
     ANONYMOUS_ROLE,
     AUTHENTICATED_ROLE,
@@ -44,173 +47,133 @@ from gatekeeper.subjects import (
 )
 
 ANONYMOUS_SUBJECT = ANONYMOUS_ROLE  # what an anonymous caller is, as the policy sees it
-__all__ = ["ANONYMOUS_SUBJECT", "AUTHENTICATED_ROLE", "REQUEST_FIELDS", "CompiledPolicy",
-           "ModelError", "PolicyVerdict", "Rule", "subject_link_required"]
-REQUEST_FIELDS = ("sub", "obj", "act", "claims")
-_SUBJECT_LINKS = frozenset({"g(r_sub, p_sub)", "r_sub == p_sub", "p_sub == r_sub"})
-
-
-class ModelError(ValueError):
-    """The model asks for something this engine cannot do as Casbin does; ``where`` when known."""
-
-    def __init__(self, message: str, where: str | None = None) -> None:
-        super().__init__(message)
-        self.where = where
-
-
-def subject_link_required(matcher: str) -> bool:
-    """True when no rule can match unless ``g(r.sub, p.sub)`` (or ``r.sub == p.sub``) holds.
-
-    That is what makes indexing by subject exact: the link must be the whole matcher or one
-    top-level operand of ``&&``. Under ``||`` or ``!`` (``g(…) && … || r.sub == "root"``) a rule
-    of any subject can still match, so every rule must be evaluated.
-    """
-    try:
-        tree = ast.parse(casbin_to_python(matcher).strip(), mode="eval").body
-    except SyntaxError:
-        return False
-    return any(ast.unparse(part) in _SUBJECT_LINKS for part in _conjuncts(tree))
-
-
-def _conjuncts(node: ast.expr) -> list[ast.expr]:
-    if isinstance(node, ast.BoolOp) and isinstance(node.op, ast.And):
-        return [part for value in node.values for part in _conjuncts(value)]
-    return [node]
-
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    ptype: str
-    values: tuple[str, ...]
-    source: str  # "policy.csv:12"
-
-    def __str__(self) -> str:
-        return f"{self.source}: {self.ptype}, {', '.join(self.values)}"
-
-
-@dataclass(frozen=True, slots=True)
-class PolicyVerdict:
-    allowed: bool
-    rule: Rule | None  # the rule that decided; None for the default deny (no allow matched)
-    refused: str | None = None  # a reason code when the request was refused before any rule
-
-    @property
-    def reason(self) -> str:
-        if self.refused is not None:
-            return self.refused
-        if self.rule is None:
-            return "no_matching_rule"
-        return "policy_allow" if self.allowed else "policy_deny"
+__all__ = ["ANONYMOUS_SUBJECT", "AUTHENTICATED_ROLE", "CompiledPolicy", "ModelError",
+           "PolicyVerdict", "Rule"]
 
 
 def _always(*_: Any) -> bool:
     return True
 
 
+def _trust_nobody(_: str) -> bool:
+    return False
+
+
 class CompiledPolicy:
-    """Immutable after construction, except for its own decision cache."""
+    """Immutable after construction, except for its own caches."""
 
     def __init__(
         self,
         model: Model,
-        role_managers: Mapping[str, Any],
-        role_links: Mapping[str, Sequence[str]],
+        role_links: Mapping[str, RoleLinks],
         rules: Sequence[Rule],
         functions: Mapping[str, Callable[..., Any]],
         *,
         digest: str,
         cache_size: int = 65536,
+        request_fields: Sequence[str] | None = None,
+        domain: DomainSource | None = None,
     ) -> None:
         self.digest = digest
         self._r_tokens = tuple(t.removeprefix("r_") for t in model["r"]["r"].tokens)
         self._p_tokens = tuple(model["p"]["p"].tokens)
-        self.rules = _casbin_order(rules, self._p_tokens)
+        self.sources = request_sources(self._r_tokens, request_fields)
+        self._source_index = tuple(SOURCES.index(source) for source in self.sources)
+        self.rules = casbin_order(rules, self._p_tokens)
         effect = model["e"]["e"].value
         if effect == "subjectPriority(p_eft) || deny":
             raise ModelError(unsupported(
                 "the policy effect subjectPriority(p.eft) || deny",
-                "it orders rules by the role hierarchy, which token roles are not part of"))
+                "it orders rules by each subject's depth in the role hierarchy, and the "
+                "caller's token roles, links of this request only, change those depths per "
+                "request; write an explicit priority field instead"))
         try:
             self._effector = get_effector(effect)
         except RuntimeError:  # casbin's "unsupported effect", raised bare
             raise ModelError(f"policy_effect {effect!r} is not one Casbin supports (Casbin "
                              f"compares it as written; see {DOCS})") from None
         self._eft_index = self._p_tokens.index("p_eft") if "p_eft" in self._p_tokens else None
-        # name → its direct roles from the policy's `g` lines; read per request without
-        # touching casbin's role manager (which would grow a node for every new subject).
-        self._role_links = {name: tuple(roles) for name, roles in role_links.items()}
+        self._links = dict(role_links)
+        self._g = self._links.get("g")
         self._functions: dict[str, Callable[..., Any]] = dict(functions)
-        for key, rm in role_managers.items():
-            self._functions[key] = generate_g_function(rm)
-        self._role_keys = tuple(role_managers)
-        # Casbin's role manager follows at most max_hierarchy_level - 1 links from a subject.
-        level = getattr(role_managers.get("g"), "max_hierarchy_level", 10)
-        self._max_hops = max(int(level) - 1, 0)
+        for key, links in self._links.items():
+            self._functions[key] = _has_link(links)
+        self._role_keys = tuple(self._links)
+        self._arities = {key: len(model["g"][key].tokens) for key in self._role_keys}
+        self._domain_source = domain
+        # The request's domain matters to a dom field, and to token roles when roles have one.
+        self.reads_domain = "domain" in self.sources or (
+            domain is not None and self._arities.get("g") == 3)
+        if self.reads_domain and domain is None:
+            raise ModelError("the model reads the request's domain (a request field fed by "
+                             "'domain'): set policy.domain (claim, path_segment or host)")
+        self.reads_client = "client" in self.sources
+        self.uses_claims = "claims" in self.sources
+        self._subject_field = self._field_of("subject")
         matcher = model["m"]["m"].value
         self._fields = tuple(f"r_{t}" for t in self._r_tokens) + self._p_tokens
-        self._match, self._namespace = compile_matcher(matcher, self._fields, self._functions,
-                                                       self._role_keys)
+        self._match, self._namespace = compile_matcher(
+            matcher, self._fields, self._functions, self._arities,
+            self._subject_field or "r_sub", self._field_of("claims") or "r_claims")
         self._probes = compile_calls(matcher, self._fields, self._namespace, self._role_keys)
-        self.indexed = "p_sub" in self._p_tokens and subject_link_required(matcher)
-        self.uses_claims = "claims" in self._r_tokens
-        self._by_subject: dict[str, list[int]] = {}
+        plan = plan_index(matcher, self._subject_field, self._field_of("domain"), self._p_tokens)
+        self.indexed = plan.subject is not None
+        self._by_key: dict[Any, list[int]] = {}
         for position, rule in enumerate(self.rules):
-            subject = rule.values[self._p_tokens.index("p_sub")] if self.indexed else ""
-            self._by_subject.setdefault(subject, []).append(position)
+            index_key: Any = ""
+            if plan.subject is not None:
+                index_key = rule.values[plan.subject]
+                if plan.domain is not None:
+                    index_key = (index_key, rule.values[plan.domain])
+            self._by_key.setdefault(index_key, []).append(position)
+        self._domain_index = plan.domain is not None
         self._all = list(range(len(self.rules)))
-        p_subjects = ([rule.values[self._p_tokens.index("p_sub")] for rule in self.rules]
-                      if "p_sub" in self._p_tokens else [])
+        subject_at = plan.subject if plan.subject is not None else (
+            self._p_tokens.index("p_sub") if "p_sub" in self._p_tokens else None)
+        p_subjects = [rule.values[subject_at] for rule in self.rules] if subject_at is not None else []
         # Plain names this policy uses as roles: no user subject may be one (folded).
         self.role_names = legacy_role_names(
-            p_subjects, [role for roles in self._role_links.values() for role in roles])
-        self._implied: dict[str, dict[str, int]] = {}
+            p_subjects, sorted(self._g.role_names) if self._g is not None else [])
         self._cache: LRU[Any, PolicyVerdict] = LRU(cache_size)
         self._written = (matcher, effect)  # as the model writes them, for explain_view
 
+    def _field_of(self, source: str) -> str | None:
+        return next((f"r_{t}" for t, s in zip(self._r_tokens, self.sources, strict=True)
+                     if s == source), None)
+
     # -- the request's subjects -------------------------------------------------------
-    def subjects(self, subject: str, roles: Sequence[str], authenticated: bool) -> frozenset[str]:
+    def subjects(self, subject: str, roles: Sequence[str], authenticated: bool,
+                 domain: str | None = None) -> frozenset[str]:
         """The subject, its token roles as ``role:<name>``, ``role:authenticated``, and all they
-        inherit via ``g``; an anonymous caller is ``role:anonymous`` alone.
+        inherit via ``g`` (in ``domain`` when roles are per domain); an anonymous caller is
+        ``role:anonymous`` alone.
 
         An authenticated caller may also do what an anonymous one may (``role:anonymous`` rules
         are "everyone" rules): logging in never takes access away.
         """
+        where = domain or ""
         if not authenticated:
-            return frozenset(self._reach(ANONYMOUS_SUBJECT))
-        found = set(self._reach(subject))
-        direct = [as_role(role) for role in roles]
-        direct += (AUTHENTICATED_ROLE, ANONYMOUS_SUBJECT)
+            return frozenset(self._reach(ANONYMOUS_SUBJECT, where))
+        found = set(self._reach(subject, where))
+        if self.reads_domain and domain is None:
+            return frozenset(found)  # the token's links hold in the request's domain only
+        direct = [*(as_role(role) for role in roles), AUTHENTICATED_ROLE, ANONYMOUS_SUBJECT]
         # A stock enforcer holds these as links subject → role: one hop spent before the
         # role's own inheritance, within the same depth limit.
-        for name in direct:
-            found.update(role for role, hops in self._reach(name).items() if hops < self._max_hops)
+        if self._g is None:
+            found.update(direct)
+        else:
+            found.update(self._g.within(direct, where, spent=1))
         return frozenset(found)
 
     @property
     def role_links(self) -> Mapping[str, tuple[str, ...]]:
-        """Name → the roles its ``g`` lines give it directly (read-only; the policy page's
-        who-can-access matrix lists the roles from here and the rules)."""
-        return MappingProxyType(self._role_links)
+        """Name → the roles its ``g`` lines give it directly, outside any domain (read-only;
+        the policy page's who-can-access matrix and explain read it)."""
+        return MappingProxyType(self._g.roles_of("") if self._g is not None else {})
 
-    def _reach(self, name: str) -> dict[str, int]:
-        """Every role ``name`` holds through ``g`` lines, with the links it takes (at most the
-        role manager's depth: deeper chains are not followed by Casbin either)."""
-        known = self._implied.get(name)
-        if known is None:
-            known, frontier = {name: 0}, [name]
-            for hops in range(1, self._max_hops + 1):
-                reached: list[str] = []
-                for current in frontier:
-                    for role in self._role_links.get(current, ()):
-                        if role not in known:
-                            known[role] = hops
-                            reached.append(role)
-                if not reached:
-                    break
-                frontier = reached
-            if len(self._implied) < 100_000:
-                self._implied[name] = known
-        return known
+    def _reach(self, name: str, domain: str) -> set[str]:
+        return set(self._g.reach(name, domain)) if self._g is not None else {name}
 
     # -- deciding -----------------------------------------------------------------------
     def decide(
@@ -224,19 +187,43 @@ class CompiledPolicy:
         claims: Mapping[str, Any] | None = None,
         cache_key: Any = None,
         request: RequestView | None = None,
+        is_trusted: IsTrusted = _trust_nobody,
     ) -> PolicyVerdict:
-        """``request``: the HTTP request being decided, for what a model may read beyond
-        subject, path, method and claims (not read yet); None in a made-up decision."""
+        """``request``: the HTTP request being decided, for what a model reads beyond subject,
+        path, method and claims (the host, the client address); None in a made-up decision.
+        ``is_trusted``: the ``trusted_proxies`` test, for X-Forwarded-For/-Host."""
+        claims = claims or {}
+        domain = client = None
+        if self.reads_domain:
+            try:
+                domain = self.request_domain(claims, path, request, is_trusted)
+            except NoDomain as exc:
+                return PolicyVerdict(False, None, refused=exc.code)  # never a crash or an allow
+        if self.reads_client:
+            client = read_client(request, is_trusted)
         if self.uses_claims and cache_key is None:
             # Claims decide too, and the caller gave no key standing for them: never share.
-            return self._evaluate(subject, roles, method, path, authenticated, claims or {})
-        key = (cache_key if self.uses_claims else (subject, tuple(roles), authenticated), method, path)
+            return self._evaluate(subject, roles, method, path, authenticated, claims, domain, client)
+        who = cache_key if self.uses_claims else (subject, tuple(roles), authenticated)
+        key = (who, method, path, domain, client)  # every input the model reads
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        verdict = self._evaluate(subject, roles, method, path, authenticated, claims or {})
+        verdict = self._evaluate(subject, roles, method, path, authenticated, claims, domain, client)
         self._cache.put(key, verdict)
         return verdict
+
+    def request_domain(self, claims: Mapping[str, Any], path: str, request: RequestView | None,
+                       is_trusted: IsTrusted = _trust_nobody) -> str | None:
+        """The request's domain (None when the model reads none); NoDomain when it has none."""
+        if not self.reads_domain or self._domain_source is None:
+            return None
+        return read_domain(self._domain_source, claims, path, request, is_trusted)
+
+    def _request_values(self, subject: str, path: str, method: str, domain: str | None,
+                        claims: Mapping[str, Any], client: str | None) -> tuple[Any, ...]:
+        given = (subject, path, method, domain or "", claims, client or "")  # SOURCES' order
+        return tuple([given[index] for index in self._source_index])
 
     def _evaluate(
         self,
@@ -246,25 +233,17 @@ class CompiledPolicy:
         path: str,
         authenticated: bool,
         claims: Mapping[str, Any],
+        domain: str | None,
+        client: str | None,
     ) -> PolicyVerdict:
         if not authenticated:
             subject = ANONYMOUS_SUBJECT
         elif names_a_role(subject, self.role_names):
             # A user called "admin" or "role:admin" must not act as that role (subjects.py).
             return PolicyVerdict(False, None, refused=NAMES_A_ROLE)
-        subjects = self.subjects(subject, roles, authenticated)
-        request = {"sub": subject, "obj": path, "act": method, "claims": claims}
-        request_values = tuple(request[t] for t in self._r_tokens)
-        # Per request, g(subject, X) holds for X among the request's subjects: the token's
-        # roles are links for this request only, never written into the shared role manager.
-        stock_g = self._functions.get("g")
-
-        def g(name1: str, name2: str) -> bool:  # two arguments: domains are refused at load
-            if name1 == subject:
-                return name2 in subjects
-            return bool(stock_g(name1, name2)) if stock_g else name1 == name2
-
-        self._namespace["g"] = g
+        subjects = self.subjects(subject, roles, authenticated, domain)
+        request_values = self._request_values(subject, path, method, domain, claims, client)
+        self._namespace["g"] = self._request_g(subject, domain, subjects)
         match = self._match
         effects: set[Effector] = set()
         # The rule named as the decider: the one at which the effect was settled, or, for an
@@ -273,10 +252,10 @@ class CompiledPolicy:
         # decides under some(where (p.eft == allow)) was named for a default deny.
         decided_by: int | None = None
         last_allow: int | None = None
-        for position in self._candidates(subjects):
+        for position in self._candidates(subjects, domain):
             rule = self.rules[position]
             try:
-                result = _matched(match(*request_values, *rule.values))
+                result = matched(match(*request_values, *rule.values))
             except Exception:
                 # A matcher function failing on odd input (a claim of another type, a missing
                 # claim — Casbin's evaluator raises there): an allow rule does not apply, a deny
@@ -310,17 +289,35 @@ class CompiledPolicy:
             decided_by = last_allow
         return PolicyVerdict(allowed, self.rules[decided_by] if decided_by is not None else None)
 
+    def _request_g(self, subject: str, domain: str | None,
+                   subjects: frozenset[str]) -> Callable[..., bool]:
+        """``g`` for this request: g(subject, X[, d]) holds for X among the request's subjects
+        in d — its token roles only in the request's own domain."""
+        links = self._g
+        per_domain: dict[str, frozenset[str]] = {domain or "": subjects}
+
+        def g(name1: str, name2: str, *rest: Any) -> bool:
+            where = str(rest[0]) if rest else ""  # as Casbin's g: str() of the domain
+            if name1 == subject:
+                held = per_domain.get(where)
+                if held is None:  # another domain: the subject's own g lines there, no token
+                    held = per_domain[where] = frozenset(self._reach(subject, where))
+                return name2 in held
+            return links.has_link(name1, name2, where) if links is not None else name1 == name2
+
+        return g
+
     def try_rule(self, rule: Rule | None, subject: str, method: str, path: str) -> bool:
         """Evaluate the matcher on one rule for a made-up request (load-time validation)."""
-        request = {"sub": subject, "obj": path, "act": method, "claims": {}}
+        request = self._request_values(subject, path, method, "", {}, "127.0.0.1")
         values = rule.values if rule is not None else ("",) * len(self._p_tokens)
         # Role checks pass here so that every other function in the matcher runs (validating
         # it, and compiling each rule's path pattern now rather than on a first request).
         saved = {key: self._namespace[key] for key in self._role_keys}
         self._namespace.update({key: _always for key in self._role_keys})
         try:
-            result = self._match(*(request[t] for t in self._r_tokens), *values)
-            return _matched(result) if rule is not None else bool(result)
+            result = self._match(*request, *values)
+            return matched(result) if rule is not None else bool(result)
         except MissingClaim:
             return False  # a claim the made-up request lacks: the expression itself is fine
         finally:
@@ -329,8 +326,7 @@ class CompiledPolicy:
     def pattern_problem(self, rule: Rule) -> str | None:
         """A pattern of ``rule`` that a matcher function cannot compile, wherever the call sits
         in the matcher: Casbin raises on every request that reaches it (load-time check)."""
-        made_up: dict[str, Any] = {"sub": "", "obj": "/", "act": "GET", "claims": {}}
-        request = tuple(made_up[t] for t in self._r_tokens)
+        request = self._request_values("", "/", "GET", "", {}, "127.0.0.1")
         for name, probe in self._probes:
             try:
                 probe(*request, *rule.values)
@@ -343,7 +339,8 @@ class CompiledPolicy:
     # -- explain (gatekeeper/policy/explain.py) reads the policy through this one method ----
     def explain_view(
         self, subject: str, roles: Sequence[str], method: str, path: str, *,
-        authenticated: bool, claims: Mapping[str, Any],
+        authenticated: bool, claims: Mapping[str, Any], domain: str | None = None,
+        client: str | None = None,
     ) -> ExplainView:
         """The matcher, the role links and this request's fields as ``_evaluate`` sees them, with
         a function that evaluates any expression over the matcher's names (a part of the
@@ -351,69 +348,43 @@ class CompiledPolicy:
         request path. Decisions still come from ``decide``."""
         if not authenticated:
             subject = ANONYMOUS_SUBJECT
-        subjects = self.subjects(subject, roles, authenticated)
-        request = {"sub": subject, "obj": path, "act": method, "claims": claims}
-        values = tuple(request[t] for t in self._r_tokens)
-        stock_g = self._functions.get("g")
-
-        def g(name1: str, name2: str) -> bool:  # as in _evaluate: token roles hold for this request
-            if name1 == subject:
-                return name2 in subjects
-            return bool(stock_g(name1, name2)) if stock_g else name1 == name2
+        subjects = self.subjects(subject, roles, authenticated, domain)
+        values = self._request_values(subject, path, method, domain, claims, client)
+        g = self._request_g(subject, domain, subjects)  # as in _evaluate
 
         compiled: dict[str, Callable[..., Any]] = {}
 
         def evaluate(expression: str, rule: Rule | None) -> Any:
             if expression not in compiled:
-                function, namespace = compile_matcher(expression, self._fields, self._functions,
-                                                      self._role_keys)
+                function, namespace = compile_matcher(
+                    expression, self._fields, self._functions, self._arities,
+                    self._subject_field or "r_sub", self._field_of("claims") or "r_claims")
                 namespace["g"] = g
                 compiled[expression] = function
             fields = rule.values if rule is not None else ("",) * len(self._p_tokens)
             return compiled[expression](*values, *fields)
 
         matcher, effect = self._written
-        return ExplainView(matcher, effect, {t: request[t] for t in self._r_tokens},
+        return ExplainView(matcher, effect, dict(zip(self._r_tokens, values, strict=True)),
                            tuple(t.removeprefix("p_") for t in self._p_tokens),
-                           self._role_links, self._max_hops, frozenset(subjects), evaluate)
+                           self.role_links, self._g.max_hops if self._g is not None else 0,
+                           frozenset(subjects), evaluate)
 
-    def _candidates(self, subjects: frozenset[str]) -> list[int]:
+    def _candidates(self, subjects: frozenset[str], domain: str | None) -> list[int]:
         if not self.indexed:
             return self._all
         positions: list[int] = []
         for name in subjects:
-            positions.extend(self._by_subject.get(name, ()))
+            positions.extend(self._by_key.get((name, domain or "") if self._domain_index else name,
+                                              ()))
         positions.sort()  # Casbin's order: the file's order
         return positions
 
 
-class MatcherResultError(TypeError):
-    """The matcher gave something other than true/false or a number (Casbin raises too)."""
-
-
-def _matched(result: Any) -> bool:
-    """Casbin's reading of a matcher's result: a bool as it is, a float when not 0, anything
-    else an error (``a && keyGet(…)`` gives a string; pycasbin raises rather than guess)."""
-    if isinstance(result, bool):
-        return result
-    if isinstance(result, float):
-        return result != 0
-    raise MatcherResultError(f"the matcher gave a {type(result).__name__}, not true/false")
-
-
-def _casbin_order(rules: Sequence[Rule], p_tokens: Sequence[str]) -> tuple[Rule, ...]:
-    """File order, or Casbin's stable sort by a ``priority`` field (numbers as numbers), so
-    that the first matching rule is the one Casbin would find first."""
-    if "p_priority" not in p_tokens:
-        return tuple(rules)
-    index = p_tokens.index("p_priority")
-    numeric = [rule.values[index].isdigit() for rule in rules]
-    if all(numeric):
-        return tuple(sorted(rules, key=lambda rule: int(rule.values[index])))
-    if any(numeric):  # Casbin itself fails comparing a number with a word
-        where = rules[numeric.index(False)].source
-        raise ModelError("priority must be a whole number on every rule", where)
-    return tuple(sorted(rules, key=lambda rule: rule.values[index]))
+def _has_link(links: RoleLinks) -> Callable[..., bool]:
+    def has_link(name1: str, name2: str, *rest: Any) -> bool:
+        return links.has_link(name1, name2, str(rest[0]) if rest else "")
+    return has_link
 
 
 @dataclass(frozen=True, slots=True)

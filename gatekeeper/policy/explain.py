@@ -23,6 +23,7 @@ from casbin.persist.adapter import _extract_tokens
 from gatekeeper.errors import BadRequest
 from gatekeeper.paths import PathPatterns, canonical_path
 from gatekeeper.policy.engine import CompiledPolicy, ExplainView, PolicyVerdict, Rule
+from gatekeeper.policy.inputs import NoDomain
 from gatekeeper.policy.matcher import casbin_to_python
 from gatekeeper.principal import Principal
 from gatekeeper.subjects import ANONYMOUS_ROLE, AUTHENTICATED_ROLE, NAMES_A_ROLE, as_role
@@ -168,8 +169,12 @@ def explain(
             verdict, decided = get, "GET"
             notes.append("the HEAD is allowed, but a HEAD needs the GET too (the app runs the "
                          "GET handler for it), and the GET is denied: what follows is the GET")
+    try:  # the tenant a rule and the token's roles are read in, as decide found it
+        domain = policy.request_domain(claims, path, None)
+    except NoDomain:
+        domain = None  # refused before any rule: verdict.refused says why, below
     view = policy.explain_view(subject, request.roles, decided, path,
-                               authenticated=authenticated, claims=claims)
+                               authenticated=authenticated, claims=claims, domain=domain)
     decided_by = verdict.rule.source if verdict.rule is not None else None
     if verdict.refused is not None:
         why = (" (a user's subject may not read as a role: docs/policies.md, 'Users and roles "

@@ -2,10 +2,11 @@
 
 The engine reproduces the stock Enforcer's decisions for the model features listed in
 docs/policies.md ("Casbin model features"). A model file may say more than that — a role domain
-(``g = _, _, _``), time-limited roles (``g = _, _, (_, _)``), a second policy type (``p2``),
-a key pycasbin never reads (``m3`` without ``m2``, an unknown section) — and an evaluator that
-skipped such a part would decide differently from Casbin without a word: a role granted in one
-tenant would hold in every tenant. So each of those is a load error naming the feature.
+on another role type than ``g`` (``g2 = _, _, _``), time-limited roles (``g = _, _, (_, _)``),
+a second policy type (``p2``), a key pycasbin never reads (``m3`` without ``m2``, an unknown
+section) — and an evaluator that skipped such a part would decide differently from Casbin
+without a word: a role granted in one tenant would hold in every tenant. So each of those is a
+load error naming the feature.
 """
 
 from __future__ import annotations
@@ -111,8 +112,10 @@ def _role_definition_problems(key: str, value: str) -> list[str]:
                             "the validity window of each role grant would be ignored")]
     fields = [part.strip() for part in value.split(",")]
     if fields == ["_", "_", "_"]:
-        return [unsupported(f"role domains ({key} = {value})",
-                            "a role granted in one domain would hold in every domain")]
+        # g's domain is the request's (policy.domain); another role type's would be read
+        # from nothing gatekeeper knows about.
+        return [] if key == "g" else [unsupported(
+            f"role domains ({key} = {value})", "only g, the roles of the caller, has a domain")]
     if fields != ["_", "_"]:
         return [unsupported(f"the role definition {key} = {value}",
                             "a role definition must be '_, _': a member and a role")]

@@ -90,7 +90,8 @@ def lint_rules(rules: list[Rule], model: Model,
             warning = _method_warning(usage, rule.values[index], known)
             if warning:
                 warnings.append(f"{rule.source}: {warning}")
-    if "p_obj" in tokens:
+    # p.obj given to a role function (g2(r.obj, p.obj)) names a group of paths, not a path.
+    if "p_obj" in tokens and not re.search(r"\bg[0-9]*\([^)]*\bp_obj\b", model["m"]["m"].value):
         index = tokens.index("p_obj")
         warnings += [f"{r.source}: path pattern {r.values[index]!r} does not start with '/' "
                      "(it can never match a request path)" for r in rules
@@ -110,6 +111,8 @@ def lint_roles_and_denies(
     closure = _closures(graph)
     tokens = model["p"]["p"].tokens
     matcher = model["m"]["m"].value
+    if "p_sub" not in tokens:  # custom field names (r = user, thing, action): nothing certain
+        return []
     by_role = _sole_conjunct(matcher, "p_sub", "g(r_sub, p_sub)")
     by_method = _sole_conjunct(matcher, "p_act", "methodMatch(r_act, p_act)")
     subjects = {rule.values[tokens.index("p_sub")] for rule in rules}

@@ -15,21 +15,20 @@ from typing import Any
 
 from casbin.model import Model
 from casbin.persist.adapter import _extract_tokens
-from casbin.rbac import default_role_manager
 
 from gatekeeper.paths import PCHAR
-from gatekeeper.policy.engine import (
-    ANONYMOUS_SUBJECT,
-    REQUEST_FIELDS,
-    CompiledPolicy,
-    ModelError,
-    Rule,
-)
+from gatekeeper.policy.engine import ANONYMOUS_SUBJECT, CompiledPolicy, ModelError, Rule
 from gatekeeper.policy.features import model_problems, unsupported
 from gatekeeper.policy.functions import matcher_functions
+from gatekeeper.policy.index import plan_index
+from gatekeeper.policy.inputs import RequestShapeError, request_sources
 from gatekeeper.policy.lint import lint_roles_and_denies, lint_rules
 from gatekeeper.policy.matcher import MatcherError, matcher_problem
 from gatekeeper.policy.namespace import role_namespace_warnings
+from gatekeeper.policy.roles import RoleLinks
+from gatekeeper.settings.routes import PolicySettings
+
+_DEFAULTS = PolicySettings()
 
 
 class PolicyError(Exception):
@@ -61,32 +60,39 @@ def load_policy(
     *,
     functions: Mapping[str, Callable[..., Any]] | None = None,
     cache_size: int = 65536,
+    settings: PolicySettings | None = None,
 ) -> LoadReport:
+    """``settings``: the ``policy:`` section beyond the two files (the domain source, what feeds
+    the request fields, role and domain matching functions); its defaults when None."""
+    options = settings or _DEFAULTS
+    functions = functions or matcher_functions()
     model_text = _read(model_path)
     policy_text = _read(policy_path, newline="")
     digest = _digest(model_text, policy_text)
-    model = _parse_model(model_path, model_text)
-    rules, g_lines, warnings = _parse_policy(policy_path, policy_text, model)
-    role_managers = _role_managers(model, g_lines)
-    role_links: dict[str, list[str]] = {}
-    for key, values, _ in g_lines:
-        if key == "g" and len(values) == 2:
-            role_links.setdefault(values[0], []).append(values[1])
+    model = _parse_model(model_path, model_text, options)
+    rules, g_lines, warnings = _parse_policy(policy_path, policy_text, model, options)
+    role_links = {
+        key: RoleLinks([values for k, values, _ in g_lines if k == key],
+                       matching=functions[options.role_matching[key]]
+                       if key in options.role_matching else None,
+                       domain_matching=functions[options.domain_matching]
+                       if key == "g" and options.domain_matching else None)
+        for key in (model["g"] if "g" in model.keys() else ())}  # noqa: SIM118 - casbin Model has no __contains__
     try:
-        compiled = CompiledPolicy(model, role_managers, role_links, rules,
-                                  functions or matcher_functions(),
-                                  digest=digest, cache_size=cache_size)
+        compiled = CompiledPolicy(model, role_links, rules, functions, digest=digest,
+                                  cache_size=cache_size, request_fields=options.request,
+                                  domain=options.domain)
     except MatcherError as exc:
         raise PolicyError([f"{_line_of(model_path, model_text, 'matchers', 'm')}: {exc}"]) from exc
-    except ModelError as exc:  # the effect, or the rules' priorities
+    except ModelError as exc:  # the effect, the rules' priorities, the domain source
         where = exc.where or _line_of(model_path, model_text, "policy_effect", "e")
         raise PolicyError([f"{where}: {exc}"]) from exc
     _dry_run(compiled, model_path)
     warnings.extend(role_namespace_warnings(rules, g_lines, model["p"]["p"].tokens))
     if not compiled.indexed:
-        warnings.append(f"{model_path}: the matcher does not tie r.sub to p.sub "
-                        "(g(r.sub, p.sub) or r.sub == p.sub): every rule is evaluated per "
-                        "decision, so its cost grows with the policy")
+        warnings.append(f"{model_path}: the matcher does not tie the request's subject to a "
+                        "rule field (g(r.sub, p.sub) or r.sub == p.sub): every rule is evaluated "
+                        "per decision, so its cost grows with the policy")
     return LoadReport(compiled, warnings)
 
 
@@ -100,7 +106,7 @@ def _read(path: Path, newline: str | None = None) -> str:
         raise PolicyError([f"{path}: cannot read ({exc})"]) from exc
 
 
-def _parse_model(path: Path, text: str) -> Model:
+def _parse_model(path: Path, text: str, options: PolicySettings) -> Model:
     model = Model()
     try:
         model.load_model_from_text(text)
@@ -112,17 +118,36 @@ def _parse_model(path: Path, text: str) -> Model:
     if problems:
         raise PolicyError(problems)
     problems = model_problems(path, text, model)
-    roles = list(model["g"]) if "g" in model.keys() else []  # noqa: SIM118 - casbin Model has no __contains__
-    in_matcher = matcher_problem(model["m"]["m"].value, roles)
+    roles = ({key: len(model["g"][key].tokens) for key in model["g"]}
+             if "g" in model.keys() else {})  # noqa: SIM118 - casbin Model has no __contains__
+    r_line = _line_of(path, text, "request_definition", "r")
+    fields = [t.removeprefix("r_") for t in model["r"]["r"].tokens]
+    try:
+        sources = request_sources(fields, options.request)
+    except RequestShapeError as exc:
+        problems.append(f"{r_line}: {exc}")
+        sources = ()
+
+    def fed_by(source: str) -> str | None:
+        return next((f"r_{f}" for f, s in zip(fields, sources, strict=False) if s == source), None)
+
+    matcher = model["m"]["m"].value
+    in_matcher = matcher_problem(matcher, roles, fed_by("subject") or "r_sub",
+                                 fed_by("claims") or "r_claims")
     if in_matcher:
         problems.append(f"{_line_of(path, text, 'matchers', 'm')}: {in_matcher}")
-    unknown = [t.removeprefix("r_") for t in model["r"]["r"].tokens
-               if t.removeprefix("r_") not in REQUEST_FIELDS]
-    if unknown:
-        problems.append(f"{_line_of(path, text, 'request_definition', 'r')}: " + unsupported(
-            f"the request field(s) {', '.join(unknown)}",
-            f"a request is made of {', '.join(REQUEST_FIELDS)}; a domain field is a role domain"))
-    if "p_sub" not in model["p"]["p"].tokens:
+    if fed_by("domain") and options.domain is None:
+        problems.append(f"{r_line}: the request field {fed_by('domain')[2:]} is the request's "  # type: ignore[index]
+                        "domain (tenant): set policy.domain (claim, path_segment or host)")
+    for key in options.role_matching:
+        if key not in roles:
+            problems.append(f"{path}: policy.role_matching names {key}, which the model does "
+                            "not define")
+    if options.domain_matching is not None and roles.get("g") != 3:
+        problems.append(f"{path}: policy.domain_matching needs role domains (g = _, _, _)")
+    p_tokens = tuple(model["p"]["p"].tokens)
+    if ("p_sub" not in p_tokens and plan_index(
+            matcher, fed_by("subject"), fed_by("domain"), p_tokens).subject is None):
         problems.append(f"{_line_of(path, text, 'policy_definition', 'p')}: " + unsupported(
             "a policy_definition without a 'sub' field", "rules that name no subject"))
     if problems:
@@ -131,7 +156,7 @@ def _parse_model(path: Path, text: str) -> Model:
 
 
 def _parse_policy(
-    path: Path, text: str, model: Model
+    path: Path, text: str, model: Model, options: PolicySettings
 ) -> tuple[list[Rule], list[tuple[str, list[str], str]], list[str]]:
     rules: list[Rule] = []
     g_lines: list[tuple[str, list[str], str]] = []
@@ -166,7 +191,7 @@ def _parse_policy(
         if any(v == "" for v in values):
             problems.append(f"{where}: empty field")
             continue
-        problem = _field_problem(section, values, model)
+        problem = _field_problem(key, values, model, options)
         if problem:
             problems.append(f"{where}: {problem}")
             continue
@@ -190,14 +215,19 @@ def _parse_policy(
 _ROLE_PATTERN = re.compile(r"[*{}\[\]]|^\^|\$$|(?:^|/):")  # keyMatch*, globMatch, regexMatch
 
 
-def _field_problem(section: str, values: list[str], model: Model) -> str | None:
+def _field_problem(key: str, values: list[str], model: Model, options: PolicySettings) -> str | None:
     """A line Casbin would read differently from what it says: a misspelled effect (Casbin
-    compares 'allow'/'deny' exactly, so 'Deny' silently never denies), a role pattern."""
-    if section == "g":
-        looks = [v for v in values if _ROLE_PATTERN.search(v)]
+    compares 'allow'/'deny' exactly, so 'Deny' silently never denies), a role pattern where no
+    matching function is configured (policy.role_matching, policy.domain_matching)."""
+    if key.startswith("g"):
+        names = [] if key in options.role_matching else values[:2]
+        if options.domain_matching is None or key != "g":
+            names += values[2:]
+        looks = [v for v in names if _ROLE_PATTERN.search(v)]
         return (unsupported(f"the role pattern {looks[0]!r}",
-                            "role names are compared exactly; role matching functions are "
-                            "not supported") if looks else None)
+                            "role names are compared exactly unless policy.role_matching (or "
+                            "policy.domain_matching, for domains) names a matching function")
+                if looks else None)
     tokens = model["p"]["p"].tokens
     if "p_obj" in tokens:
         problem = _non_canonical_escape(values[tokens.index("p_obj")])
@@ -235,17 +265,6 @@ def _line_of(path: Path, text: str, section: str, key: str) -> str:
         elif current == section and line.partition("=")[0].strip() == key:
             return f"{path}:{number}"
     return str(path)
-
-
-def _role_managers(model: Model, g_lines: list[tuple[str, list[str], str]]) -> dict[str, Any]:
-    managers: dict[str, Any] = {}
-    if "g" not in model.keys():  # noqa: SIM118 - casbin Model has no __contains__
-        return managers
-    for key in model["g"]:
-        managers[key] = default_role_manager.RoleManager(10)
-    for key, values, _ in g_lines:
-        managers[key].add_link(*values)
-    return managers
 
 
 def _dry_run(policy: CompiledPolicy, model_path: Path) -> None:

@@ -64,8 +64,12 @@ def _as_written(node: ast.AST) -> str:
     return re.sub(r"\b([rp][0-9]*)_", r"\1.", ast.unparse(node))
 
 
-def _check_features(tree: ast.AST, role_functions: Collection[str]) -> None:
-    """Casbin matcher features the engine does not evaluate as Casbin does, refused by name."""
+def _check_features(tree: ast.AST, role_functions: Collection[str], subject: str = "r_sub",
+                    claims: str = "r_claims") -> None:
+    """Casbin matcher features the engine does not evaluate as Casbin does, refused by name.
+    ``role_functions``: the role types, or a mapping of each to its arity (3 with a domain);
+    ``subject``/``claims``: the request fields fed by the subject and the claims."""
+    arity = role_functions if isinstance(role_functions, Mapping) else {}
     for node in ast.walk(tree):
         if isinstance(node, ast.Name) and node.id == "_field":
             raise MatcherError("matcher uses an unknown name '_field'")
@@ -74,20 +78,21 @@ def _check_features(tree: ast.AST, role_functions: Collection[str]) -> None:
             if name == "eval":
                 raise MatcherError(unsupported(
                     "eval() in the matcher", "rules written as expressions in policy lines"))
-            if name in role_functions and (len(node.args) != 2 or node.keywords):
+            if name in role_functions and (len(node.args) != arity.get(name, 2) or node.keywords):
                 raise MatcherError(unsupported(
                     f"{name}() with {len(node.args)} arguments",
-                    "role domains; a role function takes a member and a role"))
-            if name == "g" and name in role_functions and ast.unparse(node.args[0]) != "r_sub":
+                    f"{name} is defined with {arity.get(name, 2) - 2 or 'no'} domain: it takes "
+                    f"a member and a role{', and the domain' if arity.get(name, 2) == 3 else ''}"))
+            if name == "g" and name in role_functions and ast.unparse(node.args[0]) != subject:
                 raise MatcherError(unsupported(
                     f"g({_as_written(node.args[0])}, …)",
-                    "the caller's token roles are links of r.sub: g's first argument must be "
-                    "r.sub; use g2 for roles of other things"))
+                    f"the caller's token roles are links of {_as_written(ast.parse(subject))}: "
+                    "g's first argument must be the subject; use g2 for roles of other things"))
         if isinstance(node, ast.Attribute):
             base = node.value
             while isinstance(base, ast.Attribute):
                 base = base.value
-            if not (isinstance(base, ast.Name) and base.id == "r_claims"):
+            if not (isinstance(base, ast.Name) and base.id == claims):
                 raise MatcherError(unsupported(
                     f"attribute access {_as_written(node)!r}",
                     "only the token's claims have attributes: r.claims.NAME"))
@@ -97,14 +102,15 @@ def _check_features(tree: ast.AST, role_functions: Collection[str]) -> None:
                     "Casbin reads it as a method of the value, not as a claim"))
 
 
-def matcher_problem(matcher: str, role_functions: Collection[str]) -> str | None:
+def matcher_problem(matcher: str, role_functions: Collection[str], subject: str = "r_sub",
+                    claims: str = "r_claims") -> str | None:
     """The first unsupported feature of the matcher, for the model's own checks (None if none)."""
     try:
         tree = ast.parse(casbin_to_python(matcher).strip(), mode="eval")
     except SyntaxError:
         return None  # compile_matcher reports it, with the rest of the policy's problems
     try:
-        _check_features(tree, role_functions)
+        _check_features(tree, role_functions, subject, claims)
     except MatcherError as exc:
         return str(exc)
     return None
@@ -112,14 +118,14 @@ def matcher_problem(matcher: str, role_functions: Collection[str]) -> str | None
 
 def compile_matcher(
     matcher: str, fields: Sequence[str], functions: Mapping[str, Callable[..., Any]],
-    role_functions: Collection[str] = (),
+    role_functions: Collection[str] = (), subject: str = "r_sub", claims: str = "r_claims",
 ) -> tuple[Callable[..., Any], dict[str, Any]]:
     """(function(*fields) -> result, its globals). Callers may rebind a function in globals."""
     try:
         tree = ast.parse(casbin_to_python(matcher).strip(), mode="eval")
     except SyntaxError as exc:
         raise MatcherError(f"matcher is not a valid expression ({exc.msg})") from None
-    _check_features(tree, role_functions)
+    _check_features(tree, role_functions, subject, claims)
     tree = _Attributes().visit(tree)
     known = set(fields) | set(functions) | {"_field"}
     for node in ast.walk(tree):

@@ -19,7 +19,7 @@ def role_namespace_warnings(
 ) -> list[str]:
     subjects = ([(rule.values[list(p_tokens).index("p_sub")], rule.source) for rule in rules]
                 if "p_sub" in p_tokens else [])
-    targets = [(values[1], where) for key, values, where in g_lines if key == "g" and len(values) == 2]
+    targets = [(values[1], where) for key, values, where in g_lines if key == "g" and len(values) >= 2]
     prefixed = any(name.startswith(ROLE_PREFIX) for name, _ in [*subjects, *targets])
     warnings: list[str] = []
     seen: set[str] = set()

@@ -11,9 +11,41 @@ from pydantic import (
     Field,
     ValidationInfo,
     field_validator,
+    model_validator,
 )
 
 from gatekeeper.settings.common import FrozenModel
+
+# The functions Casbin users register with add_named_matching_func / add_domain_matching_func,
+# by the name their matcher function has (gatekeeper/policy/functions.py).
+MatchingFunction = Literal["keyMatch", "keyMatch2", "keyMatch3", "keyMatch4", "keyMatch5",
+                           "globMatch", "regexMatch"]
+RequestSource = Literal["subject", "path", "method", "domain", "claims", "client"]
+
+
+class DomainSource(FrozenModel):
+    """Where the request's domain (tenant) comes from: exactly one of the three."""
+
+    claim: str | None = Field(
+        default=None, min_length=1,
+        description="A token claim (dotted path, e.g. `org.id`) holding the tenant as a string; "
+        "missing, empty or not a string: deny (`no_domain`).")
+    path_segment: int | None = Field(
+        default=None, ge=1, le=64,
+        description="The Nth segment of the canonical path (`2` in `/orgs/acme/…` is `acme`).")
+    host: bool = Field(
+        default=False,
+        description="The request's host, lower-cased, without port: a trusted proxy's "
+        "X-Forwarded-Host, else Host (what the app is told; docs/policies.md, 'Tenants').")
+
+    @model_validator(mode="after")
+    def _one(self) -> DomainSource:
+        given = [name for name, value in (("claim", self.claim), ("path_segment", self.path_segment),
+                                          ("host", self.host or None)) if value is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of claim, path_segment, host "
+                             f"(given: {', '.join(given) or 'none'})")
+        return self
 
 
 class PolicySettings(FrozenModel):
@@ -25,6 +57,31 @@ class PolicySettings(FrozenModel):
     watch: bool = Field(default=True, description="Reload when the files change (and on SIGHUP).")
     decision_cache_size: int = Field(
         default=65536, ge=0, le=10_000_000, description="Decisions kept per policy (LRU).")
+    domain: DomainSource | None = Field(
+        default=None, description="The source of the request field fed by `domain` (Casbin's "
+        "`r.dom`, roles per tenant with `g = _, _, _`); required when the model reads one.")
+    request: list[RequestSource] | None = Field(
+        default=None, description="What feeds each field of the model's `r = …`, by position "
+        "(e.g. `[client, path, method]` for `ipMatch(r.sub, p.sub)`). Default: by field name "
+        "(sub, obj, act, dom, claims, client), else by position (docs/policies.md).")
+    role_matching: dict[str, MatchingFunction] = Field(
+        default_factory=dict, description="Role patterns: a role type (`g2`, `g3`…) whose "
+        "names are patterns for this function, as Casbin's `add_named_matching_func`.")
+    domain_matching: MatchingFunction | None = Field(
+        default=None, description="Domain patterns in `g` lines (`g, alice, admin, *`) for "
+        "this function, as Casbin's `add_named_domain_matching_func('g', …)`.")
+
+    @field_validator("role_matching")
+    @classmethod
+    def _role_types(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if key == "g":
+                raise ValueError("'g': role patterns on users are not supported (the caller's "
+                                 "token roles are links of the subject); use g2, g3… for "
+                                 "roles of other things")
+            if not re.fullmatch(r"g[2-9][0-9]*", key):
+                raise ValueError(f"{key!r} is not a role type (g2, g3, …)")
+        return value
 
     @field_validator("model", "policy")
     @classmethod

@@ -27,6 +27,7 @@ from gatekeeper.policy.loader import LoadReport, load_policy
 from gatekeeper.principal import ANONYMOUS, Principal
 from gatekeeper.settings.file import load_settings
 from tests.support.paths import ROOT
+from tests.support.policy import SHIPPED_SETTINGS
 
 POLICIES = ROOT / "policies"
 TUTORIAL = ROOT / "docs" / "policies.md"
@@ -39,10 +40,13 @@ def model_for(policy_file: Path) -> Path:
     return policy_file.with_name(policy_file.name.removesuffix(".policy.csv") + ".model.conf")
 
 
+SETTINGS = SHIPPED_SETTINGS
+
+
 @cache
 def load(policy_name: str) -> LoadReport:
     policy_file = POLICIES / policy_name
-    return load_policy(model_for(policy_file), policy_file)
+    return load_policy(model_for(policy_file), policy_file, settings=SETTINGS.get(policy_name))
 
 
 @dataclass(frozen=True)
@@ -195,6 +199,58 @@ def test_tenants_abac(who: Ask, method: str, target: str, expected: str | None) 
     check("tenants.policy.csv", who, method, target, expected)
 
 
+# ------------------------------------------------------------------ tenants as Casbin domains
+
+ACME = user("u-1", "member", tenant="acme")
+GLOBEX = user("u-1", "member", tenant="globex")
+ACME_ADMIN_BY_TOKEN = user("u-2", "admin", tenant="acme")
+
+TENANT_DOMAINS = [
+    row("a member reads projects in the token's tenant", ACME, "GET", "/api/projects/1",
+        "allow by role:member, *, /api/projects/*, GET|HEAD|POST|PUT|PATCH, allow"),
+    row("a member may not change settings", ACME, "PUT", "/api/settings/sso", None),
+    row("a token admin writes projects as a member in every tenant", ACME_ADMIN_BY_TOKEN, "PATCH",
+        "/api/projects/1", "allow by role:member, *, /api/projects/*, GET|HEAD|POST|PUT|PATCH, allow"),
+    row("a token admin changes its tenant's settings", ACME_ADMIN_BY_TOKEN, "PUT",
+        "/api/settings/sso", "allow by role:admin, *, /api/settings/*, *, allow"),
+    row("a g line grants u-42 admin in acme", user("u-42", tenant="acme"), "PUT", "/api/settings/sso",
+        "allow by role:admin, *, /api/settings/*, *, allow"),
+    row("u-42's grant does not hold in globex", user("u-42", tenant="globex"), "PUT",
+        "/api/settings/sso", None),
+    row("only globex members see the beta area", GLOBEX, "GET", "/api/beta/x",
+        "allow by role:member, globex, /api/beta/*, GET|HEAD, allow"),
+    row("acme members do not", ACME, "GET", "/api/beta/x", None),
+    row("nobody deletes the audit trail", ACME_ADMIN_BY_TOKEN, "DELETE", "/api/audit/2026",
+        "deny by role:authenticated, *, /api/audit/*, DELETE, deny"),
+    row("members read the audit trail", ACME, "GET", "/api/audit/2026",
+        "allow by role:member, *, /api/audit/*, GET|HEAD|DELETE, allow"),
+    row("a token without a tenant claim is denied, not an error", user("u-1", "member"), "GET",
+        "/api/projects/1", None),
+    row("a tenant claim that is a list is no tenant", user("u-1", "member", tenant=["acme"]), "GET",
+        "/api/projects/1", None),
+]
+
+
+@pytest.mark.parametrize(("who", "method", "target", "expected"), TENANT_DOMAINS)
+def test_tenants_as_domains(who: Ask, method: str, target: str, expected: str | None) -> None:
+    check("tenants-domains.policy.csv", who, method, target, expected)
+
+
+def test_the_tenants_as_domains_cases_file_passes(tmp_path: Path) -> None:
+    """policies/tenants-domains_test.yaml through `gatekeeper policy test --cases`."""
+    (tmp_path / "gatekeeper.yaml").write_text(yaml.safe_dump({"policy": {
+        "model": str(POLICIES / "tenants-domains.model.conf"),
+        "policy": str(POLICIES / "tenants-domains.policy.csv"),
+        "domain": {"claim": "tenant"}, "domain_matching": "keyMatch"}}))
+    cases = POLICIES / "tenants-domains_test.yaml"
+    result = subprocess.run(
+        [sys.executable, "-m", "gatekeeper", "policy", "test", "--config",
+         str(tmp_path / "gatekeeper.yaml"), "--cases", str(cases)],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{len(yaml.safe_load(cases.read_text()))} passed, 0 failed" in result.stdout
+
+
 # ------------------------------------------------------------------ deny-override
 
 STAFF = user("s-1", "staff")
@@ -280,6 +336,7 @@ def test_public_read(who: Ask, method: str, target: str, expected: str | None) -
 TABLES = {
     "policy.csv": DEFAULT,
     "tenants.policy.csv": TENANTS,
+    "tenants-domains.policy.csv": TENANT_DOMAINS,
     "deny-override.policy.csv": DENY_OVERRIDE,
     "public-read.policy.csv": PUBLIC_READ,
 }
@@ -325,8 +382,9 @@ def test_a_token_whose_sub_names_a_role_does_not_act_as_it(
     policy_name: str, role: str, sub: str
 ) -> None:
     """issue 11 §1.8: refused before any rule, whatever the path (the role's own rules too)."""
-    targets = [rule.values[1].replace(":tenant", "acme").replace(":project", "p1")
-               .replace(":id", "7").replace("*", "x") for rule in load(policy_name).policy.rules]
+    paths = [next(v for v in rule.values if v.startswith("/")) for rule in load(policy_name).policy.rules]
+    targets = [path.replace(":tenant", "acme").replace(":project", "p1").replace(":id", "7")
+               .replace("*", "x") for path in paths]
     for target in targets:
         verdict = decide(policy_name, user(sub, tenant="acme"), "GET", target)
         assert (verdict.allowed, verdict.reason) == (False, "subject_names_a_role"), target

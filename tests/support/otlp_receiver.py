@@ -45,7 +45,7 @@ def spans_of(body: bytes) -> list[dict[str, Any]]:
 
 def main(port: int, out: Path) -> None:
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+        def do_POST(self) -> None:
             length = int(self.headers.get("content-length", "0"))
             if self.path != "/v1/traces" or not 0 < length <= MAX_BODY:
                 self.send_error(400)
@@ -63,7 +63,7 @@ def main(port: int, out: Path) -> None:
             self.end_headers()
             self.wfile.write(answer)
 
-        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+        def log_message(self, format: str, *args: Any) -> None:
             return None
 
     server = ThreadingHTTPServer(("127.0.0.1", port), Handler)

@@ -8,9 +8,17 @@ import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
-__all__ = ["casbin_quiet", "copy_default_policy"]
+from gatekeeper.settings.routes import DomainSource, PolicySettings
+
+__all__ = ["SHIPPED_SETTINGS", "casbin_quiet", "copy_default_policy"]
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
+
+# The policy settings a shipped example needs beyond its two files (its header says so).
+SHIPPED_SETTINGS = {
+    "tenants-domains.policy.csv": PolicySettings(domain=DomainSource(claim="tenant"),
+                                                 domain_matching="keyMatch"),
+}
 
 
 def copy_default_policy(directory: Path, extra_rules: str = "") -> dict[str, str]:

@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 import yaml
@@ -34,11 +35,18 @@ def run(*args: str, config: Path | None = None, env: dict[str, str] | None = Non
 
 
 def write_config(directory: Path, model: Path = MODEL, policy: Path = POLICY,
-                 public_paths: tuple[str, ...] = ("/public/*",)) -> Path:
+                 public_paths: tuple[str, ...] = ("/public/*",), **options: Any) -> Path:
+    """``options``: more of the ``policy:`` section (domain, role_matching…)."""
     path = directory / "gatekeeper.yaml"
-    path.write_text(yaml.safe_dump({"public_paths": list(public_paths),
-                                    "policy": {"model": str(model), "policy": str(policy)}}))
+    path.write_text(yaml.safe_dump({"public_paths": list(public_paths), "policy": {
+        "model": str(model), "policy": str(policy), **options}}))
     return path
+
+
+# What a shipped example needs in the policy section beyond its files (its header says so).
+EXAMPLE_OPTIONS: dict[str, dict[str, Any]] = {
+    "tenants-domains.model.conf": {"domain": {"claim": "tenant"}, "domain_matching": "keyMatch"},
+}
 
 
 def line_of(path: Path, rule: str) -> str:
@@ -362,7 +370,8 @@ def test_every_shipped_example_passes_policy_check_without_warnings(
     tmp_path: Path, model: Path
 ) -> None:
     policy = model.with_name(model.name.replace("model.conf", "policy.csv"))
-    result = run("policy", "check", config=write_config(tmp_path, model, policy))
+    result = run("policy", "check", config=write_config(tmp_path, model, policy,
+                                                         **EXAMPLE_OPTIONS.get(model.name, {})))
     assert result.returncode == 0, result.stdout
     assert result.stdout.splitlines()[-1].endswith("0 problems, 0 warnings"), result.stdout
 
@@ -418,3 +427,43 @@ def test_iss_gives_the_sub_its_issuers_prefix(tmp_path: Path) -> None:
     unknown = run("policy", "test", "--iss", "https://other.example", "--sub", "alice", "GET", "/x",
                   config=config)
     assert unknown.returncode == 2 and "not a configured issuer" in unknown.stderr
+
+
+HOST_MODEL = """\
+[request_definition]
+r = sub, dom, obj, act, client
+
+[policy_definition]
+p = sub, dom, obj, act
+
+[role_definition]
+g = _, _, _
+
+[policy_effect]
+e = some(where (p.eft == allow))
+
+[matchers]
+m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch2(r.obj, p.obj) && r.act == p.act \
+&& ipMatch(r.client, "10.0.0.0/8")
+"""
+
+
+@pytest.mark.parametrize(("arguments", "code", "reason"), [
+    (["--host", "acme.example.com", "--client", "10.1.2.3"], 0, "policy_allow"),
+    (["--host", "ACME.example.com:8443", "--client", "10.1.2.3"], 0, "policy_allow"),
+    (["--host", "globex.example.com", "--client", "10.1.2.3"], 1, "no_matching_rule"),
+    (["--host", "acme.example.com", "--client", "203.0.113.9"], 1, "no_matching_rule"),
+    (["--host", "a.example.com, b.example.com", "--client", "10.1.2.3"], 1, "bad_host"),
+], ids=["the tenant's host, inside the network", "its host in capitals with a port",
+        "another tenant's host", "outside the network", "a list of hosts"])
+def test_one_request_names_its_host_and_client_address(
+    tmp_path: Path, arguments: list[str], code: int, reason: str
+) -> None:
+    (tmp_path / "model.conf").write_text(HOST_MODEL)
+    (tmp_path / "policy.csv").write_text("p, role:editor, acme.example.com, /docs/*, PUT\n"
+                                         "g, u-7, role:editor, acme.example.com\n")
+    config = write_config(tmp_path, tmp_path / "model.conf", tmp_path / "policy.csv",
+                          domain={"host": True})
+    result = run("policy", "test", "--sub", "u-7", *arguments, "PUT", "/docs/a", config=config)
+    assert result.returncode == code, result.stdout + result.stderr
+    assert field(result.stdout, "reason") == reason, result.stdout
