@@ -25,8 +25,11 @@ from casbin.model import Model
 from casbin.util import generate_g_function
 
 from gatekeeper.lru import LRU
+from gatekeeper.policy.attributes import NO_ATTRIBUTES, ObjectAttributes
+from gatekeeper.policy.expressions import bind_rule_expressions
 from gatekeeper.policy.features import DOCS, unsupported
 from gatekeeper.policy.matcher import (
+    ATTRIBUTES,
     MissingClaim,
     casbin_to_python,
     compile_calls,
@@ -119,6 +122,7 @@ class CompiledPolicy:
         *,
         digest: str,
         cache_size: int = 65536,
+        attributes: ObjectAttributes = NO_ATTRIBUTES,
     ) -> None:
         self.digest = digest
         self._r_tokens = tuple(t.removeprefix("r_") for t in model["r"]["r"].tokens)
@@ -146,9 +150,14 @@ class CompiledPolicy:
         level = getattr(role_managers.get("g"), "max_hierarchy_level", 10)
         self._max_hops = max(int(level) - 1, 0)
         matcher = model["m"]["m"].value
-        self._fields = tuple(f"r_{t}" for t in self._r_tokens) + self._p_tokens
+        # The request fields, the object attributes' values (attributes.py), the rule fields.
+        self._attributes = attributes
+        self._fields = (*(f"r_{t}" for t in self._r_tokens), ATTRIBUTES, *self._p_tokens)
         self._match, self._namespace = compile_matcher(matcher, self._fields, self._functions,
-                                                       self._role_keys)
+                                                       self._role_keys, attributes.names)
+        bind_rule_expressions(matcher, self.rules, self._p_tokens,  # eval(p.rule), once a text
+                              self._fields[:len(self._r_tokens) + 1], self._namespace,
+                              self._role_keys, attributes.names)
         self._probes = compile_calls(matcher, self._fields, self._namespace, self._role_keys)
         self.indexed = "p_sub" in self._p_tokens and subject_link_required(matcher)
         self.uses_claims = "claims" in self._r_tokens
@@ -218,15 +227,19 @@ class CompiledPolicy:
         request: RequestView | None = None,
     ) -> PolicyVerdict:
         """``request``: the HTTP request being decided, for what a model may read beyond
-        subject, path, method and claims (not read yet); None in a made-up decision."""
+        subject, path, method and claims (its object attributes); None in a made-up decision."""
+        attributes = self._attributes.read(path, method, request)  # () when the model has none
         if self.uses_claims and cache_key is None:
             # Claims decide too, and the caller gave no key standing for them: never share.
-            return self._evaluate(subject, roles, method, path, authenticated, claims or {})
-        key = (cache_key if self.uses_claims else (subject, tuple(roles), authenticated), method, path)
+            return self._evaluate(subject, roles, method, path, authenticated, claims or {},
+                                  attributes)
+        key = (cache_key if self.uses_claims else (subject, tuple(roles), authenticated), method,
+               path, attributes)  # every value the model reads is in the key
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        verdict = self._evaluate(subject, roles, method, path, authenticated, claims or {})
+        verdict = self._evaluate(subject, roles, method, path, authenticated, claims or {},
+                                 attributes)
         self._cache.put(key, verdict)
         return verdict
 
@@ -238,6 +251,7 @@ class CompiledPolicy:
         path: str,
         authenticated: bool,
         claims: Mapping[str, Any],
+        attributes: tuple[Any, ...] = (),
     ) -> PolicyVerdict:
         if not authenticated:
             subject = ANONYMOUS_SUBJECT
@@ -246,7 +260,7 @@ class CompiledPolicy:
             return PolicyVerdict(False, None, refused=NAMES_A_ROLE)
         subjects = self.subjects(subject, roles, authenticated)
         request = {"sub": subject, "obj": path, "act": method, "claims": claims}
-        request_values = tuple(request[t] for t in self._r_tokens)
+        request_values = (*(request[t] for t in self._r_tokens), attributes)
         # Per request, g(subject, X) holds for X among the request's subjects: the token's
         # roles are links for this request only, never written into the shared role manager.
         stock_g = self._functions.get("g")
@@ -311,7 +325,7 @@ class CompiledPolicy:
         saved = {key: self._namespace[key] for key in self._role_keys}
         self._namespace.update({key: _always for key in self._role_keys})
         try:
-            result = self._match(*(request[t] for t in self._r_tokens), *values)
+            result = self._match(*(request[t] for t in self._r_tokens), (), *values)
             return _matched(result) if rule is not None else bool(result)
         except MissingClaim:
             return False  # a claim the made-up request lacks: the expression itself is fine
@@ -322,7 +336,7 @@ class CompiledPolicy:
         """A pattern of ``rule`` that a matcher function cannot compile, wherever the call sits
         in the matcher: Casbin raises on every request that reaches it (load-time check)."""
         made_up: dict[str, Any] = {"sub": "", "obj": "/", "act": "GET", "claims": {}}
-        request = tuple(made_up[t] for t in self._r_tokens)
+        request = (*(made_up[t] for t in self._r_tokens), ())
         for name, probe in self._probes:
             try:
                 probe(*request, *rule.values)

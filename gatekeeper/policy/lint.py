@@ -91,6 +91,8 @@ def lint_roles_and_denies(
             graph.setdefault(values[0], set()).add(values[1])
     closure = _closures(graph)
     tokens = model["p"]["p"].tokens
+    if "p_sub" not in tokens:  # rules whose subject is an eval()'d expression
+        return []
     matcher = model["m"]["m"].value
     by_role = _sole_conjunct(matcher, "p_sub", "g(r_sub, p_sub)")
     by_method = _sole_conjunct(matcher, "p_act", "methodMatch(r_act, p_act)")

@@ -18,6 +18,7 @@ from casbin.persist.adapter import _extract_tokens
 from casbin.rbac import default_role_manager
 
 from gatekeeper.paths import PCHAR
+from gatekeeper.policy.attributes import ObjectAttributes, parse_object_attributes
 from gatekeeper.policy.engine import (
     ANONYMOUS_SUBJECT,
     REQUEST_FIELDS,
@@ -25,10 +26,11 @@ from gatekeeper.policy.engine import (
     ModelError,
     Rule,
 )
+from gatekeeper.policy.expressions import RuleExpressionError
 from gatekeeper.policy.features import model_problems, unsupported
 from gatekeeper.policy.functions import matcher_functions
 from gatekeeper.policy.lint import lint_roles_and_denies, lint_rules
-from gatekeeper.policy.matcher import MatcherError, matcher_problem
+from gatekeeper.policy.matcher import MatcherError, eval_fields, matcher_problem
 from gatekeeper.policy.namespace import role_namespace_warnings
 
 
@@ -65,7 +67,7 @@ def load_policy(
     model_text = _read(model_path)
     policy_text = _read(policy_path, newline="")
     digest = _digest(model_text, policy_text)
-    model = _parse_model(model_path, model_text)
+    model, attributes = _parse_model(model_path, model_text)
     rules, g_lines, warnings = _parse_policy(policy_path, policy_text, model)
     role_managers = _role_managers(model, g_lines)
     role_links: dict[str, list[str]] = {}
@@ -75,7 +77,9 @@ def load_policy(
     try:
         compiled = CompiledPolicy(model, role_managers, role_links, rules,
                                   functions or matcher_functions(),
-                                  digest=digest, cache_size=cache_size)
+                                  digest=digest, cache_size=cache_size, attributes=attributes)
+    except RuleExpressionError as exc:  # eval(p.rule): the lines whose text is refused
+        raise PolicyError(exc.problems) from exc
     except MatcherError as exc:
         raise PolicyError([f"{_line_of(model_path, model_text, 'matchers', 'm')}: {exc}"]) from exc
     except ModelError as exc:  # the effect, or the rules' priorities
@@ -100,7 +104,7 @@ def _read(path: Path, newline: str | None = None) -> str:
         raise PolicyError([f"{path}: cannot read ({exc})"]) from exc
 
 
-def _parse_model(path: Path, text: str) -> Model:
+def _parse_model(path: Path, text: str) -> tuple[Model, ObjectAttributes]:
     model = Model()
     try:
         model.load_model_from_text(text)
@@ -112,8 +116,10 @@ def _parse_model(path: Path, text: str) -> Model:
     if problems:
         raise PolicyError(problems)
     problems = model_problems(path, text, model)
+    attributes, attribute_problems = parse_object_attributes(path, text)
+    problems += attribute_problems
     roles = list(model["g"]) if "g" in model.keys() else []  # noqa: SIM118 - casbin Model has no __contains__
-    in_matcher = matcher_problem(model["m"]["m"].value, roles)
+    in_matcher = matcher_problem(model["m"]["m"].value, roles, attributes.names)
     if in_matcher:
         problems.append(f"{_line_of(path, text, 'matchers', 'm')}: {in_matcher}")
     unknown = [t.removeprefix("r_") for t in model["r"]["r"].tokens
@@ -122,12 +128,14 @@ def _parse_model(path: Path, text: str) -> Model:
         problems.append(f"{_line_of(path, text, 'request_definition', 'r')}: " + unsupported(
             f"the request field(s) {', '.join(unknown)}",
             f"a request is made of {', '.join(REQUEST_FIELDS)}; a domain field is a role domain"))
-    if "p_sub" not in model["p"]["p"].tokens:
+    # A rule whose subject condition is an eval()'d expression (Casbin's abac_rule: p =
+    # sub_rule, obj, act) names no subject field; any other rule must name one.
+    if "p_sub" not in model["p"]["p"].tokens and not eval_fields(model["m"]["m"].value):
         problems.append(f"{_line_of(path, text, 'policy_definition', 'p')}: " + unsupported(
             "a policy_definition without a 'sub' field", "rules that name no subject"))
     if problems:
         raise PolicyError(problems)
-    return model
+    return model, attributes
 
 
 def _parse_policy(
