@@ -5,9 +5,12 @@ with simpleeval, for every rule of every request. Pasting is also an injection: 
 ``1) || (1`` (from a policy store other than a CSV file, whose reader refuses the unbalanced
 brackets) closes the parenthesis Casbin puts around it and rewrites the whole matcher. Here
 each distinct text is parsed on its own (a text that is not one whole expression is refused),
-checked against a smaller whitelist than the matcher's, and compiled once, when the policy
-loads, into a function of the request fields; the matcher's ``eval(p.sub_rule)`` calls it
-through one dictionary lookup, so a decision costs the same with 100 rules or 100,000.
+checked against a smaller whitelist than the matcher's and written out as Python source in
+one pass (every name in it checked; its literals lifted out into a tuple, so that rules that
+differ only in their values — ``r.claims.level >= 2``, ``>= 3`` — share one function), and all
+the shapes of a policy are compiled together, once, when it loads; the matcher's
+``eval(p.sub_rule)`` finds a rule's function and values through one dictionary lookup, so a
+decision costs the same with 100 rules or 100,000.
 
 What a rule's expression may use:
 
@@ -30,31 +33,32 @@ whole policy with it (a reload keeps the old one serving).
 from __future__ import annotations
 
 import ast
+import math
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
 from casbin.util import escape_assertion
 
+from gatekeeper.policy.features import unsupported
 from gatekeeper.policy.matcher import (
+    _ATTRIBUTE_HELP,
+    _METHOD_NAMES,
     ATTRIBUTES,
     MatcherError,
-    _Attributes,
+    _as_written,
     casbin_to_python,
-    check_features,
-    compile_lambda,
     eval_fields,
 )
 
-__all__ = ["RuleExpressionError", "bind_rule_expressions", "compile_rule"]
+__all__ = ["RuleExpressionError", "bind_rule_expressions", "member", "translate_rule"]
 
 MAX_LENGTH = 4096  # characters of one rule's text: parsing stays cheap and bounded
+MAX_DEPTH = 40  # nested operations in one rule
+_BATCH = 1000  # rule shapes compiled by one compile() call
+_CONSTANTS = "_k"  # the parameter holding a rule's literals (a name no rule may write)
 
-_ALLOWED = (
-    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp, ast.Not, ast.USub,
-    ast.Compare, ast.Eq, ast.NotEq, ast.Lt, ast.LtE, ast.Gt, ast.GtE, ast.In, ast.NotIn,
-    ast.Call, ast.Name, ast.Load, ast.Constant, ast.Tuple, ast.List, ast.Attribute,
-)
-_CONSTANTS = (str, int, float, bool, type(None))
+_COMPARISONS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">",
+                ast.GtE: ">="}
 _CONTAINERS = (list, tuple, Mapping)
 
 
@@ -81,58 +85,133 @@ def member(item: Any, container: Any) -> bool:
     return item in container
 
 
-class _Membership(ast.NodeTransformer):
-    """``a in b`` → ``_in(a, b)``; ``a not in b`` → ``not _in(a, b)`` (one operator at a time:
-    a chain such as ``a in b in c`` is refused before this runs)."""
-
-    def visit_Compare(self, node: ast.Compare) -> ast.AST:
-        self.generic_visit(node)
-        op = node.ops[0]
-        if not isinstance(op, (ast.In, ast.NotIn)):
-            return node
-        call = ast.Call(func=ast.Name(id="_in", ctx=ast.Load()),
-                        args=[node.left, node.comparators[0]], keywords=[])
-        result: ast.expr = call if isinstance(op, ast.In) else ast.UnaryOp(ast.Not(), call)
-        return ast.copy_location(result, node)
+def _refused(node: ast.AST) -> MatcherError:
+    return MatcherError(f"{type(node).__name__} expressions are not allowed in a rule "
+                        "(comparisons, in, &&, ||, !, literals, request fields, claims and the "
+                        "matcher functions are)")
 
 
-def _check(tree: ast.AST, request: Collection[str], functions: Collection[str]) -> None:
-    for node in ast.walk(tree):
-        if not isinstance(node, _ALLOWED):
-            raise MatcherError(f"{type(node).__name__} expressions are not allowed in a rule "
-                               "(comparisons, in, &&, ||, !, literals, request fields, claims and "
-                               "the matcher functions are)")
-        if isinstance(node, ast.Constant) and not isinstance(node.value, _CONSTANTS):
-            raise MatcherError(f"the literal {ast.unparse(node)} is not allowed in a rule")
-        if isinstance(node, ast.Compare) and len(node.ops) > 1 and any(
-                isinstance(op, (ast.In, ast.NotIn)) for op in node.ops):
-            raise MatcherError("a chained 'in' is not allowed in a rule: add parentheses")
+class _Writer:
+    """A checked rule tree → the Python source of its body, in one pass."""
+
+    def __init__(self, request: Collection[str], functions: Collection[str],
+                 role_functions: Collection[str], attributes: Sequence[str]) -> None:
+        self._request = request
+        self._functions = functions
+        self._roles = role_functions
+        self._attributes = list(attributes)
+        self.constants: list[Any] = []
+
+    def write(self, node: ast.AST, depth: int = 0) -> str:
+        if depth > MAX_DEPTH:
+            raise MatcherError(f"the rule nests more than {MAX_DEPTH} operations")
+        deeper = depth + 1
+        if isinstance(node, ast.BoolOp):
+            word = " and " if isinstance(node.op, ast.And) else " or "
+            return "(" + word.join(self.write(value, deeper) for value in node.values) + ")"
+        if isinstance(node, ast.UnaryOp):
+            if isinstance(node.op, ast.Not):
+                return f"(not {self.write(node.operand, deeper)})"
+            if isinstance(node.op, ast.USub):
+                return f"(-{self.write(node.operand, deeper)})"
+            raise _refused(node.op)
+        if isinstance(node, ast.Compare):
+            return self._compare(node, deeper)
         if isinstance(node, ast.Call):
-            if not (isinstance(node.func, ast.Name) and node.func.id in functions):
-                called = ast.unparse(node.func)
-                raise MatcherError(f"a rule calls {called!r}, which is not a matcher function "
-                                   f"(they are: {', '.join(sorted(functions))})")
-            if node.keywords or any(isinstance(a, ast.Starred) for a in node.args):
-                raise MatcherError("a rule passes arguments by name or with '*'")
-        if isinstance(node, ast.Name) and node.id not in request and node.id not in functions:
-            written = node.id.replace("_", ".", 1) if node.id[:2] in ("r_", "p_") else node.id
-            why = (" (a rule reads the request, not other rule fields)"
-                   if node.id.startswith("p_") else "")
-            raise MatcherError(f"a rule uses an unknown name {written!r}{why}")
-    callees = {id(node.func) for node in ast.walk(tree) if isinstance(node, ast.Call)}
-    for node in ast.walk(tree):  # a function's name is only ever called, never a value
-        if isinstance(node, ast.Name) and node.id in functions and id(node) not in callees:
-            raise MatcherError(f"a rule uses the function {node.id!r} without calling it")
+            return self._call(node, deeper)
+        if isinstance(node, ast.Attribute):
+            return self._attribute(node, deeper)
+        if isinstance(node, ast.Name):
+            return self._name(node)
+        if isinstance(node, ast.Constant):
+            value = node.value
+            if not isinstance(value, (str, int, float, type(None))) or (
+                    isinstance(value, float) and not math.isfinite(value)):
+                raise MatcherError(f"the literal {ast.unparse(node)} is not allowed in a rule")
+            self.constants.append(value)
+            return f"{_CONSTANTS}[{len(self.constants) - 1}]"
+        if isinstance(node, (ast.Tuple, ast.List)):
+            items = "".join(self.write(item, deeper) + ", " for item in node.elts)
+            return f"({items})" if isinstance(node, ast.Tuple) else f"[{items}]"
+        raise _refused(node)
+
+    def _compare(self, node: ast.Compare, depth: int) -> str:
+        membership = [isinstance(op, (ast.In, ast.NotIn)) for op in node.ops]
+        if any(membership):
+            if len(node.ops) > 1:
+                raise MatcherError("a chained 'in' is not allowed in a rule: add parentheses")
+            call = (f"_in({self.write(node.left, depth)}, "
+                    f"{self.write(node.comparators[0], depth)})")
+            return call if isinstance(node.ops[0], ast.In) else f"(not {call})"
+        parts = [self.write(node.left, depth)]
+        for op, right in zip(node.ops, node.comparators, strict=True):
+            symbol = _COMPARISONS.get(type(op))
+            if symbol is None:
+                raise _refused(op)
+            parts += [symbol, self.write(right, depth)]
+        return "(" + " ".join(parts) + ")"
+
+    def _call(self, node: ast.Call, depth: int) -> str:
+        if not isinstance(node.func, ast.Name):
+            raise MatcherError(f"a rule calls {ast.unparse(node.func)!r}, which is not a "
+                               "matcher function")
+        name = node.func.id
+        if name.startswith("_"):
+            raise MatcherError(f"a rule uses an unknown name {name!r}")
+        if name == "eval":
+            raise MatcherError(unsupported("eval() in a rule", "a rule is one expression; "
+                                           "eval(p.NAME) belongs in the matcher"))
+        if name not in self._functions:
+            raise MatcherError(f"a rule calls {name!r}, which is not a matcher function "
+                               f"(they are: {', '.join(sorted(self._functions))})")
+        if node.keywords or any(isinstance(arg, ast.Starred) for arg in node.args):
+            raise MatcherError("a rule passes arguments by name or with '*'")
+        if name in self._roles and len(node.args) != 2:
+            raise MatcherError(unsupported(f"{name}() with {len(node.args)} arguments",
+                                           "a role function takes a member and a role"))
+        if name == "g" and name in self._roles and ast.unparse(node.args[0]) != "r_sub":
+            raise MatcherError(unsupported(f"g({_as_written(node.args[0])}, …)",
+                                           "g's first argument must be r.sub"))
+        return f"{name}(" + ", ".join(self.write(arg, depth) for arg in node.args) + ")"
+
+    def _attribute(self, node: ast.Attribute, depth: int) -> str:
+        if (isinstance(node.value, ast.Name) and node.value.id == "r_obj"
+                and node.attr in self._attributes):
+            return f"_attr({ATTRIBUTES}, {self._attributes.index(node.attr)}, {node.attr!r})"
+        base = node.value
+        while isinstance(base, ast.Attribute):
+            base = base.value
+        base_name = base.id if isinstance(base, ast.Name) else ""
+        if base_name != "r_claims":
+            detail = _ATTRIBUTE_HELP.get(base_name, "only the token's claims have attributes: "
+                                         "r.claims.NAME")
+            raise MatcherError(unsupported(f"attribute access {_as_written(node)!r}",
+                                           detail.format(node.attr)))
+        if node.attr.startswith("_") or node.attr in _METHOD_NAMES:
+            raise MatcherError(unsupported(f"the claim name {node.attr!r} in a rule",
+                                           "Casbin reads it as a method of the value"))
+        return f"_field({self.write(node.value, depth)}, {node.attr!r})"
+
+    def _name(self, node: ast.Name) -> str:
+        name = node.id
+        if not name.startswith("_") and name in self._request:
+            return name
+        if not name.startswith("_") and name in self._functions:
+            raise MatcherError(f"a rule uses the function {name!r} without calling it")
+        written = name.replace("_", ".", 1) if name[:2] in ("r_", "p_") else name
+        why = " (a rule reads the request, not other rule fields)" if name[:2] == "p_" else ""
+        raise MatcherError(f"a rule uses an unknown name {written!r}{why}")
 
 
-def compile_rule(
+def translate_rule(
     text: str,
     request: Sequence[str],
-    namespace: dict[str, Any],
+    functions: Collection[str],
     role_functions: Collection[str],
     attributes: Sequence[str],
-) -> Callable[..., Any]:
-    """One rule's text → ``function(*request)``, or MatcherError with the reason."""
+) -> tuple[str, tuple[Any, ...]]:
+    """One rule's text → the Python source of its body (its shape, reading its literals from
+    ``_k``) and its literals, or MatcherError with the reason."""
     if len(text) > MAX_LENGTH:
         raise MatcherError(f"the rule's expression is longer than {MAX_LENGTH} characters")
     # As Casbin reads the text: r.sub → r_sub (its own escaping), then &&, ||, ! → Python.
@@ -142,15 +221,18 @@ def compile_rule(
     except (SyntaxError, ValueError, RecursionError, MemoryError) as exc:
         reason = exc.msg if isinstance(exc, SyntaxError) else type(exc).__name__
         raise MatcherError(f"the rule is not one valid expression ({reason}): {text!r}") from None
-    check_features(tree, role_functions, attributes, where="a rule")
-    functions = {name for name, value in namespace.items()
-                 if callable(value) and not name.startswith("_")} | set(role_functions)
-    _check(tree, [f for f in request if f != ATTRIBUTES], functions)
-    body = _Membership().visit(_Attributes(attributes).visit(tree)).body
-    try:
-        return compile_lambda(body, request, namespace, "<rule>")
-    except (RecursionError, MemoryError, ValueError) as exc:
-        raise MatcherError(f"the rule cannot be compiled ({type(exc).__name__})") from None
+    writer = _Writer([f for f in request if f != ATTRIBUTES], functions, role_functions,
+                     attributes)
+    return writer.write(tree.body), tuple(writer.constants)
+
+
+def _compile(bodies: Sequence[str], request: Sequence[str], namespace: dict[str, Any]
+             ) -> list[Callable[..., Any]]:
+    """One compile() for many bodies: ``(lambda *request, _k: body, …)`` (_Writer's output)."""
+    head = f"lambda {', '.join((*request, _CONSTANTS))}: "
+    source = "(\n" + "".join(f"{head}{body},\n" for body in bodies) + ")"
+    functions: tuple[Callable[..., Any], ...] = eval(compile(source, "<rules>", "eval"), namespace)  # noqa: S307 - only _Writer's output
+    return list(functions)
 
 
 def bind_rule_expressions(
@@ -169,22 +251,33 @@ def bind_rule_expressions(
     if not fields:
         return
     namespace.setdefault("_in", member)
-    compiled: dict[str, Callable[..., Any]] = {}
+    functions = {name for name, value in namespace.items()
+                 if callable(value) and not name.startswith("_")} | set(role_functions)
+    bodies: dict[str, tuple[str, tuple[Any, ...]]] = {}
     problems: list[str] = []
     for rule in rules:
         for index in fields:
             text = rule.values[index]
-            if text in compiled:
+            if text in bodies:
                 continue
             try:
-                compiled[text] = compile_rule(text, request, namespace, role_functions,
+                bodies[text] = translate_rule(text, request, functions, role_functions,
                                               attributes)
             except MatcherError as exc:
                 problems.append(f"{rule.source}: {exc}")
+            except RecursionError:
+                problems.append(f"{rule.source}: the rule nests too deeply")
     if problems:
         raise RuleExpressionError(problems)
+    shapes = list(dict.fromkeys(shape for shape, _ in bodies.values()))
+    by_shape: dict[str, Callable[..., Any]] = {}
+    for start in range(0, len(shapes), _BATCH):
+        batch = shapes[start:start + _BATCH]
+        by_shape.update(zip(batch, _compile(batch, request, namespace), strict=True))
+    compiled = {text: (by_shape[shape], constants) for text, (shape, constants) in bodies.items()}
 
     def evaluate(text: str, *values: Any) -> Any:
-        return compiled[text](*values)  # a text no rule holds (none at load): KeyError, fails
+        function, constants = compiled[text]  # a text no rule holds (none at load): fails
+        return function(*values, constants)
 
     namespace["_eval"] = evaluate

@@ -10,7 +10,6 @@ whatever the number of rules.
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +176,10 @@ REFUSED = [
     ('r.claims.a in r.claims.b in r.claims.c', "a chained 'in'", ""),
     ("r.claims.a == " + "1 + " * 3000 + "1", "longer than 4096", ""),
     ("r.claims.x @ 2", "BinOp expressions are not allowed", ""),
+    ("!" * 60 + "True", "nests more than 40", ""),
+    ("r.claims.a == 1e999", "the literal", ""),
+    ("+r.claims.a == 1", "UAdd expressions are not allowed", ""),
+    ("r.claims.a is None", "Is expressions are not allowed", ""),
     ("r.claims.age >", "not one valid expression", ""),
 ]
 
@@ -235,26 +238,35 @@ def test_a_bad_rule_at_reload_keeps_the_old_policy_serving(tmp_path: Path) -> No
 def test_expressions_are_compiled_at_load_once_per_text_and_never_per_request(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    compiled: list[str] = []
-    real = expressions.compile_rule
+    translated: list[str] = []
+    real = expressions.translate_rule
 
-    def counting(text: str, *args: Any) -> Callable[..., Any]:
-        compiled.append(text)
+    def counting(text: str, *args: Any) -> tuple[str, tuple[Any, ...]]:
+        translated.append(text)
         return real(text, *args)
 
-    monkeypatch.setattr(expressions, "compile_rule", counting)
+    monkeypatch.setattr(expressions, "translate_rule", counting)
     rules = "".join(f"p, r.claims.age > {n % 3}, /data{n}, GET\n" for n in range(300))
     policy = load(tmp_path, RULE_MODEL, rules)
-    assert sorted(compiled) == ["r.claims.age > 0", "r.claims.age > 1", "r.claims.age > 2"]
+    assert sorted(translated) == ["r.claims.age > 0", "r.claims.age > 1", "r.claims.age > 2"]
 
     def never(*_: Any, **__: Any) -> Any:
         raise AssertionError("parsed or compiled while deciding")
 
-    monkeypatch.setattr(expressions, "compile_rule", never)
+    monkeypatch.setattr(expressions, "translate_rule", never)
     monkeypatch.setattr(ast, "parse", never)
     monkeypatch.setattr("builtins.compile", never)
     for n in range(300):
         assert allowed(policy, {"age": 2}, path=f"/data{n}") is (n % 3 < 2)
+
+
+def test_many_distinct_expressions_compile_together(tmp_path: Path) -> None:
+    """More texts than one compile() batch: each rule keeps its own expression."""
+    rules = "".join(f"p, r.claims.n == {n}, /data{n}, GET\n" for n in range(2500))
+    policy = load(tmp_path, RULE_MODEL, rules)
+    for n in (0, 999, 1000, 1001, 2499):
+        assert allowed(policy, {"n": n}, path=f"/data{n}")
+        assert not allowed(policy, {"n": n + 1}, path=f"/data{n}")
 
 
 def _evaluations(tmp_path: Path, rules: int) -> int:
