@@ -12,6 +12,11 @@ The generated policy has ROLES_PER_10 roles per 10 rules; every role owns 10 rul
 paths, so a user's decision concerns a fixed number of rules whatever the file's size.
 
     .venv/bin/python bench/bench_policy.py               # writes bench/out/policy.json + .md
+    .venv/bin/python bench/bench_policy.py --variant eval   # … policy-eval.json + .md
+
+``--variant eval``: the same rules, each with a condition on the token's claims evaluated by
+``eval(p.rule)`` (docs/policies.md, "Conditions per rule"); every rule's text is distinct, so
+loading compiles one expression per rule, and decisions pass the claims (cached per token).
 """
 
 from __future__ import annotations
@@ -33,15 +38,36 @@ from gatekeeper.policy.loader import load_policy
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "policies" / "model.conf"
 RULES_PER_ROLE = 10
+EVAL_MODEL = """\
+[request_definition]
+r = sub, obj, act, claims
+
+[policy_definition]
+p = sub, obj, act, rule, eft
+
+[role_definition]
+g = _, _
+
+[policy_effect]
+e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
+
+[matchers]
+m = g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act) && eval(p.rule)
+"""
+CLAIMS = {"level": 5, "teams": ["t1", "t2"]}
 
 
-def write_policy(directory: Path, rules: int) -> Path:
+def write_policy(directory: Path, rules: int, variant: str = "rbac") -> Path:
     roles = max(1, rules // RULES_PER_ROLE)
     lines = ["g, role:admin, role:editor"]
     for role in range(roles):
         for n in range(RULES_PER_ROLE):
             effect = "deny" if n == RULES_PER_ROLE - 1 else "allow"
-            lines.append(f"p, role:role{role}, /r{role}/p{n}/:id/items, GET|POST, {effect}")
+            # eval: a condition that holds for the benchmark's claims (the deny's too: it
+            # must match to deny), distinct per rule of a role.
+            condition = (f' r.claims.level >= {n % 5} && "t{1 + n % 2}" in r.claims.teams'
+                         f' && r.sub != "nobody-{role}-{n}",' if variant == "eval" else "")
+            lines.append(f"p, role:role{role}, /r{role}/p{n}/:id/items, GET|POST,{condition} {effect}")
     path = directory / f"policy-{rules}.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -81,15 +107,23 @@ def requests(rules: int, count: int, allow: bool, rng: random.Random) -> list[Ca
     return calls
 
 
-def bench_size(rules: int, samples: int, stock_samples: int, rng: random.Random) -> dict[str, object]:
+def bench_size(rules: int, samples: int, stock_samples: int, rng: random.Random,
+               variant: str = "rbac") -> dict[str, object]:
     directory = Path(tempfile.mkdtemp(prefix="gk-policy-bench-"))
-    policy_path = write_policy(directory, rules)
+    policy_path = write_policy(directory, rules, variant)
+    model = MODEL
+    if variant == "eval":
+        model = directory / "model.conf"
+        model.write_text(EVAL_MODEL)
     started = time.perf_counter()
-    report = load_policy(MODEL, policy_path, cache_size=65536)
+    report = load_policy(model, policy_path, cache_size=65536)
     load_seconds = time.perf_counter() - started
     policy = report.policy
 
     def decide(subject: str, roles: tuple[str, ...], method: str, path: str) -> bool:
+        if variant == "eval":  # the claims decide too: a key standing for this token
+            return policy.decide(subject, roles, method, path, authenticated=True,
+                                 claims=CLAIMS, cache_key=(subject, roles)).allowed
         return policy.decide(subject, roles, method, path, authenticated=True).allowed
 
     result: dict[str, object] = {"rules": rules, "load_seconds": round(load_seconds, 3)}
@@ -103,13 +137,14 @@ def bench_size(rules: int, samples: int, stock_samples: int, rng: random.Random)
         result[f"{kind}_cached_p50_us"] = round(statistics.median(cached), 2)
         result[f"{kind}_cached_p99_us"] = round(percentile(cached, 0.99), 2)
 
-    stock = casbin.Enforcer(str(MODEL), str(policy_path))
+    stock = casbin.Enforcer(str(model), str(policy_path))
     stock.add_function("methodMatch", method_match)
 
     def stock_decide(subject: str, roles: tuple[str, ...], method: str, path: str) -> bool:
         for role in roles:  # token roles become links for this request, as gatekeeper does
             stock.add_role_for_user(subject, f"role:{role}")
-        allowed: bool = stock.enforce(subject, path, method)
+        request = (subject, path, method, CLAIMS) if variant == "eval" else (subject, path, method)
+        allowed: bool = stock.enforce(*request)
         for role in roles:
             stock.delete_role_for_user(subject, f"role:{role}")
         return allowed
@@ -144,13 +179,18 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=5000)
     parser.add_argument("--stock-samples", type=int, default=0,
                         help="default: 200 at 100 rules, fewer for bigger files (about 1 s each at 100k)")
-    parser.add_argument("--out", type=Path, default=ROOT / "bench" / "out" / "policy")
+    parser.add_argument("--variant", choices=("rbac", "eval"), default="rbac",
+                        help="eval: every rule has an eval(p.rule) condition on the claims")
+    parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.out is None:
+        suffix = "" if args.variant == "rbac" else f"-{args.variant}"
+        args.out = ROOT / "bench" / "out" / f"policy{suffix}"
     rng = random.Random(1)
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         stock_samples = args.stock_samples or max(3, min(200, 200_000 // (size * 10)))
-        row = bench_size(size, args.samples, stock_samples, rng)
+        row = bench_size(size, args.samples, stock_samples, rng, args.variant)
         print(json.dumps(row), flush=True)
         rows.append(row)
     table = markdown(rows)
