@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import ast
 import math
+import re
 from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, Protocol
 
@@ -60,6 +61,10 @@ _CONSTANTS = "_k"  # the parameter holding a rule's literals (a name no rule may
 _COMPARISONS = {ast.Eq: "==", ast.NotEq: "!=", ast.Lt: "<", ast.LtE: "<=", ast.Gt: ">",
                 ast.GtE: ">="}
 _CONTAINERS = (list, tuple, Mapping)
+# Functions whose second argument is a pattern: a literal one is tried at load, so that a rule
+# whose pattern cannot compile is refused then, not failed on every request.
+_PATTERN_PROBES = {"keyMatch": "/", "keyMatch2": "/", "keyMatch3": "/", "keyMatch4": "/",
+                   "keyMatch5": "/", "regexMatch": "/", "globMatch": "/"}
 
 
 class RuleExpressionError(ValueError):
@@ -94,7 +99,7 @@ def _refused(node: ast.AST) -> MatcherError:
 class _Writer:
     """A checked rule tree → the Python source of its body, in one pass."""
 
-    def __init__(self, request: Collection[str], functions: Collection[str],
+    def __init__(self, request: Collection[str], functions: Mapping[str, Callable[..., Any]],
                  role_functions: Collection[str], attributes: Sequence[str]) -> None:
         self._request = request
         self._functions = functions
@@ -172,6 +177,14 @@ class _Writer:
         if name == "g" and name in self._roles and ast.unparse(node.args[0]) != "r_sub":
             raise MatcherError(unsupported(f"g({_as_written(node.args[0])}, …)",
                                            "g's first argument must be r.sub"))
+        probe = _PATTERN_PROBES.get(name)
+        if probe is not None and len(node.args) == 2 and isinstance(node.args[1], ast.Constant) \
+                and isinstance(node.args[1].value, str):
+            try:
+                self._functions[name](probe, node.args[1].value)
+            except (re.error, ValueError) as exc:
+                raise MatcherError(f"{node.args[1].value!r} is not a valid pattern for "
+                                   f"{name}() ({exc})") from None
         return f"{name}(" + ", ".join(self.write(arg, depth) for arg in node.args) + ")"
 
     def _attribute(self, node: ast.Attribute, depth: int) -> str:
@@ -206,7 +219,7 @@ class _Writer:
 def translate_rule(
     text: str,
     request: Sequence[str],
-    functions: Collection[str],
+    functions: Mapping[str, Callable[..., Any]],
     role_functions: Collection[str],
     attributes: Sequence[str],
 ) -> tuple[str, tuple[Any, ...]]:
@@ -251,8 +264,8 @@ def bind_rule_expressions(
     if not fields:
         return
     namespace.setdefault("_in", member)
-    functions = {name for name, value in namespace.items()
-                 if callable(value) and not name.startswith("_")} | set(role_functions)
+    functions = {name: value for name, value in namespace.items()
+                 if callable(value) and not name.startswith("_")}
     bodies: dict[str, tuple[str, tuple[Any, ...]]] = {}
     problems: list[str] = []
     for rule in rules:

@@ -180,6 +180,7 @@ REFUSED = [
     ("r.claims.a == 1e999", "the literal", ""),
     ("+r.claims.a == 1", "UAdd expressions are not allowed", ""),
     ("r.claims.a is None", "Is expressions are not allowed", ""),
+    ('regexMatch(r.claims.email, "*a")', "'*a' is not a valid pattern for regexMatch()", ""),
     ("r.claims.age >", "not one valid expression", ""),
 ]
 
