@@ -16,7 +16,13 @@ With ``--domains``: tenants as Casbin domains (g = _, _, _; ``r.dom == p.dom``),
 token's role holds in the request's tenant. A decision concerns one tenant's 10 rules.
 
     .venv/bin/python bench/bench_policy.py               # writes bench/out/policy.json + .md
-    .venv/bin/python bench/bench_policy.py --domains     # bench/out/policy-domains.json + .md
+    .venv/bin/python bench/bench_policy.py --variant domains   # … policy-domains.json + .md
+    .venv/bin/python bench/bench_policy.py --variant eval      # … policy-eval.json + .md
+
+(``--domains`` is ``--variant domains``.) ``--variant eval``: the same rules, each with a
+condition on the token's claims evaluated by ``eval(p.rule)`` (docs/policies.md, "Conditions
+per rule"); every rule's text is distinct, so loading compiles one expression per rule, and
+decisions pass the claims (cached per token).
 """
 
 from __future__ import annotations
@@ -39,15 +45,36 @@ from gatekeeper.settings.routes import DomainSource, PolicySettings
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "policies" / "model.conf"
 RULES_PER_ROLE = 10
+EVAL_MODEL = """\
+[request_definition]
+r = sub, obj, act, claims
+
+[policy_definition]
+p = sub, obj, act, rule, eft
+
+[role_definition]
+g = _, _
+
+[policy_effect]
+e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
+
+[matchers]
+m = g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act) && eval(p.rule)
+"""
+CLAIMS = {"level": 5, "teams": ["t1", "t2"]}
 
 
-def write_policy(directory: Path, rules: int) -> Path:
+def write_policy(directory: Path, rules: int, variant: str = "rbac") -> Path:
     roles = max(1, rules // RULES_PER_ROLE)
     lines = ["g, role:admin, role:editor"]
     for role in range(roles):
         for n in range(RULES_PER_ROLE):
             effect = "deny" if n == RULES_PER_ROLE - 1 else "allow"
-            lines.append(f"p, role:role{role}, /r{role}/p{n}/:id/items, GET|POST, {effect}")
+            # eval: a condition that holds for the benchmark's claims (the deny's too: it
+            # must match to deny), distinct per rule of a role.
+            condition = (f' r.claims.level >= {n % 5} && "t{1 + n % 2}" in r.claims.teams'
+                         f' && r.sub != "nobody-{role}-{n}",' if variant == "eval" else "")
+            lines.append(f"p, role:role{role}, /r{role}/p{n}/:id/items, GET|POST,{condition} {effect}")
     path = directory / f"policy-{rules}.csv"
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -135,19 +162,26 @@ def requests(rules: int, count: int, allow: bool, rng: random.Random) -> list[Ca
 
 
 def bench_size(rules: int, samples: int, stock_samples: int, rng: random.Random,
-               domains: bool = False) -> dict[str, object]:
+               variant: str = "rbac") -> dict[str, object]:
     directory = Path(tempfile.mkdtemp(prefix="gk-policy-bench-"))
+    domains = variant == "domains"
+    make_requests = domain_requests if domains else requests
     if domains:
         model, policy_path = write_domains_policy(directory, rules)
-        make_requests = domain_requests
     else:
-        model, policy_path, make_requests = MODEL, write_policy(directory, rules), requests
+        model, policy_path = MODEL, write_policy(directory, rules, variant)
+    if variant == "eval":
+        model = directory / "model.conf"
+        model.write_text(EVAL_MODEL)
     started = time.perf_counter()
     report = load_policy(model, policy_path, cache_size=65536, settings=DOMAINS if domains else None)
     load_seconds = time.perf_counter() - started
     policy = report.policy
 
     def decide(subject: str, roles: tuple[str, ...], method: str, path: str) -> bool:
+        if variant == "eval":  # the claims decide too: a key standing for this token
+            return policy.decide(subject, roles, method, path, authenticated=True,
+                                 claims=CLAIMS, cache_key=(subject, roles)).allowed
         user, _, tenant = subject.partition("@")
         return policy.decide(user, roles, method, path, authenticated=True,
                              claims={"tenant": tenant}).allowed
@@ -171,7 +205,8 @@ def bench_size(rules: int, samples: int, stock_samples: int, rng: random.Random,
         where = (tenant,) if domains else ()
         for role in roles:  # token roles become links for this request, as gatekeeper does
             stock.add_grouping_policy(user, f"role:{role}", *where)
-        allowed: bool = stock.enforce(user, *where, path, method)
+        request = (user, path, method, CLAIMS) if variant == "eval" else (user, *where, path, method)
+        allowed: bool = stock.enforce(*request)
         for role in roles:
             stock.remove_grouping_policy(user, f"role:{role}", *where)
         return allowed
@@ -206,17 +241,22 @@ def main() -> int:
     parser.add_argument("--samples", type=int, default=5000)
     parser.add_argument("--stock-samples", type=int, default=0,
                         help="default: 200 at 100 rules, fewer for bigger files (about 1 s each at 100k)")
-    parser.add_argument("--domains", action="store_true",
-                        help="tenants as Casbin domains (see the docstring)")
+    parser.add_argument("--variant", choices=("rbac", "eval", "domains"), default="rbac",
+                        help="eval: every rule has an eval(p.rule) condition on the claims; "
+                             "domains: tenants as Casbin domains (see the docstring)")
+    parser.add_argument("--domains", action="store_true", help="the same as --variant domains")
     parser.add_argument("--out", type=Path, default=None)
     args = parser.parse_args()
+    if args.domains:
+        args.variant = "domains"
     if args.out is None:
-        args.out = ROOT / "bench" / "out" / ("policy-domains" if args.domains else "policy")
+        suffix = "" if args.variant == "rbac" else f"-{args.variant}"
+        args.out = ROOT / "bench" / "out" / f"policy{suffix}"
     rng = random.Random(1)
     rows = []
     for size in (int(s) for s in args.sizes.split(",")):
         stock_samples = args.stock_samples or max(3, min(200, 200_000 // (size * 10)))
-        row = bench_size(size, args.samples, stock_samples, rng, domains=args.domains)
+        row = bench_size(size, args.samples, stock_samples, rng, args.variant)
         print(json.dumps(row), flush=True)
         rows.append(row)
     table = markdown(rows)

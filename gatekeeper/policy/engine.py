@@ -29,10 +29,12 @@ from casbin.model import Model
 
 from gatekeeper.lru import LRU
 from gatekeeper.peers import IsTrusted
+from gatekeeper.policy.attributes import NO_ATTRIBUTES, ObjectAttributes
+from gatekeeper.policy.expressions import bind_rule_expressions
 from gatekeeper.policy.features import DOCS, unsupported
 from gatekeeper.policy.index import plan_index
 from gatekeeper.policy.inputs import SOURCES, NoDomain, read_client, read_domain, request_sources
-from gatekeeper.policy.matcher import MissingClaim, compile_calls, compile_matcher
+from gatekeeper.policy.matcher import ATTRIBUTES, MissingClaim, compile_calls, compile_matcher
 from gatekeeper.policy.roles import RoleLinks
 from gatekeeper.policy.rules import ModelError, PolicyVerdict, Rule, casbin_order, matched
 from gatekeeper.request import RequestView
@@ -73,6 +75,7 @@ class CompiledPolicy:
         cache_size: int = 65536,
         request_fields: Sequence[str] | None = None,
         domain: DomainSource | None = None,
+        attributes: ObjectAttributes = NO_ATTRIBUTES,
     ) -> None:
         self.digest = digest
         self._r_tokens = tuple(t.removeprefix("r_") for t in model["r"]["r"].tokens)
@@ -111,10 +114,16 @@ class CompiledPolicy:
         self.uses_claims = "claims" in self.sources
         self._subject_field = self._field_of("subject")
         matcher = model["m"]["m"].value
-        self._fields = tuple(f"r_{t}" for t in self._r_tokens) + self._p_tokens
-        self._match, self._namespace = compile_matcher(
-            matcher, self._fields, self._functions, self._arities,
-            self._subject_field or "r_sub", self._field_of("claims") or "r_claims")
+        # The request fields, the object attributes' values (attributes.py), the rule fields.
+        self._attributes = attributes
+        self.reads_attributes = bool(attributes.attributes)  # r.obj.NAME: the query, the path…
+        self._fields = (*(f"r_{t}" for t in self._r_tokens), ATTRIBUTES, *self._p_tokens)
+        self._names = (self._subject_field or "r_sub", self._field_of("claims") or "r_claims",
+                       self._field_of("path") or "r_obj")
+        self._match, self._namespace = self._compile(matcher)
+        bind_rule_expressions(matcher, self.rules, self._p_tokens,  # eval(p.rule), once a text
+                              self._fields[:len(self._r_tokens) + 1], self._namespace,
+                              self._arities, attributes.names, self._names)
         self._probes = compile_calls(matcher, self._fields, self._namespace, self._role_keys)
         plan = plan_index(matcher, self._subject_field, self._field_of("domain"), self._p_tokens)
         self.indexed = plan.subject is not None
@@ -136,6 +145,12 @@ class CompiledPolicy:
             p_subjects, sorted(self._g.role_names) if self._g is not None else [])
         self._cache: LRU[Any, PolicyVerdict] = LRU(cache_size)
         self._written = (matcher, effect)  # as the model writes them, for explain_view
+
+    def _compile(self, expression: str) -> tuple[Callable[..., Any], dict[str, Any]]:
+        """The matcher, or a part of it (explain_view), over this policy's fields."""
+        subject, claims, obj = self._names
+        return compile_matcher(expression, self._fields, self._functions, self._arities,
+                               subject, claims, attributes=self._attributes.names, obj=obj)
 
     def _field_of(self, source: str) -> str | None:
         return next((f"r_{t}" for t, s in zip(self._r_tokens, self.sources, strict=True)
@@ -190,8 +205,8 @@ class CompiledPolicy:
         is_trusted: IsTrusted = _trust_nobody,
     ) -> PolicyVerdict:
         """``request``: the HTTP request being decided, for what a model reads beyond subject,
-        path, method and claims (the host, the client address); None in a made-up decision.
-        ``is_trusted``: the ``trusted_proxies`` test, for X-Forwarded-For/-Host."""
+        path, method and claims (the host, the client address, its object attributes); None in
+        a made-up decision. ``is_trusted``: the ``trusted_proxies`` test, for X-Forwarded-For/-Host."""
         claims = claims or {}
         domain = client = None
         if self.reads_domain:
@@ -201,15 +216,18 @@ class CompiledPolicy:
                 return PolicyVerdict(False, None, refused=exc.code)  # never a crash or an allow
         if self.reads_client:
             client = read_client(request, is_trusted)
+        attributes = self._attributes.read(path, method, request)  # () when the model has none
         if self.uses_claims and cache_key is None:
             # Claims decide too, and the caller gave no key standing for them: never share.
-            return self._evaluate(subject, roles, method, path, authenticated, claims, domain, client)
+            return self._evaluate(subject, roles, method, path, authenticated, claims, domain,
+                                  client, attributes)
         who = cache_key if self.uses_claims else (subject, tuple(roles), authenticated)
-        key = (who, method, path, domain, client)  # every input the model reads
+        key = (who, method, path, domain, client, attributes)  # every input the model reads
         cached = self._cache.get(key)
         if cached is not None:
             return cached
-        verdict = self._evaluate(subject, roles, method, path, authenticated, claims, domain, client)
+        verdict = self._evaluate(subject, roles, method, path, authenticated, claims, domain,
+                                 client, attributes)
         self._cache.put(key, verdict)
         return verdict
 
@@ -235,6 +253,7 @@ class CompiledPolicy:
         claims: Mapping[str, Any],
         domain: str | None,
         client: str | None,
+        attributes: tuple[Any, ...] = (),
     ) -> PolicyVerdict:
         if not authenticated:
             subject = ANONYMOUS_SUBJECT
@@ -242,7 +261,8 @@ class CompiledPolicy:
             # A user called "admin" or "role:admin" must not act as that role (subjects.py).
             return PolicyVerdict(False, None, refused=NAMES_A_ROLE)
         subjects = self.subjects(subject, roles, authenticated, domain)
-        request_values = self._request_values(subject, path, method, domain, claims, client)
+        request_values = (*self._request_values(subject, path, method, domain, claims, client),
+                          attributes)
         self._namespace["g"] = self._request_g(subject, domain, subjects)
         match = self._match
         effects: set[Effector] = set()
@@ -316,7 +336,7 @@ class CompiledPolicy:
         saved = {key: self._namespace[key] for key in self._role_keys}
         self._namespace.update({key: _always for key in self._role_keys})
         try:
-            result = self._match(*request, *values)
+            result = self._match(*request, (), *values)
             return matched(result) if rule is not None else bool(result)
         except MissingClaim:
             return False  # a claim the made-up request lacks: the expression itself is fine
@@ -326,7 +346,7 @@ class CompiledPolicy:
     def pattern_problem(self, rule: Rule) -> str | None:
         """A pattern of ``rule`` that a matcher function cannot compile, wherever the call sits
         in the matcher: Casbin raises on every request that reaches it (load-time check)."""
-        request = self._request_values("", "/", "GET", "", {}, "127.0.0.1")
+        request = (*self._request_values("", "/", "GET", "", {}, "127.0.0.1"), ())
         for name, probe in self._probes:
             try:
                 probe(*request, *rule.values)
@@ -340,7 +360,7 @@ class CompiledPolicy:
     def explain_view(
         self, subject: str, roles: Sequence[str], method: str, path: str, *,
         authenticated: bool, claims: Mapping[str, Any], domain: str | None = None,
-        client: str | None = None,
+        client: str | None = None, request: RequestView | None = None,
     ) -> ExplainView:
         """The matcher, the role links and this request's fields as ``_evaluate`` sees them, with
         a function that evaluates any expression over the matcher's names (a part of the
@@ -350,19 +370,20 @@ class CompiledPolicy:
             subject = ANONYMOUS_SUBJECT
         subjects = self.subjects(subject, roles, authenticated, domain)
         values = self._request_values(subject, path, method, domain, claims, client)
+        attributes = self._attributes.read(path, method, request)  # r.obj.NAME, as decide reads
         g = self._request_g(subject, domain, subjects)  # as in _evaluate
+        rule_expressions = self._namespace["_eval"]  # eval(p.rule): the compiled rule texts
 
         compiled: dict[str, Callable[..., Any]] = {}
 
         def evaluate(expression: str, rule: Rule | None) -> Any:
             if expression not in compiled:
-                function, namespace = compile_matcher(
-                    expression, self._fields, self._functions, self._arities,
-                    self._subject_field or "r_sub", self._field_of("claims") or "r_claims")
-                namespace["g"] = g
+                function, namespace = self._compile(expression)
+                namespace.update(g=g, _eval=rule_expressions)
                 compiled[expression] = function
             fields = rule.values if rule is not None else ("",) * len(self._p_tokens)
-            return compiled[expression](*values, *fields)
+            self._namespace["g"] = g  # a rule's expression (eval) calls g too: as _evaluate
+            return compiled[expression](*values, attributes, *fields)
 
         matcher, effect = self._written
         return ExplainView(matcher, effect, dict(zip(self._r_tokens, values, strict=True)),

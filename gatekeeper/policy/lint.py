@@ -115,7 +115,9 @@ def lint_roles_and_denies(
         return []
     by_role = _sole_conjunct(matcher, "p_sub", "g(r_sub, p_sub)")
     by_method = _sole_conjunct(matcher, "p_act", "methodMatch(r_act, p_act)")
-    subjects = {rule.values[tokens.index("p_sub")] for rule in rules}
+    # No sub field: rules whose subject is an eval()'d expression (Casbin's abac_rule).
+    subjects = ({rule.values[tokens.index("p_sub")] for rule in rules} if "p_sub" in tokens
+                else set())
     warnings = []
     for key, values, where in g_lines:
         if key != "g" or len(values) != 2:
@@ -127,7 +129,7 @@ def lint_roles_and_denies(
             warnings.append(f"{where}: role {role!r} has no rules and inherits none "
                             "(this grant changes nothing)")
     effect = "".join(model["e"]["e"].value.split())
-    if "p_eft" not in tokens or re.search(r"\bp_eft\b", matcher):
+    if "p_eft" not in tokens or "p_sub" not in tokens or re.search(r"\bp_eft\b", matcher):
         return warnings
     eft = tokens.index("p_eft")
     if effect == "some(where(p_eft==allow))":

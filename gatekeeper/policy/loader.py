@@ -17,13 +17,15 @@ from casbin.model import Model
 from casbin.persist.adapter import _extract_tokens
 
 from gatekeeper.paths import PCHAR
+from gatekeeper.policy.attributes import ObjectAttributes, parse_object_attributes
 from gatekeeper.policy.engine import ANONYMOUS_SUBJECT, CompiledPolicy, ModelError, Rule
+from gatekeeper.policy.expressions import RuleExpressionError
 from gatekeeper.policy.features import model_problems, unsupported
 from gatekeeper.policy.functions import matcher_functions
 from gatekeeper.policy.index import plan_index
 from gatekeeper.policy.inputs import RequestShapeError, request_sources
 from gatekeeper.policy.lint import lint_roles_and_denies, lint_rules
-from gatekeeper.policy.matcher import MatcherError, matcher_problem
+from gatekeeper.policy.matcher import MatcherError, eval_fields, matcher_problem
 from gatekeeper.policy.namespace import role_namespace_warnings
 from gatekeeper.policy.roles import RoleLinks
 from gatekeeper.settings.routes import PolicySettings
@@ -69,7 +71,7 @@ def load_policy(
     model_text = _read(model_path)
     policy_text = _read(policy_path, newline="")
     digest = _digest(model_text, policy_text)
-    model = _parse_model(model_path, model_text, options)
+    model, attributes = _parse_model(model_path, model_text, options)
     rules, g_lines, warnings = _parse_policy(policy_path, policy_text, model, options)
     role_links = {
         key: RoleLinks([values for k, values, _ in g_lines if k == key],
@@ -81,7 +83,9 @@ def load_policy(
     try:
         compiled = CompiledPolicy(model, role_links, rules, functions, digest=digest,
                                   cache_size=cache_size, request_fields=options.request,
-                                  domain=options.domain)
+                                  domain=options.domain, attributes=attributes)
+    except RuleExpressionError as exc:  # eval(p.rule): the lines whose text is refused
+        raise PolicyError(exc.problems) from exc
     except MatcherError as exc:
         raise PolicyError([f"{_line_of(model_path, model_text, 'matchers', 'm')}: {exc}"]) from exc
     except ModelError as exc:  # the effect, the rules' priorities, the domain source
@@ -106,7 +110,8 @@ def _read(path: Path, newline: str | None = None) -> str:
         raise PolicyError([f"{path}: cannot read ({exc})"]) from exc
 
 
-def _parse_model(path: Path, text: str, options: PolicySettings) -> Model:
+def _parse_model(path: Path, text: str, options: PolicySettings
+                 ) -> tuple[Model, ObjectAttributes]:
     model = Model()
     try:
         model.load_model_from_text(text)
@@ -118,6 +123,8 @@ def _parse_model(path: Path, text: str, options: PolicySettings) -> Model:
     if problems:
         raise PolicyError(problems)
     problems = model_problems(path, text, model)
+    attributes, attribute_problems = parse_object_attributes(path, text)
+    problems += attribute_problems
     roles = ({key: len(model["g"][key].tokens) for key in model["g"]}
              if "g" in model.keys() else {})  # noqa: SIM118 - casbin Model has no __contains__
     r_line = _line_of(path, text, "request_definition", "r")
@@ -133,7 +140,8 @@ def _parse_model(path: Path, text: str, options: PolicySettings) -> Model:
 
     matcher = model["m"]["m"].value
     in_matcher = matcher_problem(matcher, roles, fed_by("subject") or "r_sub",
-                                 fed_by("claims") or "r_claims")
+                                 fed_by("claims") or "r_claims", attributes=attributes.names,
+                                 obj=fed_by("path") or "r_obj")
     if in_matcher:
         problems.append(f"{_line_of(path, text, 'matchers', 'm')}: {in_matcher}")
     if fed_by("domain") and options.domain is None:
@@ -146,13 +154,15 @@ def _parse_model(path: Path, text: str, options: PolicySettings) -> Model:
     if options.domain_matching is not None and roles.get("g") != 3:
         problems.append(f"{path}: policy.domain_matching needs role domains (g = _, _, _)")
     p_tokens = tuple(model["p"]["p"].tokens)
-    if ("p_sub" not in p_tokens and plan_index(
+    # A rule whose subject condition is an eval()'d expression (Casbin's abac_rule: p =
+    # sub_rule, obj, act) names no subject field; any other rule must name one.
+    if ("p_sub" not in p_tokens and not eval_fields(matcher) and plan_index(
             matcher, fed_by("subject"), fed_by("domain"), p_tokens).subject is None):
         problems.append(f"{_line_of(path, text, 'policy_definition', 'p')}: " + unsupported(
             "a policy_definition without a 'sub' field", "rules that name no subject"))
     if problems:
         raise PolicyError(problems)
-    return model
+    return model, attributes
 
 
 def _parse_policy(

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from tests.support.apps.record import append
+from tests.support.apps.record import PARAMETERS, append
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -15,7 +15,8 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 def make_app(log: Path) -> web.Application:
     def record(request: web.Request, handler: str) -> web.Response:
         append(log, framework="aiohttp", handler=handler, method=request.method, path=request.path,
-               headers=request.headers.items())
+               headers=request.headers.items(),
+               params={name: request.query.get(name) for name in PARAMETERS})
         return web.json_response({"handler": handler}, status=404 if handler == "fallback" else 200)
 
     def named(handler: str) -> Handler:

@@ -10,7 +10,7 @@ import django
 from django.conf import settings
 
 from tests.support.apps.plain_wsgi import serve_cheroot
-from tests.support.apps.record import append
+from tests.support.apps.record import PARAMETERS, append
 
 _LOG: list[Path] = []  # set once by serve(); Django looks views up by module path
 
@@ -22,7 +22,8 @@ def _record(request: Any, handler: str) -> Any:
             if k.startswith("HTTP_") or k in ("REQUEST_METHOD", "PATH_INFO", "CONTENT_TYPE",
                                               "CONTENT_LENGTH", "REMOTE_ADDR", "SCRIPT_NAME")]
     append(_LOG[0], framework="django", handler=handler, method=request.method, path=request.path,
-           headers=request.headers.items(), environ=meta)
+           headers=request.headers.items(), environ=meta,
+           params={name: request.GET.get(name) for name in PARAMETERS})
     return JsonResponse({"handler": handler}, status=404 if handler == "fallback" else 200)
 
 

@@ -11,7 +11,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.serving import run_simple
 
 from tests.support.apps.plain_wsgi import serve_cheroot
-from tests.support.apps.record import ALL_METHODS, append, wsgi_environ
+from tests.support.apps.record import ALL_METHODS, PARAMETERS, append, wsgi_environ
 
 
 class HTTPMethodOverrideMiddleware:
@@ -38,7 +38,8 @@ def make_app(log: Path, framework: str) -> Flask:
 
     def record(handler: str) -> Any:
         append(log, framework=framework, handler=handler, method=request.method, path=request.path,
-               headers=request.headers.items(), environ=wsgi_environ(request.environ))
+               headers=request.headers.items(), environ=wsgi_environ(request.environ),
+               params={name: request.args.get(name) for name in PARAMETERS})
         return jsonify(handler=handler), 404 if handler == "fallback" else 200
 
     @app.route("/public/<path:rest>", methods=ALL_METHODS)

@@ -10,14 +10,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
-from tests.support.apps.record import ALL_METHODS, append
+from tests.support.apps.record import ALL_METHODS, PARAMETERS, append
 
 
 def make_app(log: Path) -> Starlette:
     def record(request: Request, handler: str) -> JSONResponse:
         append(log, framework="starlette", handler=handler, method=request.method,
                path=request.url.path,
-               headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw])
+               headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw],
+               params={name: request.query_params.get(name) for name in PARAMETERS})
         return JSONResponse({"handler": handler}, status_code=404 if handler == "fallback" else 200)
 
     async def public(request: Request) -> JSONResponse:
