@@ -26,6 +26,7 @@ from gatekeeper.policy.engine import CompiledPolicy, ExplainView, PolicyVerdict,
 from gatekeeper.policy.inputs import NoDomain
 from gatekeeper.policy.matcher import casbin_to_python
 from gatekeeper.principal import Principal
+from gatekeeper.request import RequestView
 from gatekeeper.subjects import ANONYMOUS_ROLE, AUTHENTICATED_ROLE, NAMES_A_ROLE, as_role
 
 NEAREST = 5  # rules shown for a deny
@@ -48,7 +49,8 @@ class ExplainRequest:
     ``roles`` are every role the token grants — its roles claims already read (the CLI and the
     policy page add ``tokens.claims.roles_from_claims(claims, settings.auth.roles_claims)``);
     ``sub`` is the subject as the proxy names it (issuer prefix included). ``path`` is the
-    target as sent: it is made canonical (the query takes no part), ``method`` upper-cased.
+    target as sent: it is made canonical, ``method`` upper-cased; its query is read only for
+    the object attributes a model declares (``r.obj.NAME``, attributes.py), as the proxy reads it.
     """
 
     method: str
@@ -161,10 +163,11 @@ def explain(
                      "answers 401 (log in) without reading the policy")
         return Explanation(False, "no_credentials", None, effect, meaning, method, path, (), (),
                            (), terms, tuple(notes))
-    verdict = _decide(policy, subject, request.roles, method, path, authenticated, claims)
+    http = _query_view(method, path, request.path) if policy.reads_attributes else None
+    verdict = _decide(policy, subject, request.roles, method, path, authenticated, claims, http)
     decided = method
     if verdict.allowed and method == "HEAD":  # as PolicyAuthorizer: the app runs GET for HEAD
-        get = _decide(policy, subject, request.roles, "GET", path, authenticated, claims)
+        get = _decide(policy, subject, request.roles, "GET", path, authenticated, claims, http)
         if not get.allowed:
             verdict, decided = get, "GET"
             notes.append("the HEAD is allowed, but a HEAD needs the GET too (the app runs the "
@@ -174,7 +177,8 @@ def explain(
     except NoDomain:
         domain = None  # refused before any rule: verdict.refused says why, below
     view = policy.explain_view(subject, request.roles, decided, path,
-                               authenticated=authenticated, claims=claims, domain=domain)
+                               authenticated=authenticated, claims=claims, domain=domain,
+                               request=http)
     decided_by = verdict.rule.source if verdict.rule is not None else None
     if verdict.refused is not None:
         why = (" (a user's subject may not read as a role: docs/policies.md, 'Users and roles "
@@ -190,10 +194,20 @@ def explain(
 
 
 def _decide(policy: CompiledPolicy, subject: str, roles: Sequence[str], method: str, path: str,
-            authenticated: bool, claims: Mapping[str, Any]) -> PolicyVerdict:
+            authenticated: bool, claims: Mapping[str, Any],
+            http: RequestView | None) -> PolicyVerdict:
     # No cache key: uncached where claims decide, as a request that shares no token would be.
     return policy.decide(subject, roles, method, path, authenticated=authenticated,
-                         claims=claims)
+                         claims=claims, request=http)
+
+
+def _query_view(method: str, path: str, target: str) -> RequestView:
+    """The target's query as the proxy's request carries it, for the model's object attributes
+    (``r.obj.Owner = query owner``); no host and no client (the tenant stays the claims' or
+    the path's, as without a query)."""
+    raw_path, _, query = target.encode("utf-8").partition(b"?")
+    return RequestView({"method": method, "raw_path": raw_path, "path": path,
+                        "query_string": query, "headers": []}, path)
 
 
 # ---------------------------------------------------------------- subjects

@@ -19,6 +19,7 @@ from gatekeeper.policy.engine import CompiledPolicy
 from gatekeeper.policy.explain import ExplainRequest, explain
 from gatekeeper.policy.loader import load_policy
 from gatekeeper.principal import ANONYMOUS, Principal
+from gatekeeper.request import RequestView
 from tests.support.paths import ROOT
 from tests.support.policy import SHIPPED_SETTINGS
 
@@ -109,6 +110,44 @@ def assert_agrees(policy: CompiledPolicy, policy_file: Path) -> None:
                 assert result.nearest == (), (who, method, path)
             checked += 1
     assert checked > 100
+
+
+ABAC_MODEL = POLICIES / "abac-documents.model.conf"
+ABAC_POLICY = POLICIES / "abac-documents.policy.csv"
+OWN_DOCUMENTS = "p, role:authenticated, /documents, GET|HEAD, r.obj.Owner == r.sub, allow"
+
+
+@pytest.mark.parametrize(("target", "allowed", "failed"), [
+    pytest.param("/documents?owner=alice", True, None, id="own-owner"),
+    pytest.param("/documents?owner=bob", False, "false", id="another-owner"),
+    pytest.param("/documents?owner=bob&owner=alice", False, "error", id="repeated-owner"),
+    pytest.param("/documents", False, "error", id="no-owner"),
+])
+def test_explain_reads_the_query_attributes_the_model_declares(
+    target: str, allowed: bool, failed: str | None
+) -> None:
+    """The shipped ABAC example's ``r.obj.Owner`` (``query owner``): explained as the proxy
+    decides the same target, and a deny names the rule's eval() condition as what failed."""
+    policy = load_policy(ABAC_MODEL, ABAC_POLICY, cache_size=0).policy
+    principal = Principal("alice", (), {"sub": "alice"}, "bearer")
+    path, _, query = target.partition("?")
+    http = RequestView({"method": "GET", "path": path, "query_string": query.encode(),
+                        "headers": []}, path)
+    verdict = PolicyAuthorizer(FixedPolicy(policy), PublicPaths(())).authorize(
+        principal, "GET", path, http)
+    result = explain(policy, ExplainRequest.from_principal(principal, "GET", target),
+                     policy_file=ABAC_POLICY)
+    assert (result.allowed, result.reason, result.decided_by) == (
+        verdict.allowed, verdict.reason, verdict.rule)
+    assert result.allowed is allowed
+    own = line_of(ABAC_POLICY, OWN_DOCUMENTS)
+    if allowed:
+        assert result.decided_by == own
+        assert [m.rule for m in result.matched] == [own]
+    else:
+        near = {n.rule: n for n in result.nearest}
+        assert near[own].term == "eval(p.rule)"
+        assert near[own].result.startswith(failed or "")
 
 
 def rbac() -> tuple[CompiledPolicy, Path]:
