@@ -188,7 +188,7 @@ def _load(settings: Settings, files: PolicySettings, spec: str, label: str, scra
           ) -> _Side:
     model, policy = _files(files, spec, label, scratch)
     try:
-        report = load_policy(model, policy, cache_size=0)
+        report = load_policy(model, policy, cache_size=0, settings=files)
     except PolicyError as exc:
         raise UsageError([f"{label} ({spec}) cannot be loaded:", *exc.problems]) from exc
     decider = Decider(report.policy, public_paths=settings.public_paths,

@@ -47,7 +47,7 @@ def policy_explain(
             raise UsageError(_validation_lines(exc, "")) from None
         settings, files = _settings(config_path)
         try:
-            report = load_policy(files.model, files.policy, cache_size=0)
+            report = load_policy(files.model, files.policy, cache_size=0, settings=files)
         except PolicyError as exc:
             raise UsageError(["the policy cannot be loaded (details: gatekeeper policy check):",
                               *exc.problems]) from exc

@@ -15,7 +15,15 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.unit.cli.test_policy import CASES, MODEL, POLICY, line_of, run, write_config
+from tests.unit.cli.test_policy import (
+    CASES,
+    EXAMPLE_OPTIONS,
+    MODEL,
+    POLICY,
+    line_of,
+    run,
+    write_config,
+)
 
 EDITOR_WRITES = "p, role:editor, /api/:project/items/:id, PUT|PATCH|DELETE, allow"
 EDITOR_NO_DELETE = "p, role:editor, /api/:project/items/:id, PUT|PATCH, allow"
@@ -184,3 +192,31 @@ def test_usage_errors_exit_2(tmp_path: Path, arguments: list[str], message: str)
     result = run("policy", "diff", *arguments, config=config)
     assert result.returncode == 2, result.stdout + result.stderr
     assert message in result.stderr, result.stderr
+
+
+TENANTS = MODEL.parent / "tenants-domains"
+GLOBEX_BETA = "p, role:member, globex, /api/beta/*, GET|HEAD, allow"
+
+
+def test_a_tenants_policy_is_loaded_with_its_policy_section(tmp_path: Path) -> None:
+    """The tenants example needs policy.domain: both versions are loaded with the config's
+    policy section, as the proxy loads them, and a rule moved to another tenant shows."""
+    old, new = tmp_path / "old", tmp_path / "new"
+    model, policy = TENANTS.with_suffix(".model.conf"), TENANTS.with_suffix(".policy.csv")
+    for directory in (old, new):
+        directory.mkdir()
+        shutil.copy(model, directory / model.name)
+    shutil.copy(policy, old / policy.name)
+    text = policy.read_text()
+    assert GLOBEX_BETA in text
+    (new / policy.name).write_text(text.replace(GLOBEX_BETA, GLOBEX_BETA.replace("globex", "acme")))
+    config = write_config(tmp_path, old / model.name, old / policy.name,
+                          **EXAMPLE_OPTIONS[model.name])
+    cases = TENANTS.parent / "tenants-domains_test.yaml"
+    code, data = diff_json(str(old), str(new), "--cases", str(cases), "--no-generated",
+                           config=config)
+    assert code == 1
+    changed = {(c["who"].split(" (")[0], c["path"], c["old"]["allowed"], c["new"]["allowed"])
+               for c in data["changes"]}
+    assert ("u-1 [member]", "/api/beta/x", True, False) in changed
+    assert ("u-1 [member]", "/api/beta/x", False, True) in changed

@@ -10,7 +10,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.unit.cli.test_policy import MODEL, POLICY, field, line_of, run, write_config
+from tests.unit.cli.test_policy import (
+    EXAMPLE_OPTIONS,
+    MODEL,
+    POLICY,
+    field,
+    line_of,
+    run,
+    write_config,
+)
 
 
 @pytest.fixture
@@ -94,3 +102,33 @@ def test_a_policy_that_does_not_load_exits_2(tmp_path: Path) -> None:
                  config=write_config(tmp_path, MODEL, broken))
     assert result.returncode == 2
     assert "effect 'Deny' is neither 'allow' nor 'deny'" in result.stderr
+
+
+EXAMPLES = MODEL.parent
+
+
+@pytest.mark.parametrize(("example", "arguments", "allowed"), [
+    pytest.param("tenants-domains", ["--sub", "u-1", "--role", "member", "--claim", "tenant=acme",
+                                     "GET", "/api/projects/p1"], True, id="tenants-role-in-its-tenant"),
+    pytest.param("tenants-domains", ["--sub", "u-1", "--role", "member", "GET", "/api/projects/p1"],
+                 False, id="tenants-no-tenant-claim"),
+    pytest.param("abac-documents", ["--sub", "alice", "GET", "/documents?owner=alice"], True,
+                 id="abac-own-documents"),
+    pytest.param("abac-documents", ["--sub", "alice", "GET", "/documents?owner=bob"], False,
+                 id="abac-another-owner"),
+])
+def test_a_shipped_example_is_explained_as_policy_test_decides_it(
+    tmp_path: Path, example: str, arguments: list[str], allowed: bool
+) -> None:
+    """With the policy section the example's header asks for (a tenant from a claim): explain
+    loads the policy as the proxy and ``policy test`` load it, and agrees with ``policy test``."""
+    config = write_config(tmp_path, EXAMPLES / f"{example}.model.conf",
+                          EXAMPLES / f"{example}.policy.csv",
+                          **EXAMPLE_OPTIONS.get(f"{example}.model.conf", {}))
+    explained = run("policy", "explain", "--json", *arguments, config=config)
+    tested = run("policy", "test", *arguments, config=config)
+    assert tested.returncode == (0 if allowed else 1), tested.stdout + tested.stderr
+    assert explained.returncode == tested.returncode, explained.stdout + explained.stderr
+    data = json.loads(explained.stdout)
+    assert data["allowed"] is allowed
+    assert data["reason"] == field(tested.stdout, "reason")
