@@ -8,8 +8,8 @@ in their own name space (``role:<name>``, see subjects.py): a user subject that 
 refused before any rule is read. Effects, matcher functions and rule order are Casbin's own, so
 the same model and policy files give the same answers (checked against the stock Enforcer by
 the tests). Decisions are cached per (subjects, method, path, and whatever else the model
-reads: domain, client address, claims) in a bounded LRU that lives and dies with this object,
-so a reload (a new object) can never serve an old decision.
+reads: domain, client address, claims, object attributes) in a bounded LRU that lives and dies
+with this object, so a reload (a new object) can never serve an old decision.
 
 Token roles are links of the subject for this request only, never written into the role
 graph; with role domains (``g = _, _, _``) they hold in the request's domain only, as if the
