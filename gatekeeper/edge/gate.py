@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from gatekeeper.cookies import private_answer
 from gatekeeper.edge.forward_auth import ForwardAuth
+from gatekeeper.edge.jwks import PublicJwks
 from gatekeeper.edge.method_override import refuse_method_override
 from gatekeeper.edge.proxy import ClientDisconnected, Proxy, body_framing
 from gatekeeper.edge.responses import (
@@ -146,6 +147,7 @@ class Gate:
         access_log: AccessLog,
         settings: GateSettings,
         login: LoginEdge | None = None,
+        jwks: PublicJwks | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._proxy = proxy
@@ -155,6 +157,7 @@ class Gate:
         self._access_log = access_log
         self._max_header_bytes = settings.max_header_bytes
         self._login = login
+        self._jwks = jwks  # assertion.serve_jwks_on_listen
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -183,6 +186,10 @@ class Gate:
             else:
                 exchange = Exchange(scope, canonical_path(scope.get("raw_path") or b"/"),
                                     request_id, started)
+                if self._jwks is not None and self._jwks.handles(exchange.path):
+                    decision, status = await self._jwks.answer(exchange, send)
+                    self._record(scope, request_id, started, exchange, decision, status)
+                    return
                 if login is not None:
                     send = _setting_cookies(send, exchange)
                     if login.handles(exchange.path):

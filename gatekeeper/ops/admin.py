@@ -1,5 +1,6 @@
-"""The admin listener: /healthz (the process serves), /readyz (it can do its job), /metrics, and
-POST /revoke when ``revocation.enabled`` (404 otherwise).
+"""The admin listener: /healthz (the process serves), /readyz (it can do its job), /metrics,
+POST /revoke when ``revocation.enabled`` (404 otherwise), and the assertion keys at
+/.well-known/gatekeeper/jwks.json when ``assertion`` is set (404 otherwise).
 
 Kubernetes: the sidecar's startup and liveness probes use /healthz; the pod's readiness uses
 /readyz. A startup probe on /readyz would wait for an app that starts only after the sidecar.
@@ -27,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gatekeeper.assertion import JWKS_CACHE_CONTROL, JWKS_PATH
 from gatekeeper.edge.responses import error_json
 from gatekeeper.errors import BadRequest, GatekeeperError
 from gatekeeper.metrics import Metrics
@@ -69,7 +71,9 @@ def create_admin_app(
     extra_checks: Mapping[str, Callable[[], Awaitable[Check]]] | None = None,
     *,
     revocations: RevocationList | None = None,
+    jwks: Callable[[], bytes] | None = None,
 ) -> Starlette:
+    """``jwks``: the assertion key ring's current JWKS body (it changes on a key reload)."""
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -102,7 +106,17 @@ def create_admin_app(
     ]
     if revocations is not None:
         routes.append(Route("/revoke", _revoke_endpoint(revocations), methods=["POST"]))
+    if jwks is not None:
+        routes.append(Route(JWKS_PATH, _jwks_endpoint(jwks), methods=["GET", "HEAD"]))
     return Starlette(routes=routes)
+
+
+def _jwks_endpoint(jwks: Callable[[], bytes]) -> Callable[[Request], Awaitable[Response]]:
+    async def keys(request: Request) -> Response:
+        return Response(jwks(), media_type="application/json",
+                        headers={"cache-control": JWKS_CACHE_CONTROL.decode()})
+
+    return keys
 
 
 def _revoke_endpoint(revocations: RevocationList) -> Callable[[Request], Awaitable[Response]]:
