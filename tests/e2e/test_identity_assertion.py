@@ -186,28 +186,32 @@ def test_an_assertion_a_gatekeeper_made_for_another_app_is_refused(
     assert answer.json()["refused"].startswith("InvalidAudienceError")
 
 
-def test_the_jwks_publishes_the_previous_key_and_a_new_key_file_signs_at_once(
+def test_a_rotation_by_the_files_signs_with_the_next_key_the_app_already_holds(
     start: Callable[..., Deployment], issuer: DevIssuer, tmp_path: Path,
 ) -> None:
-    previous = tmp_path / "previous.pem"
-    write_private_key(previous)
-    rotating = start(published_key_files=[str(previous)], key_check_seconds=1)
+    # Step 1 of the documented rotation: the next key is published before it signs.
+    other = tmp_path / "other.pem"
+    following = write_private_key(other)
+    rotating = start(published_key_files=[str(other)], key_check_seconds=1)
     with rotating.gatekeeper.admin() as admin:
-        before = list(jwks_keys(admin.get(JWKS).content))
-    assert len(before) == 2
-    first = through(rotating, issuer, "GET", "/orders/1")
+        current, upcoming = jwks_keys(admin.get(JWKS).content)
+    first = through(rotating, issuer, "GET", "/orders/1")  # the app fetches the JWKS: both keys
     assert first.status_code == 200, first.text
-    assert jwt.get_unverified_header(first.json()["assertion"])["kid"] == before[0]
-    # The Secret is updated: a new file swapped in atomically, as the kubelet does.
-    staged = rotating.key_file.with_name("staged.pem")
-    staged.write_bytes(private_pem(new_key()))
-    os.replace(staged, rotating.key_file)
+    assert jwt.get_unverified_header(first.json()["assertion"])["kid"] == current
+    # Step 2: the Secret's files swap roles (each replaced atomically, as the kubelet does).
+    previous = rotating.key_file.read_bytes()
+    for path, content in ((rotating.key_file, private_pem(following)), (other, previous)):
+        staged = path.with_name(path.name + ".staged")
+        staged.write_bytes(content)
+        os.replace(staged, path)
 
-    def new_kid() -> bool:
+    def swapped() -> bool:
         with rotating.gatekeeper.admin() as admin:
-            return next(iter(jwks_keys(admin.get(JWKS).content))) not in before
+            return list(jwks_keys(admin.get(JWKS).content)) == [upcoming, current]
 
-    assert eventually(new_kid, seconds=15)
-    second = through(rotating, issuer, "GET", "/orders/1")
-    assert second.status_code == 200, second.text  # the app fetched the new key by its kid
-    assert jwt.get_unverified_header(second.json()["assertion"])["kid"] not in before
+    assert eventually(swapped, seconds=15)
+    second = through(rotating, issuer, "GET", "/orders/2")
+    assert second.status_code == 200, second.text  # from the app's cached JWKS: no refetch needed
+    assert jwt.get_unverified_header(second.json()["assertion"])["kid"] == upcoming
+    # The previous key is still published: its assertions live out their time.
+    assert direct(rotating, "GET", "/orders/1", first.json()["assertion"]).status_code == 200
