@@ -160,3 +160,21 @@ def test_a_bad_key_file_stops_the_start_naming_the_key(
     error = str(line.__dict__["error"])
     assert f"assertion.key_file: {path}: the key is EC secp384r1" in error
     assert pem.decode().splitlines()[1][:32] not in error
+
+
+def test_a_websocket_handshake_carries_the_assertion_for_its_get(
+    make_settings: MakeSettings, key_file: Path, issuer: DevIssuer, upstream: Upstream,
+) -> None:
+    settings = with_assertion(make_settings, key_file)
+
+    async def one(gk: InProcess) -> bytes:
+        answer = await gk.websocket("/ws?room=7", headers=[
+            bearer(mint(issuer)), (b"x-auth-request-jwt", SPOOF.encode())])
+        assert answer.accepted
+        return (await gk.http("GET", JWKS)).body
+
+    jwks = serve(settings, one)
+    seen = upstream.recorder.last
+    assert seen.type == "websocket"
+    (assertion,) = seen.header_values("x-auth-request-jwt")
+    assert verified(assertion, jwks, audience="orders")["req"] == request_binding("GET", b"/ws?room=7")
