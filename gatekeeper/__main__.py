@@ -43,6 +43,10 @@ def _load_or_report(args: argparse.Namespace) -> Settings | None:
 
     try:
         settings = load_settings(_config_path(args))
+        if settings.assertion is not None:
+            # What the key files hold: refused here, one line per key, as a config problem.
+            from gatekeeper.assertion.keys import load_keyring
+            load_keyring(settings.assertion)
     except ConfigError as exc:
         _report(exc.problems)
         return None

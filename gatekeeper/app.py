@@ -22,12 +22,17 @@ import httpx
 import uvicorn
 
 from gatekeeper import logs
+from gatekeeper.assertion import JWKS_PATH
+from gatekeeper.assertion.keys import load_keyring
+from gatekeeper.assertion.reload import KeyReloader
+from gatekeeper.assertion.signer import AssertionSigner
 from gatekeeper.authn.bearer import BearerAuthenticator
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
 from gatekeeper.clients.redis import RedisClient, connect
 from gatekeeper.clients.traced_http import TracedTransport
 from gatekeeper.edge.forward_auth import ForwardAuth
 from gatekeeper.edge.gate import Gate, GateSettings
+from gatekeeper.edge.jwks import PublicJwks
 from gatekeeper.edge.proxy import Proxy
 from gatekeeper.edge.responses import send_raw
 from gatekeeper.edge.websocket import WebSocketProxy
@@ -294,8 +299,10 @@ class GatekeeperApp:
             own = ([] if settings.oidc is None else
                    [settings.oidc.redirect_url_of(p) for p in settings.oidc.providers])
             origins = OriginCheck(own, settings.session.allowed_origins)
+        signer = await self._start_assertions(settings, stack, extra_checks)
         pipeline = Pipeline(authenticators, authorizer, headers, revocations=revocations,
-                            origins=origins, rate_limits=rate_limits, tracing=tracing)
+                            origins=origins, rate_limits=rate_limits, tracing=tracing,
+                            assertions=signer)
         if settings.oidc is not None:
             # The routes authenticate with the chain; the chain ends a revoked session with them.
             login = browser.routes(pipeline)
@@ -315,18 +322,41 @@ class GatekeeperApp:
             login,
             traffic,
             tracing,
+            jwks=(PublicJwks(signer.jwks) if signer is not None and settings.assertion is not None
+                  and settings.assertion.serve_jwks_on_listen else None),
         )
         if self._serve_admin:
             admin = create_admin_app(self.metrics, self.issuer_keys,
                                      UpstreamProbe(upstream.host, upstream.port), extra_checks,
                                      revocations=revocations, access=AdminAccess(settings.admin),
-                                     policy_page=policy_page)
+                                     policy_page=policy_page,
+                                     jwks=None if signer is None else signer.jwks)
             await stack.enter_async_context(
                 admin_listener(admin, settings.admin_listen, shared=settings.workers > 1,
                                limits=connection_limits(settings), http=settings.server.http))
         log.info("gatekeeper ready", extra={"listen": settings.listen, "upstream": settings.upstream,
                                             "admin_listen": settings.admin_listen})
 
+
+    async def _start_assertions(
+        self, settings: Settings, stack: contextlib.AsyncExitStack,
+        extra_checks: dict[str, Callable[[], Awaitable[Check]]],
+    ) -> AssertionSigner | None:
+        """The assertion signer with its keys loaded (a bad key file: ConfigError naming it),
+        and their reload; None without an ``assertion`` section."""
+        if settings.assertion is None:
+            return None
+        signer = AssertionSigner(settings.assertion,
+                                 await asyncio.to_thread(load_keyring, settings.assertion))
+        reloader = KeyReloader(settings.assertion, signer)
+        await reloader.start()
+        stack.push_async_callback(reloader.aclose)
+        extra_checks["assertion"] = reloader.readiness
+        if settings.assertion.serve_jwks_on_listen:
+            # Said at start: that path of the app is gatekeeper's from now on.
+            log.info("assertion keys served on listen: the app's own path there is not reachable",
+                     extra={"path": JWKS_PATH})
+        return signer
 
     async def _start_browser_login(
         self, settings: Settings, oidc: OidcSettings, http: httpx.AsyncClient,

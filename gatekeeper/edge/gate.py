@@ -23,6 +23,7 @@ from typing import Any, Protocol
 
 from gatekeeper.cookies import private_answer
 from gatekeeper.edge.forward_auth import ForwardAuth
+from gatekeeper.edge.jwks import PublicJwks
 from gatekeeper.edge.method_override import refuse_method_override
 from gatekeeper.edge.proxy import ClientDisconnected, Proxy, body_framing
 from gatekeeper.edge.responses import (
@@ -165,6 +166,7 @@ class Gate:
         login: LoginEdge | None = None,
         traffic: TrafficRecorder | None = None,
         tracing: Tracing = NO_TRACING,
+        jwks: PublicJwks | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._tracing = tracing
@@ -177,6 +179,7 @@ class Gate:
         self._max_header_bytes = settings.max_header_bytes
         self._login = login
         self._traffic = traffic
+        self._jwks = jwks  # assertion.serve_jwks_on_listen
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -207,6 +210,10 @@ class Gate:
                 exchange = Exchange(scope, canonical_path(scope.get("raw_path") or b"/"),
                                     request_id, started)
                 self._trace(exchange)
+                if self._jwks is not None and self._jwks.handles(exchange.path):
+                    decision, status = await self._jwks.answer(exchange, send)
+                    self._record(scope, request_id, started, exchange, decision, status)
+                    return
                 if login is not None:
                     send = _setting_cookies(send, exchange)
                     if login.handles(exchange.path):

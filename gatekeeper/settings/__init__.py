@@ -16,6 +16,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gatekeeper.headernames import NEVER_FORWARDED, fold, is_forwarding, is_override
 from gatekeeper.settings.admin import AdminSettings
+from gatekeeper.settings.assertion import AssertionSettings
 from gatekeeper.settings.auth import AuthSettings, IssuerSettings
 from gatekeeper.settings.common import (
     ENV_PREFIX,
@@ -37,8 +38,8 @@ from gatekeeper.settings.tracing import TracingSettings
 
 __all__ = [
     "ENV_PREFIX", "HEADER_ROOM_BYTES", "MIN_SESSION_SECRET_BYTES", "SESSION_CHUNK_BYTES",
-    "AdminSettings", "AsymmetricAlgorithm", "AuthSettings", "ForwardAuthSettings", "HeaderSettings",
-    "IssuerSettings", "OidcSettings",
+    "AdminSettings", "AssertionSettings", "AsymmetricAlgorithm", "AuthSettings",
+    "ForwardAuthSettings", "HeaderSettings", "IssuerSettings", "OidcSettings",
     "PolicySettings", "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings",
     "ServerSettings", "SessionSettings", "Settings", "TracingSettings", "check_path_pattern",
     "check_pattern_shape",
@@ -169,6 +170,11 @@ class Settings(FrozenModel):
     )
     pass_access_token: bool = Field(default=False, description="Send X-Auth-Request-Access-Token.")
     pass_authorization_header: bool = Field(default=True, description="Forward Authorization as received.")
+    assertion: AssertionSettings | None = Field(
+        default=None,
+        description="A signed, short-lived JWT for the app (`X-Auth-Request-Jwt`), bound to the "
+        "request's method and target; its keys at `/.well-known/gatekeeper/jwks.json` "
+        "(docs/identity-assertion.md).")
 
     @field_validator("listen", "admin_listen")
     @classmethod
@@ -241,6 +247,25 @@ class Settings(FrozenModel):
                              "but letters and digits are alike)")
         return value
 
+    @field_validator("assertion")
+    @classmethod
+    def _assertion_header(cls, value: AssertionSettings | None,
+                          info: ValidationInfo) -> AssertionSettings | None:
+        if value is None:
+            return value
+        name = value.header
+        folded = fold(name.encode("ascii"))
+        # As for `headers`: never a name gatekeeper strips for another reason or sets itself,
+        # nor one an identity header has already (one of the two would be dropped).
+        if (folded in NEVER_FORWARDED or is_override(folded) or is_forwarding(folded)
+                or folded in _RESERVED_HEADERS):
+            raise ValueError(f"header {name!r} is a header gatekeeper strips or sets itself")
+        identity = info.data.get("headers") or {}  # validated before (field order)
+        if any(fold(other.encode("ascii")) == folded for other in identity):
+            raise ValueError(f"header {name!r} is also an identity header in `headers` (case and "
+                             "every character but letters and digits are alike)")
+        return value
+
     @model_validator(mode="after")
     def _listeners_differ(self) -> Settings:
         if split_host_port(self.listen)[1] == split_host_port(self.admin_listen)[1]:
@@ -278,7 +303,8 @@ class Settings(FrozenModel):
             headers=dict(self.headers), pass_access_token=self.pass_access_token,
             pass_authorization_header=self.pass_authorization_header,
             trusted_proxies=tuple(self.trusted_proxies),
-            session_cookie=self.session.cookie_name if self.oidc is not None else None)
+            session_cookie=self.session.cookie_name if self.oidc is not None else None,
+            assertion_header=self.assertion.header if self.assertion is not None else None)
 
     @model_validator(mode="after")
     def _redis_tls(self) -> Settings:
