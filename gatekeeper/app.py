@@ -24,6 +24,7 @@ from gatekeeper import logs
 from gatekeeper.authn.bearer import BearerAuthenticator
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
 from gatekeeper.clients.redis import RedisClient, connect
+from gatekeeper.cors import CorsPolicy
 from gatekeeper.edge.forward_auth import ForwardAuth
 from gatekeeper.edge.gate import Gate, GateSettings
 from gatekeeper.edge.proxy import Proxy
@@ -265,12 +266,13 @@ class GatekeeperApp:
                 RedisWindowCounter(_needs(redis_client, "rate_limits"), settings.redis.timeout_seconds),
                 key_prefix=settings.redis.key_prefix, is_trusted=headers.is_trusted,
                 metrics=self.metrics)
+        cors = CorsPolicy(settings.cors) if settings.cors else None
         origins = None
         if settings.oidc is not None or any(s != "header" for s in settings.auth.token_sources):
             # Credentials a browser sends by itself: a session, or a token from a cookie.
             own = ([] if settings.oidc is None else
                    [settings.oidc.redirect_url_of(p) for p in settings.oidc.providers])
-            origins = OriginCheck(own, settings.session.allowed_origins)
+            origins = OriginCheck(own, settings.session.allowed_origins, cors)
         pipeline = Pipeline(authenticators, authorizer, headers, revocations=revocations,
                             origins=origins, rate_limits=rate_limits)
         if settings.oidc is not None:
@@ -289,6 +291,7 @@ class GatekeeperApp:
             access_log,
             GateSettings(max_header_bytes=settings.max_header_bytes),
             login,
+            cors,
         )
         if self._serve_admin:
             admin = create_admin_app(self.metrics, self.issuer_keys,

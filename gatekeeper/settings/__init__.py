@@ -24,6 +24,7 @@ from gatekeeper.settings.common import (
     check_host_port,
     split_host_port,
 )
+from gatekeeper.settings.cors import CorsRule
 from gatekeeper.settings.forward_auth import ForwardAuthSettings
 from gatekeeper.settings.headers import HeaderSettings
 from gatekeeper.settings.oidc import OidcSettings, ProviderSettings
@@ -35,8 +36,8 @@ from gatekeeper.settings.subjects import IssuerEntry, resolve_prefixes
 
 __all__ = [
     "ENV_PREFIX", "HEADER_ROOM_BYTES", "MIN_SESSION_SECRET_BYTES", "SESSION_CHUNK_BYTES",
-    "AsymmetricAlgorithm", "AuthSettings", "ForwardAuthSettings", "HeaderSettings", "IssuerSettings",
-    "OidcSettings",
+    "AsymmetricAlgorithm", "AuthSettings", "CorsRule", "ForwardAuthSettings", "HeaderSettings",
+    "IssuerSettings", "OidcSettings",
     "PolicySettings", "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings",
     "ServerSettings", "SessionSettings", "Settings", "check_path_pattern", "check_pattern_shape",
     "check_redis_url", "split_host_port",
@@ -154,6 +155,14 @@ class Settings(FrozenModel):
         description="Checked in order, the first matching rule applies; kept in Redis "
         "(`redis`), so limits hold across replicas. Over the limit: 429 with Retry-After.",
     )
+    cors: list[CorsRule] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Cross-origin access per route (docs/cors.md): gatekeeper answers the "
+        "preflights of these paths without authentication and sets the CORS headers of their "
+        "answers; the real request is still authenticated and authorized. The first rule "
+        "whose paths match applies.",
+    )
     headers: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_HEADERS),
         description="Identity header → claim path (`roles` = the roles, comma-joined; `sub` = the "
@@ -211,6 +220,16 @@ class Settings(FrozenModel):
                 if value[earlier].covers(rule):
                     raise ValueError(f"item {later} ({rule.path}) never applies: item {earlier} "
                                      f"({value[earlier].path}) matches first")
+        return value
+
+    @field_validator("cors")
+    @classmethod
+    def _reachable_cors_rules(cls, value: list[CorsRule]) -> list[CorsRule]:
+        for later, rule in enumerate(value):
+            for earlier in range(later):
+                if value[earlier].covers(rule):
+                    raise ValueError(f"item {later} ({', '.join(rule.paths)}) never applies: item "
+                                     f"{earlier} ({', '.join(value[earlier].paths)}) matches first")
         return value
 
     @field_validator("headers")
