@@ -62,7 +62,9 @@ def is_preflight(request: RequestView) -> bool:
 def owned_headers(headers: Sequence[Header], grant: Headers) -> list[Header]:
     """An answer's headers without any ``Access-Control-*`` (in any spelling) and with ``grant``:
     on a configured route only gatekeeper's rule speaks for CORS."""
-    return [*(h for h in headers if not fold(h[0]).startswith(_CORS_PREFIX)), *grant]
+    out = [h for h in headers if not fold(h[0]).startswith(_CORS_PREFIX)]
+    out.extend(grant)
+    return out
 
 
 class CorsRoute:
