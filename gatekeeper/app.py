@@ -30,6 +30,7 @@ from gatekeeper.authn.bearer import BearerAuthenticator
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
 from gatekeeper.clients.redis import RedisClient, connect
 from gatekeeper.clients.traced_http import TracedTransport
+from gatekeeper.cors import CorsPolicy
 from gatekeeper.edge.forward_auth import ForwardAuth
 from gatekeeper.edge.gate import Gate, GateSettings
 from gatekeeper.edge.jwks import PublicJwks
@@ -293,12 +294,13 @@ class GatekeeperApp:
                 RedisWindowCounter(_needs(redis_client, "rate_limits"), settings.redis.timeout_seconds),
                 key_prefix=settings.redis.key_prefix, is_trusted=headers.is_trusted,
                 metrics=self.metrics)
+        cors = CorsPolicy(settings.cors) if settings.cors else None
         origins = None
         if settings.oidc is not None or any(s != "header" for s in settings.auth.token_sources):
             # Credentials a browser sends by itself: a session, or a token from a cookie.
             own = ([] if settings.oidc is None else
                    [settings.oidc.redirect_url_of(p) for p in settings.oidc.providers])
-            origins = OriginCheck(own, settings.session.allowed_origins)
+            origins = OriginCheck(own, settings.session.allowed_origins, cors)
         signer = await self._start_assertions(settings, stack, extra_checks)
         pipeline = Pipeline(authenticators, authorizer, headers, revocations=revocations,
                             origins=origins, rate_limits=rate_limits, tracing=tracing,
@@ -324,6 +326,7 @@ class GatekeeperApp:
             tracing,
             jwks=(PublicJwks(signer.jwks) if signer is not None and settings.assertion is not None
                   and settings.assertion.serve_jwks_on_listen else None),
+            cors=cors,
         )
         if self._serve_admin:
             admin = create_admin_app(self.metrics, self.issuer_keys,

@@ -26,6 +26,7 @@ from gatekeeper.settings.common import (
     check_host_port,
     split_host_port,
 )
+from gatekeeper.settings.cors import CorsRule
 from gatekeeper.settings.forward_auth import ForwardAuthSettings
 from gatekeeper.settings.headers import HeaderSettings
 from gatekeeper.settings.oidc import OidcSettings, ProviderSettings
@@ -38,7 +39,7 @@ from gatekeeper.settings.tracing import TracingSettings
 
 __all__ = [
     "ENV_PREFIX", "HEADER_ROOM_BYTES", "MIN_SESSION_SECRET_BYTES", "SESSION_CHUNK_BYTES",
-    "AdminSettings", "AssertionSettings", "AsymmetricAlgorithm", "AuthSettings",
+    "AdminSettings", "AssertionSettings", "AsymmetricAlgorithm", "AuthSettings", "CorsRule",
     "ForwardAuthSettings", "HeaderSettings", "IssuerSettings", "OidcSettings",
     "PolicySettings", "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings",
     "ServerSettings", "SessionSettings", "Settings", "TracingSettings", "check_path_pattern",
@@ -163,6 +164,14 @@ class Settings(FrozenModel):
         description="Checked in order, the first matching rule applies; kept in Redis "
         "(`redis`), so limits hold across replicas. Over the limit: 429 with Retry-After.",
     )
+    cors: list[CorsRule] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Cross-origin access per route (docs/cors.md): gatekeeper answers the "
+        "preflights of these paths without authentication and sets the CORS headers of their "
+        "answers; the real request is still authenticated and authorized. The first rule "
+        "whose paths match applies.",
+    )
     headers: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_HEADERS),
         description="Identity header → claim path (`roles` = the roles, comma-joined; `sub` = the "
@@ -225,6 +234,16 @@ class Settings(FrozenModel):
                 if value[earlier].covers(rule):
                     raise ValueError(f"item {later} ({rule.path}) never applies: item {earlier} "
                                      f"({value[earlier].path}) matches first")
+        return value
+
+    @field_validator("cors")
+    @classmethod
+    def _reachable_cors_rules(cls, value: list[CorsRule]) -> list[CorsRule]:
+        for later, rule in enumerate(value):
+            for earlier in range(later):
+                if value[earlier].covers(rule):
+                    raise ValueError(f"item {later} ({', '.join(rule.paths)}) never applies: item "
+                                     f"{earlier} ({', '.join(value[earlier].paths)}) matches first")
         return value
 
     @field_validator("headers")
