@@ -28,7 +28,7 @@ from typing import Any
 
 from gatekeeper.settings.tls import TlsSettings
 from gatekeeper.tls.context import new_context
-from gatekeeper.tlsfiles import CertificateFileError, ServerPair, files_signature
+from gatekeeper.tlsfiles import CertificateFileError, files_signature
 
 log = logging.getLogger("gatekeeper.tls")
 
@@ -53,7 +53,7 @@ class RotatingContext:
         self._pending: Signature | None = None  # seen changed once; loaded if still so next time
         self._refused: Signature | None = None  # files refused as they are now: not retried
         self.context.sni_callback = self._on_client_hello
-        log.info("TLS certificate loaded", extra=self._facts(self.pair, "startup"))
+        self._loaded("startup")
 
     @property
     def current(self) -> ssl.SSLContext:
@@ -99,13 +99,14 @@ class RotatingContext:
         if pair.digest == self.pair.digest:
             return False  # touched, not changed
         self._current, self.pair = context, pair
-        log.info("TLS certificate loaded", extra=self._facts(pair, "file change"))
+        self._loaded("file change")
         return True
 
-    @staticmethod
-    def _facts(pair: ServerPair, reason: str) -> dict[str, Any]:
-        return {"reason": reason, "subject": pair.subject, "fingerprint": pair.fingerprint,
-                "not_after": pair.not_after.isoformat()}
+    def _loaded(self, reason: str) -> None:
+        pair = self.pair
+        log.info("TLS certificate loaded", extra={
+            "reason": reason, "subject": pair.subject, "fingerprint": pair.fingerprint,
+            "not_after": pair.not_after.isoformat()})
 
 
 def listener_context(tls: TlsSettings, verify_clients: bool, _config: Any = None,
