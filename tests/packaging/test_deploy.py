@@ -69,8 +69,8 @@ KUSTOMIZATION_IDS = [str(p.relative_to(K8S)) for p in KUSTOMIZATIONS]
 def build(directory: Path) -> dict[tuple[str, str], Doc]:
     """What a kustomization yields, keyed by (kind, name): its resources (files, or directories
     holding a kustomization), then each `patches: - path:` file replacing the object of the same
-    kind and name, and each inline JSON patch (RFC 6902: the `add` and `remove` operations the
-    kustomizations use) applied to its target."""
+    kind and name, and each inline JSON patch (RFC 6902: the `add`, `remove` and `replace`
+    operations the kustomizations use) applied to its target, in the file's order."""
     spec = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
     objects: dict[tuple[str, str], Doc] = {}
     for resource in spec.get("resources", []):
@@ -105,6 +105,8 @@ def _json_patch(doc: Doc, operation: Doc) -> None:
         node.insert(len(node) if last == "-" else int(last), operation["value"])
     elif operation["op"] == "add":
         node[last] = operation["value"]
+    elif operation["op"] == "replace":
+        node[int(last) if isinstance(node, list) else last] = operation["value"]
     else:
         pytest.fail(f"a JSON patch operation this test does not apply: {operation['op']}")
 
