@@ -170,7 +170,8 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
         timeout_keep_alive=math.ceil(settings.keep_alive_timeout_seconds),
         # Our own context (tls/): TLS 1.2+, the ciphers, ALPN, client certificates, rotation.
         ssl_context_factory=None if settings.tls is None else functools.partial(
-            listener_context, settings.tls, settings.tls.verifies_clients),
+            listener_context, settings.tls, settings.tls.verifies_clients,
+            log_level=settings.log_level),
     )
     if settings.workers > 1:
         try:

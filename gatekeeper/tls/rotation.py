@@ -26,6 +26,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+from gatekeeper import logs
 from gatekeeper.settings.tls import TlsSettings
 from gatekeeper.tls.context import new_context
 from gatekeeper.tlsfiles import CertificateFileError, files_signature
@@ -110,8 +111,11 @@ class RotatingContext:
 
 
 def listener_context(tls: TlsSettings, verify_clients: bool, _config: Any = None,
-                     _default: Any = None) -> ssl.SSLContext:
+                     _default: Any = None, *, log_level: str | None = None) -> ssl.SSLContext:
     """uvicorn's ``ssl_context_factory`` (a ``functools.partial`` of this: picklable for
     workers > 1, so each process builds its own context, which rotates on its own). The
-    rotation lives as long as the context: its callback holds it."""
+    rotation lives as long as the context: its callback holds it. ``log_level``: a worker
+    builds its context before its app, which is where its logging is set up otherwise."""
+    if log_level is not None:
+        logs.configure(log_level)
     return RotatingContext(tls, verify_clients=verify_clients).context

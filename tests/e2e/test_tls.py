@@ -313,3 +313,16 @@ def test_the_admin_listener_stays_plain_unless_asked(
             return False
 
     assert eventually(healthy, 15)
+
+
+def test_every_worker_serves_tls_with_its_own_context(
+        gatekeeper_factory: Callable[..., Gatekeeper], ca: TestCA, token: str,
+        tmp_path: Path) -> None:
+    """workers > 1: the context factory is pickled into each worker, which builds its own."""
+    gk = gatekeeper_factory(tls=tls_config(tmp_path, ca), workers=2)
+    with client(gk, ca.client_context()) as c:
+        statuses = {c.get("/echo", headers={"Authorization": f"Bearer {token}",
+                                            "Connection": "close"}).status_code
+                    for _ in range(20)}
+    assert statuses == {200}
+    assert gk.process.output().count("TLS certificate loaded") >= 2
