@@ -12,6 +12,7 @@ only the test CA:
 
 from __future__ import annotations
 
+import asyncio
 import http.client
 import json
 import socket
@@ -23,6 +24,8 @@ from typing import Any
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect as ws_connect
+from websockets.exceptions import InvalidStatus
 
 from gatekeeper.dev.issuer import DevIssuer
 from gatekeeper.tls.context import MOZILLA_INTERMEDIATE_TLS12
@@ -326,3 +329,28 @@ def test_every_worker_serves_tls_with_its_own_context(
                     for _ in range(20)}
     assert statuses == {200}
     assert gk.process.output().count("TLS certificate loaded") >= 2
+
+
+@pytest.mark.parametrize("protocol", PROTOCOLS)
+def test_a_websocket_over_tls_is_authenticated_by_its_certificate(
+        gatekeeper_factory: Callable[..., Gatekeeper], ca: TestCA, tmp_path: Path,
+        protocol: str) -> None:
+    gk = gatekeeper_factory(
+        tls=tls_config(tmp_path, ca, client_certificate="optional", client_auth="principal",
+                       client_principal="san_uri"),
+        server={"http": protocol})
+    spiffe = "spiffe://cluster.local/ns/shop/sa/feed"
+    context = ca.client_context(ca.issue("feed", uris=(spiffe,)), tmp_path / "feed")
+
+    async def whoami(ssl_context: ssl.SSLContext) -> dict[str, Any]:
+        async with ws_connect(f"wss://{gk.config['listen']}/ws", proxy=None, open_timeout=10,
+                              ssl=ssl_context, server_hostname="localhost") as ws:
+            await ws.send("whoami")
+            answer: dict[str, Any] = json.loads(await ws.recv())
+            return answer
+
+    handshake = asyncio.run(whoami(context))
+    assert ["x-auth-request-user", "x509#" + spiffe] in handshake["headers"]
+    with pytest.raises(InvalidStatus) as refused:  # no certificate, no token: 401
+        asyncio.run(whoami(ca.client_context()))
+    assert refused.value.response.status_code == 401
