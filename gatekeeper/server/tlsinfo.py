@@ -5,8 +5,8 @@ The asyncio (and uvloop) SSL transport calls ``connection_made`` after the hands
 peer certificate is final by then: it was verified against ``tls.client_ca_file`` or the
 handshake failed (peercert.py). The extension follows the ASGI TLS spec's keys — the chain holds
 the client's own certificate only (the standard library offers no verified chain before
-Python 3.13), and ``cipher_suite`` is None (it offers no suite number) — plus
-``gatekeeper.client_certificate``, the parsed value the pipeline reads (RequestView).
+Python 3.13), and ``cipher_suite`` is None (it offers no suite number) — plus the key
+``request.CLIENT_CERTIFICATE``: the parsed value the pipeline reads (``RequestView``).
 """
 
 from __future__ import annotations
