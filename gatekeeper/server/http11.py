@@ -26,6 +26,8 @@ stock uvicorn protocol with gatekeeper's guards, ``server.http: uvicorn``), kept
   client slows the app's answer down instead of growing gatekeeper's memory.
 - A WebSocket handshake is handed, as uvicorn's own protocol does, to the ``ws`` protocol class
   (websocket.py); another ``Upgrade`` is answered as a plain request and the connection closed.
+- Over TLS, the ASGI TLS extension (tlsinfo.py: the verified client certificate among it) is
+  built once per connection and handed to each request's scope; ``scheme`` is ``https``.
 """
 
 from __future__ import annotations
