@@ -27,6 +27,7 @@ from gatekeeper.assertion.keys import load_keyring
 from gatekeeper.assertion.reload import KeyReloader
 from gatekeeper.assertion.signer import AssertionSigner
 from gatekeeper.authn.bearer import BearerAuthenticator
+from gatekeeper.authn.certificate import CertificateAuthenticator, CertificateClaims
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
 from gatekeeper.clients.redis import RedisClient, connect
 from gatekeeper.clients.traced_http import TracedTransport
@@ -58,7 +59,9 @@ from gatekeeper.server.choice import http_protocol
 from gatekeeper.server.limits import ConnectionLimits
 from gatekeeper.settings import OidcSettings, Settings, split_host_port
 from gatekeeper.settings.server import HttpProtocol
+from gatekeeper.settings.tls import TlsSettings
 from gatekeeper.subjects import SubjectNamespaces
+from gatekeeper.tls.rotation import listener_context
 from gatekeeper.tokens.jwks import IssuerKeys
 from gatekeeper.tracing import NO_TRACING, Tracing
 from gatekeeper.types import Check, Receive, Scope, Send
@@ -129,7 +132,9 @@ def bind_public_listener(settings: Settings) -> socket.socket | None:
 
 @contextlib.asynccontextmanager
 async def admin_listener(app: Any, address: str, *, shared: bool, limits: ConnectionLimits,
-                         http: HttpProtocol) -> AsyncIterator[None]:
+                         http: HttpProtocol, tls: TlsSettings | None = None) -> AsyncIterator[None]:
+    """``tls``: serve it with the public listener's certificate, asking for no client
+    certificate (the kubelet's HTTPS probes present none)."""
     sock = bind_socket(address, key="admin_listen", reuse_port=shared)
     # The same bounds as the public listener: the admin port is reachable too.
     # proxy_headers=False: the policy page trusts the TCP peer (ops/access.py); uvicorn would
@@ -137,7 +142,9 @@ async def admin_listener(app: Any, address: str, *, shared: bool, limits: Connec
     config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None,
                             log_level="warning", http=http_protocol(http, limits),
                             proxy_headers=False,
-                            timeout_keep_alive=math.ceil(limits.keep_alive_timeout_seconds))
+                            timeout_keep_alive=math.ceil(limits.keep_alive_timeout_seconds),
+                            ssl_context_factory=None if tls is None else functools.partial(
+                                listener_context, tls, False))
     server = _QuietServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="admin-listener")
     try:
@@ -278,15 +285,22 @@ class GatekeeperApp:
             await revocations.start()
             stack.push_async_callback(revocations.aclose)
             extra_checks["revocation"] = revocations.readiness
-        authenticators: list[Authenticator] = [
-            BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics, namespaces)]
+        # Each wrapped: the claim x509 is the verified client certificate's or nobody's.
+        authenticators: list[Authenticator] = [CertificateClaims(
+            BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics, namespaces))]
         login: LoginRoutes | None = None
         if settings.oidc is not None:
             browser = await self._start_browser_login(settings, settings.oidc, http, stack,
                                                       redis_client)
-            authenticators.append(browser.sessions)
+            authenticators.append(CertificateClaims(browser.sessions))
             extra_checks["oidc"] = browser.check
             extra_checks["sessions"] = browser.store_check
+        certificates_authenticate = (settings.tls is not None and settings.tls.verifies_clients
+                                     and settings.tls.client_auth == "principal")
+        if settings.tls is not None and certificates_authenticate:
+            # Last: a request that brings a token is the token's caller.
+            authenticators.append(CertificateAuthenticator(settings.tls.client_principal,
+                                                           namespaces))
         rate_limits: RateLimits | None = None
         if settings.rate_limits:
             rate_limits = RateLimits(
@@ -296,8 +310,10 @@ class GatekeeperApp:
                 metrics=self.metrics)
         cors = CorsPolicy(settings.cors) if settings.cors else None
         origins = None
-        if settings.oidc is not None or any(s != "header" for s in settings.auth.token_sources):
-            # Credentials a browser sends by itself: a session, or a token from a cookie.
+        if (settings.oidc is not None or certificates_authenticate
+                or any(s != "header" for s in settings.auth.token_sources)):
+            # Credentials a browser sends by itself: a session, a token from a cookie, a
+            # client certificate.
             own = ([] if settings.oidc is None else
                    [settings.oidc.redirect_url_of(p) for p in settings.oidc.providers])
             origins = OriginCheck(own, settings.session.allowed_origins, cors)
@@ -334,9 +350,11 @@ class GatekeeperApp:
                                      revocations=revocations, access=AdminAccess(settings.admin),
                                      policy_page=policy_page,
                                      jwks=None if signer is None else signer.jwks)
+            admin_tls = settings.tls if settings.tls is not None and settings.tls.admin else None
             await stack.enter_async_context(
                 admin_listener(admin, settings.admin_listen, shared=settings.workers > 1,
-                               limits=connection_limits(settings), http=settings.server.http))
+                               limits=connection_limits(settings), http=settings.server.http,
+                               tls=admin_tls))
         log.info("gatekeeper ready", extra={"listen": settings.listen, "upstream": settings.upstream,
                                             "admin_listen": settings.admin_listen})
 

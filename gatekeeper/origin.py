@@ -9,7 +9,7 @@ never stops it, and browsers apply no CORS to it (the server must check ``Origin
 but GET, HEAD, OPTIONS, and any upgrade — must come from our own origin or a configured one
 (``session.allowed_origins``); otherwise 403. A bearer token in the ``Authorization`` header is not
 ambient authority and is unaffected; one read from a cookie (``auth.token_sources: cookie:NAME``)
-is, and is judged like the session.
+is, and is judged like the session, and so is a client certificate that authenticates alone.
 
 What browsers send, and what it means here (Fetch §3.1 ``Origin``, Fetch Metadata §2.4):
 - ``Origin`` on every WebSocket handshake and every non-GET/HEAD request. ``null`` (sandboxed
@@ -57,8 +57,9 @@ ORIGIN_AMBIGUOUS = "origin_ambiguous"
 def by_cookie(principal: Principal, request: RequestView) -> bool:
     """Did a cookie the browser adds by itself authenticate this request? A session, or a bearer
     token that is not the one in the Authorization header (a page cannot set that header on
-    another origin's request without CORS)."""
-    if principal.via == "session":
+    another origin's request without CORS). A client certificate is ambient too: a browser
+    that holds one presents it to any page's request (``tls.client_auth: principal``)."""
+    if principal.via == "session" or principal.via == "certificate":
         return True
     if principal.via != "bearer" or principal.token is None:
         return False

@@ -35,6 +35,7 @@ from gatekeeper.settings.routes import PolicySettings, RateLimitRule, check_path
 from gatekeeper.settings.server import ServerSettings
 from gatekeeper.settings.session import HEADER_ROOM_BYTES, SESSION_CHUNK_BYTES, SessionSettings
 from gatekeeper.settings.subjects import IssuerEntry, resolve_prefixes
+from gatekeeper.settings.tls import CERTIFICATE_ISSUER, TlsSettings
 from gatekeeper.settings.tracing import TracingSettings
 
 __all__ = [
@@ -42,7 +43,8 @@ __all__ = [
     "AdminSettings", "AssertionSettings", "AsymmetricAlgorithm", "AuthSettings", "CorsRule",
     "ForwardAuthSettings", "HeaderSettings", "IssuerSettings", "OidcSettings",
     "PolicySettings", "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings",
-    "ServerSettings", "SessionSettings", "Settings", "TracingSettings", "check_path_pattern",
+    "ServerSettings", "SessionSettings", "Settings", "TlsSettings", "TracingSettings",
+    "check_path_pattern",
     "check_pattern_shape",
     "check_redis_url", "split_host_port",
 ]
@@ -148,6 +150,10 @@ class Settings(FrozenModel):
     access_log: bool = Field(default=True, description="One JSON line per request on stdout.")
     server: ServerSettings = Field(default_factory=ServerSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    tls: TlsSettings | None = Field(
+        default=None,
+        description="TLS on `listen` (docs/tls.md): TLS 1.2+, Mozilla's intermediate ciphers, "
+        "ALPN http/1.1, certificate files reloaded on change, optional client certificates.")
     auth: AuthSettings = Field(default_factory=AuthSettings)
     forward_auth: ForwardAuthSettings = Field(default_factory=ForwardAuthSettings)
     oidc: OidcSettings | None = None
@@ -303,6 +309,9 @@ class Settings(FrozenModel):
         if self.oidc is not None:
             entries += [IssuerEntry(self.oidc.provider_key(i), p.issuer, p.subject_prefix)
                         for i, p in enumerate(self.oidc.providers)]
+        if self.tls is not None and self.tls.client_auth == "principal":
+            # Certificates are one more identity source: their subjects get a name space too.
+            entries.append(IssuerEntry("tls", CERTIFICATE_ISSUER, self.tls.subject_prefix))
         return resolve_prefixes(entries)
 
     @property
