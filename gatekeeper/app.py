@@ -33,7 +33,8 @@ from gatekeeper.clients.redis import RedisClient, connect
 from gatekeeper.clients.traced_http import TracedTransport
 from gatekeeper.cors import CorsPolicy
 from gatekeeper.edge.forward_auth import ForwardAuth
-from gatekeeper.edge.gate import Gate, GateSettings
+from gatekeeper.edge.gate import Forwarder, Gate, GateSettings, WebSocketForwarder
+from gatekeeper.edge.inprocess import AppForward, AppWebSocket, ASGIApp
 from gatekeeper.edge.jwks import PublicJwks
 from gatekeeper.edge.proxy import Proxy
 from gatekeeper.edge.responses import send_raw
@@ -162,12 +163,13 @@ class GatekeeperApp:
     def __init__(
         self, settings: Settings, *, serve_admin: bool = True, metrics_dir: str | None = None,
         policy: LoadReport | None = None, jwks_dir: str | None = None,
-        tracing: Tracing | None = None,
+        tracing: Tracing | None = None, inner: ASGIApp | None = None,
     ) -> None:
         """``jwks_dir``: with ``workers > 1``, the directory through which the workers share
         their JWKS fetches (tokens/shared.py). ``tracing``: where spans go; by default from
         ``settings.tracing`` (OTLP when an endpoint is set, else nothing recorded)."""
         self._tracing = tracing
+        self._inner = inner  # in process (gatekeeper.Gatekeeper): the app allowed requests go to
         self.settings = settings
         self._jwks_dir = None if jwks_dir is None else Path(jwks_dir)
         self._preloaded_policy = policy
@@ -210,6 +212,15 @@ class GatekeeperApp:
             await receive()  # lifespan.shutdown
             self._gate = None
         await send({"type": "lifespan.shutdown.complete"})
+
+    async def start(self, stack: contextlib.AsyncExitStack) -> None:
+        """Build and start everything (what the lifespan's startup does), closed by ``stack``;
+        for ``gatekeeper.Gatekeeper``, which runs inside another app's lifespan."""
+        await self._start(stack)
+
+    def stopped(self) -> None:
+        """Requests from now on get 503 (before ``stack`` closes what they would use)."""
+        self._gate = None
 
     async def _draining_check(self) -> Check:
         if self.draining:
@@ -325,13 +336,20 @@ class GatekeeperApp:
             # The routes authenticate with the chain; the chain ends a revoked session with them.
             login = browser.routes(pipeline)
             pipeline = pipeline.ending_revoked_sessions(login)
+        forward: Forwarder = Proxy(upstream, pool, headers, self.metrics, tracing)
+        websockets: WebSocketForwarder = WebSocketProxy(
+            upstream, headers, self.metrics, settings.upstream_connect_timeout_seconds,
+            settings.websocket_recheck_seconds, settings.auth.leeway_seconds,
+            settings.websocket_max_message_bytes)
+        if self._inner is not None:
+            forward = AppForward(self._inner, headers, self.metrics)
+            websockets = AppWebSocket(self._inner, headers, self.metrics,
+                                      settings.websocket_recheck_seconds,
+                                      settings.auth.leeway_seconds)
         self._gate = Gate(
             pipeline,
-            Proxy(upstream, pool, headers, self.metrics, tracing),
-            WebSocketProxy(upstream, headers, self.metrics,
-                           settings.upstream_connect_timeout_seconds,
-                           settings.websocket_recheck_seconds, settings.auth.leeway_seconds,
-                           settings.websocket_max_message_bytes),
+            forward,
+            websockets,
             ForwardAuth(settings.forward_auth, headers.is_trusted),
             self.metrics,
             access_log,

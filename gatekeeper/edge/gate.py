@@ -20,6 +20,7 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -28,7 +29,7 @@ from gatekeeper.cors import CorsPolicy, is_preflight, owned_headers
 from gatekeeper.edge.forward_auth import ForwardAuth
 from gatekeeper.edge.jwks import PublicJwks
 from gatekeeper.edge.method_override import refuse_method_override
-from gatekeeper.edge.proxy import ClientDisconnected, Proxy, body_framing
+from gatekeeper.edge.proxy import ClientDisconnected, body_framing
 from gatekeeper.edge.responses import (
     Answer,
     refuse_websocket,
@@ -38,7 +39,6 @@ from gatekeeper.edge.responses import (
     send_error,
     send_preflight,
 )
-from gatekeeper.edge.websocket import WebSocketProxy
 from gatekeeper.errors import BadRequest, GatekeeperError, HeadersTooLarge, UpstreamError
 from gatekeeper.exchange import Exchange
 from gatekeeper.logs import AccessLog
@@ -69,6 +69,20 @@ class Decider(Protocol):
 
 class SignedInCheck(Protocol):
     async def still_signed_in(self, request: Exchange) -> str | None: ...
+
+
+class Forwarder(Protocol):
+    """The last hop of an allowed request: the app over the wire (edge/proxy.py ``Proxy``) or
+    in process (edge/inprocess.py). Returns the status the client got."""
+
+    async def forward(self, exchange: Exchange, receive: Receive, send: Send,
+                      decision: Decision) -> int: ...
+
+
+class WebSocketForwarder(Protocol):
+    async def forward(self, scope: Scope, exchange: Exchange, receive: Receive, send: Send,
+                      decision: Decision,
+                      recheck: Callable[[float], Awaitable[str | None]]) -> int: ...
 
 
 class LoginEdge(Protocol):
@@ -172,8 +186,8 @@ class Gate:
     def __init__(
         self,
         pipeline: Decider,
-        proxy: Proxy,
-        websockets: WebSocketProxy,
+        proxy: Forwarder,
+        websockets: WebSocketForwarder,
         forward_auth: ForwardAuth,
         metrics: Metrics,
         access_log: AccessLog,
