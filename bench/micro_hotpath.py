@@ -14,6 +14,10 @@
                           (absent from checkouts without tracing)
     record + samples      Gate._record feeding the policy page's traffic samples (ops/recent.py),
                           for an allowed request and a denied one (compare with "record")
+    cors …                with ``cors`` rules (issue 15 §5; skipped on a tree without cors.py):
+                          the route lookup for a path no rule covers, a real request's grant for
+                          an allowed Origin (kept per Origin value), the app's answer rewritten,
+                          a preflight decided
 
 Only public entry points that every version since the regroup has, so the same script measures
 an earlier checkout side by side: ``PYTHONPATH=/tmp/before .venv/bin/python bench/micro_hotpath.py``.
@@ -110,6 +114,37 @@ def _drive(coroutine: Any) -> Any:
     raise RuntimeError("the coroutine suspended")
 
 
+def _cors_cases() -> dict[str, Callable[[], object]]:
+    """The CORS pieces, where this version has them (cors.py, issue 15 §5)."""
+    try:
+        from gatekeeper.cors import CorsPolicy, owned_headers
+        from gatekeeper.settings import CorsRule
+    except ImportError:
+        return {}
+    policy = CorsPolicy([
+        CorsRule(paths=["/api/*", "/graphql"], allowed_origins=["https://app.example.com",
+                                                                "https://*.preview.example.com"],
+                 allowed_methods=["GET", "POST", "PUT"], allowed_headers=["authorization", "content-type"],
+                 exposed_headers=["x-request-id"], allow_credentials=True),
+        CorsRule(paths=["/public/*"], allowed_origins=["*"])])
+    route = policy.route("/api/items/1")
+    assert route is not None
+    origin = [*BROWSER_HEADERS, (b"origin", b"https://pr-42.preview.example.com")]
+    real = Exchange({**_scope(origin, "/api/items/1")}, "/api/items/1", "0123456789abcdef01234567", 0.0)
+    preflight = Exchange({**_scope([*origin, (b"access-control-request-method", b"PUT"),
+                                    (b"access-control-request-headers", b"authorization,content-type")],
+                                   "/api/items/1"), "method": "OPTIONS"},
+                         "/api/items/1", "0123456789abcdef01234567", 0.0)
+    grant = route.grant(real)
+    return {
+        "cors: route lookup, a path no rule covers": lambda: policy.route("/items/1"),
+        "cors: grant for an allowed Origin (browser's 15 headers)": lambda: route.grant(real),
+        "cors: the app's answer rewritten (nginx's 5 + the grant)":
+            lambda: owned_headers(NGINX_RESPONSE, grant),
+        "cors: a preflight decided (wildcard origin, 2 headers)": lambda: route.preflight(preflight),
+    }
+
+
 def cases() -> dict[str, Callable[[], object]]:
     discard = _Discard()
     log = AccessLog(stream=discard)
@@ -160,6 +195,7 @@ def cases() -> dict[str, Callable[[], object]]:
             browser, identity, "0123456789abcdef01234567", b"app.example.com"),
         "response headers (nginx's 5)": lambda: response(NGINX_RESPONSE),
         "decide (known principal, open path)": lambda: _drive(pipeline.decide(exchange)),
+        **_cors_cases(),
     }
     found.update(_sampled_record_cases(metrics, discard, scope, exchange, decision))
     return found

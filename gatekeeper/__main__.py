@@ -43,6 +43,10 @@ def _load_or_report(args: argparse.Namespace) -> Settings | None:
 
     try:
         settings = load_settings(_config_path(args))
+        if settings.assertion is not None:
+            # What the key files hold: refused here, one line per key, as a config problem.
+            from gatekeeper.assertion.keys import load_keyring
+            load_keyring(settings.assertion)
     except ConfigError as exc:
         _report(exc.problems)
         return None
@@ -152,6 +156,7 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
     from gatekeeper.server.choice import http_protocol
     from gatekeeper.server.supervisor import DrainingServer, Supervisor
     from gatekeeper.server.websocket import EdgeWebSocketProtocol
+    from gatekeeper.tls.rotation import listener_context
 
     logs.configure(settings.log_level)
     sock = bind_public_listener(settings)
@@ -189,6 +194,10 @@ def serve(settings: Settings, policy: LoadReport | None = None) -> None:
         server_header=False,
         timeout_graceful_shutdown=math.ceil(settings.drain_seconds),
         timeout_keep_alive=math.ceil(settings.keep_alive_timeout_seconds),
+        # Our own context (tls/): TLS 1.2+, the ciphers, ALPN, client certificates, rotation.
+        ssl_context_factory=None if settings.tls is None else functools.partial(
+            listener_context, settings.tls, settings.tls.verifies_clients,
+            log_level=settings.log_level),
     )
     if settings.workers > 1:
         try:

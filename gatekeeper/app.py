@@ -22,12 +22,20 @@ import httpx
 import uvicorn
 
 from gatekeeper import logs
+from gatekeeper.assertion import JWKS_PATH
+from gatekeeper.assertion.keys import load_keyring
+from gatekeeper.assertion.reload import KeyReloader
+from gatekeeper.assertion.signer import AssertionSigner
 from gatekeeper.authn.bearer import BearerAuthenticator
+from gatekeeper.authn.certificate import CertificateAuthenticator, CertificateClaims
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
 from gatekeeper.clients.redis import RedisClient, connect
 from gatekeeper.clients.traced_http import TracedTransport
+from gatekeeper.cors import CorsPolicy
 from gatekeeper.edge.forward_auth import ForwardAuth
-from gatekeeper.edge.gate import Gate, GateSettings
+from gatekeeper.edge.gate import Forwarder, Gate, GateSettings, WebSocketForwarder
+from gatekeeper.edge.inprocess import AppForward, AppWebSocket, ASGIApp
+from gatekeeper.edge.jwks import PublicJwks
 from gatekeeper.edge.proxy import Proxy
 from gatekeeper.edge.responses import send_raw
 from gatekeeper.edge.websocket import WebSocketProxy
@@ -52,7 +60,9 @@ from gatekeeper.server.choice import http_protocol
 from gatekeeper.server.limits import ConnectionLimits
 from gatekeeper.settings import OidcSettings, Settings, split_host_port
 from gatekeeper.settings.server import HttpProtocol
+from gatekeeper.settings.tls import TlsSettings
 from gatekeeper.subjects import SubjectNamespaces
+from gatekeeper.tls.rotation import listener_context
 from gatekeeper.tokens.jwks import IssuerKeys
 from gatekeeper.tracing import NO_TRACING, Tracing
 from gatekeeper.types import Check, Receive, Scope, Send
@@ -123,7 +133,9 @@ def bind_public_listener(settings: Settings) -> socket.socket | None:
 
 @contextlib.asynccontextmanager
 async def admin_listener(app: Any, address: str, *, shared: bool, limits: ConnectionLimits,
-                         http: HttpProtocol) -> AsyncIterator[None]:
+                         http: HttpProtocol, tls: TlsSettings | None = None) -> AsyncIterator[None]:
+    """``tls``: serve it with the public listener's certificate, asking for no client
+    certificate (the kubelet's HTTPS probes present none)."""
     sock = bind_socket(address, key="admin_listen", reuse_port=shared)
     # The same bounds as the public listener: the admin port is reachable too.
     # proxy_headers=False: the policy page trusts the TCP peer (ops/access.py); uvicorn would
@@ -131,7 +143,9 @@ async def admin_listener(app: Any, address: str, *, shared: bool, limits: Connec
     config = uvicorn.Config(app, lifespan="off", access_log=False, log_config=None,
                             log_level="warning", http=http_protocol(http, limits),
                             proxy_headers=False,
-                            timeout_keep_alive=math.ceil(limits.keep_alive_timeout_seconds))
+                            timeout_keep_alive=math.ceil(limits.keep_alive_timeout_seconds),
+                            ssl_context_factory=None if tls is None else functools.partial(
+                                listener_context, tls, False))
     server = _QuietServer(config)
     task = asyncio.create_task(server.serve(sockets=[sock]), name="admin-listener")
     try:
@@ -149,12 +163,13 @@ class GatekeeperApp:
     def __init__(
         self, settings: Settings, *, serve_admin: bool = True, metrics_dir: str | None = None,
         policy: LoadReport | None = None, jwks_dir: str | None = None,
-        tracing: Tracing | None = None,
+        tracing: Tracing | None = None, inner: ASGIApp | None = None,
     ) -> None:
         """``jwks_dir``: with ``workers > 1``, the directory through which the workers share
         their JWKS fetches (tokens/shared.py). ``tracing``: where spans go; by default from
         ``settings.tracing`` (OTLP when an endpoint is set, else nothing recorded)."""
         self._tracing = tracing
+        self._inner = inner  # in process (gatekeeper.Gatekeeper): the app allowed requests go to
         self.settings = settings
         self._jwks_dir = None if jwks_dir is None else Path(jwks_dir)
         self._preloaded_policy = policy
@@ -197,6 +212,15 @@ class GatekeeperApp:
             await receive()  # lifespan.shutdown
             self._gate = None
         await send({"type": "lifespan.shutdown.complete"})
+
+    async def start(self, stack: contextlib.AsyncExitStack) -> None:
+        """Build and start everything (what the lifespan's startup does), closed by ``stack``;
+        for ``gatekeeper.Gatekeeper``, which runs inside another app's lifespan."""
+        await self._start(stack)
+
+    def stopped(self) -> None:
+        """Requests from now on get 503 (before ``stack`` closes what they would use)."""
+        self._gate = None
 
     async def _draining_check(self) -> Check:
         if self.draining:
@@ -272,15 +296,22 @@ class GatekeeperApp:
             await revocations.start()
             stack.push_async_callback(revocations.aclose)
             extra_checks["revocation"] = revocations.readiness
-        authenticators: list[Authenticator] = [
-            BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics, namespaces)]
+        # Each wrapped: the claim x509 is the verified client certificate's or nobody's.
+        authenticators: list[Authenticator] = [CertificateClaims(
+            BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics, namespaces))]
         login: LoginRoutes | None = None
         if settings.oidc is not None:
             browser = await self._start_browser_login(settings, settings.oidc, http, stack,
                                                       redis_client)
-            authenticators.append(browser.sessions)
+            authenticators.append(CertificateClaims(browser.sessions))
             extra_checks["oidc"] = browser.check
             extra_checks["sessions"] = browser.store_check
+        certificates_authenticate = (settings.tls is not None and settings.tls.verifies_clients
+                                     and settings.tls.client_auth == "principal")
+        if settings.tls is not None and certificates_authenticate:
+            # Last: a request that brings a token is the token's caller.
+            authenticators.append(CertificateAuthenticator(settings.tls.client_principal,
+                                                           namespaces))
         rate_limits: RateLimits | None = None
         if settings.rate_limits:
             rate_limits = RateLimits(
@@ -288,25 +319,37 @@ class GatekeeperApp:
                 RedisWindowCounter(_needs(redis_client, "rate_limits"), settings.redis.timeout_seconds),
                 key_prefix=settings.redis.key_prefix, is_trusted=headers.is_trusted,
                 metrics=self.metrics)
+        cors = CorsPolicy(settings.cors) if settings.cors else None
         origins = None
-        if settings.oidc is not None or any(s != "header" for s in settings.auth.token_sources):
-            # Credentials a browser sends by itself: a session, or a token from a cookie.
+        if (settings.oidc is not None or certificates_authenticate
+                or any(s != "header" for s in settings.auth.token_sources)):
+            # Credentials a browser sends by itself: a session, a token from a cookie, a
+            # client certificate.
             own = ([] if settings.oidc is None else
                    [settings.oidc.redirect_url_of(p) for p in settings.oidc.providers])
-            origins = OriginCheck(own, settings.session.allowed_origins)
+            origins = OriginCheck(own, settings.session.allowed_origins, cors)
+        signer = await self._start_assertions(settings, stack, extra_checks)
         pipeline = Pipeline(authenticators, authorizer, headers, revocations=revocations,
-                            origins=origins, rate_limits=rate_limits, tracing=tracing)
+                            origins=origins, rate_limits=rate_limits, tracing=tracing,
+                            assertions=signer)
         if settings.oidc is not None:
             # The routes authenticate with the chain; the chain ends a revoked session with them.
             login = browser.routes(pipeline)
             pipeline = pipeline.ending_revoked_sessions(login)
+        forward: Forwarder = Proxy(upstream, pool, headers, self.metrics, tracing)
+        websockets: WebSocketForwarder = WebSocketProxy(
+            upstream, headers, self.metrics, settings.upstream_connect_timeout_seconds,
+            settings.websocket_recheck_seconds, settings.auth.leeway_seconds,
+            settings.websocket_max_message_bytes)
+        if self._inner is not None:
+            forward = AppForward(self._inner, headers, self.metrics)
+            websockets = AppWebSocket(self._inner, headers, self.metrics,
+                                      settings.websocket_recheck_seconds,
+                                      settings.auth.leeway_seconds)
         self._gate = Gate(
             pipeline,
-            Proxy(upstream, pool, headers, self.metrics, tracing),
-            WebSocketProxy(upstream, headers, self.metrics,
-                           settings.upstream_connect_timeout_seconds,
-                           settings.websocket_recheck_seconds, settings.auth.leeway_seconds,
-                           settings.websocket_max_message_bytes),
+            forward,
+            websockets,
             ForwardAuth(settings.forward_auth, headers.is_trusted),
             self.metrics,
             access_log,
@@ -315,18 +358,44 @@ class GatekeeperApp:
             login,
             traffic,
             tracing,
+            jwks=(PublicJwks(signer.jwks) if signer is not None and settings.assertion is not None
+                  and settings.assertion.serve_jwks_on_listen else None),
+            cors=cors,
         )
         if self._serve_admin:
             admin = create_admin_app(self.metrics, self.issuer_keys,
                                      UpstreamProbe(upstream.host, upstream.port), extra_checks,
                                      revocations=revocations, access=AdminAccess(settings.admin),
-                                     policy_page=policy_page)
+                                     policy_page=policy_page,
+                                     jwks=None if signer is None else signer.jwks)
+            admin_tls = settings.tls if settings.tls is not None and settings.tls.admin else None
             await stack.enter_async_context(
                 admin_listener(admin, settings.admin_listen, shared=settings.workers > 1,
-                               limits=connection_limits(settings), http=settings.server.http))
+                               limits=connection_limits(settings), http=settings.server.http,
+                               tls=admin_tls))
         log.info("gatekeeper ready", extra={"listen": settings.listen, "upstream": settings.upstream,
                                             "admin_listen": settings.admin_listen})
 
+
+    async def _start_assertions(
+        self, settings: Settings, stack: contextlib.AsyncExitStack,
+        extra_checks: dict[str, Callable[[], Awaitable[Check]]],
+    ) -> AssertionSigner | None:
+        """The assertion signer with its keys loaded (a bad key file: ConfigError naming it),
+        and their reload; None without an ``assertion`` section."""
+        if settings.assertion is None:
+            return None
+        signer = AssertionSigner(settings.assertion,
+                                 await asyncio.to_thread(load_keyring, settings.assertion))
+        reloader = KeyReloader(settings.assertion, signer)
+        await reloader.start()
+        stack.push_async_callback(reloader.aclose)
+        extra_checks["assertion"] = reloader.readiness
+        if settings.assertion.serve_jwks_on_listen:
+            # Said at start: that path of the app is gatekeeper's from now on.
+            log.info("assertion keys served on listen: the app's own path there is not reachable",
+                     extra={"path": JWKS_PATH})
+        return signer
 
     async def _start_browser_login(
         self, settings: Settings, oidc: OidcSettings, http: httpx.AsyncClient,

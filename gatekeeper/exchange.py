@@ -21,11 +21,12 @@ from gatekeeper.tracecontext import RequestSpan, TraceContext
 
 
 class Exchange(RequestView):
-    __slots__ = ("framing", "request_id", "set_cookies", "span", "started", "trace",
+    __slots__ = ("framing", "request_id", "scope", "set_cookies", "span", "started", "trace",
                  "upstream_seconds")
 
     def __init__(self, scope: dict[str, Any], path: str, request_id: str, started: float) -> None:
         super().__init__(scope, path)
+        self.scope = scope  # the server's, for an app called in process (edge/inprocess.py)
         self.request_id = request_id
         self.started = started  # time.perf_counter() when the request arrived
         # Cookies the answer must set, whatever it is; None until a stage sets one.

@@ -46,9 +46,12 @@ class HeaderPolicy:
 
     def __init__(self, settings: HeaderSettings) -> None:
         self._identity = [(name.encode("ascii"), claim) for name, claim in settings.headers.items()]
-        self._protected = frozenset(
-            fold(n.encode("ascii")) for n in [*settings.headers, ACCESS_TOKEN_HEADER]
-        ) | {b"x-request-id"}
+        # Ours, so every client copy goes (and Connection cannot name them). The assertion's
+        # header is among them even when its name is no other auth proxy's.
+        ours = [*settings.headers, ACCESS_TOKEN_HEADER]
+        if settings.assertion_header is not None:
+            ours.append(settings.assertion_header)
+        self._protected = frozenset(fold(n.encode("ascii")) for n in ours) | {b"x-request-id"}
         self._pass_authorization = settings.pass_authorization_header
         # Gatekeeper's own cookies never reach the app: they hold tokens, and a large session
         # makes apps answer 431 (a long-standing oauth2-proxy complaint).
@@ -243,12 +246,12 @@ def _claim_text(principal: Principal, claim: str) -> str | None:
         return principal.subject  # issuer-namespaced (subjects.py): one identity per issuer
     if claim == "iss":
         return principal.issuer or None  # the issuer that verified it, not a copied claim
-    if claim == "email" and not _email_verified(principal.claims):
+    if claim == "email" and not email_verified(principal.claims):
         return None
     return _as_text(claim_at(principal.claims, claim))
 
 
-def _email_verified(claims: Mapping[str, Any]) -> bool:
+def email_verified(claims: Mapping[str, Any]) -> bool:
     """OIDC Core §5.1: ``email_verified`` false means the provider did not check that address;
     many let users type in any (the "nOAuth" takeover of apps keyed on e-mail). Only a claim
     that is absent, ``true`` or ``"true"`` (some providers send strings) lets it through."""

@@ -9,7 +9,7 @@ never stops it, and browsers apply no CORS to it (the server must check ``Origin
 but GET, HEAD, OPTIONS, and any upgrade — must come from our own origin or a configured one
 (``session.allowed_origins``); otherwise 403. A bearer token in the ``Authorization`` header is not
 ambient authority and is unaffected; one read from a cookie (``auth.token_sources: cookie:NAME``)
-is, and is judged like the session.
+is, and is judged like the session, and so is a client certificate that authenticates alone.
 
 What browsers send, and what it means here (Fetch §3.1 ``Origin``, Fetch Metadata §2.4):
 - ``Origin`` on every WebSocket handshake and every non-GET/HEAD request. ``null`` (sandboxed
@@ -25,12 +25,21 @@ What browsers send, and what it means here (Fetch §3.1 ``Origin``, Fetch Metada
 
 Our own origins: those of the configured redirect URLs, and the request's ``Host`` (which a page
 cannot choose for the browser) with https, or with the scheme the request arrived on.
+
+A ``cors`` rule with ``allow_credentials`` (cors.py) lets its origins' pages send cookie
+requests to its paths with its methods: such an origin passes here for exactly those, so a
+CORS grant is never refused by this check, and this check never widens one. It differs from
+``session.allowed_origins`` in scope: that list is for every path and method (forms posted by a
+partner's pages) and for WebSocket handshakes, where CORS does not apply; a CORS rule without
+credentials lets no cookie request through (a browser sends cookies in CORS mode only with
+credentials, so one that came along was sent by a form or a no-cors fetch: forgery).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Protocol
 
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
@@ -48,8 +57,9 @@ ORIGIN_AMBIGUOUS = "origin_ambiguous"
 def by_cookie(principal: Principal, request: RequestView) -> bool:
     """Did a cookie the browser adds by itself authenticate this request? A session, or a bearer
     token that is not the one in the Authorization header (a page cannot set that header on
-    another origin's request without CORS)."""
-    if principal.via == "session":
+    another origin's request without CORS). A client certificate is ambient too: a browser
+    that holds one presents it to any page's request (``tls.client_auth: principal``)."""
+    if principal.via == "session" or principal.via == "certificate":
         return True
     if principal.via != "bearer" or principal.token is None:
         return False
@@ -67,13 +77,22 @@ def needs_origin_check(request: RequestView) -> bool:
             or request.header(b"upgrade") is not None)
 
 
+class CredentialedOrigins(Protocol):
+    """The ``cors`` rules as this check asks them (cors.py ``CorsPolicy``)."""
+
+    def allows_credentials(self, request: RequestView, origin: str) -> bool: ...
+
+
 class OriginCheck:
     """``own``: our origins (the redirect URLs'); ``allowed``: other origins allowed to send
-    cookie-authenticated unsafe requests (``session.allowed_origins``)."""
+    cookie-authenticated unsafe requests (``session.allowed_origins``); ``cors``: the CORS
+    rules, whose credentialed origins pass for their paths and methods."""
 
-    def __init__(self, own: Iterable[str], allowed: Iterable[str]) -> None:
+    def __init__(self, own: Iterable[str], allowed: Iterable[str],
+                 cors: CredentialedOrigins | None = None) -> None:
         self._own = frozenset(o for o in (origin_of_url(url) for url in own) if o)
         self._allowed = frozenset(o for o in (parse_origin(v) for v in allowed) if o)
+        self._cors = cors
 
     def refusal(self, request: RequestView) -> str | None:
         """None when the request may go on, else the reason code of a 403."""
@@ -86,7 +105,8 @@ class OriginCheck:
         site = sites[0].strip().lower() if sites else None
         if origins:
             origin = parse_origin(origins[0].decode("latin-1"))
-            if origin is not None and origin in self._allowed:
+            if origin is not None and (origin in self._allowed or (
+                    self._cors is not None and self._cors.allows_credentials(request, origin))):
                 return None  # a partner's page: cross-site by design
             if origin is None or origin not in self._own_for(request):
                 return ORIGIN_NOT_ALLOWED

@@ -7,6 +7,7 @@
     authorize       the policy: allowed, or 401 (anonymous) / 403 (someone)
     rate limit      a budget per caller on the configured paths: 429
     mutate          the identity headers the app (or the ingress) gets
+    assert          a signed JWT for the app, bound to this request (gatekeeper/assertion/)
 
 The same chain serves a proxied request, a WebSocket handshake and a forward-auth check
 (edge/gate.py only dispatches and renders). Stages decide, never answer: a stage that refuses
@@ -75,6 +76,13 @@ class Mutator(Protocol):
     def identity_headers(self, principal: Principal, token: str | None) -> list[tuple[bytes, bytes]]: ...
 
 
+class Asserter(Protocol):
+    """The signed identity assertion for an authenticated ``principal`` making ``request``:
+    (header name, JWT), in memory (gatekeeper/assertion/signer.py)."""
+
+    def header(self, principal: Principal, request: RequestView) -> tuple[bytes, bytes]: ...
+
+
 class Pipeline:
     def __init__(
         self,
@@ -87,6 +95,7 @@ class Pipeline:
         rate_limits: RateLimiter | None = None,
         revoked_sessions: RevokedSessionEnder | None = None,
         tracing: Tracing = NO_TRACING,
+        assertions: Asserter | None = None,
     ) -> None:
         self._authenticators = tuple(authenticators)
         self._tracing = tracing
@@ -102,6 +111,7 @@ class Pipeline:
         self._authorizer = authorizer
         self._rate_limits = rate_limits
         self._mutator = mutator
+        self._assertions = assertions
 
     def ending_revoked_sessions(self, ender: RevokedSessionEnder) -> Pipeline:
         """The same chain, ending a revoked session's cookie with ``ender``. (The login routes
@@ -109,7 +119,7 @@ class Pipeline:
         return Pipeline(self._authenticators, self._authorizer, self._mutator,
                         revocations=self._revocations, origins=self._origins,
                         rate_limits=self._rate_limits, revoked_sessions=ender,
-                        tracing=self._tracing)
+                        tracing=self._tracing, assertions=self._assertions)
 
     async def decide(self, exchange: Exchange) -> Decision:
         path = exchange.path
@@ -130,6 +140,9 @@ class Pipeline:
             if self._rate_limits is not None and self._rate_limits.covers(path):
                 budget = await self._rate_limits.spend(exchange, principal)
             identity = self._mutator.identity_headers(principal, principal.token)
+            if self._assertions is not None and principal.via != "anonymous":
+                # A new list: the mutator's is cached per principal, shared by its requests.
+                identity = [*identity, self._assertions.header(principal, exchange)]
         except Unauthenticated as exc:
             if self._revoked_sessions is not None and isinstance(exc, SessionRevoked):
                 await self._revoked_sessions.end_revoked_session(exchange, exchange.request_id)

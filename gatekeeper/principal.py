@@ -9,7 +9,8 @@ from typing import Any, Literal
 
 from gatekeeper.errors import GatekeeperError
 
-Via = Literal["bearer", "session", "anonymous"]
+# "certificate": a verified client certificate and no token (``tls.client_auth: principal``).
+Via = Literal["bearer", "session", "certificate", "anonymous"]
 
 
 @dataclass(frozen=True, slots=True, eq=False)  # identity hash: usable as a cache key

@@ -6,11 +6,19 @@ Read-only for real (slots, nothing to set after construction): what one answer m
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from gatekeeper.peercert import ClientCertificate
+
+# The key of the verified client certificate in the ASGI TLS extension (server/tlsinfo.py): set
+# by gatekeeper's own protocols only, never from anything a client sends.
+CLIENT_CERTIFICATE = "gatekeeper.client_certificate"
 
 
 class RequestView:
-    __slots__ = ("client", "headers", "method", "path", "query", "raw_path", "scheme")
+    __slots__ = ("client", "client_certificate", "headers", "method", "path", "query", "raw_path",
+                 "scheme")
 
     def __init__(self, scope: dict[str, Any], path: str) -> None:
         # Matched and forwarded upper-case: a lowercase "get" must not slip past rules written
@@ -24,6 +32,11 @@ class RequestView:
         self.client: str = client[0] if client else ""
         self.scheme: str = scope.get("scheme", "http")
         self.path = path  # canonical path: what the policy sees and the app receives
+        extensions = scope.get("extensions")
+        tls = extensions.get("tls") if extensions else None
+        # mTLS: the certificate the handshake verified (tls.client_ca_file), else None.
+        self.client_certificate: ClientCertificate | None = (
+            tls.get(CLIENT_CERTIFICATE) if tls else None)
 
     def header_values(self, name: bytes) -> list[bytes]:
         """All values of a header; ``name`` in lower case (ASGI servers lower-case names)."""

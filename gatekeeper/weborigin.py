@@ -1,11 +1,13 @@
 """Web origins (RFC 6454, "The Web Origin Concept"): parsing and serializing
-``scheme://host[:port]`` for http and https. Values only: the settings validate
-``session.allowed_origins`` with them and the origin check (origin.py) compares with them.
+``scheme://host[:port]`` for http and https, and the one-label wildcard patterns of the ``cors``
+rules. Values only: the settings validate ``session.allowed_origins`` and ``cors`` with them,
+and the origin check (origin.py) and the CORS rules (cors.py) compare with them.
 """
 
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 _DEFAULT_PORTS = {"http": 80, "https": 443}
@@ -39,3 +41,52 @@ def origin_of_url(url: str) -> str | None:
         return None
     host = f"[{parts.hostname}]" if ":" in parts.hostname else parts.hostname
     return serialize_origin(parts.scheme, host, None if port is None else str(port))
+
+
+# -- origin patterns (the ``cors`` rules' ``https://*.example.com``) ---------------------------
+
+_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9\-]{0,61}[a-z0-9])?")
+_PATTERN = re.compile(r"(https?)://\*\.([a-z0-9.\-]+)(?::([0-9]{1,5}))?", re.IGNORECASE)
+
+
+@dataclass(frozen=True, slots=True)
+class OriginPattern:
+    """``scheme://*.base[:port]``: the scheme and the port exact, ``*`` exactly one whole label
+    left of ``base`` (as a TLS certificate's wildcard, RFC 9525 §6.3): ``https://*.example.com``
+    matches ``https://app.example.com`` and nothing else that ends in ``example.com`` —
+    neither ``https://example.com`` nor ``https://a.b.example.com``, and never a suffix match
+    (``https://evilexample.com``) or another port or scheme."""
+
+    scheme: str
+    base: str  # ".example.com": lower case, with its leading dot
+    port: int
+
+    def matches(self, origin: str) -> bool:
+        """``origin`` as ``parse_origin`` returns it (lower case, no default port)."""
+        scheme, sep, rest = origin.partition("://")
+        if not sep or scheme != self.scheme or rest.startswith("["):  # an IPv6 literal: no label
+            return False
+        host, _, port = rest.partition(":")
+        if port and not port.isdigit():
+            return False
+        if (int(port) if port else _DEFAULT_PORTS[scheme]) != self.port:
+            return False
+        label = host[: -len(self.base)] if host.endswith(self.base) else ""
+        return _LABEL.fullmatch(label) is not None
+
+
+def parse_origin_pattern(value: str) -> OriginPattern | None:
+    """``scheme://*.host[:port]`` with ``host`` two labels or more, none of them all digits at
+    the end (not an IP address) — else None. Only ASCII: a browser sends an IDN host in its
+    punycode form (``xn--…``), so that is the form to write."""
+    match = _PATTERN.fullmatch(value)
+    if match is None:
+        return None
+    scheme, base, port = match.groups()
+    labels = base.lower().split(".")
+    if len(labels) < 2 or labels[-1].isdigit() or not all(_LABEL.fullmatch(x) for x in labels):
+        return None
+    if serialize_origin(scheme, "x." + base, port) is None:  # a port out of range
+        return None
+    number = _DEFAULT_PORTS[scheme.lower()] if port is None else int(port)
+    return OriginPattern(scheme.lower(), "." + ".".join(labels), number)

@@ -85,8 +85,9 @@ class ForwardAuth:
         path = path_as_sent(raw_path)
         check_query(query)
         refuse_method_override(query)
+        # No TLS extension: a client certificate here is the front proxy's, not the caller's.
         original = dict(scope, method=method.decode("ascii"), path=path, raw_path=raw_path,
-                        query_string=query)
+                        query_string=query, extensions={})
         return Exchange(original, path, request_id, started)
 
 

@@ -2,7 +2,9 @@
 
     http        /oauth2/auth (forward-auth)  → pipeline → 202 / 401 / 403 / 429
                 a login route (login/)        → the route answers
+                a CORS preflight on a ``cors`` route → answered (cors.py), never authenticated
                 anything else                 → framing checked → pipeline → proxy, or the answer
+                                                (on a ``cors`` route, with its CORS headers)
     websocket   pipeline → the app's handshake, or the HTTP answer as a handshake refusal
 
 The chain itself (authenticate, revocation, origin, authorize, rate limit, mutate) is the
@@ -18,13 +20,16 @@ import logging
 import re
 import secrets
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Protocol
 
 from gatekeeper.cookies import private_answer
+from gatekeeper.cors import CorsPolicy, is_preflight, owned_headers
 from gatekeeper.edge.forward_auth import ForwardAuth
+from gatekeeper.edge.jwks import PublicJwks
 from gatekeeper.edge.method_override import refuse_method_override
-from gatekeeper.edge.proxy import ClientDisconnected, Proxy, body_framing
+from gatekeeper.edge.proxy import ClientDisconnected, body_framing
 from gatekeeper.edge.responses import (
     Answer,
     refuse_websocket,
@@ -32,8 +37,8 @@ from gatekeeper.edge.responses import (
     send_check_passed,
     send_decision,
     send_error,
+    send_preflight,
 )
-from gatekeeper.edge.websocket import WebSocketProxy
 from gatekeeper.errors import BadRequest, GatekeeperError, HeadersTooLarge, UpstreamError
 from gatekeeper.exchange import Exchange
 from gatekeeper.logs import AccessLog
@@ -64,6 +69,20 @@ class Decider(Protocol):
 
 class SignedInCheck(Protocol):
     async def still_signed_in(self, request: Exchange) -> str | None: ...
+
+
+class Forwarder(Protocol):
+    """The last hop of an allowed request: the app over the wire (edge/proxy.py ``Proxy``) or
+    in process (edge/inprocess.py). Returns the status the client got."""
+
+    async def forward(self, exchange: Exchange, receive: Receive, send: Send,
+                      decision: Decision) -> int: ...
+
+
+class WebSocketForwarder(Protocol):
+    async def forward(self, scope: Scope, exchange: Exchange, receive: Receive, send: Send,
+                      decision: Decision,
+                      recheck: Callable[[float], Awaitable[str | None]]) -> int: ...
 
 
 class LoginEdge(Protocol):
@@ -152,12 +171,23 @@ def _adding_headers(send: Send, headers: tuple[tuple[bytes, bytes], ...]) -> Sen
     return sending
 
 
+def _owning_cors(send: Send, grant: tuple[tuple[bytes, bytes], ...]) -> Send:
+    """``send`` whose answer, the app's or ours, carries the route's CORS headers and no others."""
+
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": owned_headers(message["headers"], grant)}
+        await send(message)
+
+    return sending
+
+
 class Gate:
     def __init__(
         self,
         pipeline: Decider,
-        proxy: Proxy,
-        websockets: WebSocketProxy,
+        proxy: Forwarder,
+        websockets: WebSocketForwarder,
         forward_auth: ForwardAuth,
         metrics: Metrics,
         access_log: AccessLog,
@@ -165,6 +195,8 @@ class Gate:
         login: LoginEdge | None = None,
         traffic: TrafficRecorder | None = None,
         tracing: Tracing = NO_TRACING,
+        jwks: PublicJwks | None = None,
+        cors: CorsPolicy | None = None,
     ) -> None:
         self._pipeline = pipeline
         self._tracing = tracing
@@ -177,6 +209,8 @@ class Gate:
         self._max_header_bytes = settings.max_header_bytes
         self._login = login
         self._traffic = traffic
+        self._jwks = jwks  # assertion.serve_jwks_on_listen
+        self._cors = cors
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -207,6 +241,10 @@ class Gate:
                 exchange = Exchange(scope, canonical_path(scope.get("raw_path") or b"/"),
                                     request_id, started)
                 self._trace(exchange)
+                if self._jwks is not None and self._jwks.handles(exchange.path):
+                    decision, status = await self._jwks.answer(exchange, send)
+                    self._record(scope, request_id, started, exchange, decision, status)
+                    return
                 if login is not None:
                     send = _setting_cookies(send, exchange)
                     if login.handles(exchange.path):
@@ -218,6 +256,15 @@ class Gate:
                         return
                 exchange.framing = body_framing(exchange)
                 refuse_method_override(exchange.query)
+                cors = self._cors.route(exchange.path) if self._cors is not None else None
+                if cors is not None:
+                    if is_preflight(exchange):  # answered here: a preflight carries no credentials
+                        decision = cors.preflight(exchange)
+                        status = await send_preflight(send, decision, request_id,
+                                                      exchange.header(b"accept"))
+                        self._record(scope, request_id, started, exchange, decision, status)
+                        return
+                    send = _owning_cors(send, cors.grant(exchange))
                 decision = await self._pipeline.decide(exchange)
                 if decision.allowed:
                     if decision.response_headers:

@@ -2,7 +2,8 @@
 from Decision to response (``send_decision``: 401 with its challenge, 403, 429 with
 ``Retry-After``, 503, 400; JSON or a small HTML page by ``Accept``), the errors of the proxy hop
 (``send_error``: 400/502/504/500), a WebSocket handshake refused (``refuse_websocket``,
-``refuse_handshake``), forward-auth's 202 (``send_check_passed``), the admin listener's
+``refuse_handshake``), forward-auth's 202 (``send_check_passed``), a CORS preflight's 204 or
+403 (``send_preflight``), the admin listener's
 error bodies (``error_json``), and the login routes' ``Answer`` values (``send_answer``; the
 routes build them with login/answer.py and never touch ``send``). The pipeline's stages decide,
 never answer.
@@ -144,6 +145,29 @@ async def send_check_passed(send: Send, decision: Decision, request_id: str) -> 
                (b"x-request-id", request_id.encode("ascii"))]
     await send_raw(send, 202, headers, b"text/plain", b"")
     return 202
+
+
+async def send_preflight(send: Send, decision: Decision, request_id: str,
+                         accept: bytes | None) -> int:
+    """A CORS preflight gatekeeper answered (cors.py decided): 204 with the grant — no body, so
+    no Content-Length either (RFC 9110 §8.6) — or the refusal's 403, which carries no
+    Access-Control-* header (to the browser, that is the refusal: Fetch §4.9)."""
+    if not decision.allowed:
+        return await send_decision(_adding(send, decision.response_headers), decision, request_id,
+                                   accept)
+    headers = [*own_headers(request_id), *decision.response_headers]
+    await send({"type": "http.response.start", "status": 204, "headers": headers})
+    await send({"type": "http.response.body", "body": b""})
+    return 204
+
+
+def _adding(send: Send, headers: tuple[Header, ...]) -> Send:
+    async def sending(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message["headers"], *headers]}
+        await send(message)
+
+    return sending
 
 
 async def refuse_websocket(scope: Any, send: Send, decision: Decision, request_id: str,

@@ -37,7 +37,9 @@ class BrowserLogin:
         self._oidc = oidc
         self._providers = providers
         self._metrics = metrics
-        self._claims = ClaimsFilter([*settings.auth.roles_claims, *settings.headers.values()])
+        assertion_claims = settings.assertion.claims.values() if settings.assertion else ()
+        self._claims = ClaimsFilter([*settings.auth.roles_claims, *settings.headers.values(),
+                                     *assertion_claims])
         self.store: SessionStore
         self._redis_store: RedisSessionStore | None = None
         if settings.session.store == "redis":

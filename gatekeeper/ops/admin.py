@@ -1,7 +1,8 @@
 """The admin listener: /healthz (the process serves), /readyz (it can do its job), /metrics,
-POST /revoke when ``revocation.enabled`` (404 otherwise), and the policy page (/policy,
+POST /revoke when ``revocation.enabled`` (404 otherwise), the policy page (/policy,
 /policy/explain: ops/policy_page.py) when a policy is configured, for trusted peers or the
-admin token only (ops/access.py).
+admin token only (ops/access.py), and the assertion keys at /.well-known/gatekeeper/jwks.json
+when ``assertion`` is set (404 otherwise).
 
 Kubernetes: the sidecar's startup and liveness probes use /healthz; the pod's readiness uses
 /readyz. A startup probe on /readyz would wait for an app that starts only after the sidecar.
@@ -30,6 +31,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
+from gatekeeper.assertion import JWKS_CACHE_CONTROL, JWKS_PATH
 from gatekeeper.edge.responses import error_json
 from gatekeeper.errors import BadRequest, GatekeeperError
 from gatekeeper.metrics import Metrics
@@ -77,9 +79,11 @@ def create_admin_app(
     revocations: RevocationList | None = None,
     access: AdminAccess | None = None,
     policy_page: PolicyPage | None = None,
+    jwks: Callable[[], bytes] | None = None,
 ) -> Starlette:
     """``access``: who may open /policy* (ops/access.py; default: loopback peers only);
-    ``policy_page``: served there when a policy is configured (404 otherwise)."""
+    ``policy_page``: served there when a policy is configured (404 otherwise); ``jwks``: the
+    assertion key ring's current JWKS body (it changes on a key reload)."""
     async def healthz(request: Request) -> Response:
         return JSONResponse({"status": "ok"})
 
@@ -114,9 +118,19 @@ def create_admin_app(
         routes.append(Route("/revoke", _revoke_endpoint(revocations), methods=["POST"]))
     if policy_page is not None:
         routes.extend(policy_page.routes())
+    if jwks is not None:
+        routes.append(Route(JWKS_PATH, _jwks_endpoint(jwks), methods=["GET", "HEAD"]))
     # Before routing: a refused caller learns nothing, not even which /policy paths exist.
     guard = Middleware(Guarded, access=access or AdminAccess(AdminSettings()))
     return Starlette(routes=routes, middleware=[guard])
+
+
+def _jwks_endpoint(jwks: Callable[[], bytes]) -> Callable[[Request], Awaitable[Response]]:
+    async def keys(request: Request) -> Response:
+        return Response(jwks(), media_type="application/json",
+                        headers={"cache-control": JWKS_CACHE_CONTROL.decode()})
+
+    return keys
 
 
 def _revoke_endpoint(revocations: RevocationList) -> Callable[[Request], Awaitable[Response]]:

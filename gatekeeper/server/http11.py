@@ -26,6 +26,8 @@ stock uvicorn protocol with gatekeeper's guards, ``server.http: uvicorn``), kept
   client slows the app's answer down instead of growing gatekeeper's memory.
 - A WebSocket handshake is handed, as uvicorn's own protocol does, to the ``ws`` protocol class
   (websocket.py); another ``Upgrade`` is answered as a plain request and the connection closed.
+- Over TLS, the ASGI TLS extension (tlsinfo.py: the verified client certificate among it) is
+  built once per connection and handed to each request's scope; ``scheme`` is ``https``.
 """
 
 from __future__ import annotations
@@ -39,10 +41,12 @@ from urllib.parse import unquote
 import httptools
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 
+from gatekeeper.peercert import CertificateCache
 from gatekeeper.server.common import RefusalLog, plain_answer, target_problem
 from gatekeeper.server.cycle import BODY_HIGH_WATER, Exchange
 from gatekeeper.server.deadlines import Deadlines
 from gatekeeper.server.limits import BodyPace, ConnectionLimits, HeadBudget, HeadRefused
+from gatekeeper.server.tlsinfo import tls_extension
 
 PIPELINE_STEP = 1024  # bytes fed to the parser at once: at most ~50 requests parsed ahead
 PIPELINE_STASH_LIMIT = 1024 * 1024  # unparsed bytes kept behind a waiting pipelined request
@@ -55,7 +59,7 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
                  _loop: asyncio.AbstractEventLoop | None = None, *, limits: ConnectionLimits,
-                 refusals: RefusalLog) -> None:
+                 refusals: RefusalLog, certificates: CertificateCache | None = None) -> None:
         if not config.loaded:
             config.load()
         self.app = config.loaded_app
@@ -69,6 +73,8 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
         self._asgi_version: str = config.asgi_version
         self._limits = limits
         self._refusals = refusals
+        self._certificates = certificates
+        self._tls: dict[str, Any] | None = None  # the ASGI TLS extension, once per connection
         self._parser = httptools.HttpRequestParser(self)
         # Answer the first of two pipelined requests when the first says Connection: close.
         self._parser.set_dangerous_leniencies(lenient_data_after_close=True)
@@ -110,6 +116,8 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
         self._server = cast("tuple[str, int] | None", get_local_addr(transport))
         self._client = get_remote_addr(transport)
         self._scheme = "https" if is_ssl(transport) else "http"
+        if self._scheme == "https":
+            self._tls = tls_extension(transport, self._certificates)
         if len(self._connections) > self._limits.max_connections:
             self._refuse(HeadRefused(503, "max_connections reached"))
             return
@@ -277,6 +285,8 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
             "raw_path": self._root_path.encode("ascii") + raw_path, "query_string": query,
             "headers": headers, "state": self._app_state.copy(),
         }
+        if self._tls is not None:
+            scope["extensions"] = {"tls": self._tls}
         exchange = Exchange(self, scope, keep_alive=keep_alive, expect_continue=self._expect)
         self._parsing = exchange
         if self.cycle is None:
@@ -407,4 +417,5 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
 def http11_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
     """uvicorn's ``http`` option: a picklable factory (workers > 1 send it to each process)."""
     return cast("type[asyncio.Protocol]",
-                functools.partial(Http11Protocol, limits=limits, refusals=RefusalLog()))
+                functools.partial(Http11Protocol, limits=limits, refusals=RefusalLog(),
+                                  certificates=CertificateCache()))

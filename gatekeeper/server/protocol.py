@@ -34,9 +34,11 @@ import httptools
 from uvicorn.protocols.http.flow_control import FlowControl
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from gatekeeper.peercert import CertificateCache
 from gatekeeper.server.common import RefusalLog, plain_answer, target_problem
 from gatekeeper.server.deadlines import Deadlines
 from gatekeeper.server.limits import BodyPace, ConnectionLimits, HeadBudget, HeadRefused
+from gatekeeper.server.tlsinfo import tls_extension
 
 __all__ = ["EdgeProtocol", "OriginFormProtocol", "RefusalLog", "edge_protocol"]
 
@@ -77,10 +79,12 @@ class EdgeProtocol(Deadlines, OriginFormProtocol):
     """Build with ``edge_protocol(limits)`` (a partial of this class) as uvicorn's ``http``."""
 
     def __init__(self, *args: Any, limits: ConnectionLimits, refusals: RefusalLog,
-                 **kwargs: Any) -> None:
+                 certificates: CertificateCache | None = None, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._limits = limits
         self._refusals = refusals
+        self._certificates = certificates
+        self._tls: dict[str, Any] | None = None  # the ASGI TLS extension, once per connection
         self._budget = HeadBudget(limits)
         self._head_timer: asyncio.TimerHandle | None = None
         self._pace: BodyPace | None = None
@@ -94,6 +98,8 @@ class EdgeProtocol(Deadlines, OriginFormProtocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         super().connection_made(transport)
         self.flow = _HoldingFlow(transport, lambda: bool(self._stash))
+        if self.scheme == "https":
+            self._tls = tls_extension(transport, self._certificates)
         if len(self.connections) > self._limits.max_connections:
             self._refuse(HeadRefused(503, "max_connections reached"))
             return
@@ -194,6 +200,8 @@ class EdgeProtocol(Deadlines, OriginFormProtocol):
     def on_headers_complete(self) -> None:
         self._budget.headers_complete()
         self._disarm_head_deadline()
+        if self._tls is not None:  # uvicorn's protocol gives no TLS extension: ours, per request
+            self.scope["extensions"] = {"tls": self._tls}  # type: ignore[dict-item]
         lengths = [v for k, v in self.headers if k in (b"content-length", b"transfer-encoding")]
         framing = lengths[0] if len(lengths) == 1 else b""
         # At most 19 digits: int() refuses over 4,300 (CVE-2020-10735), llhttp allows leading zeros.
@@ -252,4 +260,5 @@ class EdgeProtocol(Deadlines, OriginFormProtocol):
 def edge_protocol(limits: ConnectionLimits) -> type[asyncio.Protocol]:
     """uvicorn's ``http`` option: a picklable factory (workers > 1 send it to each process)."""
     return cast("type[asyncio.Protocol]",
-                functools.partial(EdgeProtocol, limits=limits, refusals=RefusalLog()))
+                functools.partial(EdgeProtocol, limits=limits, refusals=RefusalLog(),
+                                  certificates=CertificateCache()))

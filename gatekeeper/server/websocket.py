@@ -17,9 +17,15 @@ fragment is charged at least ``_FRAGMENT_COST`` bytes against the same limit: 10
 
 from __future__ import annotations
 
+from asyncio import BaseTransport
+from typing import Any
+
 from uvicorn._types import ASGIReceiveEvent
 from uvicorn.protocols.websockets.websockets_sansio_impl import WebSocketsSansIOProtocol
 from websockets.frames import CloseCode, Frame
+from websockets.http11 import Request
+
+from gatekeeper.server.tlsinfo import tls_extension
 
 _FRAGMENT_COST = 64  # bytes a fragment is charged at least: its frame, its list entry
 
@@ -28,6 +34,18 @@ class EdgeWebSocketProtocol(WebSocketsSansIOProtocol):
     _write_held = False
     _message_cost = 0
     _too_big = False
+    _tls: dict[str, Any] | None = None
+
+    def connection_made(self, transport: BaseTransport) -> None:
+        super().connection_made(transport)
+        if self.scheme == "wss":  # a client certificate authenticates a handshake too
+            self._tls = tls_extension(transport, None)
+
+    def handle_connect(self, event: Request) -> None:
+        super().handle_connect(event)
+        scope = getattr(self, "scope", None)
+        if self._tls is not None and scope is not None:  # the app's task has not run yet
+            scope["extensions"]["tls"] = self._tls
 
     def handle_text(self, event: Frame) -> None:
         self._message_cost = 0

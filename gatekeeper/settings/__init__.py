@@ -16,6 +16,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 
 from gatekeeper.headernames import NEVER_FORWARDED, fold, is_forwarding, is_override
 from gatekeeper.settings.admin import AdminSettings
+from gatekeeper.settings.assertion import AssertionSettings
 from gatekeeper.settings.auth import AuthSettings, IssuerSettings
 from gatekeeper.settings.common import (
     ENV_PREFIX,
@@ -25,6 +26,7 @@ from gatekeeper.settings.common import (
     check_host_port,
     split_host_port,
 )
+from gatekeeper.settings.cors import CorsRule
 from gatekeeper.settings.forward_auth import ForwardAuthSettings
 from gatekeeper.settings.headers import HeaderSettings
 from gatekeeper.settings.oidc import OidcSettings, ProviderSettings
@@ -33,14 +35,16 @@ from gatekeeper.settings.routes import PolicySettings, RateLimitRule, check_path
 from gatekeeper.settings.server import ServerSettings
 from gatekeeper.settings.session import HEADER_ROOM_BYTES, SESSION_CHUNK_BYTES, SessionSettings
 from gatekeeper.settings.subjects import IssuerEntry, resolve_prefixes
+from gatekeeper.settings.tls import CERTIFICATE_ISSUER, TlsSettings
 from gatekeeper.settings.tracing import TracingSettings
 
 __all__ = [
     "ENV_PREFIX", "HEADER_ROOM_BYTES", "MIN_SESSION_SECRET_BYTES", "SESSION_CHUNK_BYTES",
-    "AdminSettings", "AsymmetricAlgorithm", "AuthSettings", "ForwardAuthSettings", "HeaderSettings",
-    "IssuerSettings", "OidcSettings",
+    "AdminSettings", "AssertionSettings", "AsymmetricAlgorithm", "AuthSettings", "CorsRule",
+    "ForwardAuthSettings", "HeaderSettings", "IssuerSettings", "OidcSettings",
     "PolicySettings", "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings",
-    "ServerSettings", "SessionSettings", "Settings", "TracingSettings", "check_path_pattern",
+    "ServerSettings", "SessionSettings", "Settings", "TlsSettings", "TracingSettings",
+    "check_path_pattern",
     "check_pattern_shape",
     "check_redis_url", "split_host_port",
 ]
@@ -146,6 +150,10 @@ class Settings(FrozenModel):
     access_log: bool = Field(default=True, description="One JSON line per request on stdout.")
     server: ServerSettings = Field(default_factory=ServerSettings)
     tracing: TracingSettings = Field(default_factory=TracingSettings)
+    tls: TlsSettings | None = Field(
+        default=None,
+        description="TLS on `listen` (docs/tls.md): TLS 1.2+, Mozilla's intermediate ciphers, "
+        "ALPN http/1.1, certificate files reloaded on change, optional client certificates.")
     auth: AuthSettings = Field(default_factory=AuthSettings)
     forward_auth: ForwardAuthSettings = Field(default_factory=ForwardAuthSettings)
     oidc: OidcSettings | None = None
@@ -162,6 +170,14 @@ class Settings(FrozenModel):
         description="Checked in order, the first matching rule applies; kept in Redis "
         "(`redis`), so limits hold across replicas. Over the limit: 429 with Retry-After.",
     )
+    cors: list[CorsRule] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Cross-origin access per route (docs/cors.md): gatekeeper answers the "
+        "preflights of these paths without authentication and sets the CORS headers of their "
+        "answers; the real request is still authenticated and authorized. The first rule "
+        "whose paths match applies.",
+    )
     headers: dict[str, str] = Field(
         default_factory=lambda: dict(DEFAULT_HEADERS),
         description="Identity header → claim path (`roles` = the roles, comma-joined; `sub` = the "
@@ -169,6 +185,11 @@ class Settings(FrozenModel):
     )
     pass_access_token: bool = Field(default=False, description="Send X-Auth-Request-Access-Token.")
     pass_authorization_header: bool = Field(default=True, description="Forward Authorization as received.")
+    assertion: AssertionSettings | None = Field(
+        default=None,
+        description="A signed, short-lived JWT for the app (`X-Auth-Request-Jwt`), bound to the "
+        "request's method and target; its keys at `/.well-known/gatekeeper/jwks.json` "
+        "(docs/identity-assertion.md).")
 
     @field_validator("listen", "admin_listen")
     @classmethod
@@ -221,6 +242,16 @@ class Settings(FrozenModel):
                                      f"({value[earlier].path}) matches first")
         return value
 
+    @field_validator("cors")
+    @classmethod
+    def _reachable_cors_rules(cls, value: list[CorsRule]) -> list[CorsRule]:
+        for later, rule in enumerate(value):
+            for earlier in range(later):
+                if value[earlier].covers(rule):
+                    raise ValueError(f"item {later} ({', '.join(rule.paths)}) never applies: item "
+                                     f"{earlier} ({', '.join(value[earlier].paths)}) matches first")
+        return value
+
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
@@ -241,6 +272,25 @@ class Settings(FrozenModel):
                              "but letters and digits are alike)")
         return value
 
+    @field_validator("assertion")
+    @classmethod
+    def _assertion_header(cls, value: AssertionSettings | None,
+                          info: ValidationInfo) -> AssertionSettings | None:
+        if value is None:
+            return value
+        name = value.header
+        folded = fold(name.encode("ascii"))
+        # As for `headers`: never a name gatekeeper strips for another reason or sets itself,
+        # nor one an identity header has already (one of the two would be dropped).
+        if (folded in NEVER_FORWARDED or is_override(folded) or is_forwarding(folded)
+                or folded in _RESERVED_HEADERS):
+            raise ValueError(f"header {name!r} is a header gatekeeper strips or sets itself")
+        identity = info.data.get("headers") or {}  # validated before (field order)
+        if any(fold(other.encode("ascii")) == folded for other in identity):
+            raise ValueError(f"header {name!r} is also an identity header in `headers` (case and "
+                             "every character but letters and digits are alike)")
+        return value
+
     @model_validator(mode="after")
     def _listeners_differ(self) -> Settings:
         if split_host_port(self.listen)[1] == split_host_port(self.admin_listen)[1]:
@@ -259,6 +309,9 @@ class Settings(FrozenModel):
         if self.oidc is not None:
             entries += [IssuerEntry(self.oidc.provider_key(i), p.issuer, p.subject_prefix)
                         for i, p in enumerate(self.oidc.providers)]
+        if self.tls is not None and self.tls.client_auth == "principal":
+            # Certificates are one more identity source: their subjects get a name space too.
+            entries.append(IssuerEntry("tls", CERTIFICATE_ISSUER, self.tls.subject_prefix))
         return resolve_prefixes(entries)
 
     @property
@@ -278,7 +331,8 @@ class Settings(FrozenModel):
             headers=dict(self.headers), pass_access_token=self.pass_access_token,
             pass_authorization_header=self.pass_authorization_header,
             trusted_proxies=tuple(self.trusted_proxies),
-            session_cookie=self.session.cookie_name if self.oidc is not None else None)
+            session_cookie=self.session.cookie_name if self.oidc is not None else None,
+            assertion_header=self.assertion.header if self.assertion is not None else None)
 
     @model_validator(mode="after")
     def _redis_tls(self) -> Settings:

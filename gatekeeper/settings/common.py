@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import (
     BaseModel,
     ConfigDict,
+    ValidationInfo,
 )
 
 ENV_PREFIX = "GATEKEEPER_"
@@ -44,3 +47,21 @@ def check_http_url(value: str) -> str:
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL")
     return value
+
+
+def readable_config_file(value: Path, info: ValidationInfo) -> Path:
+    """A file named in a config file (``load_settings`` passes ``config_dir`` in the context):
+    made absolute from the file's directory, and it must be a readable file. Without that
+    context (a Settings built in code) the path is kept as given."""
+    context = info.context
+    if not isinstance(context, dict) or "config_dir" not in context:
+        return value
+    directory: Path | None = context["config_dir"]
+    path = value if directory is None else directory / value
+    if not path.is_file():
+        where = "" if value.is_absolute() or directory is None else \
+            " (a relative path is read from the config file's directory)"
+        raise ValueError(f"{path}: {'not a file' if path.exists() else 'no such file'}{where}")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"{path}: cannot be read (permissions)")
+    return path

@@ -17,3 +17,4 @@ class HeaderSettings:
     pass_authorization_header: bool
     trusted_proxies: tuple[str, ...]  # IPs or CIDRs, validated by Settings
     session_cookie: str | None  # gatekeeper's own cookie, stripped; None without browser login
+    assertion_header: str | None = None  # the signed assertion's header (``assertion.header``)

@@ -61,7 +61,8 @@ class SessionSettings(FrozenModel):
         default_factory=list, max_length=100,
         description="Other origins (`https://host[:port]`) whose pages may send session-cookie "
         "requests that change something (not GET/HEAD/OPTIONS) and open WebSockets; our own "
-        "origin (the redirect URL's, the request's Host) always may. Others get 403.")
+        "origin (the redirect URL's, the request's Host) always may, and so do a `cors` rule's "
+        "origins with `allow_credentials` on its paths and methods. Others get 403.")
     redis_cache_seconds: float = Field(
         default=30.0, ge=0, le=300,
         description="Redis store: the longest a process reuses a session it read. Copies are "

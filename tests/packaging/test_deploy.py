@@ -24,6 +24,7 @@ import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import kubernetes_validate
 import pytest
@@ -68,8 +69,8 @@ KUSTOMIZATION_IDS = [str(p.relative_to(K8S)) for p in KUSTOMIZATIONS]
 def build(directory: Path) -> dict[tuple[str, str], Doc]:
     """What a kustomization yields, keyed by (kind, name): its resources (files, or directories
     holding a kustomization), then each `patches: - path:` file replacing the object of the same
-    kind and name. Inline patches are left out: the one used (classic/) only clears the pod's
-    containers before classic/deployment.yaml replaces the whole Deployment."""
+    kind and name, and each inline JSON patch (RFC 6902: the `add`, `remove` and `replace`
+    operations the kustomizations use) applied to its target, in the file's order."""
     spec = yaml.safe_load((directory / "kustomization.yaml").read_text(encoding="utf-8"))
     objects: dict[tuple[str, str], Doc] = {}
     for resource in spec.get("resources", []):
@@ -80,12 +81,34 @@ def build(directory: Path) -> dict[tuple[str, str], Doc]:
             assert key not in objects, f"{directory}: {key} defined twice"
             objects[key] = doc
     for patch in spec.get("patches", []):
+        if "target" in patch:
+            key = (patch["target"]["kind"], patch["target"]["name"])
+            assert key in objects, f"{directory}: an inline patch patches nothing ({key})"
+            for operation in yaml.safe_load(patch["patch"]):
+                _json_patch(objects[key], operation)
         if "path" in patch:
             for doc in load_docs(directory / patch["path"]):
                 key = (doc["kind"], doc["metadata"]["name"])
                 assert key in objects, f"{directory}: patch {patch['path']} patches nothing ({key})"
                 objects[key] = doc
     return objects
+
+
+def _json_patch(doc: Doc, operation: Doc) -> None:
+    *parents, last = operation["path"].strip("/").split("/")
+    node: Any = doc
+    for part in parents:
+        node = node[int(part)] if isinstance(node, list) else node[part]
+    if operation["op"] == "remove":
+        del node[int(last) if isinstance(node, list) else last]
+    elif operation["op"] == "add" and isinstance(node, list):
+        node.insert(len(node) if last == "-" else int(last), operation["value"])
+    elif operation["op"] == "add":
+        node[last] = operation["value"]
+    elif operation["op"] == "replace":
+        node[int(last) if isinstance(node, list) else last] = operation["value"]
+    else:
+        pytest.fail(f"a JSON patch operation this test does not apply: {operation['op']}")
 
 
 def base_deployment() -> Doc:
@@ -118,7 +141,8 @@ def test_manifests_exist_where_the_issue_asks() -> None:
                                            "PodDisruptionBudget", "NetworkPolicy")] + [
             ("classic", "Deployment"), ("overlays", "StatefulSet"), ("overlays", "ServiceMonitor")]:
         assert expected in kinds, expected
-    assert KUSTOMIZATION_IDS == ["base", "classic", "overlays/monitoring", "overlays/redis"]
+    assert KUSTOMIZATION_IDS == ["base", "classic", "overlays/monitoring", "overlays/redis",
+                                 "overlays/tls"]
 
 
 # --- the pod's contract -------------------------------------------------------------------------
@@ -456,3 +480,21 @@ def test_kustomize_renders_what_the_plain_files_say(directory: Path) -> None:
     rendered = {(d["kind"], d["metadata"]["name"]): d
                 for d in yaml.safe_load_all(result.stdout) if d is not None}
     assert rendered == build(directory)
+
+
+def test_the_tls_overlay_mounts_cert_managers_secret_where_the_config_reads_it() -> None:
+    objects = build(K8S / "overlays" / "tls")
+    certificate = objects[("Certificate", "app-tls")]
+    deployment = objects[("Deployment", "app")]
+    volumes = {v["name"]: v for v in pod_spec(deployment)["volumes"]}
+    mounts = {m["mountPath"]: volumes[m["name"]]
+              for m in container(deployment, "gatekeeper")["volumeMounts"]}
+    # A directory mount of the Secret cert-manager renews: a subPath would never see a renewal.
+    assert mounts["/etc/gatekeeper/tls"]["secret"]["secretName"] == certificate["spec"]["secretName"]
+    config = yaml.safe_load(objects[("ConfigMap", "gatekeeper-config")]["data"]["gatekeeper.yaml"])
+    assert config["tls"] == {"cert_file": "/etc/gatekeeper/tls/tls.crt",
+                             "key_file": "/etc/gatekeeper/tls/tls.key"}
+    [port] = objects[("Service", "app")]["spec"]["ports"]
+    assert (port["port"], port["targetPort"]) == (443, PUBLIC_PORT)
+    # The probes stay on the plain admin port.
+    assert container(deployment, "gatekeeper")["readinessProbe"]["httpGet"].get("scheme", "HTTP") == "HTTP"

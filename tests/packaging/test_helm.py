@@ -83,7 +83,7 @@ def readme_value_blocks() -> list[dict[str, Any]]:
 
 
 def test_the_ci_value_sets_are_the_ones_the_tests_compare() -> None:
-    assert CI_IDS == ["classic", "monitoring", "native", "redis"]
+    assert CI_IDS == ["classic", "monitoring", "native", "redis", "tls"]
 
 
 # --- it renders, and what it renders is valid -------------------------------------------------
@@ -401,6 +401,12 @@ REFUSED = [
     ("typo", {"redis": {"enabeld": True}}, r"/redis.*additional properties 'enabeld' not allowed"),
     ("bad port", {"gatekeeper": {"ports": {"admin": 99999}}}, r"/gatekeeper/ports/admin.*maximum"),
     ("bad pull policy", {"app": {"image": {"pullPolicy": "Sometimes"}}}, r"/app/image/pullPolicy"),
+    ("tls without an issuer", {"tls": {"enabled": True}}, r"tls.certManager.issuerRef.name"),
+    ("config.tls without tls.enabled", {"config": {"tls": {"client_auth": "principal"}}},
+     r"config.tls needs tls.enabled"),
+    ("the chart's tls files set by hand",
+     {"tls": {"enabled": True, "certManager": {"issuerRef": {"name": "ca"}}},
+      "config": {"tls": {"cert_file": "/x.crt"}}}, r"config.tls.cert_file is set by the chart"),
 ]
 
 
@@ -482,3 +488,23 @@ def test_the_longest_release_name_gives_names_kubernetes_accepts() -> None:
     )
     host = config["redis"]["url"].split("//")[1].split(":")[0]
     assert ("Service", host) in objs
+
+
+def test_the_tls_values_mount_cert_managers_secret_where_the_config_reads_it() -> None:
+    objs = rendered("tls")
+    [certificate] = [d for (kind, _), d in objs.items() if kind == "Certificate"]
+    pod = deployment(objs)
+    volumes = {v["name"]: v for v in pod_spec(pod)["volumes"]}
+    tls_mounts = [m for m in container(pod, "gatekeeper")["volumeMounts"]
+                  if m["mountPath"] == "/etc/gatekeeper/tls"]
+    assert [volumes[m["name"]]["secret"]["secretName"] for m in tls_mounts] == [
+        certificate["spec"]["secretName"]]
+    assert "subPath" not in tls_mounts[0]
+    assert gatekeeper_config(objs)["tls"] == {"cert_file": "/etc/gatekeeper/tls/tls.crt",
+                                              "key_file": "/etc/gatekeeper/tls/tls.key"}
+    assert certificate["spec"]["issuerRef"] == {"name": "my-ca-issuer", "kind": "Issuer",
+                                                "group": "cert-manager.io"}
+    assert "app.default.svc" in certificate["spec"]["dnsNames"] or any(
+        n.endswith(".svc") for n in certificate["spec"]["dnsNames"])
+    [port] = objs[("Service", "app")]["spec"]["ports"]
+    assert (port["name"], port["port"], port["targetPort"]) == ("https", 443, PUBLIC_PORT)

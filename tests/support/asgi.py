@@ -30,7 +30,9 @@ from urllib.parse import unquote
 
 import httpx
 
-from gatekeeper.app import GatekeeperApp, create_app
+from gatekeeper.app import create_app
+from gatekeeper.edge.inprocess import ASGIApp
+from gatekeeper.middleware import Gatekeeper
 from gatekeeper.settings import Settings
 from gatekeeper.tracing import Tracing
 from tests.support.fakes import run
@@ -124,7 +126,7 @@ class InProcess:
     """A started gatekeeper app. ``http`` and ``websocket`` send raw ASGI messages (targets and
     header spellings exactly as given); ``client`` is an httpx client on the same app."""
 
-    def __init__(self, app: GatekeeperApp, client: httpx.AsyncClient) -> None:
+    def __init__(self, app: ASGIApp, client: httpx.AsyncClient) -> None:
         self.app = app
         self.client = client
 
@@ -181,7 +183,7 @@ class InProcess:
         inbox: asyncio.Queue[Message] = asyncio.Queue()
         outbox: asyncio.Queue[Message] = asyncio.Queue()
         await inbox.put({"type": "websocket.connect"})
-        task = asyncio.create_task(self.app(scope, inbox.get, outbox.put))
+        task = asyncio.ensure_future(self.app(scope, inbox.get, outbox.put))
         try:
             async with asyncio.timeout(EXCHANGE_TIMEOUT):
                 return await self._converse(inbox, outbox, messages)
@@ -222,11 +224,11 @@ class InProcess:
 
 
 @contextlib.asynccontextmanager
-async def _lifespan(app: GatekeeperApp) -> AsyncIterator[None]:
+async def _lifespan(app: ASGIApp) -> AsyncIterator[None]:
     inbox: asyncio.Queue[Message] = asyncio.Queue()
     outbox: asyncio.Queue[Message] = asyncio.Queue()
     await inbox.put({"type": "lifespan.startup"})
-    task = asyncio.create_task(app({"type": "lifespan", "asgi": {"version": "3.0"}},
+    task = asyncio.ensure_future(app({"type": "lifespan", "asgi": {"version": "3.0"}},
                                    inbox.get, outbox.put))
     async with asyncio.timeout(EXCHANGE_TIMEOUT):
         started = await outbox.get()
@@ -245,7 +247,7 @@ async def _lifespan(app: GatekeeperApp) -> AsyncIterator[None]:
             await task
 
 
-def _asgi(app: GatekeeperApp) -> Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]:
+def _asgi(app: ASGIApp) -> Callable[[MutableMapping[str, Any], Any, Any], Awaitable[None]]:
     """The app as httpx's transport types an ASGI app (its scope is a MutableMapping)."""
 
     async def call(scope: MutableMapping[str, Any], receive: Any, send: Any) -> None:
@@ -256,11 +258,13 @@ def _asgi(app: GatekeeperApp) -> Callable[[MutableMapping[str, Any], Any, Any], 
 
 
 @contextlib.asynccontextmanager
-async def running(settings: Settings, *, tracing: Tracing | None = None
-                  ) -> AsyncIterator[InProcess]:
+async def running(settings: Settings, *, tracing: Tracing | None = None,
+                  inner: ASGIApp | None = None) -> AsyncIterator[InProcess]:
     """The app built from ``settings``, started (no admin listener), stopped on exit;
-    ``tracing``: where its spans go (default: as ``settings`` say)."""
-    app = create_app(settings, serve_admin=False, tracing=tracing)
+    ``tracing``: where its spans go (default: as ``settings`` say). ``inner``: run the other
+    shape, ``gatekeeper.Gatekeeper`` in front of ``inner`` in process (``upstream`` unused)."""
+    app: Any = (create_app(settings, serve_admin=False, tracing=tracing) if inner is None
+                else Gatekeeper(inner, settings=settings, tracing=tracing))
     async with _lifespan(app):
         transport = httpx.ASGITransport(app=_asgi(app), client=CLIENT)
         async with httpx.AsyncClient(transport=transport, base_url="http://" + HOST.decode()) as client:
@@ -268,21 +272,22 @@ async def running(settings: Settings, *, tracing: Tracing | None = None
 
 
 def serve(settings: Settings, scenario: Callable[[InProcess], Awaitable[T]], *,
-          tracing: Tracing | None = None) -> T:
+          tracing: Tracing | None = None, inner: ASGIApp | None = None) -> T:
     """Start the app, run ``scenario`` against it, stop it; from a plain (sync) test."""
 
     async def main() -> T:
-        async with running(settings, tracing=tracing) as gk:
+        async with running(settings, tracing=tracing, inner=inner) as gk:
             return await scenario(gk)
 
     return run(main())
 
 
 def request(settings: Settings, method: str, target: bytes | str, *, headers: HeaderInput = (),
-            body: bytes = b"", client: tuple[str, int] = CLIENT) -> Answer:
+            body: bytes = b"", client: tuple[str, int] = CLIENT,
+            inner: ASGIApp | None = None) -> Answer:
     """One raw request to a freshly started app."""
 
     async def one(gk: InProcess) -> Answer:
         return await gk.http(method, target, headers=headers, body=body, client=client)
 
-    return serve(settings, one)
+    return serve(settings, one, inner=inner)

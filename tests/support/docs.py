@@ -55,6 +55,16 @@ def yaml_blocks(markdown: str) -> list[Block]:
     return blocks
 
 
+def example(markdown: str, name: str) -> str:
+    """The code block right after ``<!-- example: NAME -->``: code a docs page shows and a test
+    runs as it is (the Python of docs/identity-assertion.md)."""
+    lines = markdown.splitlines()
+    start = lines.index(f"<!-- example: {name} -->") + 1
+    assert lines[start].startswith("```"), f"example {name}: no code block right after its marker"
+    end = lines.index("```", start + 1)
+    return "\n".join(lines[start + 1:end]) + "\n"
+
+
 def load_block(block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
     """The block as a config file, with every ${VAR} it names set (long enough for a secret)."""
     for name in list(os.environ):

@@ -18,7 +18,7 @@ import yaml
 
 ROOT = Path(__file__).resolve().parent.parent.parent
 VERSIONS = ("1.30", kubernetes_validate.utils.latest_version())  # the floor we test, and today's
-CRD_KINDS = {"ServiceMonitor"}  # no built-in schema: checked structurally
+CRD_KINDS = {"ServiceMonitor", "Certificate"}  # no built-in schema: checked structurally
 PUBLIC_PORT, ADMIN_PORT, APP_PORT = 4180, 9901, 8080
 APP_LISTEN = f"127.0.0.1:{APP_PORT}"
 GATEKEEPER_UID = 65532
@@ -59,8 +59,25 @@ def check_service_monitor_shape(doc: Doc) -> None:
         assert str(endpoint.get("path", "/metrics")).startswith("/")
 
 
+def check_certificate_shape(doc: Doc) -> None:
+    """A cert-manager Certificate (cert-manager.io/v1) as gatekeeper's pod needs it."""
+    assert doc["apiVersion"] == "cert-manager.io/v1"
+    assert doc["metadata"]["name"]
+    spec = doc["spec"]
+    assert spec["secretName"], "no secretName"
+    assert spec["dnsNames"] or spec.get("ipAddresses"), "a certificate for no name"
+    assert spec["issuerRef"]["name"] and spec["issuerRef"].get("kind", "Issuer") in (
+        "Issuer", "ClusterIssuer")
+    assert set(spec) <= {"secretName", "dnsNames", "ipAddresses", "uris", "duration",
+                         "renewBefore", "privateKey", "issuerRef", "usages", "commonName",
+                         "secretTemplate", "subject"}, "a field cert-manager v1 does not know"
+
+
 def assert_valid(doc: Doc, where: str, versions: tuple[str, ...] = VERSIONS) -> None:
     """Strict schema validation (an unknown or misplaced field fails); CRDs structurally."""
+    if doc["kind"] == "Certificate":
+        check_certificate_shape(doc)
+        return
     if doc["kind"] in CRD_KINDS:
         check_service_monitor_shape(doc)
         return
@@ -72,6 +89,17 @@ def assert_valid(doc: Doc, where: str, versions: tuple[str, ...] = VERSIONS) -> 
             pytest.fail(f"{where} (Kubernetes {version}): {path}: {exc.message}")
         except kubernetes_validate.SchemaNotFoundError as exc:  # a typo in apiVersion or kind
             pytest.fail(exc.message)
+
+
+def tls_secret_data(dns_names: list[str]) -> dict[str, str]:
+    """What cert-manager writes into a Certificate's Secret (a CA issuer's): tls.crt, tls.key,
+    ca.crt — made here with the test CA helper."""
+    from tests.support.certs import TestCA  # cryptography only where a Secret is laid out
+
+    ca = TestCA()
+    issued = ca.issue(dns_names[0], server=True, dns=tuple(dns_names))
+    return {"tls.crt": issued.cert_pem.decode(), "tls.key": issued.key_pem.decode(),
+            "ca.crt": ca.pem.decode()}
 
 
 def write_configmap_volume(root: Path, data: dict[str, str]) -> None:
@@ -126,6 +154,14 @@ def materialize_pod(objects: dict[tuple[str, str], Doc], deployment: Doc, root: 
             write_configmap_volume(target, data)
         elif "emptyDir" in volume:
             target.mkdir(parents=True, exist_ok=True)
+        elif "secret" in volume:
+            # Only a Secret cert-manager writes from a Certificate of the same objects: files
+            # made here, as a kubernetes.io/tls Secret holds them.
+            name = volume["secret"]["secretName"]
+            issued = [c for (kind, _), c in objects.items()
+                      if kind == "Certificate" and c["spec"]["secretName"] == name]
+            assert issued, f"volume {mount['name']}: Secret {name} is not a Certificate's"
+            write_configmap_volume(target, tls_secret_data(issued[0]["spec"]["dnsNames"]))
         else:
             pytest.fail(f"a gatekeeper volume this test cannot lay out: {volume}")
     env: dict[str, str] = {}

@@ -17,6 +17,8 @@ Routes (anything else behaves like ``/echo``):
     /status/{code}[?location=] that status (Location added when given)
     /head                      GET: a 1234-byte body; HEAD: the same headers, no body
     /hop                       a response carrying hop-by-hop headers
+    .../cors-reflect           the classic CORS hole: any Origin reflected with credentials
+                               (``Access-Control-Allow-*``), and ``Vary: Accept-Encoding``
     /ws                        WebSocket echo; echoes the first requested subprotocol; "whoami"
                                answers JSON of the handshake; "close" / "close:CODE" closes
 
@@ -240,6 +242,15 @@ class UpstreamApp:
             await _status(out, int(path[len("/status/") :]), params)
         elif path == "/head":
             await _head(out, record.method)
+        elif path.endswith("/cors-reflect"):
+            origin = (record.header_values("origin") or ["*"])[0]
+            await out.json(_echo_body(record), headers=[
+                (b"access-control-allow-origin", origin.encode("latin-1")),
+                (b"Access-Control-Allow-Credentials", b"true"),
+                (b"access-control-allow-methods", b"GET, POST, PUT, DELETE, PATCH"),
+                (b"access-control-allow-headers", b"*"),
+                (b"access-control-expose-headers", b"*"),
+                (b"vary", b"Accept-Encoding")])
         elif path == "/hop":
             await out.json(
                 {"hop": True},

@@ -3,6 +3,7 @@ recording upstream on loopback (tests/conftest.py)."""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +12,9 @@ import pytest
 from gatekeeper.dev.issuer import DevIssuer
 from gatekeeper.settings import Settings
 from tests.conftest import Upstream, gatekeeper_config
+from tests.support.asgi import request as send
 from tests.support.paths import ROOT
+from tests.support.upstream import create_upstream_app
 
 # The shipped example policy (policies/policy.csv): viewers read items, editors write them,
 # admins administer, nobody deletes the audit log, anonymous callers read /public/*.
@@ -36,3 +39,15 @@ def make_settings(issuer: DevIssuer, upstream: Upstream) -> MakeSettings:
 def fresh_recorder(upstream: Upstream) -> None:
     """Each test reads only what its own requests brought to the app."""
     upstream.recorder.clear()
+
+
+@pytest.fixture(params=["sidecar", "in-process"])
+def both_shapes(request: pytest.FixtureRequest, upstream: Upstream,
+                monkeypatch: pytest.MonkeyPatch) -> str:
+    """One config, two shapes: the test module's ``request`` (tests/support/asgi.py) sends
+    through the sidecar, or through ``gatekeeper.Gatekeeper`` wrapping the same recording app
+    in process. Use with ``pytestmark = pytest.mark.usefixtures("both_shapes")``."""
+    if request.param == "in-process":
+        inner = create_upstream_app(upstream.recorder)
+        monkeypatch.setattr(request.module, "request", functools.partial(send, inner=inner))
+    return str(request.param)

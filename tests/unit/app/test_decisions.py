@@ -1,6 +1,9 @@
 """What the whole app answers, in process: the shipped example policy's decisions, 401 with its
 RFC 6750 challenge, 403 as JSON or as a page by Accept, and the request id on every answer.
-Only allowed requests reach the app behind gatekeeper; the recorder shows that they did."""
+Only allowed requests reach the app behind gatekeeper; the recorder shows that they did.
+
+Every test runs in both shapes of one config: the sidecar (the app behind a real socket) and
+``gatekeeper.Gatekeeper``, the same chain as middleware in the app's process."""
 
 from __future__ import annotations
 
@@ -15,6 +18,9 @@ from tests.conftest import Upstream
 from tests.support.asgi import Answer, request
 from tests.support.fakes import bearer, mint
 from tests.unit.app.conftest import EXAMPLE_POLICY, MakeSettings
+
+pytestmark = pytest.mark.usefixtures("both_shapes")
+
 
 ROLES: dict[str, list[str] | None] = {
     "anonymous": None, "alice without roles": [], "viewer": ["viewer"], "editor": ["editor"],

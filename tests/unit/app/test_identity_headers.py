@@ -14,6 +14,8 @@ from tests.support.spellings import FOREIGN_IDENTITY, IDENTITY, OVERRIDES, spell
 from tests.support.upstream import RecordedRequest
 from tests.unit.app.conftest import MakeSettings
 
+pytestmark = pytest.mark.usefixtures("both_shapes")  # the sidecar and the middleware
+
 CLAIMS = {"email": "alice@example.com", "roles": ["admin", "dev"]}
 SPOOF = "mallory.example"
 

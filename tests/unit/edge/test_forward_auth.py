@@ -303,3 +303,17 @@ def test_the_decision_path_is_the_configured_headers_or_400(check: tuple[str, He
             assert value == uris[0]
         elif fold(name.encode()) in {fold(c.encode()) for c in METHOD_CARRIERS}:
             assert value == methods[0]
+
+
+def test_the_front_proxys_client_certificate_is_never_the_callers() -> None:
+    """Over mTLS the connection's certificate is the ingress's: a check about another request
+    must not inherit it (``tls.client_auth: principal`` would make every check the ingress)."""
+    from gatekeeper.peercert import parse
+    from gatekeeper.request import CLIENT_CERTIFICATE
+    from tests.support.certs import TestCA
+
+    certificate = parse(TestCA().issue("ingress-nginx").der)
+    scope = scope_of([("X-Original-URI", "/admin"), ("X-Original-Method", "GET")])
+    scope["extensions"] = {"tls": {CLIENT_CERTIFICATE: certificate}}
+    assert Exchange(scope, "/oauth2/auth", "id", 0.0).client_certificate is certificate
+    assert original(reader(), scope).client_certificate is None

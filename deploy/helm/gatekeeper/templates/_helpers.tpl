@@ -36,6 +36,10 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
 {{- .Values.secret.existingSecret | default (printf "%s-gatekeeper" (include "gatekeeper.fullname" .)) -}}
 {{- end -}}
 
+{{- define "gatekeeper.tlsSecretName" -}}
+{{- .Values.tls.secretName | default (printf "%s-tls" (include "gatekeeper.fullname" .)) -}}
+{{- end -}}
+
 {{- define "gatekeeper.policiesName" -}}
 {{- .Values.policies.existingConfigMap | default (printf "%s-gatekeeper-policies" (include "gatekeeper.fullname" .)) -}}
 {{- end -}}
@@ -82,6 +86,19 @@ not fit in.
 {{- $_ := set $config "policy" $policy -}}
 {{- if not (hasKey $config "drain_seconds") -}}
 {{- $_ := set $config "drain_seconds" 15 -}}
+{{- end -}}
+{{- if $v.tls.enabled -}}
+{{- $tls := get $config "tls" | default dict -}}
+{{- range $key := list "cert_file" "key_file" -}}
+{{- if hasKey $tls $key -}}
+{{- fail (printf "config.tls.%s is set by the chart (the Secret tls.secretName, mounted at /etc/gatekeeper/tls): remove it from config" $key) -}}
+{{- end -}}
+{{- end -}}
+{{- $_ := set $tls "cert_file" "/etc/gatekeeper/tls/tls.crt" -}}
+{{- $_ := set $tls "key_file" "/etc/gatekeeper/tls/tls.key" -}}
+{{- $_ := set $config "tls" $tls -}}
+{{- else if hasKey $config "tls" -}}
+{{- fail "config.tls needs tls.enabled (the chart mounts the certificate's Secret)" -}}
 {{- end -}}
 {{- if and $oidc $v.ingress.enabled $v.ingress.host (not (hasKey $oidc "redirect_url")) -}}
 {{- $_ := set $oidc "redirect_url" (printf "https://%s/oauth2/callback" $v.ingress.host) -}}
@@ -202,4 +219,10 @@ not fit in.
       readOnly: true
     - name: gatekeeper-tmp
       mountPath: /tmp
+    {{- if $v.tls.enabled }}
+    # A directory mount of the certificate's Secret: a subPath would never see a renewal.
+    - name: gatekeeper-tls
+      mountPath: /etc/gatekeeper/tls
+      readOnly: true
+    {{- end }}
 {{- end -}}
