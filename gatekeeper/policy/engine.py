@@ -35,6 +35,7 @@ from gatekeeper.policy.features import DOCS, unsupported
 from gatekeeper.policy.index import plan_index
 from gatekeeper.policy.inputs import SOURCES, NoDomain, read_client, read_domain, request_sources
 from gatekeeper.policy.matcher import ATTRIBUTES, MissingClaim, compile_calls, compile_matcher
+from gatekeeper.policy.priority import HierarchyCycle, SubjectPriority
 from gatekeeper.policy.roles import RoleLinks
 from gatekeeper.policy.rules import ModelError, PolicyVerdict, Rule, casbin_order, matched
 from gatekeeper.request import RequestView
@@ -84,12 +85,6 @@ class CompiledPolicy:
         self._source_index = tuple(SOURCES.index(source) for source in self.sources)
         self.rules = casbin_order(rules, self._p_tokens)
         effect = model["e"]["e"].value
-        if effect == "subjectPriority(p_eft) || deny":
-            raise ModelError(unsupported(
-                "the policy effect subjectPriority(p.eft) || deny",
-                "it orders rules by each subject's depth in the role hierarchy, and the "
-                "caller's token roles, links of this request only, change those depths per "
-                "request; write an explicit priority field instead"))
         try:
             self._effector = get_effector(effect)
         except RuntimeError:  # casbin's "unsupported effect", raised bare
@@ -103,6 +98,7 @@ class CompiledPolicy:
             self._functions[key] = _has_link(links)
         self._role_keys = tuple(self._links)
         self._arities = {key: len(model["g"][key].tokens) for key in self._role_keys}
+        self._priority = self._subject_priority(effect)
         self._domain_source = domain
         # The request's domain matters to a dom field, and to token roles when roles have one.
         self.reads_domain = "domain" in self.sources or (
@@ -145,6 +141,18 @@ class CompiledPolicy:
             p_subjects, sorted(self._g.role_names) if self._g is not None else [])
         self._cache: LRU[Any, PolicyVerdict] = LRU(cache_size)
         self._written = (matcher, effect)  # as the model writes them, for explain_view
+
+    def _subject_priority(self, effect: str) -> SubjectPriority | None:
+        """subjectPriority's ordering (priority.py), or None for any other effect."""
+        if effect != "subjectPriority(p_eft) || deny":
+            return None
+        if self._arities.get("g", 2) != 2:
+            raise ModelError(unsupported("subjectPriority with role domains",
+                                         "the hierarchy would be ordered per domain"))
+        try:
+            return SubjectPriority(self._g.links() if self._g is not None else ())
+        except HierarchyCycle as exc:
+            raise ModelError(f"subjectPriority: {exc} (Casbin refuses it too)") from None
 
     def _compile(self, expression: str) -> tuple[Callable[..., Any], dict[str, Any]]:
         """The matcher, or a part of it (explain_view), over this policy's fields."""
@@ -272,7 +280,15 @@ class CompiledPolicy:
         # decides under some(where (p.eft == allow)) was named for a default deny.
         decided_by: int | None = None
         last_allow: int | None = None
-        for position in self._candidates(subjects, domain):
+        candidates: Sequence[int] = self._candidates(subjects, domain)
+        if self._priority is not None:
+            held = ([as_role(role) for role in roles] + [AUTHENTICATED_ROLE, ANONYMOUS_SUBJECT]
+                    if authenticated else [])
+            ordered = self._priority.order(candidates, [r.values for r in self.rules], subject, held)
+            if ordered is None:  # the token's roles close a cycle with the g lines: no order
+                return PolicyVerdict(False, None, refused="role_cycle")
+            candidates = ordered
+        for position in candidates:
             rule = self.rules[position]
             try:
                 result = matched(match(*request_values, *rule.values))

@@ -64,6 +64,10 @@ class RoleLinks:
             self._pattern_graph = self._stock_graph(by_domain.get("", []), matching)
             self._names = tuple(self._pattern_graph)
 
+    def links(self, domain: str = "") -> list[tuple[str, str]]:
+        """The (member, role) lines of ``domain``, in file order."""
+        return list(self._lines.get(domain, ()))
+
     @staticmethod
     def _stock_graph(links: Sequence[tuple[str, str]], matching: Matching) -> dict[str, tuple[str, ...]]:
         manager = RoleManager(10)

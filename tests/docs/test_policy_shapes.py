@@ -1,5 +1,5 @@
-"""Every worked example of docs/policies.md's shape sections (tenants, role patterns, request
-field names, ipMatch) is a test: its model, policy, settings and cases, decided as
+"""Every worked example of docs/policies.md's shape sections (tenants, role patterns, subject
+priority, request field names, ipMatch) is a test: its model, policy, settings and cases, decided as
 ``gatekeeper policy test --cases`` decides them (the proxy's own authorizer, the canonical path,
 the case's Host and client address)."""
 
@@ -46,8 +46,8 @@ EXAMPLES = examples()
 
 def test_every_shape_section_has_a_worked_example() -> None:
     sections = {p.id.rsplit(" #", 1)[0] for p in EXAMPLES}
-    assert sections == {"Tenants (Casbin domains)", "Role patterns", "Other request field names",
-                        "ipMatch on the client address"}
+    assert sections == {"Tenants (Casbin domains)", "Role patterns", "Subject priority",
+                        "Other request field names", "ipMatch on the client address"}
 
 
 @pytest.mark.parametrize(("model", "policy", "settings", "cases"), EXAMPLES)

@@ -124,6 +124,10 @@ EVALUATED = [
     Evaluated("ipMatch subjects", "ipmatch", "ipmatch", (
         (("192.168.2.1", "data1", "read"), T), (("192.168.3.1", "data1", "read"), F)),
         ("192.168.2.1", "192.168.3.1", "10.0.255.255", "10.1.0.1")),
+    Evaluated("subject priority: the most specific subject's rule", "subject_priority",
+              "subject_priority", (
+        (("jane", "data1", "read"), T), (("alice", "data1", "read"), T),
+        (("bob", "data1", "read"), F))),
     Evaluated("priority: the first matching rule in file order", "priority", "priority", (
         (("alice", "data1", "read"), T), (("alice", "data1", "write"), F),
         (("alice", "data2", "read"), F), (("alice", "data2", "write"), F),
@@ -218,8 +222,6 @@ REFUSED = [
     Refused("a custom matcher function", "keymatch_custom", "keymatch2",
             ("keyMatchCustom", "custom functions are not supported"),
             "keymatch_custom.model.conf:13"),
-    Refused("subject priority", "subject_priority", "subject_priority",
-            ("subjectPriority",), "subject_priority.model.conf:13"),
     Refused("priority with an effect that is neither allow nor deny", "priority",
             "priority_indeterminate", ("'intdeterminate' is neither 'allow' nor 'deny'",),
             "priority_indeterminate.policy.csv:2", feature=False),

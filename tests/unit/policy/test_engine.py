@@ -628,9 +628,9 @@ PRIORITY_MODEL = model_text(effect="priority(p.eft) || deny", policy="priority, 
 @pytest.mark.parametrize(("model", "policy", "where", "words"), [
     (PRIORITY_MODEL, "p, 1, a, /x, GET, allow\np, high, a, /y, GET, deny\n", "policy.csv:2",
      "whole number"),
-    (model_text(effect="subjectPriority(p.eft) || deny"), GOOD_POLICY, "model.conf:11",
-     "subjectPriority"),
-], ids=["a priority that is not a number next to numbers", "subject priority (not supported)"])
+    (model_text(effect="subjectPriority(p.eft) || deny"),
+     GOOD_POLICY + "g, role:a, role:b\ng, role:b, role:a\n", "model.conf", "cycle"),
+], ids=["a priority that is not a number next to numbers", "subject priority over a g cycle"])
 def test_priorities_casbin_would_fail_on_are_refused(
     tmp_path: Path, model: str, policy: str, where: str, words: str
 ) -> None:
