@@ -6,13 +6,14 @@ presented and is bad; a Principal = success.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gatekeeper.cookies import cookie_pairs
-from gatekeeper.errors import BadRequest, GatekeeperError, InvalidToken
+from gatekeeper.errors import BadRequest, GatekeeperError, IntrospectionUnavailable, InvalidToken
 from gatekeeper.headernames import fold
 from gatekeeper.lru import LRU
 from gatekeeper.metrics import Metrics
@@ -21,6 +22,7 @@ from gatekeeper.request import RequestView
 from gatekeeper.settings import AuthSettings
 from gatekeeper.subjects import SubjectClash, SubjectNamespaces
 from gatekeeper.tokens.claims import roles_from_claims
+from gatekeeper.tokens.introspect import Introspector
 from gatekeeper.tokens.jwks import IssuerKeys, SigningKey
 from gatekeeper.tokens.verify import Check, ClaimRules, JwsVerifier, Refusal
 
@@ -154,8 +156,11 @@ class BearerAuthenticator:
     def __init__(
         self, auth: AuthSettings, keys: Mapping[str, IssuerKeys], metrics: Metrics,
         namespaces: SubjectNamespaces | None = None,
+        introspectors: Sequence[Introspector] = (),
     ) -> None:
         self._auth = auth
+        self._introspectors = tuple(introspectors)  # in the issuers' order
+        self._always = {i.issuer: i for i in introspectors if i.always}
         self._keys = keys
         self._metrics = metrics
         self._namespaces = namespaces or SubjectNamespaces()
@@ -168,6 +173,10 @@ class BearerAuthenticator:
             return None
         if len(token) > self._auth.max_token_bytes:
             raise InvalidToken("token too large", code="token_too_large")
+        if self._introspectors:
+            targets = self._introspected_by(token)
+            if targets:
+                return await self._introspect(token, targets)
         now = time.time()
         principal = self.cache.get(token, now)
         if principal is not None:
@@ -177,6 +186,36 @@ class BearerAuthenticator:
         principal, valid_until, keys, key = await self._verify(token, now)
         self.cache.put(token, principal, valid_until, keys, key)
         return principal
+
+    def _introspected_by(self, token: str) -> tuple[Introspector, ...]:
+        """Who introspects this token: every introspecting issuer for a token that is not a JWT
+        (it names no issuer), the token's own issuer for a JWT when that one is ``always``."""
+        if token.count(".") != 2:
+            return self._introspectors
+        if not self._always:
+            return ()
+        try:
+            issuer = self._verifier.read(token)[1].get("iss")
+        except GatekeeperError:
+            return ()  # the JWT path refuses it in its own words
+        introspector = self._always.get(issuer) if isinstance(issuer, str) else None
+        return () if introspector is None else (introspector,)
+
+    async def _introspect(self, token: str, targets: tuple[Introspector, ...]) -> Principal:
+        """The first issuer that calls the token active (RFC 7662); each issuer's answer is
+        cached by that issuer alone. Refused by all: the first refusal; an issuer that could not
+        answer while none accepted: 503 (fail closed, and only for this token)."""
+        digest = hashlib.sha256(token.encode()).digest()
+        refusal: GatekeeperError | None = None
+        for introspector in targets:
+            try:
+                return (await introspector.introspect(token, digest, self._principal)).result()
+            except IntrospectionUnavailable as exc:
+                refusal = exc
+            except InvalidToken as exc:
+                if refusal is None:
+                    refusal = exc
+        raise refusal or InvalidToken("token is not active", code="inactive_token")
 
     async def _verify(
         self, token: str, now: float
