@@ -152,6 +152,9 @@ class Introspector:
         if token_type is not None and (not isinstance(token_type, str)
                                        or token_type.lower() not in _ACCESS_TOKEN_TYPES):
             raise InvalidToken("the token is typed for another use", code="wrong_token_type")
+        typ = body.get("typ")  # Keycloak's own kind: Bearer, Refresh, Offline, ID
+        if typ is not None and (not isinstance(typ, str) or typ.lower() not in _ACCESS_TOKEN_TYPES):
+            raise InvalidToken("the token is typed for another use", code="wrong_token_type")
         if "cnf" in body:
             raise InvalidToken("a key-bound token needs a proof gatekeeper cannot check",
                                code="bound_token")

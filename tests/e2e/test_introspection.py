@@ -111,6 +111,8 @@ HOSTILE = {
     "no-sub": Hostile(lambda w: Reply(json=w.good(subject="")), 401, "missing_claim"),
     "refresh-token": Hostile(lambda w: Reply(json=w.good(token_type="refresh_token")), 401,
                              "wrong_token_type"),
+    "keycloak-refresh-typ": Hostile(lambda w: Reply(json=w.good(token_type=None, typ="Refresh")), 401,
+                                    "wrong_token_type"),
     "dpop-bound": Hostile(lambda w: Reply(json=w.good(token_type="DPoP", cnf={"jkt": "x"})), 401,
                           "wrong_token_type"),
     "cnf-bound": Hostile(lambda w: Reply(json=w.good(cnf={"x5t#S256": "x"})), 401, "bound_token"),
