@@ -22,7 +22,7 @@ from gatekeeper.request import RequestView
 from gatekeeper.settings import AuthSettings
 from gatekeeper.subjects import SubjectClash, SubjectNamespaces
 from gatekeeper.tokens.claims import roles_from_claims
-from gatekeeper.tokens.introspect import Introspector
+from gatekeeper.tokens.introspect import Answer, Introspector
 from gatekeeper.tokens.jwks import IssuerKeys, SigningKey
 from gatekeeper.tokens.verify import Check, ClaimRules, JwsVerifier, Refusal
 
@@ -206,16 +206,22 @@ class BearerAuthenticator:
         cached by that issuer alone. Refused by all: the first refusal; an issuer that could not
         answer while none accepted: 503 (fail closed, and only for this token)."""
         digest = hashlib.sha256(token.encode()).digest()
-        refusal: GatekeeperError | None = None
+        unavailable: IntrospectionUnavailable | None = None
+        refused: Answer | None = None
         for introspector in targets:
             try:
-                return (await introspector.introspect(token, digest, self._principal)).result()
+                answer = await introspector.introspect(token, digest, self._principal)
             except IntrospectionUnavailable as exc:
-                refusal = exc
-            except InvalidToken as exc:
-                if refusal is None:
-                    refusal = exc
-        raise refusal or InvalidToken("token is not active", code="inactive_token")
+                unavailable = exc
+                continue
+            if answer.principal is not None:
+                return answer.principal
+            refused = refused or answer
+        if unavailable is not None:
+            raise unavailable
+        if refused is not None:
+            refused.result()  # raises its refusal
+        raise InvalidToken("token is not active", code="inactive_token")
 
     async def _verify(
         self, token: str, now: float
