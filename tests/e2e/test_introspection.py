@@ -7,6 +7,8 @@ Gatekeepers here (the module issuer's JWKS is real: its JWTs keep working next t
     post      the same, client_secret_post, a short cache (1 s) and short negatives
     two       the module issuer at A and a second issuer at B: the answer of one issuer is never
               taken for the other's
+    revoking  ``basic`` with the revocation list (a real redis-server): it applies to an
+              introspected token as to a JWT, cached answer or not
 
 Every refused token must be refused before the app: the recording upstream must not see it.
 """
@@ -24,11 +26,14 @@ import pytest
 
 from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream, served_issuer
+from tests.support import forge
 from tests.support.introspection import IntrospectionServer, Reply
 from tests.support.poll import eventually
+from tests.support.redis import run_redis
 from tests.support.servers import serve_asgi
 
 SECRET = "s3cret-introspection-client:/+"  # characters that must be form-encoded in Basic
+ADMIN_SECRET = "admin-" + "0" * 40
 
 
 @dataclass
@@ -63,6 +68,7 @@ def world(issuer: DevIssuer, upstream: Upstream,
     a = IntrospectionServer("gk", SECRET)
     b = IntrospectionServer("gk", SECRET)
     with ExitStack() as stack:
+        redis = stack.enter_context(run_redis())
         url_a = stack.enter_context(serve_asgi(a, lifespan="off"))
         url_b = stack.enter_context(serve_asgi(b, lifespan="off"))
         second = stack.enter_context(served_issuer())
@@ -80,6 +86,10 @@ def world(issuer: DevIssuer, upstream: Upstream,
             "two": gatekeeper_factory(auth=issuers(
                 (issuer, _introspection(url_a, max_ttl_seconds=3600)),
                 (second, _introspection(url_b, max_ttl_seconds=3600)))),
+            "revoking": gatekeeper_factory(
+                auth=issuers((issuer, _introspection(url_a, max_ttl_seconds=3600))),
+                redis={"url": redis.url},
+                revocation={"enabled": True, "admin_secret": ADMIN_SECRET, "resync_seconds": 1}),
         }
         yield World(issuer, second, a, b, upstream, gks)
 
@@ -182,3 +192,42 @@ def test_neither_the_token_nor_the_secret_is_logged(world: World) -> None:
     for gk in world.gks.values():
         output = gk.process.output()
         assert SECRET not in output and "opaque-secret-token-1234" not in output
+
+
+# -- the token itself: refused before any introspection call ----------------------------------
+
+
+TOKENS = {
+    "unsigned-jwt-for-an-opaque-only-issuer": (
+        lambda w: forge.unsigned({"typ": "JWT"}, w.good(), alg="none"), "alg_none"),
+    "too-large": (lambda w: "o" * 20_000, "token_too_large"),
+}
+
+
+@pytest.mark.parametrize("case", list(TOKENS.values()), ids=list(TOKENS))
+def test_tokens_refused_without_asking_the_issuer(world: World, case: Any) -> None:
+    make, code = case
+    token = make(world)
+    world.a.script[token] = Reply(json=world.good())  # would pass, if it were asked
+    response = world.get("basic", token)
+    assert (response.status_code, response.json()["error"]) == (401, code)
+    assert world.a.times_asked(token) == 0
+
+
+def test_the_revocation_list_applies_to_an_introspected_token(world: World) -> None:
+    world.a.script["opaque-jti"] = Reply(json=world.good("frank", jti="op-jti-1"))
+    world.a.script["opaque-sub"] = Reply(json=world.good("grace"))
+    for token in ("opaque-jti", "opaque-sub"):
+        assert world.get("revoking", token).status_code == 200  # now cached for an hour
+    with world.gks["revoking"].admin() as admin:
+        for body in ({"jti": "op-jti-1"}, {"sub": "grace"}):
+            revoked = admin.post("/revoke", json={**body, "expires_at": int(time.time()) + 3600},
+                                 headers={"Authorization": f"Bearer {ADMIN_SECRET}"})
+            assert revoked.status_code == 200, revoked.text
+
+    def refused(token: str) -> bool:
+        response = world.get("revoking", token)
+        return response.status_code == 401 and response.json()["error"] == "token_revoked"
+
+    assert eventually(lambda: refused("opaque-jti") and refused("opaque-sub"), seconds=10)
+    assert (world.a.times_asked("opaque-jti"), world.a.times_asked("opaque-sub")) == (1, 1)
