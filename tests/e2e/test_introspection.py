@@ -7,6 +7,7 @@ Gatekeepers here (the module issuer's JWKS is real: its JWTs keep working next t
     post      the same, client_secret_post, a short cache (1 s) and short negatives
     two       the module issuer at A and a second issuer at B: the answer of one issuer is never
               taken for the other's
+    always    ``basic`` with ``mode: always``: the issuer's own JWTs are introspected too
     revoking  ``basic`` with the revocation list (a real redis-server): it applies to an
               introspected token as to a JWT, cached answer or not
 
@@ -86,6 +87,8 @@ def world(issuer: DevIssuer, upstream: Upstream,
             "two": gatekeeper_factory(auth=issuers(
                 (issuer, _introspection(url_a, max_ttl_seconds=3600)),
                 (second, _introspection(url_b, max_ttl_seconds=3600)))),
+            "always": gatekeeper_factory(auth=issuers(
+                (issuer, _introspection(url_a, mode="always", max_ttl_seconds=3600)))),
             "revoking": gatekeeper_factory(
                 auth=issuers((issuer, _introspection(url_a, max_ttl_seconds=3600))),
                 redis={"url": redis.url},
@@ -231,3 +234,16 @@ def test_the_revocation_list_applies_to_an_introspected_token(world: World) -> N
 
     assert eventually(lambda: refused("opaque-jti") and refused("opaque-sub"), seconds=10)
     assert (world.a.times_asked("opaque-jti"), world.a.times_asked("opaque-sub")) == (1, 1)
+
+
+def test_mode_always_asks_about_the_issuers_own_jwts(world: World) -> None:
+    good_jwt = world.issuer.mint("henry", audience=AUDIENCE)
+    revoked_jwt = world.issuer.mint("ivan", audience=AUDIENCE)  # signed well, inactive at A
+    world.a.script[good_jwt] = Reply(json=world.good("henry"))
+    world.a.script[revoked_jwt] = Reply(json={"active": False})
+    assert world.get("basic", revoked_jwt).status_code == 200  # opaque_only: verified locally
+    assert world.a.times_asked(revoked_jwt) == 0
+    assert world.get("always", good_jwt).status_code == 200
+    response = world.get("always", revoked_jwt)
+    assert (response.status_code, response.json()["error"]) == (401, "inactive_token")
+    assert (world.a.times_asked(good_jwt), world.a.times_asked(revoked_jwt)) == (1, 1)
