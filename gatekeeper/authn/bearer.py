@@ -1,4 +1,6 @@
-"""JWT bearer authentication (PyJWT): find the token, verify it against its issuer's keys.
+"""Bearer authentication: find the token, verify a JWT against its issuer's keys (PyJWT), or
+ask an issuer about a token that is not a JWT (RFC 7662 introspection, tokens/introspect.py;
+also its own JWTs with ``mode: always``). Either way the claims become a principal here.
 
 Contract (as every authenticator): ``None`` = no token here, not mine; raise = a token was
 presented and is bad; a Principal = success.
