@@ -63,6 +63,7 @@ from gatekeeper.settings.server import HttpProtocol
 from gatekeeper.settings.tls import TlsSettings
 from gatekeeper.subjects import SubjectNamespaces
 from gatekeeper.tls.rotation import listener_context
+from gatekeeper.tokens.introspect import Introspector
 from gatekeeper.tokens.jwks import IssuerKeys
 from gatekeeper.tracing import NO_TRACING, Tracing
 from gatekeeper.types import Check, Receive, Scope, Send
@@ -298,7 +299,10 @@ class GatekeeperApp:
             extra_checks["revocation"] = revocations.readiness
         # Each wrapped: the claim x509 is the verified client certificate's or nobody's.
         authenticators: list[Authenticator] = [CertificateClaims(
-            BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics, namespaces))]
+            BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics, namespaces,
+                                introspectors=[Introspector(issuer, settings.auth, http)
+                                               for issuer in settings.auth.issuers
+                                               if issuer.introspection is not None]))]
         login: LoginRoutes | None = None
         if settings.oidc is not None:
             browser = await self._start_browser_login(settings, settings.oidc, http, stack,

@@ -125,6 +125,14 @@ class KeysUnavailable(GatekeeperError):
     status = 503
 
 
+class IntrospectionUnavailable(GatekeeperError):
+    """The issuer's introspection endpoint gave no usable answer (down, slow, 5xx, too large):
+    that token's holder gets 503, nothing is decided or cached (RFC 7662)."""
+
+    code = "introspection_unavailable"
+    status = 503
+
+
 class LoginFailed(GatekeeperError):
     code = "login_failed"
     status = 400

@@ -1,4 +1,6 @@
-"""JWT bearer authentication (PyJWT): find the token, verify it against its issuer's keys.
+"""Bearer authentication: find the token, verify a JWT against its issuer's keys (PyJWT), or
+ask an issuer about a token that is not a JWT (RFC 7662 introspection, tokens/introspect.py;
+also its own JWTs with ``mode: always``). Either way the claims become a principal here.
 
 Contract (as every authenticator): ``None`` = no token here, not mine; raise = a token was
 presented and is bad; a Principal = success.
@@ -6,13 +8,14 @@ presented and is bad; a Principal = success.
 
 from __future__ import annotations
 
+import hashlib
 import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from gatekeeper.cookies import cookie_pairs
-from gatekeeper.errors import BadRequest, GatekeeperError, InvalidToken
+from gatekeeper.errors import BadRequest, GatekeeperError, IntrospectionUnavailable, InvalidToken
 from gatekeeper.headernames import fold
 from gatekeeper.lru import LRU
 from gatekeeper.metrics import Metrics
@@ -21,6 +24,7 @@ from gatekeeper.request import RequestView
 from gatekeeper.settings import AuthSettings
 from gatekeeper.subjects import SubjectClash, SubjectNamespaces
 from gatekeeper.tokens.claims import roles_from_claims
+from gatekeeper.tokens.introspect import Answer, Introspector
 from gatekeeper.tokens.jwks import IssuerKeys, SigningKey
 from gatekeeper.tokens.verify import Check, ClaimRules, JwsVerifier, Refusal
 
@@ -154,8 +158,11 @@ class BearerAuthenticator:
     def __init__(
         self, auth: AuthSettings, keys: Mapping[str, IssuerKeys], metrics: Metrics,
         namespaces: SubjectNamespaces | None = None,
+        introspectors: Sequence[Introspector] = (),
     ) -> None:
         self._auth = auth
+        self._introspectors = tuple(introspectors)  # in the issuers' order
+        self._always = {i.issuer: i for i in introspectors if i.always}
         self._keys = keys
         self._metrics = metrics
         self._namespaces = namespaces or SubjectNamespaces()
@@ -168,6 +175,10 @@ class BearerAuthenticator:
             return None
         if len(token) > self._auth.max_token_bytes:
             raise InvalidToken("token too large", code="token_too_large")
+        if self._introspectors:
+            targets = self._introspected_by(token)
+            if targets:
+                return await self._introspect(token, targets)
         now = time.time()
         principal = self.cache.get(token, now)
         if principal is not None:
@@ -177,6 +188,42 @@ class BearerAuthenticator:
         principal, valid_until, keys, key = await self._verify(token, now)
         self.cache.put(token, principal, valid_until, keys, key)
         return principal
+
+    def _introspected_by(self, token: str) -> tuple[Introspector, ...]:
+        """Who introspects this token: every introspecting issuer for a token that is not a JWT
+        (it names no issuer), the token's own issuer for a JWT when that one is ``always``."""
+        if token.count(".") != 2:
+            return self._introspectors
+        if not self._always:
+            return ()
+        try:
+            issuer = self._verifier.read(token)[1].get("iss")
+        except GatekeeperError:
+            return ()  # the JWT path refuses it in its own words
+        introspector = self._always.get(issuer) if isinstance(issuer, str) else None
+        return () if introspector is None else (introspector,)
+
+    async def _introspect(self, token: str, targets: tuple[Introspector, ...]) -> Principal:
+        """The first issuer that calls the token active (RFC 7662); each issuer's answer is
+        cached by that issuer alone. Refused by all: the first refusal; an issuer that could not
+        answer while none accepted: 503 (fail closed, and only for this token)."""
+        digest = hashlib.sha256(token.encode()).digest()
+        unavailable: IntrospectionUnavailable | None = None
+        refused: Answer | None = None
+        for introspector in targets:
+            try:
+                answer = await introspector.introspect(token, digest, self._principal)
+            except IntrospectionUnavailable as exc:
+                unavailable = exc
+                continue
+            if answer.principal is not None:
+                return answer.principal
+            refused = refused or answer
+        if unavailable is not None:
+            raise unavailable
+        if refused is not None:
+            refused.result()  # raises its refusal
+        raise InvalidToken("token is not active", code="inactive_token")
 
     async def _verify(
         self, token: str, now: float

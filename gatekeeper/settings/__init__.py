@@ -17,7 +17,7 @@ from pydantic import Field, ValidationInfo, field_validator, model_validator
 from gatekeeper.headernames import NEVER_FORWARDED, fold, is_forwarding, is_override
 from gatekeeper.settings.admin import AdminSettings
 from gatekeeper.settings.assertion import AssertionSettings
-from gatekeeper.settings.auth import AuthSettings, IssuerSettings
+from gatekeeper.settings.auth import AuthSettings, IntrospectionSettings, IssuerSettings
 from gatekeeper.settings.common import (
     ENV_PREFIX,
     MIN_SESSION_SECRET_BYTES,
@@ -41,7 +41,7 @@ from gatekeeper.settings.tracing import TracingSettings
 __all__ = [
     "ENV_PREFIX", "HEADER_ROOM_BYTES", "MIN_SESSION_SECRET_BYTES", "SESSION_CHUNK_BYTES",
     "AdminSettings", "AssertionSettings", "AsymmetricAlgorithm", "AuthSettings", "CorsRule",
-    "ForwardAuthSettings", "HeaderSettings", "IssuerSettings", "OidcSettings",
+    "ForwardAuthSettings", "HeaderSettings", "IntrospectionSettings", "IssuerSettings", "OidcSettings",
     "PolicySettings", "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings",
     "ServerSettings", "SessionSettings", "Settings", "TlsSettings", "TracingSettings",
     "check_path_pattern",

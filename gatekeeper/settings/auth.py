@@ -3,14 +3,46 @@
 from __future__ import annotations
 
 import re
+from typing import Literal
 
 from pydantic import (
     Field,
+    SecretStr,
     field_validator,
 )
 
 from gatekeeper.settings.common import AsymmetricAlgorithm, FrozenModel, check_http_url
 from gatekeeper.settings.subjects import SUBJECT_PREFIX_DESCRIPTION, check_issuer_url, check_prefix
+
+
+class IntrospectionSettings(FrozenModel):
+    """RFC 7662 token introspection at one issuer, for tokens that are not JWTs (or all)."""
+
+    endpoint: str | None = Field(
+        default=None, description="Default: the issuer metadata's `introspection_endpoint`.")
+    client_id: str = Field(min_length=1, description="Client gatekeeper authenticates as.")
+    client_secret: SecretStr = Field(description="Never logged or echoed.")
+    auth_method: Literal["client_secret_basic", "client_secret_post"] = Field(
+        default="client_secret_basic", description="How the client authenticates (RFC 7662 §2.1).")
+    mode: Literal["opaque_only", "always"] = Field(
+        default="opaque_only",
+        description="`opaque_only`: only tokens that are not JWTs; `always`: this issuer's JWTs too.")
+    max_ttl_seconds: float = Field(
+        default=60.0, ge=0.0, le=3600.0,
+        description="An active answer is cached until the token's exp, at most this long; 0: never.")
+    negative_ttl_seconds: float = Field(
+        default=5.0, ge=0.0, le=300.0, description="An inactive answer is cached this long.")
+    timeout_seconds: float = Field(
+        default=2.0, gt=0.0, le=30.0, description="Total deadline of one introspection call; then 503.")
+    max_bytes: int = Field(
+        default=65536, ge=1024, le=1_048_576, description="Largest answer read; a larger one: 503.")
+    cache_size: int = Field(default=10000, ge=0, le=1_000_000,
+                            description="Answers kept per issuer (LRU); 0 disables.")
+
+    @field_validator("endpoint")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        return None if value is None else check_http_url(value)
 
 
 class IssuerSettings(FrozenModel):
@@ -23,6 +55,8 @@ class IssuerSettings(FrozenModel):
         description="Allow-list; asymmetric only (never `none` or HMAC).",
     )
     subject_prefix: str | None = Field(default=None, description=SUBJECT_PREFIX_DESCRIPTION)
+    introspection: IntrospectionSettings | None = Field(
+        default=None, description="RFC 7662 introspection of opaque (or all) tokens; default: off.")
 
     @field_validator("issuer", "jwks_uri")
     @classmethod

@@ -100,3 +100,14 @@ def test_the_several_providers_example_selects_by_host_and_by_chooser(
     providers = settings.oidc.providers
     assert len(providers) >= 2
     assert any(p.hosts for p in providers) and any(not p.hosts for p in providers)
+
+
+def test_the_introspection_example_introspects_opaque_tokens(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (block,) = [b for b in CONFIGS if b.section == "Opaque access tokens (introspection)"]
+    settings = load_block(block, tmp_path, monkeypatch)
+    (issuer,) = settings.auth.issuers
+    assert issuer.introspection is not None
+    assert issuer.introspection.mode == "opaque_only"
+    assert issuer.introspection.endpoint is None  # discovered

@@ -87,7 +87,14 @@ const settings = {
   idTokenAlg: env.OIDC_ID_TOKEN_ALG || 'RS256',
   refreshTokens: env.OIDC_REFRESH_TOKENS || 'always',
   jwtAudience: env.OIDC_JWT_ACCESS_TOKEN_AUDIENCE || undefined,
+  // With the audience above: 'opaque' issues opaque access tokens for it (introspected, RFC 7662).
+  accessTokenFormat: env.OIDC_ACCESS_TOKEN_FORMAT || 'jwt',
+  // '1': the introspection (RFC 7662) and revocation (RFC 7009) endpoints are served.
+  introspection: env.OIDC_INTROSPECTION === '1',
 };
+if (!['jwt', 'opaque'].includes(settings.accessTokenFormat)) {
+  throw new Error('OIDC_ACCESS_TOKEN_FORMAT: jwt or opaque');
+}
 if (!['RS256', 'ES256'].includes(settings.idTokenAlg)) throw new Error('OIDC_ID_TOKEN_ALG: RS256 or ES256');
 if (!['always', 'offline_access'].includes(settings.refreshTokens)) {
   throw new Error('OIDC_REFRESH_TOKENS: always or offline_access');
@@ -208,6 +215,11 @@ const configuration = {
       },
     },
     backchannelLogout: { enabled: true },
+    ...(settings.introspection ? {
+      // Only our confidential client may ask (the default policy lets any authenticated one).
+      introspection: { enabled: true, allowedPolicy: async (ctx, client) => client.clientId === settings.clientId },
+      revocation: { enabled: true },
+    } : {}),
     ...(settings.jwtAudience ? {
       resourceIndicators: {
         enabled: true,
@@ -219,9 +231,9 @@ const configuration = {
           return {
             scope: 'openid profile email',
             audience: settings.jwtAudience,
-            accessTokenFormat: 'jwt',
+            accessTokenFormat: settings.accessTokenFormat,
             accessTokenTTL: settings.accessTokenTtl,
-            jwt: { sign: { alg: 'RS256' } },
+            ...(settings.accessTokenFormat === 'jwt' ? { jwt: { sign: { alg: 'RS256' } } } : {}),
           };
         },
       },

@@ -1,0 +1,193 @@
+"""RFC 7662 token introspection at one issuer: opaque access tokens (or all, ``mode: always``).
+
+The answer is trusted only as far as it says exactly what a JWT would: ``active`` is the JSON
+``true`` (RFC 7662 §2.2: a string ``"true"``, a missing member or anything else is inactive),
+``iss`` when present is this issuer, ``aud`` holds one of the issuer's audiences, ``exp`` is a
+number in the future, no ``cnf`` and no token type other than an access token (a refresh
+token or a sender-constrained token must not pass as a bearer token: RFC 8705 §3, RFC 9449 §6).
+The claims then become a principal through the bearer path's own mapping.
+
+Cache: one per issuer (an answer is the issuer's word about the token, never another's), keyed
+by the SHA-256 of the token (the token itself is not kept as a key); an active answer lives
+until the token's ``exp`` and at most ``max_ttl_seconds``, an inactive one
+``negative_ttl_seconds``. Concurrent requests with one token share one call (single-flight).
+An endpoint that is down, slow, answers non-2xx, non-JSON or more than ``max_bytes``: 503 for
+that token, nothing cached (ControlPlane bounds the deadline and the body).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+from urllib.parse import quote, urlencode
+
+from gatekeeper.clients.controlplane import ControlPlane, FetchError
+from gatekeeper.errors import IntrospectionUnavailable, InvalidToken
+from gatekeeper.lru import LRU
+from gatekeeper.principal import Principal
+from gatekeeper.settings import AuthSettings, IntrospectionSettings, IssuerSettings
+
+if TYPE_CHECKING:
+    import httpx
+
+log = logging.getLogger("gatekeeper.introspection")
+
+# (token, claims, issuer, now) → (principal, expires_at): the bearer path's mapping.
+MakePrincipal = Callable[[str, dict[str, Any], str, float], tuple[Principal, float]]
+_ACCESS_TOKEN_TYPES = frozenset({"bearer", "access_token", "urn:ietf:params:oauth:token-type:access_token"})
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """One cached answer: a principal, or the refusal (code, description) of an inactive token."""
+
+    principal: Principal | None
+    refusal: tuple[str, str]
+    until: float  # wall clock
+
+    def result(self) -> Principal:
+        if self.principal is None:
+            raise InvalidToken(self.refusal[1], code=self.refusal[0])
+        return self.principal
+
+
+class Introspector:
+    """The introspection endpoint of one issuer, with its own answer cache."""
+
+    def __init__(self, issuer: IssuerSettings, auth: AuthSettings, http: httpx.AsyncClient,
+                 clock: Callable[[], float] = time.time) -> None:
+        settings = issuer.introspection
+        if settings is None:
+            raise ValueError(f"{issuer.issuer}: no introspection settings")
+        self.issuer = issuer.issuer
+        self.settings: IntrospectionSettings = settings
+        self._audience = frozenset(issuer.audience)
+        self._leeway = auth.leeway_seconds
+        self._http = ControlPlane(http, deadline_seconds=settings.timeout_seconds,
+                                  max_bytes=settings.max_bytes)
+        # Discovery documents are larger than an introspection answer; bounded like JWKS ones.
+        self._discovery = ControlPlane(http, deadline_seconds=auth.jwks_fetch_timeout_seconds,
+                                       max_bytes=auth.jwks_max_bytes)
+        self._endpoint = settings.endpoint
+        self._clock = clock
+        self.cache: LRU[bytes, Answer] = LRU(settings.cache_size)
+        self._inflight: dict[bytes, asyncio.Task[Answer]] = {}
+
+    @property
+    def always(self) -> bool:
+        return self.settings.mode == "always"
+
+    def cached(self, digest: bytes, now: float) -> Answer | None:
+        answer = self.cache.get(digest)
+        if answer is None:
+            return None
+        if now >= answer.until:
+            self.cache.discard(digest)
+            return None
+        return answer
+
+    async def introspect(self, token: str, digest: bytes, make: MakePrincipal) -> Answer:
+        """This issuer's answer about ``token`` (``digest``: its SHA-256), cached or asked."""
+        answer = self.cached(digest, self._clock())
+        if answer is not None:
+            return answer
+        task = self._inflight.get(digest)
+        if task is None:
+            task = asyncio.create_task(self._ask(token, make))
+            self._inflight[digest] = task
+            task.add_done_callback(lambda done: self._landed(digest, done))
+        return await asyncio.shield(task)
+
+    def _landed(self, digest: bytes, task: asyncio.Task[Answer]) -> None:
+        self._inflight.pop(digest, None)
+        if task.cancelled() or task.exception() is not None:
+            return  # nothing cached: the next request asks again
+        answer = task.result()
+        if answer.until > self._clock():
+            self.cache.put(digest, answer)
+
+    async def _ask(self, token: str, make: MakePrincipal) -> Answer:
+        try:
+            endpoint = await self._endpoint_url()
+            headers = {"content-type": "application/x-www-form-urlencoded",
+                       "accept": "application/json"}
+            form = {"token": token, "token_type_hint": "access_token"}
+            secret = self.settings.client_secret.get_secret_value()
+            if self.settings.auth_method == "client_secret_basic":
+                # RFC 6749 §2.3.1: each part form-encoded before the Basic encoding.
+                pair = f"{quote(self.settings.client_id, safe='')}:{quote(secret, safe='')}"
+                headers["authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
+            else:
+                form |= {"client_id": self.settings.client_id, "client_secret": secret}
+            fetched = (await self._http.call("POST", endpoint, headers=headers,
+                                             content=urlencode(form))).raise_for_status()
+            body = fetched.json()
+        except (FetchError, ValueError) as exc:
+            # The text names the URL without credentials, never the token or the secret.
+            log.warning("introspection failed", extra={"issuer": self.issuer, "error": str(exc)[:300]})
+            raise IntrospectionUnavailable("the token's issuer could not be asked") from exc
+        if not isinstance(body, dict):
+            raise IntrospectionUnavailable("the token's issuer answered something else than JSON")
+        now = self._clock()
+        try:
+            principal, expires_at = make(token, self._claims(body, now), self.issuer, now)
+        except InvalidToken as exc:
+            until = now + self.settings.negative_ttl_seconds
+            return Answer(None, (exc.code, exc.description), until)
+        return Answer(principal, ("", ""), min(expires_at, now + self.settings.max_ttl_seconds))
+
+    def _claims(self, body: dict[str, Any], now: float) -> dict[str, Any]:
+        if body.get("active") is not True:
+            raise InvalidToken("token is not active", code="inactive_token")
+        issuer = body.get("iss", self.issuer)
+        if issuer != self.issuer:
+            raise InvalidToken("issuer not accepted", code="bad_issuer")
+        token_type = body.get("token_type")
+        if token_type is not None and (not isinstance(token_type, str)
+                                       or token_type.lower() not in _ACCESS_TOKEN_TYPES):
+            raise InvalidToken("the token is typed for another use", code="wrong_token_type")
+        typ = body.get("typ")  # Keycloak's own kind: Bearer, Refresh, Offline, ID
+        if typ is not None and (not isinstance(typ, str) or typ.lower() not in _ACCESS_TOKEN_TYPES):
+            raise InvalidToken("the token is typed for another use", code="wrong_token_type")
+        if "cnf" in body:
+            raise InvalidToken("a key-bound token needs a proof gatekeeper cannot check",
+                               code="bound_token")
+        for name in ("exp", "nbf", "iat"):
+            value = body.get(name)
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                      or not math.isfinite(value)):
+                raise InvalidToken(f"claim {name} is not a number", code="invalid_claim")
+        if body.get("exp") is None:
+            raise InvalidToken("missing claim exp", code="missing_claim")
+        if body["exp"] <= now - self._leeway:
+            raise InvalidToken("token expired", code="expired")
+        if body.get("nbf") is not None and body["nbf"] > now + self._leeway:
+            raise InvalidToken("token not yet valid (nbf/iat)", code="not_yet_valid")
+        audience = body.get("aud")
+        if audience is None:
+            raise InvalidToken("missing claim aud", code="missing_claim")
+        audiences = [audience] if isinstance(audience, str) else audience
+        if not isinstance(audiences, list) or not self._audience.intersection(
+                a for a in audiences if isinstance(a, str)):
+            raise InvalidToken("audience not accepted", code="bad_audience")
+        claims = {key: value for key, value in body.items() if key != "active"}
+        claims["iss"] = self.issuer
+        return claims
+
+    async def _endpoint_url(self) -> str:
+        if self._endpoint is None:
+            url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
+            document = (await self._discovery.get(url)).raise_for_status().json()
+            if not isinstance(document, dict) or document.get("issuer") != self.issuer:
+                raise ValueError("discovery document's issuer does not match")  # OIDC Discovery §4.3
+            endpoint = document.get("introspection_endpoint")
+            if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
+                raise ValueError("discovery document has no introspection_endpoint")
+            self._endpoint = endpoint
+        return self._endpoint

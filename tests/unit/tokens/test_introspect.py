@@ -1,0 +1,178 @@
+"""RFC 7662 introspection (gatekeeper/tokens/introspect.py) through ``BearerAuthenticator``, with
+the issuer served in memory: single-flight, which tokens are introspected in each mode, how long
+an answer lives, failures never cached, the endpoint found by discovery, bad config refused.
+End to end, with the hostile answers: tests/e2e/test_introspection.py and
+test_introspection_provider.py (the real provider)."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+import pytest
+from pydantic import ValidationError
+
+from gatekeeper.authn.bearer import BearerAuthenticator
+from gatekeeper.errors import GatekeeperError, IntrospectionUnavailable
+from gatekeeper.metrics import Metrics
+from gatekeeper.principal import Principal
+from gatekeeper.request import RequestView
+from gatekeeper.settings import AuthSettings, IssuerSettings
+from gatekeeper.tokens.introspect import Introspector
+from gatekeeper.tokens.jwks import IssuerKeys
+from tests.support import forge
+
+ISSUER = "https://issuer.test"
+AUDIENCE = "api"
+JWKS = json.dumps({"keys": []}).encode()
+
+
+def _good(sub: str = "alice", **changes: Any) -> dict[str, Any]:
+    now = int(time.time())
+    return {"active": True, "sub": sub, "aud": AUDIENCE, "iss": ISSUER, "exp": now + 300, **changes}
+
+
+def _request(token: str) -> RequestView:
+    return RequestView({"type": "http", "method": "GET", "path": "/",
+                        "headers": [(b"authorization", f"Bearer {token}".encode())]}, "/")
+
+
+Handler = Callable[[httpx.Request], Any]
+
+
+def _run(handler: Handler, scenario: Callable[[BearerAuthenticator, list[httpx.Request]], Any],
+         **introspection: Any) -> Any:
+    introspection = {"endpoint": ISSUER + "/introspect", "client_id": "gk",
+                     "client_secret": "secret", **introspection}
+    if introspection["endpoint"] is None:
+        del introspection["endpoint"]
+    issuer = IssuerSettings(issuer=ISSUER, audience=[AUDIENCE], jwks_uri=ISSUER + "/jwks",
+                            introspection=introspection)
+    auth = AuthSettings(issuers=[issuer])
+    asked: list[httpx.Request] = []
+
+    async def respond(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/jwks":  # the issuer's keys: no key, so JWTs fail locally
+            return httpx.Response(200, stream=httpx.ByteStream(JWKS))
+        asked.append(request)
+        answer = handler(request)
+        if asyncio.iscoroutine(answer):
+            answer = await answer
+        if isinstance(answer, httpx.Response):
+            return answer
+        return httpx.Response(200, stream=httpx.ByteStream(json.dumps(answer).encode()))
+
+    async def main() -> Any:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(respond)) as http:
+            keys = IssuerKeys(issuer, auth, http, Metrics())
+            bearer = BearerAuthenticator(auth, {ISSUER: keys}, Metrics(),
+                                         introspectors=[Introspector(issuer, auth, http)])
+            return await scenario(bearer, asked)
+
+    return asyncio.run(main()), asked
+
+
+def test_concurrent_requests_with_one_token_share_one_call() -> None:
+    async def slow(_: httpx.Request) -> dict[str, Any]:
+        await asyncio.sleep(0.05)
+        return _good()
+
+    async def scenario(bearer: BearerAuthenticator, _: list[httpx.Request]) -> list[Principal | None]:
+        return await asyncio.gather(*(bearer.authenticate(_request("opaque")) for _ in range(20)))
+
+    principals, asked = _run(slow, scenario)
+    assert {p.subject for p in principals} == {"alice"}
+    assert len(asked) == 1
+
+
+@pytest.mark.parametrize(("mode", "introspected"), [("opaque_only", 0), ("always", 1)])
+def test_a_jwt_is_introspected_only_in_mode_always(mode: str, introspected: int) -> None:
+    token = forge.unsigned({"typ": "JWT", "kid": "k"}, _good(), alg="RS256") + "c2ln"
+
+    async def scenario(bearer: BearerAuthenticator, _: list[httpx.Request]) -> str:
+        try:
+            principal = await bearer.authenticate(_request(token))
+        except GatekeeperError as exc:
+            return exc.code
+        assert principal is not None
+        return principal.subject
+
+    verdict, asked = _run(lambda _: _good("from-introspection"), scenario, mode=mode)
+    assert len(asked) == introspected
+    assert verdict == ("from-introspection" if introspected else "keys_unavailable")
+
+
+@pytest.mark.parametrize(("exp_in", "max_ttl", "lives"), [(5, 3600, 5), (300, 1, 1), (300, 0, 0)],
+                         ids=["exp-first", "max-ttl-first", "max-ttl-zero-never-cached"])
+def test_an_answer_lives_until_exp_and_at_most_max_ttl(exp_in: int, max_ttl: int, lives: int) -> None:
+    now = int(time.time())
+
+    async def scenario(bearer: BearerAuthenticator, _: list[httpx.Request]) -> float | None:
+        await bearer.authenticate(_request("opaque"))
+        (introspector,) = bearer._introspectors
+        answer = introspector.cached(hashlib.sha256(b"opaque").digest(), time.time())
+        return None if answer is None else answer.until
+
+    until, _ = _run(lambda _: _good(exp=now + exp_in), scenario, max_ttl_seconds=max_ttl)
+    if lives == 0:
+        assert until is None
+    else:
+        assert until is not None and until <= now + exp_in + 1 and until <= time.time() + lives
+
+
+def test_an_unavailable_endpoint_is_503_and_never_cached() -> None:
+    answers: list[Any] = [httpx.Response(502, stream=httpx.ByteStream(b"")), _good()]
+
+    async def scenario(bearer: BearerAuthenticator, _: list[httpx.Request]) -> list[str]:
+        outcomes = []
+        for _attempt in range(2):
+            try:
+                principal = await bearer.authenticate(_request("opaque"))
+                outcomes.append(principal.subject if principal else "none")
+            except IntrospectionUnavailable as exc:
+                outcomes.append(exc.code)
+        return outcomes
+
+    outcomes, asked = _run(lambda _: answers.pop(0), scenario)
+    assert outcomes == ["introspection_unavailable", "alice"]
+    assert len(asked) == 2
+
+
+@pytest.mark.parametrize(("metadata_issuer", "verdict"),
+                         [(ISSUER, "alice"), ("https://evil.test", "introspection_unavailable")],
+                         ids=["discovered", "metadata-of-another-issuer"])
+def test_the_endpoint_is_discovered_from_the_issuer_metadata(metadata_issuer: str, verdict: str) -> None:
+    def handler(request: httpx.Request) -> Any:
+        if request.url.path == "/.well-known/openid-configuration":
+            return {"issuer": metadata_issuer, "introspection_endpoint": ISSUER + "/rfc7662"}
+        assert request.url.path == "/rfc7662"
+        assert request.headers["authorization"].startswith("Basic ")
+        return _good()
+
+    async def scenario(bearer: BearerAuthenticator, _: list[httpx.Request]) -> str:
+        try:
+            principal = await bearer.authenticate(_request("opaque"))
+        except IntrospectionUnavailable as exc:
+            return exc.code
+        return principal.subject if principal else "none"
+
+    outcome, _ = _run(handler, scenario, endpoint=None)
+    assert outcome == verdict
+
+
+@pytest.mark.parametrize(("introspection", "key"), [
+    ({"client_id": "gk"}, "client_secret"),
+    ({"client_id": "gk", "client_secret": "s", "endpoint": "ftp://x/introspect"}, "endpoint"),
+    ({"client_id": "gk", "client_secret": "s", "mode": "sometimes"}, "mode"),
+    ({"client_id": "gk", "client_secret": "s", "auth_method": "private_key_jwt"}, "auth_method"),
+    ({"client_id": "gk", "client_secret": "s", "max_bytes": 10}, "max_bytes"),
+], ids=["no-secret", "not-http", "bad-mode", "unsupported-auth", "tiny-body-cap"])
+def test_bad_introspection_config_is_refused_naming_the_key(introspection: dict[str, Any], key: str) -> None:
+    with pytest.raises(ValidationError) as error:
+        IssuerSettings(issuer=ISSUER, audience=[AUDIENCE], introspection=introspection)
+    assert any(e["loc"][:2] == ("introspection", key) for e in error.value.errors())
