@@ -316,7 +316,8 @@ class Settings(FrozenModel):
 
     @property
     def uses_redis(self) -> bool:
-        return self.session.store == "redis" or self.revocation.enabled or bool(self.rate_limits)
+        return (self.session.store == "redis" or self.revocation.enabled or bool(self.rate_limits)
+                or (self.auth.dpop.enabled and self.auth.dpop.replay_store == "redis"))
 
     def redis_url(self) -> str:
         return self.redis.url or self.session.redis_url
