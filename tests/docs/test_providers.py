@@ -100,3 +100,13 @@ def test_the_several_providers_example_selects_by_host_and_by_chooser(
     providers = settings.oidc.providers
     assert len(providers) >= 2
     assert any(p.hosts for p in providers) and any(not p.hosts for p in providers)
+
+
+def test_the_dpop_example_is_a_config_that_turns_dpop_on_with_a_shared_replay_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DPoP block is a fragment (an API, no browser login) but a whole config all the same."""
+    [block] = [b for b in FRAGMENTS if "dpop:" in b.text]
+    settings = load_block(block, tmp_path, monkeypatch)
+    assert settings.auth.dpop.enabled and settings.auth.dpop.replay_store == "redis"
+    assert settings.uses_redis
