@@ -356,7 +356,9 @@ class GatekeeperApp:
             self.metrics,
             access_log,
             GateSettings(max_header_bytes=settings.max_header_bytes,
-                         continue_trace=settings.tracing.continue_incoming),
+                         continue_trace=settings.tracing.continue_incoming,
+                         dpop_algs=(tuple(settings.auth.dpop.algorithms)
+                                    if settings.auth.dpop.enabled else ())),
             login,
             traffic,
             tracing,

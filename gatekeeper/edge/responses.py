@@ -81,9 +81,10 @@ def error_body(decision: Decision) -> tuple[str, str]:
 
 async def send_decision(
     send: Send, decision: Decision, request_id: str, accept: bytes | None,
-    sign_out: str | None = None,
+    sign_out: str | None = None, *, dpop_algs: tuple[str, ...] = (),
 ) -> int:
-    """``sign_out``: the sign-out route, offered on the HTML 403 page to a browser session."""
+    """``sign_out``: the sign-out route, offered on the HTML 403 page to a browser session.
+    ``dpop_algs``: with DPoP enabled, every 401 offers the DPoP scheme too (RFC 9449 §7.1)."""
     if isinstance(decision.error, RateLimited):
         return await _send_rate_limited(send, decision.error, request_id, accept)
     status = status_of(decision)
@@ -104,6 +105,8 @@ async def send_decision(
             # RFC 6750 §3.1: error codes only when a token was presented and failed.
             challenge += f', error="invalid_token", error_description="{_quoted(description)}"'
         headers.append((b"www-authenticate", challenge.encode("ascii")))
+        if dpop_algs:
+            headers.append((b"www-authenticate", f'DPoP algs="{" ".join(dpop_algs)}"'.encode("ascii")))
     if status == 503:
         headers.append((b"retry-after", b"5"))
     if status == 403 and wants_html(accept):

@@ -144,3 +144,14 @@ def test_redis_down_fails_closed(replicas: tuple[Gatekeeper, Gatekeeper], issuer
     assert response.status_code == 503, response.text
     assert response.json()["error"] == "replay_store_unavailable"
     assert upstream.recorder.by_path(where) == []
+
+
+def test_a_request_without_credentials_is_offered_both_schemes(
+        replicas: tuple[Gatekeeper, Gatekeeper], gatekeeper: Gatekeeper) -> None:
+    """RFC 9449 §7.1: with DPoP on, a 401 names the DPoP scheme and its algs beside Bearer; a
+    gatekeeper without DPoP offers Bearer only."""
+    with replicas[0].client() as client:
+        challenges = client.get("/echo").headers.get_list("www-authenticate")
+    assert challenges == ['Bearer realm="gatekeeper"', 'DPoP algs="ES256 ES384 PS256 RS256 EdDSA"']
+    with gatekeeper.client() as client:
+        assert client.get("/echo").headers.get_list("www-authenticate") == ['Bearer realm="gatekeeper"']
