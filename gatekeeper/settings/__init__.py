@@ -343,6 +343,18 @@ class Settings(FrozenModel):
         return self
 
     @model_validator(mode="after")
+    def _dpop_replay_shared_by_workers(self) -> Settings:
+        # RFC 9449 §11.1: a jti remembered by one worker only could be replayed at another.
+        dpop = self.auth.dpop
+        if dpop.enabled and dpop.replay_store == "memory" and self.workers > 1:
+            raise ValueError("auth.dpop.replay_store: memory is per process; with workers > 1 a "
+                             "proof could be replayed at another worker: use redis")
+        if dpop.require_nonce and dpop.nonce_secret_file is None and self.workers > 1:
+            raise ValueError("auth.dpop.nonce_secret_file: workers > 1 must share a nonce secret "
+                             "(each would refuse the others' nonces)")
+        return self
+
+    @model_validator(mode="after")
     def _sessions_for_login(self) -> Settings:
         if self.oidc is not None and not self.session.secret:
             raise ValueError("oidc needs session.secret (generate one with: openssl rand -base64 32)")

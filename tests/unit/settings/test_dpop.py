@@ -32,8 +32,13 @@ def test_dpop_is_off_and_asymmetric_by_default() -> None:
     ("auth: {dpop: {iat_window_seconds: 3600}}", "auth.dpop.iat_window_seconds"),
     ("auth: {dpop: {replay_store: disk}}", "auth.dpop.replay_store"),
     ("auth: {dpop: {nonce_secret_file: /nonexistent/secret}}", "nonce_secret_file"),
+    ("workers: 2\nauth: {dpop: {enabled: true}}", "auth.dpop.replay_store"),
+    ("workers: 2\nredis: {url: 'redis://127.0.0.1:6379/0'}\n"
+     "auth: {dpop: {enabled: true, replay_store: redis, require_nonce: true}}",
+     "auth.dpop.nonce_secret_file"),
 ], ids=["HMAC alg", "alg none", "no alg", "a window of an hour", "an unknown store",
-        "an unreadable nonce secret"])
+        "an unreadable nonce secret", "a per-process replay cache with two workers",
+        "nonces from a per-process secret with two workers"])
 def test_bad_dpop_values_are_refused_naming_the_key(tmp_path: Path, text: str, key: str) -> None:
     found = problems(tmp_path, text)
     assert any(key in problem for problem in found), found
