@@ -28,6 +28,7 @@ from gatekeeper.assertion.reload import KeyReloader
 from gatekeeper.assertion.signer import AssertionSigner
 from gatekeeper.authn.bearer import BearerAuthenticator
 from gatekeeper.authn.certificate import CertificateAuthenticator, CertificateClaims
+from gatekeeper.authn.wiring import dpop_proofs
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
 from gatekeeper.clients.redis import RedisClient, connect
 from gatekeeper.clients.traced_http import TracedTransport
@@ -302,7 +303,8 @@ class GatekeeperApp:
             BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics, namespaces,
                                 introspectors=[Introspector(issuer, settings.auth, http)
                                                for issuer in settings.auth.issuers
-                                               if issuer.introspection is not None]))]
+                                               if issuer.introspection is not None],
+                                dpop=dpop_proofs(settings, redis_client, headers.is_trusted)))]
         login: LoginRoutes | None = None
         if settings.oidc is not None:
             browser = await self._start_browser_login(settings, settings.oidc, http, stack,
@@ -358,7 +360,9 @@ class GatekeeperApp:
             self.metrics,
             access_log,
             GateSettings(max_header_bytes=settings.max_header_bytes,
-                         continue_trace=settings.tracing.continue_incoming),
+                         continue_trace=settings.tracing.continue_incoming,
+                         dpop_algs=(tuple(settings.auth.dpop.algorithms)
+                                    if settings.auth.dpop.enabled else ())),
             login,
             traffic,
             tracing,

@@ -6,7 +6,8 @@
     │   └── HeadersTooLarge   431   request headers larger than ``max_header_bytes``
     ├── Unauthenticated       401   no usable credentials (RFC 6750 WWW-Authenticate)
     │   ├── InvalidToken      401   a token was presented and failed a named check
-    │   │   └── TokenRevoked  401   the token's jti or subject is on the revocation list
+    │   │   ├── TokenRevoked  401   the token's jti or subject is on the revocation list
+    │   │   └── DpopRefused   401   a DPoP proof or binding failed (RFC 9449 §7.1 challenge)
     │   │       └── SessionRevoked  a session's: it is ended, and a browser sent to sign in
     │   └── SessionInvalid    401   a session cookie was sent and cannot be used (tampered,
     │                               unknown key, bad chunks, expired, idle, ended elsewhere)
@@ -15,6 +16,7 @@
     ├── RateLimited           429   over a ``rate_limits`` rule; Retry-After says when to retry
     ├── KeysUnavailable       503   no signing keys for the token's issuer yet (issuer unreachable)
     ├── SessionStoreUnavailable 503 Redis (sessions) did not answer in time: never a silent logout
+    ├── ReplayStoreUnavailable 503  Redis (DPoP jti replay cache) did not answer: fail closed
     ├── RevocationStale       503   the local revocation list is older than its staleness bound
     ├── RevocationStoreUnavailable 503 POST /revoke could not store and publish (Redis down)
     ├── LoginFailed           400   a browser login cannot complete: state, provider error, a
@@ -69,6 +71,26 @@ class Unauthenticated(GatekeeperError):
 
 class InvalidToken(Unauthenticated):
     code = "invalid_token"
+
+
+class DpopRefused(InvalidToken):
+    """RFC 9449 §7.1: answered with ``WWW-Authenticate: DPoP algs=…, error=…``. ``error`` is the
+    RFC's code (invalid_token, invalid_dpop_proof, use_dpop_nonce); ``nonce`` goes out as
+    ``DPoP-Nonce`` (§8)."""
+
+    code = "invalid_dpop_proof"
+
+    def __init__(self, description: str, *, code: str, error: str, algs: tuple[str, ...],
+                 nonce: str | None = None) -> None:
+        super().__init__(description, code=code)
+        self.error = error
+        self.algs = algs
+        self.nonce = nonce
+
+
+class ReplayStoreUnavailable(GatekeeperError):
+    code = "replay_store_unavailable"
+    status = 503
 
 
 class SessionInvalid(Unauthenticated):

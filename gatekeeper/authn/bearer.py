@@ -12,8 +12,9 @@ import hashlib
 import re
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
+from gatekeeper.authn.dpop import DpopProofs
 from gatekeeper.cookies import cookie_pairs
 from gatekeeper.errors import BadRequest, GatekeeperError, IntrospectionUnavailable, InvalidToken
 from gatekeeper.headernames import fold
@@ -28,24 +29,33 @@ from gatekeeper.tokens.introspect import Answer, Introspector
 from gatekeeper.tokens.jwks import IssuerKeys, SigningKey
 from gatekeeper.tokens.verify import Check, ClaimRules, JwsVerifier, Refusal
 
+Scheme = Literal["bearer", "dpop"]
 _B64TOKEN = re.compile(rb"[A-Za-z0-9\-._~+/]+=*")  # RFC 6750 §2.1 b64token
 
 
 def find_token(request: RequestView, sources: Sequence[str]) -> str | None:
     """The bearer token from the configured sources; never from the query string (RFC 6750 §2.3)."""
+    found = find_credentials(request, sources, dpop=False)
+    return found[0] if found is not None else None
+
+
+def find_credentials(
+    request: RequestView, sources: Sequence[str], *, dpop: bool
+) -> tuple[str, Scheme] | None:
+    """The access token and its scheme: ``bearer``, or ``dpop`` (RFC 9449 §7.1) when ``dpop``."""
     for source in sources:
         if source == "header":
             values = request.header_values(b"authorization")
             if len(values) > 1:
                 raise BadRequest("more than one Authorization header", code="duplicate_authorization")
             if values:
-                token = _from_authorization(values[0])
-                if token is not None:
-                    return token
+                found = _from_authorization(values[0], dpop)
+                if found is not None:
+                    return found
         else:
             token = _token_cookie(request.header_values(b"cookie"), source.partition(":")[2])
             if token:
-                return token
+                return token, "bearer"
     return None
 
 
@@ -70,19 +80,20 @@ def _token_cookie(headers: Sequence[bytes], name: str) -> str | None:
     return found.decode("latin-1") if found is not None else None
 
 
-def _from_authorization(value: bytes) -> str | None:
+def _from_authorization(value: bytes, dpop: bool) -> tuple[str, Scheme] | None:
     words = value.split(None, 1)
-    if not words or words[0].lower() != b"bearer":
+    ours = (b"bearer", b"dpop") if dpop else (b"bearer",)
+    if not words or words[0].lower() not in ours:
         return None  # another scheme (Basic, …) is not ours to judge
     # Django REST framework and Flask-HTTPAuth split at any white space: "Bearer<TAB>token" is a
     # bearer token to them, so it is ours to check — and RFC 6750 §2.1 has a space there.
     scheme, _, rest = value.strip().partition(b" ")
-    if scheme.lower() != b"bearer":
+    if scheme.lower() != words[0].lower():
         raise InvalidToken("malformed bearer credentials", code="malformed_token")
     token = rest.strip()
     if not _B64TOKEN.fullmatch(token):
         raise InvalidToken("malformed bearer credentials", code="malformed_token")
-    return token.decode("ascii")
+    return token.decode("ascii"), ("dpop" if scheme.lower() == b"dpop" else "bearer")
 
 
 class TokenCache:
@@ -158,8 +169,9 @@ class BearerAuthenticator:
     def __init__(
         self, auth: AuthSettings, keys: Mapping[str, IssuerKeys], metrics: Metrics,
         namespaces: SubjectNamespaces | None = None,
-        introspectors: Sequence[Introspector] = (),
+        introspectors: Sequence[Introspector] = (), dpop: DpopProofs | None = None,
     ) -> None:
+        self._dpop = dpop  # None: DPoP not enabled (auth.dpop.enabled)
         self._auth = auth
         self._introspectors = tuple(introspectors)  # in the issuers' order
         self._always = {i.issuer: i for i in introspectors if i.always}
@@ -170,23 +182,29 @@ class BearerAuthenticator:
         self._verifier = JwsVerifier(_refuse)
 
     async def authenticate(self, request: RequestView) -> Principal | None:
-        token = find_token(request, self._auth.token_sources)
-        if token is None:
+        found = find_credentials(request, self._auth.token_sources, dpop=self._dpop is not None)
+        if found is None:
             return None
+        token, scheme = found
         if len(token) > self._auth.max_token_bytes:
             raise InvalidToken("token too large", code="token_too_large")
         if self._introspectors:
             targets = self._introspected_by(token)
             if targets:
-                return await self._introspect(token, targets)
+                introspected = await self._introspect(token, targets)
+                # An answer with cnf is refused (introspect.py): under the DPoP scheme an
+                # introspected token is unbound, and refused as such.
+                await self._check_binding(request, token, scheme, introspected.claims)
+                return introspected
         now = time.time()
         principal = self.cache.get(token, now)
         if principal is not None:
             self._metrics.token_cache_hits.inc()
-            return principal
-        self._metrics.token_cache_misses.inc()
-        principal, valid_until, keys, key = await self._verify(token, now)
-        self.cache.put(token, principal, valid_until, keys, key)
+        else:
+            self._metrics.token_cache_misses.inc()
+            principal, valid_until, keys, key = await self._verify(token, scheme, now)
+            self.cache.put(token, principal, valid_until, keys, key)
+        await self._check_binding(request, token, scheme, principal.claims)
         return principal
 
     def _introspected_by(self, token: str) -> tuple[Introspector, ...]:
@@ -225,18 +243,42 @@ class BearerAuthenticator:
             refused.result()  # raises its refusal
         raise InvalidToken("token is not active", code="inactive_token")
 
+    async def _check_binding(self, request: RequestView, token: str, scheme: Scheme,
+                             claims: Mapping[str, Any]) -> None:
+        """Checked on every request, cached token or not: the cache holds the token, never a
+        proof, and a bound token verified once as DPoP must still fail as Bearer."""
+        if scheme == "bearer":
+            if "cnf" in claims:
+                raise self._bound_as_bearer()
+            return
+        if self._dpop is None:  # find_credentials gives "dpop" only when enabled: fail closed
+            raise InvalidToken("DPoP is not enabled", code="malformed_token")
+        cnf = claims.get("cnf")
+        jkt = cnf.get("jkt") if isinstance(cnf, dict) else None
+        if not isinstance(jkt, str) or not jkt:
+            # RFC 9449 §7.1: the DPoP scheme is for DPoP-bound tokens; an unbound one is a bearer
+            # token sent with a proof anyone could make.
+            raise self._dpop.refused("the token is not DPoP-bound", "dpop_unbound_token",
+                                     error="invalid_token")
+        await self._dpop.check(request, token, jkt)
+
+    def _bound_as_bearer(self) -> InvalidToken:
+        # RFC 7800 §3.1 / RFC 9449 §7.2 / RFC 8705 §3: good only with proof of the bound key; a
+        # stolen sender-constrained token must not pass as a bearer token.
+        if self._dpop is not None:
+            return self._dpop.refused("a DPoP-bound token needs the DPoP scheme and a proof",
+                                      "bound_token", error="invalid_token")
+        return InvalidToken("a key-bound token needs a proof gatekeeper cannot check",
+                            code="bound_token")
+
     async def _verify(
-        self, token: str, now: float
+        self, token: str, scheme: Scheme, now: float
     ) -> tuple[Principal, float, IssuerKeys, SigningKey]:
         header, payload = self._verifier.read(token)
         if _typed_as_another_kind(header.get("typ")):
             raise InvalidToken("the token is typed for another use", code="wrong_token_type")
-        if "cnf" in payload:
-            # RFC 7800 §3.1 / RFC 9449 §6 / RFC 8705 §3: good only with proof of the bound key (a
-            # DPoP proof, the TLS client certificate), which gatekeeper cannot check; a stolen
-            # sender-constrained token must not pass as a bearer token.
-            raise InvalidToken("a key-bound token needs a proof gatekeeper cannot check",
-                               code="bound_token")
+        if scheme == "bearer" and "cnf" in payload:
+            raise self._bound_as_bearer()  # before any key work
         issuer = payload.get("iss")
         keys = self._keys.get(issuer) if isinstance(issuer, str) else None
         if keys is None:

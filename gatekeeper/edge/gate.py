@@ -123,6 +123,7 @@ class GateSettings:
 
     max_header_bytes: int  # the HTTP parser has no limit of its own: bound what the pipeline reads
     continue_trace: bool = True  # tracing.continue_incoming
+    dpop_algs: tuple[str, ...] = ()  # auth.dpop.algorithms when enabled: a DPoP challenge on 401s
 
 
 def request_id_of(scope: Scope) -> str:
@@ -207,6 +208,7 @@ class Gate:
         self._metrics = metrics
         self._access_log = access_log
         self._max_header_bytes = settings.max_header_bytes
+        self._dpop_algs = settings.dpop_algs
         self._login = login
         self._traffic = traffic
         self._jwks = jwks  # assertion.serve_jwks_on_listen
@@ -236,7 +238,8 @@ class Gate:
                 decision = await self._pipeline.decide(exchange)
                 status = await (send_check_passed(send, decision, request_id) if decision.allowed
                                 else send_decision(send, decision, request_id,
-                                                   exchange.header(b"accept")))
+                                                   exchange.header(b"accept"),
+                                                   dpop_algs=self._dpop_algs))
             else:
                 exchange = Exchange(scope, canonical_path(scope.get("raw_path") or b"/"),
                                     request_id, started)
@@ -300,7 +303,7 @@ class Gate:
         sign_out = (login.sign_out_url if login is not None
                     and decision.principal.via == "session" else None)
         return await send_decision(send, decision, exchange.request_id, exchange.header(b"accept"),
-                                   sign_out)
+                                   sign_out, dpop_algs=self._dpop_algs)
 
     def _check_header_size(self, scope: Scope) -> None:
         size = sum(len(name) + len(value) for name, value in scope["headers"])

@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from gatekeeper.edge import pages
-from gatekeeper.errors import GatekeeperError, InvalidToken, RateLimited, UpstreamUnavailable
+from gatekeeper.errors import (
+    DpopRefused,
+    GatekeeperError,
+    InvalidToken,
+    RateLimited,
+    UpstreamUnavailable,
+)
 from gatekeeper.principal import Decision, Outcome
 from gatekeeper.types import Send
 
@@ -75,20 +81,32 @@ def error_body(decision: Decision) -> tuple[str, str]:
 
 async def send_decision(
     send: Send, decision: Decision, request_id: str, accept: bytes | None,
-    sign_out: str | None = None,
+    sign_out: str | None = None, *, dpop_algs: tuple[str, ...] = (),
 ) -> int:
-    """``sign_out``: the sign-out route, offered on the HTML 403 page to a browser session."""
+    """``sign_out``: the sign-out route, offered on the HTML 403 page to a browser session.
+    ``dpop_algs``: with DPoP enabled, every 401 offers the DPoP scheme too (RFC 9449 §7.1)."""
     if isinstance(decision.error, RateLimited):
         return await _send_rate_limited(send, decision.error, request_id, accept)
     status = status_of(decision)
     code, description = error_body(decision)
     headers = own_headers(request_id)
-    if status == 401:
+    if status == 401 and isinstance(decision.error, DpopRefused):
+        # RFC 9449 §7.1: the DPoP challenge names the accepted algs and the RFC's error code;
+        # §8: a nonce the client must use comes as DPoP-Nonce.
+        error = decision.error
+        challenge = (f'DPoP algs="{" ".join(error.algs)}", error="{error.error}", '
+                     f'error_description="{_quoted(description)}"')
+        headers.append((b"www-authenticate", challenge.encode("ascii")))
+        if error.nonce is not None:
+            headers.append((b"dpop-nonce", error.nonce.encode("ascii")))
+    elif status == 401:
         challenge = f"Bearer {_REALM}"
         if isinstance(decision.error, InvalidToken):
             # RFC 6750 §3.1: error codes only when a token was presented and failed.
             challenge += f', error="invalid_token", error_description="{_quoted(description)}"'
         headers.append((b"www-authenticate", challenge.encode("ascii")))
+        if dpop_algs:
+            headers.append((b"www-authenticate", f'DPoP algs="{" ".join(dpop_algs)}"'.encode("ascii")))
     if status == 503:
         headers.append((b"retry-after", b"5"))
     if status == 403 and wants_html(accept):

@@ -316,7 +316,8 @@ class Settings(FrozenModel):
 
     @property
     def uses_redis(self) -> bool:
-        return self.session.store == "redis" or self.revocation.enabled or bool(self.rate_limits)
+        return (self.session.store == "redis" or self.revocation.enabled or bool(self.rate_limits)
+                or (self.auth.dpop.enabled and self.auth.dpop.replay_store == "redis"))
 
     def redis_url(self) -> str:
         return self.redis.url or self.session.redis_url
@@ -339,6 +340,18 @@ class Settings(FrozenModel):
         # A CA for a plain connection would be silently unused: TLS would look on when it is off.
         if self.redis.tls_ca_file is not None and not is_tls(self.redis_url()):
             raise ValueError("redis.tls_ca_file needs a TLS url: rediss:// or rediss+sentinel://")
+        return self
+
+    @model_validator(mode="after")
+    def _dpop_replay_shared_by_workers(self) -> Settings:
+        # RFC 9449 §11.1: a jti remembered by one worker only could be replayed at another.
+        dpop = self.auth.dpop
+        if dpop.enabled and dpop.replay_store == "memory" and self.workers > 1:
+            raise ValueError("auth.dpop.replay_store: memory is per process; with workers > 1 a "
+                             "proof could be replayed at another worker: use redis")
+        if dpop.require_nonce and dpop.nonce_secret_file is None and self.workers > 1:
+            raise ValueError("auth.dpop.nonce_secret_file: workers > 1 must share a nonce secret "
+                             "(each would refuse the others' nonces)")
         return self
 
     @model_validator(mode="after")

@@ -12,6 +12,7 @@ from pydantic import (
 )
 
 from gatekeeper.settings.common import AsymmetricAlgorithm, FrozenModel, check_http_url
+from gatekeeper.settings.dpop import DpopSettings
 from gatekeeper.settings.subjects import SUBJECT_PREFIX_DESCRIPTION, check_issuer_url, check_prefix
 
 
@@ -112,6 +113,8 @@ class AuthSettings(FrozenModel):
         default=1_048_576, ge=4096, le=67_108_864,
         description="Largest discovery/JWKS answer read; a larger one fails the fetch.",
     )
+    dpop: DpopSettings = Field(default_factory=DpopSettings,
+                               description="DPoP-bound access tokens (RFC 9449).")
 
     @field_validator("token_sources")
     @classmethod

@@ -111,3 +111,13 @@ def test_the_introspection_example_introspects_opaque_tokens(
     assert issuer.introspection is not None
     assert issuer.introspection.mode == "opaque_only"
     assert issuer.introspection.endpoint is None  # discovered
+
+
+def test_the_dpop_example_is_a_config_that_turns_dpop_on_with_a_shared_replay_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The DPoP block is a fragment (an API, no browser login) but a whole config all the same."""
+    [block] = [b for b in FRAGMENTS if "dpop:" in b.text]
+    settings = load_block(block, tmp_path, monkeypatch)
+    assert settings.auth.dpop.enabled and settings.auth.dpop.replay_store == "redis"
+    assert settings.uses_redis

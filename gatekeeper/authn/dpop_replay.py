@@ -1,0 +1,89 @@
+"""DPoP's two memories: the ``jti`` replay cache (RFC 9449 §11.1) and server nonces (§8).
+
+``ReplayCache.first_use(key, ttl)`` is True the first time a key is seen within ``ttl``:
+``MemoryReplay`` per process, ``RedisReplay`` shared by every replica (``SET NX EX``: one atomic
+command, so two replicas racing on one proof cannot both win). Both fail closed: a full memory
+cache refuses rather than forgets a key still in its window, and Redis down is a 503.
+
+Nonces are stateless: ``base64url(issued_at ‖ HMAC-SHA256(secret, issued_at)[:16])``; any
+replica holding the same secret accepts any other's, until ``lifetime`` has passed.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import struct
+from collections import OrderedDict
+from typing import Protocol
+
+from gatekeeper.clients.redis import REDIS_ERRORS, RedisClient
+from gatekeeper.errors import ReplayStoreUnavailable
+
+
+class ReplayCache(Protocol):
+    async def first_use(self, key: str, ttl: int, now: float) -> bool: ...
+
+
+class MemoryReplay:
+    """Keys with their expiry, oldest first; expired ones dropped as new ones come."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._seen: OrderedDict[str, float] = OrderedDict()
+
+    async def first_use(self, key: str, ttl: int, now: float) -> bool:
+        while self._seen:
+            oldest, until = next(iter(self._seen.items()))
+            if until > now:
+                break
+            del self._seen[oldest]
+        if key in self._seen:
+            return False
+        if len(self._seen) >= self._size:
+            # Every key is still inside its window: forgetting one would let its proof be
+            # replayed, so refuse instead (fail closed).
+            return False
+        self._seen[key] = now + ttl  # ttl is the same for every key: insertion order is expiry order
+        return True
+
+
+class RedisReplay:
+    def __init__(self, redis: RedisClient, key_prefix: str, timeout_seconds: float) -> None:
+        self._redis = redis
+        self._prefix = f"{key_prefix}dpop:"
+        self._timeout = timeout_seconds
+
+    async def first_use(self, key: str, ttl: int, now: float) -> bool:
+        try:
+            stored = await self._redis.set(self._prefix + key, b"1", nx=True, ex=ttl)
+        except REDIS_ERRORS as exc:
+            raise ReplayStoreUnavailable("the DPoP replay cache cannot be reached") from exc
+        return bool(stored)
+
+
+class Nonces:
+    def __init__(self, secret: bytes, lifetime: int) -> None:
+        self._secret = secret
+        self._lifetime = lifetime
+
+    def issue(self, now: float) -> str:
+        stamp = struct.pack(">Q", int(now))
+        mac = hmac.new(self._secret, stamp, hashlib.sha256).digest()[:16]
+        return base64.urlsafe_b64encode(stamp + mac).rstrip(b"=").decode("ascii")
+
+    def valid(self, nonce: object, now: float) -> bool:
+        if not isinstance(nonce, str) or len(nonce) != 32:
+            return False
+        try:
+            raw = base64.urlsafe_b64decode(nonce + "==")
+        except ValueError:
+            return False
+        if len(raw) != 24:
+            return False
+        stamp, mac = raw[:8], raw[8:]
+        if not hmac.compare_digest(mac, hmac.new(self._secret, stamp, hashlib.sha256).digest()[:16]):
+            return False
+        issued: int = struct.unpack(">Q", stamp)[0]
+        return issued <= now + 5 and now - issued <= self._lifetime
