@@ -27,6 +27,7 @@ from gatekeeper.assertion.keys import load_keyring
 from gatekeeper.assertion.reload import KeyReloader
 from gatekeeper.assertion.signer import AssertionSigner
 from gatekeeper.authn.bearer import BearerAuthenticator
+from gatekeeper.authn.certbound import CertificateBinding
 from gatekeeper.authn.certificate import CertificateAuthenticator, CertificateClaims
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
 from gatekeeper.clients.redis import RedisClient, connect
@@ -298,7 +299,11 @@ class GatekeeperApp:
             extra_checks["revocation"] = revocations.readiness
         # Each wrapped: the claim x509 is the verified client certificate's or nobody's.
         authenticators: list[Authenticator] = [CertificateClaims(
-            BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics, namespaces))]
+            BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics, namespaces,
+                                binding=CertificateBinding(
+                                    settings.auth.client_certificate_header,
+                                    settings.auth.client_certificate_header_format,
+                                    headers.is_trusted)))]
         login: LoginRoutes | None = None
         if settings.oidc is not None:
             browser = await self._start_browser_login(settings, settings.oidc, http, stack,

@@ -11,6 +11,7 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gatekeeper.authn.certbound import CertificateBinding, bound_thumbprint
 from gatekeeper.cookies import cookie_pairs
 from gatekeeper.errors import BadRequest, GatekeeperError, InvalidToken
 from gatekeeper.headernames import fold
@@ -154,8 +155,12 @@ class BearerAuthenticator:
     def __init__(
         self, auth: AuthSettings, keys: Mapping[str, IssuerKeys], metrics: Metrics,
         namespaces: SubjectNamespaces | None = None,
+        binding: CertificateBinding | None = None,
     ) -> None:
         self._auth = auth
+        # RFC 8705 §3: a cnf x5t#S256 token is checked against the presented certificate on
+        # every request (the token cache holds the verified token, not the connection).
+        self._binding = binding or CertificateBinding(None, "pem", lambda _client: False)
         self._keys = keys
         self._metrics = metrics
         self._namespaces = namespaces or SubjectNamespaces()
@@ -172,10 +177,14 @@ class BearerAuthenticator:
         principal = self.cache.get(token, now)
         if principal is not None:
             self._metrics.token_cache_hits.inc()
-            return principal
-        self._metrics.token_cache_misses.inc()
-        principal, valid_until, keys, key = await self._verify(token, now)
-        self.cache.put(token, principal, valid_until, keys, key)
+        else:
+            self._metrics.token_cache_misses.inc()
+            principal, valid_until, keys, key = await self._verify(token, now)
+            self.cache.put(token, principal, valid_until, keys, key)
+        if "cnf" in principal.claims:  # shape checked in _verify; bound: prove the certificate
+            thumbprint = bound_thumbprint(principal.claims)
+            if thumbprint is not None:
+                self._binding.check(request, thumbprint)
         return principal
 
     async def _verify(
@@ -184,12 +193,11 @@ class BearerAuthenticator:
         header, payload = self._verifier.read(token)
         if _typed_as_another_kind(header.get("typ")):
             raise InvalidToken("the token is typed for another use", code="wrong_token_type")
-        if "cnf" in payload:
-            # RFC 7800 §3.1 / RFC 9449 §6 / RFC 8705 §3: good only with proof of the bound key (a
-            # DPoP proof, the TLS client certificate), which gatekeeper cannot check; a stolen
-            # sender-constrained token must not pass as a bearer token.
-            raise InvalidToken("a key-bound token needs a proof gatekeeper cannot check",
-                               code="bound_token")
+        # RFC 7800 §3.1 / RFC 9449 §6 / RFC 8705 §3: a key-bound token is good only with proof
+        # of the bound key. Only cnf x5t#S256 (the client certificate, authn/certbound.py) is
+        # checked here; any other cnf is refused before its signature costs anything: a stolen
+        # sender-constrained token must not pass as a bearer token.
+        bound_thumbprint(payload)
         issuer = payload.get("iss")
         keys = self._keys.get(issuer) if isinstance(issuer, str) else None
         if keys is None:
