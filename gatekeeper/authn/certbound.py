@@ -36,6 +36,7 @@ from urllib.parse import unquote_to_bytes
 
 from gatekeeper.errors import InvalidToken
 from gatekeeper.headernames import fold
+from gatekeeper.lru import LRU
 from gatekeeper.request import RequestView
 
 HeaderFormat = Literal["pem", "rfc9440", "xfcc"]
@@ -44,6 +45,7 @@ _B64URL_SHA256 = re.compile(r"[A-Za-z0-9_-]{43}")  # 32 bytes, unpadded (RFC 751
 _HEX_SHA256 = re.compile(rb"[0-9a-fA-F]{64}")
 _PEM = re.compile(rb"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]+)-----END CERTIFICATE-----")
 _MAX_HEADER_BYTES = 16384  # a certificate chain's worth; more is not a certificate we read
+_DIGESTS_KEPT = 1024  # forwarded header value → SHA-256: a client reuses its certificate
 
 
 def _refuse(description: str, code: str = "certificate_mismatch") -> InvalidToken:
@@ -76,6 +78,9 @@ class CertificateBinding:
         self._folded = fold(self._header) if self._header else b""
         self._format = header_format
         self._is_trusted = is_trusted
+        # Only well-formed values are kept (a refusal raises before put); a value is the whole
+        # header, so the key covers every input of its digest.
+        self._digests: LRU[bytes, bytes] = LRU(_DIGESTS_KEPT)
 
     def check(self, request: RequestView, thumbprint: bytes) -> None:
         """Raise 401 unless the request presents the certificate ``thumbprint`` names."""
@@ -109,11 +114,16 @@ class CertificateBinding:
             return None
         if len(found) > _MAX_HEADER_BYTES:
             raise _refuse("the client certificate header is too large", "bad_certificate_header")
-        if self._format == "pem":
-            return _pem_digest(unquote_to_bytes(found.strip()))
-        if self._format == "rfc9440":
-            return _rfc9440_digest(found.strip())
-        return _xfcc_digest(found)
+        digest = self._digests.get(found)
+        if digest is None:
+            if self._format == "pem":
+                digest = _pem_digest(unquote_to_bytes(found.strip()))
+            elif self._format == "rfc9440":
+                digest = _rfc9440_digest(found.strip())
+            else:
+                digest = _xfcc_digest(found)
+            self._digests.put(found, digest)
+        return digest
 
 
 def _pem_digest(pem: bytes) -> bytes:
@@ -164,45 +174,27 @@ def _xfcc_digest(value: bytes) -> bytes:
     return bytes.fromhex(hashes[0].decode("ascii"))  # Hash only
 
 
+# One key=value pair of Envoy's XFCC grammar: the value bare, or double-quoted with \" escapes;
+# then the separator (";" between pairs, "," between elements) or the end.
+_XFCC_PAIR = re.compile(rb'\s*([A-Za-z]+)=("(?:[^"\\]|\\.)*"|[^;,"]*)\s*([;,]|$)')
+_ESCAPED = re.compile(rb"\\(.)")
+
+
 def _xfcc_elements(value: bytes) -> list[list[tuple[bytes, bytes]]]:
     """Envoy's grammar: elements split by ``,``, pairs by ``;``, ``key=value`` with the value
-    optionally double-quoted (``\\"`` escapes a quote inside); keys case-insensitive."""
-    elements: list[list[tuple[bytes, bytes]]] = []
-    pairs: list[tuple[bytes, bytes]] = []
-    key = bytearray()
-    current = bytearray()
-    in_key, quoted, i = True, False, 0
-    while i < len(value):
-        c = value[i:i + 1]
-        if quoted:
-            if c == b"\\" and i + 1 < len(value):
-                current += value[i + 1:i + 2]
-                i += 1
-            elif c == b'"':
-                quoted = False
-            else:
-                current += c
-        elif c == b'"' and not in_key:
-            quoted = True
-        elif c == b"=" and in_key:
-            in_key = False
-        elif c in (b";", b","):
-            if in_key and key.strip():
-                raise _refuse("malformed x-forwarded-client-cert", "bad_certificate_header")
-            if not in_key:
-                pairs.append((bytes(key).strip().lower(), bytes(current).strip()))
-            key, current, in_key = bytearray(), bytearray(), True
-            if c == b",":
-                elements.append(pairs)
-                pairs = []
-        elif in_key:
-            key += c
-        else:
-            current += c
-        i += 1
-    if quoted or (in_key and key.strip()):
-        raise _refuse("malformed x-forwarded-client-cert", "bad_certificate_header")
-    if not in_key:
-        pairs.append((bytes(key).strip().lower(), bytes(current).strip()))
-    elements.append(pairs)
+    optionally double-quoted (``\\"`` escapes a quote inside); keys case-insensitive. Anything
+    else anywhere is refused."""
+    elements: list[list[tuple[bytes, bytes]]] = [[]]
+    position, end = 0, len(value)
+    while position < end:
+        match = _XFCC_PAIR.match(value, position)
+        if match is None or match.end() == position:
+            raise _refuse("malformed x-forwarded-client-cert", "bad_certificate_header")
+        key, raw, separator = match.groups()
+        if raw.startswith(b'"'):
+            raw = _ESCAPED.sub(rb"\1", raw[1:-1])
+        elements[-1].append((key.lower(), raw))
+        position = match.end()
+        if separator == b",":
+            elements.append([])
     return [e for e in elements if e]

@@ -140,3 +140,16 @@ CASES: list[tuple[str, dict[str, Any], RequestView, CertificateBinding, str]] = 
 def test_certificate_bound_token_attack_table(claims: dict[str, Any], req: RequestView,
                                                bind: CertificateBinding, expected: str) -> None:
     assert accepted(claims, req, bind) == expected
+
+
+def test_a_kept_digest_is_the_values_own_and_a_refused_value_is_never_kept() -> None:
+    """Forwarded values are parsed once and kept: the next request with the same value gets the
+    same digest (so a token bound to another certificate still fails), a bad value fails again."""
+    bind = binding(NGINX)
+    good = request(peer=PROXY, headers=[(b"x-ssl-client-cert", ESCAPED)])
+    bad = request(peer=PROXY, headers=[(b"x-ssl-client-cert", b"not%20a%20certificate")])
+    assert accepted(BOUND, good, bind) == "ok"
+    assert accepted({"cnf": {"x5t#S256": x5t(MALLORY)}}, good, bind) == "certificate_mismatch"
+    assert accepted(BOUND, good, bind) == "ok"
+    for _ in range(2):
+        assert accepted(BOUND, bad, bind) == "bad_certificate_header"
