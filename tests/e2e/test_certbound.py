@@ -122,3 +122,24 @@ def test_the_header_from_an_untrusted_peer_binds_nothing(
     assert len(upstream.recorder) == before
 
 
+
+
+@pytest.fixture(scope="module")
+def forward_auth(gatekeeper_factory: Callable[..., Gatekeeper]) -> Gatekeeper:
+    return gatekeeper_factory(trusted_proxies=["127.0.0.1/32"], forward_auth={"proxy": "traefik"},
+                              auth={"client_certificate_header": "X-SSL-Client-Cert"})
+
+
+@pytest.mark.parametrize(("who", "status"), [("alice", 202), ("mallory", 401), (None, 401)],
+                         ids=["the bound certificate", "another certificate", "no certificate"])
+def test_forward_auth_checks_the_certificate_the_ingress_forwards(
+        forward_auth: Gatekeeper, ca: TestCA, alice: Issued, bound_token: str, who: str | None,
+        status: int) -> None:
+    """The ingress asks /oauth2/auth with the client's certificate on the subrequest (nginx:
+    ``proxy_set_header X-SSL-Client-Cert $ssl_client_escaped_cert``, docs/tls.md)."""
+    headers = {"Authorization": f"Bearer {bound_token}", "X-Forwarded-Uri": "/api/items",
+               "X-Forwarded-Method": "GET"}
+    if who is not None:
+        headers["X-SSL-Client-Cert"] = escaped_pem(alice if who == "alice" else ca.issue(who))
+    with forward_auth.client() as client:
+        assert client.get("/oauth2/auth", headers=headers).status_code == status
