@@ -27,6 +27,7 @@ from gatekeeper.assertion.keys import load_keyring
 from gatekeeper.assertion.reload import KeyReloader
 from gatekeeper.assertion.signer import AssertionSigner
 from gatekeeper.authn.bearer import BearerAuthenticator
+from gatekeeper.authn.certbound import CertificateBinding
 from gatekeeper.authn.certificate import CertificateAuthenticator, CertificateClaims
 from gatekeeper.authn.wiring import dpop_proofs
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
@@ -304,7 +305,11 @@ class GatekeeperApp:
                                 introspectors=[Introspector(issuer, settings.auth, http)
                                                for issuer in settings.auth.issuers
                                                if issuer.introspection is not None],
-                                dpop=dpop_proofs(settings, redis_client, headers.is_trusted)))]
+                                dpop=dpop_proofs(settings, redis_client, headers.is_trusted),
+                                binding=CertificateBinding(
+                                    settings.auth.client_certificate_header,
+                                    settings.auth.client_certificate_header_format,
+                                    headers.is_trusted)))]
         login: LoginRoutes | None = None
         if settings.oidc is not None:
             browser = await self._start_browser_login(settings, settings.oidc, http, stack,

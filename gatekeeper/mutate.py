@@ -51,6 +51,8 @@ class HeaderPolicy:
         ours = [*settings.headers, ACCESS_TOKEN_HEADER]
         if settings.assertion_header is not None:
             ours.append(settings.assertion_header)
+        if settings.certificate_header is not None:
+            ours.append(settings.certificate_header)
         self._protected = frozenset(fold(n.encode("ascii")) for n in ours) | {b"x-request-id"}
         self._pass_authorization = settings.pass_authorization_header
         # Gatekeeper's own cookies never reach the app: they hold tokens, and a large session

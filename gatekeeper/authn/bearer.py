@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 from gatekeeper.authn.dpop import DpopProofs
+from gatekeeper.authn.certbound import CertificateBinding, bound_thumbprint
 from gatekeeper.cookies import cookie_pairs
 from gatekeeper.errors import BadRequest, GatekeeperError, IntrospectionUnavailable, InvalidToken
 from gatekeeper.headernames import fold
@@ -170,11 +171,15 @@ class BearerAuthenticator:
         self, auth: AuthSettings, keys: Mapping[str, IssuerKeys], metrics: Metrics,
         namespaces: SubjectNamespaces | None = None,
         introspectors: Sequence[Introspector] = (), dpop: DpopProofs | None = None,
+        binding: CertificateBinding | None = None,
     ) -> None:
         self._dpop = dpop  # None: DPoP not enabled (auth.dpop.enabled)
         self._auth = auth
         self._introspectors = tuple(introspectors)  # in the issuers' order
         self._always = {i.issuer: i for i in introspectors if i.always}
+        # RFC 8705 §3: a cnf x5t#S256 token is checked against the presented certificate on
+        # every request (the token cache holds the verified token, not the connection).
+        self._binding = binding or CertificateBinding(None, "pem", lambda _client: False)
         self._keys = keys
         self._metrics = metrics
         self._namespaces = namespaces or SubjectNamespaces()
@@ -249,7 +254,9 @@ class BearerAuthenticator:
         proof, and a bound token verified once as DPoP must still fail as Bearer."""
         if scheme == "bearer":
             if "cnf" in claims:
-                raise self._bound_as_bearer()
+                thumbprint = self._bearer_binding(claims)
+                if thumbprint is not None:
+                    self._binding.check(request, thumbprint)
             return
         if self._dpop is None:  # find_credentials gives "dpop" only when enabled: fail closed
             raise InvalidToken("DPoP is not enabled", code="malformed_token")
@@ -261,6 +268,14 @@ class BearerAuthenticator:
             raise self._dpop.refused("the token is not DPoP-bound", "dpop_unbound_token",
                                      error="invalid_token")
         await self._dpop.check(request, token, jkt)
+
+    def _bearer_binding(self, claims: Mapping[str, Any]) -> bytes | None:
+        """The certificate digest a Bearer token is bound to (None: unbound); a DPoP binding or
+        any cnf but x5t#S256 raises."""
+        cnf = claims.get("cnf")
+        if isinstance(cnf, dict) and "jkt" in cnf:
+            raise self._bound_as_bearer()
+        return bound_thumbprint(claims)
 
     def _bound_as_bearer(self) -> InvalidToken:
         # RFC 7800 §3.1 / RFC 9449 §7.2 / RFC 8705 §3: good only with proof of the bound key; a
@@ -277,8 +292,12 @@ class BearerAuthenticator:
         header, payload = self._verifier.read(token)
         if _typed_as_another_kind(header.get("typ")):
             raise InvalidToken("the token is typed for another use", code="wrong_token_type")
+        # RFC 7800 §3.1 / RFC 9449 §7.2 / RFC 8705 §3: a key-bound token is good only with proof
+        # of the bound key. As Bearer only a cnf x5t#S256 (the client certificate, checked per
+        # request in _check_binding) may come; any other cnf is refused before its signature
+        # costs anything: a stolen sender-constrained token must not pass as a bearer token.
         if scheme == "bearer" and "cnf" in payload:
-            raise self._bound_as_bearer()  # before any key work
+            self._bearer_binding(payload)
         issuer = payload.get("iss")
         keys = self._keys.get(issuer) if isinstance(issuer, str) else None
         if keys is None:

@@ -333,7 +333,17 @@ class Settings(FrozenModel):
             pass_authorization_header=self.pass_authorization_header,
             trusted_proxies=tuple(self.trusted_proxies),
             session_cookie=self.session.cookie_name if self.oidc is not None else None,
-            assertion_header=self.assertion.header if self.assertion is not None else None)
+            assertion_header=self.assertion.header if self.assertion is not None else None,
+            certificate_header=self.auth.client_certificate_header)
+
+    @model_validator(mode="after")
+    def _certificate_header_needs_proxies(self) -> Settings:
+        # Read only from a trusted front proxy: without one, the key would do nothing, and an
+        # operator would believe forwarded certificates bind tokens.
+        if self.auth.client_certificate_header is not None and not self.trusted_proxies:
+            raise ValueError("auth.client_certificate_header needs trusted_proxies (the front "
+                             "proxies allowed to forward the client certificate)")
+        return self
 
     @model_validator(mode="after")
     def _redis_tls(self) -> Settings:

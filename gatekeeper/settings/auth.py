@@ -116,6 +116,29 @@ class AuthSettings(FrozenModel):
     dpop: DpopSettings = Field(default_factory=DpopSettings,
                                description="DPoP-bound access tokens (RFC 9449).")
 
+    client_certificate_header: str | None = Field(
+        default=None,
+        description="Certificate-bound tokens (RFC 8705, docs/tls.md) behind a front proxy that "
+        "terminates mTLS: the request header in which a peer on `trusted_proxies` forwards the "
+        "client certificate (e.g. `X-SSL-Client-Cert`, `Client-Cert`, "
+        "`X-Forwarded-Client-Cert`). Read only from those peers (and then it is the only "
+        "certificate source); stripped from what the app receives in every spelling. Default: "
+        "only the certificate of gatekeeper's own mTLS handshake binds.")
+    client_certificate_header_format: Literal["pem", "rfc9440", "xfcc"] = Field(
+        default="pem",
+        description="How `client_certificate_header` is written: `pem` = URL-encoded PEM "
+        "(nginx `$ssl_client_escaped_cert`); `rfc9440` = `:base64 DER:`; `xfcc` = Envoy "
+        "`x-forwarded-client-cert` with exactly one element carrying `Hash=` and/or `Cert=`.")
+
+    @field_validator("client_certificate_header")
+    @classmethod
+    def _header_name(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9\-]{0,63}", value):
+            raise ValueError(f"{value!r}: a header name of letters, digits and '-'")
+        if value is not None and value.lower() in ("authorization", "cookie", "host"):
+            raise ValueError(f"{value!r} carries something else")
+        return value
+
     @field_validator("token_sources")
     @classmethod
     def _sources(cls, value: list[str]) -> list[str]:

@@ -18,3 +18,6 @@ class HeaderSettings:
     trusted_proxies: tuple[str, ...]  # IPs or CIDRs, validated by Settings
     session_cookie: str | None  # gatekeeper's own cookie, stripped; None without browser login
     assertion_header: str | None = None  # the signed assertion's header (``assertion.header``)
+    # A front proxy's forwarded client certificate (``auth.client_certificate_header``): read by
+    # authn/certbound.py, never passed on to the app.
+    certificate_header: str | None = None

@@ -135,17 +135,17 @@ def test_a_claim_an_http_parser_would_trim_into_another_identity_is_refused(
 
 @pytest.mark.parametrize("cnf", [
     {"jkt": "0ZcOCORZNYy-DWpqq30jZyJGHTN0d2HglBV3uiguA4I"},
-    {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg2"},
+    {"x5t#S256": "bwcK0esc3ACC3DB2Y5_lESsXE8o9ltc05O89jdN-dg0", "jkt": "x"},
     {"jwk": {"kty": "EC", "crv": "P-256", "x": "f83OJ3D2xF1Bg8vub9tLe1gHMzV76e8Tus9uPHvRVEU",
              "y": "x_FEzRu9m36HLN_tue659LNpXW6pCyStikYjKIWI5a0"}},
-], ids=["DPoP key thumbprint (RFC 9449)", "mTLS certificate thumbprint (RFC 8705)",
+], ids=["DPoP key thumbprint (RFC 9449)", "a certificate thumbprint with a DPoP key",
         "proof-of-possession key (RFC 7800)"])
 def test_a_token_bound_to_a_key_is_not_accepted_as_a_bearer_token(
     gatekeeper: Gatekeeper, upstream: Upstream, issuer: DevIssuer, cnf: dict[str, Any]
 ) -> None:
-    """A ``cnf`` claim says the token is good only with proof of a key (a DPoP proof, the TLS
-    client certificate), which gatekeeper cannot check: a stolen copy must not pass as a plain
-    bearer token."""
+    """A ``cnf`` claim says the token is good only with proof of a key (a DPoP proof, a raw
+    key), which gatekeeper cannot check: a stolen copy must not pass as a plain bearer token.
+    (A ``cnf`` naming only a client certificate is checked against it: tests/e2e/test_certbound.py.)"""
     token = issuer.mint("alice", audience=AUDIENCE, claims={"cnf": cnf})
     assert_refused(gatekeeper, upstream, token, "/echo/bound", "bound_token")
 

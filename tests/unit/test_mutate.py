@@ -79,3 +79,19 @@ def test_the_proxy_s_response_filter_strips_what_strip_response_headers_strips(
     expected = strip_response_headers(headers)
     assert policy.response_headers(headers) == expected
     assert policy.response_headers(headers) == expected  # the names now known
+
+
+@pytest.mark.parametrize("client", ["192.0.2.1", "10.0.0.5"], ids=["untrusted peer", "trusted proxy"])
+@pytest.mark.parametrize("name", [b"tls-client-cert", b"tls_client_cert", b"tls.client.cert"],
+                         ids=lambda n: n.decode())
+def test_the_forwarded_client_certificate_header_never_reaches_the_app(
+        name: bytes, client: str) -> None:
+    """``auth.client_certificate_header`` (authn/certbound.py) is gatekeeper's to read: an app
+    that read it would take a client's word for a certificate, from any peer, in any spelling."""
+    policy = HeaderPolicy(HeaderSettings(
+        headers={"X-Auth-Request-User": "sub"}, pass_access_token=False,
+        pass_authorization_header=False, trusted_proxies=("10.0.0.0/8",),
+        session_cookie=None, certificate_header="Tls-Client-Cert"))
+    forwarded = _forwarded(policy, [(name, b"-----BEGIN%20CERTIFICATE-----")], client)
+    assert not [n for n, _ in forwarded if n.lower().replace(b"_", b"-").replace(b".", b"-")
+                == b"tls-client-cert"]
