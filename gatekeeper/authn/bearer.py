@@ -14,8 +14,8 @@ import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
-from gatekeeper.authn.dpop import DpopProofs
 from gatekeeper.authn.certbound import CertificateBinding, bound_thumbprint
+from gatekeeper.authn.dpop import DpopProofs
 from gatekeeper.cookies import cookie_pairs
 from gatekeeper.errors import BadRequest, GatekeeperError, IntrospectionUnavailable, InvalidToken
 from gatekeeper.headernames import fold
