@@ -134,7 +134,7 @@ class Attacker:
                 while sent < volume and not self.stop.is_set() and time.monotonic() < deadline:
                     sock.sendall(chunk)
                     sent += len(chunk)
-                self.sent += sent
+                    self.sent += len(chunk)  # what the kernel took; the server read far less
                 if sent < volume:
                     return "unfinished"  # the phase ended first: the server kept reading
                 sock.sendall(tail)
