@@ -5,6 +5,7 @@ peak memory, and the normal client's latency with and without the flood.
     .venv/bin/python bench/bench_flood.py --rounds 1 --phase-seconds 3   # smoke, ~40 s
     .venv/bin/python bench/bench_flood.py --stock            # also the app under uvicorn's
                                                              # stock httptools protocol
+    .venv/bin/python bench/bench_flood.py --baseline DIR     # and an earlier checkout's, beside
 
 Target (issue 13): a head flood (one 256 MB header, millions of small headers, a 64 MB URL)
 costs at most the configured limits in memory and does not delay a concurrent normal client by
@@ -263,6 +264,9 @@ def main() -> int:
     parser.add_argument("--stock", action="store_true",
                         help="also uvicorn's stock httptools protocol (no guards), last: "
                         "'uvicorn-stock'")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="a checkout of an earlier commit (git archive REV | tar -x -C DIR): "
+                        "its gatekeeper runs beside, as PROTOCOL@baseline (python -P, PYTHONPATH)")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--phase-seconds", type=float, default=8.0)
     parser.add_argument("--interval", type=float, default=0.01, help="the normal client's pace")
@@ -286,11 +290,13 @@ def main() -> int:
     with harness.NginxUpstream() as nginx, contextlib.ExitStack() as stack:
         targets = []
         for protocol in args.http_protocols.split(","):
-            url, pid = stack.enter_context(gatekeeper(
-                config, gatekeeper_env(nginx.url, protocol), directory / f"{protocol}.log"))
-            problems += [f"{protocol}: {p}" for p in harness.check_proxy(
-                url, (bearer,), run_gatekeeper.token_checks(issuer, bearer))]
-            targets.append(Target(protocol, url, pid))
+            for name, extra in [(protocol, {})] + ([] if args.baseline is None else [
+                    (f"{protocol}@baseline", {"PYTHONPATH": str(args.baseline.resolve())})]):
+                url, pid = stack.enter_context(gatekeeper(
+                    config, gatekeeper_env(nginx.url, protocol) | extra, directory / f"{name}.log"))
+                problems += [f"{name}: {p}" for p in harness.check_proxy(
+                    url, (bearer,), run_gatekeeper.token_checks(issuer, bearer))]
+                targets.append(Target(name, url, pid))
         for round_no in range(1, args.rounds + 1):
             for target in targets:
                 for phase in PHASES:

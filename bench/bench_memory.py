@@ -11,10 +11,12 @@ Targets (issue 13): RSS after 1 M requests within 10 % of RSS after 10 k; RSS fl
 requests: the token scenario of run_gatekeeper.py (one worker, a valid RS256 bearer token on
 every request, access log and metrics on) in front of harness.py's nginx, loaded by
 ``wrk -t1 -c32`` on loopback. A wrk Lua script stops wrk after the segment's count of responses
-(bounded by count), and ``-d`` bounds each segment's time; ``--max-seconds`` bounds the whole
+(bounded by count), and ``-d`` bounds each run's time; ``--max-seconds`` bounds the whole
 part. The worker's VmRSS is read at each checkpoint (10 k, 100 k, 250 k, 500 k, 750 k, 1 M
 requests, counted from its start, the pre-flight checks included) after one second without
-load, and sampled every two seconds while wrk runs.
+load, and sampled every two seconds while wrk runs. wrk sleeps its whole ``-d`` even after its
+thread stopped, so a segment is a series of ``--run-seconds`` (10 s) runs, the last one cut
+short by the count (it then idles until its ``-d`` ends).
 
 stream: the same gatekeeper config in front of the tests' recording upstream
 (tests/support/upstream.py, in this process): ``POST /upload`` with a 1 GiB Content-Length body
@@ -151,7 +153,8 @@ def run_requests(args: argparse.Namespace, protocol: str, issuer: Any, bearer: s
                     count = checkpoint - done
                     script = directory / "stop_after.lua"
                     script.write_text(STOP_AFTER_LUA.format(count=count))
-                    seconds = int(min(max(10, count / 500), deadline - time.monotonic())) + 1
+                    # wrk sleeps its whole -d even once every thread has stopped: short runs.
+                    seconds = int(min(args.run_seconds, deadline - time.monotonic())) + 1
                     result = harness.run_wrk(url + "/", args.connections, seconds, (bearer,),
                                              script=str(script))
                     done += result.requests
@@ -333,6 +336,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--max-seconds", type=float, default=1800,
                         help="bound on the requests part's load, per protocol")
+    parser.add_argument("--run-seconds", type=int, default=10,
+                        help="-d of each wrk run (a segment is as many runs as its count needs)")
     parser.add_argument("--stream-bytes", type=int, default=1 << 30)
     parser.add_argument("--flat-mib", type=float, default=16.0,
                         help="most the peak RSS may exceed the RSS before a transfer")
