@@ -136,6 +136,14 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
         self._release_writers()
         if exc is None:
             self.transport.close()
+        # Break the reference cycles (the parser, the exchanges and a refusal's traceback point
+        # back here), so what the connection held (a head up to its limit, stashed bytes) is
+        # freed now, by reference counting, not by the cyclic GC, whose next full pass may be
+        # many connections away: a flood of refused heads would keep tens of KiB each meanwhile.
+        self._parser = None  # type: ignore[assignment]
+        self._budget.refused = None  # its traceback's frames point back here
+        self.cycle = self._parsing = None
+        self._stash, self._url, self._headers = b"", b"", []
 
     def eof_received(self) -> None:
         return None  # the transport closes (as uvicorn's protocol does)

@@ -59,6 +59,10 @@ class OriginFormProtocol(HttpToolsProtocol):
         super().on_headers_complete()
 
 
+def _never() -> bool:
+    return False
+
+
 class _HoldingFlow(FlowControl):
     """uvicorn's flow control, except that reading stays paused while ``held()``: bytes kept
     behind a waiting pipelined request must not grow by a read each time an app's receive()
@@ -67,6 +71,10 @@ class _HoldingFlow(FlowControl):
     def __init__(self, transport: asyncio.Transport, held: Callable[[], bool]) -> None:
         super().__init__(transport)
         self._held = held
+
+    def release(self) -> None:
+        """Forget the protocol's ``held`` (the connection is gone): it points back at it."""
+        self._held = _never
 
     def resume_reading(self) -> None:
         if self._held():
@@ -111,7 +119,18 @@ class EdgeProtocol(Deadlines, OriginFormProtocol):
         if self._send_timer is not None:
             self._send_timer.cancel()
             self._send_timer = None
-        super().connection_lost(exc)
+        super().connection_lost(exc)  # drops the parser
+        # Break the other reference cycles (the flow's ``held``, the request cycles' callbacks
+        # and a refusal's traceback point back here), so what the connection held (a head up
+        # to its limit, stashed bytes) is freed now, by reference counting, not by the cyclic
+        # GC, whose next full pass may be many connections away: a flood of refused heads
+        # would keep tens of KiB each meanwhile.
+        if isinstance(self.flow, _HoldingFlow):
+            self.flow.release()
+        self.cycle = None  # type: ignore[assignment]
+        self.pipeline.clear()
+        self._budget.refused = None  # its traceback's frames point back here
+        self._stash = b""
 
     def pause_writing(self) -> None:
         super().pause_writing()

@@ -390,6 +390,17 @@ def install_like_the_build_stage(build: Stage, top: Path, as_user: list[str], ca
     return venv
 
 
+def _wheel_cache(request: pytest.FixtureRequest) -> Path:
+    """pytest's cache directory for the wheelhouse; the same place when the cache plugin is
+    off (``-p no:cacheprovider``, as the suite is often run), so the wheels are still reused."""
+    cache = getattr(request.config, "cache", None)
+    if cache is not None:
+        return Path(cache.mkdir("container-wheels"))
+    path = Path(request.config.rootpath) / ".pytest_cache" / "d" / "container-wheels"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
 @pytest.fixture(scope="module")
 def image(request: pytest.FixtureRequest, stages: list[Stage]) -> Iterator[Image]:
     """The install, with a read-only config directory and a private /tmp, as the image's user."""
@@ -405,8 +416,7 @@ def image(request: pytest.FixtureRequest, stages: list[Stage]) -> Iterator[Image
     etc, tmp = top / "etc-gatekeeper", top / "tmp"
     try:
         top.chmod(0o755)
-        venv = install_like_the_build_stage(stages[0], top, as_user,
-                                            request.config.cache.mkdir("container-wheels"))
+        venv = install_like_the_build_stage(stages[0], top, as_user, _wheel_cache(request))
         (etc / "policies").mkdir(parents=True)
         (etc / "gatekeeper.yaml").write_text(CONFIG)
         for name in ("model.conf", "policy.csv"):

@@ -8,11 +8,16 @@ The e2e suite runs against either with GK_TEST_SERVER_HTTP=gatekeeper|uvicorn (t
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
+import re
+import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 import uvicorn
+import uvloop
 from uvicorn.server import ServerState
 
 from gatekeeper.server.choice import http_protocol
@@ -333,3 +338,64 @@ def test_reading_pauses_while_the_app_does_not_take_the_body_and_resumes_when_it
 
     paused, resumed, got = run(main())
     assert paused and resumed and got == 300000
+
+
+# -- memory ---------------------------------------------------------------------------------------
+
+
+CLOSED_CONNECTIONS = {  # what the client sends, the answers it may read before the close
+    "a header line over the limit":
+        (b"GET / HTTP/1.1\r\nHost: x\r\nX-Big: " + b"b" * 300_000, [431]),
+    "too many small headers": (b"GET / HTTP/1.1\r\nHost: x\r\n" + b"a:b\r\n" * 60_000, [431]),
+    "a request target over the limit": (b"GET /" + b"a" * 300_000, [414]),
+    "two requests served, the second saying close":
+        (GET + GET.replace(b"\r\n\r\n", b"\r\nConnection: close\r\n\r\n"), [200, 200]),
+}
+
+
+@pytest.mark.parametrize("kind", PROTOCOLS)
+@pytest.mark.parametrize(("data", "answers"), CLOSED_CONNECTIONS.values(),
+                         ids=CLOSED_CONNECTIONS.keys())
+def test_a_closed_connection_is_freed_at_once_not_at_the_next_cyclic_gc(
+        kind: HttpProtocol, data: bytes, answers: list[int]) -> None:
+    """What a connection held (a head up to the limits) must go when it closes: left in
+    reference cycles, it waited for a full pass of the cyclic GC, and a flood of refused heads
+    kept tens of KiB per connection meanwhile (bench/RESULTS.md, "Head floods"). A real
+    server on 127.0.0.1 under uvloop (as gatekeeper runs), the cyclic GC off throughout."""
+    async def main() -> tuple[bytes, list[weakref.ref[asyncio.Protocol]]]:
+        wire = Wire(kind, answer(), ConnectionLimits())
+        made: list[weakref.ref[asyncio.Protocol]] = []
+
+        def factory() -> asyncio.Protocol:
+            protocol = wire.factory(config=wire.config, server_state=wire.state,  # type: ignore[call-arg]
+                                    app_state={})
+            made.append(weakref.ref(protocol))
+            return protocol
+
+        server = await asyncio.get_running_loop().create_server(factory, "127.0.0.1", 0)
+        answered = b""
+        try:
+            reader, writer = await asyncio.open_connection(
+                "127.0.0.1", server.sockets[0].getsockname()[1])
+            writer.write(data)
+            with contextlib.suppress(ConnectionResetError):  # closed with our bytes unread
+                while chunk := await asyncio.wait_for(reader.read(65536), 30):
+                    answered += chunk
+            writer.close()
+            await settle()
+        finally:
+            server.close()
+            await server.wait_closed()
+        return answered, made
+
+    gc.collect()
+    gc.disable()
+    try:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            answered, made = runner.run(main())
+        alive = [ref() for ref in made]
+    finally:
+        gc.enable()
+    seen = [int(status) for status in re.findall(rb"HTTP/1\.1 (\d{3}) ", answered)]
+    assert seen in (answers, [])  # the refusal, unless a reset overtook it
+    assert len(alive) == 1 and alive == [None]
