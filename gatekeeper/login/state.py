@@ -47,6 +47,9 @@ class PendingLogin:
     # The page the user was on when the login began (a same-origin Referer, checked), offered
     # again when the login is cancelled; None when unknown.
     came_from: str | None = None
+    # When it began, to the microsecond: which logins are the newest when several began within
+    # one second (expires_at is whole seconds); 0 in a cookie written before it was kept.
+    started_at: float = 0.0
 
     @classmethod
     def begin(cls, *, provider: str, return_to: str, now: float, timeout_seconds: int,
@@ -55,7 +58,7 @@ class PendingLogin:
             state=secrets.token_urlsafe(24), nonce=secrets.token_urlsafe(24),
             code_verifier=generate_token(64),  # RFC 7636 §4.1: 43-128 unreserved characters
             provider=provider, return_to=return_to, expires_at=int(now) + timeout_seconds,
-            came_from=came_from,
+            came_from=came_from, started_at=now,
         )
 
 
@@ -81,13 +84,14 @@ class LoginCookies:
         the newest are kept, the oldest and any that cannot be opened (expired, tampered,
         another key) go."""
         new = self.cookie(login)
-        pending: list[tuple[int, str, int]] = []  # (expires_at, name, bytes): -1 = unusable
+        # ((expires_at, started_at), name, bytes); expires_at -1: unusable
+        pending: list[tuple[tuple[int, float], str, int]] = []
         for name, value in request_cookies(request.header_values(b"cookie")).items():
             if name.startswith(self._prefix) and name != new.name:
                 pending.append((self._expiry(name, value, now), name, len(name) + len(value) + 1))
         pending.sort(reverse=True)  # newest first
         cookies, count, total = [new], 1, len(new.name) + len(new.value) + 1
-        for expires_at, name, size in pending:
+        for (expires_at, _), name, size in pending:
             if (expires_at >= 0 and count < 1 + MAX_PENDING_LOGINS
                     and total + size <= MAX_PENDING_BYTES):
                 count, total = count + 1, total + size
@@ -96,12 +100,17 @@ class LoginCookies:
                                          path=self._path))
         return cookies
 
-    def _expiry(self, name: str, sealed: str, now: float) -> int:
+    def _expiry(self, name: str, sealed: str, now: float) -> tuple[int, float]:
+        """(expires_at, started_at) of a pending login; expires_at -1 when it cannot be used."""
         try:
-            expires_at = json.loads(self._cipher.open(sealed, name=name))["expires_at"]
-        except (SessionInvalid, ValueError, TypeError, KeyError):
-            return -1
-        return expires_at if isinstance(expires_at, int) and expires_at > now else -1
+            data = json.loads(self._cipher.open(sealed, name=name))
+            expires_at, started_at = data["expires_at"], data.get("started_at", 0.0)
+        except (SessionInvalid, ValueError, TypeError, KeyError, AttributeError):
+            return -1, 0.0
+        if not isinstance(started_at, int | float):
+            started_at = 0.0
+        return (expires_at, float(started_at)) if isinstance(expires_at, int) and expires_at > now \
+            else (-1, 0.0)
 
     def expired(self, state: str | None) -> SetCookie | None:
         """The cookie that deletes a used login state; None for a value that names no cookie."""

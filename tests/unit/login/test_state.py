@@ -82,6 +82,24 @@ def test_a_new_login_keeps_the_newest_pending_logins_and_deletes_the_oldest(coun
     assert len(deleted) == min(max(count - MAX_PENDING_LOGINS, 0), 32)
 
 
+@pytest.mark.parametrize("count", [MAX_PENDING_LOGINS + 1, 40])
+def test_logins_begun_within_one_second_keep_the_newest_too(count: int) -> None:
+    """expires_at is whole seconds: within one second the order is the start time, never the
+    random state (a fast browser's abandoned logins all began in the same second)."""
+    jar = login_cookies()
+    sent = []
+    for i in range(count):
+        login = PendingLogin.begin(provider="corp", return_to="/", now=T0 + i / 1000,
+                                   timeout_seconds=600)
+        cookie = jar.cookie(login)
+        sent.append((cookie.name, cookie.value))
+    _, deleted = begun(jar, sent, T0 + 0.5)
+    names = [name for name, _ in sent]
+    assert not deleted & set(names[-MAX_PENDING_LOGINS:])
+    assert deleted <= set(names[:-MAX_PENDING_LOGINS])
+    assert len(deleted) == min(count - MAX_PENDING_LOGINS, 32)  # 32 per answer at most
+
+
 def test_pending_logins_that_cannot_be_used_go_first() -> None:
     jar = login_cookies()
     valid = started(jar, 2, first=T0 + 100)
