@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -14,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from gatekeeper.settings.common import FrozenModel
+from gatekeeper.settings.common import FrozenModel, readable_config_file
 
 # The functions Casbin users register with add_named_matching_func / add_domain_matching_func,
 # by the name their matcher function has (gatekeeper/policy/functions.py).
@@ -86,21 +85,8 @@ class PolicySettings(FrozenModel):
     @field_validator("model", "policy")
     @classmethod
     def _file(cls, value: Path, info: ValidationInfo) -> Path:
-        """Read from a config file (``load_settings`` passes ``config_dir`` in the context): the
-        path, made absolute from the file's directory, must be a readable file — reported with
-        its key and every other problem, not after them by the policy loader."""
-        context = info.context
-        if not isinstance(context, dict) or "config_dir" not in context:
-            return value
-        directory: Path | None = context["config_dir"]
-        path = value if directory is None else directory / value
-        if not path.is_file():
-            where = "" if value.is_absolute() or directory is None else \
-                " (a relative path is read from the config file's directory)"
-            raise ValueError(f"{path}: {'not a file' if path.exists() else 'no such file'}{where}")
-        if not os.access(path, os.R_OK):
-            raise ValueError(f"{path}: cannot be read (permissions)")
-        return path
+        # Reported with its key and every other problem, not after them by the policy loader.
+        return readable_config_file(value, info)
 
 
 HTTP_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §9.1: a method is a token
