@@ -24,6 +24,7 @@ from gatekeeper.settings.common import (
     AsymmetricAlgorithm,
     FrozenModel,
     check_host_port,
+    check_networks,
     split_host_port,
 )
 from gatekeeper.settings.cors import CorsRule
@@ -225,12 +226,7 @@ class Settings(FrozenModel):
     @field_validator("trusted_proxies")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or CIDR") from None
-        return value
+        return check_networks(value)
 
     @field_validator("rate_limits")
     @classmethod

@@ -7,11 +7,9 @@ is not for whoever reaches that port: only a peer in ``trusted_peers`` (loopback
 
 from __future__ import annotations
 
-import ipaddress
-
 from pydantic import Field, SecretStr, field_validator
 
-from gatekeeper.settings.common import MIN_SESSION_SECRET_BYTES, FrozenModel
+from gatekeeper.settings.common import MIN_SESSION_SECRET_BYTES, FrozenModel, check_networks
 
 DEFAULT_TRUSTED_PEERS = ("127.0.0.0/8", "::1/128")
 
@@ -31,12 +29,7 @@ class AdminSettings(FrozenModel):
     @field_validator("trusted_peers")
     @classmethod
     def _networks(cls, value: list[str]) -> list[str]:
-        for item in value:
-            try:
-                ipaddress.ip_network(item, strict=False)
-            except ValueError:
-                raise ValueError(f"{item!r} is not an IP address or CIDR") from None
-        return value
+        return check_networks(value)
 
     @field_validator("token")
     @classmethod

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from pathlib import Path
 from typing import Literal
@@ -46,6 +47,16 @@ def check_http_url(value: str) -> str:
         raise ValueError("has an invalid port") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValueError("must be an http(s) URL")
+    return value
+
+
+def check_networks(value: list[str]) -> list[str]:
+    """IP addresses or CIDRs (trusted proxies, trusted peers)."""
+    for item in value:
+        try:
+            ipaddress.ip_network(item, strict=False)
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR") from None
     return value
 
 
