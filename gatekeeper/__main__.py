@@ -250,19 +250,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _add_caller_arguments(parser: Any) -> None:
+    """The config and who is asking: what `policy test` and `policy explain` both read."""
+    parser.add_argument("--config", "-c", help="YAML config file (default: GATEKEEPER_CONFIG)")
+    parser.add_argument("--sub", help="the token's subject (an authenticated user)")
+    parser.add_argument("--iss", help="the token's issuer: --sub gets its subject prefix")
+    parser.add_argument("--role", action="append", default=[],
+                        help="a role from the token (repeat)")
+    parser.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE",
+                        help="a token claim (repeat); a value starting with [ or { is JSON")
+    parser.add_argument("--anonymous", action="store_true", help="no credentials")
+
+
 def _add_policy_commands(sub: Any) -> None:
     policy = sub.add_parser("policy", help="test, lint, explain and diff the Casbin policy files")
     commands = policy.add_subparsers(dest="policy_command", required=True)
     test = commands.add_parser(
         "test", help="decide one request (exit 0 allow, 1 deny, 2 error), or run --cases FILE",
         description="Decide METHOD PATH as the proxy would; or run a YAML file of cases.")
-    test.add_argument("--config", "-c", help="YAML config file (default: GATEKEEPER_CONFIG)")
-    test.add_argument("--sub", help="the token's subject (an authenticated user)")
-    test.add_argument("--iss", help="the token's issuer: --sub gets its subject prefix")
-    test.add_argument("--role", action="append", default=[], help="a role from the token (repeat)")
-    test.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE",
-                      help="a token claim (repeat); a value starting with [ or { is JSON")
-    test.add_argument("--anonymous", action="store_true", help="no credentials")
+    _add_caller_arguments(test)
     test.add_argument("--host", default="localhost", help="the Host header (a tenant by host)")
     test.add_argument("--client", default="127.0.0.1", help="the client address (ipMatch)")
     test.add_argument("--cases", metavar="FILE", help="YAML list of request → expected decision")
@@ -278,13 +284,7 @@ def _add_policy_commands(sub: Any) -> None:
         description="Explain METHOD PATH: the rules that matched, the effect that decided, the "
                     "roles held and where each came from, and for a deny the nearest rules "
                     "that did not match with the first term that failed.")
-    explain.add_argument("--config", "-c", help="YAML config file (default: GATEKEEPER_CONFIG)")
-    explain.add_argument("--sub", help="the token's subject (an authenticated user)")
-    explain.add_argument("--iss", help="the token's issuer: --sub gets its subject prefix")
-    explain.add_argument("--role", action="append", default=[], help="a role from the token (repeat)")
-    explain.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE",
-                         help="a token claim (repeat); a value starting with [ or { is JSON")
-    explain.add_argument("--anonymous", action="store_true", help="no credentials")
+    _add_caller_arguments(explain)
     explain.add_argument("--json", action="store_true", help="print the explanation as JSON")
     explain.add_argument("method", nargs="?", metavar="METHOD")
     explain.add_argument("path", nargs="?", metavar="PATH")
