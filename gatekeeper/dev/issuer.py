@@ -140,6 +140,8 @@ class DevIssuer:
         self.fetch_counts: Counter[str] = Counter()
         self.down = False
         self.jwks_delay_seconds = 0.0
+        self.jwks_in_flight = 0  # JWKS answers being served now, and the most at once
+        self.jwks_most_in_flight = 0
         self.discovery_delay_seconds = 0.0
         self.jwks_override: Any = None  # served verbatim as the JWKS body when not None
         self.discovery_overrides: dict[str, Any] = {}

@@ -59,8 +59,13 @@ def create_issuer_app(issuer: DevIssuer, *, login: DevLogin | None = None) -> AS
 
     async def jwks(request: Request) -> Response:
         # The delay lets single-flight tests pile many verifications onto one slow fetch.
-        if issuer.jwks_delay_seconds:
-            await asyncio.sleep(issuer.jwks_delay_seconds)
+        issuer.jwks_in_flight += 1
+        issuer.jwks_most_in_flight = max(issuer.jwks_most_in_flight, issuer.jwks_in_flight)
+        try:
+            if issuer.jwks_delay_seconds:
+                await asyncio.sleep(issuer.jwks_delay_seconds)
+        finally:
+            issuer.jwks_in_flight -= 1
         body = issuer.jwks() if issuer.jwks_override is None else issuer.jwks_override
         return JSONResponse(body, headers=cache_headers())
 

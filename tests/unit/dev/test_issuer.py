@@ -202,10 +202,9 @@ def test_jwks_delay_makes_concurrent_fetches_overlap(
             responses = await asyncio.gather(*(aclient.get("/jwks") for _ in range(5)))
         return [r.status_code for r in responses]
 
-    started = time.monotonic()
     assert run(fetch_many()) == [200] * 5
-    elapsed = time.monotonic() - started
-    assert 0.3 <= elapsed < 1.2  # five delayed fetches in parallel, not in series
+    # Served side by side, not one after another (counted by the issuer, not timed).
+    assert issuer.jwks_most_in_flight > 1 and issuer.jwks_in_flight == 0
     assert issuer.fetch_counts["/jwks"] == 5
 
 
