@@ -67,7 +67,11 @@ def _format_error(error: Any, sources: Mapping[Loc, str], inline_oidc: bool,
     if inline_oidc and loc[:3] == ("oidc", "providers", "0"):
         loc = ("oidc", *loc[3:])  # the short form: the key as the user wrote it (oidc.issuer)
     message = str(error["msg"])
-    if error["type"] == "extra_forbidden":
+    if error["type"] == "invalid_key":  # the key itself is the last part: name where it sits
+        key, loc = loc[-1], loc[:-1]
+        message = (f"the key {key} is not text (YAML reads on, off, yes, no and numbers as "
+                   "other types: quote it)")
+    elif error["type"] == "extra_forbidden":
         message = "unknown key"
         close = difflib.get_close_matches(loc[-1], known_keys(loc[:-1]), n=1, cutoff=0.6)
         if close:

@@ -513,3 +513,9 @@ def test_an_override_replaces_the_file_s_variable_as_the_source(tmp_path: Path) 
                                                                 "GATEKEEPER_UPSTREAM": "ftp://x"})
     assert found == ["upstream: must be http://HOST:PORT (the app on localhost) "
                      "(set by the environment variable GATEKEEPER_UPSTREAM)"]
+
+
+def test_a_key_yaml_reads_as_another_type_is_named_where_it_sits(tmp_path: Path) -> None:
+    """``on:`` is a boolean to YAML: the problem says so at the top level, as a key."""
+    found = problems(tmp_path, "upstream: http://127.0.0.1:8080\non: 60\n")
+    assert any(p.startswith("(top level): the key") and "quote it" in p for p in found), found
