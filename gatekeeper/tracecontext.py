@@ -10,14 +10,18 @@ trace, and a ``tracestate`` is read only beside a valid ``traceparent``.
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Sequence
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-# version-traceid-parentid-flags: 2, 32, 16 and 2 lower-case hex digits, three dashes between
-_HEX = b"0123456789abcdef"
-_DASH = ord("-")
+if TYPE_CHECKING:
+    from gatekeeper.randomids import RandomIds
+
+# version-traceid-parentid-flags: 2, 32, 16 and 2 lower-case hex digits, three dashes between;
+# a later version may append "-" and fields of its own (§3.2.4), read here as printable ASCII.
+_TRACEPARENT = re.compile(rb"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+_LATER_FIELDS = re.compile(rb"-[\x21-\x7e]*")
+_SAMPLED = b"13579bdf"  # the last flags digit of a sampled trace (bit 0 set)
 _STATE_MEMBER = re.compile(
     rb"[ \t]*(?:[a-z0-9][a-z0-9_\-*/]{0,255}|[a-z0-9][a-z0-9_\-*/]{0,240}@[a-z][a-z0-9_\-*/]{0,13})"
     rb"=[\x20-\x2b\x2d-\x3c\x3e-\x7e]{0,255}[\x21-\x2b\x2d-\x3c\x3e-\x7e][ \t]*")
@@ -25,7 +29,6 @@ MAX_STATE_MEMBERS = 32  # §3.3.1.1
 MAX_STATE_BYTES = 512  # what every vendor must pass on (§3.3.1.5); longer is dropped whole
 _ZERO_TRACE = "0" * 32
 _ZERO_SPAN = "0" * 16
-_SAMPLED = frozenset("13579bdf")  # the last flags digit of a sampled trace (bit 0 set)
 
 
 class RequestSpan(Protocol):
@@ -56,7 +59,8 @@ class TraceContext:
         return [(b"traceparent", parent), (b"tracestate", self.state)]
 
 
-def trace_of(headers: Sequence[tuple[bytes, bytes]], *, continue_incoming: bool) -> TraceContext:
+def trace_of(headers: Sequence[tuple[bytes, bytes]], *, continue_incoming: bool,
+             ids: RandomIds) -> TraceContext:
     """The request's trace: the caller's, when it sent exactly one valid ``traceparent`` and
     ``continue_incoming``; otherwise a new one (not sampled: the flags say nobody records it
     unless a tracer says so)."""
@@ -71,25 +75,25 @@ def trace_of(headers: Sequence[tuple[bytes, bytes]], *, continue_incoming: bool)
         found = _parent(parents[0])
         if found is not None:
             trace_id, parent_id, flags = found
-            return TraceContext(trace_id, parent_id, os.urandom(8).hex(), flags, _state(states))
-    ids = os.urandom(24).hex()  # one system call for both ids
-    return TraceContext(ids[:32], None, ids[32:], "00", None)
+            return TraceContext(trace_id, parent_id, ids.hex(8), flags, _state(states))
+    new = ids.hex(24)  # both ids
+    return TraceContext(new[:32], None, new[32:], "00", None)
 
 
 def _parent(value: bytes) -> tuple[str, str, str] | None:
     # (The HTTP parser has already taken the white space around the value off.)
-    # Version 00 is exactly 55 characters; a later one may append "-…" fields (§3.2.4).
-    if (len(value) < 55 or value[:55].translate(None, _HEX) != b"---" or value[2] != _DASH
-            or value[35] != _DASH or value[52] != _DASH or (len(value) > 55 and value[55] != _DASH)):
+    if _TRACEPARENT.fullmatch(value, 0, 55) is None:
         return None
-    text = value.decode("ascii")
-    version, trace_id, parent_id, flags = text[:2], text[3:35], text[36:52], text[53:55]
-    if version == "ff" or (version == "00" and len(text) != 55):
+    version = value[:2]
+    if version == b"ff":
         return None
+    if len(value) != 55 and (version == b"00" or _LATER_FIELDS.fullmatch(value, 55) is None):
+        return None  # version 00 is exactly 55 characters
+    trace_id, parent_id = value[3:35].decode("ascii"), value[36:52].decode("ascii")
     if trace_id == _ZERO_TRACE or parent_id == _ZERO_SPAN:
         return None
     # Only the sampled bit is defined; the others are not passed on (§3.2.2.5).
-    return trace_id, parent_id, "01" if flags[1] in _SAMPLED else "00"
+    return trace_id, parent_id, "01" if value[54] in _SAMPLED else "00"
 
 
 def _state(values: list[bytes]) -> bytes | None:

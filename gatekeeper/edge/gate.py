@@ -18,7 +18,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import re
-import secrets
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -45,6 +44,7 @@ from gatekeeper.logs import AccessLog
 from gatekeeper.metrics import Metrics
 from gatekeeper.paths import canonical_path
 from gatekeeper.principal import ANONYMOUS, Decision, Outcome, Principal
+from gatekeeper.randomids import RandomIds
 from gatekeeper.request import RequestView
 from gatekeeper.tracecontext import trace_of
 from gatekeeper.tracing import NO_TRACING, Tracing
@@ -126,14 +126,14 @@ class GateSettings:
     dpop_algs: tuple[str, ...] = ()  # auth.dpop.algorithms when enabled: a DPoP challenge on 401s
 
 
-def request_id_of(scope: Scope) -> str:
+def request_id_of(scope: Scope, ids: RandomIds) -> str:
     """Keep a well-formed X-Request-Id from the client (tracing); otherwise make one."""
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             if _REQUEST_ID.fullmatch(value):
                 return str(value, "ascii")
             break
-    return secrets.token_hex(12)
+    return ids.hex(12)
 
 
 # A WebSocket's accept carries headers too: a session refreshed at the handshake keeps its cookie.
@@ -202,6 +202,7 @@ class Gate:
         self._pipeline = pipeline
         self._tracing = tracing
         self._continue_trace = settings.continue_trace
+        self._ids = RandomIds()
         self._proxy = proxy
         self._websockets = websockets
         self._forward_auth = forward_auth
@@ -222,7 +223,7 @@ class Gate:
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        request_id = request_id_of(scope)
+        request_id = request_id_of(scope, self._ids)
         exchange: Exchange | None = None
         decision: Decision | None = None
         login = self._login
@@ -312,7 +313,7 @@ class Gate:
 
     async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
         started = time.perf_counter()
-        request_id = request_id_of(scope)
+        request_id = request_id_of(scope, self._ids)
         exchange: Exchange | None = None
         try:
             self._check_header_size(scope)
@@ -343,7 +344,8 @@ class Gate:
         self._record(scope, request_id, started, exchange, decision, status)
 
     def _trace(self, exchange: Exchange) -> None:
-        exchange.trace = trace_of(exchange.headers, continue_incoming=self._continue_trace)
+        exchange.trace = trace_of(exchange.headers, continue_incoming=self._continue_trace,
+                                  ids=self._ids)
         exchange.span = self._tracing.begin(exchange)
 
     def _record(

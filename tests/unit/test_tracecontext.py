@@ -9,15 +9,17 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from gatekeeper.randomids import RandomIds
 from gatekeeper.tracecontext import MAX_STATE_MEMBERS, trace_of
 
 TRACE = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT = "00f067aa0ba902b7"
 GOOD = f"00-{TRACE}-{PARENT}-01".encode()
+IDS = RandomIds()
 
 
 def test_a_valid_traceparent_is_continued_under_a_span_of_our_own() -> None:
-    context = trace_of([(b"traceparent", GOOD)], continue_incoming=True)
+    context = trace_of([(b"traceparent", GOOD)], continue_incoming=True, ids=IDS)
     assert (context.trace_id, context.parent_id, context.flags, context.continued) == (
         TRACE, PARENT, "01", True)
     assert context.span_id != PARENT and len(context.span_id) == 16
@@ -37,9 +39,13 @@ def test_a_valid_traceparent_is_continued_under_a_span_of_our_own() -> None:
     pytest.param(b"", id="empty"),
     pytest.param(GOOD + b"\x00", id="NUL after"),
     pytest.param(b" " + GOOD, id="white space before"),
+    pytest.param(f"01-{TRACE}-{PARENT}-01-\xff".encode("latin-1"),
+                 id="later version, non-ASCII field"),
+    pytest.param(f"01-{TRACE}-{PARENT}-01-a b".encode(), id="later version, space in a field"),
+    pytest.param(f"01-{TRACE}-{PARENT}-01x".encode(), id="later version, no dash after flags"),
 ])
 def test_a_malformed_traceparent_starts_a_new_trace(value: bytes) -> None:
-    context = trace_of([(b"traceparent", value), (b"tracestate", b"a=b")], continue_incoming=True)
+    context = trace_of([(b"traceparent", value), (b"tracestate", b"a=b")], continue_incoming=True, ids=IDS)
     assert not context.continued and context.parent_id is None
     assert context.trace_id != TRACE and len(context.trace_id) == 32
     assert context.flags == "00" and context.state is None  # tracestate not read without it
@@ -47,29 +53,30 @@ def test_a_malformed_traceparent_starts_a_new_trace(value: bytes) -> None:
 
 def test_two_traceparents_start_a_new_trace() -> None:
     """Which one an app's tracer would take is its own business: neither is vouched for."""
-    context = trace_of([(b"traceparent", GOOD), (b"traceparent", GOOD)], continue_incoming=True)
+    context = trace_of([(b"traceparent", GOOD), (b"traceparent", GOOD)], continue_incoming=True, ids=IDS)
     assert not context.continued
 
 
 def test_a_later_version_is_read_by_its_version_00_fields() -> None:
     context = trace_of([(b"traceparent", f"cc-{TRACE}-{PARENT}-03-what-comes".encode())],
-                       continue_incoming=True)
+                       continue_incoming=True, ids=IDS)
     assert (context.trace_id, context.parent_id, context.flags) == (TRACE, PARENT, "01")
     assert context.headers()[0][1].startswith(b"00-")  # written as the version we speak
 
 
 def test_unknown_flags_are_not_passed_on() -> None:
-    context = trace_of([(b"traceparent", f"00-{TRACE}-{PARENT}-fe".encode())], continue_incoming=True)
+    context = trace_of([(b"traceparent", f"00-{TRACE}-{PARENT}-fe".encode())],
+                       continue_incoming=True, ids=IDS)
     assert context.flags == "00"
 
 
 def test_a_caller_cannot_choose_the_trace_when_continuing_is_off() -> None:
-    context = trace_of([(b"traceparent", GOOD)], continue_incoming=False)
+    context = trace_of([(b"traceparent", GOOD)], continue_incoming=False, ids=IDS)
     assert not context.continued and context.trace_id != TRACE
 
 
 def test_new_traces_and_spans_get_fresh_ids() -> None:
-    first, second = (trace_of([], continue_incoming=True) for _ in range(2))
+    first, second = (trace_of([], continue_incoming=True, ids=IDS) for _ in range(2))
     assert first.trace_id != second.trace_id and first.span_id != second.span_id
 
 
@@ -93,16 +100,20 @@ def test_new_traces_and_spans_get_fresh_ids() -> None:
 def test_tracestate_is_passed_on_only_when_well_formed(states: list[bytes],
                                                        expected: bytes | None) -> None:
     headers = [(b"traceparent", GOOD), *((b"tracestate", s) for s in states)]
-    context = trace_of(headers, continue_incoming=True)
+    context = trace_of(headers, continue_incoming=True, ids=IDS)
     assert context.continued and context.state == expected
     assert (b"tracestate", expected) in context.headers() if expected else len(context.headers()) == 1
 
 
 @given(st.lists(st.tuples(st.sampled_from([b"traceparent", b"tracestate", b"x"]),
-                          st.one_of(st.binary(max_size=80), st.just(GOOD))), max_size=4))
+                          st.one_of(st.binary(max_size=80), st.just(GOOD),
+                                    # a well-formed start under any version, any bytes after it
+                                    st.builds(lambda version, tail: version + GOOD[2:] + tail,
+                                              st.binary(min_size=2, max_size=2),
+                                              st.binary(max_size=20)))), max_size=4))
 def test_whatever_the_caller_sends_the_app_gets_a_well_formed_traceparent(
         headers: list[tuple[bytes, bytes]]) -> None:
-    context = trace_of(headers, continue_incoming=True)
+    context = trace_of(headers, continue_incoming=True, ids=IDS)
     sent = dict(context.headers())
     assert re.fullmatch(rb"00-[0-9a-f]{32}-[0-9a-f]{16}-0[01]", sent[b"traceparent"])
     assert b"0" * 32 not in sent[b"traceparent"]

@@ -91,6 +91,22 @@ def test_no_spelling_of_the_trace_headers_reaches_the_app_as_sent(
     assert traceparent_at_app(seen)[0] != "a" * 32
 
 
+@pytest.mark.parametrize("value", [
+    pytest.param(f"01-{TRACE}-{CALLER_SPAN}-01-\xff\xfe".encode("latin-1"),
+                 id="later version, non-ASCII field"),
+    pytest.param(b"\xff" * 55, id="55 non-ASCII bytes"),
+    pytest.param(INCOMING.encode() + "é".encode(), id="UTF-8 after version 00"),
+])
+def test_a_traceparent_of_any_bytes_is_answered_and_starts_a_new_trace(
+    make_settings: MakeSettings, issuer: DevIssuer, upstream: Upstream, value: bytes,
+) -> None:
+    """Header values are bytes: one the trace reader cannot decode is a malformed trace, not a 500."""
+    answer = request(make_settings(), "GET", "/echo",
+                     headers=[bearer(mint(issuer)), (b"traceparent", value)])
+    assert answer.status == 200
+    assert traceparent_at_app(upstream.recorder.last)[0] != TRACE
+
+
 def test_continue_incoming_false_starts_every_trace_here(
     make_settings: MakeSettings, issuer: DevIssuer, upstream: Upstream,
 ) -> None:
