@@ -19,7 +19,8 @@ if TYPE_CHECKING:
 
 # version-traceid-parentid-flags: 2, 32, 16 and 2 lower-case hex digits, three dashes between;
 # a later version may append "-" and fields of its own (§3.2.4), read here as printable ASCII.
-_TRACEPARENT = re.compile(rb"[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}")
+_HEX = b"0123456789abcdef"
+_DASH = ord("-")
 _LATER_FIELDS = re.compile(rb"-[\x21-\x7e]*")
 _SAMPLED = b"13579bdf"  # the last flags digit of a sampled trace (bit 0 set)
 _STATE_MEMBER = re.compile(
@@ -82,14 +83,17 @@ def trace_of(headers: Sequence[tuple[bytes, bytes]], *, continue_incoming: bool,
 
 def _parent(value: bytes) -> tuple[str, str, str] | None:
     # (The HTTP parser has already taken the white space around the value off.)
-    if _TRACEPARENT.fullmatch(value, 0, 55) is None:
+    # (A deletion of the hex digits and three index checks cost less than a regex here.)
+    if (len(value) < 55 or value[:55].translate(None, _HEX) != b"---" or value[2] != _DASH
+            or value[35] != _DASH or value[52] != _DASH):
         return None
     version = value[:2]
     if version == b"ff":
         return None
     if len(value) != 55 and (version == b"00" or _LATER_FIELDS.fullmatch(value, 55) is None):
         return None  # version 00 is exactly 55 characters
-    trace_id, parent_id = value[3:35].decode("ascii"), value[36:52].decode("ascii")
+    text = value[:55].decode("ascii")  # only hex digits and dashes: checked above
+    trace_id, parent_id = text[3:35], text[36:52]
     if trace_id == _ZERO_TRACE or parent_id == _ZERO_SPAN:
         return None
     # Only the sampled bit is defined; the others are not passed on (§3.2.2.5).
