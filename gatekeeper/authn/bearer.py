@@ -176,6 +176,9 @@ class BearerAuthenticator:
         self._dpop = dpop  # None: DPoP not enabled (auth.dpop.enabled)
         self._auth = auth
         self._introspectors = tuple(introspectors)  # in the issuers' order
+        # Which opaque tokens each issuer is shown (settings refuse overlaps, and several
+        # issuers without prefixes): never a token another issuer handed out.
+        self._prefixes = tuple((i, tuple(i.settings.token_prefixes)) for i in introspectors)
         self._always = {i.issuer: i for i in introspectors if i.always}
         # RFC 8705 §3: a cnf x5t#S256 token is checked against the presented certificate on
         # every request (the token cache holds the verified token, not the connection).
@@ -213,10 +216,12 @@ class BearerAuthenticator:
         return principal
 
     def _introspected_by(self, token: str) -> tuple[Introspector, ...]:
-        """Who introspects this token: every introspecting issuer for a token that is not a JWT
-        (it names no issuer), the token's own issuer for a JWT when that one is ``always``."""
+        """Who introspects this token: for a token that is not a JWT (it names no issuer), the
+        issuer whose ``token_prefixes`` it starts with (the one issuer, when it has none); for a
+        JWT, its own issuer when that one is ``always``."""
         if token.count(".") != 2:
-            return self._introspectors
+            return tuple(i for i, prefixes in self._prefixes
+                         if not prefixes or token.startswith(prefixes))
         if not self._always:
             return ()
         try:

@@ -9,6 +9,7 @@ from pydantic import (
     Field,
     SecretStr,
     field_validator,
+    model_validator,
 )
 
 from gatekeeper.settings.common import AsymmetricAlgorithm, FrozenModel, check_http_url
@@ -39,6 +40,20 @@ class IntrospectionSettings(FrozenModel):
         default=65536, ge=1024, le=1_048_576, description="Largest answer read; a larger one: 503.")
     cache_size: int = Field(default=10000, ge=0, le=1_000_000,
                             description="Answers kept per issuer (LRU); 0 disables.")
+    token_prefixes: list[str] = Field(
+        default_factory=list, max_length=16,
+        description="Opaque tokens this issuer hands out start with one of these (e.g. GitHub's "
+        "`gho_`): only those are sent to it. Required on each issuer when several introspect, "
+        "and not overlapping: an issuer never sees another's tokens. Empty (one issuer): all.")
+
+    @field_validator("token_prefixes")
+    @classmethod
+    def _prefixes(cls, value: list[str]) -> list[str]:
+        for prefix in value:
+            if not re.fullmatch(r"[\x21-\x7e]{1,64}", prefix) or "." in prefix:
+                raise ValueError(f"{prefix!r}: 1 to 64 visible ASCII characters, no '.' "
+                                 "(a token with two dots is read as a JWT)")
+        return value
 
     @field_validator("endpoint")
     @classmethod
@@ -129,6 +144,29 @@ class AuthSettings(FrozenModel):
         description="How `client_certificate_header` is written: `pem` = URL-encoded PEM "
         "(nginx `$ssl_client_escaped_cert`); `rfc9440` = `:base64 DER:`; `xfcc` = Envoy "
         "`x-forwarded-client-cert` with exactly one element carrying `Hash=` and/or `Cert=`.")
+
+    @model_validator(mode="after")
+    def _introspection_is_routed(self) -> AuthSettings:
+        """An opaque token names no issuer: with several introspecting issuers, each must say
+        which tokens are its own, or each would be shown every other issuer's tokens (a bearer
+        credential handed to a party that did not issue it)."""
+        introspecting = [(index, issuer.introspection) for index, issuer in enumerate(self.issuers)
+                         if issuer.introspection is not None]
+        if len(introspecting) < 2:
+            return self
+        claimed: list[tuple[str, int]] = []
+        for index, introspection in introspecting:
+            key = f"auth.issuers[{index}].introspection.token_prefixes"
+            if not introspection.token_prefixes:
+                raise ValueError(f"{key}: required when several issuers introspect tokens (the "
+                                 "prefix of the opaque tokens this issuer hands out)")
+            for prefix in introspection.token_prefixes:
+                for other, owner in claimed:
+                    if owner != index and (prefix.startswith(other) or other.startswith(prefix)):
+                        raise ValueError(f"{key}: {prefix!r} overlaps {other!r} of "
+                                         f"auth.issuers[{owner}]: a token must have one issuer")
+                claimed.append((prefix, index))
+        return self
 
     @field_validator("client_certificate_header")
     @classmethod

@@ -85,8 +85,8 @@ def world(issuer: DevIssuer, upstream: Upstream,
                 (issuer, _introspection(url_a, auth_method="client_secret_post",
                                         max_ttl_seconds=1, negative_ttl_seconds=1)))),
             "two": gatekeeper_factory(auth=issuers(
-                (issuer, _introspection(url_a, max_ttl_seconds=3600)),
-                (second, _introspection(url_b, max_ttl_seconds=3600)))),
+                (issuer, _introspection(url_a, max_ttl_seconds=3600, token_prefixes=["at-a_"])),
+                (second, _introspection(url_b, max_ttl_seconds=3600, token_prefixes=["at-b_"])))),
             "always": gatekeeper_factory(auth=issuers(
                 (issuer, _introspection(url_a, mode="always", max_ttl_seconds=3600)))),
             "revoking": gatekeeper_factory(
@@ -170,23 +170,29 @@ def test_client_secret_post_and_a_revocation_picked_up_after_the_ttl(world: Worl
     assert eventually(lambda: world.get("post", "opaque-revoked").status_code == 401, seconds=20)
 
 
-def test_two_issuers_never_share_an_answer(world: World) -> None:
-    # A knows nothing of the token (inactive, cached as such at A); B calls it active.
-    world.b.script["opaque-at-b"] = Reply(json=world.good("erin", issuer=world.second.issuer))
+def test_two_issuers_never_share_an_answer_nor_see_each_others_tokens(world: World) -> None:
+    """Each issuer is asked only about the opaque tokens its prefix names: a bearer credential
+    is never shown to a party that did not issue it (the config refuses two introspecting
+    issuers without prefixes: tests/unit/settings/test_introspection_routing.py)."""
+    world.b.script["at-b_opaque"] = Reply(json=world.good("erin", issuer=world.second.issuer))
     for _ in range(2):
-        response = world.get("two", "opaque-at-b")
+        response = world.get("two", "at-b_opaque")
         assert response.status_code == 200
         assert world.upstream.recorder.last.header("x-auth-request-user") == \
             f"{world.second.issuer}#erin"  # B's subject, in B's name space
-    assert (world.a.times_asked("opaque-at-b"), world.b.times_asked("opaque-at-b")) == (1, 1)
-    # A token A calls active is A's: B is not asked, and the subject is A's.
-    world.a.script["opaque-at-a"] = Reply(json=world.good("erin"))
-    assert world.get("two", "opaque-at-a").status_code == 200
+    assert (world.a.times_asked("at-b_opaque"), world.b.times_asked("at-b_opaque")) == (0, 1)
+    world.a.script["at-a_opaque"] = Reply(json=world.good("erin"))
+    assert world.get("two", "at-a_opaque").status_code == 200
     assert world.upstream.recorder.last.header("x-auth-request-user") == f"{world.issuer.issuer}#erin"
-    assert world.b.times_asked("opaque-at-a") == 0
+    assert (world.a.times_asked("at-a_opaque"), world.b.times_asked("at-a_opaque")) == (1, 0)
     # B answering with A's issuer name is refused: its word is about its own tokens only.
-    world.b.script["opaque-b-says-a"] = Reply(json=world.good("mallory"))
-    assert world.get("two", "opaque-b-says-a").status_code == 401
+    world.b.script["at-b_says-a"] = Reply(json=world.good("mallory"))
+    assert world.get("two", "at-b_says-a").status_code == 401
+    # A token of neither prefix is shown to nobody, and refused.
+    world.a.script["at-c_opaque"] = Reply(json=world.good("erin"))
+    world.b.script["at-c_opaque"] = Reply(json=world.good("erin", issuer=world.second.issuer))
+    assert world.get("two", "at-c_opaque").status_code == 401
+    assert (world.a.times_asked("at-c_opaque"), world.b.times_asked("at-c_opaque")) == (0, 0)
 
 
 def test_neither_the_token_nor_the_secret_is_logged(world: World) -> None:
