@@ -245,6 +245,8 @@ class GatekeeperApp:
                                      limits=limits, trust_env=False), tracing))
         stack.push_async_callback(http.aclose)
         for issuer in settings.auth.issuers:
+            if issuer.introspection is not None and issuer.introspection.mode == "always":
+                continue  # its every token is introspected: no keys to fetch, none to wait for
             keys = IssuerKeys(issuer, settings.auth, http, self.metrics, shared=self._jwks_dir)
             self.issuer_keys[issuer.issuer] = keys
             stack.push_async_callback(keys.aclose)

@@ -28,7 +28,9 @@ class IntrospectionSettings(FrozenModel):
         default="client_secret_basic", description="How the client authenticates (RFC 7662 §2.1).")
     mode: Literal["opaque_only", "always"] = Field(
         default="opaque_only",
-        description="`opaque_only`: only tokens that are not JWTs; `always`: this issuer's JWTs too.")
+        description="`opaque_only`: only tokens that are not JWTs; `always`: this issuer's JWTs "
+        "too, and its keys are neither fetched nor waited for (an issuer of opaque tokens only "
+        "need not publish a JWKS).")
     max_ttl_seconds: float = Field(
         default=60.0, ge=0.0, le=3600.0,
         description="An active answer is cached until the token's exp, at most this long; 0: never.")

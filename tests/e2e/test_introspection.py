@@ -8,6 +8,7 @@ Gatekeepers here (the module issuer's JWKS is real: its JWTs keep working next t
     two       the module issuer at A and a second issuer at B: the answer of one issuer is never
               taken for the other's
     always    ``basic`` with ``mode: always``: the issuer's own JWTs are introspected too
+    keyless   an issuer that only introspects (``mode: always``) and publishes no keys at all
     revoking  ``basic`` with the revocation list (a real redis-server): it applies to an
               introspected token as to a JWT, cached answer or not
 
@@ -31,7 +32,7 @@ from tests.support import forge
 from tests.support.introspection import IntrospectionServer, Reply
 from tests.support.poll import eventually
 from tests.support.redis import run_redis
-from tests.support.servers import serve_asgi
+from tests.support.servers import free_port, serve_asgi
 
 SECRET = "s3cret-introspection-client:/+"  # characters that must be form-encoded in Basic
 ADMIN_SECRET = "admin-" + "0" * 40
@@ -89,6 +90,11 @@ def world(issuer: DevIssuer, upstream: Upstream,
                 (second, _introspection(url_b, max_ttl_seconds=3600, token_prefixes=["at-b_"])))),
             "always": gatekeeper_factory(auth=issuers(
                 (issuer, _introspection(url_a, mode="always", max_ttl_seconds=3600)))),
+            # An issuer of opaque tokens only: nothing answers at its address (no discovery, no
+            # JWKS); its endpoint is configured.
+            "keyless": gatekeeper_factory(auth={"issuers": [{
+                "issuer": f"http://127.0.0.1:{free_port()}/opaque-only", "audience": [AUDIENCE],
+                "introspection": _introspection(url_a, mode="always", max_ttl_seconds=3600)}]}),
             "revoking": gatekeeper_factory(
                 auth=issuers((issuer, _introspection(url_a, max_ttl_seconds=3600))),
                 redis={"url": redis.url},
@@ -253,3 +259,19 @@ def test_mode_always_asks_about_the_issuers_own_jwts(world: World) -> None:
     response = world.get("always", revoked_jwt)
     assert (response.status_code, response.json()["error"]) == (401, "inactive_token")
     assert (world.a.times_asked(good_jwt), world.a.times_asked(revoked_jwt)) == (1, 1)
+
+
+def test_an_issuer_that_only_introspects_needs_no_keys_to_be_ready(world: World) -> None:
+    """GitHub-style deployments: opaque tokens only, no JWKS to fetch. Readiness does not wait
+    for keys that will never exist, and its tokens are introspected."""
+    gk = world.gks["keyless"]
+    with gk.admin() as admin:
+        ready = admin.get("/readyz")
+    assert ready.status_code == 200, ready.json()
+    issuer = gk.config["auth"]["issuers"][0]["issuer"]
+    world.a.script["keyless-opaque"] = Reply(json=world.good("judy", issuer=issuer))
+    response = world.get("keyless", "keyless-opaque")
+    assert response.status_code == 200
+    assert world.upstream.recorder.last.header("x-auth-request-user") == "judy"
+    world.a.script["keyless-inactive"] = Reply(json={"active": False})
+    assert world.get("keyless", "keyless-inactive").status_code == 401
