@@ -120,7 +120,8 @@ def cmd_policy_explain(args: argparse.Namespace) -> int:
 
     return policy_explain(_config_path(args), sub=args.sub, iss=args.iss, roles=args.role,
                           claims=args.claim, anonymous=args.anonymous, method=args.method,
-                          path=args.path, as_json=args.json)
+                          path=args.path, as_json=args.json, host=args.host,
+                          client=args.client)
 
 
 def cmd_policy_diff(args: argparse.Namespace) -> int:
@@ -260,6 +261,8 @@ def _add_caller_arguments(parser: Any) -> None:
     parser.add_argument("--claim", action="append", default=[], metavar="KEY=VALUE",
                         help="a token claim (repeat); a value starting with [ or { is JSON")
     parser.add_argument("--anonymous", action="store_true", help="no credentials")
+    parser.add_argument("--host", default="localhost", help="the Host header (a tenant by host)")
+    parser.add_argument("--client", default="127.0.0.1", help="the client address (ipMatch)")
 
 
 def _add_policy_commands(sub: Any) -> None:
@@ -269,8 +272,6 @@ def _add_policy_commands(sub: Any) -> None:
         "test", help="decide one request (exit 0 allow, 1 deny, 2 error), or run --cases FILE",
         description="Decide METHOD PATH as the proxy would; or run a YAML file of cases.")
     _add_caller_arguments(test)
-    test.add_argument("--host", default="localhost", help="the Host header (a tenant by host)")
-    test.add_argument("--client", default="127.0.0.1", help="the client address (ipMatch)")
     test.add_argument("--cases", metavar="FILE", help="YAML list of request → expected decision")
     test.add_argument("method", nargs="?", metavar="METHOD")
     test.add_argument("path", nargs="?", metavar="PATH")

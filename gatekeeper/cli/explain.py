@@ -36,13 +36,15 @@ from gatekeeper.policy.loader import PolicyError, load_policy
 def policy_explain(
     config_path: str | None, *, sub: str | None, iss: str | None, roles: Sequence[str],
     claims: Sequence[str], anonymous: bool, method: str | None, path: str | None, as_json: bool,
+    host: str = "localhost", client: str = "127.0.0.1",
 ) -> int:
     try:
         if method is None or path is None:
             raise UsageError(["give METHOD PATH (e.g. GET /admin/users)"])
         try:
             case = CaseRequest(sub=sub, iss=iss, roles=list(roles), claims=parse_claims(claims),
-                               anonymous=anonymous, method=method, path=path)
+                               anonymous=anonymous, method=method, path=path, host=host,
+                               client=client)
         except ValidationError as exc:
             raise UsageError(_validation_lines(exc, "")) from None
         settings, files = _settings(config_path)
@@ -55,7 +57,8 @@ def policy_explain(
         decider = Decider(report.policy, public_paths=settings.public_paths,
                           roles_claims=settings.auth.roles_claims,
                           subject_prefixes=settings.subject_prefixes())
-        request = ExplainRequest.from_principal(decider.principal(case), case.method, case.path)
+        request = ExplainRequest.from_principal(decider.principal(case), case.method, case.path,
+                                                host=case.host, client=case.client)
     except UsageError as exc:
         for line in exc.lines:
             print(f"gatekeeper: {line}", file=sys.stderr)

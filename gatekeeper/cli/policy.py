@@ -38,10 +38,10 @@ from gatekeeper.authz import FixedPolicy, PolicyAuthorizer, PublicPaths
 from gatekeeper.errors import BadRequest, ConfigError
 from gatekeeper.paths import canonical_path
 from gatekeeper.policy.engine import CompiledPolicy, Rule
+from gatekeeper.policy.explain import made_up_request
 from gatekeeper.policy.inputs import NoDomain
 from gatekeeper.policy.loader import LoadReport, PolicyError, load_policy
 from gatekeeper.principal import ANONYMOUS, Principal
-from gatekeeper.request import RequestView
 from gatekeeper.settings import PolicySettings, Settings
 from gatekeeper.settings.file import load_settings
 from gatekeeper.settings.routes import HTTP_METHOD
@@ -171,11 +171,9 @@ class Decider:
 
     def decide(self, request: CaseRequest) -> Outcome:
         """Raise BadRequest for a target the proxy would answer with 400."""
-        raw_path, _, query = request.path.encode("utf-8").partition(b"?")
-        path = canonical_path(raw_path)
-        view = RequestView({"method": request.method, "raw_path": raw_path, "path": path,
-                            "query_string": query, "headers": [(b"host", request.host.encode())],
-                            "client": (request.client, 0)}, path)
+        path = canonical_path(request.path.encode("utf-8").partition(b"?")[0])
+        view = made_up_request(request.method, path, request.path, host=request.host,
+                               client=request.client)
         method = view.method  # upper-cased as the proxy does
         principal = self.principal(request)
         verdict = self._authorizer.authorize(principal, method, path, view)

@@ -17,8 +17,10 @@ active policy, on the event loop — the policy's evaluation is not thread-safe 
 from __future__ import annotations
 
 import asyncio
+import ipaddress
 import json
 import os
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +37,11 @@ from gatekeeper.ops.policy_html import Cell, Matrix, PageView, Source, render
 from gatekeeper.ops.recent import Traffic
 from gatekeeper.paths import canonical_path
 from gatekeeper.policy.engine import CompiledPolicy, Rule
-from gatekeeper.policy.explain import ExplainRequest, explain
+from gatekeeper.policy.explain import ExplainRequest, explain, made_up_request
 from gatekeeper.policy.loader import PolicyError, files_digest
 from gatekeeper.policy.reload import PolicyHolder
 from gatekeeper.principal import ANONYMOUS, Principal
+from gatekeeper.request import RequestView
 from gatekeeper.settings.routes import HTTP_METHOD
 from gatekeeper.subjects import ANONYMOUS_ROLE, AUTHENTICATED_ROLE, ROLE_PREFIX
 from gatekeeper.tokens.claims import roles_from_claims
@@ -53,7 +56,8 @@ MAX_TRIAL_TEXT = 8192
 # policy's evaluation is not thread-safe. Past this many rules it would stall proxied requests
 # for tens of milliseconds, so the page gives the decision and points at the CLI instead.
 MAX_EXPLAINED_RULES = 5000
-TRIAL_PARAMETERS = ("sub", "anonymous", "role", "claim", "method", "path")
+_HOST = re.compile(r"(?:[A-Za-z0-9][A-Za-z0-9.-]{0,252}|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?")
+TRIAL_PARAMETERS = ("sub", "anonymous", "role", "claim", "method", "path", "host", "client")
 # The matrix asks as a made-up user holding one role: a name no token gives (a role-like name
 # would be refused as one, and a real user's rules would colour the role's column).
 PROBE_SUBJECT = "gatekeeper-policy-page:probe"
@@ -67,6 +71,12 @@ class Trial:
     method: str  # upper-case
     path: str  # canonical
     raw_path: str
+    host: str = "localhost"  # the Host header (a tenant by host)
+    client: str = "127.0.0.1"  # the client address (ipMatch)
+
+    def request(self) -> RequestView:
+        return made_up_request(self.method, self.path, self.raw_path, host=self.host,
+                               client=self.client)
 
 
 class PolicyPage:
@@ -188,8 +198,16 @@ class PolicyPage:
         except BadRequest as exc:
             raise BadRequest(f"path: the proxy answers such a target with 400 "
                              f"({exc.description})") from None
+        host = _one(params, "host", "localhost").strip()
+        if not _HOST.fullmatch(host):
+            raise BadRequest("host: a host name or address, with an optional port")
+        client = _one(params, "client", "127.0.0.1").strip()
+        try:
+            ipaddress.ip_address(client)
+        except ValueError:
+            raise BadRequest("client: an IP address") from None
         if _one(params, "anonymous", "").lower() in ("1", "true", "on", "yes"):
-            return Trial(ANONYMOUS, method.upper(), path, raw_path)
+            return Trial(ANONYMOUS, method.upper(), path, raw_path, host, client)
         sub = _one(params, "sub", "").strip()
         if not sub:
             raise BadRequest("sub: give a subject, or anonymous=1")
@@ -202,21 +220,22 @@ class PolicyPage:
         claims["sub"] = sub  # a token's sub claim is its subject
         all_roles = dict.fromkeys([*roles, *roles_from_claims(claims, self._roles_claims)])
         principal = Principal(subject=sub, roles=tuple(all_roles), claims=claims, via="bearer")
-        return Trial(principal, method.upper(), path, raw_path)
+        return Trial(principal, method.upper(), path, raw_path, host, client)
 
     def decide(self, trial: Trial) -> Response:
         policy = self._holder.active
         if policy is None:
             return _json({"error": "no_policy", "error_description": "no policy is loaded"}, 503)
         principal = trial.principal
-        verdict = self._authorizer.authorize(principal, trial.method, trial.path)
+        verdict = self._authorizer.authorize(principal, trial.method, trial.path, trial.request())
         authenticated = principal.via != "anonymous"
         rule = _rule_at(policy, verdict.rule)
         body: dict[str, Any] = {
             "request": {"subject": principal.subject, "anonymous": not authenticated,
                         "roles": list(principal.roles),
                         "claims": {k: v for k, v in principal.claims.items() if k != "sub"},
-                        "method": trial.method, "path": trial.path, "target": trial.raw_path},
+                        "method": trial.method, "path": trial.path, "target": trial.raw_path,
+                        "host": trial.host, "client": trial.client},
             "allowed": verdict.allowed,
             "reason": verdict.reason,
             "rule": verdict.rule,
@@ -228,7 +247,8 @@ class PolicyPage:
         }
         if len(policy.rules) <= MAX_EXPLAINED_RULES:
             explanation = explain(policy, ExplainRequest.from_principal(
-                principal, trial.method, trial.raw_path), public_paths=self._public,
+                principal, trial.method, trial.raw_path, host=trial.host, client=trial.client),
+                public_paths=self._public,
                 policy_file=self._holder.policy_path)
             body["explanation"] = explanation.as_json()
         else:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
@@ -404,8 +404,12 @@ class CompiledPolicy:
         matcher, effect = self._written
         return ExplainView(matcher, effect, dict(zip(self._r_tokens, values, strict=True)),
                            tuple(t.removeprefix("p_") for t in self._p_tokens),
-                           self.role_links, self._g.max_hops if self._g is not None else 0,
-                           frozenset(subjects), evaluate)
+                           # the links in the request's tenant: a role held there shows there
+                           MappingProxyType(self._g.roles_of(domain or "")) if self._g is not None
+                           else MappingProxyType({}),
+                           self._g.max_hops if self._g is not None else 0,
+                           frozenset(subjects), evaluate, self._names[2].removeprefix("r_"),
+                           dict(zip(self._attributes.names, attributes, strict=True)))
 
     def _candidates(self, subjects: frozenset[str], domain: str | None) -> list[int]:
         if not self.indexed:
@@ -436,3 +440,5 @@ class ExplainView:
     max_hops: int
     subjects: frozenset[str]  # every name the request holds (CompiledPolicy.subjects)
     evaluate: Callable[[str, Rule | None], Any]  # an expression, on one rule; may raise
+    object_field: str = "obj"  # the request field whose .NAME reads object_attributes
+    object_attributes: Mapping[str, Any] = field(default_factory=dict)  # NAME -> value read

@@ -23,8 +23,9 @@ from casbin.persist.adapter import _extract_tokens
 from gatekeeper.errors import BadRequest
 from gatekeeper.paths import PathPatterns, canonical_path
 from gatekeeper.policy.engine import CompiledPolicy, ExplainView, PolicyVerdict, Rule
-from gatekeeper.policy.inputs import NoDomain
+from gatekeeper.policy.inputs import NoDomain, read_client
 from gatekeeper.policy.matcher import casbin_to_python
+from gatekeeper.policy.query import AMBIGUOUS
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
 from gatekeeper.subjects import ANONYMOUS_ROLE, AUTHENTICATED_ROLE, NAMES_A_ROLE, as_role
@@ -58,12 +59,16 @@ class ExplainRequest:
     sub: str | None = None
     roles: tuple[str, ...] = ()
     claims: Mapping[str, Any] = field(default_factory=dict)
+    host: str = "localhost"  # the Host header: a tenant by host reads it
+    client: str = "127.0.0.1"  # the client address: ipMatch reads it
 
     @classmethod
-    def from_principal(cls, principal: Principal, method: str, path: str) -> ExplainRequest:
+    def from_principal(cls, principal: Principal, method: str, path: str, *,
+                       host: str = "localhost", client: str = "127.0.0.1") -> ExplainRequest:
         if principal.via == "anonymous":
-            return cls(method, path)
-        return cls(method, path, principal.subject, tuple(principal.roles), principal.claims)
+            return cls(method, path, host=host, client=client)
+        return cls(method, path, principal.subject, tuple(principal.roles), principal.claims,
+                   host=host, client=client)
 
 
 @dataclass(frozen=True, slots=True)
@@ -163,7 +168,7 @@ def explain(
                      "answers 401 (log in) without reading the policy")
         return Explanation(False, "no_credentials", None, effect, meaning, method, path, (), (),
                            (), terms, tuple(notes))
-    http = _query_view(method, path, request.path) if policy.reads_attributes else None
+    http = _request_view(method, path, request)
     verdict = _decide(policy, subject, request.roles, method, path, authenticated, claims, http)
     decided = method
     if verdict.allowed and method == "HEAD":  # as PolicyAuthorizer: the app runs GET for HEAD
@@ -173,12 +178,13 @@ def explain(
             notes.append("the HEAD is allowed, but a HEAD needs the GET too (the app runs the "
                          "GET handler for it), and the GET is denied: what follows is the GET")
     try:  # the tenant a rule and the token's roles are read in, as decide found it
-        domain = policy.request_domain(claims, path, None)
+        domain = policy.request_domain(claims, path, http)
     except NoDomain:
         domain = None  # refused before any rule: verdict.refused says why, below
+    client = read_client(http, _no_proxy) if policy.reads_client else None
     view = policy.explain_view(subject, request.roles, decided, path,
                                authenticated=authenticated, claims=claims, domain=domain,
-                               request=http)
+                               client=client, request=http)
     decided_by = verdict.rule.source if verdict.rule is not None else None
     if verdict.refused is not None:
         why = (" (a user's subject may not read as a role: docs/policies.md, 'Users and roles "
@@ -201,13 +207,21 @@ def _decide(policy: CompiledPolicy, subject: str, roles: Sequence[str], method: 
                          claims=claims, request=http)
 
 
-def _query_view(method: str, path: str, target: str) -> RequestView:
-    """The target's query as the proxy's request carries it, for the model's object attributes
-    (``r.obj.Owner = query owner``); no host and no client (the tenant stays the claims' or
-    the path's, as without a query)."""
+def _request_view(method: str, path: str, request: ExplainRequest) -> RequestView:
+    return made_up_request(method, path, request.path, host=request.host, client=request.client)
+
+
+def made_up_request(method: str, path: str, target: str, *, host: str = "localhost",
+                    client: str = "127.0.0.1") -> RequestView:
+    """A request as the proxy's pipeline hands it to the policy, for the tools that decide one
+    without a client (policy test, explain, the policy page): the target's query (the model's
+    object attributes, ``r.obj.Owner = query owner``), the Host (a tenant by host) and the
+    client address (ipMatch). No forwarded headers: such a request comes straight from its
+    client, so X-Forwarded-Host/-For are not read (as from an untrusted peer)."""
     raw_path, _, query = target.encode("utf-8").partition(b"?")
     return RequestView({"method": method, "raw_path": raw_path, "path": path,
-                        "query_string": query, "headers": []}, path)
+                        "query_string": query, "headers": [(b"host", host.encode())],
+                        "client": (client, 0)}, path)
 
 
 # ---------------------------------------------------------------- subjects
@@ -340,24 +354,49 @@ def _values_read(term: str, view: ExplainView, rule: Rule) -> tuple[tuple[str, A
     the claim, or ``<missing>``)."""
     tree = ast.parse(casbin_to_python(term).strip(), mode="eval")
     read: dict[str, Any] = {}
-    for node in ast.walk(tree):
+    bases: set[int] = set()  # the r_obj of r_obj.Owner: read through its attribute, not itself
+    for node in ast.walk(tree):  # breadth first: an attribute before the name it is taken of
+        if id(node) in bases:
+            continue
         name, attributes = _dotted(node)
         if name is None:
             continue
+        if attributes:
+            base = node
+            while isinstance(base, ast.Attribute):
+                base = base.value
+            bases.add(id(base))
         prefix, _, field_name = name.partition("_")
         value: Any
-        if prefix == "r" and field_name in view.request:
+        path = attributes
+        if prefix == "r" and field_name == view.object_field and attributes:
+            # r.obj.NAME: the object attribute the request carried (attributes.py)
+            value = _attribute_value(view.object_attributes.get(attributes[0]))
+            path = attributes[1:]
+        elif prefix == "r" and field_name in view.request:
             value = view.request[field_name]
         elif prefix == "p" and field_name in view.rule_fields:
             value = rule.values[view.rule_fields.index(field_name)]
         else:
             continue
-        for attribute in attributes:
+        for attribute in path:
             value = value.get(attribute, "<missing>") if isinstance(value, Mapping) else "<missing>"
         if isinstance(value, Mapping) and not attributes:
             continue  # the whole claims set: too much to print, nothing specific
         read[_written(".".join((name, *attributes)))] = value
     return tuple(read.items())
+
+
+def _no_proxy(_address: str) -> bool:
+    return False  # an explained request comes from its client, never through a trusted proxy
+
+
+def _attribute_value(value: Any) -> Any:
+    if value is None:
+        return "<missing>"
+    if value is AMBIGUOUS:
+        return "<ambiguous: frameworks read the query differently>"
+    return value
 
 
 def _dotted(node: ast.AST) -> tuple[str | None, tuple[str, ...]]:

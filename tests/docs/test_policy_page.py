@@ -53,4 +53,4 @@ def test_the_parameter_table_is_what_explain_takes(tmp_path: Path) -> None:
             assert "not a parameter" not in exc.description, (name, exc.description)
     with pytest.raises(BadRequest, match="not a parameter"):  # ...and nothing else is
         page.trial([("colour", "red")])
-    assert documented == {"sub", "anonymous", "role", "claim", "method", "path"}
+    assert documented == {"sub", "anonymous", "role", "claim", "method", "path", "host", "client"}

@@ -12,6 +12,7 @@ import pytest
 
 from tests.unit.cli.test_policy import (
     EXAMPLE_OPTIONS,
+    HOST_MODEL,
     MODEL,
     POLICY,
     field,
@@ -132,3 +133,27 @@ def test_a_shipped_example_is_explained_as_policy_test_decides_it(
     data = json.loads(explained.stdout)
     assert data["allowed"] is allowed
     assert data["reason"] == field(tested.stdout, "reason")
+
+
+@pytest.mark.parametrize(("arguments", "code"), [
+    (["--host", "acme.example.com", "--client", "10.1.2.3"], 0),
+    (["--host", "globex.example.com", "--client", "10.1.2.3"], 1),
+    (["--host", "acme.example.com", "--client", "203.0.113.9"], 1),
+], ids=["the tenant's host, inside the network", "another tenant's host", "outside the network"])
+def test_explain_names_the_host_and_client_as_policy_test_does(
+    tmp_path: Path, arguments: list[str], code: int,
+) -> None:
+    """A tenant by host and ipMatch read what --host and --client give, in explain as in test."""
+    (tmp_path / "model.conf").write_text(HOST_MODEL)
+    (tmp_path / "policy.csv").write_text("p, role:editor, acme.example.com, /docs/*, PUT\n"
+                                         "g, u-7, role:editor, acme.example.com\n")
+    config = write_config(tmp_path, tmp_path / "model.conf", tmp_path / "policy.csv",
+                          domain={"host": True})
+    explained = run("policy", "explain", "--json", "--sub", "u-7", *arguments, "PUT", "/docs/a",
+                    config=config)
+    tested = run("policy", "test", "--sub", "u-7", *arguments, "PUT", "/docs/a", config=config)
+    assert (explained.returncode, tested.returncode) == (code, code), explained.stderr
+    data = json.loads(explained.stdout)
+    assert data["reason"] == field(tested.stdout, "reason")
+    if code == 0:
+        assert "role:editor" in [s["name"] for s in data["subjects"]]

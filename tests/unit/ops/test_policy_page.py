@@ -103,9 +103,14 @@ def test_explain_reports_the_canonical_request_and_the_subjects(tmp_path: Path) 
     ([("sub", "a"), ("claim", "tenant={not json")], "claim"),
     ([("sub", "a"), ("method", "GET"), ("method", "POST")], "method"),
     ([("sub", "a"), ("path", "/" + "x" * 9000)], "path"),
+    ([("sub", "a"), ("host", "a.example, b.example")], "host"),
+    ([("sub", "a"), ("host", "a.example/x")], "host"),
+    ([("sub", "a"), ("client", "10.0.0.0/8")], "client"),
+    ([("sub", "a"), ("client", "localhost")], "client"),
 ], ids=["an unknown parameter", "a method that is not a token", "a path without a slash",
         "a target the proxy refuses with 400", "no subject and not anonymous",
-        "a claim without a value", "a claim that is not JSON", "two methods", "a huge value"])
+        "a claim without a value", "a claim that is not JSON", "two methods", "a huge value",
+        "two hosts", "a host with a path", "a network for a client", "a name for a client"])
 def test_a_bad_query_is_a_400_naming_the_parameter(tmp_path: Path, params: list[tuple[str, str]],
                                                     names: str) -> None:
     response = explain(tmp_path, *params)
@@ -306,3 +311,24 @@ def test_a_policy_too_large_to_explain_on_the_event_loop_still_gets_its_decision
     assert (body["allowed"], body["rule"]) == (True, "policy.csv:8")
     assert body["explanation"] is None
     assert "gatekeeper policy explain" in body["explanation_note"]
+
+
+@pytest.mark.parametrize(("target", "allowed"), [
+    ("/documents?owner=ann", True), ("/documents?owner=bob", False), ("/documents", False),
+], ids=["her own documents", "another owner's", "no owner named"])
+def test_explain_reads_the_query_as_the_proxy_does(tmp_path: Path, target: str,
+                                                    allowed: bool) -> None:
+    """The shipped ABAC example reads r.obj.Owner from the query: the page's decision is the
+    proxy's for the same target (it once decided without the query: always a deny)."""
+    async def scenario(page: PolicyAdmin) -> httpx.Response:
+        return await page.get("/policy/explain", params=(("sub", "ann"), ("path", target)))
+
+    body = run(_abac(tmp_path, scenario)).json()
+    assert (body["allowed"], body["explanation"]["allowed"]) == (allowed, allowed)
+    assert body["request"]["target"] == target
+
+
+async def _abac(tmp_path: Path, scenario: Callable[[PolicyAdmin], Coroutine[Any, Any, T]]) -> T:
+    policy = (POLICIES / "abac-documents.policy.csv").read_text()
+    async with policy_admin(tmp_path, policy, model=POLICIES / "abac-documents.model.conf") as page:
+        return await scenario(page)

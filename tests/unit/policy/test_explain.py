@@ -20,6 +20,7 @@ from gatekeeper.policy.explain import ExplainRequest, explain
 from gatekeeper.policy.loader import load_policy
 from gatekeeper.principal import ANONYMOUS, Principal
 from gatekeeper.request import RequestView
+from gatekeeper.settings.routes import PolicySettings
 from tests.support.paths import ROOT
 from tests.support.policy import SHIPPED_SETTINGS
 
@@ -266,3 +267,90 @@ def test_a_g_line_is_numbered_as_the_loader_numbers_lines(tmp_path: Path) -> Non
                      policy_file=policy_file)
     assert result.decided_by == "policy.csv:3"
     assert {s.name: s.via for s in result.subjects}["role:viewer"] == "g line policy.csv:2"
+
+
+OWNER_MODEL = """\
+[request_definition]
+r = sub, obj, act
+
+[policy_definition]
+p = sub, obj, act
+
+[role_definition]
+g = _, _
+
+[policy_effect]
+e = some(where (p.eft == allow))
+
+[matchers]
+m = g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && r.act == p.act && r.obj.Owner == r.sub
+
+[object_attributes]
+Owner = query owner
+"""
+
+
+@pytest.mark.parametrize(("target", "read"), [
+    pytest.param("/documents?owner=alice", "alice", id="the value the query carries"),
+    pytest.param("/documents", "<missing>", id="no such parameter"),
+    pytest.param("/documents?owner=alice&owner=bob", "<ambiguous: frameworks read the query "
+                 "differently>", id="a parameter frameworks read differently"),
+])
+def test_a_near_miss_shows_the_object_attribute_it_read(tmp_path: Path, target: str, read: str) -> None:
+    (tmp_path / "model.conf").write_text(OWNER_MODEL)
+    (tmp_path / "policy.csv").write_text("p, role:reader, /documents, GET\n")
+    policy = load_policy(tmp_path / "model.conf", tmp_path / "policy.csv", cache_size=0).policy
+    result = explain(policy, ExplainRequest("GET", target, "bob", ("reader",)),
+                     policy_file=tmp_path / "policy.csv")
+    assert not result.allowed
+    [near] = result.nearest
+    assert near.term == "r.obj.Owner == r.sub"
+    assert dict(near.values) == {"r.obj.Owner": read, "r.sub": "bob"}
+
+
+HOST_TENANT_MODEL = """\
+[request_definition]
+r = sub, dom, obj, act, client
+
+[policy_definition]
+p = sub, dom, obj, act
+
+[role_definition]
+g = _, _, _
+
+[policy_effect]
+e = some(where (p.eft == allow))
+
+[matchers]
+m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch2(r.obj, p.obj) && r.act == p.act \
+&& ipMatch(r.client, "10.0.0.0/8")
+"""
+
+
+@pytest.mark.parametrize(("host", "client", "allowed", "reason"), [
+    ("acme.example.com", "10.1.2.3", True, "policy_allow"),
+    ("ACME.example.com:8443", "10.1.2.3", True, "policy_allow"),
+    ("globex.example.com", "10.1.2.3", False, "no_matching_rule"),
+    ("acme.example.com", "203.0.113.9", False, "no_matching_rule"),
+    ("a.example.com, b.example.com", "10.1.2.3", False, "bad_host"),
+], ids=["the tenant's host, inside the network", "its host in capitals with a port",
+        "another tenant's host", "outside the network", "a list of hosts"])
+def test_explain_reads_the_host_tenant_and_the_client_as_the_proxy_does(
+    tmp_path: Path, host: str, client: str, allowed: bool, reason: str,
+) -> None:
+    (tmp_path / "model.conf").write_text(HOST_TENANT_MODEL)
+    (tmp_path / "policy.csv").write_text("p, role:editor, acme.example.com, /docs/*, PUT\n"
+                                         "g, u-7, role:editor, acme.example.com\n")
+    files = PolicySettings(model=str(tmp_path / "model.conf"), policy=str(tmp_path / "policy.csv"),
+                           domain={"host": True}, watch=False)
+    policy = load_policy(files.model, files.policy, cache_size=0, settings=files).policy
+    principal = Principal("u-7", (), {"sub": "u-7"}, "bearer")
+    http = RequestView({"method": "PUT", "path": "/docs/a", "query_string": b"",
+                        "headers": [(b"host", host.encode())], "client": (client, 0)}, "/docs/a")
+    verdict = PolicyAuthorizer(FixedPolicy(policy), PublicPaths(())).authorize(
+        principal, "PUT", "/docs/a", http)
+    result = explain(policy, ExplainRequest.from_principal(principal, "PUT", "/docs/a", host=host,
+                                                           client=client))
+    assert (result.allowed, result.reason) == (verdict.allowed, verdict.reason) == (allowed, reason)
+    if allowed:
+        assert result.decided_by is not None and "role:editor" in [s.name for s in result.subjects]
