@@ -6,12 +6,13 @@ httptools' parser, written for a proxy, with the same bounds as ``protocol.EdgeP
 stock uvicorn protocol with gatekeeper's guards, ``server.http: uvicorn``), kept in one place:
 
 - Limits as bytes arrive (limits.py): the parser is fed at most the head's remaining raw budget,
-  ``PIPELINE_STEP`` bytes at a time; the request line (414), each header's bytes and the header
-  count (431) are checked in the callbacks; a deadline runs from a head's first byte (or the
-  connection's opening) to its blank line (408); an idle keep-alive connection is closed after
-  ``keep_alive_timeout_seconds``; one connection beyond ``max_connections`` per worker is
-  answered 503 before any byte of it is parsed; a request body must keep a minimum pace (408);
-  a client that takes no byte of an answer for ``send_timeout_seconds`` is reset.
+  ``PIPELINE_STEP`` bytes at a time (feeder.py, shared with protocol.py); the request line
+  (414), each header's bytes and the header count (431) are checked in the callbacks; a
+  deadline runs from a head's first byte (or the connection's opening) to its blank line
+  (408); an idle keep-alive connection is closed after ``keep_alive_timeout_seconds``; one
+  connection beyond ``max_connections`` per worker is answered 503 before any byte of it is
+  parsed; a request body must keep a minimum pace (408); a client that takes no byte of an
+  answer for ``send_timeout_seconds`` is reset.
   What a connection holds is bounded by these: one head (``max_head_bytes``), the request body
   up to ``cycle.BODY_HIGH_WATER`` plus one read, the requests parsed ahead within one step, and
   at most ``PIPELINE_STASH_LIMIT`` unparsed bytes behind them (reading paused meanwhile).
@@ -44,17 +45,15 @@ from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 from gatekeeper.peercert import CertificateCache
 from gatekeeper.server.common import RefusalLog, plain_answer, target_problem
 from gatekeeper.server.cycle import BODY_HIGH_WATER, Exchange
-from gatekeeper.server.deadlines import Deadlines
+from gatekeeper.server.feeder import BudgetFeeder
 from gatekeeper.server.limits import BodyPace, ConnectionLimits, HeadBudget, HeadRefused
 from gatekeeper.server.tlsinfo import tls_extension
 
-PIPELINE_STEP = 1024  # bytes fed to the parser at once: at most ~50 requests parsed ahead
-PIPELINE_STASH_LIMIT = 1024 * 1024  # unparsed bytes kept behind a waiting pipelined request
 _METHODS = {m.encode("ascii"): m for m in
             ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")}
 
 
-class Http11Protocol(Deadlines, asyncio.Protocol):
+class Http11Protocol(BudgetFeeder, asyncio.Protocol):
     """Build with ``http11_protocol(limits)`` as uvicorn's ``http`` option."""
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
@@ -155,47 +154,6 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
         else:
             self.cycle.keep_alive = False
 
-    def data_received(self, data: bytes) -> None:
-        transport = self.transport
-        if transport.is_closing():
-            return  # refused already: parse nothing more
-        if self._stash:
-            data, self._stash = self._stash + data, b""
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
-        budget = self._budget
-        if budget.reading_head and self.cycle is None:
-            self._arm_head_deadline()
-        view = memoryview(data)
-        while view:
-            if self._queue:  # a request waits for the answer before it: parse no further
-                self._hold(view)
-                return
-            room = budget.room()
-            if room == 0:
-                self._refuse(budget.over_budget())
-                return
-            # A Content-Length body goes in whole; what follows it, a step at a time.
-            room = max(PIPELINE_STEP, self._body_left) if room is None else min(room, PIPELINE_STEP)
-            piece, view = view[:room], view[room:]
-            budget.feeding(len(piece))
-            try:
-                self._parser.feed_data(piece)
-            except httptools.HttpParserUpgrade:
-                self._upgrade()
-                return
-            except httptools.HttpParserError as exc:
-                if isinstance(exc.__context__, HeadRefused):
-                    self._refuse(exc.__context__)
-                else:
-                    self._refuse(HeadRefused(400, "Invalid HTTP request received."))
-                return
-            if transport.is_closing():
-                return
-        if not budget.reading_head and self._body_timer is None:
-            self._arm_body_deadline()  # a head arrived whose body did not come with it
-
     def pause_writing(self) -> None:
         self.write_paused = True
         self._arm_send_deadline()
@@ -257,16 +215,11 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self._budget.headers_complete()
-        self._disarm_head_deadline()
         url, headers, parser = self._url, self._headers, self._parser
+        self._head_complete(headers)
         problem = target_problem(url, headers)
         if problem is not None:
             raise httptools.HttpParserError(problem)  # 400
-        lengths = [v for k, v in headers if k in (b"content-length", b"transfer-encoding")]
-        framing = lengths[0] if len(lengths) == 1 else b""
-        # At most 19 digits: int() refuses over 4,300 (CVE-2020-10735), llhttp allows leading zeros.
-        self._body_left = int(framing) if framing.isdigit() and len(framing) < 20 else 0
         method_bytes = parser.get_method()
         version = parser.get_http_version()
         keep_alive = version != "1.0" and parser.should_keep_alive()
@@ -303,9 +256,7 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
             self._queue.append(exchange)
 
     def on_body(self, body: bytes) -> None:
-        self._body_left = max(0, self._body_left - len(body))
-        if self._pace is not None:
-            self._pace.received(len(body))
+        self._body_arrived(len(body))
         exchange = self._parsing
         if exchange is None or exchange.response_complete or exchange.disconnected:
             return  # answered already: the rest of the body is read and dropped
@@ -314,8 +265,7 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
             self._sync_reading()
 
     def on_message_complete(self) -> None:
-        self._budget.message_complete()
-        self._disarm_body_deadline()
+        self._message_done()
         exchange, self._parsing = self._parsing, None
         if exchange is not None:
             exchange.message_complete()
@@ -339,13 +289,6 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
                 self.transport.resume_reading()
             else:
                 self.transport.pause_reading()
-
-    def _hold(self, rest: memoryview) -> None:
-        self._stash = bytes(rest)
-        self._sync_reading()
-        if len(self._stash) > PIPELINE_STASH_LIMIT:
-            self._refusals.refused(None, "pipelined too far ahead")
-            self.transport.close()  # answers are still owed to earlier requests: no status
 
     def _feed_stash(self) -> None:
         if self._stash and not self._queue and not self.transport.is_closing():
@@ -391,6 +334,35 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
         protocol.connection_made(self.transport)
         self.transport.set_protocol(protocol)
         protocol.data_received(b"".join(head))
+
+    # -- feeding the parser (feeder.py keeps the loop) -----------------------------------------
+    def _waiting(self) -> bool:
+        return bool(self._queue)
+
+    def _idle(self) -> bool:
+        return self.cycle is None
+
+    def _arrived(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _feed(self, piece: memoryview) -> bool:
+        try:
+            self._parser.feed_data(piece)
+        except httptools.HttpParserUpgrade:
+            self._upgrade()
+            return False
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, HeadRefused):
+                self._refuse(exc.__context__)
+            else:
+                self._refuse(HeadRefused(400, "Invalid HTTP request received."))
+            return False
+        return True
+
+    def _pause_for_stash(self) -> None:
+        self._sync_reading()
 
     # -- deadlines (deadlines.py keeps the timers) -------------------------------------------
     def _answering(self) -> bool:
