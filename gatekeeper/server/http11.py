@@ -16,9 +16,9 @@ stock uvicorn protocol with gatekeeper's guards, ``server.http: uvicorn``), kept
   What a connection holds is bounded by these: one head (``max_head_bytes``), the request body
   up to ``cycle.BODY_HIGH_WATER`` plus one read, the requests parsed ahead within one step, and
   at most ``PIPELINE_STASH_LIMIT`` unparsed bytes behind them (reading paused meanwhile).
-- The ASGI scope is built once per request in ``on_headers_complete``: the header list the
-  callbacks filled (names lower-cased, values as bytes) is the scope's own, the target is split
-  at ``?`` without a URL object, nothing is copied again.
+- The ASGI scope is built once per request in ``on_headers_complete`` (scope.py): the header
+  list the callbacks filled (names lower-cased, values as bytes) is the scope's own, the target
+  is split at ``?`` without a URL object, nothing is copied again.
 - One exchange is answered at a time (cycle.py): a pipelined request waits, parsed, in a queue
   (RFC 9112 §9.3.2: answers in order); reading stops while it waits and resumes, and the bytes
   kept behind it are parsed, once the answer before it is complete.
@@ -37,7 +37,6 @@ import asyncio
 import functools
 from collections import deque
 from typing import Any, cast
-from urllib.parse import unquote
 
 import httptools
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
@@ -47,10 +46,8 @@ from gatekeeper.server.common import RefusalLog, plain_answer, target_problem
 from gatekeeper.server.cycle import BODY_HIGH_WATER, Exchange
 from gatekeeper.server.feeder import BudgetFeeder
 from gatekeeper.server.limits import BodyPace, ConnectionLimits, HeadBudget, HeadRefused
+from gatekeeper.server.scope import ConnectionScope
 from gatekeeper.server.tlsinfo import tls_extension
-
-_METHODS = {m.encode("ascii"): m for m in
-            ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")}
 
 
 class Http11Protocol(BudgetFeeder, asyncio.Protocol):
@@ -68,20 +65,15 @@ class Http11Protocol(BudgetFeeder, asyncio.Protocol):
         self._app_state = app_state
         self._connections: set[Any] = server_state.connections
         self._tasks: set[asyncio.Task[None]] = server_state.tasks
-        self._root_path: str = config.root_path
-        self._asgi_version: str = config.asgi_version
         self._limits = limits
         self._refusals = refusals
         self._certificates = certificates
-        self._tls: dict[str, Any] | None = None  # the ASGI TLS extension, once per connection
         self._parser = httptools.HttpRequestParser(self)
         # Answer the first of two pipelined requests when the first says Connection: close.
         self._parser.set_dangerous_leniencies(lenient_data_after_close=True)
         self._budget = HeadBudget(limits)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
-        self._server: tuple[str, int] | None = None
-        self._client: tuple[str, int] | None = None
-        self._scheme = "http"
+        self._scopes: ConnectionScope = None  # type: ignore[assignment]  # once connected
         # The message being parsed.
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -112,11 +104,13 @@ class Http11Protocol(BudgetFeeder, asyncio.Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._connections.add(self)
         self.transport = transport
-        self._server = cast("tuple[str, int] | None", get_local_addr(transport))
-        self._client = get_remote_addr(transport)
-        self._scheme = "https" if is_ssl(transport) else "http"
-        if self._scheme == "https":
-            self._tls = tls_extension(transport, self._certificates)
+        https = is_ssl(transport)
+        self._scopes = ConnectionScope(
+            asgi_version=self._config.asgi_version, root_path=self._config.root_path,
+            server=cast("tuple[str, int] | None", get_local_addr(transport)),
+            client=get_remote_addr(transport), scheme="https" if https else "http",
+            app_state=self._app_state,
+            tls=tls_extension(transport, self._certificates) if https else None)
         if len(self._connections) > self._limits.max_connections:
             self._refuse(HeadRefused(503, "max_connections reached"))
             return
@@ -229,25 +223,7 @@ class Http11Protocol(BudgetFeeder, asyncio.Protocol):
                 self._parsing = None
                 return
             keep_alive = False  # the parser stops at an upgrade: nothing more can be framed
-        if url[:1] == b"/":
-            raw_path, _, query = url.partition(b"?")
-        else:  # absolute-form, vouched for by target_problem
-            parsed = httptools.parse_url(url)
-            raw_path, query = parsed.path or b"/", parsed.query or b""
-        path = raw_path.decode("ascii")
-        if "%" in path:
-            path = unquote(path)
-        scope = {
-            "type": "http", "asgi": {"version": self._asgi_version, "spec_version": "2.3"},
-            "http_version": version, "server": self._server, "client": self._client,
-            "scheme": self._scheme,
-            "method": _METHODS.get(method_bytes) or method_bytes.decode("ascii"),
-            "root_path": self._root_path, "path": self._root_path + path,
-            "raw_path": self._root_path.encode("ascii") + raw_path, "query_string": query,
-            "headers": headers, "state": self._app_state.copy(),
-        }
-        if self._tls is not None:
-            scope["extensions"] = {"tls": self._tls}
+        scope = self._scopes.request(method_bytes, url, version, headers)
         exchange = Exchange(self, scope, keep_alive=keep_alive, expect_continue=self._expect)
         self._parsing = exchange
         if self.cycle is None:
