@@ -45,22 +45,19 @@ from gatekeeper.settings.routes import DomainSource, PolicySettings
 ROOT = Path(__file__).resolve().parent.parent
 MODEL = ROOT / "policies" / "model.conf"
 RULES_PER_ROLE = 10
-EVAL_MODEL = """\
-[request_definition]
-r = sub, obj, act, claims
 
-[policy_definition]
-p = sub, obj, act, rule, eft
 
-[role_definition]
-g = _, _
+def casbin_model(request: str, policy: str, roles: str, matchers: str) -> str:
+    """A model.conf's text: an allow unless a matching rule denies."""
+    return (f"[request_definition]\nr = {request}\n\n[policy_definition]\np = {policy}\n\n"
+            f"[role_definition]\ng = {roles}\n\n[policy_effect]\n"
+            "e = some(where (p.eft == allow)) && !some(where (p.eft == deny))\n\n"
+            f"[matchers]\nm = {matchers}\n")
 
-[policy_effect]
-e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
 
-[matchers]
-m = g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act) && eval(p.rule)
-"""
+EVAL_MODEL = casbin_model(
+    "sub, obj, act, claims", "sub, obj, act, rule, eft", "_, _",
+    "g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act) && eval(p.rule)")
 CLAIMS = {"level": 5, "teams": ["t1", "t2"]}
 
 
@@ -80,22 +77,9 @@ def write_policy(directory: Path, rules: int, variant: str = "rbac") -> Path:
     return path
 
 
-DOMAINS_MODEL = """\
-[request_definition]
-r = sub, dom, obj, act
-
-[policy_definition]
-p = sub, dom, obj, act, eft
-
-[role_definition]
-g = _, _, _
-
-[policy_effect]
-e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
-
-[matchers]
-m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act)
-"""
+DOMAINS_MODEL = casbin_model(
+    "sub, dom, obj, act", "sub, dom, obj, act, eft", "_, _, _",
+    "g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act)")
 DOMAINS = PolicySettings(domain=DomainSource(claim="tenant"))
 
 

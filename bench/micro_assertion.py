@@ -16,8 +16,6 @@ time (the least disturbed run on a shared machine); bounded by count, a few seco
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import tempfile
 import time
@@ -29,7 +27,9 @@ from typing import Any
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 
-import gatekeeper
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from micro import IDENTITY_HEADERS, Known, drive, run
+
 from gatekeeper.assertion.keys import load_keyring
 from gatekeeper.assertion.signer import AssertionSigner
 from gatekeeper.authz import AuthenticatedOnly, PublicPaths
@@ -45,24 +45,8 @@ PRINCIPAL = Principal(subject="alice", roles=("admin", "user"),
                               "roles": ["admin", "user"], "org": {"id": "acme"}},
                       via="bearer", issuer="http://127.0.0.1:9000", expires_at=time.time() + 3600)
 HEADERS = HeaderPolicy(HeaderSettings(
-    headers={"X-Auth-Request-User": "sub", "X-Auth-Request-Email": "email",
-             "X-Auth-Request-Groups": "roles"},
-    pass_access_token=False, pass_authorization_header=False, trusted_proxies=(),
+    headers=IDENTITY_HEADERS, pass_access_token=False, pass_authorization_header=False, trusted_proxies=(),
     session_cookie=None, assertion_header="X-Auth-Request-Jwt"))
-
-
-class _Known:
-    async def authenticate(self, request: Exchange) -> Principal | None:
-        return PRINCIPAL
-
-
-def _drive(coroutine: Any) -> Any:
-    """Run a coroutine that never suspends (no I/O) without an event loop's overhead."""
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        return done.value
-    raise RuntimeError("the coroutine suspended")
 
 
 def _exchange(target: str = "/items/1?page=2") -> Exchange:
@@ -95,12 +79,12 @@ def cases(folder: Path) -> dict[str, Callable[[], object]]:
     signer = _signer(folder, "ES256", 10000)
     signer.header(PRINCIPAL, exchange)  # the first request signs; the measured ones reuse it
     authorizer = AuthenticatedOnly(PublicPaths(["/public/*"]))
-    plain = Pipeline([_Known()], authorizer, HEADERS)
-    asserting = Pipeline([_Known()], authorizer, HEADERS, assertions=signer)
+    plain = Pipeline([Known(PRINCIPAL)], authorizer, HEADERS)
+    asserting = Pipeline([Known(PRINCIPAL)], authorizer, HEADERS, assertions=signer)
     found: dict[str, Callable[[], object]] = {
         "cached header (same caller, method, target)": lambda: signer.header(PRINCIPAL, exchange),
-        "decide, no assertion": lambda: _drive(plain.decide(exchange)),
-        "decide, with assertion (cached)": lambda: _drive(asserting.decide(exchange)),
+        "decide, no assertion": lambda: drive(plain.decide(exchange)),
+        "decide, with assertion (cached)": lambda: drive(asserting.decide(exchange)),
     }
     for alg in ("ES256", "EdDSA", "RS256"):
         uncached = _signer(folder, alg, 0)
@@ -120,25 +104,5 @@ def measure(number: int, repeat: int) -> dict[str, float]:
         return figures
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--number", type=int, default=20000)
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
-    figures = measure(args.number, args.repeat)
-    source = str(Path(gatekeeper.__file__).resolve().parent.parent)
-    print(f"gatekeeper from {source}; best of {args.repeat} x {args.number} calls "
-          f"(signing: {max(args.number // 50, 50)})")
-    for name, micros in figures.items():
-        print(f"{micros:8.2f} µs  {name}")
-    if args.json is not None:
-        args.json.write_text(json.dumps({"source": source, "python": sys.version.split()[0],
-                                         "number": args.number, "repeat": args.repeat,
-                                         "us": figures}, indent=2) + "\n")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(__doc__, measure, lambda number: f" (signing: {max(number // 50, 50)})"))

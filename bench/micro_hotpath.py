@@ -30,9 +30,7 @@ all.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import sys
 import time
 import timeit
@@ -40,7 +38,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import gatekeeper
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from micro import IDENTITY_HEADERS, Known, drive, run
+
 from gatekeeper.authz import AuthenticatedOnly, PublicPaths
 from gatekeeper.edge.gate import Gate, GateSettings
 from gatekeeper.exchange import Exchange
@@ -94,24 +94,8 @@ PRINCIPAL = Principal(subject="alice", roles=("admin", "user"),
                       via="bearer", issuer="http://127.0.0.1:9000", expires_at=time.time() + 3600,
                       token=TOKEN)
 HEADER_SETTINGS = HeaderSettings(
-    headers={"X-Auth-Request-User": "sub", "X-Auth-Request-Email": "email",
-             "X-Auth-Request-Groups": "roles"},
-    pass_access_token=False, pass_authorization_header=False, trusted_proxies=(),
+    headers=IDENTITY_HEADERS, pass_access_token=False, pass_authorization_header=False, trusted_proxies=(),
     session_cookie="_gatekeeper")
-
-
-class _Known:
-    async def authenticate(self, request: Exchange) -> Principal | None:
-        return PRINCIPAL
-
-
-def _drive(coroutine: Any) -> Any:
-    """Run a coroutine that never suspends (no I/O) without an event loop's overhead."""
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        return done.value
-    raise RuntimeError("the coroutine suspended")
 
 
 def _cors_cases() -> dict[str, Callable[[], object]]:
@@ -159,7 +143,7 @@ def cases() -> dict[str, Callable[[], object]]:
     decision = Decision(Outcome.ALLOW, "authenticated", PRINCIPAL, identity_headers=identity,
                         path="/items/1")
     browser = Exchange(_scope(BROWSER_HEADERS), "/items/1", "0123456789abcdef01234567", 0.0)
-    pipeline = Pipeline([_Known()], AuthenticatedOnly(PublicPaths(["/public/*"])), headers)
+    pipeline = Pipeline([Known(PRINCIPAL)], AuthenticatedOnly(PublicPaths(["/public/*"])), headers)
     # What the proxy calls on the app's answer, in whichever version this is.
     response = getattr(headers, "response_headers", strip_response_headers)
     writes = 0
@@ -194,7 +178,7 @@ def cases() -> dict[str, Callable[[], object]]:
         "upstream headers, browser (14 headers)": lambda: headers.upstream_headers(
             browser, identity, "0123456789abcdef01234567", b"app.example.com"),
         "response headers (nginx's 5)": lambda: response(NGINX_RESPONSE),
-        "decide (known principal, open path)": lambda: _drive(pipeline.decide(exchange)),
+        "decide (known principal, open path)": lambda: drive(pipeline.decide(exchange)),
         **_cors_cases(),
     }
     found.update(_sampled_record_cases(metrics, discard, scope, exchange, decision))
@@ -271,24 +255,5 @@ async def measure(number: int, repeat: int) -> dict[str, float]:
             / number * 1e6 for name, call in cases().items()}
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--number", type=int, default=20000)
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--json", type=Path, default=None)
-    args = parser.parse_args()
-    figures = asyncio.run(measure(args.number, args.repeat))
-    source = str(Path(gatekeeper.__file__).resolve().parent.parent)
-    print(f"gatekeeper from {source}; best of {args.repeat} x {args.number} calls")
-    for name, micros in figures.items():
-        print(f"{micros:8.2f} µs  {name}")
-    if args.json is not None:
-        args.json.write_text(json.dumps({"source": source, "python": sys.version.split()[0],
-                                         "number": args.number, "repeat": args.repeat,
-                                         "us": figures}, indent=2) + "\n")
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run(__doc__, lambda number, repeat: asyncio.run(measure(number, repeat))))

@@ -14,21 +14,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import socket
-import threading
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
-import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse
 from starlette.routing import Route
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from run_gatekeeper import serve_issuer
+
 from gatekeeper import Gatekeeper
-from gatekeeper.dev.issuer import DevIssuer
-from gatekeeper.dev.issuer_http import create_issuer_app
 from gatekeeper.settings import Settings
 
 POLICIES = Path(__file__).resolve().parents[1] / "policies"
@@ -41,22 +40,6 @@ async def item(request: Request) -> JSONResponse:
 
 def app() -> Starlette:
     return Starlette(routes=[Route("/api/p1/items/{id}", item)])
-
-
-def serve_issuer() -> DevIssuer:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    dev = DevIssuer()
-    dev.issuer = f"http://127.0.0.1:{port}"
-    server = uvicorn.Server(uvicorn.Config(create_issuer_app(dev), host="127.0.0.1", port=port,
-                                           log_level="warning", lifespan="off"))
-    threading.Thread(target=server.run, daemon=True).start()
-    for _ in range(200):
-        if server.started:
-            return dev
-        time.sleep(0.05)
-    raise RuntimeError("the dev issuer did not start")
 
 
 async def measure(target: Any, headers: list[tuple[bytes, bytes]], number: int, repeat: int) -> float:
@@ -86,7 +69,7 @@ async def measure(target: Any, headers: list[tuple[bytes, bytes]], number: int, 
 
 
 async def main(number: int, repeat: int) -> None:
-    dev = serve_issuer()
+    dev, _ = serve_issuer()  # run_gatekeeper.py's: RS256, on a loopback port, in a thread
     token = dev.mint("alice", audience="api", claims={"roles": ["viewer"]})
     auth = [(b"authorization", f"Bearer {token}".encode())]
     base = {"auth": {"issuers": [{"issuer": dev.issuer, "audience": ["api"]}]},

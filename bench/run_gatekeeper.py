@@ -90,9 +90,11 @@ def serve(app: object, port: int, **tls: str) -> uvicorn.Server:
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     threading.Thread(target=server.run, daemon=True).start()
-    while not server.started:
+    for _ in range(200):  # 10 s
+        if server.started:
+            return server
         time.sleep(0.05)
-    return server
+    raise RuntimeError(f"nothing listened on 127.0.0.1:{port} within 10 s")
 
 
 def serve_issuer() -> tuple[DevIssuer, uvicorn.Server]:

@@ -20,7 +20,7 @@ from gatekeeper.settings import Settings, split_host_port
 from gatekeeper.settings.file import load_settings
 
 if TYPE_CHECKING:  # the CLI imports the policy modules only when a command needs them
-    from gatekeeper.cli.policy import CheckResult
+    from gatekeeper.cli.check import CheckResult
     from gatekeeper.policy.loader import LoadReport
 
 
@@ -63,7 +63,7 @@ def _load_or_report(args: argparse.Namespace) -> Settings | None:
 def _check_policy_or_report(settings: Settings) -> CheckResult | None:
     """The policy, loaded and linted; None after reporting its problems (the same lines for
     check and run)."""
-    from gatekeeper.cli.policy import CheckResult, check_policy_files
+    from gatekeeper.cli.check import CheckResult, check_policy_files
 
     if settings.policy is None:
         return CheckResult([], [], "")
@@ -110,7 +110,7 @@ def cmd_policy_test(args: argparse.Namespace) -> int:
 
 
 def cmd_policy_check(args: argparse.Namespace) -> int:
-    from gatekeeper.cli.policy import policy_check
+    from gatekeeper.cli.check import policy_check
 
     return policy_check(_config_path(args))
 

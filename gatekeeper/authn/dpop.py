@@ -91,7 +91,7 @@ class DpopProofs:
                                error="invalid_token")
         window = self._settings.iat_window_seconds
         replay_key = hashlib.sha256(f"{jkt}\n{claims['jti']}".encode()).hexdigest()
-        if not await self._replay.first_use(replay_key, 2 * window, now):
+        if not await self._replay.first_use(replay_key, 2 * window, now, holder=jkt):
             raise self.refused("the proof was used before", "dpop_replayed")
 
     def _signed(self, request: RequestView) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:

@@ -1,9 +1,14 @@
 """DPoP's two memories: the ``jti`` replay cache (RFC 9449 §11.1) and server nonces (§8).
 
-``ReplayCache.first_use(key, ttl)`` is True the first time a key is seen within ``ttl``:
-``MemoryReplay`` per process, ``RedisReplay`` shared by every replica (``SET NX EX``: one atomic
-command, so two replicas racing on one proof cannot both win). Both fail closed: a full memory
-cache refuses rather than forgets a key still in its window, and Redis down is a 503.
+``ReplayCache.first_use(key, ttl, now, holder)`` is True the first time a key is seen within
+``ttl``: ``MemoryReplay`` per process, ``RedisReplay`` shared by every replica (``SET NX EX``: one
+atomic command, so two replicas racing on one proof cannot both win). Both fail closed: a full
+memory cache refuses rather than forgets a key still in its window, and Redis down is a 503.
+
+A full memory cache refuses every holder's proofs, so one holder of a bound token could fill it
+with fresh proofs and lock everyone else out (CWE-400). ``MemoryReplay`` therefore also bounds
+what one ``holder`` (the proof key's thumbprint, the token's ``cnf.jkt``) may hold: a holder
+sending proofs faster than its share allows is refused, and the others keep theirs.
 
 Nonces are stateless: ``base64url(issued_at ‖ HMAC-SHA256(secret, issued_at)[:16])``; any
 replica holding the same secret accepts any other's, until ``lifetime`` has passed.
@@ -23,29 +28,38 @@ from gatekeeper.errors import ReplayStoreUnavailable
 
 
 class ReplayCache(Protocol):
-    async def first_use(self, key: str, ttl: int, now: float) -> bool: ...
+    async def first_use(self, key: str, ttl: int, now: float, holder: str = "") -> bool: ...
 
 
 class MemoryReplay:
-    """Keys with their expiry, oldest first; expired ones dropped as new ones come."""
+    """Keys with their expiry and holder, oldest first; expired ones dropped as new ones come.
+    At most ``size`` keys, and at most ``holder_size`` (default: ``size``) of one holder."""
 
-    def __init__(self, size: int) -> None:
+    def __init__(self, size: int, holder_size: int | None = None) -> None:
         self._size = size
-        self._seen: OrderedDict[str, float] = OrderedDict()
+        self._holder_size = size if holder_size is None else holder_size
+        self._seen: OrderedDict[str, tuple[float, str]] = OrderedDict()
+        self._held: dict[str, int] = {}  # holder -> its keys in _seen (no entry at 0)
 
-    async def first_use(self, key: str, ttl: int, now: float) -> bool:
-        while self._seen:
-            oldest, until = next(iter(self._seen.items()))
+    async def first_use(self, key: str, ttl: int, now: float, holder: str = "") -> bool:
+        seen, held = self._seen, self._held
+        while seen:
+            oldest, (until, owner) = next(iter(seen.items()))
             if until > now:
                 break
-            del self._seen[oldest]
-        if key in self._seen:
+            del seen[oldest]
+            if held[owner] == 1:
+                del held[owner]
+            else:
+                held[owner] -= 1
+        if key in seen:
             return False
-        if len(self._seen) >= self._size:
+        if len(seen) >= self._size or held.get(holder, 0) >= self._holder_size:
             # Every key is still inside its window: forgetting one would let its proof be
-            # replayed, so refuse instead (fail closed).
+            # replayed, so refuse instead (fail closed); a full share refuses its holder only.
             return False
-        self._seen[key] = now + ttl  # ttl is the same for every key: insertion order is expiry order
+        seen[key] = (now + ttl, holder)  # ttl is the same for every key: insertion order is expiry order
+        held[holder] = held.get(holder, 0) + 1
         return True
 
 
@@ -55,7 +69,7 @@ class RedisReplay:
         self._prefix = f"{key_prefix}dpop:"
         self._timeout = timeout_seconds
 
-    async def first_use(self, key: str, ttl: int, now: float) -> bool:
+    async def first_use(self, key: str, ttl: int, now: float, holder: str = "") -> bool:
         try:
             stored = await self._redis.set(self._prefix + key, b"1", nx=True, ex=ttl)
         except REDIS_ERRORS as exc:

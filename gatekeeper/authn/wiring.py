@@ -24,7 +24,7 @@ def dpop_proofs(settings: Settings, redis: RedisClient | None,
             raise ConfigError(["auth.dpop.replay_store: redis needs redis.url"])
         replay = RedisReplay(redis, settings.redis.key_prefix, settings.redis.timeout_seconds)
     else:
-        replay = MemoryReplay(config.replay_cache_size)
+        replay = MemoryReplay(config.replay_cache_size, config.replay_cache_holder_size)
     nonces = None
     if config.require_nonce:
         secret = (Path(config.nonce_secret_file).read_bytes().strip()

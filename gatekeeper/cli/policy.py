@@ -1,10 +1,9 @@
-"""The policy tools behind ``gatekeeper policy test`` and ``gatekeeper policy check``.
+"""The policy tool behind ``gatekeeper policy test`` (``policy check`` is check.py).
 
     gatekeeper policy test --config FILE --sub alice --role viewer GET /api/p1/items
     gatekeeper policy test --config FILE --anonymous GET /public/logo.png
     gatekeeper policy test --config FILE --sub u-7 --host acme.example.com PUT /docs/a
     gatekeeper policy test --config FILE --cases policies/policy_test.yaml
-    gatekeeper policy check --config FILE
 
 A request is decided exactly as the proxy decides it: the target goes through
 ``canonical_path`` (the query takes no part), the method is upper-cased, roles also come from
@@ -40,7 +39,7 @@ from gatekeeper.paths import canonical_path
 from gatekeeper.policy.engine import CompiledPolicy, Rule
 from gatekeeper.policy.explain import made_up_request
 from gatekeeper.policy.inputs import NoDomain
-from gatekeeper.policy.loader import LoadReport, PolicyError, load_policy
+from gatekeeper.policy.loader import PolicyError, load_policy
 from gatekeeper.principal import ANONYMOUS, Principal
 from gatekeeper.settings import PolicySettings, Settings
 from gatekeeper.settings.file import load_settings
@@ -50,7 +49,6 @@ from gatekeeper.tokens.claims import roles_from_claims
 
 ALLOW, DENY, USAGE = 0, 1, 2
 _RULE_REF = re.compile(r"[^:\s]+:[0-9]+")
-_LOCATION = re.compile(r"(.*?):([0-9]+):")
 
 
 class UsageError(Exception):
@@ -351,53 +349,6 @@ def check_case(decider: Decider, case: Case) -> str | None:
     if case.reason is not None and reason != case.reason:
         return f"expected reason {case.reason}, got {reason} ({decided})"
     return None
-
-
-# ---------------------------------------------------------------- policy check
-
-
-@dataclass(frozen=True, slots=True)
-class CheckResult:
-    problems: list[str]
-    warnings: list[str]
-    summary: str
-    loaded: LoadReport | None = None  # what `run` serves, rather than loading it twice
-
-
-def check_policy_files(policy: PolicySettings) -> CheckResult:
-    """Load and lint the files named by ``policy``: problems (file:line) and warnings."""
-    try:
-        report = load_policy(policy.model, policy.policy, cache_size=policy.decision_cache_size,
-                             settings=policy)
-    except PolicyError as exc:
-        return CheckResult(sorted(exc.problems, key=_location), [],
-                           f"{policy.policy.name}: not loadable")
-    rules = len(report.policy.rules)
-    return CheckResult([], sorted(report.warnings, key=_location),
-                       f"{policy.policy.name}: {rules} rule{'s' if rules != 1 else ''}", report)
-
-
-def _location(message: str) -> tuple[str, int]:
-    """Sort key: 'policy.csv:12: ...' by file, then line number."""
-    match = _LOCATION.match(message)
-    return (match.group(1), int(match.group(2))) if match else (message, 0)
-
-
-def policy_check(config_path: str | None) -> int:
-    try:
-        _, policy = _settings(config_path)
-    except UsageError as exc:
-        for line in exc.lines:
-            print(f"gatekeeper: {line}", file=sys.stderr)
-        return USAGE
-    result = check_policy_files(policy)
-    for problem in result.problems:
-        print(problem)
-    _print_warnings(result.warnings, file=sys.stdout)
-    count = len(result.problems)
-    print(f"{result.summary}; {count} problem{'s' if count != 1 else ''}, "
-          f"{len(result.warnings)} warning{'s' if len(result.warnings) != 1 else ''}")
-    return DENY if result.problems else ALLOW
 
 
 def _print_warnings(warnings: Sequence[str], file: TextIO | None = None) -> None:

@@ -33,113 +33,39 @@ Knobs and hooks are plain attributes, read on every request, so a test thread ma
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import re
 import secrets
 import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
-from urllib.parse import parse_qs, unquote_plus, urlencode, urlsplit
 
 import jwt
 
 from gatekeeper.dev.issuer import DevIssuer, IssuerKey
+from gatekeeper.dev.login_values import (
+    DEMO_USERS,
+    AuthRequest,
+    Code,
+    DevClient,
+    DevUser,
+    Grant,
+    LoginSession,
+    RefreshToken,
+)
+from gatekeeper.dev.oauth import (
+    CHALLENGE,
+    OAuthError,
+    basic_credentials,
+    pkce_matches,
+    secret_matches,
+    with_query,
+)
 
 __all__ = ["DEMO_USERS", "SESSION_COOKIE", "DevClient", "DevLogin", "DevUser", "IdTokenHook"]
 
 SESSION_COOKIE = "devissuer_session"
 IdTokenHook = Callable[[dict[str, Any], dict[str, Any], str], str | None]
-
-
-@dataclass(frozen=True)
-class DevUser:
-    username: str
-    password: str
-    sub: str
-    name: str
-    email: str
-    roles: Sequence[str] = ()
-
-
-@dataclass(frozen=True)
-class DevClient:
-    """A registered relying party; ``client_secret=None`` makes it public (auth method "none")."""
-
-    client_id: str
-    client_secret: str | None
-    redirect_uris: Sequence[str]
-    post_logout_redirect_uris: Sequence[str] = ()
-
-
-DEMO_USERS: tuple[DevUser, ...] = (
-    DevUser("alice", "alice-password", "alice", "Alice", "alice@example.test", ("admin", "user")),
-    DevUser("bob", "bob-password", "bob", "Bob", "bob@example.test", ("user",)),
-)
-
-# The S256 challenge is an unpadded base64url SHA-256: exactly 43 characters (RFC 7636 §4.2).
-_CHALLENGE = re.compile(r"[A-Za-z0-9_-]{43}")
-_VERIFIER = re.compile(r"[A-Za-z0-9._~-]{43,128}")  # RFC 7636 §4.1
-_NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
-
-
-class _OAuthError(Exception):
-    """An error with its OAuth code (RFC 6749 §4.1.2.1, §5.2; RFC 6750 §3.1) and HTTP status."""
-
-    def __init__(self, error: str, description: str, status: int = 400) -> None:
-        super().__init__(description)
-        self.error = error
-        self.description = description
-        self.status = status
-
-
-@dataclass(frozen=True)
-class _AuthRequest:
-    client: DevClient
-    redirect_uri: str
-    scope: str
-    state: str | None
-    nonce: str | None
-    code_challenge: str
-
-
-@dataclass(frozen=True)
-class _Session:
-    """The provider's login session; the browser holds a separate secret naming it."""
-
-    user: DevUser
-    auth_time: int
-    sid: str = field(default_factory=lambda: secrets.token_hex(8))
-
-
-@dataclass(frozen=True)
-class _Grant:
-    """One login's grant to one client: shared by its code and every refresh token after it."""
-
-    client_id: str
-    scope: str
-    session: _Session
-    family: str = field(default_factory=lambda: secrets.token_hex(8))
-
-
-@dataclass
-class _Code:
-    grant: _Grant
-    redirect_uri: str
-    code_challenge: str
-    nonce: str | None
-    expires_at: float
-    used: bool = False
-
-
-@dataclass
-class _RefreshToken:
-    grant: _Grant
-    expires_at: float
-    active: bool = True
 
 
 class DevLogin:
@@ -173,9 +99,9 @@ class DevLogin:
         self.userinfo_overrides: dict[str, Any] = {}
 
         self._lock = threading.Lock()
-        self._sessions: dict[str, _Session] = {}  # cookie secret -> session
-        self._codes: dict[str, _Code] = {}
-        self._refresh_tokens: dict[str, _RefreshToken] = {}
+        self._sessions: dict[str, LoginSession] = {}  # cookie secret -> session
+        self._codes: dict[str, Code] = {}
+        self._refresh_tokens: dict[str, RefreshToken] = {}
         self._revoked_families: set[str] = set()
 
     def discovery(self) -> dict[str, Any]:
@@ -204,48 +130,48 @@ class DevLogin:
         """The client and its redirect_uri, checked before anything is sent there (RFC 6749 §4.1.2.1)."""
         client = self.clients.get(params.get("client_id", ""))
         if client is None:
-            raise _OAuthError("invalid_client", "Unknown client_id.")
+            raise OAuthError("invalid_client", "Unknown client_id.")
         redirect_uri = params.get("redirect_uri", "")
         if redirect_uri not in client.redirect_uris:
-            raise _OAuthError("invalid_request", "redirect_uri is not registered for this client.")
+            raise OAuthError("invalid_request", "redirect_uri is not registered for this client.")
         return client, redirect_uri
 
-    def authorization_request(self, params: Mapping[str, str]) -> _AuthRequest:
+    def authorization_request(self, params: Mapping[str, str]) -> AuthRequest:
         """The whole request; errors from here on go back to the client's redirect_uri."""
         client, redirect_uri = self.authorization_target(params)
         if params.get("response_type") != "code":
-            raise _OAuthError("unsupported_response_type", "Only response_type=code is supported.")
+            raise OAuthError("unsupported_response_type", "Only response_type=code is supported.")
         scope = params.get("scope", "")
         if "openid" not in scope.split():
-            raise _OAuthError("invalid_scope", "The scope must contain openid.")
+            raise OAuthError("invalid_scope", "The scope must contain openid.")
         challenge = params.get("code_challenge", "")
-        if params.get("code_challenge_method") != "S256" or not _CHALLENGE.fullmatch(challenge):
-            raise _OAuthError("invalid_request", "PKCE with code_challenge_method=S256 is required.")
-        return _AuthRequest(
+        if params.get("code_challenge_method") != "S256" or not CHALLENGE.fullmatch(challenge):
+            raise OAuthError("invalid_request", "PKCE with code_challenge_method=S256 is required.")
+        return AuthRequest(
             client, redirect_uri, scope, params.get("state"), params.get("nonce"), challenge
         )
 
-    def session(self, cookie: str | None) -> _Session | None:
+    def session(self, cookie: str | None) -> LoginSession | None:
         with self._lock:
             return self._sessions.get(cookie or "")
 
-    def log_in(self, username: str, password: str) -> tuple[str, _Session] | None:
+    def log_in(self, username: str, password: str) -> tuple[str, LoginSession] | None:
         """A new login session and the cookie secret naming it, or None for bad credentials."""
         user = self.users.get(username)
         if user is None or not secrets.compare_digest(user.password.encode(), password.encode()):
             return None
-        session = _Session(user, auth_time=int(self.clock()))
+        session = LoginSession(user, auth_time=int(self.clock()))
         cookie = secrets.token_urlsafe(32)
         with self._lock:
             self._sessions[cookie] = session
         return cookie, session
 
-    def issue_code(self, request: _AuthRequest, session: _Session) -> str:
-        grant = _Grant(request.client.client_id, request.scope, session)
+    def issue_code(self, request: AuthRequest, session: LoginSession) -> str:
+        grant = Grant(request.client.client_id, request.scope, session)
         code = secrets.token_urlsafe(32)
         expires_at = self.clock() + self.code_ttl_seconds
         with self._lock:
-            self._codes[code] = _Code(
+            self._codes[code] = Code(
                 grant, request.redirect_uri, request.code_challenge, request.nonce, expires_at
             )
         return code
@@ -262,58 +188,58 @@ class DevLogin:
             return self._issue_tokens(code.grant, nonce=code.nonce, phase="code")
         if grant_type == "refresh_token":
             return self._issue_tokens(self._rotate(client, form), nonce=None, phase="refresh")
-        raise _OAuthError("unsupported_grant_type", "Use authorization_code or refresh_token.")
+        raise OAuthError("unsupported_grant_type", "Use authorization_code or refresh_token.")
 
     def _authenticate(self, authorization: str | None, form: Mapping[str, str]) -> DevClient:
-        basic = _basic_credentials(authorization)
+        basic = basic_credentials(authorization)
         if basic is None:
             client_id, secret = form.get("client_id", ""), form.get("client_secret")
         elif "client_secret" in form or form.get("client_id", basic[0]) != basic[0]:
             # RFC 6749 §2.3: a client uses one authentication method per request.
-            raise _OAuthError("invalid_request", "Use one client authentication method.")
+            raise OAuthError("invalid_request", "Use one client authentication method.")
         else:
             client_id, secret = basic
         client = self.clients.get(client_id)
-        if client is None or not _secret_matches(client.client_secret, secret):
-            raise _OAuthError("invalid_client", "Client authentication failed.", status=401)
+        if client is None or not secret_matches(client.client_secret, secret):
+            raise OAuthError("invalid_client", "Client authentication failed.", status=401)
         return client
 
-    def _redeem_code(self, client: DevClient, form: Mapping[str, str]) -> _Code:
+    def _redeem_code(self, client: DevClient, form: Mapping[str, str]) -> Code:
         # Only a successful redemption uses the code up; a failed attempt leaves it to its owner.
         with self._lock:
             code = self._codes.get(form.get("code", ""))
             if code is None or code.grant.client_id != client.client_id:
-                raise _OAuthError("invalid_grant", "Unknown authorization code.")
+                raise OAuthError("invalid_grant", "Unknown authorization code.")
             if code.used:
                 # OAuth 2.1 §4.1.3: a code used twice revokes what the first use obtained.
                 self._revoked_families.add(code.grant.family)
-                raise _OAuthError("invalid_grant", "The authorization code was already used.")
+                raise OAuthError("invalid_grant", "The authorization code was already used.")
             if code.expires_at <= self.clock():
-                raise _OAuthError("invalid_grant", "The authorization code expired.")
+                raise OAuthError("invalid_grant", "The authorization code expired.")
             if form.get("redirect_uri") != code.redirect_uri:
-                raise _OAuthError("invalid_grant", "redirect_uri differs from the authorization request.")
-            if not _pkce_matches(form.get("code_verifier", ""), code.code_challenge):
-                raise _OAuthError("invalid_grant", "The code_verifier does not match the code_challenge.")
+                raise OAuthError("invalid_grant", "redirect_uri differs from the authorization request.")
+            if not pkce_matches(form.get("code_verifier", ""), code.code_challenge):
+                raise OAuthError("invalid_grant", "The code_verifier does not match the code_challenge.")
             code.used = True
             return code
 
-    def _rotate(self, client: DevClient, form: Mapping[str, str]) -> _Grant:
+    def _rotate(self, client: DevClient, form: Mapping[str, str]) -> Grant:
         with self._lock:
             token = self._refresh_tokens.get(form.get("refresh_token", ""))
             if token is None or token.grant.client_id != client.client_id:
-                raise _OAuthError("invalid_grant", "Unknown refresh token.")
+                raise OAuthError("invalid_grant", "Unknown refresh token.")
             if token.grant.family in self._revoked_families:
-                raise _OAuthError("invalid_grant", "The refresh token was revoked.")
+                raise OAuthError("invalid_grant", "The refresh token was revoked.")
             if not token.active:
                 # OAuth 2.1 §4.3.1: a rotated-out token coming back means theft; end the family.
                 self._revoked_families.add(token.grant.family)
-                raise _OAuthError("invalid_grant", "The refresh token was already used.")
+                raise OAuthError("invalid_grant", "The refresh token was already used.")
             if token.expires_at <= self.clock():
-                raise _OAuthError("invalid_grant", "The refresh token expired.")
+                raise OAuthError("invalid_grant", "The refresh token expired.")
             token.active = False
             return token.grant
 
-    def _issue_tokens(self, grant: _Grant, *, nonce: str | None, phase: str) -> dict[str, Any]:
+    def _issue_tokens(self, grant: Grant, *, nonce: str | None, phase: str) -> dict[str, Any]:
         now = int(self.clock())
         user = grant.session.user
         access_token = self.issuer.mint(
@@ -328,7 +254,7 @@ class DevLogin:
         refresh_token = secrets.token_urlsafe(32)
         with self._lock:
             self._purge(now)
-            self._refresh_tokens[refresh_token] = _RefreshToken(grant, now + self.refresh_token_ttl_seconds)
+            self._refresh_tokens[refresh_token] = RefreshToken(grant, now + self.refresh_token_ttl_seconds)
         return {
             "access_token": access_token,
             "token_type": "Bearer",
@@ -343,7 +269,7 @@ class DevLogin:
         self._codes = {k: c for k, c in self._codes.items() if c.used or c.expires_at > now}
         self._refresh_tokens = {k: t for k, t in self._refresh_tokens.items() if t.expires_at > now}
 
-    def _id_token(self, grant: _Grant, *, nonce: str | None, phase: str, now: int) -> str:
+    def _id_token(self, grant: Grant, *, nonce: str | None, phase: str, now: int) -> str:
         user = grant.session.user
         header: dict[str, Any] = {"alg": self.id_token_alg, "typ": "JWT",
                                   "kid": self.issuer.key(alg=self.id_token_alg).kid}
@@ -372,10 +298,10 @@ class DevLogin:
         claims = self._verify_own(access_token)
         expiry = claims.get("exp")
         if not isinstance(expiry, int | float) or expiry <= self.clock():
-            raise _OAuthError("invalid_token", "The access token expired.", status=401)
+            raise OAuthError("invalid_token", "The access token expired.", status=401)
         user = next((u for u in self.users.values() if u.sub == claims.get("sub")), None)
         if claims.get("client_id") not in self.clients or user is None:
-            raise _OAuthError("invalid_token", "Not an access token from this provider.", status=401)
+            raise OAuthError("invalid_token", "Not an access token from this provider.", status=401)
         info: dict[str, Any] = {"sub": user.sub, "name": user.name, "email": user.email,
                                 "roles": list(user.roles)}
         info.update(self.userinfo_overrides)
@@ -390,23 +316,23 @@ class DevLogin:
         client = self._logout_client(params.get("client_id"), hint.get("aud"))
         target = params.get("post_logout_redirect_uri")
         if target is not None and (client is None or target not in client.post_logout_redirect_uris):
-            raise _OAuthError("invalid_request", "post_logout_redirect_uri is not registered for the client.")
+            raise OAuthError("invalid_request", "post_logout_redirect_uri is not registered for the client.")
         with self._lock:
             self._sessions.pop(cookie or "", None)
             if "sid" in hint:
                 self._sessions = {k: s for k, s in self._sessions.items() if s.sid != hint["sid"]}
-        return None if target is None else _with_query(target, {"state": params.get("state")})
+        return None if target is None else with_query(target, {"state": params.get("state")})
 
     def _logout_client(self, client_id: str | None, aud: Any) -> DevClient | None:
         audiences = [aud] if isinstance(aud, str) else list(aud or ())
         if client_id is not None and audiences and client_id not in audiences:
-            raise _OAuthError("invalid_request", "client_id does not match the id_token_hint.")
+            raise OAuthError("invalid_request", "client_id does not match the id_token_hint.")
         client_id = client_id or next(iter(audiences), None)
         if client_id is None:
             return None
         client = self.clients.get(client_id)
         if client is None:
-            raise _OAuthError("invalid_request", "Unknown client_id.")
+            raise OAuthError("invalid_request", "Unknown client_id.")
         return client
 
     def _verify_own(self, token: str) -> dict[str, Any]:
@@ -424,8 +350,8 @@ class DevLogin:
                 except jwt.InvalidSignatureError:
                     continue
         except jwt.InvalidTokenError as exc:
-            raise _OAuthError("invalid_token", "Not a token from this provider.", status=401) from exc
-        raise _OAuthError("invalid_token", "Not a token from this provider.", status=401)
+            raise OAuthError("invalid_token", "Not a token from this provider.", status=401) from exc
+        raise OAuthError("invalid_token", "Not a token from this provider.", status=401)
 
     def _candidate_keys(self, header: Mapping[str, Any]) -> list[IssuerKey]:
         # A token without kid (an id_token_hook may make one) is tried with every key for its alg.
@@ -433,49 +359,3 @@ class DevLogin:
         if "kid" in header:
             return [key for key in keys if key.kid == header["kid"]]
         return [key for key in keys if key.alg == header.get("alg")]
-
-
-def _basic_credentials(authorization: str | None) -> tuple[str, str] | None:
-    scheme, _, value = (authorization or "").partition(" ")
-    if scheme.lower() != "basic":
-        return None
-    try:
-        client_id, colon, secret = base64.b64decode(value.strip(), validate=True).decode().partition(":")
-    except ValueError as exc:  # binascii.Error and UnicodeDecodeError both are
-        raise _OAuthError("invalid_client", "Malformed Basic credentials.", status=401) from exc
-    if not colon:
-        raise _OAuthError("invalid_client", "Malformed Basic credentials.", status=401)
-    # RFC 6749 §2.3.1: each half is form-urlencoded before base64.
-    return unquote_plus(client_id), unquote_plus(secret)
-
-
-def _secret_matches(expected: str | None, given: str | None) -> bool:
-    if expected is None or given is None:
-        return expected is None and given is None  # a public client sends none, the others must
-    return secrets.compare_digest(expected.encode(), given.encode())
-
-
-def _pkce_matches(verifier: str, challenge: str) -> bool:
-    if not _VERIFIER.fullmatch(verifier):
-        return False
-    digest = hashlib.sha256(verifier.encode("ascii")).digest()
-    return secrets.compare_digest(base64.urlsafe_b64encode(digest).rstrip(b"=").decode(), challenge)
-
-
-def _params(raw: str) -> dict[str, str]:
-    """Query or form parameters: empty ones count as absent and none may repeat (RFC 6749 §3.1)."""
-    try:
-        values = parse_qs(raw, max_num_fields=64)
-    except ValueError as exc:
-        raise _OAuthError("invalid_request", "Too many parameters.") from exc
-    for name, found in values.items():
-        if len(found) > 1:
-            raise _OAuthError("invalid_request", f"Repeated parameter: {name}.")
-    return {name: found[0] for name, found in values.items()}
-
-
-def _with_query(uri: str, params: Mapping[str, str | None]) -> str:
-    extra = urlencode({name: value for name, value in params.items() if value is not None})
-    parts = urlsplit(uri)
-    query = f"{parts.query}&{extra}" if parts.query and extra else parts.query or extra
-    return parts._replace(query=query).geturl()

@@ -13,22 +13,15 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
-from gatekeeper.dev.login import (
-    _NO_STORE,
-    SESSION_COOKIE,
-    DevLogin,
-    _AuthRequest,
-    _OAuthError,
-    _params,
-    _Session,
-    _with_query,
-)
+from gatekeeper.dev.login import SESSION_COOKIE, DevLogin
+from gatekeeper.dev.login_values import AuthRequest, LoginSession
+from gatekeeper.dev.oauth import NO_STORE, OAuthError, parse_params, with_query
 
 
 async def _request_params(request: Request) -> dict[str, str]:
     if request.method == "POST":
-        return _params((await request.body()).decode("utf-8", "replace"))
-    return _params(request.url.query)
+        return parse_params((await request.body()).decode("utf-8", "replace"))
+    return parse_params(request.url.query)
 
 
 
@@ -40,11 +33,11 @@ def login_routes(login: DevLogin) -> list[Route]:
         try:
             params = await _request_params(request)
             _, redirect_uri = login.authorization_target(params)
-        except _OAuthError as exc:
+        except OAuthError as exc:
             return _page("Error", f'<p role="alert">{html.escape(exc.description)}</p>', status=400)
         try:
             auth = login.authorization_request(params)
-        except _OAuthError as exc:
+        except OAuthError as exc:
             return _redirect_error(login, redirect_uri, params.get("state"), exc)
         if request.method == "POST":
             return _submit_login(login, auth, params)
@@ -55,16 +48,16 @@ def login_routes(login: DevLogin) -> list[Route]:
             if request.headers.get("content-type", "").partition(";")[0].strip().lower() != (
                 "application/x-www-form-urlencoded"
             ):
-                raise _OAuthError("invalid_request", "Send the request form-encoded.")
+                raise OAuthError("invalid_request", "Send the request form-encoded.")
             form = await _request_params(request)
             body = login.token(request.headers.get("authorization"), form)
-        except _OAuthError as exc:
-            headers = dict(_NO_STORE)
+        except OAuthError as exc:
+            headers = dict(NO_STORE)
             if exc.status == 401:  # RFC 6749 §5.2
                 headers["WWW-Authenticate"] = 'Basic realm="devissuer"'
             error = {"error": exc.error, "error_description": exc.description}
             return JSONResponse(error, status_code=exc.status, headers=headers)
-        return JSONResponse(body, headers=_NO_STORE)
+        return JSONResponse(body, headers=NO_STORE)
 
     async def userinfo(request: Request) -> Response:
         scheme, _, access_token = request.headers.get("authorization", "").partition(" ")
@@ -72,15 +65,15 @@ def login_routes(login: DevLogin) -> list[Route]:
             # RFC 6750 §3.1: no error code when the request carried no token.
             return Response(status_code=401, headers={"WWW-Authenticate": 'Bearer realm="devissuer"'})
         try:
-            return JSONResponse(login.userinfo(access_token.strip()), headers=_NO_STORE)
-        except _OAuthError as exc:
+            return JSONResponse(login.userinfo(access_token.strip()), headers=NO_STORE)
+        except OAuthError as exc:
             challenge = f'Bearer error="{exc.error}", error_description="{exc.description}"'
             return Response(status_code=401, headers={"WWW-Authenticate": challenge})
 
     async def logout(request: Request) -> Response:
         try:
             target = login.logout(await _request_params(request), request.cookies.get(SESSION_COOKIE))
-        except _OAuthError as exc:
+        except OAuthError as exc:
             return _page("Error", f'<p role="alert">{html.escape(exc.description)}</p>', status=400)
         response = _page("Signed out", "<p>You are signed out.</p>") if target is None else _redirect(target)
         response.delete_cookie(SESSION_COOKIE, path="/")
@@ -95,21 +88,21 @@ def login_routes(login: DevLogin) -> list[Route]:
 
 
 def _start_login(
-    login: DevLogin, auth: _AuthRequest, params: Mapping[str, str], cookie: str | None
+    login: DevLogin, auth: AuthRequest, params: Mapping[str, str], cookie: str | None
 ) -> Response:
     prompt = params.get("prompt", "").split()
     session = login.session(cookie)
     if session is not None and "login" not in prompt:
         return _redirect_code(login, auth, session)
     if "none" in prompt:  # OIDC Core §3.1.2.6: no page may be shown
-        required = _OAuthError("login_required", "Not logged in.")
+        required = OAuthError("login_required", "Not logged in.")
         return _redirect_error(login, auth.redirect_uri, auth.state, required)
     return _login_page(login, params, username=params.get("login_hint", ""))
 
 
-def _submit_login(login: DevLogin, auth: _AuthRequest, params: Mapping[str, str]) -> Response:
+def _submit_login(login: DevLogin, auth: AuthRequest, params: Mapping[str, str]) -> Response:
     if params.get("action") == "cancel":
-        denied = _OAuthError("access_denied", "The user cancelled the login.")
+        denied = OAuthError("access_denied", "The user cancelled the login.")
         return _redirect_error(login, auth.redirect_uri, auth.state, denied)
     username = params.get("username", "")
     logged_in = login.log_in(username, params.get("password", ""))
@@ -121,21 +114,21 @@ def _submit_login(login: DevLogin, auth: _AuthRequest, params: Mapping[str, str]
     return response
 
 
-def _redirect_code(login: DevLogin, auth: _AuthRequest, session: _Session) -> Response:
+def _redirect_code(login: DevLogin, auth: AuthRequest, session: LoginSession) -> Response:
     code = login.issue_code(auth, session)
     # RFC 9207: iss tells the client which provider answered, against mix-up attacks.
     params = {"code": code, "state": auth.state, "iss": login.issuer.issuer}
-    return _redirect(_with_query(auth.redirect_uri, params))
+    return _redirect(with_query(auth.redirect_uri, params))
 
 
-def _redirect_error(login: DevLogin, redirect_uri: str, state: str | None, exc: _OAuthError) -> Response:
+def _redirect_error(login: DevLogin, redirect_uri: str, state: str | None, exc: OAuthError) -> Response:
     params = {"error": exc.error, "error_description": exc.description, "state": state,
               "iss": login.issuer.issuer}
-    return _redirect(_with_query(redirect_uri, params))
+    return _redirect(with_query(redirect_uri, params))
 
 
 def _redirect(url: str) -> Response:
-    return RedirectResponse(url, status_code=302, headers=_NO_STORE)
+    return RedirectResponse(url, status_code=302, headers=NO_STORE)
 
 
 # The request rides along in hidden fields, so the POST is checked like the GET was.

@@ -5,11 +5,12 @@ are indexed by the subject they name (index.py): a request evaluates only the li
 subjects — the user, its token roles, ``role:authenticated``, and every role those inherit
 through ``g`` lines (roles.py), in the request's domain when roles are per domain. Roles live
 in their own name space (``role:<name>``, see subjects.py): a user subject that names a role is
-refused before any rule is read. Effects, matcher functions and rule order are Casbin's own, so
-the same model and policy files give the same answers (checked against the stock Enforcer by
-the tests). Decisions are cached per (subjects, method, path, and whatever else the model
-reads: domain, client address, claims, object attributes) in a bounded LRU that lives and dies
-with this object, so a reload (a new object) can never serve an old decision.
+refused before any rule is read. Effects (settled as Casbin does, effects.py), matcher
+functions and rule order are Casbin's own, so the same model and policy files give the same
+answers (checked against the stock Enforcer by the tests). Decisions are cached per (subjects,
+method, path, and whatever else the model reads: domain, client address, claims, object
+attributes) in a bounded LRU that lives and dies with this object, so a reload (a new object)
+can never serve an old decision.
 
 Token roles are links of the subject for this request only, never written into the role
 graph; with role domains (``g = _, _, _``) they hold in the request's domain only, as if the
@@ -24,15 +25,16 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any
 
-from casbin.effect import Effector, effect_to_bool, get_effector
+from casbin.effect import get_effector
 from casbin.model import Model
 
 from gatekeeper.lru import LRU
 from gatekeeper.peers import IsTrusted
 from gatekeeper.policy.attributes import NO_ATTRIBUTES, ObjectAttributes
+from gatekeeper.policy.effects import settle
 from gatekeeper.policy.expressions import bind_rule_expressions
 from gatekeeper.policy.features import DOCS, unsupported
-from gatekeeper.policy.index import plan_index
+from gatekeeper.policy.index import RuleIndex, plan_index
 from gatekeeper.policy.inputs import SOURCES, NoDomain, read_client, read_domain, request_sources
 from gatekeeper.policy.matcher import ATTRIBUTES, MissingClaim, compile_calls, compile_matcher
 from gatekeeper.policy.priority import HierarchyCycle, SubjectPriority
@@ -122,17 +124,8 @@ class CompiledPolicy:
                               self._arities, attributes.names, self._names)
         self._probes = compile_calls(matcher, self._fields, self._namespace, self._role_keys)
         plan = plan_index(matcher, self._subject_field, self._field_of("domain"), self._p_tokens)
-        self.indexed = plan.subject is not None
-        self._by_key: dict[Any, list[int]] = {}
-        for position, rule in enumerate(self.rules):
-            index_key: Any = ""
-            if plan.subject is not None:
-                index_key = rule.values[plan.subject]
-                if plan.domain is not None:
-                    index_key = (index_key, rule.values[plan.domain])
-            self._by_key.setdefault(index_key, []).append(position)
-        self._domain_index = plan.domain is not None
-        self._all = list(range(len(self.rules)))
+        self._index = RuleIndex(plan, self.rules)
+        self.indexed = self._index.indexed
         subject_at = plan.subject if plan.subject is not None else (
             self._p_tokens.index("p_sub") if "p_sub" in self._p_tokens else None)
         p_subjects = [rule.values[subject_at] for rule in self.rules] if subject_at is not None else []
@@ -272,15 +265,7 @@ class CompiledPolicy:
         request_values = (*self._request_values(subject, path, method, domain, claims, client),
                           attributes)
         self._namespace["g"] = self._request_g(subject, domain, subjects)
-        match = self._match
-        effects: set[Effector] = set()
-        # The rule named as the decider: the one at which the effect was settled, or, for an
-        # allow settled only at the end (deny-override with no deny), a matching allow. Casbin's
-        # explain names the last matching rule whatever its effect, so a deny that never
-        # decides under some(where (p.eft == allow)) was named for a default deny.
-        decided_by: int | None = None
-        last_allow: int | None = None
-        candidates: Sequence[int] = self._candidates(subjects, domain)
+        candidates: Sequence[int] = self._index.candidates(subjects, domain)
         if self._priority is not None:
             held = ([as_role(role) for role in roles] + [AUTHENTICATED_ROLE, ANONYMOUS_SUBJECT]
                     if authenticated else [])
@@ -288,42 +273,8 @@ class CompiledPolicy:
             if ordered is None:  # the token's roles close a cycle with the g lines: no order
                 return PolicyVerdict(False, None, refused="role_cycle")
             candidates = ordered
-        for position in candidates:
-            rule = self.rules[position]
-            try:
-                result = matched(match(*request_values, *rule.values))
-            except Exception:
-                # A matcher function failing on odd input (a claim of another type, a missing
-                # claim — Casbin's evaluator raises there): an allow rule does not apply, a deny
-                # rule does — failing never switches a deny off.
-                result = self._eft_index is not None and rule.values[self._eft_index] == "deny"
-            if not result:
-                effects.add(Effector.INDETERMINATE)
-                continue
-            if self._eft_index is None:
-                effect = Effector.ALLOW
-            else:
-                eft = rule.values[self._eft_index]
-                effect = (Effector.ALLOW if eft == "allow"
-                          else Effector.DENY if eft == "deny" else Effector.INDETERMINATE)
-            effects.add(effect)
-            if effect == Effector.ALLOW:
-                last_allow = position
-            if self._effector.intermediate_effect(effects) != Effector.INDETERMINATE:
-                decided_by = position
-                break
-        if not self.rules:
-            # Casbin, given no rules at all, evaluates the matcher once with empty rule fields
-            # (a matcher such as `… || r.sub == "root"` may still allow).
-            try:
-                empty = bool(match(*request_values, *("",) * len(self._p_tokens)))
-            except Exception:
-                empty = False
-            effects.add(Effector.ALLOW if empty else Effector.INDETERMINATE)
-        allowed = effect_to_bool(self._effector.final_effect(effects))
-        if decided_by is None and allowed:
-            decided_by = last_allow
-        return PolicyVerdict(allowed, self.rules[decided_by] if decided_by is not None else None)
+        return settle(self._effector, self.rules, candidates, self._match, request_values,
+                      self._eft_index, len(self._p_tokens))
 
     def _request_g(self, subject: str, domain: str | None,
                    subjects: frozenset[str]) -> Callable[..., bool]:
@@ -410,16 +361,6 @@ class CompiledPolicy:
                            self._g.max_hops if self._g is not None else 0,
                            frozenset(subjects), evaluate, self._names[2].removeprefix("r_"),
                            dict(zip(self._attributes.names, attributes, strict=True)))
-
-    def _candidates(self, subjects: frozenset[str], domain: str | None) -> list[int]:
-        if not self.indexed:
-            return self._all
-        positions: list[int] = []
-        for name in subjects:
-            positions.extend(self._by_key.get((name, domain or "") if self._domain_index else name,
-                                              ()))
-        positions.sort()  # Casbin's order: the file's order
-        return positions
 
 
 def _has_link(links: RoleLinks) -> Callable[..., bool]:

@@ -12,9 +12,12 @@ can still match, so every rule is evaluated.
 from __future__ import annotations
 
 import ast
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from gatekeeper.policy.matcher import casbin_to_python
+from gatekeeper.policy.rules import Rule
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,3 +61,32 @@ def plan_index(matcher: str, subject_field: str | None, domain_field: str | None
                 if domain_field is not None and pair == {domain_field, field}:
                     domain = p_tokens.index(field)
     return IndexPlan(subject, domain if subject is not None else None)
+
+
+class RuleIndex:
+    """The rules' positions by the field the plan ties to the request's subject (and domain);
+    every rule when the plan ties none."""
+
+    def __init__(self, plan: IndexPlan, rules: Sequence[Rule]) -> None:
+        self.indexed = plan.subject is not None
+        self._by_domain = plan.domain is not None
+        self._by_key: dict[Any, list[int]] = {}
+        for position, rule in enumerate(rules):
+            key: Any = ""
+            if plan.subject is not None:
+                key = rule.values[plan.subject]
+                if plan.domain is not None:
+                    key = (key, rule.values[plan.domain])
+            self._by_key.setdefault(key, []).append(position)
+        self._all = list(range(len(rules)))
+
+    def candidates(self, subjects: frozenset[str], domain: str | None) -> list[int]:
+        """The positions of the rules that can match a request holding ``subjects``."""
+        if not self.indexed:
+            return self._all
+        positions: list[int] = []
+        for name in subjects:
+            positions.extend(self._by_key.get((name, domain or "") if self._by_domain else name,
+                                              ()))
+        positions.sort()  # Casbin's order: the file's order
+        return positions

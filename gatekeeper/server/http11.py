@@ -6,18 +6,19 @@ httptools' parser, written for a proxy, with the same bounds as ``protocol.EdgeP
 stock uvicorn protocol with gatekeeper's guards, ``server.http: uvicorn``), kept in one place:
 
 - Limits as bytes arrive (limits.py): the parser is fed at most the head's remaining raw budget,
-  ``PIPELINE_STEP`` bytes at a time; the request line (414), each header's bytes and the header
-  count (431) are checked in the callbacks; a deadline runs from a head's first byte (or the
-  connection's opening) to its blank line (408); an idle keep-alive connection is closed after
-  ``keep_alive_timeout_seconds``; one connection beyond ``max_connections`` per worker is
-  answered 503 before any byte of it is parsed; a request body must keep a minimum pace (408);
-  a client that takes no byte of an answer for ``send_timeout_seconds`` is reset.
+  ``PIPELINE_STEP`` bytes at a time (feeder.py, shared with protocol.py); the request line
+  (414), each header's bytes and the header count (431) are checked in the callbacks; a
+  deadline runs from a head's first byte (or the connection's opening) to its blank line
+  (408); an idle keep-alive connection is closed after ``keep_alive_timeout_seconds``; one
+  connection beyond ``max_connections`` per worker is answered 503 before any byte of it is
+  parsed; a request body must keep a minimum pace (408); a client that takes no byte of an
+  answer for ``send_timeout_seconds`` is reset.
   What a connection holds is bounded by these: one head (``max_head_bytes``), the request body
   up to ``cycle.BODY_HIGH_WATER`` plus one read, the requests parsed ahead within one step, and
   at most ``PIPELINE_STASH_LIMIT`` unparsed bytes behind them (reading paused meanwhile).
-- The ASGI scope is built once per request in ``on_headers_complete``: the header list the
-  callbacks filled (names lower-cased, values as bytes) is the scope's own, the target is split
-  at ``?`` without a URL object, nothing is copied again.
+- The ASGI scope is built once per request in ``on_headers_complete`` (scope.py): the header
+  list the callbacks filled (names lower-cased, values as bytes) is the scope's own, the target
+  is split at ``?`` without a URL object, nothing is copied again.
 - One exchange is answered at a time (cycle.py): a pipelined request waits, parsed, in a queue
   (RFC 9112 §9.3.2: answers in order); reading stops while it waits and resumes, and the bytes
   kept behind it are parsed, once the answer before it is complete.
@@ -36,7 +37,6 @@ import asyncio
 import functools
 from collections import deque
 from typing import Any, cast
-from urllib.parse import unquote
 
 import httptools
 from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
@@ -44,17 +44,13 @@ from uvicorn.protocols.utils import get_local_addr, get_remote_addr, is_ssl
 from gatekeeper.peercert import CertificateCache
 from gatekeeper.server.common import RefusalLog, plain_answer, target_problem
 from gatekeeper.server.cycle import BODY_HIGH_WATER, Exchange
-from gatekeeper.server.deadlines import Deadlines
+from gatekeeper.server.feeder import BudgetFeeder
 from gatekeeper.server.limits import BodyPace, ConnectionLimits, HeadBudget, HeadRefused
+from gatekeeper.server.scope import ConnectionScope
 from gatekeeper.server.tlsinfo import tls_extension
 
-PIPELINE_STEP = 1024  # bytes fed to the parser at once: at most ~50 requests parsed ahead
-PIPELINE_STASH_LIMIT = 1024 * 1024  # unparsed bytes kept behind a waiting pipelined request
-_METHODS = {m.encode("ascii"): m for m in
-            ("GET", "HEAD", "POST", "PUT", "DELETE", "PATCH", "OPTIONS", "CONNECT", "TRACE")}
 
-
-class Http11Protocol(Deadlines, asyncio.Protocol):
+class Http11Protocol(BudgetFeeder, asyncio.Protocol):
     """Build with ``http11_protocol(limits)`` as uvicorn's ``http`` option."""
 
     def __init__(self, config: Any, server_state: Any, app_state: dict[str, Any],
@@ -69,20 +65,15 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
         self._app_state = app_state
         self._connections: set[Any] = server_state.connections
         self._tasks: set[asyncio.Task[None]] = server_state.tasks
-        self._root_path: str = config.root_path
-        self._asgi_version: str = config.asgi_version
         self._limits = limits
         self._refusals = refusals
         self._certificates = certificates
-        self._tls: dict[str, Any] | None = None  # the ASGI TLS extension, once per connection
         self._parser = httptools.HttpRequestParser(self)
         # Answer the first of two pipelined requests when the first says Connection: close.
         self._parser.set_dangerous_leniencies(lenient_data_after_close=True)
         self._budget = HeadBudget(limits)
         self.transport: asyncio.Transport = None  # type: ignore[assignment]
-        self._server: tuple[str, int] | None = None
-        self._client: tuple[str, int] | None = None
-        self._scheme = "http"
+        self._scopes: ConnectionScope = None  # type: ignore[assignment]  # once connected
         # The message being parsed.
         self._url = b""
         self._headers: list[tuple[bytes, bytes]] = []
@@ -113,11 +104,13 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
         self._connections.add(self)
         self.transport = transport
-        self._server = cast("tuple[str, int] | None", get_local_addr(transport))
-        self._client = get_remote_addr(transport)
-        self._scheme = "https" if is_ssl(transport) else "http"
-        if self._scheme == "https":
-            self._tls = tls_extension(transport, self._certificates)
+        https = is_ssl(transport)
+        self._scopes = ConnectionScope(
+            asgi_version=self._config.asgi_version, root_path=self._config.root_path,
+            server=cast("tuple[str, int] | None", get_local_addr(transport)),
+            client=get_remote_addr(transport), scheme="https" if https else "http",
+            app_state=self._app_state,
+            tls=tls_extension(transport, self._certificates) if https else None)
         if len(self._connections) > self._limits.max_connections:
             self._refuse(HeadRefused(503, "max_connections reached"))
             return
@@ -154,47 +147,6 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
             self.transport.close()
         else:
             self.cycle.keep_alive = False
-
-    def data_received(self, data: bytes) -> None:
-        transport = self.transport
-        if transport.is_closing():
-            return  # refused already: parse nothing more
-        if self._stash:
-            data, self._stash = self._stash + data, b""
-        if self._idle_timer is not None:
-            self._idle_timer.cancel()
-            self._idle_timer = None
-        budget = self._budget
-        if budget.reading_head and self.cycle is None:
-            self._arm_head_deadline()
-        view = memoryview(data)
-        while view:
-            if self._queue:  # a request waits for the answer before it: parse no further
-                self._hold(view)
-                return
-            room = budget.room()
-            if room == 0:
-                self._refuse(budget.over_budget())
-                return
-            # A Content-Length body goes in whole; what follows it, a step at a time.
-            room = max(PIPELINE_STEP, self._body_left) if room is None else min(room, PIPELINE_STEP)
-            piece, view = view[:room], view[room:]
-            budget.feeding(len(piece))
-            try:
-                self._parser.feed_data(piece)
-            except httptools.HttpParserUpgrade:
-                self._upgrade()
-                return
-            except httptools.HttpParserError as exc:
-                if isinstance(exc.__context__, HeadRefused):
-                    self._refuse(exc.__context__)
-                else:
-                    self._refuse(HeadRefused(400, "Invalid HTTP request received."))
-                return
-            if transport.is_closing():
-                return
-        if not budget.reading_head and self._body_timer is None:
-            self._arm_body_deadline()  # a head arrived whose body did not come with it
 
     def pause_writing(self) -> None:
         self.write_paused = True
@@ -257,16 +209,11 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
         self._headers.append((name, value))
 
     def on_headers_complete(self) -> None:
-        self._budget.headers_complete()
-        self._disarm_head_deadline()
         url, headers, parser = self._url, self._headers, self._parser
+        self._head_complete(headers)
         problem = target_problem(url, headers)
         if problem is not None:
             raise httptools.HttpParserError(problem)  # 400
-        lengths = [v for k, v in headers if k in (b"content-length", b"transfer-encoding")]
-        framing = lengths[0] if len(lengths) == 1 else b""
-        # At most 19 digits: int() refuses over 4,300 (CVE-2020-10735), llhttp allows leading zeros.
-        self._body_left = int(framing) if framing.isdigit() and len(framing) < 20 else 0
         method_bytes = parser.get_method()
         version = parser.get_http_version()
         keep_alive = version != "1.0" and parser.should_keep_alive()
@@ -276,25 +223,7 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
                 self._parsing = None
                 return
             keep_alive = False  # the parser stops at an upgrade: nothing more can be framed
-        if url[:1] == b"/":
-            raw_path, _, query = url.partition(b"?")
-        else:  # absolute-form, vouched for by target_problem
-            parsed = httptools.parse_url(url)
-            raw_path, query = parsed.path or b"/", parsed.query or b""
-        path = raw_path.decode("ascii")
-        if "%" in path:
-            path = unquote(path)
-        scope = {
-            "type": "http", "asgi": {"version": self._asgi_version, "spec_version": "2.3"},
-            "http_version": version, "server": self._server, "client": self._client,
-            "scheme": self._scheme,
-            "method": _METHODS.get(method_bytes) or method_bytes.decode("ascii"),
-            "root_path": self._root_path, "path": self._root_path + path,
-            "raw_path": self._root_path.encode("ascii") + raw_path, "query_string": query,
-            "headers": headers, "state": self._app_state.copy(),
-        }
-        if self._tls is not None:
-            scope["extensions"] = {"tls": self._tls}
+        scope = self._scopes.request(method_bytes, url, version, headers)
         exchange = Exchange(self, scope, keep_alive=keep_alive, expect_continue=self._expect)
         self._parsing = exchange
         if self.cycle is None:
@@ -303,9 +232,7 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
             self._queue.append(exchange)
 
     def on_body(self, body: bytes) -> None:
-        self._body_left = max(0, self._body_left - len(body))
-        if self._pace is not None:
-            self._pace.received(len(body))
+        self._body_arrived(len(body))
         exchange = self._parsing
         if exchange is None or exchange.response_complete or exchange.disconnected:
             return  # answered already: the rest of the body is read and dropped
@@ -314,8 +241,7 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
             self._sync_reading()
 
     def on_message_complete(self) -> None:
-        self._budget.message_complete()
-        self._disarm_body_deadline()
+        self._message_done()
         exchange, self._parsing = self._parsing, None
         if exchange is not None:
             exchange.message_complete()
@@ -339,13 +265,6 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
                 self.transport.resume_reading()
             else:
                 self.transport.pause_reading()
-
-    def _hold(self, rest: memoryview) -> None:
-        self._stash = bytes(rest)
-        self._sync_reading()
-        if len(self._stash) > PIPELINE_STASH_LIMIT:
-            self._refusals.refused(None, "pipelined too far ahead")
-            self.transport.close()  # answers are still owed to earlier requests: no status
 
     def _feed_stash(self) -> None:
         if self._stash and not self._queue and not self.transport.is_closing():
@@ -391,6 +310,35 @@ class Http11Protocol(Deadlines, asyncio.Protocol):
         protocol.connection_made(self.transport)
         self.transport.set_protocol(protocol)
         protocol.data_received(b"".join(head))
+
+    # -- feeding the parser (feeder.py keeps the loop) -----------------------------------------
+    def _waiting(self) -> bool:
+        return bool(self._queue)
+
+    def _idle(self) -> bool:
+        return self.cycle is None
+
+    def _arrived(self) -> None:
+        if self._idle_timer is not None:
+            self._idle_timer.cancel()
+            self._idle_timer = None
+
+    def _feed(self, piece: memoryview) -> bool:
+        try:
+            self._parser.feed_data(piece)
+        except httptools.HttpParserUpgrade:
+            self._upgrade()
+            return False
+        except httptools.HttpParserError as exc:
+            if isinstance(exc.__context__, HeadRefused):
+                self._refuse(exc.__context__)
+            else:
+                self._refuse(HeadRefused(400, "Invalid HTTP request received."))
+            return False
+        return True
+
+    def _pause_for_stash(self) -> None:
+        self._sync_reading()
 
     # -- deadlines (deadlines.py keeps the timers) -------------------------------------------
     def _answering(self) -> bool:

@@ -20,7 +20,7 @@ Each connection gets (limits from ``ConnectionLimits``):
   uvicorn parses all a read holds and queues a request object for each (~1.7 KB for a 35-byte
   request, so 256 KB pipelined took ~13 MB). The parser is fed ``PIPELINE_STEP`` bytes at a
   time, and once a request waits in the queue the rest is kept as bytes, reading paused, until
-  the answer before it is sent.
+  the answer before it is sent (feeder.py, shared with http11.py).
 """
 
 from __future__ import annotations
@@ -36,16 +36,11 @@ from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
 from gatekeeper.peercert import CertificateCache
 from gatekeeper.server.common import RefusalLog, plain_answer, target_problem
-from gatekeeper.server.deadlines import Deadlines
+from gatekeeper.server.feeder import BudgetFeeder
 from gatekeeper.server.limits import BodyPace, ConnectionLimits, HeadBudget, HeadRefused
 from gatekeeper.server.tlsinfo import tls_extension
 
 __all__ = ["EdgeProtocol", "OriginFormProtocol", "RefusalLog", "edge_protocol"]
-
-PIPELINE_STEP = 1024  # bytes fed to the parser at once: at most ~50 requests parsed ahead
-# Bytes kept unparsed behind a waiting pipelined request: reading is paused while they wait, so
-# more than a few reads' worth means a client that ignores it (uvicorn resumes on receive()).
-PIPELINE_STASH_LIMIT = 1024 * 1024
 
 
 class OriginFormProtocol(HttpToolsProtocol):
@@ -83,7 +78,7 @@ class _HoldingFlow(FlowControl):
         super().resume_reading()
 
 
-class EdgeProtocol(Deadlines, OriginFormProtocol):
+class EdgeProtocol(BudgetFeeder, OriginFormProtocol):
     """Build with ``edge_protocol(limits)`` (a partial of this class) as uvicorn's ``http``."""
 
     def __init__(self, *args: Any, limits: ConnectionLimits, refusals: RefusalLog,
@@ -140,52 +135,21 @@ class EdgeProtocol(Deadlines, OriginFormProtocol):
         super().resume_writing()
         self._disarm_send_deadline()
 
-    def data_received(self, data: bytes) -> None:
-        if self.transport.is_closing():
-            return  # refused already: parse nothing more
-        if self._stash:
-            data, self._stash = self._stash + data, b""
-        budget = self._budget
-        if budget.reading_head and self._idle():
-            self._arm_head_deadline()
-        view = memoryview(data)
-        while view:
-            if self.pipeline:  # a request waits for the answer before it: parse no further
-                self._hold(view)
-                return
-            room = budget.room()
-            if room == 0:
-                self._refuse(budget.over_budget())
-                return
-            # A Content-Length body goes in whole; what follows it, a step at a time.
-            room = max(PIPELINE_STEP, self._body_left) if room is None else min(room, PIPELINE_STEP)
-            piece, view = view[:room], view[room:]
-            budget.feeding(len(piece))
-            try:
-                self._feed(piece)
-            except HeadRefused as refused:
-                self._refuse(refused)
-                return
-            if self.transport.is_closing() or self.transport.get_protocol() is not self:
-                return  # a 400 was sent, or the connection became a WebSocket
-        if not budget.reading_head and self._body_timer is None:
-            self._arm_body_deadline()  # a head arrived whose body did not come with it
-
-    def _hold(self, rest: memoryview) -> None:
-        self._stash = bytes(rest)
-        # The transport itself, not uvicorn's flow control: a receive() would resume that.
-        self.transport.pause_reading()
-        if len(self._stash) > PIPELINE_STASH_LIMIT:
-            self._refusals.refused(None, "pipelined too far ahead")
-            self.transport.close()  # answers are still owed to earlier requests: no status
-
     def _feed_stash(self) -> None:
         if self._stash and not self.pipeline and not self.transport.is_closing():
             self.data_received(b"")
             if not self._stash and not self.flow.read_paused and not self.transport.is_closing():
                 self.transport.resume_reading()
 
-    def _feed(self, data: memoryview) -> None:
+    # -- feeding the parser (feeder.py keeps the loop) -----------------------------------------
+    def _waiting(self) -> bool:
+        return bool(self.pipeline)
+
+    def _pause_for_stash(self) -> None:
+        # The transport itself, not uvicorn's flow control: a receive() would resume that.
+        self.transport.pause_reading()
+
+    def _feed(self, data: memoryview) -> bool:
         """uvicorn's data_received for one piece, telling our refusals from parse errors."""
         self._unset_keepalive_if_required()
         try:
@@ -202,6 +166,7 @@ class EdgeProtocol(Deadlines, OriginFormProtocol):
                 self.handle_websocket_upgrade()
             else:
                 self._unsupported_upgrade_warning()
+        return self.transport.get_protocol() is self  # else it became a WebSocket
 
     # -- parser callbacks ---------------------------------------------------------------------
     def on_url(self, url: bytes) -> None:
@@ -217,25 +182,17 @@ class EdgeProtocol(Deadlines, OriginFormProtocol):
         # already decided on. Discarded, as RFC 9110 §6.5.1 allows; nothing forwards trailers.
 
     def on_headers_complete(self) -> None:
-        self._budget.headers_complete()
-        self._disarm_head_deadline()
+        self._head_complete(self.headers)
         if self._tls is not None:  # uvicorn's protocol gives no TLS extension: ours, per request
             self.scope["extensions"] = {"tls": self._tls}  # type: ignore[dict-item]
-        lengths = [v for k, v in self.headers if k in (b"content-length", b"transfer-encoding")]
-        framing = lengths[0] if len(lengths) == 1 else b""
-        # At most 19 digits: int() refuses over 4,300 (CVE-2020-10735), llhttp allows leading zeros.
-        self._body_left = int(framing) if framing.isdigit() and len(framing) < 20 else 0
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
-        self._body_left = max(0, self._body_left - len(body))
-        if self._pace is not None:
-            self._pace.received(len(body))
+        self._body_arrived(len(body))
         super().on_body(body)
 
     def on_message_complete(self) -> None:
-        self._budget.message_complete()
-        self._disarm_body_deadline()
+        self._message_done()
         super().on_message_complete()
 
     def on_response_complete(self) -> None:

@@ -37,6 +37,12 @@ class DpopSettings(FrozenModel):
         description="`memory` store: most `jti`s remembered; when full, proofs are refused (401) "
                     "rather than forgetting one still inside its window.",
     )
+    replay_cache_key_share: float = Field(
+        default=0.25, gt=0, le=1,
+        description="`memory` store: the share of `replay_cache_size` the proofs of one key (a "
+                    "token's `cnf.jkt`) may fill; a holder sending proofs faster is refused (401) "
+                    "while its share is full, and other holders keep theirs.",
+    )
     max_proof_bytes: int = Field(default=4096, ge=512, le=16384, description="Longer proofs: 401.")
     require_nonce: bool = Field(
         default=False,
@@ -51,6 +57,11 @@ class DpopSettings(FrozenModel):
     nonce_lifetime_seconds: int = Field(
         default=300, ge=30, le=3600, description="A nonce is accepted this long after it is issued.",
     )
+
+    @property
+    def replay_cache_holder_size(self) -> int:
+        """Most `jti`s the memory store keeps for one proof key."""
+        return max(1, int(self.replay_cache_size * self.replay_cache_key_share))
 
     @model_validator(mode="after")
     def _nonce_secret(self) -> DpopSettings:

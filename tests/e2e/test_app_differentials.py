@@ -19,26 +19,23 @@ from __future__ import annotations
 
 import json
 import re
-import socket
-import sys
 import threading
-import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, gatekeeper_config
 from tests.e2e.test_policy_bypass import TARGETS
 from tests.e2e.test_proxy import raw_request
+from tests.support.app_stack import recording_app_behind_gatekeeper
 from tests.support.apps import FRAMEWORKS
-from tests.support.servers import ProcessHandle, free_port, run_process
+from tests.support.policy import write_policy
+from tests.support.servers import free_port
 from tests.support.spellings import FOREIGN_IDENTITY, FORWARDING, IDENTITY, OVERRIDES, spellings
 
 REPO = Path(__file__).resolve().parents[2]
@@ -143,35 +140,11 @@ def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
     """The framework's app and a gatekeeper in front of it, both real processes."""
     framework: str = request.param
     base = tmp_path_factory.mktemp(f"diff-{framework}")
-    (base / "model.conf").write_text((REPO / "policies" / "model.conf").read_text())
-    (base / "policy.csv").write_text(POLICY)
-    app_port = free_port()
-    config = gatekeeper_config(issuer, f"http://127.0.0.1:{app_port}", public_paths=["/public/*"],
-                               policy={"model": str(base / "model.conf"),
-                                       "policy": str(base / "policy.csv"), "watch": False})
-    (base / "gatekeeper.yaml").write_text(yaml.safe_dump(config))
-    log = base / "records.jsonl"
-    with ExitStack() as stack:
-        # Both start at once: the app is waited for once gatekeeper is up.
-        app = stack.enter_context(run_process(
-            [sys.executable, "-m", "tests.support.apps", framework, str(app_port), str(log)], cwd=REPO))
-        stack.enter_context(run_process(
-            [sys.executable, "-m", "gatekeeper", "run", "--config", str(base / "gatekeeper.yaml")],
-            ready_url=f"http://{config['admin_listen']}/healthz", timeout=30))
-        _wait_for_port(app, app_port, 30)
-        yield Stack(framework, f"http://{config['listen']}", f"http://127.0.0.1:{app_port}", log)
-
-
-def _wait_for_port(process: ProcessHandle, port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if process.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the app did not listen on {port}:\n{process.output()}") from None
-            time.sleep(0.05)
+    app_url = f"http://127.0.0.1:{free_port()}"
+    policy = write_policy(base, (REPO / "policies" / "model.conf").read_text(), POLICY, watch=False)
+    config = gatekeeper_config(issuer, app_url, public_paths=["/public/*"], policy=policy)
+    with recording_app_behind_gatekeeper(framework, base, config) as log:
+        yield Stack(framework, f"http://{config['listen']}", app_url, log)
 
 
 # -- the hostile traffic ------------------------------------------------------------------------------

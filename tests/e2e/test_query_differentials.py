@@ -15,42 +15,24 @@ from __future__ import annotations
 import itertools
 import json
 import socket
-import sys
-import time
 from collections.abc import Iterator
-from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, gatekeeper_config
-from tests.support.servers import ProcessHandle, free_port, run_process
+from tests.support.app_stack import recording_app_behind_gatekeeper
+from tests.support.policy import casbin_model, write_policy
+from tests.support.servers import free_port
 
-REPO = Path(__file__).resolve().parents[2]
 FRAMEWORKS = ["starlette", "flask", "aiohttp", "django"]  # each reads one value its own way
-MODEL = """\
-[request_definition]
-r = sub, obj, act
-
-[policy_definition]
-p = sub, obj, act
-
-[role_definition]
-g = _, _
-
-[policy_effect]
-e = some(where (p.eft == allow))
-
-[matchers]
-m = g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act) && r.obj.Owner == r.sub
-
-[object_attributes]
-Owner = query owner
-"""
+MODEL = casbin_model(
+    "sub, obj, act", "sub, obj, act",
+    "g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act) && r.obj.Owner == r.sub",
+    more="[object_attributes]\nOwner = query owner\n")
 POLICY = "p, role:authenticated, /items/:id, GET|HEAD\n"
 
 CONTROLS = [b"owner=alice", b"own%65r=alic%65", b"page=2&owner=alice"]
@@ -87,40 +69,15 @@ class Stack:
         return {record["probe"]: record for record in map(json.loads, lines)}
 
 
-def _wait_for_port(process: ProcessHandle, port: int, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if process.returncode is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the app did not listen on {port}:\n{process.output()}") from None
-            time.sleep(0.05)
-
-
 @pytest.fixture(scope="module", params=FRAMEWORKS)
 def stack(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory,
           issuer: DevIssuer) -> Iterator[Stack]:
     framework: str = request.param
     base = tmp_path_factory.mktemp(f"query-{framework}")
-    (base / "model.conf").write_text(MODEL)
-    (base / "policy.csv").write_text(POLICY)
-    app_port = free_port()
-    config = gatekeeper_config(issuer, f"http://127.0.0.1:{app_port}",
-                               policy={"model": str(base / "model.conf"),
-                                       "policy": str(base / "policy.csv"), "watch": False})
-    (base / "gatekeeper.yaml").write_text(yaml.safe_dump(config))
-    log = base / "records.jsonl"
+    policy = write_policy(base, MODEL, POLICY, watch=False)
+    config = gatekeeper_config(issuer, f"http://127.0.0.1:{free_port()}", policy=policy)
     host, port = config["listen"].rsplit(":", 1)
-    with ExitStack() as processes:
-        app = processes.enter_context(run_process(
-            [sys.executable, "-m", "tests.support.apps", framework, str(app_port), str(log)],
-            cwd=REPO))
-        processes.enter_context(run_process(
-            [sys.executable, "-m", "gatekeeper", "run", "--config", str(base / "gatekeeper.yaml")],
-            ready_url=f"http://{config['admin_listen']}/healthz", timeout=30))
-        _wait_for_port(app, app_port, 30)
+    with recording_app_behind_gatekeeper(framework, base, config) as log:
         yield Stack(framework, (host, int(port)), log)
 
 

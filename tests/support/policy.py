@@ -1,4 +1,5 @@
-"""The project's default policy (policies/) for tests, and the stock casbin Enforcer kept quiet."""
+"""Policies for tests: the project's default (policies/), a Casbin model's text from its parts,
+the two files written for a ``policy`` section, and the stock casbin Enforcer kept quiet."""
 
 from __future__ import annotations
 
@@ -7,10 +8,12 @@ import logging
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from gatekeeper.settings.routes import DomainSource, PolicySettings
 
-__all__ = ["SHIPPED_SETTINGS", "casbin_quiet", "copy_default_policy"]
+__all__ = ["ALLOW", "ALLOW_UNLESS_DENIED", "SHIPPED_SETTINGS", "casbin_model", "casbin_quiet",
+           "copy_default_policy", "write_policy"]
 
 POLICIES = Path(__file__).resolve().parents[2] / "policies"
 
@@ -19,6 +22,32 @@ SHIPPED_SETTINGS = {
     "tenants-domains.policy.csv": PolicySettings(domain=DomainSource(claim="tenant"),
                                                  domain_matching="keyMatch"),
 }
+
+
+ALLOW = "some(where (p.eft == allow))"
+ALLOW_UNLESS_DENIED = "some(where (p.eft == allow)) && !some(where (p.eft == deny))"
+
+
+def casbin_model(request: str, policy: str, matchers: str, *, roles: str | None = "_, _",
+                 effect: str = ALLOW, more: str = "") -> str:
+    """A model.conf's text: ``r = request``, ``p = policy``, ``g = roles`` (none when None),
+    ``e = effect``, ``m = matchers``, then ``more`` (gatekeeper's [object_attributes])."""
+    sections = [f"[request_definition]\nr = {request}\n", f"[policy_definition]\np = {policy}\n"]
+    if roles is not None:
+        sections.append(f"[role_definition]\ng = {roles}\n")
+    sections += [f"[policy_effect]\ne = {effect}\n", f"[matchers]\nm = {matchers}\n"]
+    if more:
+        sections.append(more)
+    return "\n".join(sections)
+
+
+def write_policy(directory: Path, model: str, rules: str, **settings: Any) -> dict[str, Any]:
+    """model.conf and policy.csv written into ``directory``; the ``policy`` config naming them
+    (``settings``: its other keys)."""
+    (directory / "model.conf").write_text(model)
+    (directory / "policy.csv").write_text(rules)
+    return {"model": str(directory / "model.conf"), "policy": str(directory / "policy.csv"),
+            **settings}
 
 
 def copy_default_policy(directory: Path, extra_rules: str = "") -> dict[str, str]:

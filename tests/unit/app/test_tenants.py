@@ -14,25 +14,13 @@ from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import Upstream
 from tests.support.asgi import request
 from tests.support.fakes import bearer, mint
+from tests.support.policy import casbin_model, write_policy
 from tests.unit.app.conftest import MakeSettings
 
-MODEL = """\
-[request_definition]
-r = sub, dom, obj, act, client
-
-[policy_definition]
-p = sub, dom, obj, act
-
-[role_definition]
-g = _, _, _
-
-[policy_effect]
-e = some(where (p.eft == allow))
-
-[matchers]
-m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch2(r.obj, p.obj) && r.act == p.act \
-&& (p.obj != "/ops/*" || ipMatch(r.client, "192.0.2.0/24"))
-"""
+MODEL = casbin_model(
+    "sub, dom, obj, act, client", "sub, dom, obj, act",
+    "g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch2(r.obj, p.obj) && r.act == p.act"
+    ' && (p.obj != "/ops/*" || ipMatch(r.client, "192.0.2.0/24"))', roles="_, _, _")
 POLICY = """\
 p, role:editor, acme.example.com, /docs/*, GET
 p, role:editor, acme.example.com, /ops/*, GET
@@ -41,10 +29,7 @@ g, alice, role:editor, acme.example.com
 
 
 def policy_section(tmp_path: Path) -> dict[str, Any]:
-    (tmp_path / "model.conf").write_text(MODEL)
-    (tmp_path / "policy.csv").write_text(POLICY)
-    return {"model": str(tmp_path / "model.conf"), "policy": str(tmp_path / "policy.csv"),
-            "watch": False, "domain": {"host": True}}
+    return write_policy(tmp_path, MODEL, POLICY, watch=False, domain={"host": True})
 
 
 @pytest.mark.parametrize(("peer", "headers", "status", "told"), [

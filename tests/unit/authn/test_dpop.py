@@ -24,10 +24,11 @@ from gatekeeper.authn.bearer import BearerAuthenticator
 from gatekeeper.authn.dpop import DpopProofs
 from gatekeeper.authn.dpop_replay import MemoryReplay, Nonces
 from gatekeeper.authn.htu import normalise, request_url
+from gatekeeper.authn.wiring import dpop_proofs
 from gatekeeper.errors import DpopRefused, GatekeeperError
 from gatekeeper.metrics import Metrics
 from gatekeeper.request import RequestView
-from gatekeeper.settings import AuthSettings, IssuerSettings
+from gatekeeper.settings import AuthSettings, IssuerSettings, Settings
 from gatekeeper.settings.dpop import DpopSettings
 from gatekeeper.tokens.jwks import IssuerKeys
 from tests.support import forge
@@ -246,6 +247,45 @@ def test_memory_replay_refuses_when_full_and_forgets_after_the_ttl() -> None:
                 await replay.first_use("c", 10, 11.0),  # a and b expired
                 await replay.first_use("c", 10, 12.0)]
     assert asyncio.run(body()) == [True, True, False, True, False]
+
+
+def test_memory_replay_frees_a_holders_share_as_its_keys_expire() -> None:
+    replay = MemoryReplay(10, holder_size=2)
+
+    async def body() -> list[bool]:
+        return [await replay.first_use("a1", 10, 0.0, holder="A"),
+                await replay.first_use("a2", 10, 0.0, holder="A"),
+                await replay.first_use("a3", 10, 1.0, holder="A"),  # A's share is full
+                await replay.first_use("b1", 10, 1.0, holder="B"),  # B keeps its own
+                await replay.first_use("a3", 10, 11.0, holder="A"),  # a1 and a2 expired
+                await replay.first_use("a3", 10, 12.0, holder="A")]  # a replay all the same
+    assert asyncio.run(body()) == [True, True, False, True, True, False]
+
+
+def test_one_holder_flooding_the_memory_replay_cache_leaves_another_holder_served() -> None:
+    """CWE-400: a full memory store refuses every proof, so one holder of a bound token sending
+    fresh proofs could lock every other holder out; it fills its own share only."""
+    settings = Settings.model_validate({"auth": {
+        "issuers": [{"issuer": ISSUER, "audience": [AUDIENCE], "jwks_uri": ISSUER + "/jwks"}],
+        "dpop": {"enabled": True, "replay_cache_size": 1000, "replay_cache_key_share": 0.1}}})
+    proofs = dpop_proofs(settings, None, lambda _: False)
+    assert proofs is not None
+    flooding, other = mint(), mint(cnf={"jkt": OTHER.jkt})
+
+    async def verdict(client: DpopClient, token: str) -> str:
+        try:
+            await proofs.check(request([("DPoP", client.proof("GET", URL, token))]), token,
+                               client.jkt)
+        except DpopRefused as exc:
+            return exc.code
+        return "accepted"
+
+    async def body() -> tuple[list[str], list[str]]:
+        flood = [await verdict(CLIENT, flooding) for _ in range(1000)]  # the whole store's size
+        return flood, [await verdict(OTHER, other) for _ in range(20)]
+    flood, served = asyncio.run(body())
+    assert served == ["accepted"] * 20
+    assert flood == ["accepted"] * 100 + ["dpop_replayed"] * 900  # its share: 10% of 1000
 
 
 def test_nonces_are_required_when_configured() -> None:

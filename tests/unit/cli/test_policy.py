@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from tests.support.paths import ROOT
+from tests.support.policy import casbin_model
 
 POLICIES = ROOT / "policies"
 MODEL, POLICY = POLICIES / "model.conf", POLICIES / "policy.csv"
@@ -429,23 +430,10 @@ def test_iss_gives_the_sub_its_issuers_prefix(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "not a configured issuer" in unknown.stderr
 
 
-HOST_MODEL = """\
-[request_definition]
-r = sub, dom, obj, act, client
-
-[policy_definition]
-p = sub, dom, obj, act
-
-[role_definition]
-g = _, _, _
-
-[policy_effect]
-e = some(where (p.eft == allow))
-
-[matchers]
-m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch2(r.obj, p.obj) && r.act == p.act \
-&& ipMatch(r.client, "10.0.0.0/8")
-"""
+HOST_MODEL = casbin_model(
+    "sub, dom, obj, act, client", "sub, dom, obj, act",
+    "g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch2(r.obj, p.obj) && r.act == p.act"
+    ' && ipMatch(r.client, "10.0.0.0/8")', roles="_, _, _")
 
 
 @pytest.mark.parametrize(("arguments", "code", "reason"), [

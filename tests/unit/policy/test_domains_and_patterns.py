@@ -26,7 +26,7 @@ from gatekeeper.request import RequestView
 from gatekeeper.settings.routes import DomainSource, PolicySettings
 from gatekeeper.subjects import ANONYMOUS_ROLE, AUTHENTICATED_ROLE, as_role
 from tests.support.paths import ROOT
-from tests.support.policy import casbin_quiet
+from tests.support.policy import casbin_model, casbin_quiet
 
 DATA = ROOT / "tests" / "data" / "casbin"
 T, F = True, False
@@ -130,22 +130,10 @@ def test_a_domain_taken_from_a_claim_in_the_matcher_is_decided_as_casbin_does() 
             (allowed, list(rule)), (sub, dom, obj, act)
 
 
-TOKEN_MODEL = """\
-[request_definition]
-r = sub, dom, obj, act
-
-[policy_definition]
-p = sub, dom, obj, act
-
-[role_definition]
-g = _, _, _
-
-[policy_effect]
-e = some(where (p.eft == allow))
-
-[matchers]
-m = g(r.sub, p.sub, r.dom) && keyMatch(r.dom, p.dom) && keyMatch2(r.obj, p.obj) && r.act == p.act
-"""
+TOKEN_MODEL = casbin_model(
+    "sub, dom, obj, act", "sub, dom, obj, act",
+    "g(r.sub, p.sub, r.dom) && keyMatch(r.dom, p.dom) && keyMatch2(r.obj, p.obj) && r.act == p.act",
+    roles="_, _, _")
 TOKEN_POLICY = """\
 p, role:admin, acme, /admin/*, GET
 p, role:viewer, *, /docs/:id, GET

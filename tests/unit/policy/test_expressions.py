@@ -22,45 +22,22 @@ from gatekeeper.policy.features import DOCS
 from gatekeeper.policy.loader import PolicyError, load_policy
 from gatekeeper.policy.reload import PolicyHolder
 from tests.support.fakes import run
+from tests.support.policy import ALLOW_UNLESS_DENIED, casbin_model, write_policy
 
 # Casbin's abac_rule shape, with the subject's attributes as the token's claims.
-RULE_MODEL = """\
-[request_definition]
-r = sub, obj, act, claims
-
-[policy_definition]
-p = sub_rule, obj, act
-
-[policy_effect]
-e = some(where (p.eft == allow))
-
-[matchers]
-m = r.obj == p.obj && r.act == p.act && eval(p.sub_rule)
-"""
+RULE_MODEL = casbin_model("sub, obj, act, claims", "sub_rule, obj, act",
+                          "r.obj == p.obj && r.act == p.act && eval(p.sub_rule)", roles=None)
 
 # Roles and a deny, the expression last: rules indexed by subject.
-DENY_MODEL = """\
-[request_definition]
-r = sub, obj, act, claims
-
-[policy_definition]
-p = sub, obj, act, rule, eft
-
-[role_definition]
-g = _, _
-
-[policy_effect]
-e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
-
-[matchers]
-m = g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act) && eval(p.rule)
-"""
+DENY_MODEL = casbin_model(
+    "sub, obj, act, claims", "sub, obj, act, rule, eft",
+    "g(r.sub, p.sub) && keyMatch2(r.obj, p.obj) && methodMatch(r.act, p.act) && eval(p.rule)",
+    effect=ALLOW_UNLESS_DENIED)
 
 
 def load(tmp_path: Path, model: str, policy: str) -> CompiledPolicy:
-    (tmp_path / "model.conf").write_text(model)
-    (tmp_path / "policy.csv").write_text(policy)
-    return load_policy(tmp_path / "model.conf", tmp_path / "policy.csv").policy
+    files = write_policy(tmp_path, model, policy)
+    return load_policy(Path(files["model"]), Path(files["policy"])).policy
 
 
 def refusal(tmp_path: Path, model: str, policy: str) -> list[str]:

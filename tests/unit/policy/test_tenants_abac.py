@@ -14,29 +14,15 @@ from gatekeeper.policy.engine import CompiledPolicy
 from gatekeeper.policy.loader import PolicyError, load_policy
 from gatekeeper.request import RequestView
 from gatekeeper.settings.routes import DomainSource, PolicySettings
+from tests.support.policy import ALLOW_UNLESS_DENIED, casbin_model, write_policy
 
 TENANT_CLAIM = PolicySettings(domain=DomainSource(claim="tenant"))
 
-DOMAINS_EVAL = """\
-[request_definition]
-r = sub, dom, obj, act, claims
-
-[policy_definition]
-p = sub, dom, obj, act, rule, eft
-
-[role_definition]
-g = _, _, _
-
-[policy_effect]
-e = some(where (p.eft == allow)) && !some(where (p.eft == deny))
-
-[matchers]
-m = g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch2(r.obj, p.obj) && r.act == p.act \
-&& eval(p.rule)
-
-[object_attributes]
-Owner = query owner
-"""
+DOMAINS_EVAL = casbin_model(
+    "sub, dom, obj, act, claims", "sub, dom, obj, act, rule, eft",
+    "g(r.sub, p.sub, r.dom) && r.dom == p.dom && keyMatch2(r.obj, p.obj) && r.act == p.act"
+    " && eval(p.rule)", roles="_, _, _", effect=ALLOW_UNLESS_DENIED,
+    more="[object_attributes]\nOwner = query owner\n")
 
 DOMAINS_EVAL_RULES = """\
 p, role:member, acme, /documents, GET, r.obj.Owner == r.sub && r.claims.level >= 2, allow
@@ -45,35 +31,18 @@ g, alice, role:admin, acme
 """
 
 # Casbin's by-position request (user, tenant, thing, action): the path is r.thing.
-NAMED = """\
-[request_definition]
-r = user, tenant, thing, action
-
-[policy_definition]
-p = sub, dom, obj, act, rule
-
-[role_definition]
-g = _, _, _
-
-[policy_effect]
-e = some(where (p.eft == allow))
-
-[matchers]
-m = g(r.user, p.sub, r.tenant) && r.tenant == p.dom && keyMatch2(r.thing, p.obj) \
-&& r.action == p.act && r.thing.Owner == r.user && eval(p.rule)
-
-[object_attributes]
-Owner = query owner
-Team = path /teams/:Team/*
-"""
+NAMED = casbin_model(
+    "user, tenant, thing, action", "sub, dom, obj, act, rule",
+    "g(r.user, p.sub, r.tenant) && r.tenant == p.dom && keyMatch2(r.thing, p.obj)"
+    " && r.action == p.act && r.thing.Owner == r.user && eval(p.rule)", roles="_, _, _",
+    more="[object_attributes]\nOwner = query owner\nTeam = path /teams/:Team/*\n")
 
 NAMED_RULES = 'p, role:member, acme, /teams/*, GET, r.thing.Team in ("red", "blue")\n'
 
 
 def load(tmp_path: Path, model: str, rules: str, cache_size: int = 0) -> CompiledPolicy:
-    (tmp_path / "model.conf").write_text(model)
-    (tmp_path / "policy.csv").write_text(rules)
-    return load_policy(tmp_path / "model.conf", tmp_path / "policy.csv", cache_size=cache_size,
+    files = write_policy(tmp_path, model, rules)
+    return load_policy(Path(files["model"]), Path(files["policy"]), cache_size=cache_size,
                        settings=TENANT_CLAIM).policy
 
 
