@@ -11,6 +11,10 @@ Every client copy of that header is stripped on every route by mutate.HeaderPoli
       has a ``token_exchange`` client           (401 / 403) or 503 when it cannot be asked
     any other caller (a client certificate,   403 ``token_exchange_not_possible``: the app
       an issuer without that client)            expects a token this caller cannot bring
+
+A browser session whose token the provider will not exchange (``invalid_grant``) gets 403, not
+401: a 401 sends a browser to log in, and the provider's single sign-on would hand it a token
+refused the same way, round and round.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 
-from gatekeeper.errors import Forbidden
+from gatekeeper.errors import Forbidden, InvalidToken
 from gatekeeper.headernames import fold
 from gatekeeper.paths import PathPatterns
 from gatekeeper.principal import Principal
@@ -61,7 +65,12 @@ class TokenExchanges:
                             "callers with a token of a configured issuer",
                             code="token_exchange_not_possible")
         digest = hashlib.sha256(token.encode("utf-8")).digest()
-        value = await client.exchange(token, digest, principal.expires_at, wanted)
+        try:
+            value = await client.exchange(token, digest, principal.expires_at, wanted)
+        except InvalidToken as exc:
+            if principal.via != "session":
+                raise
+            raise Forbidden(exc.description, code=exc.code) from exc  # no login loop
         # A new list: the mutator's is cached per principal, shared by its requests.
         name = fold(wanted.header)
         return [*(h for h in identity if fold(h[0]) != name), (wanted.header, value.encode("ascii"))]

@@ -305,3 +305,18 @@ def test_a_token_is_never_in_a_log_line(caplog: pytest.LogCaptureFixture) -> Non
     assert caplog.records
     for record in caplog.records:
         assert "tok-secret" not in json.dumps(record.__dict__, default=str)
+
+
+@pytest.mark.parametrize(("via", "status"), [("bearer", 401), ("session", 403)],
+                         ids=["a bearer token: 401", "a browser session: 403, never a login loop"])
+def test_a_token_the_provider_will_not_exchange_is_401_for_a_bearer_and_403_for_a_session(
+    via: str, status: int,
+) -> None:
+    async def scenario(http: httpx.AsyncClient, provider: Provider) -> None:
+        provider.reply = lambda request: httpx.Response(400, json={"error": "invalid_grant"})
+        stage = TokenExchanges([ORDERS], {ISSUER: IssuerExchange(_issuer(), AuthSettings(), http)})
+        with pytest.raises(GatekeeperError) as raised:
+            await stage.exchanged(_principal(via=via), _view("GET", "/orders/1"), [])
+        assert _status(raised.value) == (status, "token_exchange_invalid_grant")
+
+    _run(scenario)
