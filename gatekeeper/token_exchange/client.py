@@ -145,17 +145,19 @@ class IssuerExchange:
                                                     ("resource", wanted.resource),
                                                     ("scope", wanted.scope)) if value is not None]
         try:
-            endpoint = await self._endpoint_url()
-            url, headers, body = self._auth.prepare(
-                "POST", endpoint, {"content-type": "application/x-www-form-urlencoded",
-                                   "accept": "application/json"}, urlencode(form))
-            fetched = await self._http.call("POST", url, headers=headers, content=body)
+            # One deadline for discovery (the first time) and the call together.
+            async with asyncio.timeout(self.settings.timeout_seconds):
+                endpoint = await self._endpoint_url()
+                url, headers, body = self._auth.prepare(
+                    "POST", endpoint, {"content-type": "application/x-www-form-urlencoded",
+                                       "accept": "application/json"}, urlencode(form))
+                fetched = await self._http.call("POST", url, headers=headers, content=body)
             answer = fetched.json()
-        except (FetchError, ValueError) as exc:
+        except (FetchError, ValueError, TimeoutError) as exc:
             # The text names the URL without credentials, never a token or the secret.
             log.warning("token exchange failed", extra={"issuer": self.issuer,
                                                         "audience": wanted.audience,
-                                                        "error": str(exc)[:300]})
+                                                        "error": str(exc)[:300] or "deadline"})
             raise TokenExchangeUnavailable("the provider could not be asked for the app's token"
                                            ) from exc
         now = self._clock()
