@@ -172,7 +172,9 @@ class IssuerExchange:
             log.info("token exchange refused", extra={"issuer": self.issuer,
                                                       "audience": wanted.audience,
                                                       "error": exc.code})
-            return Held(None, exc, now + self.settings.negative_ttl_seconds)
+            # A fresh copy: the raised one's traceback holds frames (and the token) alive.
+            return Held(None, type(exc)(exc.description, code=exc.code),
+                        now + self.settings.negative_ttl_seconds)
         until = now + self.settings.max_ttl_seconds
         if result.expires_in is not None:
             until = min(until, now + result.expires_in - self.settings.expiry_margin_seconds)
