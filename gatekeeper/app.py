@@ -65,6 +65,7 @@ from gatekeeper.settings.server import HttpProtocol
 from gatekeeper.settings.tls import TlsSettings
 from gatekeeper.subjects import SubjectNamespaces
 from gatekeeper.tls.rotation import listener_context
+from gatekeeper.token_exchange import IssuerExchange, TokenExchanges
 from gatekeeper.tokens.introspect import Introspector
 from gatekeeper.tokens.jwks import IssuerKeys
 from gatekeeper.tracing import NO_TRACING, Tracing
@@ -342,9 +343,14 @@ class GatekeeperApp:
                    [settings.oidc.redirect_url_of(p) for p in settings.oidc.providers])
             origins = OriginCheck(own, settings.session.allowed_origins, cors)
         signer = await self._start_assertions(settings, stack, extra_checks)
+        exchanges = None
+        if settings.token_exchange:
+            exchanges = TokenExchanges(settings.token_exchange, {
+                issuer.issuer: IssuerExchange(issuer, settings.auth, http)
+                for issuer in settings.auth.issuers if issuer.token_exchange is not None})
         pipeline = Pipeline(authenticators, authorizer, headers, revocations=revocations,
                             origins=origins, rate_limits=rate_limits, tracing=tracing,
-                            assertions=signer)
+                            assertions=signer, exchanges=exchanges)
         if settings.oidc is not None:
             # The routes authenticate with the chain; the chain ends a revoked session with them.
             login = browser.routes(pipeline)

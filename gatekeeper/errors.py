@@ -19,6 +19,9 @@
     ├── ReplayStoreUnavailable 503  Redis (DPoP jti replay cache) did not answer: fail closed
     ├── RevocationStale       503   the local revocation list is older than its staleness bound
     ├── RevocationStoreUnavailable 503 POST /revoke could not store and publish (Redis down)
+    ├── TokenExchangeUnavailable 503 the provider gave no usable RFC 8693 answer for the app's
+    │                               token (down, slow, too large, hostile); a refusal is a 401
+    │                               (``invalid_grant``) or a 403 (``invalid_target``, …) instead
     ├── LoginFailed           400   a browser login cannot complete: state, provider error, a
     │                               refused ID token (its code names the failed check)
     │   ├── LoginDenied       403   the provider answered access_denied (the user cancelled)
@@ -152,6 +155,14 @@ class IntrospectionUnavailable(GatekeeperError):
     that token's holder gets 503, nothing is decided or cached (RFC 7662)."""
 
     code = "introspection_unavailable"
+    status = 503
+
+
+class TokenExchangeUnavailable(GatekeeperError):
+    """The issuer's token endpoint gave no usable token-exchange answer (RFC 8693 §2.2): down,
+    slow, non-JSON, too large, no token or the wrong kind. Only the exchange routes get it."""
+
+    code = "token_exchange_unavailable"
     status = 503
 
 

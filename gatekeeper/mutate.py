@@ -53,6 +53,7 @@ class HeaderPolicy:
             ours.append(settings.assertion_header)
         if settings.certificate_header is not None:
             ours.append(settings.certificate_header)
+        ours.extend(settings.exchange_headers)
         self._protected = frozenset(fold(n.encode("ascii")) for n in ours) | {b"x-request-id"}
         self._pass_authorization = settings.pass_authorization_header
         # Gatekeeper's own cookies never reach the app: they hold tokens, and a large session

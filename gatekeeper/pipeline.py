@@ -8,6 +8,8 @@
     rate limit      a budget per caller on the configured paths: 429
     mutate          the identity headers the app (or the ingress) gets
     assert          a signed JWT for the app, bound to this request (gatekeeper/assertion/)
+    token exchange  the app's own token for a downstream audience (RFC 8693), on the routes
+                    configured for one (gatekeeper/token_exchange/)
 
 The same chain serves a proxied request, a WebSocket handshake and a forward-auth check
 (edge/gate.py only dispatches and renders). Stages decide, never answer: a stage that refuses
@@ -83,6 +85,19 @@ class Asserter(Protocol):
     def header(self, principal: Principal, request: RequestView) -> tuple[bytes, bytes]: ...
 
 
+class TokenExchanger(Protocol):
+    """``covers`` is in memory; only a path some rule covers pays for ``exchanged`` (a call to
+    the provider, or its cache) (gatekeeper/token_exchange/)."""
+
+    def covers(self, path: str) -> bool: ...
+
+    async def exchanged(self, principal: Principal, request: RequestView,
+                        identity: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+        """``identity`` plus the app's exchanged token; raise the provider's refusal (401,
+        403) or ``TokenExchangeUnavailable`` (503)."""
+        ...
+
+
 class Pipeline:
     def __init__(
         self,
@@ -96,6 +111,7 @@ class Pipeline:
         revoked_sessions: RevokedSessionEnder | None = None,
         tracing: Tracing = NO_TRACING,
         assertions: Asserter | None = None,
+        exchanges: TokenExchanger | None = None,
     ) -> None:
         self._authenticators = tuple(authenticators)
         self._tracing = tracing
@@ -112,6 +128,7 @@ class Pipeline:
         self._rate_limits = rate_limits
         self._mutator = mutator
         self._assertions = assertions
+        self._exchanges = exchanges
 
     def ending_revoked_sessions(self, ender: RevokedSessionEnder) -> Pipeline:
         """The same chain, ending a revoked session's cookie with ``ender``. (The login routes
@@ -119,7 +136,8 @@ class Pipeline:
         return Pipeline(self._authenticators, self._authorizer, self._mutator,
                         revocations=self._revocations, origins=self._origins,
                         rate_limits=self._rate_limits, revoked_sessions=ender,
-                        tracing=self._tracing, assertions=self._assertions)
+                        tracing=self._tracing, assertions=self._assertions,
+                        exchanges=self._exchanges)
 
     async def decide(self, exchange: Exchange) -> Decision:
         path = exchange.path
@@ -143,6 +161,8 @@ class Pipeline:
             if self._assertions is not None and principal.via != "anonymous":
                 # A new list: the mutator's is cached per principal, shared by its requests.
                 identity = [*identity, self._assertions.header(principal, exchange)]
+            if self._exchanges is not None and self._exchanges.covers(path):
+                identity = await self._exchanges.exchanged(principal, exchange, identity)
         except Unauthenticated as exc:
             if self._revoked_sessions is not None and isinstance(exc, SessionRevoked):
                 await self._revoked_sessions.end_revoked_session(exchange, exchange.request_id)

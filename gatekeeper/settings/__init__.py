@@ -37,6 +37,7 @@ from gatekeeper.settings.server import ServerSettings
 from gatekeeper.settings.session import HEADER_ROOM_BYTES, SESSION_CHUNK_BYTES, SessionSettings
 from gatekeeper.settings.subjects import IssuerEntry, resolve_prefixes
 from gatekeeper.settings.tls import CERTIFICATE_ISSUER, TlsSettings
+from gatekeeper.settings.token_exchange import TokenExchangeClient, TokenExchangeRoute
 from gatekeeper.settings.tracing import TracingSettings
 
 __all__ = [
@@ -44,7 +45,8 @@ __all__ = [
     "AdminSettings", "AssertionSettings", "AsymmetricAlgorithm", "AuthSettings", "CorsRule",
     "ForwardAuthSettings", "HeaderSettings", "IntrospectionSettings", "IssuerSettings", "OidcSettings",
     "PolicySettings", "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings",
-    "ServerSettings", "SessionSettings", "Settings", "TlsSettings", "TracingSettings",
+    "ServerSettings", "SessionSettings", "Settings", "TlsSettings", "TokenExchangeClient",
+    "TokenExchangeRoute", "TracingSettings",
     "check_path_pattern",
     "check_pattern_shape",
     "check_redis_url", "split_host_port",
@@ -57,7 +59,8 @@ DEFAULT_HEADERS = {
     "X-Auth-Request-Issuer": "iss",  # the verifying issuer: X-Auth-Request-User is per issuer
 }
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
-_RESERVED_HEADERS = frozenset({b"authorization", b"cookie", b"x-request-id", b"x-auth-request-access-token"})
+_ACCESS_TOKEN_HEADER = b"x-auth-request-access-token"
+_RESERVED_HEADERS = frozenset({b"authorization", b"cookie", b"x-request-id", _ACCESS_TOKEN_HEADER})
 
 
 def _local(host: str) -> str | None:
@@ -192,6 +195,15 @@ class Settings(FrozenModel):
         "request's method and target; its keys at `/.well-known/gatekeeper/jwks.json` "
         "(docs/identity-assertion.md).")
 
+    token_exchange: list[TokenExchangeRoute] = Field(
+        default_factory=list,
+        max_length=100,
+        description="Routes whose app gets a token of its own for a downstream API (RFC 8693, "
+        "docs/providers.md): the caller's token is exchanged at its issuer (with that issuer's "
+        "`auth.issuers[].token_exchange` client) and the answer sent in the rule's `header`. "
+        "The first rule whose paths and methods match applies.",
+    )
+
     @field_validator("listen", "admin_listen")
     @classmethod
     def _listen(cls, value: str) -> str:
@@ -288,6 +300,35 @@ class Settings(FrozenModel):
         return value
 
     @model_validator(mode="after")
+    def _token_exchange_headers(self) -> Settings:
+        # As for `headers`: the token's header is never one gatekeeper strips for another
+        # reason or sets itself, nor an identity or assertion header (one would be dropped).
+        others = {fold(n.encode("ascii")): f"headers ({n})" for n in self.headers}
+        if self.assertion is not None:
+            others[fold(self.assertion.header.encode("ascii"))] = "assertion.header"
+        if self.auth.client_certificate_header is not None:
+            others[fold(self.auth.client_certificate_header.encode("ascii"))] = (
+                "auth.client_certificate_header")
+        for i, rule in enumerate(self.token_exchange):
+            folded = fold(rule.header.encode("ascii"))
+            if (folded in NEVER_FORWARDED or is_override(folded) or is_forwarding(folded)
+                    or (folded in _RESERVED_HEADERS and folded != _ACCESS_TOKEN_HEADER)):
+                raise ValueError(f"token_exchange.{i}.header: {rule.header!r} is a header "
+                                 "gatekeeper strips or sets itself")
+            if folded in others:
+                raise ValueError(f"token_exchange.{i}.header: {rule.header!r} is also "
+                                 f"{others[folded]} (case and every character but letters and "
+                                 "digits are alike)")
+        return self
+
+    @model_validator(mode="after")
+    def _token_exchange_clients(self) -> Settings:
+        if self.token_exchange and not any(i.token_exchange is not None for i in self.auth.issuers):
+            raise ValueError("token_exchange: no issuer has a client to exchange tokens with; "
+                             "set auth.issuers[].token_exchange (client_id, client_secret)")
+        return self
+
+    @model_validator(mode="after")
     def _listeners_differ(self) -> Settings:
         if split_host_port(self.listen)[1] == split_host_port(self.admin_listen)[1]:
             raise ValueError("listen and admin_listen must use different ports")
@@ -330,7 +371,8 @@ class Settings(FrozenModel):
             trusted_proxies=tuple(self.trusted_proxies),
             session_cookie=self.session.cookie_name if self.oidc is not None else None,
             assertion_header=self.assertion.header if self.assertion is not None else None,
-            certificate_header=self.auth.client_certificate_header)
+            certificate_header=self.auth.client_certificate_header,
+            exchange_headers=tuple(sorted({rule.header for rule in self.token_exchange})))
 
     @model_validator(mode="after")
     def _certificate_header_needs_proxies(self) -> Settings:

@@ -15,6 +15,7 @@ from pydantic import (
 from gatekeeper.settings.common import AsymmetricAlgorithm, FrozenModel, check_http_url
 from gatekeeper.settings.dpop import DpopSettings
 from gatekeeper.settings.subjects import SUBJECT_PREFIX_DESCRIPTION, check_issuer_url, check_prefix
+from gatekeeper.settings.token_exchange import TokenExchangeClient
 
 
 class IntrospectionSettings(FrozenModel):
@@ -75,6 +76,9 @@ class IssuerSettings(FrozenModel):
     subject_prefix: str | None = Field(default=None, description=SUBJECT_PREFIX_DESCRIPTION)
     introspection: IntrospectionSettings | None = Field(
         default=None, description="RFC 7662 introspection of opaque (or all) tokens; default: off.")
+    token_exchange: TokenExchangeClient | None = Field(
+        default=None, description="The client gatekeeper exchanges this issuer's tokens as, on the "
+        "routes of the top-level `token_exchange` (RFC 8693); default: none.")
 
     @field_validator("issuer", "jwks_uri")
     @classmethod

@@ -21,3 +21,6 @@ class HeaderSettings:
     # A front proxy's forwarded client certificate (``auth.client_certificate_header``): read by
     # authn/certbound.py, never passed on to the app.
     certificate_header: str | None = None
+    # The headers exchanged tokens go to the app in (``token_exchange[].header``): ours, so
+    # every client copy goes on every route, exchanged there or not.
+    exchange_headers: tuple[str, ...] = ()

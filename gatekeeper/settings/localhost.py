@@ -50,6 +50,11 @@ def localhost_only_warnings(settings: Settings) -> list[str]:
             if _plain_http_elsewhere(url):
                 found.append(f"auth.issuers.{index}.{key}: plain http to a host other than "
                              "localhost: anyone on the path can serve keys that sign any token")
+        exchange = issuer.token_exchange
+        if exchange is not None and _plain_http_elsewhere(exchange.token_endpoint):
+            found.append(f"auth.issuers.{index}.token_exchange.token_endpoint: plain http to a host "
+                         "other than localhost: the client secret, every caller's token and the "
+                         "app's exchanged tokens travel in clear")
     oidc = settings.oidc
     if oidc is None:
         return found

@@ -121,3 +121,22 @@ def test_the_dpop_example_is_a_config_that_turns_dpop_on_with_a_shared_replay_st
     settings = load_block(block, tmp_path, monkeypatch)
     assert settings.auth.dpop.enabled and settings.auth.dpop.replay_store == "redis"
     assert settings.uses_redis
+
+
+def test_the_token_exchange_examples_load_with_a_client_and_their_routes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Keycloak example (a whole config with browser login) and the generic fragment (an API
+    alone, still a whole config) both load, each issuer with an exchange client."""
+    section = "Token exchange for the app (RFC 8693)"
+    (keycloak,) = [b for b in CONFIGS if b.section == section]
+    settings = load_block(keycloak, tmp_path, monkeypatch)
+    (issuer,) = settings.auth.issuers
+    assert issuer.token_exchange is not None and issuer.token_exchange.token_endpoint is None
+    assert [r.audience for r in settings.token_exchange] == ["orders-api", "billing-api"]
+    assert settings.header_section().exchange_headers == ("X-Auth-Request-Access-Token",
+                                                          "X-Billing-Token")
+    (generic,) = [b for b in FRAGMENTS if b.section == section]
+    settings = load_block(generic, tmp_path, monkeypatch)
+    (rule,) = settings.token_exchange
+    assert rule.resource == "https://reports.example.com/" and rule.audience is None

@@ -37,8 +37,18 @@
 //   OIDC_JWT_ACCESS_TOKEN_AUDIENCE   when set, access tokens are JWTs (RFC 9068) for this audience,
 //                                    carrying `roles` (resource indicator urn:gatekeeper:test-api,
 //                                    the default); they are then not accepted at userinfo
+//   OIDC_TOKEN_EXCHANGE_AUDIENCES    JSON list; when set, the client may use RFC 8693 token exchange
+//                                    (grant urn:ietf:params:oauth:grant-type:token-exchange, which
+//                                    oidc-provider does not ship: registered below) to trade an
+//                                    access token of its own (a JWT for OIDC_JWT_ACCESS_TOKEN_AUDIENCE,
+//                                    checked with the provider's key, or an opaque one from its
+//                                    store) for a JWT access token whose aud is the `audience` asked
+//                                    for, one of these. GET /test/token-exchange/count says how many
+//                                    exchange requests arrived (a test counts its cache misses).
 
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import {
+  createPublicKey, generateKeyPairSync, randomBytes, verify,
+} from 'node:crypto';
 import { createServer } from 'node:http';
 
 import Provider, { errors } from 'oidc-provider';
@@ -91,6 +101,7 @@ const settings = {
   accessTokenFormat: env.OIDC_ACCESS_TOKEN_FORMAT || 'jwt',
   // '1': the introspection (RFC 7662) and revocation (RFC 7009) endpoints are served.
   introspection: env.OIDC_INTROSPECTION === '1',
+  exchangeAudiences: jsonList('OIDC_TOKEN_EXCHANGE_AUDIENCES', []),
 };
 if (!['jwt', 'opaque'].includes(settings.accessTokenFormat)) {
   throw new Error('OIDC_ACCESS_TOKEN_FORMAT: jwt or opaque');
@@ -114,6 +125,8 @@ const jwks = {
 };
 
 const RESOURCE = 'urn:gatekeeper:test-api';
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
 const bySub = new Map(USERS.map((user) => [user.sub, user]));
 const byUsername = new Map(USERS.map((user) => [user.username, user]));
@@ -141,7 +154,8 @@ const configuration = {
     application_type: 'web',
     redirect_uris: settings.redirectUris,
     post_logout_redirect_uris: settings.postLogoutRedirectUris,
-    grant_types: ['authorization_code', 'refresh_token'],
+    grant_types: ['authorization_code', 'refresh_token',
+      ...(settings.exchangeAudiences.length ? [TOKEN_EXCHANGE] : [])],
     response_types: ['code'],
     token_endpoint_auth_method: 'client_secret_basic', // client_secret_post is accepted too
     id_token_signed_response_alg: settings.idTokenAlg,
@@ -339,6 +353,83 @@ async function interaction(provider, req, res, path) {
   return send(res, 405, page('Error', `<p role="alert">${escapeHtml(req.method)} ${escapeHtml(path)} is not allowed now</p>`));
 }
 
+// --- RFC 8693 token exchange (OIDC_TOKEN_EXCHANGE_AUDIENCES) ----------------------------------
+
+// The provider's own RS256 key: a subject token that is a JWT must be one this provider signed.
+const rs256 = createPublicKey({ key: jwks.keys.find((k) => k.kid === 'rs256-1'), format: 'jwk' });
+let exchangeCount = 0;
+
+async function subjectOf(provider, token) {
+  const parts = token.split('.');
+  if (parts.length === 3) {
+    let header;
+    let payload;
+    try {
+      header = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8'));
+      payload = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
+    } catch {
+      throw new errors.InvalidGrant('subject_token is not a JWT');
+    }
+    const signed = header.alg === 'RS256' && header.kid === 'rs256-1' && verify(
+      'RSA-SHA256', Buffer.from(`${parts[0]}.${parts[1]}`), rs256, Buffer.from(parts[2], 'base64url'),
+    );
+    const now = Math.floor(Date.now() / 1000);
+    // Only a token for the API the client guards may be exchanged (it is the client's audience).
+    if (!signed || payload.iss !== provider.issuer || typeof payload.exp !== 'number'
+      || payload.exp <= now || payload.aud !== settings.jwtAudience || !payload.sub) {
+      throw new errors.InvalidGrant('subject_token is invalid, expired or not for this client');
+    }
+    return { accountId: payload.sub, scope: payload.scope };
+  }
+  const stored = await provider.AccessToken.find(token);
+  if (!stored || stored.isExpired || !stored.accountId) {
+    throw new errors.InvalidGrant('subject_token is invalid or expired');
+  }
+  return { accountId: stored.accountId, scope: stored.scope };
+}
+
+async function tokenExchange(ctx, next) {
+  exchangeCount += 1;
+  const { params, client } = ctx.oidc;
+  if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest('subject_token_type must be an access token');
+  }
+  if (params.requested_token_type && params.requested_token_type !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest('only access tokens are issued');
+  }
+  presenceOf(params, 'subject_token');
+  const subject = await subjectOf(ctx.oidc.provider, params.subject_token);
+  if (!params.audience || !settings.exchangeAudiences.includes(params.audience)) {
+    throw new errors.InvalidTarget('audience is not one this provider issues exchanged tokens for');
+  }
+  const granted = new Set((subject.scope ?? '').split(' ').filter(Boolean));
+  const scope = (params.scope ?? '').split(' ').filter((s) => granted.has(s)).join(' ') || undefined;
+  const token = new ctx.oidc.provider.AccessToken({
+    accountId: subject.accountId, client, gty: 'token_exchange', scope,
+  });
+  token.resourceServer = new ctx.oidc.provider.ResourceServer(`urn:gatekeeper:exchange:${params.audience}`, {
+    audience: params.audience,
+    scope: scope ?? '',
+    accessTokenFormat: 'jwt',
+    accessTokenTTL: settings.accessTokenTtl,
+    jwt: { sign: { alg: 'RS256' } },
+  });
+  ctx.oidc.entity('AccessToken', token);
+  const value = await token.save();
+  ctx.body = {
+    access_token: value,
+    issued_token_type: ACCESS_TOKEN_TYPE,
+    token_type: 'Bearer',
+    expires_in: token.expiration,
+    ...(scope ? { scope } : {}),
+  };
+  await next();
+}
+
+function presenceOf(params, name) {
+  if (!params[name]) throw new errors.InvalidRequest(`missing required parameter '${name}'`);
+}
+
 // --- serve ----------------------------------------------------------------------------------
 
 function log(event, fields) {
@@ -355,6 +446,13 @@ await new Promise((resolve, reject) => {
 const { port } = server.address();
 const issuer = `http://127.0.0.1:${port}`;
 const provider = new Provider(issuer, configuration);
+if (settings.exchangeAudiences.length) {
+  if (!settings.jwtAudience) throw new Error('OIDC_TOKEN_EXCHANGE_AUDIENCES needs OIDC_JWT_ACCESS_TOKEN_AUDIENCE');
+  // Before any client is used: static clients are checked against the grant types lazily.
+  provider.registerGrantType(TOKEN_EXCHANGE, tokenExchange, [
+    'subject_token', 'subject_token_type', 'audience', 'resource', 'scope', 'requested_token_type',
+    'actor_token', 'actor_token_type']);
+}
 
 for (const event of ['server_error', 'authorization.error', 'grant.error', 'userinfo.error',
   'end_session.error', 'backchannel.error', 'introspection.error', 'revocation.error']) {
@@ -370,6 +468,10 @@ provider.on('backchannel.success', (ctx, client, accountId, sid) => {
 const callback = provider.callback();
 handler = (req, res) => {
   const path = new URL(req.url, issuer).pathname;
+  if (path === '/test/token-exchange/count' && req.method === 'GET') {
+    res.writeHead(200, { 'Content-Type': 'application/json' });
+    return res.end(JSON.stringify({ count: exchangeCount }));
+  }
   if (!path.startsWith('/interaction/')) return callback(req, res);
   return interaction(provider, req, res, path).catch((err) => {
     log('interaction.error', { error: err.error ?? err.name, description: err.error_description ?? err.message });

@@ -13,17 +13,20 @@ tests/oidc/provider.mjs. Needs ``npm ci --prefix tests/oidc`` once (``make test`
 
 from __future__ import annotations
 
+import base64
 import contextlib
+import hashlib
 import html
 import json
 import re
+import secrets
 import time
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import parse_qs, urlencode, urljoin, urlsplit
 
 import httpx
 
@@ -34,6 +37,7 @@ __all__ = [
     "LoginError",
     "OidcProvider",
     "OidcUser",
+    "code_flow_tokens",
     "login_with_http_client",
     "logout_with_http_client",
     "run_oidc_provider",
@@ -282,3 +286,27 @@ def cancel_at_provider(client: httpx.Client, authorize_url: str) -> str:
                          data={**{k: html.unescape(v) for k, v in carried.items()}, "action": "cancel"})
     assert answer.status_code == 302
     return answer.headers["location"]
+
+
+def code_flow_tokens(op: OidcProvider, username: str, redirect_uri: str,
+                     scope: str = "openid profile email") -> dict[str, Any]:
+    """A fresh login of ``username`` by the authorization code flow with PKCE, as the provider's
+    client: the token endpoint's answer. ``redirect_uri`` (one of the client's) is never followed:
+    the code is read off the redirect."""
+    verifier = secrets.token_urlsafe(48)
+    challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
+    discovery = op.discovery()
+    params = {"response_type": "code", "client_id": op.client_id, "redirect_uri": redirect_uri,
+              "scope": scope, "state": secrets.token_urlsafe(8),
+              "code_challenge": challenge.decode(), "code_challenge_method": "S256"}
+    user = op.users[username]
+    with op.http_client() as browser:
+        back = login_with_http_client(browser, f"{discovery['authorization_endpoint']}?"
+                                      f"{urlencode(params)}", user.username, user.password)
+    code = parse_qs(urlsplit(back).query)["code"][0]
+    with op.http_client() as backend:
+        answer: dict[str, Any] = backend.post(
+            discovery["token_endpoint"], auth=(op.client_id, op.client_secret),
+            data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+                  "code_verifier": verifier}).raise_for_status().json()
+    return answer

@@ -40,6 +40,14 @@ CASES: list[tuple[str, dict[str, Any], set[str]]] = [
     ("an http jwks_uri elsewhere", config(auth={"issuers": [{
         "issuer": "https://idp.example.com", "audience": ["api"],
         "jwks_uri": "http://10.0.0.5/jwks"}]}), {"auth.issuers.0.jwks_uri"}),
+    ("an http token-exchange endpoint elsewhere", config(auth={"issuers": [{
+        "issuer": "https://idp.example.com", "audience": ["api"], "token_exchange": {
+            "client_id": "gk", "client_secret": "s", "token_endpoint": "http://10.0.0.5/token"}}]}),
+     {"auth.issuers.0.token_exchange.token_endpoint"}),
+    ("an http token-exchange endpoint on loopback", config(auth={"issuers": [{
+        "issuer": "https://idp.example.com", "audience": ["api"], "token_exchange": {
+            "client_id": "gk", "client_secret": "s", "token_endpoint": "http://127.0.0.1:9/token"}}]}),
+     set()),
     ("an http issuer on loopback", config(auth={"issuers": [{"issuer": "http://127.0.0.1:9000",
                                                             "audience": ["api"]}]}), set()),
     ("an http issuer on localhost", config(auth={"issuers": [{"issuer": "http://localhost:9000",
