@@ -170,8 +170,8 @@ class Pipeline:
         except (Forbidden, RateLimited) as exc:  # refused with the caller known: logged as them
             rule_name = exc.rule if isinstance(exc, RateLimited) else None
             return Decision(Outcome.ERROR, exc.code, principal, error=exc, path=path, rule=rule_name)
-        except GatekeeperError as exc:
-            return Decision(Outcome.ERROR, exc.code, error=exc, path=path)
+        except GatekeeperError as exc:  # 503s and the like: logged as the caller once known
+            return Decision(Outcome.ERROR, exc.code, principal, error=exc, path=path)
         return Decision(Outcome.ALLOW, verdict.reason, principal, identity_headers=identity,
                         path=path, rule=verdict.rule, response_headers=budget)
 

@@ -160,12 +160,18 @@ def test_a_refusal_or_a_hostile_answer_fails_the_route_with_a_clear_code(
 
 def test_a_provider_that_is_down_fails_only_the_exchange_routes(
     make_settings: MakeSettings, issuer: DevIssuer, upstream: Upstream,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     settings = _settings(make_settings, issuer, f"http://127.0.0.1:{free_port()}/token")
-    token = mint(issuer)
+    token = mint(issuer, subject="olga")
+    capsys.readouterr()
     down = request(settings, "GET", "/orders/1", headers=[bearer(token)])
     assert (down.status, down.json()["error"]) == (503, "token_exchange_unavailable")
     assert len(upstream.recorder) == 0
+    # The access log names the caller the 503 was for (known before the exchange was tried).
+    logged = [line for line in map(json.loads, capsys.readouterr().out.splitlines())
+              if line.get("reason") == "token_exchange_unavailable"]
+    assert [line["subject"] for line in logged] == ["olga"], logged
     assert request(settings, "GET", "/elsewhere", headers=[bearer(token)]).status == 200
 
 
