@@ -31,6 +31,7 @@ from gatekeeper.authn.certbound import CertificateBinding
 from gatekeeper.authn.certificate import CertificateAuthenticator, CertificateClaims
 from gatekeeper.authn.wiring import dpop_proofs
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
+from gatekeeper.clients.client_auth import ClientAuth
 from gatekeeper.clients.redis import RedisClient, connect
 from gatekeeper.clients.traced_http import TracedTransport
 from gatekeeper.cors import CorsPolicy
@@ -302,9 +303,12 @@ class GatekeeperApp:
         # Each wrapped: the claim x509 is the verified client certificate's or nobody's.
         authenticators: list[Authenticator] = [CertificateClaims(
             BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics, namespaces,
-                                introspectors=[Introspector(issuer, settings.auth, http)
-                                               for issuer in settings.auth.issuers
-                                               if issuer.introspection is not None],
+                                introspectors=[
+                                    Introspector(issuer, settings.auth, http, client=ClientAuth.of(
+                                        issuer.introspection, issuer=issuer.issuer,
+                                        key_name=f"auth.issuers.{index}.introspection"))
+                                    for index, issuer in enumerate(settings.auth.issuers)
+                                    if issuer.introspection is not None],
                                 dpop=dpop_proofs(settings, redis_client, headers.is_trusted),
                                 binding=CertificateBinding(
                                     settings.auth.client_certificate_header,
@@ -414,8 +418,10 @@ class GatekeeperApp:
         self, settings: Settings, oidc: OidcSettings, http: httpx.AsyncClient,
         stack: contextlib.AsyncExitStack, redis_client: RedisClient | None,
     ) -> BrowserLogin:
-        providers = {p.id: Provider(p, oidc, settings.auth, http, self.metrics)
-                     for p in oidc.providers}
+        providers = {p.id: Provider(p, oidc, settings.auth, http, self.metrics, client_auth=ClientAuth(
+            client_id=p.client_id, method=p.token_auth_method, issuer=p.issuer,
+            key_name=oidc.provider_key(index), secret=p.client_secret,
+            private_key_jwt=p.private_key_jwt)) for index, p in enumerate(oidc.providers)}
         for provider in providers.values():
             stack.push_async_callback(provider.aclose)
         # A provider that is down at start is retried on demand: bearer traffic must not wait.
