@@ -1,0 +1,106 @@
+"""DPoP (RFC 9449) through forward-auth: a real nginx running the documented recipe
+(docs/forward-auth.md) asks a real gatekeeper (``auth.dpop.enabled``, nginx on
+``trusted_proxies``) about each request. The proof names the URL the client used at nginx, so
+``htm`` and ``htu`` are checked against the ORIGINAL method and URL the proxy forwards
+(X-Original-Method / X-Original-URI, X-Forwarded-Proto / -Host set by nginx), never against the
+check's own ``GET http://gatekeeper/oauth2/auth``; a client's own X-Forwarded-Host never counts.
+Every refusal is seen from the upstream's record: nothing reached the app.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator
+
+import httpx
+import pytest
+
+from gatekeeper.dev.issuer import DevIssuer
+from tests.conftest import AUDIENCE, Gatekeeper, Upstream
+from tests.e2e.test_forward_auth_nginx import recipe
+from tests.support.dpop import DpopClient
+from tests.support.nginx import run_nginx
+from tests.support.policy import copy_default_policy
+from tests.support.servers import free_port
+
+CLIENT = DpopClient()
+
+
+@pytest.fixture(scope="module")
+def gatekeeper(gatekeeper_factory: Callable[..., Gatekeeper],
+               tmp_path_factory: pytest.TempPathFactory) -> Gatekeeper:
+    return gatekeeper_factory(trusted_proxies=["127.0.0.1/32"], auth={"dpop": {"enabled": True}},
+                              policy=copy_default_policy(tmp_path_factory.mktemp("policies")))
+
+
+@pytest.fixture(scope="module")
+def nginx(gatekeeper: Gatekeeper, upstream: Upstream,
+          tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """nginx running the documented recipe; its base URL."""
+    port, prefix = free_port(), tmp_path_factory.mktemp("nginx")
+    server = recipe()
+    for documented, actual in (("listen 80;", f"listen 127.0.0.1:{port};"),
+                               ("127.0.0.1:4180", gatekeeper.config["listen"]),
+                               ("127.0.0.1:8080", f"127.0.0.1:{upstream.port}")):
+        server = server.replace(documented, actual)
+    with run_nginx(server, prefix, port):
+        yield f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture(scope="module")
+def token(issuer: DevIssuer) -> str:
+    # An admin: the default policy lets it do anything under /admin/, so only the proof decides.
+    return issuer.mint("alice", audience=AUDIENCE, ttl_seconds=3600,
+                       claims={"roles": ["admin"], "cnf": {"jkt": CLIENT.jkt}})
+
+
+def call(base: str, method: str, where: str, headers: dict[str, str]) -> httpx.Response:
+    with httpx.Client(base_url=base, trust_env=False, timeout=10) as client:
+        return client.request(method, where, headers=headers)
+
+
+def where() -> str:
+    return f"/admin/{uuid.uuid4().hex}"  # one path per request: the upstream's record is its own
+
+
+@pytest.mark.parametrize("method", ["GET", "DELETE"])
+def test_a_proof_for_the_url_the_client_used_at_the_proxy_passes(
+    nginx: str, upstream: Upstream, token: str, method: str,
+) -> None:
+    path = where()
+    response = call(nginx, method, path + "?q=1", CLIENT.headers(method, nginx + path, token))
+    assert response.status_code == 200, response.text
+    (seen,) = upstream.recorder.by_path(path)
+    assert seen.method == method and seen.header("x-auth-request-user") is not None
+
+
+@pytest.mark.parametrize(("proof_method", "proof_url"), [
+    ("POST", None),
+    ("GET", "{gatekeeper}/oauth2/auth"),
+    ("GET", "{gatekeeper}{path}"),
+    ("GET", "{nginx}/admin/other"),
+    ("GET", "https://{host}{path}"),
+], ids=["htm of another method", "htu of the forward-auth check itself",
+        "htu at gatekeeper's own address", "htu of another path", "htu with another scheme"])
+def test_a_proof_for_another_method_or_url_is_refused_before_the_app(
+    nginx: str, gatekeeper: Gatekeeper, upstream: Upstream, token: str,
+    proof_method: str, proof_url: str | None,
+) -> None:
+    path = where()
+    url = (proof_url or "{nginx}{path}").format(nginx=nginx, gatekeeper=gatekeeper.url, path=path,
+                                               host=nginx.removeprefix("http://"))
+    response = call(nginx, "GET", path, CLIENT.headers(proof_method, url, token))
+    assert response.status_code == 401, response.text
+    assert upstream.recorder.by_path(path) == []
+
+
+def test_a_client_s_own_forwarded_host_and_proto_do_not_move_the_htu(
+    nginx: str, upstream: Upstream, token: str,
+) -> None:
+    """A proof made for another site must not pass here because the client says it is there:
+    nginx is trusted, so its X-Forwarded-* must be its own, never a copy of the client's."""
+    path = where()
+    headers = {**CLIENT.headers("GET", f"https://other.example{path}", token),
+               "X-Forwarded-Host": "other.example", "X-Forwarded-Proto": "https"}
+    assert call(nginx, "GET", path, headers).status_code == 401
+    assert upstream.recorder.by_path(path) == []
