@@ -153,7 +153,8 @@ class Pipeline:
         except GatekeeperError as exc:
             return Decision(Outcome.ERROR, exc.code, error=exc, path=path)
         return Decision(Outcome.ALLOW, verdict.reason, principal, identity_headers=identity,
-                        path=path, rule=verdict.rule, response_headers=budget)
+                        path=path, rule=verdict.rule,
+                        response_headers=(*principal.response_headers, *budget))
 
     def identity(self, principal: Principal) -> list[tuple[bytes, bytes]]:
         """The identity headers the app gets for ``principal``; raises ``InvalidToken`` for a
