@@ -154,7 +154,8 @@ class Pipeline:
             return Decision(Outcome.ERROR, exc.code, error=exc, path=path)
         return Decision(Outcome.ALLOW, verdict.reason, principal, identity_headers=identity,
                         path=path, rule=verdict.rule,
-                        response_headers=(*principal.response_headers, *budget))
+                        response_headers=(principal.response_headers + budget
+                                          if principal.response_headers else budget))
 
     def identity(self, principal: Principal) -> list[tuple[bytes, bytes]]:
         """The identity headers the app gets for ``principal``; raises ``InvalidToken`` for a
