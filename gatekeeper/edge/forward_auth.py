@@ -19,9 +19,10 @@ refused (400) when it is ambiguous:
   or the query names another one (``_method=DELETE``: ``refuse_method_override``).
 Only here are those headers read; on the proxy path they never take part (CVE-2025-54576).
 
-An absolute original URI (ingress-nginx's ``X-Original-URL``) also gives the request's scheme and
-host, in place of the check's own ``Host`` and any ``X-Forwarded-Host``/``-Proto`` (which
-``auth_request`` may have copied from the client): a DPoP proof's ``htu`` is checked against it.
+An absolute original URI (ingress-nginx's ``X-Original-URL``) also gives the request's host, in
+place of the check's own ``Host`` and any ``X-Forwarded-Host`` (which ``auth_request`` may have
+copied from the client), and its scheme unless the proxy sends ``X-Forwarded-Proto``: a DPoP
+proof's ``htu`` is checked against them.
 """
 
 from __future__ import annotations
@@ -49,7 +50,7 @@ _ABSOLUTE = re.compile(rb"(?i:https?)://(?:[A-Za-z0-9\-.]+|\[[0-9A-Fa-f:.]+\])(?
                        rb"(?=/)")
 
 
-_ORIGIN_HEADERS = frozenset({b"host", b"x-forwarded-host", b"x-forwarded-proto"})
+_ORIGIN_HEADERS = frozenset({b"host", b"x-forwarded-host"})
 
 
 def _bad(reason: str, code: str) -> BadRequest:
@@ -98,9 +99,11 @@ class ForwardAuth:
         absolute = _ABSOLUTE.match(uri)
         if absolute is not None:
             # The proxy wrote the URL the client used (ingress-nginx: $scheme://$http_host…):
-            # its scheme and host are the request's — a DPoP proof's htu names them (RFC 9449
-            # §4.3) — not this check's own Host, nor an X-Forwarded-Host/-Proto that
-            # auth_request copied from the client.
+            # its host is the request's — a DPoP proof's htu names it (RFC 9449 §4.3) — not
+            # this check's own Host, nor an X-Forwarded-Host that auth_request copied from the
+            # client. Its scheme too, unless the trusted peer sends X-Forwarded-Proto: behind a
+            # load balancer that ends TLS, nginx's $scheme is http while the client used https
+            # (a client's copy could only swap http and https for the same host and path).
             scheme, _, authority = absolute.group().partition(b"://")
             original["scheme"] = scheme.decode("ascii").lower()
             original["headers"] = [(key, value) for key, value in headers

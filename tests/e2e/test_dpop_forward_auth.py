@@ -147,3 +147,16 @@ def test_a_client_s_own_forwarded_host_and_proto_do_not_move_the_htu(
                "X-Forwarded-Host": "other.example", "X-Forwarded-Proto": "https"}
     assert call(front, "GET", path, headers).status_code == 401
     assert upstream.recorder.by_path(path) == []
+
+
+def test_behind_a_load_balancer_that_ends_tls_the_forwarded_scheme_counts(
+    ingress: str, upstream: Upstream, token: str,
+) -> None:
+    """ingress-nginx behind a TLS-terminating load balancer: its $scheme is http, the client used
+    https, and the balancer says so in X-Forwarded-Proto (passed on to the check). The host
+    still comes from the URL nginx wrote."""
+    path = where()
+    https = ingress.replace("http://", "https://")
+    headers = {**CLIENT.headers("GET", https + path, token), "X-Forwarded-Proto": "https"}
+    assert call(ingress, "GET", path, headers).status_code == 200
+    assert len(upstream.recorder.by_path(path)) == 1
