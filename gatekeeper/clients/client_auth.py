@@ -28,7 +28,7 @@ import hashlib
 import logging
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 from urllib.parse import quote
@@ -40,9 +40,10 @@ from gatekeeper.errors import ConfigError
 from gatekeeper.pemkeys import MAX_KEY_FILE_BYTES, PrivateKey, private_key, public_jwk, read_pem
 from gatekeeper.settings import Settings
 from gatekeeper.settings.client_auth import ClientCredentials, PrivateKeyJwtSettings
+from gatekeeper.types import Check
 
-__all__ = ["ASSERTION_TYPE", "AuthParts", "ClientAuth", "ClientKey", "client_key_problems",
-           "load_client_key"]
+__all__ = ["ASSERTION_TYPE", "AuthParts", "ClientAuth", "ClientKey", "Clients", "build_clients",
+           "client_key_problems", "key_readiness", "load_client_key"]
 
 log = logging.getLogger("gatekeeper.client_auth")
 
@@ -179,24 +180,68 @@ class ClientAuth:
         log.info("client key reloaded", extra={"client_id": self.client_id, "kid": key.kid})
 
 
+def key_readiness(clients: Sequence[ClientAuth]) -> Callable[[], Awaitable[Check]]:
+    """The ``client_keys`` check of /readyz: ready while each key signs (a start without one is
+    refused); a refused reload is named, the old key still signing."""
+    signing = [client for client in clients if client.kid is not None]
+
+    async def check() -> Check:
+        parts = []
+        for client in signing:
+            part = f"{client.client_id}: signing with {client.kid}"
+            if client.last_error is not None:
+                part += f"; last reload refused: {client.last_error}"
+            parts.append(part)
+        return Check(True, "; ".join(parts))
+
+    return check
+
+
+@dataclass(frozen=True, slots=True)
+class Clients:
+    """Every client of a config's back channels, each built once at start."""
+
+    introspection: dict[str, ClientAuth]  # by issuer
+    login: dict[str, ClientAuth]  # by provider id
+
+    @property
+    def all(self) -> list[ClientAuth]:
+        return [*self.introspection.values(), *self.login.values()]
+
+
+def build_clients(settings: Settings) -> Clients:
+    """The clients of ``settings``, their keys read and checked: ``ConfigError`` with one line
+    per key that cannot sign, named by its config key (``gatekeeper check``, ``run``, start)."""
+    problems: list[str] = []
+    introspection: dict[str, ClientAuth] = {}
+    login: dict[str, ClientAuth] = {}
+    for index, issuer in enumerate(settings.auth.issuers):
+        if issuer.introspection is not None:
+            try:
+                introspection[issuer.issuer] = ClientAuth.of(
+                    issuer.introspection, issuer=issuer.issuer,
+                    key_name=f"auth.issuers.{index}.introspection")
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    if settings.oidc is not None:
+        for index, provider in enumerate(settings.oidc.providers):
+            try:
+                login[provider.id] = ClientAuth(
+                    client_id=provider.client_id, method=provider.token_auth_method,
+                    issuer=provider.issuer, key_name=settings.oidc.provider_key(index),
+                    secret=provider.client_secret, private_key_jwt=provider.private_key_jwt)
+            except ConfigError as exc:
+                problems.extend(exc.problems)
+    if problems:
+        raise ConfigError(problems)
+    return Clients(introspection, login)
+
+
 def client_key_problems(settings: Settings) -> list[str]:
     """Every ``private_key_jwt`` key of ``settings`` that cannot sign, one line each (``gatekeeper
     check`` and ``run`` report them before serving, as the assertion keys)."""
-    wanted: list[tuple[PrivateKeyJwtSettings, str]] = []
-    for index, issuer in enumerate(settings.auth.issuers):
-        credentials = issuer.introspection
-        if credentials is not None and credentials.private_key_jwt is not None:
-            wanted.append((credentials.private_key_jwt,
-                           f"auth.issuers.{index}.introspection.private_key_jwt"))
-    if settings.oidc is not None:
-        for index, provider in enumerate(settings.oidc.providers):
-            if provider.private_key_jwt is not None:
-                wanted.append((provider.private_key_jwt,
-                               settings.oidc.provider_key(index, "private_key_jwt")))
-    problems: list[str] = []
-    for key_settings, key in wanted:
-        try:
-            load_client_key(key_settings, key)
-        except ConfigError as exc:
-            problems.extend(exc.problems)
-    return problems
+    try:
+        build_clients(settings)
+    except ConfigError as exc:
+        return exc.problems
+    return []

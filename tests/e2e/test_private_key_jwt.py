@@ -131,6 +131,14 @@ def test_an_opaque_token_is_introspected_with_a_client_assertion(world: World, v
         assert world.upstream.recorder.last.header("x-auth-request-user") == world.op.users[username].sub
 
 
+def test_readiness_names_the_key_that_signs(world: World) -> None:
+    gk = world.gks["rsa"]
+    with httpx.Client(trust_env=False, timeout=10) as client:
+        checks = client.get(f"{gk.admin_url}/readyz").json()["checks"]
+    kid = public_jwk(world.rsa.public_key(), "RS256")["kid"]
+    assert checks["client_keys"] == {"ok": True, "detail": f"gatekeeper: signing with {kid}"}
+
+
 def test_a_key_the_provider_does_not_know_is_refused_there_so_503(world: World) -> None:
     token = world.tokens("alice")["access_token"]
     response = world.get("stranger", token)

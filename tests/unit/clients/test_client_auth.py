@@ -24,6 +24,7 @@ from gatekeeper.clients.client_auth import ASSERTION_TYPE, ClientAuth, load_clie
 from gatekeeper.errors import ConfigError
 from gatekeeper.pemkeys import public_jwk
 from gatekeeper.settings import IntrospectionSettings, PrivateKeyJwtSettings, ProviderSettings
+from gatekeeper.types import Check
 from tests.support.assertion import new_key, private_pem, public_pem, write_private_key
 
 ISSUER = "https://idp.example"
@@ -260,3 +261,40 @@ def test_gatekeeper_check_refuses_a_bad_client_key_before_serving(tmp_path: Path
             "is EC secp256r1; auth.issuers.0.introspection.private_key_jwt.algorithm RS256 needs an RSA "
             "key") in result.stderr
     assert pem.decode().splitlines()[1][:24] not in result.stdout + result.stderr
+
+
+def test_every_unusable_key_of_a_config_is_reported_at_once_and_readiness_names_the_kids(
+    tmp_path: Path,
+) -> None:
+    from gatekeeper.clients.client_auth import build_clients, client_key_problems, key_readiness
+    from gatekeeper.settings import Settings
+
+    good = write_private_key(tmp_path / "good.pem", "ES256")
+    (tmp_path / "bad.pem").write_bytes(public_pem(new_key("RS256")))
+    issuers = [{"issuer": f"https://idp{n}.example", "audience": ["api"],
+                "introspection": {"client_id": f"gk{n}", "auth_method": "private_key_jwt",
+                                  "private_key_jwt": {"key_file": tmp_path / name,
+                                                      "algorithm": "ES256"}}}
+               for n, name in ((0, "good.pem"), (1, "bad.pem"))]
+    oidc = {"issuer": "https://login.example", "client_id": "web", "redirect_url":
+            "https://app.example/oauth2/callback", "token_auth_method": "private_key_jwt",
+            "private_key_jwt": {"key_file": tmp_path / "bad.pem", "algorithm": "RS256"}}
+    settings = Settings(upstream="http://127.0.0.1:9", auth={"issuers": issuers}, oidc=oidc,
+                        session={"secret": "x" * 40})
+    problems = client_key_problems(settings)
+    assert [p.split(":")[0] for p in problems] == [
+        "auth.issuers.1.introspection.private_key_jwt.key_file", "oidc.private_key_jwt.key_file"]
+    issuers[1]["introspection"]["private_key_jwt"]["key_file"] = tmp_path / "good.pem"  # type: ignore[index]
+    oidc["private_key_jwt"] = {"key_file": tmp_path / "good.pem", "algorithm": "ES256"}
+    clients = build_clients(Settings(upstream="http://127.0.0.1:9", auth={"issuers": issuers},
+                                     oidc=oidc, session={"secret": "x" * 40}))
+    assert sorted(clients.introspection) == ["https://idp0.example", "https://idp1.example"]
+    kid = public_jwk(good.public_key(), "ES256")["kid"]
+    readiness = key_readiness(clients.all)
+
+    async def ask() -> Check:
+        return await readiness()
+
+    check = asyncio.run(ask())
+    assert check.ok and check.detail == "; ".join(
+        f"{client}: signing with {kid}" for client in ("gk0", "gk1", "web"))
