@@ -47,6 +47,9 @@ def _load_or_report(args: argparse.Namespace) -> Settings | None:
             # What the key files hold: refused here, one line per key, as a config problem.
             from gatekeeper.assertion.keys import load_keyring
             load_keyring(settings.assertion)
+        from gatekeeper.clients.client_auth import client_key_problems
+        if problems := client_key_problems(settings):  # the private_key_jwt keys: the same way
+            raise ConfigError(problems)
     except ConfigError as exc:
         _report(exc.problems)
         return None

@@ -14,7 +14,7 @@ import os
 import signal
 import socket
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +31,7 @@ from gatekeeper.authn.certbound import CertificateBinding
 from gatekeeper.authn.certificate import CertificateAuthenticator, CertificateClaims
 from gatekeeper.authn.wiring import dpop_proofs
 from gatekeeper.authz import AuthenticatedOnly, Authorizer, PolicyAuthorizer, PublicPaths
+from gatekeeper.clients.client_auth import ClientAuth, build_clients, key_readiness
 from gatekeeper.clients.redis import RedisClient, connect
 from gatekeeper.clients.traced_http import TracedTransport
 from gatekeeper.cors import CorsPolicy
@@ -293,6 +294,10 @@ class GatekeeperApp:
             redis_client = connect(settings.redis_connection(), tracing)
             stack.push_async_callback(redis_client.aclose)
         namespaces = SubjectNamespaces(settings.subject_prefixes())
+        # The back-channel clients, their private_key_jwt keys read and checked (ConfigError).
+        clients = await asyncio.to_thread(build_clients, settings)
+        if any(client.kid is not None for client in clients.all):
+            extra_checks["client_keys"] = key_readiness(clients.all)
         revocations: RevocationList | None = None
         if settings.revocation.enabled:
             revocations = RevocationList(_needs(redis_client, "revocation.enabled"),
@@ -305,9 +310,11 @@ class GatekeeperApp:
         # Each wrapped: the claim x509 is the verified client certificate's or nobody's.
         authenticators: list[Authenticator] = [CertificateClaims(
             BearerAuthenticator(settings.auth, self.issuer_keys, self.metrics, namespaces,
-                                introspectors=[Introspector(issuer, settings.auth, http)
-                                               for issuer in settings.auth.issuers
-                                               if issuer.introspection is not None],
+                                introspectors=[
+                                    Introspector(issuer, settings.auth, http,
+                                                 client=clients.introspection[issuer.issuer])
+                                    for issuer in settings.auth.issuers
+                                    if issuer.introspection is not None],
                                 dpop=dpop_proofs(settings, redis_client, headers.is_trusted),
                                 binding=CertificateBinding(
                                     settings.auth.client_certificate_header,
@@ -316,7 +323,7 @@ class GatekeeperApp:
         login: LoginRoutes | None = None
         if settings.oidc is not None:
             browser = await self._start_browser_login(settings, settings.oidc, http, stack,
-                                                      redis_client)
+                                                      redis_client, clients.login)
             authenticators.append(CertificateClaims(browser.sessions))
             extra_checks["oidc"] = browser.check
             extra_checks["sessions"] = browser.store_check
@@ -421,9 +428,10 @@ class GatekeeperApp:
     async def _start_browser_login(
         self, settings: Settings, oidc: OidcSettings, http: httpx.AsyncClient,
         stack: contextlib.AsyncExitStack, redis_client: RedisClient | None,
+        login_clients: Mapping[str, ClientAuth],
     ) -> BrowserLogin:
-        providers = {p.id: Provider(p, oidc, settings.auth, http, self.metrics)
-                     for p in oidc.providers}
+        providers = {p.id: Provider(p, oidc, settings.auth, http, self.metrics,
+                                    client_auth=login_clients[p.id]) for p in oidc.providers}
         for provider in providers.values():
             stack.push_async_callback(provider.aclose)
         # A provider that is down at start is retried on demand: bearer traffic must not wait.

@@ -173,7 +173,9 @@ class Pipeline:
         except GatekeeperError as exc:  # 503s and the like: logged as the caller once known
             return Decision(Outcome.ERROR, exc.code, principal, error=exc, path=path)
         return Decision(Outcome.ALLOW, verdict.reason, principal, identity_headers=identity,
-                        path=path, rule=verdict.rule, response_headers=budget)
+                        path=path, rule=verdict.rule,
+                        response_headers=(principal.response_headers + budget
+                                          if principal.response_headers else budget))
 
     def identity(self, principal: Principal) -> list[tuple[bytes, bytes]]:
         """The identity headers the app gets for ``principal``; raises ``InvalidToken`` for a

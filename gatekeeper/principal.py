@@ -22,6 +22,8 @@ class Principal:
     issuer: str = ""
     expires_at: float = 0.0
     token: str | None = field(default=None, repr=False)  # for pass_access_token; never logged
+    # For this request's answer (a fresh DPoP-Nonce, RFC 9449 §8.2): never on a cached principal.
+    response_headers: tuple[tuple[bytes, bytes], ...] = ()
 
 
 ANONYMOUS = Principal(subject="anonymous", roles=(), claims={}, via="anonymous")

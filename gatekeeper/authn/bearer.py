@@ -12,6 +12,7 @@ import hashlib
 import re
 import time
 from collections.abc import Mapping, Sequence
+from dataclasses import replace
 from typing import Any, Literal
 
 from gatekeeper.authn.certbound import CertificateBinding, bound_thumbprint
@@ -212,7 +213,9 @@ class BearerAuthenticator:
             self._metrics.token_cache_misses.inc()
             principal, valid_until, keys, key = await self._verify(token, scheme, now)
             self.cache.put(token, principal, valid_until, keys, key)
-        await self._check_binding(request, token, scheme, principal.claims)
+        nonce = await self._check_binding(request, token, scheme, principal.claims)
+        if nonce is not None:  # this request's own copy: the cached principal stays as it is
+            return replace(principal, response_headers=((b"dpop-nonce", nonce.encode("ascii")),))
         return principal
 
     def _introspected_by(self, token: str) -> tuple[Introspector, ...]:
@@ -254,15 +257,16 @@ class BearerAuthenticator:
         raise InvalidToken("token is not active", code="inactive_token")
 
     async def _check_binding(self, request: RequestView, token: str, scheme: Scheme,
-                             claims: Mapping[str, Any]) -> None:
+                             claims: Mapping[str, Any]) -> str | None:
         """Checked on every request, cached token or not: the cache holds the token, never a
-        proof, and a bound token verified once as DPoP must still fail as Bearer."""
+        proof, and a bound token verified once as DPoP must still fail as Bearer. Returns the
+        next DPoP nonce for the answer when one is due (dpop.py), else None."""
         if scheme == "bearer":
             if "cnf" in claims:
                 thumbprint = self._bearer_binding(claims)
                 if thumbprint is not None:
                     self._binding.check(request, thumbprint)
-            return
+            return None
         if self._dpop is None:  # find_credentials gives "dpop" only when enabled: fail closed
             raise InvalidToken("DPoP is not enabled", code="malformed_token")
         cnf = claims.get("cnf")
@@ -272,7 +276,7 @@ class BearerAuthenticator:
             # token sent with a proof anyone could make.
             raise self._dpop.refused("the token is not DPoP-bound", "dpop_unbound_token",
                                      error="invalid_token")
-        await self._dpop.check(request, token, jkt)
+        return await self._dpop.check(request, token, jkt)
 
     def _bearer_binding(self, claims: Mapping[str, Any]) -> bytes | None:
         """The certificate digest a Bearer token is bound to (None: unbound); a DPoP binding or

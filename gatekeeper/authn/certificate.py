@@ -43,7 +43,8 @@ def with_certificate(principal: Principal, certificate: ClientCertificate | None
         claims[CLAIM] = certificate.claims
     return Principal(subject=principal.subject, roles=principal.roles, claims=claims,
                      via=principal.via, issuer=principal.issuer,
-                     expires_at=principal.expires_at, token=principal.token)
+                     expires_at=principal.expires_at, token=principal.token,
+                     response_headers=principal.response_headers)
 
 
 class CertificateClaims:

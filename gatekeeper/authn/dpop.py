@@ -6,7 +6,8 @@
     jwk: a public EC/RSA/OKP key fitting the alg, no private members (§4.3 step 7)
     the signature, with that key (the one signature check a request costs; §4.3 step 6)
     htm = the method, htu = the request's URL (htu.py), iat in the window, jti present,
-    ath = base64url(SHA-256(token)) (§4.3 steps 8-12), the nonce when required (§8)
+    ath = base64url(SHA-256(token)) (§4.3 steps 8-12), the nonce when required (§8; past
+    half its life, the answer carries the next one in DPoP-Nonce, §8.2)
     the key's RFC 7638 thumbprint = the token's cnf.jkt (§6.1, §7.1)
     the jti not seen within the window (§11.1; dpop_replay.py) — last, so a proof refused for
     another reason does not spend its jti.
@@ -81,8 +82,10 @@ class DpopProofs:
         return DpopRefused(description, code=code, error=error, algs=self._algs, nonce=nonce)
 
     async def check(self, request: RequestView, token: str, jkt: str,
-                    now: float | None = None) -> None:
-        """Raise ``DpopRefused`` unless the request's one DPoP proof binds it to ``jkt``."""
+                    now: float | None = None) -> str | None:
+        """Raise ``DpopRefused`` unless the request's one DPoP proof binds it to ``jkt``; return
+        a fresh nonce for the answer's ``DPoP-Nonce`` when the proof's is past half its life
+        (RFC 9449 §8.2), else None."""
         now = time.time() if now is None else now
         _header, claims, key_jwk = self._signed(request)
         self._claims(request, token, claims, now)
@@ -93,6 +96,9 @@ class DpopProofs:
         replay_key = hashlib.sha256(f"{jkt}\n{claims['jti']}".encode()).hexdigest()
         if not await self._replay.first_use(replay_key, 2 * window, now, holder=jkt):
             raise self.refused("the proof was used before", "dpop_replayed")
+        if self._nonces is not None and self._nonces.expiring(claims.get("nonce"), now):
+            return self._nonces.issue(now)
+        return None
 
     def _signed(self, request: RequestView) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
         values = request.header_values(b"dpop")

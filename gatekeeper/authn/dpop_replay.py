@@ -88,16 +88,27 @@ class Nonces:
         return base64.urlsafe_b64encode(stamp + mac).rstrip(b"=").decode("ascii")
 
     def valid(self, nonce: object, now: float) -> bool:
+        issued = self._issued(nonce)
+        return issued is not None and issued <= now + 5 and now - issued <= self._lifetime
+
+    def expiring(self, nonce: object, now: float) -> bool:
+        """A valid nonce past half its lifetime: the answer hands the client the next one
+        (RFC 9449 §8.2), so it never has to be refused and retry once the nonce expires."""
+        issued = self._issued(nonce)
+        return issued is not None and now - issued >= self._lifetime / 2
+
+    def _issued(self, nonce: object) -> int | None:
+        """When ``nonce`` was issued, if this secret issued it."""
         if not isinstance(nonce, str) or len(nonce) != 32:
-            return False
+            return None
         try:
             raw = base64.urlsafe_b64decode(nonce + "==")
         except ValueError:
-            return False
+            return None
         if len(raw) != 24:
-            return False
+            return None
         stamp, mac = raw[:8], raw[8:]
         if not hmac.compare_digest(mac, hmac.new(self._secret, stamp, hashlib.sha256).digest()[:16]):
-            return False
+            return None
         issued: int = struct.unpack(">Q", stamp)[0]
-        return issued <= now + 5 and now - issued <= self._lifetime
+        return issued

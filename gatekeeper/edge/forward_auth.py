@@ -18,6 +18,11 @@ refused (400) when it is ambiguous:
 - the method is not an upper-case standard method (RFC 9110 §9.1: methods are case-sensitive),
   or the query names another one (``_method=DELETE``: ``refuse_method_override``).
 Only here are those headers read; on the proxy path they never take part (CVE-2025-54576).
+
+An absolute original URI (ingress-nginx's ``X-Original-URL``) also gives the request's host, in
+place of the check's own ``Host`` and any ``X-Forwarded-Host`` (which ``auth_request`` may have
+copied from the client), and its scheme unless the proxy sends ``X-Forwarded-Proto``: a DPoP
+proof's ``htu`` is checked against them.
 """
 
 from __future__ import annotations
@@ -43,6 +48,9 @@ _METHODS = frozenset({b"GET", b"HEAD", b"POST", b"PUT", b"PATCH", b"DELETE", b"O
 # '?' there would make ``/admin/x`` the query of the path ``/``.
 _ABSOLUTE = re.compile(rb"(?i:https?)://(?:[A-Za-z0-9\-.]+|\[[0-9A-Fa-f:.]+\])(?::[0-9]{1,5})?"
                        rb"(?=/)")
+
+
+_ORIGIN_HEADERS = frozenset({b"host", b"x-forwarded-host"})
 
 
 def _bad(reason: str, code: str) -> BadRequest:
@@ -88,6 +96,18 @@ class ForwardAuth:
         # No TLS extension: a client certificate here is the front proxy's, not the caller's.
         original = dict(scope, method=method.decode("ascii"), path=path, raw_path=raw_path,
                         query_string=query, extensions={})
+        absolute = _ABSOLUTE.match(uri)
+        if absolute is not None:
+            # The proxy wrote the URL the client used (ingress-nginx: $scheme://$http_host…):
+            # its host is the request's — a DPoP proof's htu names it (RFC 9449 §4.3) — not
+            # this check's own Host, nor an X-Forwarded-Host that auth_request copied from the
+            # client. Its scheme too, unless the trusted peer sends X-Forwarded-Proto: behind a
+            # load balancer that ends TLS, nginx's $scheme is http while the client used https
+            # (a client's copy could only swap http and https for the same host and path).
+            scheme, _, authority = absolute.group().partition(b"://")
+            original["scheme"] = scheme.decode("ascii").lower()
+            original["headers"] = [(key, value) for key, value in headers
+                                   if key not in _ORIGIN_HEADERS] + [(b"host", authority)]
         return Exchange(original, path, request_id, started)
 
 

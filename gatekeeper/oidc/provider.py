@@ -1,11 +1,12 @@
 """One OpenID Provider: its discovered endpoints, its keys, and the protocol calls (Authlib).
 
-Authlib's protocol layer builds the authorization URL (PKCE S256), the token requests and the
-client authentication (client_secret_basic / _post / none); the shared control-plane httpx client
-sends them, through ``ControlPlane`` (a total deadline and a size cap on every call). Not
-Authlib's stateful HTTP client: it remembers the last token it fetched, so a shared one would
-carry one user's tokens into the next call. Userinfo is a plain GET with the user's own access
-token. Discovery at start runs in the background: a slow provider never holds start-up.
+Authlib's protocol layer builds the authorization URL (PKCE S256) and the token requests,
+clients/client_auth.py the client authentication (client_secret_basic / _post, private_key_jwt,
+none); the shared control-plane httpx client sends them, through ``ControlPlane`` (a total
+deadline and a size cap on every call). Not Authlib's stateful HTTP client: it remembers the
+last token it fetched, so a shared one would carry one user's tokens into the next call.
+Userinfo is a plain GET with the user's own access token. Discovery at start runs in the
+background: a slow provider never holds start-up.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
-from authlib.oauth2.auth import ClientAuth
 from authlib.oauth2.rfc6749.parameters import prepare_grant_uri, prepare_token_request
 from authlib.oauth2.rfc7636 import create_s256_code_challenge
 
+from gatekeeper.clients.client_auth import ClientAuth
 from gatekeeper.clients.controlplane import ControlPlane, FetchError
 from gatekeeper.errors import LoginFailed, ProviderUnavailable
 from gatekeeper.metrics import Metrics
@@ -109,6 +110,7 @@ class Provider:
         auth: AuthSettings,
         http: httpx.AsyncClient,
         metrics: Metrics,
+        client_auth: ClientAuth | None = None,
     ) -> None:
         self.settings = settings
         self.id = settings.id
@@ -123,10 +125,10 @@ class Provider:
                                   leeway_seconds=auth.leeway_seconds)
         self._http = ControlPlane(http, deadline_seconds=oidc.http_timeout_seconds,
                                   max_bytes=oidc.http_max_bytes)
-        secret = settings.client_secret
-        self._client_auth = ClientAuth(
-            settings.client_id, secret.get_secret_value() if secret is not None else None,
-            settings.token_auth_method)
+        self._client_auth = client_auth or ClientAuth(
+            client_id=settings.client_id, method=settings.token_auth_method,
+            issuer=settings.issuer, key_name=f"oidc provider {settings.id!r}",
+            secret=settings.client_secret, private_key_jwt=settings.private_key_jwt)
         self._endpoints: Endpoints | None = None
         self._discovering: asyncio.Task[Endpoints | None] | None = None
         self._last_attempt = float("-inf")
@@ -217,11 +219,12 @@ class Provider:
 
     async def _token_call(self, grant: str, body: str) -> TokenSet:
         endpoints = await self.endpoints()
-        url, headers, body = self._client_auth.prepare(
-            "POST", endpoints.token, {"content-type": "application/x-www-form-urlencoded",
-                                      "accept": "application/json"}, body)
+        auth = await self._client_auth.parts(endpoints.token)
+        headers = {"content-type": "application/x-www-form-urlencoded",
+                   "accept": "application/json", **auth.headers}
+        body = f"{body}&{urlencode(auth.form)}" if auth.form else body
         try:
-            response = await self._http.call("POST", url, headers=headers, content=body)
+            response = await self._http.call("POST", endpoints.token, headers=headers, content=body)
             token = response.json()
         except FetchError as exc:
             log.warning("token endpoint failed", extra={"provider": self.id, "grant": grant,

@@ -18,6 +18,7 @@ from gatekeeper.headernames import NEVER_FORWARDED, fold, is_forwarding, is_over
 from gatekeeper.settings.admin import AdminSettings
 from gatekeeper.settings.assertion import AssertionSettings
 from gatekeeper.settings.auth import AuthSettings, IntrospectionSettings, IssuerSettings
+from gatekeeper.settings.client_auth import ClientCredentials, PrivateKeyJwtSettings
 from gatekeeper.settings.common import (
     ENV_PREFIX,
     MIN_SESSION_SECRET_BYTES,
@@ -42,11 +43,12 @@ from gatekeeper.settings.tracing import TracingSettings
 
 __all__ = [
     "ENV_PREFIX", "HEADER_ROOM_BYTES", "MIN_SESSION_SECRET_BYTES", "SESSION_CHUNK_BYTES",
-    "AdminSettings", "AssertionSettings", "AsymmetricAlgorithm", "AuthSettings", "CorsRule",
-    "ForwardAuthSettings", "HeaderSettings", "IntrospectionSettings", "IssuerSettings", "OidcSettings",
-    "PolicySettings", "ProviderSettings", "RateLimitRule", "RedisSettings", "RevocationSettings",
-    "ServerSettings", "SessionSettings", "Settings", "TlsSettings", "TokenExchangeClient",
-    "TokenExchangeRoute", "TracingSettings",
+    "AdminSettings", "AssertionSettings", "AsymmetricAlgorithm", "AuthSettings",
+    "ClientCredentials", "CorsRule", "ForwardAuthSettings", "HeaderSettings",
+    "IntrospectionSettings", "IssuerSettings", "OidcSettings", "PolicySettings",
+    "PrivateKeyJwtSettings", "ProviderSettings", "RateLimitRule", "RedisSettings",
+    "RevocationSettings", "ServerSettings", "SessionSettings", "Settings", "TlsSettings",
+    "TokenExchangeClient", "TokenExchangeRoute", "TracingSettings",
     "check_path_pattern",
     "check_pattern_shape",
     "check_redis_url", "split_host_port",

@@ -5,28 +5,21 @@ from __future__ import annotations
 import re
 from typing import Literal
 
-from pydantic import (
-    Field,
-    SecretStr,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, field_validator, model_validator
 
+from gatekeeper.settings.client_auth import ClientCredentials
 from gatekeeper.settings.common import AsymmetricAlgorithm, FrozenModel, check_http_url
 from gatekeeper.settings.dpop import DpopSettings
 from gatekeeper.settings.subjects import SUBJECT_PREFIX_DESCRIPTION, check_issuer_url, check_prefix
 from gatekeeper.settings.token_exchange import TokenExchangeClient
 
 
-class IntrospectionSettings(FrozenModel):
-    """RFC 7662 token introspection at one issuer, for tokens that are not JWTs (or all)."""
+class IntrospectionSettings(ClientCredentials):
+    """RFC 7662 token introspection at one issuer, for tokens that are not JWTs (or all); the
+    client authenticates with any method (RFC 7662 §2.1): a secret or ``private_key_jwt``."""
 
     endpoint: str | None = Field(
         default=None, description="Default: the issuer metadata's `introspection_endpoint`.")
-    client_id: str = Field(min_length=1, description="Client gatekeeper authenticates as.")
-    client_secret: SecretStr = Field(description="Never logged or echoed.")
-    auth_method: Literal["client_secret_basic", "client_secret_post"] = Field(
-        default="client_secret_basic", description="How the client authenticates (RFC 7662 §2.1).")
     mode: Literal["opaque_only", "always"] = Field(
         default="opaque_only",
         description="`opaque_only`: only tokens that are not JWTs; `always`: this issuer's JWTs "

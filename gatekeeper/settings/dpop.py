@@ -47,7 +47,8 @@ class DpopSettings(FrozenModel):
     require_nonce: bool = Field(
         default=False,
         description="Require a server nonce in each proof (RFC 9449 §8): a proof without the "
-                    "current one gets 401 `use_dpop_nonce` and a `DPoP-Nonce` header.",
+                    "current one gets 401 `use_dpop_nonce` and a `DPoP-Nonce` header; past half "
+                    "its lifetime, an accepted one brings the next in `DPoP-Nonce` (§8.2).",
     )
     nonce_secret_file: str | None = Field(
         default=None,

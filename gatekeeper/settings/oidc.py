@@ -15,11 +15,13 @@ from pydantic import (
 )
 
 from gatekeeper.errors import ConfigError
+from gatekeeper.settings.client_auth import SECRET_METHODS, PrivateKeyJwtSettings, check_key
 from gatekeeper.settings.common import AsymmetricAlgorithm, FrozenModel, check_http_url
 from gatekeeper.settings.subjects import SUBJECT_PREFIX_DESCRIPTION, check_issuer_url, check_prefix
 
 _PROVIDER_ID = re.compile(r"[a-z0-9][a-z0-9\-]{0,31}")
 _PROVIDER_KEYS = ("id", "display_name", "issuer", "client_id", "client_secret", "token_auth_method",
+                  "private_key_jwt",
                   "scopes", "redirect_url", "hosts", "algorithms", "userinfo", "end_session",
                   "subject_prefix", "extra_auth_params")
 # The authorization request's own parameters (RFC 6749 §4.1.1, RFC 7636 §4.3, OIDC Core §3.1.2.1):
@@ -42,8 +44,14 @@ class ProviderSettings(FrozenModel):
     issuer: str = Field(description="Exact issuer; endpoints come from its discovery document.")
     client_id: str = Field(min_length=1)
     client_secret: SecretStr | None = Field(default=None, description="Never logged or echoed.")
-    token_auth_method: Literal["client_secret_basic", "client_secret_post", "none"] = Field(
-        default="client_secret_basic", description="`none` for a public client (PKCE only).")
+    token_auth_method: Literal["client_secret_basic", "client_secret_post", "private_key_jwt",
+                               "none"] = Field(
+        default="client_secret_basic",
+        description="At the token endpoint (code exchange, refresh): `client_secret_basic`, "
+        "`client_secret_post`, `private_key_jwt` (a JWT signed with `private_key_jwt.key_file`) "
+        "or `none` for a public client (PKCE only).")
+    private_key_jwt: PrivateKeyJwtSettings | None = Field(
+        default=None, description="The key, with `token_auth_method: private_key_jwt` only.")
     scopes: list[str] = Field(default=["openid", "profile", "email"])
     redirect_url: str | None = Field(default=None, description="Default: `oidc.redirect_url`.")
     hosts: list[str] = Field(default_factory=list, description="Requests for these hosts use this provider.")
@@ -105,9 +113,17 @@ class ProviderSettings(FrozenModel):
 
     @model_validator(mode="after")
     def _secret_for_method(self) -> ProviderSettings:
-        if self.token_auth_method != "none" and self.client_secret is None:
-            raise ValueError(f"client_secret is required with token_auth_method {self.token_auth_method}"
+        method = self.token_auth_method
+        if method in SECRET_METHODS and self.client_secret is None:
+            raise ValueError(f"client_secret is required with token_auth_method {method}"
                              " (or set token_auth_method: none for a public client)")
+        if method == "private_key_jwt" and self.client_secret is not None:
+            raise ValueError("client_secret is not used with token_auth_method private_key_jwt: "
+                             "remove it (nothing would send it)")
+        try:
+            check_key(method, self.private_key_jwt, "token_auth_method")
+        except ValueError as exc:
+            raise ValueError(f"private_key_jwt: {exc}") from None
         return self
 
 

@@ -18,15 +18,15 @@ that token, nothing cached (ControlPlane bounds the deadline and the body).
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, urlencode
+from urllib.parse import urlencode
 
+from gatekeeper.clients.client_auth import ClientAuth
 from gatekeeper.clients.controlplane import ControlPlane, FetchError
 from gatekeeper.errors import IntrospectionUnavailable, InvalidToken
 from gatekeeper.lru import LRU
@@ -61,12 +61,16 @@ class Introspector:
     """The introspection endpoint of one issuer, with its own answer cache."""
 
     def __init__(self, issuer: IssuerSettings, auth: AuthSettings, http: httpx.AsyncClient,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *, client: ClientAuth | None = None) -> None:
         settings = issuer.introspection
         if settings is None:
             raise ValueError(f"{issuer.issuer}: no introspection settings")
         self.issuer = issuer.issuer
         self.settings: IntrospectionSettings = settings
+        # ``client``: built by the app with its config key (auth.issuers.N.introspection), which
+        # a bad key file is refused with.
+        self._client = client or ClientAuth.of(settings, issuer=issuer.issuer,
+                                               key_name=f"the introspection of {issuer.issuer}")
         self._audience = frozenset(issuer.audience)
         self._leeway = auth.leeway_seconds
         self._http = ControlPlane(http, deadline_seconds=settings.timeout_seconds,
@@ -118,13 +122,9 @@ class Introspector:
             headers = {"content-type": "application/x-www-form-urlencoded",
                        "accept": "application/json"}
             form = {"token": token, "token_type_hint": "access_token"}
-            secret = self.settings.client_secret.get_secret_value()
-            if self.settings.auth_method == "client_secret_basic":
-                # RFC 6749 §2.3.1: each part form-encoded before the Basic encoding.
-                pair = f"{quote(self.settings.client_id, safe='')}:{quote(secret, safe='')}"
-                headers["authorization"] = "Basic " + base64.b64encode(pair.encode()).decode("ascii")
-            else:
-                form |= {"client_id": self.settings.client_id, "client_secret": secret}
+            auth = await self._client.parts(endpoint)  # RFC 7662 §2.1: any client authentication
+            headers |= auth.headers
+            form |= auth.form
             fetched = (await self._http.call("POST", endpoint, headers=headers,
                                              content=urlencode(form))).raise_for_status()
             body = fetched.json()

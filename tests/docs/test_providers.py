@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from gatekeeper.clients.client_auth import client_key_problems
+from tests.support.assertion import write_private_key
 from tests.support.docs import Block, load_block, yaml_blocks
 from tests.support.paths import ROOT
 
@@ -29,10 +31,26 @@ def test_the_doc_has_configs_and_fragments() -> None:
     assert FRAGMENTS, "the Dex config and the roles_claims excerpt are marked as fragments"
 
 
+KEY_FILE = re.compile(r"^\s*key_file:\s*(\S+)", re.MULTILINE)
+
+
+def with_key_files(block: Block, tmp_path: Path) -> list[Path]:
+    """The block's ``key_file``s (relative, as in the doc) written as RSA keys beside it."""
+    written = []
+    for name in sorted(set(KEY_FILE.findall(block.text))):
+        path = tmp_path / name
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            write_private_key(path, "RS256")
+        written.append(path)
+    return written
+
+
 @pytest.mark.parametrize("block", CONFIGS, ids=[b.id for b in CONFIGS])
 def test_every_config_block_is_a_valid_config(
     block: Block, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    with_key_files(block, tmp_path)
     settings = load_block(block, tmp_path, monkeypatch)
     assert settings.oidc is not None, "a provider guide's config sets up browser login"
     assert settings.policy is None, "keep `policy:` out of the doc's configs (its files are not checked)"
@@ -70,6 +88,7 @@ def test_every_provider_section_has_a_validated_config(
     assert heading in sections, f"no YAML block under '## {heading}'"
     configs = [b for b in CONFIGS if b.section == heading]
     assert configs, f"'## {heading}' has only fragments: it needs one complete config"
+    with_key_files(configs[0], tmp_path)
     settings = load_block(configs[0], tmp_path, monkeypatch)
     assert settings.oidc is not None
     (provider,) = settings.oidc.providers
@@ -140,3 +159,17 @@ def test_the_token_exchange_examples_load_with_a_client_and_their_routes(
     settings = load_block(generic, tmp_path, monkeypatch)
     (rule,) = settings.token_exchange
     assert rule.resource == "https://reports.example.com/" and rule.audience is None
+
+
+def test_the_private_key_jwt_config_signs_with_its_key_at_login_and_introspection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (block,) = [b for b in CONFIGS if b.section == "Client authentication with a key (private_key_jwt)"]
+    assert with_key_files(block, tmp_path), "the example names its key file"
+    settings = load_block(block, tmp_path, monkeypatch)
+    assert settings.oidc is not None
+    (provider,) = settings.oidc.providers
+    (issuer,) = settings.auth.issuers
+    assert provider.token_auth_method == "private_key_jwt" and provider.client_secret is None
+    assert issuer.introspection is not None and issuer.introspection.auth_method == "private_key_jwt"
+    assert client_key_problems(settings) == []  # what `gatekeeper check` runs on the key files

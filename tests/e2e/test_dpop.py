@@ -13,11 +13,13 @@ import re
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from gatekeeper.authn.dpop_replay import Nonces
 from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
 from tests.support.dpop import DpopClient
@@ -155,3 +157,40 @@ def test_a_request_without_credentials_is_offered_both_schemes(
     assert challenges == ['Bearer realm="gatekeeper"', 'DPoP algs="ES256 ES384 PS256 RS256 EdDSA"']
     with gatekeeper.client() as client:
         assert client.get("/echo").headers.get_list("www-authenticate") == ['Bearer realm="gatekeeper"']
+
+
+@pytest.fixture(scope="module")
+def nonce_secret(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("dpop") / "nonce-secret"
+    path.write_bytes(b"a-shared-dpop-nonce-secret-of-40-bytes!!\n")
+    return path
+
+
+@pytest.fixture(scope="module")
+def shared_nonce(gatekeeper_factory: Callable[..., Gatekeeper], nonce_secret: Path) -> Gatekeeper:
+    return gatekeeper_factory(trusted_proxies=["127.0.0.1/32"], auth={"dpop": {
+        "enabled": True, "require_nonce": True, "nonce_secret_file": str(nonce_secret),
+        "nonce_lifetime_seconds": 300}})
+
+
+@pytest.mark.parametrize("forward_auth", [False, True], ids=["proxied", "forward-auth check"])
+def test_an_answer_brings_the_next_nonce_when_the_client_s_is_past_half_its_life(
+        shared_nonce: Gatekeeper, nonce_secret: Path, issuer: DevIssuer, forward_auth: bool) -> None:
+    """RFC 9449 §8.2: the client switches to the next nonce before its own expires, without a
+    refused request. The test issues nonces with the replicas' shared secret."""
+    nonces = Nonces(nonce_secret.read_bytes().strip(), 300)
+    gk, token, now = shared_nonce, bound(issuer), time.time()
+    answers = []
+    for age in (200, 10):
+        where = path()
+        headers = CLIENT.headers("GET", gk.url + where, token,
+                                 claims={"nonce": nonces.issue(now - age)})
+        if forward_auth:
+            headers |= {"X-Original-URI": where, "X-Original-Method": "GET",
+                        "X-Forwarded-Host": gk.url.removeprefix("http://"), "X-Forwarded-Proto": "http"}
+        response = send(gk, "/oauth2/auth" if forward_auth else where, headers)
+        assert response.status_code == (202 if forward_auth else 200), response.text
+        answers.append(response.headers.get("dpop-nonce"))
+    old, fresh = answers
+    assert old is not None and nonces.valid(old, time.time()) and not nonces.expiring(old, time.time())
+    assert fresh is None  # a nonce in the first half of its life: nothing new to say

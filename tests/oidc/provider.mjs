@@ -34,6 +34,9 @@
 //   OIDC_REFRESH_TOKENS              "always" (default: every code grant of the client gets one) or
 //                                    "offline_access" (the spec's rule: scope offline_access and
 //                                    prompt=consent, OIDC Core 1.0 §11)
+//   OIDC_CLIENT_JWKS                 a JSON JWKS (public keys): the client then authenticates with
+//                                    private_key_jwt (RFC 7523 §2.2) signed by one of them, at the
+//                                    token endpoint and (its default) at introspection; no secret
 //   OIDC_JWT_ACCESS_TOKEN_AUDIENCE   when set, access tokens are JWTs (RFC 9068) for this audience,
 //                                    carrying `roles` (resource indicator urn:gatekeeper:test-api,
 //                                    the default); they are then not accepted at userinfo
@@ -102,7 +105,11 @@ const settings = {
   // '1': the introspection (RFC 7662) and revocation (RFC 7009) endpoints are served.
   introspection: env.OIDC_INTROSPECTION === '1',
   exchangeAudiences: jsonList('OIDC_TOKEN_EXCHANGE_AUDIENCES', []),
+  clientJwks: env.OIDC_CLIENT_JWKS ? JSON.parse(env.OIDC_CLIENT_JWKS) : undefined,
 };
+if (settings.clientJwks !== undefined && !Array.isArray(settings.clientJwks.keys)) {
+  throw new Error('OIDC_CLIENT_JWKS: a JSON JWKS, {"keys": [...]}');
+}
 if (!['jwt', 'opaque'].includes(settings.accessTokenFormat)) {
   throw new Error('OIDC_ACCESS_TOKEN_FORMAT: jwt or opaque');
 }
@@ -149,7 +156,13 @@ ${body}
 const configuration = {
   clients: [{
     client_id: settings.clientId,
-    client_secret: settings.clientSecret,
+    ...(settings.clientJwks ? {
+      token_endpoint_auth_method: 'private_key_jwt', // introspection's method follows it
+      jwks: settings.clientJwks,
+    } : {
+      client_secret: settings.clientSecret,
+      token_endpoint_auth_method: 'client_secret_basic', // client_secret_post is accepted too
+    }),
     client_name: 'gatekeeper (tests)',
     application_type: 'web',
     redirect_uris: settings.redirectUris,
@@ -157,7 +170,6 @@ const configuration = {
     grant_types: ['authorization_code', 'refresh_token',
       ...(settings.exchangeAudiences.length ? [TOKEN_EXCHANGE] : [])],
     response_types: ['code'],
-    token_endpoint_auth_method: 'client_secret_basic', // client_secret_post is accepted too
     id_token_signed_response_alg: settings.idTokenAlg,
     ...(settings.backchannelLogoutUri ? {
       backchannel_logout_uri: settings.backchannelLogoutUri,
@@ -165,7 +177,8 @@ const configuration = {
     } : {}),
   }],
   // Each client authenticates with any method the provider supports; these two are what we serve.
-  clientAuthMethods: ['client_secret_basic', 'client_secret_post'],
+  clientAuthMethods: ['client_secret_basic', 'client_secret_post',
+    ...(settings.clientJwks ? ['private_key_jwt'] : [])],
   jwks,
   cookies: {
     keys: [randomBytes(32).toString('base64url')],

@@ -68,10 +68,10 @@ class World:
     replay: MemoryReplay
 
 
-async def _with_world(body: Callable[[World], Awaitable[T]]) -> T:
+async def _with_world(body: Callable[[World], Awaitable[T]], nonces: Nonces | None = None) -> T:
     issuer = IssuerSettings(issuer=ISSUER, audience=[AUDIENCE], jwks_uri=ISSUER + "/jwks",
                             algorithms=["RS256"])
-    dpop = DpopSettings(enabled=True, iat_window_seconds=60)
+    dpop = DpopSettings(enabled=True, iat_window_seconds=60, require_nonce=nonces is not None)
     auth = AuthSettings(issuers=[issuer], dpop=dpop)
     jwk = jwt.get_algorithm_by_name("RS256").to_jwk(KEY.public_key(), as_dict=True)
     jwks = json.dumps({"keys": [{**jwk, "kid": "k1", "use": "sig"}]}).encode()
@@ -80,14 +80,14 @@ async def _with_world(body: Callable[[World], Awaitable[T]]) -> T:
         keys = IssuerKeys(issuer, auth, http, Metrics())
         assert await keys.refresh(), keys.last_error
         replay = MemoryReplay(1000)
-        proofs = DpopProofs(dpop, replay, lambda peer: peer == TRUSTED)
+        proofs = DpopProofs(dpop, replay, lambda peer: peer == TRUSTED, nonces)
         return await body(World(BearerAuthenticator(auth, {ISSUER: keys}, Metrics(), dpop=proofs),
                                 replay))
 
 
-def run(body: Callable[[World], Awaitable[T]]) -> T:
+def run(body: Callable[[World], Awaitable[T]], nonces: Nonces | None = None) -> T:
     """``body`` against a fresh authenticator (no pytest asyncio plugin here: asyncio.run)."""
-    return asyncio.run(_with_world(body))
+    return asyncio.run(_with_world(body, nonces))
 
 
 async def verdict(world: World, view: RequestView) -> str:
@@ -305,3 +305,43 @@ async def _nonces() -> None:
     with pytest.raises(DpopRefused):
         await proofs.check(request(dpop(token, claims={"nonce": nonce[:-2] + "AA"})), token, CLIENT.jkt)
     assert not nonces.valid(nonce, time.time() + 301)
+
+
+@pytest.mark.parametrize(("age", "fresh"), [
+    (0, False), (149, False), (150, True), (299, True),
+], ids=["a new nonce: no next one", "just under half its life: none yet",
+        "half its life: the next one", "about to expire: the next one"])
+def test_a_nonce_past_half_its_life_brings_the_next_one(age: int, fresh: bool) -> None:
+    """RFC 9449 §8.2: the answer carries a new DPoP-Nonce before the client's expires, so the
+    client switches without a refused request and a retry."""
+    async def body() -> str | None:
+        nonces = Nonces(b"s" * 32, 300)
+        proofs = DpopProofs(DpopSettings(enabled=True, require_nonce=True), MemoryReplay(100),
+                            lambda _: False, nonces)
+        token, now = mint(), time.time()
+        nonce = nonces.issue(now - age)
+        view = request(dpop(token, claims={"nonce": nonce, "iat": int(now)}))
+        return await proofs.check(view, token, CLIENT.jkt, now=now)
+
+    nonces = Nonces(b"s" * 32, 300)
+    issued = asyncio.run(body())
+    assert (issued is not None) is fresh
+    if issued is not None:
+        assert nonces.valid(issued, time.time()) and not nonces.expiring(issued, time.time())
+
+
+def test_the_next_nonce_rides_on_this_request_s_principal_only() -> None:
+    nonces = Nonces(b"s" * 32, 300)
+
+    async def body(world: World) -> list[tuple[tuple[bytes, bytes], ...]]:
+        token, now = mint(), time.time()
+        seen = []
+        for age in (200, 0):  # the same token (cached): an old nonce, then the new one
+            view = request(dpop(token, claims={"nonce": nonces.issue(now - age)}))
+            principal = await world.bearer.authenticate(view)
+            assert principal is not None
+            seen.append(principal.response_headers)
+        return seen
+
+    old, new = run(body, nonces)
+    assert [name for name, _ in old] == [b"dpop-nonce"] and new == ()

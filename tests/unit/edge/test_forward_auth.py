@@ -317,3 +317,25 @@ def test_the_front_proxys_client_certificate_is_never_the_callers() -> None:
     scope["extensions"] = {"tls": {CLIENT_CERTIFICATE: certificate}}
     assert Exchange(scope, "/oauth2/auth", "id", 0.0).client_certificate is certificate
     assert original(reader(), scope).client_certificate is None
+
+
+@pytest.mark.parametrize(("uri", "scheme", "host"), [
+    ("https://App.Example/x?y=1", "https", b"App.Example"),
+    ("http://app.example:8080/x", "http", b"app.example:8080"),
+    ("/x?y=1", "http", b"gatekeeper:4180"),
+], ids=["absolute https: its scheme and host", "absolute with a port",
+        "origin-form: the check's own (a trusted proxy's X-Forwarded-* then decide)"])
+def test_an_absolute_original_uri_is_the_request_s_scheme_and_host(uri: str, scheme: str,
+                                                                     host: bytes) -> None:
+    """ingress-nginx writes $scheme://$http_host$request_uri: a DPoP proof's htu names that
+    URL, so neither the check's own Host nor an X-Forwarded-Host that auth_request copied from
+    the client may stand in for its host. X-Forwarded-Proto is kept: behind a load balancer
+    that ends TLS it is the scheme the client used (htu.py reads it from trusted peers)."""
+    fa = reader("custom", uri_header="X-Original-URL", method_header="X-Original-Method")
+    headers = [("Host", "gatekeeper:4180"), ("X-Original-URL", uri), ("X-Original-Method", "GET"),
+               ("X-Forwarded-Host", "evil.example"), ("X-Forwarded-Proto", "https")]
+    view = original(fa, scope_of(headers))
+    assert (view.scheme, view.header_values(b"host")) == (scheme, [host])
+    forwarded = view.header_values(b"x-forwarded-host")
+    assert forwarded == ([] if uri.startswith("http") else [b"evil.example"])
+    assert view.header_values(b"x-forwarded-proto") == [b"https"]

@@ -7,13 +7,17 @@ test_introspection_provider.py (the real provider)."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import hashlib
 import json
 import time
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs
 
 import httpx
+import jwt
 import pytest
 from pydantic import ValidationError
 
@@ -26,6 +30,7 @@ from gatekeeper.settings import AuthSettings, IssuerSettings
 from gatekeeper.tokens.introspect import Introspector
 from gatekeeper.tokens.jwks import IssuerKeys
 from tests.support import forge
+from tests.support.assertion import public_pem, write_private_key
 
 ISSUER = "https://issuer.test"
 AUDIENCE = "api"
@@ -169,10 +174,46 @@ def test_the_endpoint_is_discovered_from_the_issuer_metadata(metadata_issuer: st
     ({"client_id": "gk"}, "client_secret"),
     ({"client_id": "gk", "client_secret": "s", "endpoint": "ftp://x/introspect"}, "endpoint"),
     ({"client_id": "gk", "client_secret": "s", "mode": "sometimes"}, "mode"),
-    ({"client_id": "gk", "client_secret": "s", "auth_method": "private_key_jwt"}, "auth_method"),
+    ({"client_id": "gk", "client_secret": "s", "auth_method": "client_secret_jwt"}, "auth_method"),
+    ({"client_id": "gk", "auth_method": "private_key_jwt"}, "private_key_jwt"),
+    ({"client_id": "gk", "client_secret": "s", "auth_method": "private_key_jwt",
+      "private_key_jwt": {"key_file": "k.pem"}}, "client_secret"),
+    ({"client_id": "gk", "client_secret": "s", "private_key_jwt": {"key_file": "k.pem"}},
+     "private_key_jwt"),
     ({"client_id": "gk", "client_secret": "s", "max_bytes": 10}, "max_bytes"),
-], ids=["no-secret", "not-http", "bad-mode", "unsupported-auth", "tiny-body-cap"])
+], ids=["no-secret", "not-http", "bad-mode", "unsupported-auth", "a key method without its key",
+        "a secret that nothing would send", "a key with a secret method", "tiny-body-cap"])
 def test_bad_introspection_config_is_refused_naming_the_key(introspection: dict[str, Any], key: str) -> None:
     with pytest.raises(ValidationError) as error:
         IssuerSettings(issuer=ISSUER, audience=[AUDIENCE], introspection=introspection)
     assert any(e["loc"][:2] == ("introspection", key) for e in error.value.errors())
+
+
+@pytest.mark.parametrize("method", ["client_secret_basic", "client_secret_post", "private_key_jwt"])
+def test_the_call_authenticates_the_client_with_the_configured_method(method: str, tmp_path: Path) -> None:
+    key = write_private_key(tmp_path / "client.pem", "ES256")
+    config: dict[str, Any] = {"auth_method": method}
+    if method == "private_key_jwt":
+        config |= {"client_secret": None, "private_key_jwt": {"key_file": tmp_path / "client.pem",
+                                                             "algorithm": "ES256"}}
+
+    async def scenario(bearer: BearerAuthenticator, asked: list[httpx.Request]) -> Any:
+        return await bearer.authenticate(_request("opaque-1"))
+
+    principal, asked = _run(lambda request: _good(), scenario, **config)
+    assert isinstance(principal, Principal) and principal.subject == "alice"
+    (request,) = asked
+    form = {k: v[0] for k, v in parse_qs(request.content.decode()).items()}
+    assert (form["token"], form["token_type_hint"]) == ("opaque-1", "access_token")
+    if method == "client_secret_basic":
+        assert request.headers["authorization"] == "Basic " + base64.b64encode(b"gk:secret").decode()
+        assert "client_secret" not in form
+    elif method == "client_secret_post":
+        assert (form["client_id"], form["client_secret"]) == ("gk", "secret")
+        assert "authorization" not in request.headers
+    else:
+        assert "authorization" not in request.headers and "client_secret" not in form
+        assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        claims = jwt.decode(form["client_assertion"], public_pem(key), algorithms=["ES256"],
+                            audience=ISSUER, issuer="gk")  # RFC 7523 §3: aud = the issuer here
+        assert claims["sub"] == "gk"
