@@ -353,7 +353,8 @@ class GatekeeperApp:
         exchanges = None
         if settings.token_exchange:
             exchanges = TokenExchanges(settings.token_exchange, {
-                issuer.issuer: IssuerExchange(issuer, settings.auth, http)
+                issuer.issuer: IssuerExchange(issuer, settings.auth, http,
+                                              client=clients.exchange[issuer.issuer])
                 for issuer in settings.auth.issuers if issuer.token_exchange is not None})
         pipeline = Pipeline(authenticators, authorizer, headers, revocations=revocations,
                             origins=origins, rate_limits=rate_limits, tracing=tracing,

@@ -1,6 +1,6 @@
 """OAuth client authentication at a provider's back channel, for every call gatekeeper makes
 as a client: introspection (RFC 7662 §2.1: any client authentication), the login's token calls
-(code exchange, refresh) and, at merge, token exchange. One ``ClientAuth`` per client; for each
+(code exchange, refresh) and token exchange (RFC 8693). One ``ClientAuth`` per client; for each
 call ``await client.parts(endpoint)`` says what to add to the request's headers and form:
 
     client_secret_basic  Authorization: Basic, each part form-encoded first (RFC 6749 §2.3.1)
@@ -203,10 +203,11 @@ class Clients:
 
     introspection: dict[str, ClientAuth]  # by issuer
     login: dict[str, ClientAuth]  # by provider id
+    exchange: dict[str, ClientAuth] = field(default_factory=dict)  # token exchange, by issuer
 
     @property
     def all(self) -> list[ClientAuth]:
-        return [*self.introspection.values(), *self.login.values()]
+        return [*self.introspection.values(), *self.login.values(), *self.exchange.values()]
 
 
 def build_clients(settings: Settings) -> Clients:
@@ -215,12 +216,15 @@ def build_clients(settings: Settings) -> Clients:
     problems: list[str] = []
     introspection: dict[str, ClientAuth] = {}
     login: dict[str, ClientAuth] = {}
+    exchange: dict[str, ClientAuth] = {}
     for index, issuer in enumerate(settings.auth.issuers):
-        if issuer.introspection is not None:
+        for section, clients in (("introspection", introspection), ("token_exchange", exchange)):
+            credentials = getattr(issuer, section)
+            if credentials is None:
+                continue
             try:
-                introspection[issuer.issuer] = ClientAuth.of(
-                    issuer.introspection, issuer=issuer.issuer,
-                    key_name=f"auth.issuers.{index}.introspection")
+                clients[issuer.issuer] = ClientAuth.of(
+                    credentials, issuer=issuer.issuer, key_name=f"auth.issuers.{index}.{section}")
             except ConfigError as exc:
                 problems.extend(exc.problems)
     if settings.oidc is not None:
@@ -234,7 +238,7 @@ def build_clients(settings: Settings) -> Clients:
                 problems.extend(exc.problems)
     if problems:
         raise ConfigError(problems)
-    return Clients(introspection, login)
+    return Clients(introspection, login, exchange)
 
 
 def client_key_problems(settings: Settings) -> list[str]:

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from typing import Final, Literal
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from gatekeeper.settings.client_auth import ClientCredentials
 from gatekeeper.settings.common import FrozenModel, check_http_url
 from gatekeeper.settings.routes import HTTP_METHOD, check_path_pattern
 
@@ -26,15 +27,12 @@ _SCOPE_TOKEN = re.compile(r"[\x21\x23-\x5b\x5d-\x7e]+")
 _HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]{0,63}")
 
 
-class TokenExchangeClient(FrozenModel):
-    """The client gatekeeper authenticates as at one issuer's token endpoint for RFC 8693."""
+class TokenExchangeClient(ClientCredentials):
+    """The client gatekeeper authenticates as at one issuer's token endpoint for RFC 8693 (a
+    secret or ``private_key_jwt``, as for introspection)."""
 
     token_endpoint: str | None = Field(
         default=None, description="Default: the issuer metadata's `token_endpoint` (discovery).")
-    client_id: str = Field(min_length=1, description="Client gatekeeper authenticates as.")
-    client_secret: SecretStr = Field(description="Never logged or echoed.")
-    auth_method: Literal["client_secret_basic", "client_secret_post"] = Field(
-        default="client_secret_basic", description="How the client authenticates (RFC 6749 §2.3.1).")
     timeout_seconds: float = Field(
         default=2.0, gt=0.0, le=30.0,
         description="Total deadline of one exchange (connect to last byte); then 503.")

@@ -3,8 +3,8 @@
 The request (§2.1): ``grant_type=urn:ietf:params:oauth:grant-type:token-exchange``, the caller's
 token as ``subject_token`` of type ``…:access_token``, the route's ``audience``, ``resource``,
 ``scope`` and ``requested_token_type``; gatekeeper authenticates as the issuer's configured
-client (``client_secret_basic`` or ``client_secret_post``, through authlib's ``ClientAuth`` as the
-login's token calls do). The endpoint is the configured one or the discovered ``token_endpoint``.
+client (a secret or ``private_key_jwt``: clients/client_auth.py, as introspection and the login's
+token calls do). The endpoint is the configured one or the discovered ``token_endpoint``.
 
 Cache: one per issuer (an answer is this issuer's word, never another's), keyed by the SHA-256 of
 the caller's token (the token itself is no key) and everything else the request says (audience,
@@ -24,10 +24,9 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import quote, urlencode, urlsplit
+from urllib.parse import urlencode, urlsplit
 
-from authlib.oauth2.auth import ClientAuth
-
+from gatekeeper.clients.client_auth import ClientAuth
 from gatekeeper.clients.controlplane import ControlPlane, FetchError
 from gatekeeper.errors import GatekeeperError, TokenExchangeUnavailable
 from gatekeeper.lru import LRU
@@ -80,28 +79,20 @@ class Held:
         return self.token
 
 
-def client_auth(settings: TokenExchangeClient) -> ClientAuth:
-    """The client authentication of the token call (the field names are IntrospectionSettings',
-    so a shared client-authentication module can take either)."""
-    secret = settings.client_secret.get_secret_value()
-    if settings.auth_method == "client_secret_basic":
-        # RFC 6749 §2.3.1: each part form-encoded before the Basic encoding (authlib does not).
-        return ClientAuth(quote(settings.client_id, safe=""), quote(secret, safe=""),
-                          "client_secret_basic")
-    return ClientAuth(settings.client_id, secret, "client_secret_post")
-
-
 class IssuerExchange:
     """Exchanges tokens of one issuer at its token endpoint; answers kept per (token, request)."""
 
     def __init__(self, issuer: IssuerSettings, auth: AuthSettings, http: httpx.AsyncClient,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time, *, client: ClientAuth | None = None) -> None:
         settings = issuer.token_exchange
         if settings is None:
             raise ValueError(f"{issuer.issuer}: no token_exchange settings")
         self.issuer = issuer.issuer
         self.settings: TokenExchangeClient = settings
-        self._auth = client_auth(settings)
+        # ``client``: built by the app with its config key (auth.issuers.N.token_exchange),
+        # which a bad key file is refused with.
+        self._client = client or ClientAuth.of(settings, issuer=issuer.issuer,
+                                               key_name=f"the token exchange of {issuer.issuer}")
         self._http = ControlPlane(http, deadline_seconds=settings.timeout_seconds,
                                   max_bytes=settings.max_bytes)
         # Discovery documents are larger than a token answer; bounded like JWKS ones, within
@@ -148,10 +139,12 @@ class IssuerExchange:
             # One deadline for discovery (the first time) and the call together.
             async with asyncio.timeout(self.settings.timeout_seconds):
                 endpoint = await self._endpoint_url()
-                url, headers, body = self._auth.prepare(
-                    "POST", endpoint, {"content-type": "application/x-www-form-urlencoded",
-                                       "accept": "application/json"}, urlencode(form))
-                fetched = await self._http.call("POST", url, headers=headers, content=body)
+                auth = await self._client.parts(endpoint)
+                headers = {"content-type": "application/x-www-form-urlencoded",
+                           "accept": "application/json", **auth.headers}
+                form += list(auth.form.items())
+                fetched = await self._http.call("POST", endpoint, headers=headers,
+                                                content=urlencode(form))
             answer = fetched.json()
         except (FetchError, ValueError, TimeoutError) as exc:
             # The text names the URL without credentials, never a token or the secret.

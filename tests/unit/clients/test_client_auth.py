@@ -273,6 +273,7 @@ def test_every_unusable_key_of_a_config_is_reported_at_once_and_readiness_names_
     (tmp_path / "bad.pem").write_bytes(public_pem(new_key("RS256")))
     issuers = [{"issuer": f"https://idp{n}.example", "audience": ["api"],
                 "introspection": {"client_id": f"gk{n}", "auth_method": "private_key_jwt",
+                                  "token_prefixes": [f"idp{n}_"],
                                   "private_key_jwt": {"key_file": tmp_path / name,
                                                       "algorithm": "ES256"}}}
                for n, name in ((0, "good.pem"), (1, "bad.pem"))]

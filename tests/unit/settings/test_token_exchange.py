@@ -53,6 +53,9 @@ def problems(tmp_path: Path, config: dict[str, Any]) -> list[str]:
     (_config({"header": "X Token"}), "token_exchange.0.header", "a header name"),
     (_config(issuer={"token_exchange": {"client_id": "gk", "client_secret": "s",
                                         "auth_method": "private_key_jwt"}}),
+     "auth.issuers.0.token_exchange.private_key_jwt", "required with auth_method private_key_jwt"),
+    (_config(issuer={"token_exchange": {"client_id": "gk", "client_secret": "s",
+                                        "auth_method": "client_secret_jwt"}}),
      "auth.issuers.0.token_exchange.auth_method", ""),
     (_config(issuer={"token_exchange": {"client_id": "gk", "client_secret": "s",
                                         "token_endpoint": "ftp://idp.test/token"}}),
@@ -63,7 +66,8 @@ def problems(tmp_path: Path, config: dict[str, Any]) -> list[str]:
         "a resource with a fragment", "a scope with a space", "a path not starting with /",
         "a method that is no token", "asking for a refresh token", "the Authorization header",
         "a forwarding header", "an identity header in another spelling", "the certificate header",
-        "not a header name", "an auth method it does not speak", "a token endpoint not http",
+        "not a header name", "a key method without its key", "an auth method it does not speak",
+        "a token endpoint not http",
         "no client secret"])
 def test_a_token_exchange_that_cannot_work_is_refused(
         tmp_path: Path, config: dict[str, Any], key: str, reason: str) -> None:

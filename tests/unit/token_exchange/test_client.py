@@ -10,11 +10,15 @@ import base64
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote
 
 import httpx
+import jwt
 import pytest
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from gatekeeper.errors import Forbidden, GatekeeperError, InvalidToken, TokenExchangeUnavailable
 from gatekeeper.principal import ANONYMOUS, Principal
@@ -122,6 +126,35 @@ def test_client_secret_post_sends_the_credentials_in_the_form_and_no_basic_heade
     [request] = _run(scenario).asked
     assert "authorization" not in request.headers
     assert (_form(request)["client_id"], _form(request)["client_secret"]) == ("gk", SECRET)
+
+
+def test_private_key_jwt_signs_a_fresh_assertion_for_the_exchange(tmp_path: Path) -> None:
+    """The exchange client authenticates as introspection does (clients/client_auth.py): with a
+    key, each call carries a client assertion for the issuer and no secret."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    key_file = tmp_path / "client.pem"
+    key_file.write_bytes(key.private_bytes(serialization.Encoding.PEM,
+                                           serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    issuer = _issuer(auth_method="private_key_jwt", client_secret=None,
+                     private_key_jwt={"key_file": str(key_file), "algorithm": "ES256"})
+
+    async def scenario(http: httpx.AsyncClient, provider: Provider) -> None:
+        client = IssuerExchange(issuer, AuthSettings(), http)
+        await _exchange(client, "tok-alice")
+        await _exchange(client, "tok-bob")
+
+    asked = _run(scenario).asked
+    assertions = []
+    for request in asked:
+        form = _form(request)
+        assert "authorization" not in request.headers and "client_secret" not in form
+        assert form["client_assertion_type"] == "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        claims = jwt.decode(form["client_assertion"], key.public_key(), algorithms=["ES256"],
+                            audience=ISSUER)
+        assert (claims["iss"], claims["sub"]) == ("gk", "gk")
+        assertions.append(claims["jti"])
+    assert len(asked) == 2 and len(set(assertions)) == 2
 
 
 def test_the_token_endpoint_is_discovered_when_not_configured() -> None:
