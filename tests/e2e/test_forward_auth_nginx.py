@@ -11,10 +11,12 @@ an app may read it — the path decoded and resolved, or the path and method an 
 from __future__ import annotations
 
 import re
+import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import unquote
 
+import httpx
 import pytest
 
 from gatekeeper.dev.issuer import DevIssuer
@@ -25,6 +27,7 @@ from tests.conftest import AUDIENCE, Gatekeeper, Upstream
 from tests.e2e.test_policy_bypass import app_reading
 from tests.support.nginx import run_nginx, status_of
 from tests.support.policy import copy_default_policy
+from tests.support.redis import run_redis
 from tests.support.servers import free_port
 from tests.support.upstream import RecordedRequest
 
@@ -39,11 +42,19 @@ def recipe() -> str:
     return blocks[0]
 
 
+LIMITED = "/api/limited/items"  # a viewer may read it, twice a minute (the rate limit below)
+
+
 @pytest.fixture(scope="module")
 def gatekeeper(gatekeeper_factory: Callable[..., Gatekeeper],
-               tmp_path_factory: pytest.TempPathFactory) -> Gatekeeper:
-    return gatekeeper_factory(trusted_proxies=["127.0.0.1/32"],
-                              policy=copy_default_policy(tmp_path_factory.mktemp("policies")))
+               tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gatekeeper]:
+    with run_redis() as redis:
+        yield gatekeeper_factory(
+            trusted_proxies=["127.0.0.1/32"],
+            policy=copy_default_policy(tmp_path_factory.mktemp("policies")),
+            redis={"url": redis.url, "key_prefix": f"fa-nginx-{secrets.token_hex(4)}:"},
+            rate_limits=[{"path": "/api/limited/*", "per": "subject", "limit": 2,
+                          "window_seconds": 60}])
 
 
 @pytest.fixture(scope="module")
@@ -204,3 +215,25 @@ def test_a_viewer_cannot_delete_through_a_method_override(nginx: int, upstream: 
                              f"Authorization: Bearer {viewer}\r\n"
                              "X-HTTP-Method-Override: DELETE\r\n".encode())
     assert forwarded == [] and status >= 400
+
+
+def test_a_rate_limited_check_reaches_the_client_as_429_with_retry_after(
+        nginx: int, upstream: Upstream, viewer: str) -> None:
+    """auth_request turns every answer but 401/403 into a 500: the recipe's @gatekeeper_refused
+    hands the client gatekeeper's own 429 and its Retry-After, and the app is not asked."""
+    with httpx.Client(base_url=f"http://127.0.0.1:{nginx}", timeout=15) as client:
+        answers = [client.get(LIMITED, headers={"Authorization": f"Bearer {viewer}"})
+                   for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert int(answers[2].headers["retry-after"]) > 0
+    assert upstream.recorder.requests[-1].raw_path == LIMITED.encode()
+    assert len([r for r in upstream.recorder.requests if r.raw_path == LIMITED.encode()]) == 2
+
+
+def test_a_check_gatekeeper_cannot_be_sure_of_reaches_the_client_as_400(
+        nginx: int, upstream: Upstream) -> None:
+    """A client's X-Forwarded-Uri that disagrees with the request: gatekeeper answers the check
+    400, which the client now sees (not nginx's 500); nothing reaches the app."""
+    status, forwarded = send(nginx, upstream, b"GET /public/x HTTP/1.1",
+                             b"X-Forwarded-Uri: /admin/x\r\n")
+    assert (status, forwarded) == (400, [])
