@@ -41,12 +41,40 @@ __all__ = [
 HOST = "127.0.0.1"
 
 
+# Under pytest-xdist (`make test` runs the suite in workers: the Makefile) each worker
+# takes the ports it hands out from a block of its own, below the kernel's ephemeral range
+# (32768-60999 on Linux): a port one worker reserved for a process about to start is never
+# handed to another worker, nor picked by the kernel for anyone's bind(0) or connect().
+_BLOCKS_START, _BLOCK_PORTS, _BLOCKS = 16384, 1024, 16
+_next_port: list[int] = []
+
+
+def _worker_index() -> int | None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", … in a worker
+    return int(worker[2:]) % _BLOCKS if worker.startswith("gw") and worker[2:].isdigit() else None
+
+
 def free_port() -> int:
     """A port that was free a moment ago. Racy by nature; ``serve_asgi`` avoids needing it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    index = _worker_index()
+    if index is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port: int = sock.getsockname()[1]
+            return port
+    first = _BLOCKS_START + index * _BLOCK_PORTS
+    if not _next_port:  # a random start: another suite on the machine starts elsewhere
+        _next_port.append(first + int.from_bytes(os.urandom(2), "big") % _BLOCK_PORTS)
+    for _ in range(_BLOCK_PORTS):
+        port = _next_port[0]
+        _next_port[0] = first + (port + 1 - first) % _BLOCK_PORTS
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue  # in use (or held by a server that just stopped): the next one
+            return port
+    raise RuntimeError(f"no free port in {first}-{first + _BLOCK_PORTS - 1}")
 
 
 class ThreadedUvicorn(uvicorn.Server):
