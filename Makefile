@@ -25,10 +25,13 @@ lint: $(VENV)/.installed
 	$(PY) -m mypy   # gatekeeper/ and tests/: what and how strictly is pyproject's [tool.mypy]
 	$(VENV)/bin/lint-imports --no-cache   # the layers, no cycles, one owner per library: pyproject.toml
 
+# The suite in TEST_WORKERS processes (pytest-xdist), each test file whole in one of them (its
+# module-scoped servers are started once); tests/README.md has the figures.
+TEST_WORKERS ?= auto
 test: lint   # the test OpenID provider's node packages too, when missing or older than the lock file
 	[ tests/oidc/node_modules/.package-lock.json -nt tests/oidc/package-lock.json ] || \
 	  npm ci --prefix tests/oidc --no-audit --no-fund
-	$(PY) -m pytest
+	$(PY) -m pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: $(VENV)/.installed   # needs wrk and nginx (apt-get install wrk nginx-light)
 	$(PY) bench/run_gatekeeper.py

@@ -23,7 +23,7 @@ import yaml
 from gatekeeper.dev.issuer import DevIssuer
 from gatekeeper.dev.issuer_http import create_issuer_app
 from gatekeeper.dev.login import DevClient, DevLogin
-from tests.support.servers import ProcessHandle, free_port, run_process, serve_asgi
+from tests.support.servers import ProcessHandle, free_port, run_process, serve_asgi, terminating
 from tests.support.upstream import Recorder, create_upstream_app
 
 AUDIENCE = "api"
@@ -166,7 +166,9 @@ def gatekeeper_factory(
     tmp_path_factory: pytest.TempPathFactory, issuer: DevIssuer, upstream: Upstream
 ) -> Iterator[Callable[..., Gatekeeper]]:
     """Start gatekeeper processes (stopped at module end). Keyword args override config keys."""
-    with ExitStack() as stack:
+    handles: list[ProcessHandle] = []
+    # terminating(), left first, signals all the processes; the stack then waits for each.
+    with ExitStack() as stack, terminating(handles):
         def start(*, env: dict[str, str] | None = None, wait_ready: bool = True,
                   **overrides: Any) -> Gatekeeper:
             config = gatekeeper_config(issuer, upstream.url, **overrides)
@@ -178,6 +180,7 @@ def gatekeeper_factory(
                 env=env, ready_url=f"{admin_url}/healthz" if wait_ready else None,
                 ready_port=None if wait_ready else int(config["listen"].rsplit(":", 1)[1]),
             ))
+            handles.append(handle)
             return Gatekeeper(url=f"http://{config['listen']}", admin_url=admin_url,
                               process=handle, config=config, config_path=path)
         yield start

@@ -10,6 +10,7 @@ and Redis copy) and the same subject cannot sign in again. Every wait is a bound
 from __future__ import annotations
 
 import asyncio
+import re
 import secrets
 import time
 from collections.abc import Callable, Iterator
@@ -136,7 +137,6 @@ def test_redis_down_serves_the_cached_list_then_fails_closed_then_recovers(
     poll(lambda: refused(a, dave) and refused(b, dave), "dave refused on both", within=1.0)
 
     redis.kill()  # SIGKILL, no snapshot: it comes back empty
-    killed = time.monotonic()
     # Bearer traffic keeps flowing from the cached list, which still refuses dave.
     for gk in (a, b):
         assert get(gk, erin).status_code == 200
@@ -150,12 +150,14 @@ def test_redis_down_serves_the_cached_list_then_fails_closed_then_recovers(
     # Past max_stale_seconds: authenticated requests fail closed; public paths still serve.
     poll(lambda: all(get(gk, erin).status_code == 503 for gk in (a, b)),
          "503 once the list is older than max_stale_seconds", within=MAX_STALE + 5)
-    assert time.monotonic() - killed > MAX_STALE - 1.5  # not before (a sync may precede the kill)
     answer = get(a, erin)
     assert error(answer) == "revocation_list_stale"
     assert get(a, None, "/public/x").status_code == 200
-    status, check = revocation_check(b)
-    assert status == 503 and not check["ok"] and "beyond max_stale_seconds" in check["detail"]
+    for gk in (a, b):  # not before: its last good sync is at least max_stale_seconds old
+        status, check = revocation_check(gk)
+        assert status == 503 and not check["ok"] and "beyond max_stale_seconds" in check["detail"]
+        age = re.match(r"stale: last sync ([0-9.]+)s ago", check["detail"])
+        assert age is not None and float(age[1]) >= MAX_STALE, check
     with a.admin() as admin:
         assert "gatekeeper_revocation_sync_failures_total" in admin.get("/metrics").text
 

@@ -29,7 +29,7 @@ import yaml
 
 from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import Gatekeeper, Upstream, gatekeeper_config
-from tests.support.servers import run_process
+from tests.support.servers import ProcessHandle, run_process, terminating
 
 MiB = 1024 * 1024
 RSS_GROWTH_LIMIT = 32 * MiB  # the attacks below send 24-64 MiB; unbounded, they cost 2-10x that
@@ -43,7 +43,9 @@ def gatekeeper_starter(
 ) -> Iterator[Callable[..., Gatekeeper]]:
     """Start a gatekeeper process per call, all stopped on exit (a clean VmHWM each). The
     function-scoped ``start_gatekeeper`` fixture (tests/conftest.py) wraps it."""
-    with ExitStack() as stack:
+    handles: list[ProcessHandle] = []
+    # terminating(), left first, signals all the processes; the stack then waits for each.
+    with ExitStack() as stack, terminating(handles):
         def start(upstream_url: str | None = None, **overrides: Any) -> Gatekeeper:
             config = gatekeeper_config(issuer, upstream_url or upstream.url, **overrides)
             path = tmp_path / f"gatekeeper-{len(list(tmp_path.iterdir()))}.yaml"
@@ -53,6 +55,7 @@ def gatekeeper_starter(
                 [sys.executable, "-m", "gatekeeper", "run", "--config", str(path)],
                 # The admin port answers during startup, a moment before the public one listens.
                 ready_url=f"{admin_url}/healthz", ready_port=int(config["listen"].rsplit(":", 1)[1])))
+            handles.append(handle)
             return Gatekeeper(url=f"http://{config['listen']}", admin_url=admin_url,
                               process=handle, config=config, config_path=path)
         yield start

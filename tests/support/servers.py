@@ -35,17 +35,46 @@ __all__ = [
     "rss_bytes",
     "run_process",
     "serve_asgi",
+    "terminating",
 ]
 
 HOST = "127.0.0.1"
 
 
+# Under pytest-xdist (`make test` runs the suite in workers: the Makefile) each worker
+# takes the ports it hands out from a block of its own, below the kernel's ephemeral range
+# (32768-60999 on Linux): a port one worker reserved for a process about to start is never
+# handed to another worker, nor picked by the kernel for anyone's bind(0) or connect().
+_BLOCKS_START, _BLOCK_PORTS, _BLOCKS = 16384, 1024, 16
+_next_port: list[int] = []
+
+
+def _worker_index() -> int | None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # "gw0", "gw1", … in a worker
+    return int(worker[2:]) % _BLOCKS if worker.startswith("gw") and worker[2:].isdigit() else None
+
+
 def free_port() -> int:
     """A port that was free a moment ago. Racy by nature; ``serve_asgi`` avoids needing it."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind((HOST, 0))
-        port: int = sock.getsockname()[1]
-        return port
+    index = _worker_index()
+    if index is None:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind((HOST, 0))
+            port: int = sock.getsockname()[1]
+            return port
+    first = _BLOCKS_START + index * _BLOCK_PORTS
+    if not _next_port:  # a random start: another suite on the machine starts elsewhere
+        _next_port.append(first + int.from_bytes(os.urandom(2), "big") % _BLOCK_PORTS)
+    for _ in range(_BLOCK_PORTS):
+        port = _next_port[0]
+        _next_port[0] = first + (port + 1 - first) % _BLOCK_PORTS
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind((HOST, port))
+            except OSError:
+                continue  # in use (or held by a server that just stopped): the next one
+            return port
+    raise RuntimeError(f"no free port in {first}-{first + _BLOCK_PORTS - 1}")
 
 
 class ThreadedUvicorn(uvicorn.Server):
@@ -126,6 +155,7 @@ class ProcessHandle:
     def __init__(self, proc: subprocess.Popen[bytes], log: IO[bytes]) -> None:
         self.proc = proc
         self._log = log
+        self._terminated = False
 
     @property
     def pid(self) -> int:
@@ -156,10 +186,21 @@ class ProcessHandle:
     def send_signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
 
-    def stop(self, timeout: float = 10.0) -> int:
-        """SIGTERM, wait up to ``timeout``, then SIGKILL. Returns the exit code."""
-        if self.proc.poll() is None:
+    def terminate(self) -> None:
+        """SIGTERM, once, without waiting (``stop`` then only waits): a fixture that started
+        several processes signals them all first, so they shut down side by side."""
+        if self.proc.poll() is None and not self._terminated:
+            self._terminated = True
             self.proc.send_signal(signal.SIGTERM)
+
+    def stop(self, timeout: float = 10.0) -> int:
+        """SIGTERM (unless ``terminate`` sent it), wait up to ``timeout``, then SIGKILL.
+        Returns the exit code."""
+        if self.proc.poll() is None:
+            if self._terminated:
+                self._terminated = False  # a second stop() signals again, as it always did
+            else:
+                self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
@@ -169,6 +210,18 @@ class ProcessHandle:
             # Anything the child left behind in its own process group (workers) goes too.
             os.killpg(self.proc.pid, signal.SIGKILL)
         return self.proc.returncode
+
+
+@contextlib.contextmanager
+def terminating(handles: list[ProcessHandle]) -> Iterator[None]:
+    """On exit, SIGTERM every one of ``handles`` at once; their own ``run_process`` contexts,
+    left next, then wait for each (shutting down takes a gatekeeper ~0.5 s: in turn, that is
+    half a second per process a module started)."""
+    try:
+        yield
+    finally:
+        for handle in handles:
+            handle.terminate()
 
 
 @contextlib.contextmanager
