@@ -27,11 +27,12 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from gatekeeper import logs
-from gatekeeper.app import _QuietServer, create_app
+from gatekeeper.app import create_app
 from gatekeeper.dev.issuer import DevIssuer
 from gatekeeper.dev.issuer_http import create_issuer_app
 from gatekeeper.dev.login import DEMO_USERS, DevClient, DevLogin
 from gatekeeper.settings import Settings
+from gatekeeper.wiring.admin import QuietServer
 
 AUDIENCE = "demo-api"
 
@@ -107,7 +108,7 @@ def _server(app: Any, port: int, quiet: bool = True, **kwargs: Any) -> uvicorn.S
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, access_log=False, log_config=None, log_level="warning", **kwargs
     )
-    return _QuietServer(config) if quiet else uvicorn.Server(config)
+    return QuietServer(config) if quiet else uvicorn.Server(config)
 
 
 async def _self_check(base: str, tokens: dict[str, str]) -> list[str]:

@@ -331,10 +331,12 @@ def test_the_log_line_example_has_the_common_fields() -> None:
 
 
 def extra_check_names() -> set[str]:
-    """The names app.py gives the checks it adds to /readyz (``extra_checks[...]``)."""
-    tree = ast.parse((PACKAGE / "app.py").read_text(encoding="utf-8"))
+    """The names app.py and the wiring it calls give the checks they add to /readyz
+    (``extra_checks[...]``)."""
+    trees = [ast.parse(path.read_text(encoding="utf-8"))
+             for path in [PACKAGE / "app.py", *sorted((PACKAGE / "wiring").glob("*.py"))]]
     names: set[str] = set()
-    for node in ast.walk(tree):
+    for node in (node for tree in trees for node in ast.walk(tree)):
         if (isinstance(node, ast.Subscript) and isinstance(node.ctx, ast.Store)
                 and isinstance(node.value, ast.Name) and node.value.id == "extra_checks"):
             assert isinstance(node.slice, ast.Constant) and isinstance(node.slice.value, str)
