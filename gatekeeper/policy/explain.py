@@ -2,6 +2,8 @@
 subjects the caller held and where each came from, and for a deny the nearest rules that did
 not match with the first matcher term that failed.
 
+The rules' side is explain_rules.py, the subjects' side explain_subjects.py.
+
 The verdict is never recomputed here: it is ``CompiledPolicy.decide``'s, taken the way the
 proxy's ``PolicyAuthorizer`` takes it (anonymous callers only on ``public_paths``, a ``HEAD``
 needing the ``GET``), so the explanation cannot disagree with the proxy. What is computed here
@@ -11,27 +13,23 @@ rule (``CompiledPolicy.explain_view``): slow next to a decision, and never on th
 
 from __future__ import annotations
 
-import ast
-import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from casbin.persist.adapter import _extract_tokens
-
 from gatekeeper.errors import BadRequest
 from gatekeeper.paths import PathPatterns, canonical_path
-from gatekeeper.policy.engine import CompiledPolicy, ExplainView, PolicyVerdict, Rule
+from gatekeeper.policy.engine import CompiledPolicy, PolicyVerdict
+from gatekeeper.policy.explain_rules import NEAREST, NearMiss, RuleMatch, matcher_terms, walk, written
+from gatekeeper.policy.explain_subjects import Subject, g_sources, subjects_held
 from gatekeeper.policy.inputs import NoDomain, read_client
-from gatekeeper.policy.matcher import casbin_to_python
-from gatekeeper.policy.query import AMBIGUOUS
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
-from gatekeeper.subjects import ANONYMOUS_ROLE, AUTHENTICATED_ROLE, NAMES_A_ROLE, as_role
+from gatekeeper.subjects import ANONYMOUS_ROLE, NAMES_A_ROLE
 
-NEAREST = 5  # rules shown for a deny
-_WRITTEN = re.compile(r"\b([rp][0-9]*)_(?=[A-Za-z])")
+__all__ = ["NEAREST", "ExplainRequest", "Explanation", "NearMiss", "RuleMatch", "Subject",
+           "explain", "made_up_request"]
 
 # What each effect Casbin knows means, in one sentence (keyed by the effect without spaces).
 _EFFECTS = {
@@ -69,41 +67,6 @@ class ExplainRequest:
             return cls(method, path, host=host, client=client)
         return cls(method, path, principal.subject, tuple(principal.roles), principal.claims,
                    host=host, client=client)
-
-
-@dataclass(frozen=True, slots=True)
-class Subject:
-    name: str
-    via: str  # token subject | token role | role:authenticated | role:anonymous | g line F:N
-    chain: tuple[str, ...]  # from what the token gave to this name, through g lines
-
-    def as_json(self) -> dict[str, Any]:
-        return {"name": self.name, "via": self.via, "chain": list(self.chain)}
-
-
-@dataclass(frozen=True, slots=True)
-class RuleMatch:
-    rule: str  # "policy.csv:12"
-    text: str  # "p, role:viewer, /api/:project/items, GET|HEAD, allow"
-    effect: str  # allow | deny | … (the rule's eft; allow in a model without one)
-
-    def as_json(self) -> dict[str, Any]:
-        return {"rule": self.rule, "text": self.text, "effect": self.effect}
-
-
-@dataclass(frozen=True, slots=True)
-class NearMiss:
-    rule: str
-    text: str
-    effect: str
-    term: str  # the first top-level matcher term that failed, as the model writes it
-    result: str  # "false", or "error: …" when the term raised
-    values: tuple[tuple[str, Any], ...]  # what the term read: ("r.obj", "/x"), ("p.obj", "/a/*")
-    held: int  # how many of the matcher's terms held: more is nearer
-
-    def as_json(self) -> dict[str, Any]:
-        return {"rule": self.rule, "text": self.text, "effect": self.effect, "term": self.term,
-                "result": self.result, "values": dict(self.values), "terms_held": self.held}
 
 
 @dataclass(frozen=True, slots=True)
@@ -151,9 +114,9 @@ def explain(
         claims.setdefault("sub", request.sub)  # a token's sub claim is its subject
     view = policy.explain_view(subject, request.roles, method, "/", authenticated=authenticated,
                                claims=claims)
-    effect = _written(view.effect)
+    effect = written(view.effect)
     meaning = _EFFECTS.get("".join(view.effect.split()), "Casbin's effect, as written")
-    terms = tuple(_written(t) for t in _terms(view.matcher))
+    terms = tuple(written(t) for t in matcher_terms(view.matcher))
     try:
         path = canonical_path(request.path.partition("?")[0].encode("utf-8"))
     except BadRequest as exc:
@@ -192,9 +155,9 @@ def explain(
         notes.append(f"refused before any rule is read: {verdict.refused}{why}")
         return Explanation(False, verdict.reason, None, effect, meaning, decided, path, (), (),
                            (), terms, tuple(notes))
-    subjects = _subjects(view, subject if authenticated else None, request.roles,
-                         _g_sources(policy_file, view) if policy_file is not None else {})
-    matched, nearest = _walk(policy.rules, view, want_nearest=not verdict.allowed)
+    subjects = subjects_held(view, subject if authenticated else None, request.roles,
+                             g_sources(policy_file, view) if policy_file is not None else {})
+    matched, nearest = walk(policy.rules, view, want_nearest=not verdict.allowed)
     return Explanation(verdict.allowed, verdict.reason, decided_by, effect, meaning, decided,
                        path, subjects, matched, nearest, terms, tuple(notes))
 
@@ -224,212 +187,5 @@ def made_up_request(method: str, path: str, target: str, *, host: str = "localho
                         "client": (client, 0)}, path)
 
 
-# ---------------------------------------------------------------- subjects
-
-
-def _subjects(view: ExplainView, subject: str | None, roles: Sequence[str],
-              sources: Mapping[tuple[str, str], str]) -> tuple[Subject, ...]:
-    """Each name the request holds, reached first from what the token gave (a breadth-first
-    walk of the g links: the shortest chain). The set is the engine's own."""
-    given: list[tuple[str, str]] = []
-    if subject is not None:
-        given.append((subject, "token subject"))
-        given += [(as_role(role), "token role") for role in roles]
-        given.append((AUTHENTICATED_ROLE, "role:authenticated"))
-    given.append((ANONYMOUS_ROLE, "role:anonymous"))
-    found: dict[str, Subject] = {}
-    frontier: list[Subject] = []
-    for name, via in given:
-        if name not in found and name in view.subjects:
-            found[name] = Subject(name, via, (name,))
-            frontier.append(found[name])
-    while frontier:
-        reached: list[Subject] = []
-        for held in frontier:
-            for role in view.role_links.get(held.name, ()):
-                if role in found or role not in view.subjects:
-                    continue
-                where = sources.get((held.name, role))
-                found[role] = Subject(role, f"g line {where}" if where else "g line",
-                                      (*held.chain, role))
-                reached.append(found[role])
-        frontier = reached
-    return tuple(found.values())
-
-
-def _g_sources(policy_file: Path, view: ExplainView) -> dict[tuple[str, str], str]:
-    """(member, role) -> "policy.csv:7", read from the file; nothing when the file no longer
-    holds the loaded links (changed since the load: a wrong line is worse than none)."""
-    try:
-        with policy_file.open(encoding="utf-8", newline="") as file:  # as the loader reads it
-            text = file.read()
-    except (OSError, UnicodeDecodeError):
-        return {}
-    sources: dict[tuple[str, str], str] = {}
-    for number, raw in enumerate(text.split("\n"), start=1):  # as the loader numbers lines
-        line = raw.strip()
-        if not line.startswith("g"):
-            continue
-        try:
-            tokens = _extract_tokens(line)
-        except IndexError:
-            continue
-        if len(tokens) == 3 and tokens[0] == "g":
-            sources.setdefault((tokens[1], tokens[2]), f"{policy_file.name}:{number}")
-    loaded = {(member, role) for member, held in view.role_links.items() for role in held}
-    return sources if set(sources) == loaded else {}
-
-
-# ---------------------------------------------------------------- rules
-
-
-def _walk(rules: Sequence[Rule], view: ExplainView, *, want_nearest: bool
-          ) -> tuple[tuple[RuleMatch, ...], tuple[NearMiss, ...]]:
-    eft = view.rule_fields.index("eft") if "eft" in view.rule_fields else None
-    terms = _terms(view.matcher)
-    matched: list[RuleMatch] = []
-    misses: list[tuple[tuple[int, bool, int], Rule, str, str]] = []
-    for position, rule in enumerate(rules):
-        effect = rule.values[eft] if eft is not None else "allow"
-        if _matches(view, rule, effect):
-            matched.append(RuleMatch(rule.source, _text(rule), effect))
-        elif want_nearest and effect == "allow":
-            found = _first_failure(view, rule, terms)
-            if found is not None:
-                # Nearest: the most terms held; then a rule where a term reading the path held
-                # (the caller asked about this path: "you lack the role" beats "another
-                # path"); then file order.
-                term, outcome, held, path_held = found
-                misses.append(((-held, not path_held, position), rule, term, outcome))
-    misses.sort(key=lambda item: item[0])
-    nearest = tuple(
-        NearMiss(rule.source, _text(rule), "allow", _written(term), outcome,
-                 _values_read(term, view, rule), -rank[0])
-        for rank, rule, term, outcome in misses[:NEAREST])
-    return tuple(matched), nearest
-
-
-def _text(rule: Rule) -> str:
-    return f"{rule.ptype}, {', '.join(rule.values)}"
-
-
-def _matches(view: ExplainView, rule: Rule, effect: str) -> bool:
-    """The engine's reading of the whole matcher on one rule: true/false, a non-zero float; a
-    failing evaluation fails an allow rule and applies a deny rule (never switches a deny off)."""
-    try:
-        result = view.evaluate(view.matcher, rule)
-    except Exception:
-        return effect == "deny"
-    if isinstance(result, bool):
-        return result
-    return isinstance(result, float) and result != 0
-
-
-def _first_failure(view: ExplainView, rule: Rule, terms: Sequence[str]
-                   ) -> tuple[str, str, int, bool] | None:
-    """(the first term that failed on ``rule``, how, how many terms held, whether a term
-    reading the path held); None when every term held."""
-    first: tuple[str, str] | None = None
-    held, path_held = 0, False
-    for term in terms:
-        try:
-            value = view.evaluate(term, rule)
-        except Exception as exc:
-            outcome = f"error: {type(exc).__name__}: {exc}"
-        else:
-            if value is True or (isinstance(value, float) and value != 0):
-                held += 1
-                path_held = path_held or re.search(r"\br_obj\b", term) is not None
-                continue
-            outcome = "false" if value is False else f"{value!r} (not true)"
-        if first is None:
-            first = (term, outcome)
-    if first is None:  # every term held, yet the whole did not: not a near miss to show
-        return None
-    return first[0], first[1], held, path_held
-
-
-def _values_read(term: str, view: ExplainView, rule: Rule) -> tuple[tuple[str, Any], ...]:
-    """The request and rule fields ``term`` reads, with their values (``r.claims.tenant`` as
-    the claim, or ``<missing>``)."""
-    tree = ast.parse(casbin_to_python(term).strip(), mode="eval")
-    read: dict[str, Any] = {}
-    bases: set[int] = set()  # the r_obj of r_obj.Owner: read through its attribute, not itself
-    for node in ast.walk(tree):  # breadth first: an attribute before the name it is taken of
-        if id(node) in bases:
-            continue
-        name, attributes = _dotted(node)
-        if name is None:
-            continue
-        if attributes:
-            base = node
-            while isinstance(base, ast.Attribute):
-                base = base.value
-            bases.add(id(base))
-        prefix, _, field_name = name.partition("_")
-        value: Any
-        path = attributes
-        if prefix == "r" and field_name == view.object_field and attributes:
-            # r.obj.NAME: the object attribute the request carried (attributes.py)
-            value = _attribute_value(view.object_attributes.get(attributes[0]))
-            path = attributes[1:]
-        elif prefix == "r" and field_name in view.request:
-            value = view.request[field_name]
-        elif prefix == "p" and field_name in view.rule_fields:
-            value = rule.values[view.rule_fields.index(field_name)]
-        else:
-            continue
-        for attribute in path:
-            value = value.get(attribute, "<missing>") if isinstance(value, Mapping) else "<missing>"
-        if isinstance(value, Mapping) and not attributes:
-            continue  # the whole claims set: too much to print, nothing specific
-        read[_written(".".join((name, *attributes)))] = value
-    return tuple(read.items())
-
-
 def _no_proxy(_address: str) -> bool:
     return False  # an explained request comes from its client, never through a trusted proxy
-
-
-def _attribute_value(value: Any) -> Any:
-    if value is None:
-        return "<missing>"
-    if value is AMBIGUOUS:
-        return "<ambiguous: frameworks read the query differently>"
-    return value
-
-
-def _dotted(node: ast.AST) -> tuple[str | None, tuple[str, ...]]:
-    attributes: list[str] = []
-    while isinstance(node, ast.Attribute):
-        attributes.insert(0, node.attr)
-        node = node.value
-    if isinstance(node, ast.Name) and re.fullmatch(r"[rp]_[A-Za-z0-9_]+", node.id):
-        return node.id, tuple(attributes)
-    return None, ()
-
-
-def _terms(matcher: str) -> tuple[str, ...]:
-    """The matcher's top-level ``&&`` operands, in the matcher's own syntax (``r_sub``)."""
-    try:
-        tree = ast.parse(casbin_to_python(matcher).strip(), mode="eval").body
-    except SyntaxError:
-        return (matcher,)
-    parts = tree.values if isinstance(tree, ast.BoolOp) and isinstance(tree.op, ast.And) else [tree]
-    return tuple(_casbin_syntax(ast.unparse(part)) for part in parts)
-
-
-def _casbin_syntax(python: str) -> str:
-    """``a and not b`` back to ``a && !b`` (outside string literals), so that a term can be
-    compiled again by the matcher compiler and shown as a model would write it."""
-    pieces = re.split(r"""('(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*")""", python)
-    for index in range(0, len(pieces), 2):
-        text = re.sub(r"\band\b", "&&", pieces[index])
-        text = re.sub(r"\bor\b", "||", text)
-        pieces[index] = re.sub(r"\bnot\s+(?!in\b)", "!", text)
-    return "".join(pieces)
-
-
-def _written(text: str) -> str:
-    """``r_obj`` as the model writes it: ``r.obj``."""
-    return _WRITTEN.sub(r"\1.", text)
