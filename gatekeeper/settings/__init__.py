@@ -7,14 +7,12 @@ each with its dotted key path and reason, and no secret value is ever echoed bac
 
 from __future__ import annotations
 
-import ipaddress
-import re
 from typing import Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, ValidationInfo, field_validator, model_validator
 
-from gatekeeper.headernames import NEVER_FORWARDED, fold, is_forwarding, is_override
+from gatekeeper.headernames import fold
 from gatekeeper.settings.admin import AdminSettings
 from gatekeeper.settings.assertion import AssertionSettings
 from gatekeeper.settings.auth import AuthSettings, IntrospectionSettings, IssuerSettings
@@ -26,11 +24,18 @@ from gatekeeper.settings.common import (
     FrozenModel,
     check_host_port,
     check_networks,
+    same_socket,
     split_host_port,
 )
 from gatekeeper.settings.cors import CorsRule
 from gatekeeper.settings.forward_auth import ForwardAuthSettings
-from gatekeeper.settings.headers import HeaderSettings
+from gatekeeper.settings.headers import (
+    DEFAULT_HEADERS,
+    HeaderSettings,
+    check_assertion_header,
+    check_exchange_headers,
+    check_identity_headers,
+)
 from gatekeeper.settings.oidc import OidcSettings, ProviderSettings
 from gatekeeper.settings.redis import RedisSettings, RevocationSettings, check_redis_url, is_tls
 from gatekeeper.settings.routes import PolicySettings, RateLimitRule, check_path_pattern, check_pattern_shape
@@ -53,43 +58,6 @@ __all__ = [
     "check_pattern_shape",
     "check_redis_url", "split_host_port",
 ]
-
-DEFAULT_HEADERS = {
-    "X-Auth-Request-User": "sub",
-    "X-Auth-Request-Email": "email",
-    "X-Auth-Request-Groups": "roles",
-    "X-Auth-Request-Issuer": "iss",  # the verifying issuer: X-Auth-Request-User is per issuer
-}
-_HEADER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9\-]*")
-_ACCESS_TOKEN_HEADER = b"x-auth-request-access-token"
-_RESERVED_HEADERS = frozenset({b"authorization", b"cookie", b"x-request-id", _ACCESS_TOKEN_HEADER})
-
-
-def _local(host: str) -> str | None:
-    """'any' for a wildcard address, 'loopback' for this host's loopback, else None."""
-    if host in ("", "*"):
-        return "any"
-    if host.lower() == "localhost":
-        return "loopback"
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return None
-    return "any" if address.is_unspecified else "loopback" if address.is_loopback else None
-
-
-def _same_socket(listen: str, host: str, port: int) -> bool:
-    """Would a connection to host:port reach the listener bound to ``listen``?"""
-    bound, bound_port = split_host_port(listen)
-    if bound_port != port:
-        return False
-    if bound.lower() == host.lower():
-        return True
-    # A wildcard listener takes connections to any local address; loopback names one another
-    # (localhost, 127.0.0.1, ::1 — a dual-stack resolver may pick either).
-    kinds = (_local(host), _local(bound))
-    return None not in kinds and ("any" in kinds or kinds == ("loopback", "loopback"))
-
 
 class Settings(FrozenModel):
     """The whole configuration. Field names are the public config keys (see README)."""
@@ -225,7 +193,7 @@ class Settings(FrozenModel):
             raise ValueError("has an invalid port") from None
         for key in ("listen", "admin_listen"):  # validated before upstream (field order)
             address = info.data.get(key)
-            if address is not None and _same_socket(address, parts.hostname, port):
+            if address is not None and same_socket(address, parts.hostname, port):
                 raise ValueError(f"is gatekeeper's own {key} ({address}): every request would "
                                  f"come back to gatekeeper; give the app its own port")
         return value
@@ -265,22 +233,7 @@ class Settings(FrozenModel):
     @field_validator("headers")
     @classmethod
     def _headers(cls, value: dict[str, str]) -> dict[str, str]:
-        for name in value:
-            if not _HEADER_NAME.fullmatch(name):
-                raise ValueError(f"{name!r} is not a valid header name")
-            folded = fold(name.encode("ascii"))
-            # A claim value must never become framing, a hop-by-hop instruction, a path or
-            # method override, a claim about the client's address, or a header gatekeeper reads
-            # or sets itself. (Other auth proxies' names such as X-Forwarded-User or Remote-User
-            # are fine: every client copy of them goes.)
-            if (folded in NEVER_FORWARDED or is_override(folded) or is_forwarding(folded)
-                    or folded in _RESERVED_HEADERS):
-                raise ValueError(f"{name!r} is a header gatekeeper strips or sets itself")
-        folded_names = [fold(name.encode("ascii")) for name in value]
-        if len(folded_names) != len(set(folded_names)):
-            raise ValueError("two header names fold to the same name (case and every character "
-                             "but letters and digits are alike)")
-        return value
+        return check_identity_headers(value)
 
     @field_validator("assertion")
     @classmethod
@@ -288,17 +241,8 @@ class Settings(FrozenModel):
                           info: ValidationInfo) -> AssertionSettings | None:
         if value is None:
             return value
-        name = value.header
-        folded = fold(name.encode("ascii"))
-        # As for `headers`: never a name gatekeeper strips for another reason or sets itself,
-        # nor one an identity header has already (one of the two would be dropped).
-        if (folded in NEVER_FORWARDED or is_override(folded) or is_forwarding(folded)
-                or folded in _RESERVED_HEADERS):
-            raise ValueError(f"header {name!r} is a header gatekeeper strips or sets itself")
-        identity = info.data.get("headers") or {}  # validated before (field order)
-        if any(fold(other.encode("ascii")) == folded for other in identity):
-            raise ValueError(f"header {name!r} is also an identity header in `headers` (case and "
-                             "every character but letters and digits are alike)")
+        # validated after `headers` (field order)
+        check_assertion_header(value.header, info.data.get("headers") or {})
         return value
 
     @model_validator(mode="after")
@@ -311,16 +255,7 @@ class Settings(FrozenModel):
         if self.auth.client_certificate_header is not None:
             others[fold(self.auth.client_certificate_header.encode("ascii"))] = (
                 "auth.client_certificate_header")
-        for i, rule in enumerate(self.token_exchange):
-            folded = fold(rule.header.encode("ascii"))
-            if (folded in NEVER_FORWARDED or is_override(folded) or is_forwarding(folded)
-                    or (folded in _RESERVED_HEADERS and folded != _ACCESS_TOKEN_HEADER)):
-                raise ValueError(f"token_exchange.{i}.header: {rule.header!r} is a header "
-                                 "gatekeeper strips or sets itself")
-            if folded in others:
-                raise ValueError(f"token_exchange.{i}.header: {rule.header!r} is also "
-                                 f"{others[folded]} (case and every character but letters and "
-                                 "digits are alike)")
+        check_exchange_headers((rule.header for rule in self.token_exchange), others)
         return self
 
     @model_validator(mode="after")

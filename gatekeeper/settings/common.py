@@ -39,6 +39,32 @@ def split_host_port(value: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def _local(host: str) -> str | None:
+    """'any' for a wildcard address, 'loopback' for this host's loopback, else None."""
+    if host in ("", "*"):
+        return "any"
+    if host.lower() == "localhost":
+        return "loopback"
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return None
+    return "any" if address.is_unspecified else "loopback" if address.is_loopback else None
+
+
+def same_socket(listen: str, host: str, port: int) -> bool:
+    """Would a connection to host:port reach the listener bound to ``listen``?"""
+    bound, bound_port = split_host_port(listen)
+    if bound_port != port:
+        return False
+    if bound.lower() == host.lower():
+        return True
+    # A wildcard listener takes connections to any local address; loopback names one another
+    # (localhost, 127.0.0.1, ::1 — a dual-stack resolver may pick either).
+    kinds = (_local(host), _local(bound))
+    return None not in kinds and ("any" in kinds or kinds == ("loopback", "loopback"))
+
+
 def check_http_url(value: str) -> str:
     parts = urlsplit(value)
     try:
