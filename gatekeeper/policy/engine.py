@@ -360,7 +360,7 @@ class CompiledPolicy:
                            else MappingProxyType({}),
                            self._g.max_hops if self._g is not None else 0,
                            frozenset(subjects), evaluate, self._names[2].removeprefix("r_"),
-                           dict(zip(self._attributes.names, attributes, strict=True)))
+                           dict(zip(self._attributes.names, attributes, strict=True)), domain)
 
 
 def _has_link(links: RoleLinks) -> Callable[..., bool]:
@@ -383,3 +383,4 @@ class ExplainView:
     evaluate: Callable[[str, Rule | None], Any]  # an expression, on one rule; may raise
     object_field: str = "obj"  # the request field whose .NAME reads object_attributes
     object_attributes: Mapping[str, Any] = field(default_factory=dict)  # NAME -> value read
+    domain: str | None = None  # the request's tenant, whose g links role_links holds

@@ -55,8 +55,9 @@ def subjects_held(view: ExplainView, subject: str | None, roles: Sequence[str],
 
 
 def g_sources(policy_file: Path, view: ExplainView) -> dict[tuple[str, str], str]:
-    """(member, role) -> "policy.csv:7", read from the file; nothing when the file no longer
-    holds the loaded links (changed since the load: a wrong line is worse than none)."""
+    """(member, role) -> "policy.csv:7", read from the file (the request's tenant's lines, with
+    tenants); nothing when the file no longer holds the loaded links (changed since the load,
+    or links that come from a domain pattern: a wrong line is worse than none)."""
     try:
         with policy_file.open(encoding="utf-8", newline="") as file:  # as the loader reads it
             text = file.read()
@@ -71,7 +72,10 @@ def g_sources(policy_file: Path, view: ExplainView) -> dict[tuple[str, str], str
             tokens = _extract_tokens(line)
         except IndexError:
             continue
-        if len(tokens) == 3 and tokens[0] == "g":
+        if tokens[0] != "g":
+            continue
+        # g, member, role (no tenants) or g, member, role, tenant: the request's tenant's lines
+        if len(tokens) == 3 or (len(tokens) == 4 and tokens[3] == view.domain):
             sources.setdefault((tokens[1], tokens[2]), f"{policy_file.name}:{number}")
     loaded = {(member, role) for member, held in view.role_links.items() for role in held}
     return sources if set(sources) == loaded else {}

@@ -350,7 +350,10 @@ def test_explain_reads_the_host_tenant_and_the_client_as_the_proxy_does(
     verdict = PolicyAuthorizer(FixedPolicy(policy), PublicPaths(())).authorize(
         principal, "PUT", "/docs/a", http)
     result = explain(policy, ExplainRequest.from_principal(principal, "PUT", "/docs/a", host=host,
-                                                           client=client))
+                                                           client=client),
+                     policy_file=tmp_path / "policy.csv")
     assert (result.allowed, result.reason) == (verdict.allowed, verdict.reason) == (allowed, reason)
     if allowed:
-        assert result.decided_by is not None and "role:editor" in [s.name for s in result.subjects]
+        editor = {s.name: s for s in result.subjects}["role:editor"]
+        assert result.decided_by is not None and editor.chain == ("u-7", "role:editor")
+        assert editor.via == "g line policy.csv:2"  # the tenant's own g line, by its number
