@@ -154,7 +154,7 @@ class GatekeeperApp:
         cors = CorsPolicy(settings.cors) if settings.cors else None
         origins = stages.origin_check(settings, cors)
         signer = await stages.start_assertions(settings, stack, extra_checks)
-        exchanges = stages.token_exchanges(settings, http, clients)
+        exchanges = stages.token_exchanges(settings, http, clients, metrics)
         pipeline = Pipeline(authentication.authenticators, authorization.authorizer, headers,
                             revocations=revocations, origins=origins, rate_limits=rate_limits,
                             tracing=tracing, assertions=signer, exchanges=exchanges)

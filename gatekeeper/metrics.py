@@ -231,6 +231,12 @@ class Metrics:
             "Redis sessions: 1 while this process receives every session change (copies are "
             "kept), 0 while every request reads Redis.",
             registry=r, multiprocess_mode="livemin")
+        self.backchannel_calls = Bounded(Counter(
+            "gatekeeper_backchannel_calls", "Calls to an issuer's back channel that requests "
+            "waited for (answers served from a cache are not calls), by kind (introspection, "
+            "token_exchange), issuer and result: accepted (an active token, an issued token), "
+            "refused (inactive, or the provider said no), unavailable (down, slow, garbled: 503).",
+            ["kind", "issuer", "result"], registry=r))
         self.rate_limit_checks = Bounded(Counter(
             "gatekeeper_rate_limit_checks", "Requests checked against rate_limits, by rule (its index) "
             "and result: allowed, limited (429), unavailable (Redis down: let through unchecked).",

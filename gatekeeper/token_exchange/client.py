@@ -37,6 +37,8 @@ from gatekeeper.token_exchange.answer import Issued, issued
 if TYPE_CHECKING:
     import httpx
 
+    from gatekeeper.metrics import Metrics
+
 log = logging.getLogger("gatekeeper.token_exchange")
 
 GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
@@ -83,7 +85,9 @@ class IssuerExchange:
     """Exchanges tokens of one issuer at its token endpoint; answers kept per (token, request)."""
 
     def __init__(self, issuer: IssuerSettings, auth: AuthSettings, http: httpx.AsyncClient,
-                 clock: Callable[[], float] = time.time, *, client: ClientAuth | None = None) -> None:
+                 clock: Callable[[], float] = time.time, *, client: ClientAuth | None = None,
+                 metrics: Metrics | None = None) -> None:
+        self._metrics = metrics
         settings = issuer.token_exchange
         if settings is None:
             raise ValueError(f"{issuer.issuer}: no token_exchange settings")
@@ -122,6 +126,11 @@ class IssuerExchange:
 
     def _landed(self, key: Key, task: asyncio.Task[Held]) -> None:
         self._inflight.pop(key, None)
+        if self._metrics is not None and not task.cancelled():
+            result = ("unavailable" if task.exception() is not None
+                      else "accepted" if task.result().token is not None else "refused")
+            self._metrics.backchannel_calls.labels(kind="token_exchange", issuer=self.issuer,
+                                                   result=result).inc()
         if task.cancelled() or task.exception() is not None:
             return  # nothing cached: the next request asks again
         held = task.result()

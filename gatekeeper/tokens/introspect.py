@@ -36,6 +36,8 @@ from gatekeeper.settings import AuthSettings, IntrospectionSettings, IssuerSetti
 if TYPE_CHECKING:
     import httpx
 
+    from gatekeeper.metrics import Metrics
+
 log = logging.getLogger("gatekeeper.introspection")
 
 # (token, claims, issuer, now) → (principal, expires_at): the bearer path's mapping.
@@ -61,10 +63,12 @@ class Introspector:
     """The introspection endpoint of one issuer, with its own answer cache."""
 
     def __init__(self, issuer: IssuerSettings, auth: AuthSettings, http: httpx.AsyncClient,
-                 clock: Callable[[], float] = time.time, *, client: ClientAuth | None = None) -> None:
+                 clock: Callable[[], float] = time.time, *, client: ClientAuth | None = None,
+                 metrics: Metrics | None = None) -> None:
         settings = issuer.introspection
         if settings is None:
             raise ValueError(f"{issuer.issuer}: no introspection settings")
+        self._metrics = metrics
         self.issuer = issuer.issuer
         self.settings: IntrospectionSettings = settings
         # ``client``: built by the app with its config key (auth.issuers.N.introspection), which
@@ -110,6 +114,11 @@ class Introspector:
 
     def _landed(self, digest: bytes, task: asyncio.Task[Answer]) -> None:
         self._inflight.pop(digest, None)
+        if self._metrics is not None and not task.cancelled():
+            result = ("unavailable" if task.exception() is not None
+                      else "accepted" if task.result().principal is not None else "refused")
+            self._metrics.backchannel_calls.labels(kind="introspection", issuer=self.issuer,
+                                                   result=result).inc()
         if task.cancelled() or task.exception() is not None:
             return  # nothing cached: the next request asks again
         answer = task.result()

@@ -53,7 +53,8 @@ async def start_authentication(
         BearerAuthenticator(settings.auth, issuer_keys, metrics, namespaces,
                             introspectors=[
                                 Introspector(issuer, settings.auth, http,
-                                             client=clients.introspection[issuer.issuer])
+                                             client=clients.introspection[issuer.issuer],
+                                             metrics=metrics)
                                 for issuer in settings.auth.issuers
                                 if issuer.introspection is not None],
                             dpop=dpop_proofs(settings, redis_client, headers.is_trusted),

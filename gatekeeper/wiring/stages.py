@@ -89,10 +89,10 @@ async def start_assertions(settings: Settings, stack: contextlib.AsyncExitStack,
 
 
 def token_exchanges(settings: Settings, http: httpx.AsyncClient,
-                    clients: Clients) -> TokenExchanges | None:
+                    clients: Clients, metrics: Metrics) -> TokenExchanges | None:
     if not settings.token_exchange:
         return None
     return TokenExchanges(settings.token_exchange, {
         issuer.issuer: IssuerExchange(issuer, settings.auth, http,
-                                      client=clients.exchange[issuer.issuer])
+                                      client=clients.exchange[issuer.issuer], metrics=metrics)
         for issuer in settings.auth.issuers if issuer.token_exchange is not None})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 from collections.abc import Awaitable, Callable
@@ -21,6 +22,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from gatekeeper.errors import Forbidden, GatekeeperError, InvalidToken, TokenExchangeUnavailable
+from gatekeeper.metrics import Metrics
 from gatekeeper.principal import ANONYMOUS, Principal
 from gatekeeper.request import RequestView
 from gatekeeper.settings import AuthSettings, IssuerSettings, TokenExchangeRoute
@@ -155,6 +157,33 @@ def test_private_key_jwt_signs_a_fresh_assertion_for_the_exchange(tmp_path: Path
         assert (claims["iss"], claims["sub"]) == ("gk", "gk")
         assertions.append(claims["jti"])
     assert len(asked) == 2 and len(set(assertions)) == 2
+
+
+def test_each_call_is_counted_by_its_result_and_cached_tokens_are_not_calls() -> None:
+    metrics = Metrics()
+    def refused(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(400, json={"error": "invalid_grant"})
+
+    def down(_: httpx.Request) -> httpx.Response:
+        return httpx.Response(502, text="bad gateway")
+
+    replies: dict[str, Callable[[httpx.Request], httpx.Response]] = {
+        "tok-good": Provider.good, "tok-refused": refused, "tok-down": down}
+
+    async def scenario(http: httpx.AsyncClient, provider: Provider) -> None:
+        provider.reply = lambda request: replies[_form(request)["subject_token"]](request)
+        client = IssuerExchange(_issuer(), AuthSettings(), http, metrics=metrics)
+        for token in ["tok-good", "tok-good", "tok-refused", "tok-refused", "tok-down"]:
+            with contextlib.suppress(GatekeeperError):
+                await _exchange(client, token)
+
+    assert len(_run(scenario).asked) == 3  # the issued token and the refusal were kept
+
+    def calls(result: str) -> float | None:
+        return metrics.registry.get_sample_value("gatekeeper_backchannel_calls_total", {
+            "kind": "token_exchange", "issuer": ISSUER, "result": result})
+
+    assert (calls("accepted"), calls("refused"), calls("unavailable")) == (1.0, 1.0, 1.0)
 
 
 def test_the_token_endpoint_is_discovered_when_not_configured() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import hashlib
 import json
 import time
@@ -51,7 +52,7 @@ Handler = Callable[[httpx.Request], Any]
 
 
 def _run(handler: Handler, scenario: Callable[[BearerAuthenticator, list[httpx.Request]], Any],
-         **introspection: Any) -> Any:
+         metrics: Metrics | None = None, **introspection: Any) -> Any:
     introspection = {"endpoint": ISSUER + "/introspect", "client_id": "gk",
                      "client_secret": "secret", **introspection}
     if introspection["endpoint"] is None:
@@ -76,7 +77,8 @@ def _run(handler: Handler, scenario: Callable[[BearerAuthenticator, list[httpx.R
         async with httpx.AsyncClient(transport=httpx.MockTransport(respond)) as http:
             keys = IssuerKeys(issuer, auth, http, Metrics())
             bearer = BearerAuthenticator(auth, {ISSUER: keys}, Metrics(),
-                                         introspectors=[Introspector(issuer, auth, http)])
+                                         introspectors=[Introspector(issuer, auth, http,
+                                                                     metrics=metrics)])
             return await scenario(bearer, asked)
 
     return asyncio.run(main()), asked
@@ -93,6 +95,29 @@ def test_concurrent_requests_with_one_token_share_one_call() -> None:
     principals, asked = _run(slow, scenario)
     assert {p.subject for p in principals} == {"alice"}
     assert len(asked) == 1
+
+
+def test_each_call_is_counted_by_its_result_and_cached_answers_are_not_calls() -> None:
+    answers = {"opaque-good": _good(), "opaque-gone": {"active": False},
+               "opaque-500": httpx.Response(500)}
+    metrics = Metrics()
+
+    async def scenario(bearer: BearerAuthenticator, _: list[httpx.Request]) -> None:
+        for token in ["opaque-good", "opaque-good", "opaque-gone", "opaque-gone", "opaque-500"]:
+            with contextlib.suppress(GatekeeperError):
+                await bearer.authenticate(_request(token))
+
+    def answer(request: httpx.Request) -> Any:
+        return answers[parse_qs(request.content.decode())["token"][0]]
+
+    _, asked = _run(answer, scenario, metrics=metrics)
+    assert len(asked) == 3  # the good and the gone answers were cached
+
+    def calls(result: str) -> float | None:
+        return metrics.registry.get_sample_value("gatekeeper_backchannel_calls_total", {
+            "kind": "introspection", "issuer": ISSUER, "result": result})
+
+    assert (calls("accepted"), calls("refused"), calls("unavailable")) == (1.0, 1.0, 1.0)
 
 
 @pytest.mark.parametrize(("mode", "introspected"), [("opaque_only", 0), ("always", 1)])
