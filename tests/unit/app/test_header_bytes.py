@@ -13,6 +13,7 @@ from gatekeeper.settings import Settings
 from tests.conftest import Upstream
 from tests.support.asgi import InProcess, serve
 from tests.support.fakes import mint
+from tests.support.upstream import create_upstream_app
 from tests.unit.app.conftest import EXAMPLE_POLICY, MakeSettings
 
 SPA = "https://spa.example"
@@ -73,9 +74,10 @@ def values_for(name: str) -> dict[str, bytes]:
     return out
 
 
+@pytest.mark.parametrize("shape", ["sidecar", "in-process"])
 @pytest.mark.parametrize("name", HEADERS)
 def test_any_bytes_in_a_header_get_an_answer_never_a_500(
-    settings: Settings, issuer: DevIssuer, upstream: Upstream, name: str,
+    settings: Settings, issuer: DevIssuer, upstream: Upstream, name: str, shape: str,
 ) -> None:
     token = mint(issuer, claims={"roles": ["viewer"]}).encode()
 
@@ -103,4 +105,5 @@ def test_any_bytes_in_a_header_get_an_answer_never_a_500(
                         failures.append(f"{kind}, {label}: {answer.status} {answer.body[:80]!r}")
         return failures
 
-    assert serve(settings, scenario) == []
+    inner = create_upstream_app(upstream.recorder) if shape == "in-process" else None
+    assert serve(settings, scenario, inner=inner) == []
