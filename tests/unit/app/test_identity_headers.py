@@ -79,6 +79,27 @@ def test_override_and_foreign_identity_headers_never_reach_the_app_in_any_spelli
     assert seen.header_values("x-benign_header") == ["kept"]  # only strip-listed names go
 
 
+# Where front proxies that end mTLS put the client's certificate, which apps behind them read as
+# verified: RFC 9440 (nginx, Cloudflare transform rules), AWS ALB, Cloudflare's forwarding, Google
+# Cloud's documented mTLS header names. RFC 9440 §6 and Cloudflare's guide: a proxy removes every
+# client copy unconditionally — gatekeeper, ending mTLS itself, is that proxy.
+CERTIFICATE_HEADERS = ["Client-Cert", "Client-Cert-Chain", "X-Amzn-Mtls-Clientcert",
+                       "X-Amzn-Mtls-Clientcert-Leaf", "X-Amzn-Mtls-Clientcert-Subject",
+                       "Cf-Client-Cert-Der-Base64", "Cf-Client-Cert-Sha256", "X-Client-Cert-Present",
+                       "X-Client-Cert-Hash", "X-Client-Certificate"]
+
+
+@pytest.mark.parametrize("name", CERTIFICATE_HEADERS)
+def test_client_certificate_headers_of_front_proxies_never_reach_the_app_in_any_spelling(
+    make_settings: MakeSettings, issuer: DevIssuer, upstream: Upstream, name: str,
+) -> None:
+    sent = [(spelling, f":{SPOOF}{i}:") for i, spelling in enumerate(spellings(name))]
+    for path, credentials in (("/echo", [bearer(mint(issuer))]), ("/public/page", [])):
+        upstream.recorder.clear()
+        seen = through(make_settings(), upstream, [*credentials, *sent], path=path)
+        assert not [(n, v) for n, v in seen.headers if SPOOF.encode() in v], path
+
+
 @pytest.mark.parametrize("connection", ["close, X-Auth-Request-User", "x_auth_request_email",
                                         "X-Request-Id"], ids=lambda c: f"Connection: {c}")
 def test_connection_cannot_delete_an_injected_header(
