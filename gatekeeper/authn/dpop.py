@@ -21,7 +21,6 @@ import base64
 import hashlib
 import hmac
 import json
-import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -34,6 +33,7 @@ from gatekeeper.errors import DpopRefused, GatekeeperError
 from gatekeeper.lru import LRU
 from gatekeeper.request import RequestView
 from gatekeeper.settings.dpop import DpopSettings
+from gatekeeper.tokens.claims import is_finite_number
 from gatekeeper.tokens.jws import peek_token
 
 # RFC 7638 §3.2: the required members of each key type, the only ones hashed.
@@ -162,7 +162,7 @@ class DpopProofs:
         if not isinstance(htu, str) or expected is None or normalise(htu) != expected:
             raise self.refused("htu is not the request's URL", "dpop_wrong_htu")
         iat = claims.get("iat")
-        if isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat):
+        if not is_finite_number(iat):
             raise self.refused("iat missing or not a number", "dpop_bad_iat")
         if abs(now - iat) > self._settings.iat_window_seconds:
             raise self.refused("the proof is too old or from the future", "dpop_iat_window")

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from gatekeeper.errors import IntrospectionUnavailable, InvalidToken
 from gatekeeper.lru import LRU
 from gatekeeper.principal import Principal
 from gatekeeper.settings import AuthSettings, IntrospectionSettings, IssuerSettings
+from gatekeeper.tokens.claims import is_finite_number
 
 if TYPE_CHECKING:
     import httpx
@@ -167,8 +167,7 @@ class Introspector:
                                code="bound_token")
         for name in ("exp", "nbf", "iat"):
             value = body.get(name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                      or not math.isfinite(value)):
+            if value is not None and not is_finite_number(value):
                 raise InvalidToken(f"claim {name} is not a number", code="invalid_claim")
         if body.get("exp") is None:
             raise InvalidToken("missing claim exp", code="missing_claim")

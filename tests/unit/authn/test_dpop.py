@@ -142,6 +142,9 @@ ATTACKS: list[tuple[str, Callable[[], list[tuple[str, str]]], str]] = [
     ("an iat in the future", lambda: dpop(claims={"iat": int(time.time()) + 120}), "dpop_iat_window"),
     ("an iat that is a string", lambda: dpop(claims={"iat": str(int(time.time()))}), "dpop_bad_iat"),
     ("no iat", lambda: dpop(claims={"iat": forge.DELETE}), "dpop_bad_iat"),
+    # JSON numbers no float holds: OverflowError in math.isfinite was a 500 (CWE-248).
+    ("an iat of 400 digits", lambda: dpop(claims={"iat": 10**400}), "dpop_bad_iat"),
+    ("an iat of minus 400 digits", lambda: dpop(claims={"iat": -(10**400)}), "dpop_bad_iat"),
     ("no jti", lambda: dpop(claims={"jti": forge.DELETE}), "dpop_bad_jti"),
     ("alg none", lambda: dpop(alg="none"), "dpop_bad_algorithm"),
     ("alg HS256 with a shared secret", hs256_proof, "dpop_bad_algorithm"),

@@ -255,3 +255,20 @@ def test_made_up_tokens_never_evict_a_callers_active_answer(refusal: str) -> Non
     assert outcomes == ["alice", *["refused"] * 12, "alice"]
     good_calls = [r for r in asked if parse_qs(r.content.decode())["token"] == ["good"]]
     assert len(good_calls) == 1
+
+
+# JSON numbers no float holds (Python reads them as exact ints): math.isfinite raised
+# OverflowError, which escaped as a 500 instead of the refusal (CWE-248).
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("sign", [1, -1], ids=["huge", "minus-huge"])
+def test_a_date_no_float_holds_is_an_invalid_claim(claim: str, sign: int) -> None:
+    async def scenario(bearer: BearerAuthenticator, _: list[httpx.Request]) -> str:
+        try:
+            await bearer.authenticate(_request("opaque"))
+        except GatekeeperError as exc:
+            return exc.code
+        return "accepted"
+
+    huge: dict[str, Any] = {claim: sign * 10**400}
+    code, _ = _run(lambda _: _good(**huge), scenario)
+    assert code == "invalid_claim"
