@@ -75,20 +75,23 @@ _FORWARDING_PREFIXES = (b"x-forwarded-", b"x-original-", b"x-envoy-")
 # (Remote-User…, X-authentik-*), Grafana (X-WEBAUTH-USER), Kong (X-Consumer-*, X-Credential-*,
 # X-Userinfo), AWS ALB (X-Amzn-Oidc-*), Google IAP (X-Goog-*), Cloudflare Access (Cf-Access-*),
 # Azure App Service (X-MS-Client-Principal*, X-MS-Token-*), Pomerium, mod_auth_openidc
-# (OIDC_CLAIM_*), and client-certificate headers (ssl-client-*, X-SSL-*, X-ARR-ClientCert).
+# (OIDC_CLAIM_*), and client-certificate headers (ssl-client-*, X-SSL-*, X-ARR-ClientCert,
+# RFC 9440 Client-Cert/-Chain, AWS ALB X-Amzn-Mtls-*, Cloudflare Cf-Client-Cert-*, Google Cloud's
+# X-Client-Cert-*): an app behind an mTLS-ending proxy reads those as verified, and RFC 9440 §6
+# asks that proxy to remove every client copy — gatekeeper ending mTLS is that proxy.
 # gatekeeper may be configured to send one of these itself (``headers:``).
 _FOREIGN_IDENTITY = frozenset({
     b"x-forwarded-user", b"x-forwarded-email", b"x-forwarded-groups",
     b"x-forwarded-preferred-username", b"x-forwarded-access-token", b"x-authenticated-user",
     b"x-authenticated-userid", b"x-authenticated-groups", b"x-authenticated-scope",
     b"x-anonymous-consumer", b"x-userinfo", b"x-id-token", b"x-access-token", b"x-jwt-assertion",
-    b"oidc-access-token", b"x-client-cert", b"x-client-verify", b"x-client-dn",
+    b"oidc-access-token", b"x-client-verify", b"x-client-dn",
 })
 _FOREIGN_IDENTITY_PREFIXES = (
     b"x-auth-request-", b"remote-", b"x-remote-", b"x-authentik-", b"x-webauth-", b"x-consumer-",
     b"x-credential-", b"x-amzn-oidc-", b"x-goog-authenticated-user-", b"x-goog-iap-", b"cf-access-",
     b"x-ms-client-principal", b"x-ms-token-", b"x-pomerium-", b"oidc-claim-", b"ssl-client-",
-    b"x-ssl-", b"x-arr-",
+    b"x-ssl-", b"x-arr-", b"client-cert", b"x-client-cert", b"x-amzn-mtls-", b"cf-client-cert-",
 )
 
 # Kept from a peer in ``trusted_proxies``, and then only in exactly this spelling: a second copy

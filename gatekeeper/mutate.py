@@ -14,6 +14,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from gatekeeper.cookies import strip_cookies
 from gatekeeper.errors import InvalidToken
 from gatekeeper.headernames import (
     FORWARDED_FROM_TRUSTED,
@@ -25,7 +26,7 @@ from gatekeeper.headernames import (
 from gatekeeper.lru import LRU
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
-from gatekeeper.sessions.cookie import strip_session_cookies
+from gatekeeper.sessions.cookie import owns
 from gatekeeper.settings import HeaderSettings
 from gatekeeper.tokens.claims import claim_at, is_list_member
 from gatekeeper.tracecontext import TraceContext
@@ -59,6 +60,11 @@ class HeaderPolicy:
         # Gatekeeper's own cookies never reach the app: they hold tokens, and a large session
         # makes apps answer 431 (a long-standing oauth2-proxy complaint).
         self._session_cookie = settings.session_cookie
+        # Without pass_authorization_header the app gets no caller's token as sent: a token read
+        # from a cookie (``cookie:NAME``) is that token too (RFC 6750 §5.3: bearer tokens go
+        # only where they must). Compared folded, as bearer.py reads them.
+        self._token_cookies = (frozenset() if settings.pass_authorization_header else
+                               frozenset(fold(n.encode("latin-1")) for n in settings.token_cookies))
         self._pass_access_token = settings.pass_access_token
         self._trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
         self._trusted_cache: dict[str, bool] = {}
@@ -132,7 +138,7 @@ class HeaderPolicy:
             elif kind is _CONNECTION:
                 named = named | self._connection_names(value)
             elif kind is _COOKIE:
-                out.extend(strip_session_cookies([(name, value)], self._session_cookie or ""))
+                out.extend(strip_cookies([(name, value)], self._owned_cookie))
             else:  # _FROM_TRUSTED: X-Forwarded-For/-Proto/-Host/-Port, canonical spelling
                 if trusted_peer is None:
                     trusted_peer = self.is_trusted(request.client)
@@ -175,13 +181,20 @@ class HeaderPolicy:
             kind = _FROM_TRUSTED if name == folded and folded in FORWARDED_FROM_TRUSTED else _DROP
         elif name == b"authorization":
             kind = _KEEP if self._pass_authorization else _DROP
-        elif name == b"cookie" and self._session_cookie is not None:
+        elif name == b"cookie" and (self._session_cookie is not None or self._token_cookies):
             kind = _COOKIE
         else:
             kind = _KEEP
         if len(self._kinds) < _NAMES_KEPT:
             self._kinds[name] = kind
         return kind
+
+    def _owned_cookie(self, name: bytes) -> bool:
+        """Is the cookie ``name`` gatekeeper's (a session chunk or login state) or, when the
+        token is not passed on, one a bearer token is read from?"""
+        return ((self._session_cookie is not None
+                 and owns(name, self._session_cookie.encode("latin-1")))
+                or (bool(self._token_cookies) and fold(name) in self._token_cookies))
 
     def _connection_names(self, value: bytes) -> frozenset[bytes]:
         """The folded names a Connection value lists that would otherwise be forwarded (ours are

@@ -3,12 +3,15 @@
 
     one DPoP header, canonical compact JWS, no larger than max_proof_bytes
     typ dpop+jwt (§4.2; RFC 8725 §3.11)   alg on the allow-list, never none/HMAC (§4.3 step 5)
-    jwk: a public EC/RSA/OKP key fitting the alg, no private members (§4.3 step 7)
+    jwk: a public EC/RSA/OKP key fitting the alg, no private members (§4.3 step 7), an RSA
+    exponent of at most 256 bits (FIPS 186-5 §5.4: an e as long as n costs a private-key
+    operation per verification)
+    the key's RFC 7638 thumbprint = the token's cnf.jkt (§6.1, §7.1) — before the signature:
+    a stolen token with a key of the thief's choosing never costs a signature check
     the signature, with that key (the one signature check a request costs; §4.3 step 6)
     htm = the method, htu = the request's URL (htu.py), iat in the window, jti present,
     ath = base64url(SHA-256(token)) (§4.3 steps 8-12), the nonce when required (§8; past
     half its life, the answer carries the next one in DPoP-Nonce, §8.2)
-    the key's RFC 7638 thumbprint = the token's cnf.jkt (§6.1, §7.1)
     the jti not seen within the window (§11.1; dpop_replay.py) — last, so a proof refused for
     another reason does not spend its jti.
 
@@ -21,7 +24,6 @@ import base64
 import hashlib
 import hmac
 import json
-import math
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -34,6 +36,7 @@ from gatekeeper.errors import DpopRefused, GatekeeperError
 from gatekeeper.lru import LRU
 from gatekeeper.request import RequestView
 from gatekeeper.settings.dpop import DpopSettings
+from gatekeeper.tokens.claims import is_finite_number
 from gatekeeper.tokens.jws import peek_token
 
 # RFC 7638 §3.2: the required members of each key type, the only ones hashed.
@@ -43,6 +46,7 @@ _THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n"),
 _PRIVATE_MEMBERS = frozenset({"d", "p", "q", "dp", "dq", "qi", "oth", "k"})
 _CURVES = {"ES256": "P-256", "ES384": "P-384", "ES512": "P-521"}
 _MIN_RSA_BYTES = 256  # 2048-bit modulus
+_MAX_RSA_EXPONENT_CHARS = 43  # base64url of 32 bytes: e < 2^256 (FIPS 186-5 §5.4)
 _KEY_CACHE_SIZE = 10_000
 
 
@@ -87,11 +91,8 @@ class DpopProofs:
         a fresh nonce for the answer's ``DPoP-Nonce`` when the proof's is past half its life
         (RFC 9449 §8.2), else None."""
         now = time.time() if now is None else now
-        _header, claims, key_jwk = self._signed(request)
+        _header, claims = self._signed(request, jkt)
         self._claims(request, token, claims, now)
-        if not hmac.compare_digest(thumbprint(key_jwk), jkt):
-            raise self.refused("the proof's key is not the token's", "dpop_key_mismatch",
-                               error="invalid_token")
         window = self._settings.iat_window_seconds
         replay_key = hashlib.sha256(f"{jkt}\n{claims['jti']}".encode()).hexdigest()
         if not await self._replay.first_use(replay_key, 2 * window, now, holder=jkt):
@@ -100,7 +101,7 @@ class DpopProofs:
             return self._nonces.issue(now)
         return None
 
-    def _signed(self, request: RequestView) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    def _signed(self, request: RequestView, jkt: str) -> tuple[dict[str, Any], dict[str, Any]]:
         values = request.header_values(b"dpop")
         if len(values) != 1:
             raise self.refused("exactly one DPoP proof is required", "dpop_proof_count")
@@ -122,11 +123,14 @@ class DpopProofs:
         if not isinstance(jwk, dict):
             raise self.refused("the proof carries no public key", "dpop_bad_jwk")
         key = self._key(jwk, alg)
+        if not hmac.compare_digest(thumbprint(jwk), jkt):
+            raise self.refused("the proof's key is not the token's", "dpop_key_mismatch",
+                               error="invalid_token")
         try:
             self._jws.decode(proof, key.key, algorithms=[alg])
         except (jwt.InvalidTokenError, ValueError, TypeError) as exc:
             raise self.refused("proof signature verification failed", "dpop_bad_signature") from exc
-        return header, claims, jwk
+        return header, claims
 
     def _key(self, jwk: dict[str, Any], alg: str) -> jwt.PyJWK:
         if not isinstance(jwk.get("kty"), str):
@@ -140,7 +144,8 @@ class DpopProofs:
         fits = ((alg in _CURVES and kty == "EC" and jwk["crv"] == _CURVES[alg])
                 or (alg == "EdDSA" and kty == "OKP" and jwk["crv"] in ("Ed25519", "Ed448"))
                 or (alg[:2] in ("RS", "PS") and kty == "RSA"
-                    and len(jwk["n"]) * 3 // 4 >= _MIN_RSA_BYTES - 2))
+                    and len(jwk["n"]) * 3 // 4 >= _MIN_RSA_BYTES - 2
+                    and len(jwk["e"]) <= _MAX_RSA_EXPONENT_CHARS))
         if not fits:
             raise self.refused("the proof's key does not fit its alg", "dpop_bad_jwk")
         cache_key = (thumbprint(jwk), alg)
@@ -162,7 +167,7 @@ class DpopProofs:
         if not isinstance(htu, str) or expected is None or normalise(htu) != expected:
             raise self.refused("htu is not the request's URL", "dpop_wrong_htu")
         iat = claims.get("iat")
-        if isinstance(iat, bool) or not isinstance(iat, int | float) or not math.isfinite(iat):
+        if not is_finite_number(iat):
             raise self.refused("iat missing or not a number", "dpop_bad_iat")
         if abs(now - iat) > self._settings.iat_window_seconds:
             raise self.refused("the proof is too old or from the future", "dpop_iat_window")

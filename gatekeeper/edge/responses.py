@@ -158,9 +158,10 @@ async def _send_rate_limited(send: Send, error: RateLimited, request_id: str,
 
 async def send_check_passed(send: Send, decision: Decision, request_id: str) -> int:
     """Forward-auth's "yes": 202 with the identity headers (for ``auth_request_set``) and the
-    rate-limit budget, if a rule applies."""
-    headers = [*decision.identity_headers, *decision.response_headers,
-               (b"x-request-id", request_id.encode("ascii"))]
+    rate-limit budget, if a rule applies. ``no-store`` as every answer of ours: it names one
+    caller (their token, an assertion bound to this request), and a cache in front of the
+    check keyed on less than every credential would hand it to another (RFC 9111 §5.2.2.5)."""
+    headers = [*decision.identity_headers, *decision.response_headers, *own_headers(request_id)]
     await send_raw(send, 202, headers, b"text/plain", b"")
     return 202
 

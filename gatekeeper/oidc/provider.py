@@ -28,6 +28,7 @@ from gatekeeper.errors import LoginFailed, ProviderUnavailable
 from gatekeeper.metrics import Metrics
 from gatekeeper.oidc.idtoken import IdTokenRules
 from gatekeeper.settings import AuthSettings, IssuerSettings, OidcSettings, ProviderSettings
+from gatekeeper.tokens.claims import is_finite_number
 from gatekeeper.tokens.jwks import IssuerKeys
 
 if TYPE_CHECKING:
@@ -248,9 +249,9 @@ class Provider:
             raise ProviderUnavailable("the provider returned no access token",
                                       code="token_response_invalid")
         expires_in = token.get("expires_in")
-        expires_at = (int(time.time()) + int(expires_in)
-                      if isinstance(expires_in, int | float) and not isinstance(expires_in, bool)
-                      else None)
+        # Infinity, NaN or more digits than a float holds: unusable, as if absent (int() of
+        # them raised, a 500 at the callback).
+        expires_at = (int(time.time()) + int(expires_in) if is_finite_number(expires_in) else None)
         refresh = token.get("refresh_token")
         id_token = token.get("id_token")
         return TokenSet(

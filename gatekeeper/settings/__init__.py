@@ -158,7 +158,9 @@ class Settings(FrozenModel):
         "subject, issuer-namespaced with several issuers; `iss` = the issuer that verified it).",
     )
     pass_access_token: bool = Field(default=False, description="Send X-Auth-Request-Access-Token.")
-    pass_authorization_header: bool = Field(default=True, description="Forward Authorization as received.")
+    pass_authorization_header: bool = Field(
+        default=True, description="Forward Authorization, and a token cookie of `auth.token_sources`, "
+        "as received.")
     assertion: AssertionSettings | None = Field(
         default=None,
         description="A signed, short-lived JWT for the app (`X-Auth-Request-Jwt`), bound to the "
@@ -309,7 +311,9 @@ class Settings(FrozenModel):
             session_cookie=self.session.cookie_name if self.oidc is not None else None,
             assertion_header=self.assertion.header if self.assertion is not None else None,
             certificate_header=self.auth.client_certificate_header,
-            exchange_headers=tuple(sorted({rule.header for rule in self.token_exchange})))
+            exchange_headers=tuple(sorted({rule.header for rule in self.token_exchange})),
+            token_cookies=tuple(source.partition(":")[2] for source in self.auth.token_sources
+                                if source.startswith("cookie:")))
 
     @model_validator(mode="after")
     def _certificate_header_needs_proxies(self) -> Settings:

@@ -34,8 +34,10 @@ class IntrospectionSettings(ClientCredentials):
         default=2.0, gt=0.0, le=30.0, description="Total deadline of one introspection call; then 503.")
     max_bytes: int = Field(
         default=65536, ge=1024, le=1_048_576, description="Largest answer read; a larger one: 503.")
-    cache_size: int = Field(default=10000, ge=0, le=1_000_000,
-                            description="Answers kept per issuer (LRU); 0 disables.")
+    cache_size: int = Field(
+        default=10000, ge=0, le=1_000_000,
+        description="Answers kept per issuer (LRU): this many active and this many refused "
+        "(made-up tokens never evict a caller's answer); 0 disables.")
     token_prefixes: list[str] = Field(
         default_factory=list, max_length=16,
         description="Opaque tokens this issuer hands out start with one of these (e.g. GitHub's "

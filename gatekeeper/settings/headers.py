@@ -28,6 +28,9 @@ class HeaderSettings:
     # The headers exchanged tokens go to the app in (``token_exchange[].header``): ours, so
     # every client copy goes on every route, exchanged there or not.
     exchange_headers: tuple[str, ...] = ()
+    # The cookies a bearer token is read from (``auth.token_sources`` ``cookie:NAME``): the
+    # caller's token as sent, so they go with Authorization when it is not passed on.
+    token_cookies: tuple[str, ...] = ()
 
 
 DEFAULT_HEADERS = {

@@ -16,7 +16,6 @@ that audience) → 403; the client's own faults (``invalid_client``, ``unauthori
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from typing import Any
 
 from gatekeeper.errors import Forbidden, GatekeeperError, InvalidToken, TokenExchangeUnavailable
 from gatekeeper.settings.token_exchange import ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE
+from gatekeeper.tokens.claims import is_finite_number
 
 ISSUED_TYPES = frozenset({ACCESS_TOKEN_TYPE, JWT_TOKEN_TYPE})
 _VISIBLE_ASCII = re.compile(r"[\x21-\x7e]+")  # a header value: no space, no control character
@@ -68,8 +68,7 @@ def issued(status: int, content_type: str | None, body: Any, subject_token: str)
         raise Hostile("the provider's token is not a bearer token",
                       code="token_exchange_wrong_token_type")
     expires_in = body.get("expires_in")
-    if expires_in is not None and (isinstance(expires_in, bool) or not isinstance(expires_in, int | float)
-                                   or not math.isfinite(expires_in) or expires_in <= 0):
+    if expires_in is not None and (not is_finite_number(expires_in) or expires_in <= 0):
         raise Hostile("the provider's expires_in is not a positive number",
                       code="token_exchange_bad_expiry")
     return Issued(token, None if expires_in is None else float(expires_in))

@@ -9,8 +9,21 @@ claim. A path is dotted (``realm_access.roles``), but a claim whose own name hol
 
 from __future__ import annotations
 
+import math
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, TypeGuard
+
+
+def is_finite_number(value: Any) -> TypeGuard[float]:
+    """A JSON number a float holds (RFC 7519 §2 NumericDate, ``expires_in``): not a bool, not a
+    string, not Infinity/NaN — and not an integer too large for a float, which Python's JSON
+    reader keeps exact and ``math.isfinite`` answers with OverflowError (a 500, CWE-248)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return False
+    try:
+        return math.isfinite(value)
+    except OverflowError:
+        return False
 
 
 def claim_at(claims: Mapping[str, Any], dotted: str) -> Any:

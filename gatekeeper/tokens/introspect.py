@@ -10,7 +10,10 @@ The claims then become a principal through the bearer path's own mapping.
 Cache: one per issuer (an answer is the issuer's word about the token, never another's), keyed
 by the SHA-256 of the token (the token itself is not kept as a key); an active answer lives
 until the token's ``exp`` and at most ``max_ttl_seconds``, an inactive one
-``negative_ttl_seconds``. Concurrent requests with one token share one call (single-flight).
+``negative_ttl_seconds``. Refusals are kept apart, in an LRU of their own: anyone can make up
+tokens for the issuer to refuse, and in one shared LRU they would evict the callers' active
+answers, so each real request would cost the issuer a call again (CWE-400). Concurrent
+requests with one token share one call (single-flight).
 An endpoint that is down, slow, answers non-2xx, non-JSON or more than ``max_bytes``: 503 for
 that token, nothing cached (ControlPlane bounds the deadline and the body).
 """
@@ -19,7 +22,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -32,6 +34,7 @@ from gatekeeper.errors import IntrospectionUnavailable, InvalidToken
 from gatekeeper.lru import LRU
 from gatekeeper.principal import Principal
 from gatekeeper.settings import AuthSettings, IntrospectionSettings, IssuerSettings
+from gatekeeper.tokens.claims import is_finite_number
 
 if TYPE_CHECKING:
     import httpx
@@ -84,7 +87,8 @@ class Introspector:
                                        max_bytes=auth.jwks_max_bytes)
         self._endpoint = settings.endpoint
         self._clock = clock
-        self.cache: LRU[bytes, Answer] = LRU(settings.cache_size)
+        self.cache: LRU[bytes, Answer] = LRU(settings.cache_size)  # active answers
+        self.refusals: LRU[bytes, Answer] = LRU(settings.cache_size)  # made-up tokens land here
         self._inflight: dict[bytes, asyncio.Task[Answer]] = {}
 
     @property
@@ -92,13 +96,13 @@ class Introspector:
         return self.settings.mode == "always"
 
     def cached(self, digest: bytes, now: float) -> Answer | None:
-        answer = self.cache.get(digest)
-        if answer is None:
-            return None
-        if now >= answer.until:
-            self.cache.discard(digest)
-            return None
-        return answer
+        for cache in (self.cache, self.refusals):
+            answer = cache.get(digest)
+            if answer is not None:
+                if now < answer.until:
+                    return answer
+                cache.discard(digest)
+        return None
 
     async def introspect(self, token: str, digest: bytes, make: MakePrincipal) -> Answer:
         """This issuer's answer about ``token`` (``digest``: its SHA-256), cached or asked."""
@@ -123,7 +127,10 @@ class Introspector:
             return  # nothing cached: the next request asks again
         answer = task.result()
         if answer.until > self._clock():
-            self.cache.put(digest, answer)
+            kept, other = ((self.cache, self.refusals) if answer.principal is not None
+                           else (self.refusals, self.cache))
+            other.discard(digest)
+            kept.put(digest, answer)
 
     async def _ask(self, token: str, make: MakePrincipal) -> Answer:
         try:
@@ -169,8 +176,7 @@ class Introspector:
                                code="bound_token")
         for name in ("exp", "nbf", "iat"):
             value = body.get(name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                      or not math.isfinite(value)):
+            if value is not None and not is_finite_number(value):
                 raise InvalidToken(f"claim {name} is not a number", code="invalid_claim")
         if body.get("exp") is None:
             raise InvalidToken("missing claim exp", code="missing_claim")

@@ -17,7 +17,6 @@ The claim rules a kind adds (nonce, azp, the logout ``events``, ...) stay with t
 from __future__ import annotations
 
 import binascii
-import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -25,6 +24,7 @@ from typing import Any, Literal
 import jwt
 
 from gatekeeper.errors import GatekeeperError, KeysUnavailable
+from gatekeeper.tokens.claims import is_finite_number
 from gatekeeper.tokens.jwks import IssuerKeys, SigningKey
 from gatekeeper.tokens.jws import peek_token
 
@@ -105,8 +105,7 @@ class JwsVerifier:
             # "9999999999" (a string exp that passes) and true (== 1), and Python's JSON reader
             # takes Infinity/NaN.
             value = payload.get(name)
-            if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                      or not math.isfinite(value)):
+            if value is not None and not is_finite_number(value):
                 raise self._refuse(Refusal("invalid_claim", name))
         alg = header.get("alg")
         if not isinstance(alg, str) or alg.lower() == "none":

@@ -15,6 +15,7 @@ import pytest
 
 from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import Upstream
+from tests.support import forge
 from tests.support.asgi import Answer, request
 from tests.support.fakes import bearer, mint
 from tests.unit.app.conftest import EXAMPLE_POLICY, MakeSettings
@@ -136,6 +137,21 @@ def test_a_bad_token_is_401_with_invalid_token_in_the_challenge_and_never_reache
         f'Bearer realm="gatekeeper", error="invalid_token", error_description="{description}"')
     body = _json_error(answer)
     assert (body["error"], body["error_description"]) == (code, description)
+    assert len(upstream.recorder) == 0
+
+
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("value", [10**400, -(10**400)], ids=["huge", "minus-huge"])
+def test_a_date_no_float_holds_is_a_401_not_a_500(
+    make_settings: MakeSettings, issuer: DevIssuer, upstream: Upstream, claim: str, value: int,
+) -> None:
+    """Anyone may send a JWT whose exp is 400 digits (Python's JSON reader keeps it as an exact
+    int): the unverified read's math.isfinite raised OverflowError, a 500 (CWE-248)."""
+    signed = forge.parts(mint(issuer))
+    token = forge.join(signed[0], {**signed[1], claim: value}, signed[2])
+    answer = request(make_settings(), "GET", "/echo", headers=[bearer(token)])
+    assert answer.status == 401
+    assert _json_error(answer)["error"] == "invalid_claim"
     assert len(upstream.recorder) == 0
 
 

@@ -63,3 +63,22 @@ def test_a_peer_that_is_not_a_trusted_proxy_gets_no_answer_about_another_request
     assert answer.status == 400
     assert answer.json()["error"] == "untrusted_forward_auth"
     assert answer.header_values("x-auth-request-user") == []
+
+
+@pytest.mark.parametrize(("who", "uri", "status"), [
+    ("a caller with a token", "/api/p1/items", 202),
+    ("anonymous on a public page", "/public/x", 202),
+    ("anonymous elsewhere", "/api/p1/items", 401),
+    ("a caller refused", "/admin/users", 403),
+])
+def test_every_check_answer_is_no_store(
+    make_settings: MakeSettings, issuer: DevIssuer, who: str, uri: str, status: int,
+) -> None:
+    """A 202 carries one caller's identity headers (with pass_access_token, the token; with an
+    assertion, one bound to this request): a cache in front of the check (nginx ``proxy_cache``
+    on the auth location, keyed on a cookie) would hand them to another caller (RFC 9111
+    §5.2.2.5). Every other answer gatekeeper writes is no-store already."""
+    extra = [bearer(mint(issuer, claims={"roles": ["viewer"]}))] if who.startswith("a caller") else []
+    answer = check(make_settings, uri, "GET", *extra)
+    assert answer.status == status, answer.body
+    assert answer.header("cache-control") == "no-store"

@@ -79,6 +79,27 @@ def test_override_and_foreign_identity_headers_never_reach_the_app_in_any_spelli
     assert seen.header_values("x-benign_header") == ["kept"]  # only strip-listed names go
 
 
+# Where front proxies that end mTLS put the client's certificate, which apps behind them read as
+# verified: RFC 9440 (nginx, Cloudflare transform rules), AWS ALB, Cloudflare's forwarding, Google
+# Cloud's documented mTLS header names. RFC 9440 §6 and Cloudflare's guide: a proxy removes every
+# client copy unconditionally — gatekeeper, ending mTLS itself, is that proxy.
+CERTIFICATE_HEADERS = ["Client-Cert", "Client-Cert-Chain", "X-Amzn-Mtls-Clientcert",
+                       "X-Amzn-Mtls-Clientcert-Leaf", "X-Amzn-Mtls-Clientcert-Subject",
+                       "Cf-Client-Cert-Der-Base64", "Cf-Client-Cert-Sha256", "X-Client-Cert-Present",
+                       "X-Client-Cert-Hash", "X-Client-Certificate"]
+
+
+@pytest.mark.parametrize("name", CERTIFICATE_HEADERS)
+def test_client_certificate_headers_of_front_proxies_never_reach_the_app_in_any_spelling(
+    make_settings: MakeSettings, issuer: DevIssuer, upstream: Upstream, name: str,
+) -> None:
+    sent = [(spelling, f":{SPOOF}{i}:") for i, spelling in enumerate(spellings(name))]
+    for path, credentials in (("/echo", [bearer(mint(issuer))]), ("/public/page", [])):
+        upstream.recorder.clear()
+        seen = through(make_settings(), upstream, [*credentials, *sent], path=path)
+        assert not [(n, v) for n, v in seen.headers if SPOOF.encode() in v], path
+
+
 @pytest.mark.parametrize("connection", ["close, X-Auth-Request-User", "x_auth_request_email",
                                         "X-Request-Id"], ids=lambda c: f"Connection: {c}")
 def test_connection_cannot_delete_an_injected_header(
@@ -172,3 +193,38 @@ def test_a_claim_that_cannot_be_a_header_refuses_the_request(
     assert answer.status == 401
     assert answer.json()["error"] == "unsafe_claim"
     assert len(upstream.recorder) == 0
+
+
+# (the Cookie headers sent, with TOKEN for the caller's token; what the app must get)
+TOKEN_COOKIES = [
+    (["gk_token=TOKEN"], []),
+    (["a=1; gk_token=TOKEN; b=2"], ["a=1; b=2"]),
+    (["a=1", "gk_token=TOKEN"], ["a=1"]),
+]
+
+
+@pytest.mark.parametrize(("cookies", "kept"), TOKEN_COOKIES,
+                         ids=["alone", "among-others", "in-its-own-cookie-header"])
+def test_without_pass_authorization_the_token_cookie_never_reaches_the_app(
+    make_settings: MakeSettings, issuer: DevIssuer, upstream: Upstream,
+    cookies: list[str], kept: list[str],
+) -> None:
+    """``pass_authorization_header: false`` says the app does not get the caller's token as sent;
+    a token read from ``cookie:NAME`` is the same credential, and went to the app as sent."""
+    token = mint(issuer)
+    settings = make_settings(pass_authorization_header=False,
+                             auth={"token_sources": ["header", "cookie:gk_token"]})
+    sent = [("cookie", c.replace("TOKEN", token)) for c in cookies]
+    seen = through(settings, upstream, sent)
+    assert folded(seen, "x-auth-request-user") == ["alice"]
+    assert not [(n, v) for n, v in seen.headers if token.encode() in v]
+    assert seen.header_values("cookie") == kept
+
+
+def test_with_pass_authorization_the_token_cookie_reaches_the_app_as_sent(
+    make_settings: MakeSettings, issuer: DevIssuer, upstream: Upstream,
+) -> None:
+    token = mint(issuer)
+    settings = make_settings(auth={"token_sources": ["header", "cookie:gk_token"]})
+    seen = through(settings, upstream, [("cookie", f"a=1; gk_token={token}")])
+    assert seen.header_values("cookie") == [f"a=1; gk_token={token}"]

@@ -9,6 +9,7 @@ are signed by tests/support/dpop.py's client. End to end: tests/e2e/test_dpop.py
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 from collections.abc import Awaitable, Callable
@@ -121,6 +122,30 @@ def signed_by_other() -> list[tuple[str, str]]:
     return [("Authorization", f"DPoP {token}"), ("DPoP", CLIENT.proof("GET", URL, token, key=OTHER.key))]
 
 
+def other_key_badly_signed() -> list[tuple[str, str]]:
+    # OTHER's jwk, CLIENT's key signing: neither the token's key nor a good signature. A stolen
+    # token with any key must be refused before its signature costs anything.
+    token = mint()
+    return [("Authorization", f"DPoP {token}"), ("DPoP", OTHER.proof("GET", URL, token, key=CLIENT.key))]
+
+
+def _b64int(value: int) -> str:
+    return forge.b64url_encode(value.to_bytes((value.bit_length() + 7) // 8, "big"))
+
+
+def huge_exponent() -> list[tuple[str, str]]:
+    # An RSA jwk whose e is as long as n: verifying with it costs what a private-key operation
+    # without CRT does (~80x a normal proof), and OpenSSL takes such an e for n up to 3072 bits.
+    n = KEY.public_key().public_numbers().n
+    jwk = {"kty": "RSA", "n": _b64int(n), "e": _b64int((n >> 2) | 1)}
+    canonical = json.dumps({m: jwk[m] for m in ("e", "kty", "n")}, separators=(",", ":"),
+                           sort_keys=True)
+    jkt = forge.b64url_encode(hashlib.sha256(canonical.encode()).digest())
+    token = mint(cnf={"jkt": jkt})
+    proof = CLIENT.proof("GET", URL, token, header={"jwk": jwk}, key=KEY, alg="RS256")
+    return [("Authorization", f"DPoP {token}"), ("DPoP", proof)]
+
+
 def two_proofs() -> list[tuple[str, str]]:
     token = mint()
     return [*dpop(token), ("DPoP", CLIENT.proof("GET", URL, token))]
@@ -142,6 +167,9 @@ ATTACKS: list[tuple[str, Callable[[], list[tuple[str, str]]], str]] = [
     ("an iat in the future", lambda: dpop(claims={"iat": int(time.time()) + 120}), "dpop_iat_window"),
     ("an iat that is a string", lambda: dpop(claims={"iat": str(int(time.time()))}), "dpop_bad_iat"),
     ("no iat", lambda: dpop(claims={"iat": forge.DELETE}), "dpop_bad_iat"),
+    # JSON numbers no float holds: OverflowError in math.isfinite was a 500 (CWE-248).
+    ("an iat of 400 digits", lambda: dpop(claims={"iat": 10**400}), "dpop_bad_iat"),
+    ("an iat of minus 400 digits", lambda: dpop(claims={"iat": -(10**400)}), "dpop_bad_iat"),
     ("no jti", lambda: dpop(claims={"jti": forge.DELETE}), "dpop_bad_jti"),
     ("alg none", lambda: dpop(alg="none"), "dpop_bad_algorithm"),
     ("alg HS256 with a shared secret", hs256_proof, "dpop_bad_algorithm"),
@@ -157,6 +185,9 @@ ATTACKS: list[tuple[str, Callable[[], list[tuple[str, str]]], str]] = [
     ("two DPoP headers", two_proofs, "dpop_proof_count"),
     ("no DPoP header", lambda: dpop()[:1], "dpop_proof_count"),
     ("a proof by another key than cnf.jkt", other_key, "dpop_key_mismatch"),
+    ("a proof by another key than cnf.jkt with a bad signature", other_key_badly_signed,
+     "dpop_key_mismatch"),
+    ("an RSA jwk whose exponent is as long as its modulus", huge_exponent, "dpop_bad_jwk"),
     ("an unbound token as DPoP", lambda: dpop(mint(cnf=forge.DELETE)), "dpop_unbound_token"),
     ("a token bound by certificate as DPoP", lambda: dpop(mint(cnf={"x5t#S256": "abc"})),
      "dpop_unbound_token"),

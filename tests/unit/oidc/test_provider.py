@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+
+import httpx
 import pytest
 
-from gatekeeper.oidc.provider import parse_discovery
+from gatekeeper.metrics import Metrics
+from gatekeeper.oidc.provider import Provider, TokenSet, parse_discovery
+from gatekeeper.settings import AuthSettings, OidcSettings, ProviderSettings
 
 DISCOVERY = {"issuer": "https://op.example", "authorization_endpoint": "https://op.example/auth",
              "token_endpoint": "https://op.example/token"}
@@ -29,3 +34,28 @@ def test_discovery_reads_the_optional_endpoints_and_the_rfc9207_flag() -> None:
                                 "https://op.example")
     assert endpoints.end_session == "https://op.example/logout" and endpoints.userinfo is None
     assert endpoints.iss_parameter is True
+
+
+# An expires_in no number a clock can add: Infinity/NaN (Python's JSON reader takes them) or an
+# integer no float holds. int() of those raised OverflowError/ValueError: a 500 at the login's
+# callback or a session's refresh. Unusable, it is as if absent (RFC 6749 §5.1: RECOMMENDED).
+@pytest.mark.parametrize("expires_in", ["Infinity", "-Infinity", "NaN", "1" + "0" * 400],
+                         ids=["infinity", "minus-infinity", "nan", "400-digits"])
+def test_an_expires_in_no_clock_can_add_is_as_if_absent(expires_in: str) -> None:
+    async def answer(request: httpx.Request) -> httpx.Response:
+        assert request.url.path == "/token"
+        body = '{"access_token": "at", "token_type": "Bearer", "expires_in": ' + expires_in + '}'
+        return httpx.Response(200, headers={"content-type": "application/json"},
+                              stream=httpx.ByteStream(body.encode()))
+
+    async def main() -> TokenSet:
+        settings = ProviderSettings(id="op", issuer="https://op.example", client_id="gk",
+                                    client_secret="s")
+        oidc = OidcSettings(providers=[settings], redirect_url="https://gk.example/oauth2/callback")
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer)) as http:
+            provider = Provider(settings, oidc, AuthSettings(), http, Metrics())
+            provider._endpoints = parse_discovery(DISCOVERY, "https://op.example")
+            return await provider.refresh("refresh-0")
+
+    tokens = asyncio.run(main())
+    assert (tokens.access_token, tokens.access_expires_at) == ("at", None)

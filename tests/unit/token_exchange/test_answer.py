@@ -63,6 +63,7 @@ HOSTILE: list[tuple[str, int, str | None, Any, str]] = [
     ("expires_in negative", 200, JSON, _with(expires_in=-5), "token_exchange_bad_expiry"),
     ("expires_in zero", 200, JSON, _with(expires_in=0), "token_exchange_bad_expiry"),
     ("expires_in infinite", 200, JSON, _with(expires_in=float("inf")), "token_exchange_bad_expiry"),
+    ("expires_in of 400 digits", 200, JSON, _with(expires_in=10**400), "token_exchange_bad_expiry"),
     ("a JSON list", 200, JSON, [GOOD], "token_exchange_not_json"),
     ("a JSON string", 200, JSON, "app-token", "token_exchange_not_json"),
     ("served as HTML", 200, "text/html", GOOD, "token_exchange_not_json"),

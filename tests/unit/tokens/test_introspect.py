@@ -242,3 +242,58 @@ def test_the_call_authenticates_the_client_with_the_configured_method(method: st
         claims = jwt.decode(form["client_assertion"], public_pem(key), algorithms=["ES256"],
                             audience=ISSUER, issuer="gk")  # RFC 7523 §3: aud = the issuer here
         assert claims["sub"] == "gk"
+
+
+# Refusals an unauthenticated caller can have the issuer give for tokens it makes up.
+_REFUSED_ANSWERS: dict[str, Callable[[], dict[str, Any]]] = {
+    "inactive": lambda: {"active": False},
+    "another-audience": lambda: _good(aud="another-api"),
+    "expired": lambda: _good(exp=int(time.time()) - 3600),
+    "refresh-token": lambda: _good(token_type="refresh_token"),
+}
+
+
+@pytest.mark.parametrize("refusal", list(_REFUSED_ANSWERS))
+def test_made_up_tokens_never_evict_a_callers_active_answer(refusal: str) -> None:
+    """An unauthenticated client sending one made-up token after another fills the cache with
+    refusals; a caller's active answer must stay cached, or each of its requests costs the issuer
+    a call again (and waits for a slot behind the made-up ones)."""
+    def handler(request: httpx.Request) -> Any:
+        token = parse_qs(request.content.decode())["token"][0]
+        return _good() if token == "good" else _REFUSED_ANSWERS[refusal]()
+
+    async def scenario(bearer: BearerAuthenticator, _: list[httpx.Request]) -> list[str]:
+        outcomes = []
+        principal = await bearer.authenticate(_request("good"))
+        outcomes.append(principal.subject if principal else "none")
+        for n in range(12):  # three times the cache
+            try:
+                await bearer.authenticate(_request(f"made-up-{n}"))
+                outcomes.append("accepted")
+            except GatekeeperError as exc:
+                outcomes.append("refused" if exc.status == 401 else exc.code)
+        principal = await bearer.authenticate(_request("good"))
+        outcomes.append(principal.subject if principal else "none")
+        return outcomes
+
+    outcomes, asked = _run(handler, scenario, cache_size=4)
+    assert outcomes == ["alice", *["refused"] * 12, "alice"]
+    good_calls = [r for r in asked if parse_qs(r.content.decode())["token"] == ["good"]]
+    assert len(good_calls) == 1
+
+
+# JSON numbers no float holds (Python reads them as exact ints): math.isfinite raised
+# OverflowError, which escaped as a 500 instead of the refusal (CWE-248).
+@pytest.mark.parametrize("claim", ["exp", "nbf", "iat"])
+@pytest.mark.parametrize("sign", [1, -1], ids=["huge", "minus-huge"])
+def test_a_date_no_float_holds_is_an_invalid_claim(claim: str, sign: int) -> None:
+    async def scenario(bearer: BearerAuthenticator, _: list[httpx.Request]) -> str:
+        try:
+            await bearer.authenticate(_request("opaque"))
+        except GatekeeperError as exc:
+            return exc.code
+        return "accepted"
+
+    huge: dict[str, Any] = {claim: sign * 10**400}
+    code, _ = _run(lambda _: _good(**huge), scenario)
+    assert code == "invalid_claim"

@@ -160,6 +160,10 @@ CLAIM_TYPE = ("invalid_claim", "id_token_malformed", "id_token_malformed")
                  id="an exp written as a numeric string is refused, even correctly signed"),
     pytest.param(lambda h, c: _good(h, {**c, "nbf": True}), CLAIM_TYPE,
                  id="an nbf written as a boolean is refused, even correctly signed"),
+    pytest.param(lambda h, c: _good(h, {**c, "exp": 10**400}), CLAIM_TYPE,
+                 id="an exp of 400 digits is refused, not a 500, even correctly signed"),
+    pytest.param(lambda h, c: forge.unsigned(h, {**c, "iat": -(10**400)}, alg="RS256"), CLAIM_TYPE,
+                 id="an iat of minus 400 digits is refused before any signature"),
 ])
 def test_every_kind_gives_the_same_verdict(
     make: Callable[[Mapping[str, Any], dict[str, Any]], str], verdict: tuple[str, str, str]
