@@ -65,11 +65,6 @@ def normalise(url: str) -> str | None:
     return f"{scheme}://{authority}{_path(parts.path)}"
 
 
-def _one(request: RequestView, name: bytes) -> str | None:
-    values = request.header_values(name)
-    return values[0].decode("latin-1").strip() if len(values) == 1 else None
-
-
 def request_url(request: RequestView, is_trusted: Callable[[str], bool]) -> str | None:
     """The request's external URL in the normal form; None when it names no single host."""
     scheme = request.scheme.lower()
@@ -78,12 +73,14 @@ def request_url(request: RequestView, is_trusted: Callable[[str], bool]) -> str 
         return None  # RFC 9112 §3.2: one Host
     host = hosts[0].decode("latin-1") if hosts else None
     if is_trusted(request.client):
-        proto = _one(request, b"x-forwarded-proto")
-        if proto is not None and proto.lower() in _DEFAULT_PORTS:
-            scheme = proto.lower()
-        forwarded_host = _one(request, b"x-forwarded-host")
-        if forwarded_host:
-            host = forwarded_host
+        protos = request.header_values(b"x-forwarded-proto")
+        forwarded_hosts = request.header_values(b"x-forwarded-host")
+        if len(protos) > 1 or len(forwarded_hosts) > 1:
+            return None  # two answers to one question: no single URL (as peers.py refuses them)
+        if protos:
+            scheme = protos[0].decode("latin-1").strip().lower()  # unknown or a list: refused below
+        if forwarded_hosts:
+            host = forwarded_hosts[0].decode("latin-1")  # empty or a list: refused below
     if scheme not in _DEFAULT_PORTS or not host:
         return None
     authority = _authority(scheme, host)

@@ -250,9 +250,23 @@ def test_the_dpop_scheme_is_not_ours_when_dpop_is_off() -> None:
      [("X-Forwarded-Host", "front.example")], "192.0.2.9", "dpop_wrong_htu"),
     ("http://api.example/orders/7", [("X-Forwarded-Proto", "http")], "192.0.2.9", "dpop_wrong_htu"),
     ("http://api.example/orders/7", [("X-Forwarded-Proto", "http")], TRUSTED, "accepted"),
+    ("https://api.example/orders/7",
+     [("X-Forwarded-Host", "api.example"), ("X-Forwarded-Host", "evil.example")], TRUSTED,
+     "dpop_wrong_htu"),
+    ("https://api.example/orders/7",
+     [("X-Forwarded-Proto", "https"), ("X-Forwarded-Proto", "http")], TRUSTED, "dpop_wrong_htu"),
+    ("https://api.example/orders/7", [("X-Forwarded-Host", "api.example, evil.example")], TRUSTED,
+     "dpop_wrong_htu"),
+    ("https://api.example/orders/7", [("X-Forwarded-Proto", "https, http")], TRUSTED,
+     "dpop_wrong_htu"),
+    ("https://api.example/orders/7", [("X-Forwarded-Proto", "wss")], TRUSTED, "dpop_wrong_htu"),
+    ("https://api.example/orders/7", [("X-Forwarded-Host", "")], TRUSTED, "dpop_wrong_htu"),
 ], ids=["as sent", "normalised: case, default port, escaped unreserved", "query and fragment ignored",
         "a trusted proxy's forwarded host and proto", "an untrusted peer's forwarded host is ignored",
-        "an untrusted peer's forwarded proto is ignored", "a trusted proxy's forwarded proto"])
+        "an untrusted peer's forwarded proto is ignored", "a trusted proxy's forwarded proto",
+        "two forwarded hosts, the first the request's", "two forwarded protos, the first the request's",
+        "a list of forwarded hosts", "a list of forwarded protos", "a forwarded proto not http(s)",
+        "an empty forwarded host"])
 def test_the_url_a_proof_names(url: str, headers: list[tuple[str, str]], peer: str,
                                expected: str) -> None:
     view = request([*dpop(url=url), *headers], client=peer, query=b"a=b")
