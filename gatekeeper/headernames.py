@@ -116,6 +116,25 @@ def is_foreign_identity(folded: bytes) -> bool:
     return folded in _FOREIGN_IDENTITY or folded.startswith(_FOREIGN_IDENTITY_PREFIXES)
 
 
+# Trace propagation formats other than W3C's: Zipkin B3, Jaeger, Datadog, AWS X-Ray, Google
+# Cloud, OpenTracing/Jaeger baggage, W3C baggage, gRPC, SkyWalking, Elastic, New Relic. With
+# ``tracing.continue_incoming: false`` a caller may not choose the trace the app's spans hang
+# under; an app tracer reading any of these would let it (tracecontext.py replaces W3C's).
+_FOREIGN_TRACE = frozenset({
+    b"b3", b"x-b3-traceid", b"x-b3-spanid", b"x-b3-parentspanid", b"x-b3-sampled", b"x-b3-flags",
+    b"uber-trace-id", b"jaeger-debug-id", b"jaeger-baggage", b"x-datadog-trace-id",
+    b"x-datadog-parent-id", b"x-datadog-sampling-priority", b"x-datadog-origin",
+    b"x-datadog-tags", b"x-amzn-trace-id", b"x-cloud-trace-context", b"grpc-trace-bin",
+    b"baggage", b"sw8", b"sw8-correlation", b"elastic-apm-traceparent", b"newrelic",
+})
+_FOREIGN_TRACE_PREFIXES = (b"uberctx-", b"ot-baggage-", b"ot-tracer-")
+
+
+def is_foreign_trace(folded: bytes) -> bool:
+    """Whether a folded name carries a trace context in a format other than W3C's."""
+    return folded in _FOREIGN_TRACE or folded.startswith(_FOREIGN_TRACE_PREFIXES)
+
+
 def never_from_client(folded: bytes) -> bool:
     """Whether a folded name is an override, a forwarding claim or another proxy's identity
     header: none of these from a client reaches the app."""

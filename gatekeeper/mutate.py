@@ -21,6 +21,7 @@ from gatekeeper.headernames import (
     HOP_BY_HOP,
     NEVER_FORWARDED,
     fold,
+    is_foreign_trace,
     never_from_client,
 )
 from gatekeeper.lru import LRU
@@ -66,6 +67,7 @@ class HeaderPolicy:
         self._token_cookies = (frozenset() if settings.pass_authorization_header else
                                frozenset(fold(n.encode("latin-1")) for n in settings.token_cookies))
         self._pass_access_token = settings.pass_access_token
+        self._strip_foreign_traces = settings.strip_foreign_traces
         self._trusted = [ipaddress.ip_network(n, strict=False) for n in settings.trusted_proxies]
         self._trusted_cache: dict[str, bool] = {}
         # Principals are cached per token, so a hot token's headers are built once. Bounded in
@@ -173,7 +175,8 @@ class HeaderPolicy:
             kind = _HOST  # not forwarded (ours is), but X-Forwarded-Host says what it was
         elif folded == b"connection":
             kind = _CONNECTION
-        elif folded in NEVER_FORWARDED or folded in self._protected:
+        elif (folded in NEVER_FORWARDED or folded in self._protected
+              or (self._strip_foreign_traces and is_foreign_trace(folded))):
             kind = _DROP
         elif never_from_client(folded):
             # From a trusted proxy, X-Forwarded-For/-Proto/-Host/-Port in their canonical

@@ -313,7 +313,8 @@ class Settings(FrozenModel):
             certificate_header=self.auth.client_certificate_header,
             exchange_headers=tuple(sorted({rule.header for rule in self.token_exchange})),
             token_cookies=tuple(source.partition(":")[2] for source in self.auth.token_sources
-                                if source.startswith("cookie:")))
+                                if source.startswith("cookie:")),
+            strip_foreign_traces=not self.tracing.continue_incoming)
 
     @model_validator(mode="after")
     def _certificate_header_needs_proxies(self) -> Settings:

@@ -31,6 +31,8 @@ class HeaderSettings:
     # The cookies a bearer token is read from (``auth.token_sources`` ``cookie:NAME``): the
     # caller's token as sent, so they go with Authorization when it is not passed on.
     token_cookies: tuple[str, ...] = ()
+    # ``tracing.continue_incoming: false``: no caller chooses the app's trace, in any format.
+    strip_foreign_traces: bool = False
 
 
 DEFAULT_HEADERS = {

@@ -12,7 +12,8 @@ class TracingSettings(FrozenModel):
         default=True,
         description="Continue the trace a valid `traceparent` from the caller names; false: "
         "every request starts a new trace (a public edge that does not want callers to choose "
-        "trace ids). The app always receives gatekeeper's own `traceparent`.")
+        "trace ids; the caller's B3, Jaeger, Datadog, X-Ray… headers and `baggage` are then "
+        "dropped too). The app always receives gatekeeper's own `traceparent`.")
     otlp_endpoint: str | None = Field(
         default=None,
         description="OTLP/HTTP traces URL (e.g. http://otel-collector:4318/v1/traces): spans "

@@ -107,6 +107,26 @@ def test_a_traceparent_of_any_bytes_is_answered_and_starts_a_new_trace(
     assert traceparent_at_app(upstream.recorder.last)[0] != TRACE
 
 
+FOREIGN = ["b3", "X-B3-TraceId", "X-B3-SpanId", "X-B3-Sampled", "uber-trace-id", "uberctx-tenant",
+           "X-Datadog-Trace-Id", "X-Datadog-Parent-Id", "X-Amzn-Trace-Id", "X-Cloud-Trace-Context",
+           "baggage", "sw8", "ot-baggage-user", "grpc-trace-bin"]
+
+
+@pytest.mark.parametrize("continue_incoming", [False, True])
+def test_other_trace_formats_pass_only_while_callers_may_choose_the_trace(
+    make_settings: MakeSettings, issuer: DevIssuer, upstream: Upstream, continue_incoming: bool,
+) -> None:
+    """With continue_incoming false, no format the app's tracer might read instead of
+    traceparent (B3, Jaeger, Datadog, X-Ray…) reaches it, in any spelling."""
+    planted = [(spelled, f"planted-{i}-{j}") for i, name in enumerate(FOREIGN)
+               for j, spelled in enumerate(spellings(name))]
+    settings = make_settings(tracing={"continue_incoming": continue_incoming})
+    request(settings, "GET", "/echo", headers=[bearer(mint(issuer)), *planted])
+    seen = str(upstream.recorder.last.headers)
+    reached = [value for _, value in planted if value in seen]
+    assert reached == ([] if not continue_incoming else [value for _, value in planted])
+
+
 def test_continue_incoming_false_starts_every_trace_here(
     make_settings: MakeSettings, issuer: DevIssuer, upstream: Upstream,
 ) -> None:
