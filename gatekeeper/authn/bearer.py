@@ -22,6 +22,7 @@ from gatekeeper.errors import BadRequest, GatekeeperError, IntrospectionUnavaila
 from gatekeeper.headernames import fold
 from gatekeeper.lru import LRU
 from gatekeeper.metrics import Metrics
+from gatekeeper.peers import IsTrusted, forwarded_client
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
 from gatekeeper.settings import AuthSettings
@@ -172,9 +173,10 @@ class BearerAuthenticator:
         self, auth: AuthSettings, keys: Mapping[str, IssuerKeys], metrics: Metrics,
         namespaces: SubjectNamespaces | None = None,
         introspectors: Sequence[Introspector] = (), dpop: DpopProofs | None = None,
-        binding: CertificateBinding | None = None,
+        binding: CertificateBinding | None = None, is_trusted: IsTrusted = lambda _peer: False,
     ) -> None:
         self._dpop = dpop  # None: DPoP not enabled (auth.dpop.enabled)
+        self._is_trusted = is_trusted  # trusted_proxies: whose X-Forwarded-For names the client
         self._auth = auth
         self._introspectors = tuple(introspectors)  # in the issuers' order
         # Which opaque tokens each issuer is shown (settings refuse overlaps, and several
@@ -200,7 +202,8 @@ class BearerAuthenticator:
         if self._introspectors:
             targets = self._introspected_by(token)
             if targets:
-                introspected = await self._introspect(token, targets)
+                introspected = await self._introspect(
+                    token, targets, forwarded_client(request, self._is_trusted))
                 # An answer with cnf is refused (introspect.py): under the DPoP scheme an
                 # introspected token is unbound, and refused as such.
                 await self._check_binding(request, token, scheme, introspected.claims)
@@ -234,7 +237,8 @@ class BearerAuthenticator:
         introspector = self._always.get(issuer) if isinstance(issuer, str) else None
         return () if introspector is None else (introspector,)
 
-    async def _introspect(self, token: str, targets: tuple[Introspector, ...]) -> Principal:
+    async def _introspect(self, token: str, targets: tuple[Introspector, ...],
+                          client: str) -> Principal:
         """The first issuer that calls the token active (RFC 7662); each issuer's answer is
         cached by that issuer alone. Refused by all: the first refusal; an issuer that could not
         answer while none accepted: 503 (fail closed, and only for this token)."""
@@ -243,7 +247,7 @@ class BearerAuthenticator:
         refused: Answer | None = None
         for introspector in targets:
             try:
-                answer = await introspector.introspect(token, digest, self._principal)
+                answer = await introspector.introspect(token, digest, self._principal, client)
             except IntrospectionUnavailable as exc:
                 unavailable = exc
                 continue

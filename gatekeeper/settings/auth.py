@@ -38,6 +38,11 @@ class IntrospectionSettings(ClientCredentials):
         default=10000, ge=0, le=1_000_000,
         description="Answers kept per issuer (LRU): this many active and this many refused "
         "(made-up tokens never evict a caller's answer); 0 disables.")
+    calls_per_client_per_minute: int = Field(
+        default=120, ge=0, le=1_000_000,
+        description="Introspection calls (tokens in no cache) one client address may cause a "
+        "minute, per worker; more: 429 with Retry-After. Bounds what made-up tokens make the "
+        "issuer answer. 0: no bound.")
     token_prefixes: list[str] = Field(
         default_factory=list, max_length=16,
         description="Opaque tokens this issuer hands out start with one of these (e.g. GitHub's "

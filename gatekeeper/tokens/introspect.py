@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -30,7 +31,7 @@ from urllib.parse import urlencode
 
 from gatekeeper.clients.client_auth import ClientAuth
 from gatekeeper.clients.controlplane import ControlPlane, FetchError
-from gatekeeper.errors import IntrospectionUnavailable, InvalidToken
+from gatekeeper.errors import IntrospectionUnavailable, InvalidToken, RateLimited
 from gatekeeper.lru import LRU
 from gatekeeper.principal import Principal
 from gatekeeper.settings import AuthSettings, IntrospectionSettings, IssuerSettings
@@ -62,6 +63,33 @@ class Answer:
         return self.principal
 
 
+class CallBudget:
+    """At most ``calls`` introspection calls per client address a minute, in this process.
+    Every made-up token is a call (no cache holds it): without a bound, one client sending them
+    makes the issuer answer one call per request, and real callers' new tokens wait behind it
+    (the issuer's own rate limits, then 503s). Cached answers and shared in-flight calls cost
+    nothing."""
+
+    __slots__ = ("_calls", "_clients", "_clock")
+
+    def __init__(self, calls: int, clock: Callable[[], float], clients: int = 10_000) -> None:
+        self._calls = calls
+        self._clock = clock
+        self._clients: LRU[str, list[float]] = LRU(clients)  # address → [window start, calls]
+
+    def take(self, client: str) -> int:
+        """0: the call may be made (and is counted); else the whole seconds until one may."""
+        now = self._clock()
+        window = self._clients.get(client)
+        if window is None or now - window[0] >= 60:
+            self._clients.put(client, [now, 1])
+            return 0
+        if window[1] >= self._calls:
+            return max(1, math.ceil(window[0] + 60 - now))
+        window[1] += 1
+        return 0
+
+
 class Introspector:
     """The introspection endpoint of one issuer, with its own answer cache."""
 
@@ -72,6 +100,8 @@ class Introspector:
         if settings is None:
             raise ValueError(f"{issuer.issuer}: no introspection settings")
         self._metrics = metrics
+        self._budget = (CallBudget(settings.calls_per_client_per_minute, clock)
+                        if settings.calls_per_client_per_minute else None)
         self.issuer = issuer.issuer
         self.settings: IntrospectionSettings = settings
         # ``client``: built by the app with its config key (auth.issuers.N.introspection), which
@@ -104,13 +134,20 @@ class Introspector:
                 cache.discard(digest)
         return None
 
-    async def introspect(self, token: str, digest: bytes, make: MakePrincipal) -> Answer:
-        """This issuer's answer about ``token`` (``digest``: its SHA-256), cached or asked."""
+    async def introspect(self, token: str, digest: bytes, make: MakePrincipal,
+                         client: str = "") -> Answer:
+        """This issuer's answer about ``token`` (``digest``: its SHA-256), cached or asked;
+        ``client``: the caller's address, whose calls ``calls_per_client_per_minute`` bounds."""
         answer = self.cached(digest, self._clock())
         if answer is not None:
             return answer
         task = self._inflight.get(digest)
         if task is None:
+            wait = self._budget.take(client) if self._budget is not None else 0
+            if wait:
+                raise RateLimited(limit=self.settings.calls_per_client_per_minute,
+                                  window_seconds=60, retry_after=wait,
+                                  rule=f"introspection of {self.issuer}")
             task = asyncio.create_task(self._ask(token, make))
             self._inflight[digest] = task
             task.add_done_callback(lambda done: self._landed(digest, done))

@@ -61,7 +61,8 @@ async def start_authentication(
                             binding=CertificateBinding(
                                 settings.auth.client_certificate_header,
                                 settings.auth.client_certificate_header_format,
-                                headers.is_trusted)))]
+                                headers.is_trusted),
+                            is_trusted=headers.is_trusted))]
     browser: BrowserLogin | None = None
     if settings.oidc is not None:
         browser = await _start_browser_login(settings, settings.oidc, http, metrics, stack,

@@ -8,6 +8,7 @@ Gatekeepers here (the module issuer's JWKS is real: its JWTs keep working next t
     two       the module issuer at A and a second issuer at B: the answer of one issuer is never
               taken for the other's
     always    ``basic`` with ``mode: always``: the issuer's own JWTs are introspected too
+    budget    ``basic`` with ``calls_per_client_per_minute: 2``
     keyless   an issuer that only introspects (``mode: always``) and publishes no keys at all
     revoking  ``basic`` with the revocation list (a real redis-server): it applies to an
               introspected token as to a JWT, cached answer or not
@@ -90,6 +91,8 @@ def world(issuer: DevIssuer, upstream: Upstream,
                 (second, _introspection(url_b, max_ttl_seconds=3600, token_prefixes=["at-b_"])))),
             "always": gatekeeper_factory(auth=issuers(
                 (issuer, _introspection(url_a, mode="always", max_ttl_seconds=3600)))),
+            "budget": gatekeeper_factory(auth=issuers(
+                (issuer, _introspection(url_a, calls_per_client_per_minute=2)))),
             # An issuer of opaque tokens only: nothing answers at its address (no discovery, no
             # JWKS); its endpoint is configured.
             "keyless": gatekeeper_factory(auth={"issuers": [{
@@ -275,3 +278,16 @@ def test_an_issuer_that_only_introspects_needs_no_keys_to_be_ready(world: World)
     assert world.upstream.recorder.last.header("x-auth-request-user") == "judy"
     world.a.script["keyless-inactive"] = Reply(json={"active": False})
     assert world.get("keyless", "keyless-inactive").status_code == 401
+
+
+def test_a_client_sending_made_up_tokens_is_held_to_its_budget(world: World) -> None:
+    """Each made-up token would be a call to the issuer: past two a minute this client gets 429
+    with Retry-After, and the issuer is not asked; a token already answered still passes."""
+    world.a.script["budget-good"] = Reply(json=world.good("kim"))
+    assert world.get("budget", "budget-good").status_code == 200
+    assert world.get("budget", "budget-made-up-1").status_code == 401  # the second call
+    refused = world.get("budget", "budget-made-up-2")
+    assert (refused.status_code, refused.json()["error"]) == (429, "rate_limited")
+    assert int(refused.headers["retry-after"]) >= 1
+    assert world.a.times_asked("budget-made-up-2") == 0
+    assert world.get("budget", "budget-good").status_code == 200  # cached: costs nothing

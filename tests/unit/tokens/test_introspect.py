@@ -23,7 +23,7 @@ import pytest
 from pydantic import ValidationError
 
 from gatekeeper.authn.bearer import BearerAuthenticator
-from gatekeeper.errors import GatekeeperError, IntrospectionUnavailable
+from gatekeeper.errors import GatekeeperError, IntrospectionUnavailable, RateLimited
 from gatekeeper.metrics import Metrics
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
@@ -43,8 +43,8 @@ def _good(sub: str = "alice", **changes: Any) -> dict[str, Any]:
     return {"active": True, "sub": sub, "aud": AUDIENCE, "iss": ISSUER, "exp": now + 300, **changes}
 
 
-def _request(token: str) -> RequestView:
-    return RequestView({"type": "http", "method": "GET", "path": "/",
+def _request(token: str, client: str = "192.0.2.1") -> RequestView:
+    return RequestView({"type": "http", "method": "GET", "path": "/", "client": (client, 4000),
                         "headers": [(b"authorization", f"Bearer {token}".encode())]}, "/")
 
 
@@ -95,6 +95,29 @@ def test_concurrent_requests_with_one_token_share_one_call() -> None:
     principals, asked = _run(slow, scenario)
     assert {p.subject for p in principals} == {"alice"}
     assert len(asked) == 1
+
+
+def test_made_up_tokens_from_one_client_are_bounded_and_others_are_still_asked() -> None:
+    """calls_per_client_per_minute: each made-up token is a call; past the budget a client gets
+    429 with Retry-After, another client's tokens are still asked about, and answers in a
+    cache (or a call in flight) cost no budget."""
+    async def scenario(bearer: BearerAuthenticator, asked: list[httpx.Request]) -> list[str]:
+        outcomes = []
+        for token, client in [("opaque-1", "192.0.2.1"), ("opaque-2", "192.0.2.1"),
+                              ("opaque-3", "192.0.2.1"), ("opaque-4", "192.0.2.1"),
+                              ("opaque-1", "192.0.2.1"),  # cached: no call, no budget
+                              ("opaque-5", "198.51.100.7")]:
+            try:
+                principal = await bearer.authenticate(_request(token, client))
+                outcomes.append(principal.subject if principal is not None else "none")
+            except RateLimited as exc:
+                assert exc.retry_after >= 1
+                outcomes.append(f"429 {exc.code}")
+        return outcomes
+
+    outcomes, asked = _run(lambda _: _good(), scenario, calls_per_client_per_minute=3)
+    assert outcomes == ["alice", "alice", "alice", "429 rate_limited", "alice", "alice"]
+    assert len(asked) == 4
 
 
 def test_each_call_is_counted_by_its_result_and_cached_answers_are_not_calls() -> None:
