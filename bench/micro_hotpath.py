@@ -217,17 +217,22 @@ def _tracing_cases() -> dict[str, Callable[[], object]]:
         from gatekeeper.tracing import NO_TRACING
     except ImportError:  # a checkout from before tracing
         return {}
-    try:  # a pool of OS randomness per gate, (gatekeeper/randomids.py)
+    read: Callable[[list[tuple[bytes, bytes]]], Any]
+    try:  # a pool of OS randomness per gate (gatekeeper/randomids.py), passed as the gate does
         from gatekeeper.randomids import RandomIds
-        ids = {"ids": RandomIds()}
-    except ImportError:
-        ids = {}
+        pool = RandomIds()
+
+        def read(headers: list[tuple[bytes, bytes]]) -> Any:
+            return trace_of(headers, continue_incoming=True, ids=pool)
+    except ImportError:  # a checkout from before the pool
+        def read(headers: list[tuple[bytes, bytes]]) -> Any:
+            return trace_of(headers, continue_incoming=True)  # type: ignore[call-arg]
     incoming = [*WRK_HEADERS, (b"traceparent", b"00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
     exchange = Exchange(_scope(WRK_HEADERS), "/items/1", "0123456789abcdef01234567", 0.0)
 
     def request(headers: list[tuple[bytes, bytes]]) -> object:
         # The stage and upstream hooks are not called at all without an exporter.
-        exchange.trace = trace = trace_of(headers, continue_incoming=True, **ids)
+        exchange.trace = trace = read(headers)
         exchange.span = NO_TRACING.begin(exchange)
         return trace.headers()
 
