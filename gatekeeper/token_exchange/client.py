@@ -24,10 +24,12 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
-from urllib.parse import urlencode, urlsplit
+from urllib.parse import urlencode
 
 from gatekeeper.clients.client_auth import ClientAuth
 from gatekeeper.clients.controlplane import ControlPlane, FetchError
+from gatekeeper.clients.discovery import discovered_endpoint
+from gatekeeper.clients.singleflight import SingleFlight, call_result
 from gatekeeper.errors import GatekeeperError, TokenExchangeUnavailable
 from gatekeeper.lru import LRU
 from gatekeeper.settings import AuthSettings, IssuerSettings
@@ -106,7 +108,7 @@ class IssuerExchange:
         self._endpoint = settings.token_endpoint
         self._clock = clock
         self.cache: LRU[Key, Held] = LRU(settings.cache_size)
-        self._inflight: dict[Key, asyncio.Task[Held]] = {}
+        self._calls: SingleFlight[Key, Held] = SingleFlight(self._landed)
 
     async def exchange(self, token: str, digest: bytes, expires_at: float, wanted: Wanted) -> str:
         """The app's token for ``wanted`` in place of ``token`` (``digest``: its SHA-256;
@@ -117,24 +119,17 @@ class IssuerExchange:
             if self._clock() < held.until:
                 return held.result()
             self.cache.discard(key)
-        task = self._inflight.get(key)
-        if task is None:
-            task = asyncio.create_task(self._ask(token, expires_at, wanted))
-            self._inflight[key] = task
-            task.add_done_callback(lambda done: self._landed(key, done))
-        return (await asyncio.shield(task)).result()
+        held = await self._calls.call(key, lambda: self._ask(token, expires_at, wanted))
+        return held.result()
 
     def _landed(self, key: Key, task: asyncio.Task[Held]) -> None:
-        self._inflight.pop(key, None)
+        held = call_result(task)
         if self._metrics is not None and not task.cancelled():
-            result = ("unavailable" if task.exception() is not None
-                      else "accepted" if task.result().token is not None else "refused")
+            result = ("unavailable" if held is None
+                      else "accepted" if held.token is not None else "refused")
             self._metrics.backchannel_calls.labels(kind="token_exchange", issuer=self.issuer,
                                                    result=result).inc()
-        if task.cancelled() or task.exception() is not None:
-            return  # nothing cached: the next request asks again
-        held = task.result()
-        if held.until > self._clock():
+        if held is not None and held.until > self._clock():  # a failure: nothing kept
             self.cache.put(key, held)
 
     async def _ask(self, token: str, expires_at: float, wanted: Wanted) -> Held:
@@ -186,13 +181,6 @@ class IssuerExchange:
 
     async def _endpoint_url(self) -> str:
         if self._endpoint is None:
-            url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
-            document = (await self._discovery.get(url)).raise_for_status().json()
-            if not isinstance(document, dict) or document.get("issuer") != self.issuer:
-                raise ValueError("discovery document's issuer does not match")  # OIDC Discovery §4.3
-            endpoint = document.get("token_endpoint")
-            if (not isinstance(endpoint, str) or not endpoint.isascii()
-                    or urlsplit(endpoint).scheme not in ("https", "http")):
-                raise ValueError("discovery document has no token_endpoint")
-            self._endpoint = endpoint
+            self._endpoint = await discovered_endpoint(self._discovery, self.issuer,
+                                                       "token_endpoint")
         return self._endpoint

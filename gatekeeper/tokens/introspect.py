@@ -31,6 +31,8 @@ from urllib.parse import urlencode
 
 from gatekeeper.clients.client_auth import ClientAuth
 from gatekeeper.clients.controlplane import ControlPlane, FetchError
+from gatekeeper.clients.discovery import discovered_endpoint
+from gatekeeper.clients.singleflight import SingleFlight, call_result
 from gatekeeper.errors import IntrospectionUnavailable, InvalidToken, RateLimited
 from gatekeeper.lru import LRU
 from gatekeeper.principal import Principal
@@ -119,7 +121,7 @@ class Introspector:
         self._clock = clock
         self.cache: LRU[bytes, Answer] = LRU(settings.cache_size)  # active answers
         self.refusals: LRU[bytes, Answer] = LRU(settings.cache_size)  # made-up tokens land here
-        self._inflight: dict[bytes, asyncio.Task[Answer]] = {}
+        self._calls: SingleFlight[bytes, Answer] = SingleFlight(self._landed)
 
     @property
     def always(self) -> bool:
@@ -141,29 +143,22 @@ class Introspector:
         answer = self.cached(digest, self._clock())
         if answer is not None:
             return answer
-        task = self._inflight.get(digest)
-        if task is None:
+        if not self._calls.in_flight(digest):  # a new call: the client's budget pays for it
             wait = self._budget.take(client) if self._budget is not None else 0
             if wait:
                 raise RateLimited(limit=self.settings.calls_per_client_per_minute,
                                   window_seconds=60, retry_after=wait,
                                   rule=f"introspection of {self.issuer}")
-            task = asyncio.create_task(self._ask(token, make))
-            self._inflight[digest] = task
-            task.add_done_callback(lambda done: self._landed(digest, done))
-        return await asyncio.shield(task)
+        return await self._calls.call(digest, lambda: self._ask(token, make))
 
     def _landed(self, digest: bytes, task: asyncio.Task[Answer]) -> None:
-        self._inflight.pop(digest, None)
+        answer = call_result(task)
         if self._metrics is not None and not task.cancelled():
-            result = ("unavailable" if task.exception() is not None
-                      else "accepted" if task.result().principal is not None else "refused")
+            result = ("unavailable" if answer is None
+                      else "accepted" if answer.principal is not None else "refused")
             self._metrics.backchannel_calls.labels(kind="introspection", issuer=self.issuer,
                                                    result=result).inc()
-        if task.cancelled() or task.exception() is not None:
-            return  # nothing cached: the next request asks again
-        answer = task.result()
-        if answer.until > self._clock():
+        if answer is not None and answer.until > self._clock():  # a failure: nothing kept
             kept, other = ((self.cache, self.refusals) if answer.principal is not None
                            else (self.refusals, self.cache))
             other.discard(digest)
@@ -234,12 +229,6 @@ class Introspector:
 
     async def _endpoint_url(self) -> str:
         if self._endpoint is None:
-            url = self.issuer.rstrip("/") + "/.well-known/openid-configuration"
-            document = (await self._discovery.get(url)).raise_for_status().json()
-            if not isinstance(document, dict) or document.get("issuer") != self.issuer:
-                raise ValueError("discovery document's issuer does not match")  # OIDC Discovery §4.3
-            endpoint = document.get("introspection_endpoint")
-            if not isinstance(endpoint, str) or not endpoint.startswith(("https://", "http://")):
-                raise ValueError("discovery document has no introspection_endpoint")
-            self._endpoint = endpoint
+            self._endpoint = await discovered_endpoint(self._discovery, self.issuer,
+                                                       "introspection_endpoint")
         return self._endpoint
