@@ -11,7 +11,7 @@ from __future__ import annotations
 from pydantic import Field, ValidationInfo, field_validator
 
 from gatekeeper.settings.common import FrozenModel
-from gatekeeper.settings.routes import HTTP_METHOD, check_path_pattern
+from gatekeeper.settings.routes import HTTP_METHOD, check_methods, check_path_pattern
 from gatekeeper.weborigin import parse_origin, parse_origin_pattern
 
 ANY_ORIGIN = "*"
@@ -97,15 +97,9 @@ class CorsRule(FrozenModel):
     @field_validator("allowed_methods")
     @classmethod
     def _methods(cls, value: list[str]) -> list[str]:
-        for method in value:
-            if method == "*":
-                raise ValueError("'*' is not allowed: list the methods")
-            if not HTTP_METHOD.fullmatch(method):
-                raise ValueError(f"{method!r} is not an HTTP method")
-        upper = [m.upper() for m in value]  # gatekeeper matches and forwards methods upper-case
-        if len(upper) != len(set(upper)):
-            raise ValueError("each method may appear once")
-        return upper
+        if "*" in value:
+            raise ValueError("'*' is not allowed: list the methods")
+        return check_methods(value)  # gatekeeper matches and forwards methods upper-case
 
     @field_validator("allowed_headers", "exposed_headers")
     @classmethod

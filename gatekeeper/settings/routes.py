@@ -92,6 +92,17 @@ class PolicySettings(FrozenModel):
 HTTP_METHOD = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")  # RFC 9110 §9.1: a method is a token
 
 
+def check_methods(value: list[str]) -> list[str]:
+    """Methods as gatekeeper matches and forwards them: tokens, upper-cased, each once."""
+    for method in value:
+        if not HTTP_METHOD.fullmatch(method):
+            raise ValueError(f"{method!r} is not an HTTP method")
+    upper = [m.upper() for m in value]
+    if len(upper) != len(set(upper)):
+        raise ValueError("each method may appear once")
+    return upper
+
+
 def check_pattern_shape(pattern: str) -> None:
     if not pattern.startswith("/"):
         raise ValueError(f"{pattern!r}: patterns start with '/'")
@@ -137,13 +148,7 @@ class RateLimitRule(FrozenModel):
     @field_validator("methods")
     @classmethod
     def _methods(cls, value: list[str]) -> list[str]:
-        for method in value:
-            if not HTTP_METHOD.fullmatch(method):
-                raise ValueError(f"{method!r} is not an HTTP method")
-        upper = [m.upper() for m in value]
-        if len(upper) != len(set(upper)):
-            raise ValueError("each method may appear once")
-        return upper
+        return check_methods(value)
 
     def covers(self, other: RateLimitRule) -> bool:
         """Every request ``other`` matches, this rule matches too."""

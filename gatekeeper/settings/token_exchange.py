@@ -15,7 +15,7 @@ from pydantic import Field, field_validator, model_validator
 
 from gatekeeper.settings.client_auth import ClientCredentials
 from gatekeeper.settings.common import FrozenModel, check_http_url
-from gatekeeper.settings.routes import HTTP_METHOD, check_path_pattern
+from gatekeeper.settings.routes import check_methods, check_path_pattern
 
 ACCESS_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:access_token"
 JWT_TOKEN_TYPE: Final = "urn:ietf:params:oauth:token-type:jwt"
@@ -91,10 +91,7 @@ class TokenExchangeRoute(FrozenModel):
     @field_validator("methods")
     @classmethod
     def _methods(cls, value: list[str]) -> list[str]:
-        for method in value:
-            if not HTTP_METHOD.fullmatch(method):
-                raise ValueError(f"{method!r} is not an HTTP method")
-        return [m.upper() for m in value]
+        return check_methods(value)
 
     @field_validator("resource")
     @classmethod
