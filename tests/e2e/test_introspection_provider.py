@@ -8,19 +8,15 @@ checked by a running gatekeeper through the endpoint it discovers (RFC 7662, RFC
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import secrets
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import pytest
 
 from tests.conftest import Gatekeeper, Upstream
-from tests.support.oidc import OidcProvider, login_with_http_client, run_oidc_provider
+from tests.support.oidc import OidcProvider, code_flow_tokens, run_oidc_provider
 from tests.support.poll import eventually
 
 CALLBACK = "http://127.0.0.1:9/callback"  # never followed: the code is read off the redirect
@@ -40,22 +36,7 @@ class World:
 
     def tokens(self, username: str) -> dict[str, Any]:
         """A fresh login of ``username``: the token endpoint's answer (authorization code + PKCE)."""
-        verifier = secrets.token_urlsafe(48)
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
-        params = {"response_type": "code", "client_id": self.op.client_id, "redirect_uri": CALLBACK,
-                  "scope": "openid profile email", "state": secrets.token_urlsafe(8),
-                  "code_challenge": challenge.decode(), "code_challenge_method": "S256"}
-        user = self.op.users[username]
-        with self.op.http_client() as browser:
-            back = login_with_http_client(browser, f"{self.discovery['authorization_endpoint']}?"
-                                          f"{urlencode(params)}", user.username, user.password)
-        code = parse_qs(urlsplit(back).query)["code"][0]
-        with self.op.http_client() as backend:
-            answer: dict[str, Any] = backend.post(
-                self.discovery["token_endpoint"], auth=(self.op.client_id, self.op.client_secret),
-                data={"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK,
-                      "code_verifier": verifier}).raise_for_status().json()
-        return answer
+        return code_flow_tokens(self.op, username, CALLBACK)
 
     def revoke(self, token: str) -> None:
         with self.op.http_client() as backend:

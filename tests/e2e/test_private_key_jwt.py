@@ -12,8 +12,6 @@ The provider checks each assertion's signature, iss/sub, aud, exp and that its j
 
 from __future__ import annotations
 
-import base64
-import hashlib
 import json
 import secrets
 import time
@@ -21,7 +19,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlencode, urlsplit
 
 import httpx
 import jwt
@@ -30,7 +27,7 @@ import pytest
 from gatekeeper.pemkeys import public_jwk
 from tests.conftest import Gatekeeper, Upstream
 from tests.support.assertion import PrivateKey, new_key, private_pem
-from tests.support.oidc import OidcProvider, login_with_http_client, run_oidc_provider
+from tests.support.oidc import OidcProvider, code_flow_tokens, login_with_http_client, run_oidc_provider
 from tests.support.servers import free_port
 
 CALLBACK = "http://127.0.0.1:9/callback"  # never followed: the code is read off the redirect
@@ -55,28 +52,16 @@ class World:
 
     def tokens(self, username: str) -> dict[str, Any]:
         """A fresh login of ``username``, the test itself authenticating with the RSA key."""
-        verifier = secrets.token_urlsafe(48)
-        challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
-        params = {"response_type": "code", "client_id": self.op.client_id, "redirect_uri": CALLBACK,
-                  "scope": "openid", "state": secrets.token_urlsafe(8),
-                  "code_challenge": challenge.decode(), "code_challenge_method": "S256"}
-        user = self.op.users[username]
-        with self.op.http_client() as browser:
-            back = login_with_http_client(browser, f"{self.discovery['authorization_endpoint']}?"
-                                          f"{urlencode(params)}", user.username, user.password)
-        code = parse_qs(urlsplit(back).query)["code"][0]
-        now = int(time.time())
-        assertion = jwt.encode({"iss": self.op.client_id, "sub": self.op.client_id,
-                                "aud": self.op.issuer, "jti": secrets.token_urlsafe(16),
-                                "iat": now, "exp": now + 60}, self.rsa, algorithm="RS256",
-                               headers={"kid": public_jwk(self.rsa.public_key(), "RS256")["kid"]})
-        with self.op.http_client() as backend:
-            answer: dict[str, Any] = backend.post(
-                self.discovery["token_endpoint"],
-                data={"grant_type": "authorization_code", "code": code, "redirect_uri": CALLBACK,
-                      "code_verifier": verifier, "client_assertion_type": ASSERTION_TYPE,
-                      "client_assertion": assertion}).raise_for_status().json()
-        return answer
+        def assertion() -> dict[str, str]:
+            now = int(time.time())
+            signed = jwt.encode({"iss": self.op.client_id, "sub": self.op.client_id,
+                                 "aud": self.op.issuer, "jti": secrets.token_urlsafe(16),
+                                 "iat": now, "exp": now + 60}, self.rsa, algorithm="RS256",
+                                headers={"kid": public_jwk(self.rsa.public_key(), "RS256")["kid"]})
+            return {"client_id": self.op.client_id, "client_assertion_type": ASSERTION_TYPE,
+                    "client_assertion": signed}
+
+        return code_flow_tokens(self.op, username, CALLBACK, scope="openid", client_form=assertion)
 
 
 def _introspecting(op: OidcProvider, path: Path, algorithm: str, **key: Any) -> dict[str, Any]:

@@ -21,7 +21,7 @@ import json
 import re
 import secrets
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
@@ -289,10 +289,12 @@ def cancel_at_provider(client: httpx.Client, authorize_url: str) -> str:
 
 
 def code_flow_tokens(op: OidcProvider, username: str, redirect_uri: str,
-                     scope: str = "openid profile email") -> dict[str, Any]:
+                     scope: str = "openid profile email",
+                     client_form: Callable[[], dict[str, str]] | None = None) -> dict[str, Any]:
     """A fresh login of ``username`` by the authorization code flow with PKCE, as the provider's
     client: the token endpoint's answer. ``redirect_uri`` (one of the client's) is never followed:
-    the code is read off the redirect."""
+    the code is read off the redirect. The client authenticates with its secret (Basic), or with
+    the form fields ``client_form`` gives (e.g. a private_key_jwt assertion)."""
     verifier = secrets.token_urlsafe(48)
     challenge = base64.urlsafe_b64encode(hashlib.sha256(verifier.encode()).digest()).rstrip(b"=")
     discovery = op.discovery()
@@ -304,9 +306,13 @@ def code_flow_tokens(op: OidcProvider, username: str, redirect_uri: str,
         back = login_with_http_client(browser, f"{discovery['authorization_endpoint']}?"
                                       f"{urlencode(params)}", user.username, user.password)
     code = parse_qs(urlsplit(back).query)["code"][0]
+    form = {"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
+            "code_verifier": verifier}
     with op.http_client() as backend:
-        answer: dict[str, Any] = backend.post(
-            discovery["token_endpoint"], auth=(op.client_id, op.client_secret),
-            data={"grant_type": "authorization_code", "code": code, "redirect_uri": redirect_uri,
-                  "code_verifier": verifier}).raise_for_status().json()
+        if client_form is not None:
+            fetched = backend.post(discovery["token_endpoint"], data={**form, **client_form()})
+        else:
+            fetched = backend.post(discovery["token_endpoint"],
+                                   auth=(op.client_id, op.client_secret), data=form)
+        answer: dict[str, Any] = fetched.raise_for_status().json()
     return answer
