@@ -17,17 +17,15 @@ count, a few seconds in all.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
+import sys
 import time
 import timeit
-from collections.abc import Coroutine
-from pathlib import Path
-from typing import Any
 from urllib.parse import parse_qs
 
 import httpx
+from micro import drive, run
 
 from gatekeeper.principal import Principal
 from gatekeeper.request import RequestView
@@ -53,14 +51,6 @@ def _view(path: str) -> RequestView:
     return RequestView({"type": "http", "method": "GET", "path": path, "headers": []}, path)
 
 
-def _drive(coroutine: Coroutine[Any, Any, Headers]) -> Headers:
-    """Run a coroutine that never suspends (a cache hit) without an event loop."""
-    try:
-        coroutine.send(None)
-    except StopIteration as done:
-        return done.value  # type: ignore[no-any-return]
-    raise RuntimeError("the coroutine suspended: not a cache hit")
-
 
 async def _prepare() -> TokenExchanges:
     http = httpx.AsyncClient(transport=httpx.MockTransport(_answer))
@@ -82,31 +72,20 @@ def _principal() -> Principal:
                      expires_at=time.time() + 3600, token=TOKEN)
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--number", type=int, default=20000)
-    parser.add_argument("--repeat", type=int, default=7)
-    parser.add_argument("--json", type=Path)
-    args = parser.parse_args()
+def measure(number: int, repeat: int) -> dict[str, float]:
     stage = asyncio.run(_prepare())
     principal = _principal()
     orders, billing, other = _view("/orders/7"), _view("/billing/7"), _view("/catalog/7")
     cases = {
-        "exchange, cached": lambda: _drive(stage.exchanged(principal, orders, IDENTITY)),
-        "exchange, 2 rules": lambda: _drive(stage.exchanged(principal, billing, IDENTITY)),
+        "exchange, cached": lambda: drive(stage.exchanged(principal, orders, IDENTITY)),
+        "exchange, 2 rules": lambda: drive(stage.exchanged(principal, billing, IDENTITY)),
         "route not covered": lambda: stage.covers(other.path),
     }
-    assert len(_drive(stage.exchanged(principal, orders, IDENTITY))) == len(IDENTITY) + 1
+    assert len(drive(stage.exchanged(principal, orders, IDENTITY))) == len(IDENTITY) + 1
     assert not stage.covers(other.path)
-    results = {}
-    for name, call in cases.items():
-        best = min(timeit.repeat(call, number=args.number, repeat=args.repeat,
-                                 timer=time.process_time))
-        results[name] = best / args.number * 1e6
-        print(f"{name:28} {results[name]:7.2f} µs")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2))
-
+    return {name: min(timeit.repeat(call, number=number, repeat=repeat,
+                                    timer=time.process_time)) / number * 1e6
+            for name, call in cases.items()}
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run(__doc__ or "", measure))

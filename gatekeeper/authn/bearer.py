@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import re
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, Literal
 
@@ -203,7 +203,7 @@ class BearerAuthenticator:
             targets = self._introspected_by(token)
             if targets:
                 introspected = await self._introspect(
-                    token, targets, forwarded_client(request, self._is_trusted))
+                    token, targets, lambda: forwarded_client(request, self._is_trusted))
                 # An answer with cnf is refused (introspect.py): under the DPoP scheme an
                 # introspected token is unbound, and refused as such.
                 await self._check_binding(request, token, scheme, introspected.claims)
@@ -238,7 +238,7 @@ class BearerAuthenticator:
         return () if introspector is None else (introspector,)
 
     async def _introspect(self, token: str, targets: tuple[Introspector, ...],
-                          client: str) -> Principal:
+                          client: Callable[[], str]) -> Principal:
         """The first issuer that calls the token active (RFC 7662); each issuer's answer is
         cached by that issuer alone. Refused by all: the first refusal; an issuer that could not
         answer while none accepted: 503 (fail closed, and only for this token)."""

@@ -137,14 +137,15 @@ class Introspector:
         return None
 
     async def introspect(self, token: str, digest: bytes, make: MakePrincipal,
-                         client: str = "") -> Answer:
+                         client: Callable[[], str] = lambda: "") -> Answer:
         """This issuer's answer about ``token`` (``digest``: its SHA-256), cached or asked;
-        ``client``: the caller's address, whose calls ``calls_per_client_per_minute`` bounds."""
+        ``client``: the caller's address, whose calls ``calls_per_client_per_minute`` bounds
+        (read only for a call: a cached answer pays nothing for it)."""
         answer = self.cached(digest, self._clock())
         if answer is not None:
             return answer
         if not self._calls.in_flight(digest):  # a new call: the client's budget pays for it
-            wait = self._budget.take(client) if self._budget is not None else 0
+            wait = self._budget.take(client()) if self._budget is not None else 0
             if wait:
                 raise RateLimited(limit=self.settings.calls_per_client_per_minute,
                                   window_seconds=60, retry_after=wait,
