@@ -182,6 +182,8 @@ class BearerAuthenticator:
         # Which opaque tokens each issuer is shown (settings refuse overlaps, and several
         # issuers without prefixes): never a token another issuer handed out.
         self._prefixes = tuple((i, tuple(i.settings.token_prefixes)) for i in introspectors)
+        self._unrouted = (self._introspectors if len(self._prefixes) == 1 and not self._prefixes[0][1]
+                          else None)  # the one issuer, without prefixes: every opaque token
         self._always = {i.issuer: i for i in introspectors if i.always}
         # RFC 8705 §3: a cnf x5t#S256 token is checked against the presented certificate on
         # every request (the token cache holds the verified token, not the connection).
@@ -226,8 +228,12 @@ class BearerAuthenticator:
         issuer whose ``token_prefixes`` it starts with (the one issuer, when it has none); for a
         JWT, its own issuer when that one is ``always``."""
         if token.count(".") != 2:
-            return tuple(i for i, prefixes in self._prefixes
-                         if not prefixes or token.startswith(prefixes))
+            if self._unrouted is not None:
+                return self._unrouted
+            for introspector, prefixes in self._prefixes:  # at most one: prefixes never overlap
+                if token.startswith(prefixes):
+                    return (introspector,)
+            return ()
         if not self._always:
             return ()
         try:
