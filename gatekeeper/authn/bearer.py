@@ -230,9 +230,9 @@ class BearerAuthenticator:
         if token.count(".") != 2:
             if self._unrouted is not None:
                 return self._unrouted
-            for introspector, prefixes in self._prefixes:  # at most one: prefixes never overlap
+            for owner, prefixes in self._prefixes:  # at most one: prefixes never overlap
                 if token.startswith(prefixes):
-                    return (introspector,)
+                    return (owner,)
             return ()
         if not self._always:
             return ()
