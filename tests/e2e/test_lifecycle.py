@@ -21,6 +21,7 @@ from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import Gatekeeper, Upstream, gatekeeper_config
 from tests.e2e.test_proxy import access_log_entries
 from tests.support.fakes import mint
+from tests.support.poll import eventually
 from tests.support.servers import free_port
 
 ACCESS_LOG_FIELDS = {"time", "method", "path", "status", "subject", "decision", "reason",
@@ -200,6 +201,13 @@ def test_readyz_is_503_naming_the_upstream_when_the_app_is_down(
 
 
 def test_readyz_is_200_when_everything_is_up(gatekeeper: Gatekeeper) -> None:
+    # Start-up never waits for the issuer: the first key fetch may still be under way when the
+    # process answers /healthz, so readiness is waited for (bounded), then checked whole.
+    def ready_now() -> bool:
+        with gatekeeper.admin() as admin:
+            return admin.get("/readyz").status_code == 200
+
+    assert eventually(ready_now, 15)
     with gatekeeper.admin() as admin:
         ready = admin.get("/readyz")
     assert ready.status_code == 200, ready.text

@@ -5,6 +5,7 @@ from __future__ import annotations
 from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
 from tests.support.fakes import run
+from tests.support.poll import eventually
 
 
 def test_valid_token_reaches_the_app_with_identity(gatekeeper: Gatekeeper, issuer: DevIssuer,
@@ -34,6 +35,8 @@ def test_no_token_is_401_and_nothing_reaches_the_app(gatekeeper: Gatekeeper, ups
 def test_admin_endpoints(gatekeeper: Gatekeeper) -> None:
     with gatekeeper.admin() as admin:
         assert admin.get("/healthz").status_code == 200
+        # Start-up never waits for the issuer: its first key fetch may still be under way.
+        assert eventually(lambda: admin.get("/readyz").status_code == 200, 15)
         ready = admin.get("/readyz")
         assert ready.status_code == 200, ready.text
         assert "gatekeeper_requests_total" in admin.get("/metrics").text
