@@ -4,7 +4,7 @@ URL the client used at nginx, so ``htm`` and ``htu`` are checked against the ORI
 URL the proxy forwards, never against the check's own ``GET http://gatekeeper/oauth2/auth``;
 a client's own X-Forwarded-Host (which auth_request passes on) never counts. Two front proxies:
 
-    recipe    the nginx recipe of docs/forward-auth.md: X-Original-URI / -Method, and
+    recipe    the nginx recipe of docs/forward-auth.md (tests/support/nginx.py): X-Original-URI / -Method, and
               X-Forwarded-Proto / -Host set by nginx
     ingress   ingress-nginx's external auth: X-Original-URL = $scheme://$http_host$request_uri
               (absolute: its scheme and host are the request's), no X-Forwarded-Host set
@@ -22,9 +22,8 @@ import pytest
 
 from gatekeeper.dev.issuer import DevIssuer
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
-from tests.e2e.test_forward_auth_nginx import recipe
 from tests.support.dpop import DpopClient
-from tests.support.nginx import run_nginx
+from tests.support.nginx import run_documented_nginx, run_nginx
 from tests.support.policy import copy_default_policy
 from tests.support.servers import free_port
 
@@ -42,13 +41,9 @@ def gatekeeper(gatekeeper_factory: Callable[..., Gatekeeper],
 def nginx(gatekeeper: Gatekeeper, upstream: Upstream,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """nginx running the documented recipe; its base URL."""
-    port, prefix = free_port(), tmp_path_factory.mktemp("nginx")
-    server = recipe()
-    for documented, actual in (("listen 80;", f"listen 127.0.0.1:{port};"),
-                               ("127.0.0.1:4180", gatekeeper.config["listen"]),
-                               ("127.0.0.1:8080", f"127.0.0.1:{upstream.port}")):
-        server = server.replace(documented, actual)
-    with run_nginx(server, prefix, port):
+    port = free_port()
+    with run_documented_nginx(gatekeeper.config["listen"], upstream.port,
+                              tmp_path_factory.mktemp("nginx"), port):
         yield f"http://127.0.0.1:{port}"
 
 

@@ -10,10 +10,8 @@ an app may read it — the path decoded and resolved, or the path and method an 
 
 from __future__ import annotations
 
-import re
 import secrets
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from urllib.parse import unquote
 
 import httpx
@@ -25,22 +23,11 @@ from gatekeeper.headernames import fold
 from gatekeeper.settings.forward_auth import METHOD_CARRIERS, URI_CARRIERS
 from tests.conftest import AUDIENCE, Gatekeeper, Upstream
 from tests.e2e.test_policy_bypass import app_reading
-from tests.support.nginx import run_nginx, status_of
+from tests.support.nginx import run_documented_nginx, status_of
 from tests.support.policy import copy_default_policy
 from tests.support.redis import run_redis
 from tests.support.servers import free_port
 from tests.support.upstream import RecordedRequest
-
-REPO = Path(__file__).resolve().parents[2]
-
-
-def recipe() -> str:
-    """The one ```nginx block of docs/forward-auth.md: what users copy is what is tested."""
-    page = (REPO / "docs" / "forward-auth.md").read_text()
-    blocks: list[str] = re.findall(r"```nginx\n(.*?)```", page, re.S)
-    assert len(blocks) == 1, "docs/forward-auth.md must hold exactly one nginx recipe"
-    return blocks[0]
-
 
 LIMITED = "/api/limited/items"  # a viewer may read it, twice a minute (the rate limit below)
 
@@ -61,14 +48,9 @@ def gatekeeper(gatekeeper_factory: Callable[..., Gatekeeper],
 def nginx(gatekeeper: Gatekeeper, upstream: Upstream,
           tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
     """nginx running the documented recipe, its addresses replaced by the test's; its port."""
-    port, prefix = free_port(), tmp_path_factory.mktemp("nginx")
-    server = recipe()
-    for documented, actual in (("listen 80;", f"listen 127.0.0.1:{port};"),
-                               ("127.0.0.1:4180", gatekeeper.config["listen"]),
-                               ("127.0.0.1:8080", f"127.0.0.1:{upstream.port}")):
-        assert documented in server
-        server = server.replace(documented, actual)
-    with run_nginx(server, prefix, port):
+    port = free_port()
+    with run_documented_nginx(gatekeeper.config["listen"], upstream.port,
+                              tmp_path_factory.mktemp("nginx"), port):
         yield port
 
 

@@ -18,7 +18,9 @@ from pathlib import Path
 from tests.support.servers import run_process
 from tests.support.tools import NGINX, require
 
-__all__ = ["run_nginx", "status_of"]
+__all__ = ["documented_recipe", "run_documented_nginx", "run_nginx", "status_of"]
+
+_FORWARD_AUTH_DOC = Path(__file__).resolve().parents[2] / "docs" / "forward-auth.md"
 
 
 @contextlib.contextmanager
@@ -56,3 +58,25 @@ def status_of(port: int, data: bytes) -> int:
     status = re.match(rb"HTTP/1\.[01] (\d{3}) ", bytes(received))
     assert status, f"no HTTP answer to {data[:200]!r}: {bytes(received[:200])!r}"
     return int(status.group(1))
+
+
+def documented_recipe() -> str:
+    """The one ```nginx block of docs/forward-auth.md: what users copy is what is tested."""
+    blocks: list[str] = re.findall(r"```nginx\n(.*?)```", _FORWARD_AUTH_DOC.read_text(), re.S)
+    assert len(blocks) == 1, "docs/forward-auth.md must hold exactly one nginx recipe"
+    return blocks[0]
+
+
+@contextlib.contextmanager
+def run_documented_nginx(gatekeeper_listen: str, upstream_port: int, prefix: Path,
+                         port: int) -> Iterator[None]:
+    """nginx running the documented recipe on 127.0.0.1:``port``, its addresses replaced by the
+    test's gatekeeper and upstream."""
+    server = documented_recipe()
+    for documented, actual in (("listen 80;", f"listen 127.0.0.1:{port};"),
+                               ("127.0.0.1:4180", gatekeeper_listen),
+                               ("127.0.0.1:8080", f"127.0.0.1:{upstream_port}")):
+        assert documented in server
+        server = server.replace(documented, actual)
+    with run_nginx(server, prefix, port):
+        yield
